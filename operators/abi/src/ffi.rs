@@ -1,0 +1,184 @@
+//! `#[repr(C)]` mirrors of the structs in `include/streamml_model.h`.
+//!
+//! The Arrow structs themselves come from arrow-rs (`FFI_ArrowArray`,
+//! `FFI_ArrowSchema`), which are layout-compatible with the Arrow C Data
+//! Interface; the table below only refers to them by pointer.
+
+use std::ffi::{c_char, c_void, CStr, CString};
+
+use arrow_schema::ffi::FFI_ArrowSchema;
+
+/// The ABI version this crate describes (`STREAMML_ABI_VERSION`).
+pub const ABI_VERSION: u32 = 1;
+
+/// The exported entry point's name, NUL-terminated for `dlsym`.
+pub const MODEL_INIT_SYMBOL: &[u8] = b"streamml_model_init\0";
+
+/// A status code returned by `init` and `predict`.
+pub type StreammlStatus = i32;
+/// Success.
+pub const STATUS_OK: StreammlStatus = 0;
+/// `init`: the binary does not speak the requested ABI version.
+pub const STATUS_UNSUPPORTED_ABI: StreammlStatus = 1;
+/// `predict`: the input is not what the model accepts.
+pub const STATUS_INVALID_INPUT: StreammlStatus = 2;
+/// Anything else: a bug, an allocation failure, a caught panic.
+pub const STATUS_INTERNAL: StreammlStatus = 3;
+
+/// Mirror of the Arrow C `struct ArrowArray`. Used by pointer only: it is
+/// transmuted to and from arrow-rs' `FFI_ArrowArray`, which has this layout.
+#[repr(C)]
+#[derive(Debug)]
+pub struct RawArrowArray {
+    pub length: i64,
+    pub null_count: i64,
+    pub offset: i64,
+    pub n_buffers: i64,
+    pub n_children: i64,
+    pub buffers: *mut *const c_void,
+    pub children: *mut *mut RawArrowArray,
+    pub dictionary: *mut RawArrowArray,
+    pub release: Option<unsafe extern "C" fn(*mut RawArrowArray)>,
+    pub private_data: *mut c_void,
+}
+
+/// `struct StreammlError`: a message from callee to caller.
+#[repr(C)]
+#[derive(Debug)]
+pub struct StreammlError {
+    pub message: *mut c_char,
+    pub release: Option<unsafe extern "C" fn(*mut StreammlError)>,
+    pub private_data: *mut c_void,
+}
+
+impl StreammlError {
+    /// A zeroed error, as the caller passes it in.
+    pub const fn empty() -> Self {
+        Self {
+            message: std::ptr::null_mut(),
+            release: None,
+            private_data: std::ptr::null_mut(),
+        }
+    }
+
+    /// Fill this error with `message`; its `release` frees what we allocated.
+    /// A message already held is released first.
+    pub fn set(&mut self, message: &str) {
+        if let Some(release) = self.release.take() {
+            // SAFETY: the previous setter's own release function.
+            unsafe { release(self) };
+        }
+        let clean = message.replace('\0', "\u{fffd}");
+        let c = CString::new(clean).unwrap_or_default();
+        self.message = c.into_raw();
+        self.release = Some(release_rust_error);
+        self.private_data = std::ptr::null_mut();
+    }
+
+    /// Read the message (lossy UTF-8), then release it. Returns `None` when the
+    /// callee set no message.
+    pub fn take_message(&mut self) -> Option<String> {
+        let msg = if self.message.is_null() {
+            None
+        } else {
+            // SAFETY: the callee promises a NUL-terminated string.
+            Some(unsafe { CStr::from_ptr(self.message) }.to_string_lossy().into_owned())
+        };
+        if let Some(release) = self.release.take() {
+            // SAFETY: release is the callee's own function for this error.
+            unsafe { release(self) };
+        }
+        self.message = std::ptr::null_mut();
+        msg
+    }
+}
+
+impl Drop for StreammlError {
+    fn drop(&mut self) {
+        if let Some(release) = self.release.take() {
+            // SAFETY: the callee's release, called at most once.
+            unsafe { release(self) };
+        }
+    }
+}
+
+unsafe extern "C" fn release_rust_error(error: *mut StreammlError) {
+    if error.is_null() {
+        return;
+    }
+    let error = &mut *error;
+    if !error.message.is_null() {
+        drop(CString::from_raw(error.message));
+    }
+    error.message = std::ptr::null_mut();
+    error.release = None;
+}
+
+/// `struct StreammlModelV1`: the function table of ABI version 1.
+#[repr(C)]
+#[derive(Debug)]
+pub struct StreammlModelV1 {
+    pub abi_version: u32,
+    pub private_data: *mut c_void,
+    pub info: Option<unsafe extern "C" fn(*const StreammlModelV1) -> *const c_char>,
+    #[allow(clippy::type_complexity)]
+    pub predict: Option<
+        unsafe extern "C" fn(
+            *const StreammlModelV1,
+            *const RawArrowArray,
+            *const FFI_ArrowSchema,
+            *mut RawArrowArray,
+            *mut FFI_ArrowSchema,
+            *mut StreammlError,
+        ) -> StreammlStatus,
+    >,
+    pub release: Option<unsafe extern "C" fn(*mut StreammlModelV1)>,
+    pub reserved: [*mut c_void; 8],
+}
+
+impl StreammlModelV1 {
+    /// A zeroed table, as the host passes it to `init`.
+    pub const fn empty() -> Self {
+        Self {
+            abi_version: 0,
+            private_data: std::ptr::null_mut(),
+            info: None,
+            predict: None,
+            release: None,
+            reserved: [std::ptr::null_mut(); 8],
+        }
+    }
+}
+
+/// Whether an `ArrowSchema` is released or was never filled (its `release`
+/// or `format` is NULL). arrow-rs' accessors assume neither.
+pub fn schema_is_released(schema: &FFI_ArrowSchema) -> bool {
+    #[repr(C)]
+    struct Head {
+        format: *const c_char,
+        name: *const c_char,
+        metadata: *const c_char,
+        flags: i64,
+        n_children: i64,
+        children: *mut c_void,
+        dictionary: *mut c_void,
+        release: Option<unsafe extern "C" fn(*mut c_void)>,
+    }
+    // SAFETY: FFI_ArrowSchema is the C struct ArrowSchema, which starts so.
+    let head = unsafe { &*(schema as *const FFI_ArrowSchema as *const Head) };
+    head.format.is_null() || head.release.is_none()
+}
+
+/// `streamml_model_init`'s signature.
+pub type StreammlModelInitFn =
+    unsafe extern "C" fn(u32, *mut c_void, *mut StreammlError) -> StreammlStatus;
+
+// The transmutes between RawArrowArray and arrow-rs' FFI_ArrowArray rely on
+// equal size; the field order is the Arrow specification's in both.
+const _: () = assert!(
+    std::mem::size_of::<RawArrowArray>() == std::mem::size_of::<arrow_data::ffi::FFI_ArrowArray>()
+);
+const _: () = assert!(
+    std::mem::align_of::<RawArrowArray>()
+        == std::mem::align_of::<arrow_data::ffi::FFI_ArrowArray>()
+);

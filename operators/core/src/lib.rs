@@ -1,0 +1,22 @@
+//! The streamml operator core.
+//!
+//! Loads and verifies model binaries ([`NativeModel`]), maps and casts input
+//! columns to what a model declares ([`input`]), scores batches through any
+//! [`Scorer`] ([`Model`]), builds Arrow batches from rows ([`rows`]) and
+//! groups rows into micro-batches by the design's rule ([`batcher`]).
+//!
+//! This crate knows no host: the Python binding and the JNI shim are thin
+//! leaves over it.
+
+pub mod batcher;
+pub mod error;
+pub mod input;
+pub mod loader;
+pub mod model;
+pub mod rows;
+
+pub use batcher::{Batch, BatchPolicy, FlushReason, MicroBatcher};
+pub use error::{Error, InputError, LoadError, LoadErrorKind, PredictError};
+pub use loader::{LoadOptions, NativeModel};
+pub use model::{Model, Scorer};
+pub use streamml_abi::{FieldSpec, ModelInfo, Task};

@@ -1,0 +1,291 @@
+//! Load, verify and call a model binary (ABI v1, `docs/abi.md`).
+//!
+//! Before anything in the binary runs, the loader hashes the file (and
+//! compares the hash when one is expected). Then it opens the library, looks
+//! up `streamml_model_init`, asks for ABI v1, checks the function table and
+//! parses the info. Any failure is a [`LoadError`] naming the file.
+
+use std::ffi::CStr;
+use std::io::Read;
+use std::mem::ManuallyDrop;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use arrow_array::ffi::{from_ffi, FFI_ArrowArray, FFI_ArrowSchema};
+use arrow_array::{Array, RecordBatch, StructArray};
+use arrow_schema::{DataType, SchemaRef};
+use sha2::{Digest, Sha256};
+use streamml_abi::ffi::RawArrowArray;
+use streamml_abi::{
+    ModelInfo, StreammlError, StreammlModelInitFn, StreammlModelV1, ABI_VERSION,
+    MODEL_INIT_SYMBOL, STATUS_OK, STATUS_UNSUPPORTED_ABI,
+};
+
+use crate::error::{LoadError, LoadErrorKind, PredictError};
+use crate::model::{panic_text, Scorer};
+
+/// How to load a model binary.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Refuse the file unless its SHA-256 (lowercase hex) is this.
+    pub expected_sha256: Option<String>,
+}
+
+/// The SHA-256 of a file, as lowercase hex.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The input schema exported once, read-only, shared by every call.
+struct SharedSchema(FFI_ArrowSchema);
+// SAFETY: the ABI says predict only reads its input schema; nobody mutates or
+// releases it until the model is dropped.
+unsafe impl Send for SharedSchema {}
+unsafe impl Sync for SharedSchema {}
+
+/// A loaded model binary.
+pub struct NativeModel {
+    path: PathBuf,
+    origin: String,
+    sha256: String,
+    info: ModelInfo,
+    input_type: DataType,
+    input_schema_ffi: SharedSchema,
+    output_schema: SchemaRef,
+    table: Box<StreammlModelV1>,
+    // Never unloaded: a library may have started threads or registered
+    // thread-local destructors that must outlive the model. The OS keeps one
+    // copy per path however often it is loaded.
+    _library: ManuallyDrop<libloading::Library>,
+}
+
+// SAFETY: the ABI requires `predict` to be re-entrant and `info` to be
+// immutable; the table is written only by init and release.
+unsafe impl Send for NativeModel {}
+unsafe impl Sync for NativeModel {}
+
+impl std::fmt::Debug for NativeModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NativeModel")
+            .field("path", &self.path)
+            .field("sha256", &self.sha256)
+            .field("name", &self.info.name)
+            .finish()
+    }
+}
+
+impl NativeModel {
+    /// Verify and load the binary at `path`.
+    pub fn load(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Self, LoadError> {
+        let path = path.as_ref();
+        let fail = |kind: LoadErrorKind| LoadError::new(path, kind);
+        let sha256 = sha256_file(path).map_err(|e| fail(e.into()))?;
+        if let Some(expected) = &options.expected_sha256 {
+            if !expected.eq_ignore_ascii_case(&sha256) {
+                return Err(fail(LoadErrorKind::ShaMismatch {
+                    expected: expected.to_lowercase(),
+                    got: sha256,
+                }));
+            }
+        }
+        // SAFETY: loading a library runs its initialisers; that is what
+        // loading a model binary means. The hash above says which file it is.
+        let library = unsafe { libloading::Library::new(path) }
+            .map_err(|e| fail(LoadErrorKind::NotALibrary(dl_reason(&e, path))))?;
+        let init: StreammlModelInitFn = unsafe {
+            *library
+                .get::<StreammlModelInitFn>(MODEL_INIT_SYMBOL)
+                .map_err(|_| fail(LoadErrorKind::NoEntryPoint))?
+        };
+        let mut table = Box::new(StreammlModelV1::empty());
+        let mut error = StreammlError::empty();
+        let status = unsafe {
+            init(ABI_VERSION, &mut *table as *mut StreammlModelV1 as *mut _, &mut error)
+        };
+        if status != STATUS_OK {
+            let message = error.take_message().unwrap_or_else(|| "no message".into());
+            let kind = if status == STATUS_UNSUPPORTED_ABI {
+                LoadErrorKind::UnsupportedAbi { host: ABI_VERSION, message }
+            } else {
+                LoadErrorKind::InitFailed { status, message }
+            };
+            return Err(fail(kind));
+        }
+        // From here on the table is the model's: release it on every error.
+        let guard = TableGuard(Some(table));
+        let table = guard.0.as_ref().expect("set above");
+        if table.abi_version != ABI_VERSION {
+            return Err(fail(LoadErrorKind::UnsupportedAbi {
+                host: ABI_VERSION,
+                message: format!("init filled a table of version {}", table.abi_version),
+            }));
+        }
+        let info_fn = table.info.ok_or_else(|| fail(LoadErrorKind::IncompleteTable("info")))?;
+        table.predict.ok_or_else(|| fail(LoadErrorKind::IncompleteTable("predict")))?;
+        table.release.ok_or_else(|| fail(LoadErrorKind::IncompleteTable("release")))?;
+        let info_ptr = unsafe { info_fn(&**table) };
+        if info_ptr.is_null() {
+            return Err(fail(LoadErrorKind::IncompleteTable("the string info() returns")));
+        }
+        let info_json = unsafe { CStr::from_ptr(info_ptr) }.to_string_lossy();
+        let info = ModelInfo::parse(&info_json).map_err(|e| fail(e.into()))?;
+        let input_schema = info.input_schema().map_err(|e| fail(e.into()))?;
+        let output_schema = info.output_schema().map_err(|e| fail(e.into()))?;
+        let input_type = DataType::Struct(input_schema.fields().clone());
+        let input_schema_ffi = FFI_ArrowSchema::try_from(&input_type).map_err(|e| {
+            fail(LoadErrorKind::NotALibrary(format!("cannot export the input schema: {e}")))
+        })?;
+        let table = guard.disarm();
+        Ok(Self {
+            path: path.to_path_buf(),
+            origin: format!("model binary '{}'", path.display()),
+            sha256,
+            info,
+            input_type,
+            input_schema_ffi: SharedSchema(input_schema_ffi),
+            output_schema,
+            table,
+            _library: ManuallyDrop::new(library),
+        })
+    }
+
+    /// The file this model was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Call the binary's `predict` on a batch that already has the declared
+    /// input columns and types (see [`crate::input::prepare`]).
+    fn call_predict(&self, input: &RecordBatch) -> Result<RecordBatch, String> {
+        let rows = input.num_rows();
+        let data = StructArray::from(input.clone()).into_data();
+        debug_assert_eq!(data.data_type(), &self.input_type);
+        let in_array = FFI_ArrowArray::new(&data);
+        let mut out_array = FFI_ArrowArray::empty();
+        let mut out_schema = FFI_ArrowSchema::empty();
+        let mut error = StreammlError::empty();
+        let predict = self.table.predict.expect("checked at load");
+        let status = unsafe {
+            predict(
+                &*self.table,
+                &in_array as *const FFI_ArrowArray as *const RawArrowArray,
+                &self.input_schema_ffi.0,
+                &mut out_array as *mut FFI_ArrowArray as *mut RawArrowArray,
+                &mut out_schema,
+                &mut error,
+            )
+        };
+        drop(in_array);
+        if status != STATUS_OK {
+            let message = error.take_message().unwrap_or_else(|| "no message".into());
+            return Err(format!("status {status}: {message}"));
+        }
+        if out_array.is_released() || streamml_abi::ffi::schema_is_released(&out_schema) {
+            return Err("predict returned OK but no output array".into());
+        }
+        let data = unsafe { from_ffi(out_array, &out_schema) }
+            .map_err(|e| format!("the output is not a valid Arrow array: {e}"))?;
+        data.validate_full().map_err(|e| format!("the output is not a valid Arrow array: {e}"))?;
+        if data.len() != rows {
+            return Err(format!("the output has {} row(s) for an input of {rows}", data.len()));
+        }
+        let DataType::Struct(fields) = data.data_type() else {
+            return Err(format!("the output is {}, expected a struct array", data.data_type()));
+        };
+        let expected = self.output_schema.fields();
+        let same = fields.len() == expected.len()
+            && fields.iter().zip(expected.iter()).all(|(got, want)| {
+                got.name() == want.name() && got.data_type() == want.data_type()
+            });
+        if !same {
+            return Err(format!(
+                "the output fields are {}, the info declares {}",
+                describe(fields),
+                describe(expected)
+            ));
+        }
+        let (_, columns, _) = StructArray::from(data).into_parts();
+        RecordBatch::try_new(self.output_schema.clone(), columns)
+            .map_err(|e| format!("the output does not fit the declared outputs: {e}"))
+    }
+}
+
+impl Scorer for NativeModel {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    fn sha256(&self) -> Option<&str> {
+        Some(&self.sha256)
+    }
+
+    fn score(&self, input: &RecordBatch) -> Result<RecordBatch, PredictError> {
+        // A malformed output can trip asserts inside arrow-rs' import: those
+        // panics are this model's error, not the host's crash.
+        let result = catch_unwind(AssertUnwindSafe(|| self.call_predict(input)))
+            .unwrap_or_else(|p| Err(format!("importing the output panicked: {}", panic_text(&*p))));
+        result.map_err(|reason| PredictError {
+            origin: self.origin.clone(),
+            rows: input.num_rows(),
+            reason,
+            status: None,
+        })
+    }
+}
+
+impl Drop for NativeModel {
+    fn drop(&mut self) {
+        if let Some(release) = self.table.release.take() {
+            unsafe { release(&mut *self.table) };
+        }
+    }
+}
+
+/// Releases a model table if loading fails after init succeeded.
+struct TableGuard(Option<Box<StreammlModelV1>>);
+
+impl TableGuard {
+    fn disarm(mut self) -> Box<StreammlModelV1> {
+        self.0.take().expect("armed")
+    }
+}
+
+impl Drop for TableGuard {
+    fn drop(&mut self) {
+        if let Some(mut table) = self.0.take() {
+            if let Some(release) = table.release.take() {
+                unsafe { release(&mut *table) };
+            }
+        }
+    }
+}
+
+fn describe(fields: &arrow_schema::Fields) -> String {
+    let parts: Vec<String> =
+        fields.iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// dlerror's text repeats the path; keep only the reason.
+fn dl_reason(e: &libloading::Error, path: &Path) -> String {
+    let text = e.to_string();
+    let p = path.display().to_string();
+    match text.rfind(&format!("{p}: ")) {
+        Some(i) => text[i + p.len() + 2..].to_string(),
+        None => text,
+    }
+}

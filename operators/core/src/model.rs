@@ -1,0 +1,136 @@
+//! [`Model`]: one way to score batches, whatever runs underneath.
+//!
+//! A [`Scorer`] is what runs: a model binary ([`crate::NativeModel`]) or a
+//! host's own callable (the Python binding wraps a Python function). `Model`
+//! puts the same checks around every scorer: inputs mapped and cast by name
+//! ([`crate::input::prepare`]), outputs checked against the declared schema,
+//! empty batches answered without a call, panics turned into errors.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use streamml_abi::{InfoError, ModelInfo};
+
+use crate::error::{Error, LoadError, PredictError};
+use crate::input;
+use crate::loader::{LoadOptions, NativeModel};
+
+/// Something that scores batches of a model's declared inputs.
+pub trait Scorer: Send + Sync {
+    /// The model's description.
+    fn info(&self) -> &ModelInfo;
+    /// What runs, for error messages: `model binary '/m.so'`.
+    fn origin(&self) -> &str;
+    /// The SHA-256 of the binary, when there is one.
+    fn sha256(&self) -> Option<&str>;
+    /// Score a non-empty batch holding exactly the declared inputs.
+    fn score(&self, input: &RecordBatch) -> Result<RecordBatch, PredictError>;
+}
+
+/// A model, ready to score.
+#[derive(Clone)]
+pub struct Model {
+    scorer: Arc<dyn Scorer>,
+    input_schema: SchemaRef,
+    output_schema: SchemaRef,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model").field("origin", &self.scorer.origin()).finish()
+    }
+}
+
+impl Model {
+    /// Load and verify a model binary.
+    pub fn load(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Self, LoadError> {
+        let path = path.as_ref();
+        let native = NativeModel::load(path, options)?;
+        Self::from_scorer(Arc::new(native)).map_err(|e| LoadError::new(path, e))
+    }
+
+    /// Wrap any scorer.
+    pub fn from_scorer(scorer: Arc<dyn Scorer>) -> Result<Self, InfoError> {
+        let info = scorer.info();
+        info.validate()?;
+        Ok(Self {
+            input_schema: info.input_schema()?,
+            output_schema: info.output_schema()?,
+            scorer,
+        })
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        self.scorer.info()
+    }
+
+    pub fn origin(&self) -> &str {
+        self.scorer.origin()
+    }
+
+    pub fn sha256(&self) -> Option<&str> {
+        self.scorer.sha256()
+    }
+
+    /// The declared inputs, in order.
+    pub fn input_schema(&self) -> &SchemaRef {
+        &self.input_schema
+    }
+
+    /// The declared outputs, in order.
+    pub fn output_schema(&self) -> &SchemaRef {
+        &self.output_schema
+    }
+
+    /// Score a batch: map its columns to the inputs, run, check the outputs.
+    pub fn predict(&self, batch: &RecordBatch) -> Result<RecordBatch, Error> {
+        let prepared = input::prepare(batch, &self.input_schema)?;
+        Ok(self.score_prepared(&prepared)?)
+    }
+
+    /// Score a batch that [`input::prepare`] already produced.
+    pub fn score_prepared(&self, prepared: &RecordBatch) -> Result<RecordBatch, PredictError> {
+        let rows = prepared.num_rows();
+        if rows == 0 {
+            return Ok(RecordBatch::new_empty(self.output_schema.clone()));
+        }
+        let fail = |reason: String| PredictError {
+            origin: self.origin().to_string(),
+            rows,
+            reason,
+            status: None,
+        };
+        let out = catch_unwind(AssertUnwindSafe(|| self.scorer.score(prepared)))
+            .map_err(|p| fail(format!("panicked: {}", panic_text(&*p))))??;
+        if out.num_rows() != rows {
+            return Err(fail(format!("returned {} row(s) for {rows}", out.num_rows())));
+        }
+        if out.schema_ref().fields() != self.output_schema.fields() {
+            return Err(fail(format!(
+                "returned columns {:?}, the info declares {:?}",
+                field_list(&out.schema()),
+                field_list(&self.output_schema)
+            )));
+        }
+        Ok(out)
+    }
+}
+
+fn field_list(schema: &arrow_schema::Schema) -> Vec<String> {
+    schema.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect()
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_text(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_string()
+    }
+}

@@ -1,0 +1,80 @@
+//! Write a streamml model binary in Rust.
+//!
+//! Implement [`Model`] for a type and name a constructor with
+//! [`export_model!`]; built as a `cdylib`, the crate is a model binary that
+//! any streamml host loads (ABI v1, see `docs/abi.md`). The SDK does the
+//! C side: the entry point, importing the borrowed input, checking and
+//! exporting the output, turning errors and panics into status codes.
+//!
+//! ```ignore
+//! use streamml_sdk::{export_model, Model, ModelInfo, PredictError};
+//!
+//! struct Doubler;
+//! impl Model for Doubler {
+//!     fn info(&self) -> ModelInfo { /* name, inputs, outputs... */ }
+//!     fn predict(&self, input: &RecordBatch) -> Result<Vec<ArrayRef>, PredictError> {
+//!         let x = streamml_sdk::float64_column(input, 0)?;
+//!         Ok(vec![Arc::new(Float64Array::from_iter_values(x.iter().map(|v| v * 2.0)))])
+//!     }
+//! }
+//! export_model!(Doubler);
+//! ```
+
+mod columns;
+mod export;
+
+pub use columns::{float64_column, float64_columns};
+pub use export::PredictError;
+pub use streamml_abi::{FieldSpec, ModelInfo, Task, ABI_VERSION};
+
+/// Re-exported so that model crates need no arrow dependency of their own.
+pub use arrow_array;
+pub use arrow_schema;
+
+use arrow_array::{ArrayRef, RecordBatch};
+
+/// A model that streamml hosts can run.
+///
+/// Implementations must be thread-safe: hosts call `predict` from many
+/// threads at once.
+pub trait Model: Send + Sync + 'static {
+    /// The info document. Called once, when the host initialises the binary.
+    fn info(&self) -> ModelInfo;
+
+    /// Score one batch.
+    ///
+    /// `input` holds exactly the declared input fields, in declared order and
+    /// with the declared types (the host maps and casts before calling). Return
+    /// one array per declared output field, each with `input.num_rows()` rows.
+    fn predict(&self, input: &RecordBatch) -> Result<Vec<ArrayRef>, PredictError>;
+}
+
+/// Export a [`Model`] as this library's `streamml_model_init` entry point.
+///
+/// The argument is an expression that builds the model; it runs once per
+/// `init` call (that is, once per host load).
+#[macro_export]
+macro_rules! export_model {
+    ($model:expr) => {
+        /// The streamml ABI entry point (see `streamml_model.h`).
+        ///
+        /// # Safety
+        /// Called by a streamml host with pointers as the ABI describes.
+        #[no_mangle]
+        pub unsafe extern "C" fn streamml_model_init(
+            abi_version: u32,
+            out_model: *mut ::std::ffi::c_void,
+            error: *mut $crate::__private::StreammlError,
+        ) -> i32 {
+            $crate::__private::init(abi_version, out_model, error, || {
+                ::std::boxed::Box::new($model) as ::std::boxed::Box<dyn $crate::Model>
+            })
+        }
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::export::init;
+    pub use streamml_abi::StreammlError;
+}
