@@ -169,6 +169,24 @@ pub fn schema_is_released(schema: &FFI_ArrowSchema) -> bool {
     head.format.is_null() || head.release.is_none()
 }
 
+/// Whether two schemas have the same formats, child names and nesting,
+/// compared without allocating (cheap enough to run on every call). The
+/// top-level name, flags and metadata are not compared.
+pub fn schema_matches(schema: &FFI_ArrowSchema, expected: &FFI_ArrowSchema) -> bool {
+    fn same(a: &FFI_ArrowSchema, b: &FFI_ArrowSchema, top: bool) -> bool {
+        if schema_is_released(a) || schema_is_released(b) {
+            return false;
+        }
+        a.format() == b.format()
+            && (top || a.name() == b.name())
+            && a.n_children == b.n_children
+            && a.dictionary().is_none()
+            && b.dictionary().is_none()
+            && a.children().zip(b.children()).all(|(x, y)| same(x, y, false))
+    }
+    same(schema, expected, true)
+}
+
 /// `streamml_model_init`'s signature.
 pub type StreammlModelInitFn =
     unsafe extern "C" fn(u32, *mut c_void, *mut StreammlError) -> StreammlStatus;

@@ -6,7 +6,6 @@
 //! parses the info. Any failure is a [`LoadError`] naming the file.
 
 use std::ffi::CStr;
-use std::io::Read;
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -31,19 +30,49 @@ pub struct LoadOptions {
     pub expected_sha256: Option<String>,
 }
 
+/// The SHA-256 of some bytes, as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The SHA-256 of a file, as lowercase hex.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
+    Ok(sha256_hex(&std::fs::read(path)?))
+}
+
+/// Where verified binaries are kept: `$STREAMML_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/streamml/binaries`, else `~/.cache/streamml/binaries`,
+/// else the temp dir.
+fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("STREAMML_CACHE_DIR") {
+        return PathBuf::from(dir);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("streamml").join("binaries")
+}
+
+/// Write the exact bytes that were hashed to a private file named by their
+/// hash, and return its path. The system loader keeps one copy of a library
+/// per path for the life of the process, and the file at the user's path
+/// may change between hashing and opening; loading the content-addressed
+/// copy means the code that runs is always the code that was verified.
+fn private_copy(bytes: &[u8], sha256: &str) -> std::io::Result<PathBuf> {
+    let dir = cache_dir();
+    std::fs::create_dir_all(&dir)?;
+    let suffix = std::env::consts::DLL_SUFFIX;
+    let path = dir.join(format!("{sha256}{suffix}"));
+    if let Ok(existing) = std::fs::read(&path) {
+        if sha256_hex(&existing) == sha256 {
+            return Ok(path);
+        }
+    }
+    let tmp = dir.join(format!(".{sha256}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
 }
 
 /// The input schema exported once, read-only, shared by every call.
@@ -89,7 +118,8 @@ impl NativeModel {
     pub fn load(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Self, LoadError> {
         let path = path.as_ref();
         let fail = |kind: LoadErrorKind| LoadError::new(path, kind);
-        let sha256 = sha256_file(path).map_err(|e| fail(e.into()))?;
+        let bytes = std::fs::read(path).map_err(|e| fail(e.into()))?;
+        let sha256 = sha256_hex(&bytes);
         if let Some(expected) = &options.expected_sha256 {
             if !expected.eq_ignore_ascii_case(&sha256) {
                 return Err(fail(LoadErrorKind::ShaMismatch {
@@ -98,10 +128,12 @@ impl NativeModel {
                 }));
             }
         }
+        let verified = private_copy(&bytes, &sha256).map_err(|e| fail(e.into()))?;
+        drop(bytes);
         // SAFETY: loading a library runs its initialisers; that is what
-        // loading a model binary means. The hash above says which file it is.
-        let library = unsafe { libloading::Library::new(path) }
-            .map_err(|e| fail(LoadErrorKind::NotALibrary(dl_reason(&e, path))))?;
+        // loading a model binary means. The hash above says which bytes run.
+        let library = unsafe { libloading::Library::new(&verified) }
+            .map_err(|e| fail(LoadErrorKind::NotALibrary(dl_reason(&e, &verified))))?;
         let init: StreammlModelInitFn = unsafe {
             *library
                 .get::<StreammlModelInitFn>(MODEL_INIT_SYMBOL)
@@ -143,7 +175,9 @@ impl NativeModel {
         let output_schema = info.output_schema().map_err(|e| fail(e.into()))?;
         let input_type = DataType::Struct(input_schema.fields().clone());
         let input_schema_ffi = FFI_ArrowSchema::try_from(&input_type).map_err(|e| {
-            fail(LoadErrorKind::NotALibrary(format!("cannot export the input schema: {e}")))
+            fail(LoadErrorKind::BadInfo(streamml_abi::InfoError::Json(format!(
+                "the inputs cannot be exported to the C Data Interface: {e}"
+            ))))
         })?;
         let table = guard.disarm();
         Ok(Self {
@@ -166,7 +200,14 @@ impl NativeModel {
 
     /// Call the binary's `predict` on a batch that already has the declared
     /// input columns and types (see [`crate::input::prepare`]).
-    fn call_predict(&self, input: &RecordBatch) -> Result<RecordBatch, String> {
+    fn call_predict(&self, input: &RecordBatch) -> Result<RecordBatch, (Option<i32>, String)> {
+        self.call_predict_inner(input).map_err(|e| match e {
+            Failure::Status(status, message) => (Some(status), message),
+            Failure::Host(message) => (None, message),
+        })
+    }
+
+    fn call_predict_inner(&self, input: &RecordBatch) -> Result<RecordBatch, Failure> {
         let rows = input.num_rows();
         let data = StructArray::from(input.clone()).into_data();
         debug_assert_eq!(data.data_type(), &self.input_type);
@@ -188,19 +229,19 @@ impl NativeModel {
         drop(in_array);
         if status != STATUS_OK {
             let message = error.take_message().unwrap_or_else(|| "no message".into());
-            return Err(format!("status {status}: {message}"));
+            return Err(Failure::Status(status, message));
         }
         if out_array.is_released() || streamml_abi::ffi::schema_is_released(&out_schema) {
-            return Err("predict returned OK but no output array".into());
+            return Err(Failure::Host("predict returned OK but no output array".into()));
         }
         let data = unsafe { from_ffi(out_array, &out_schema) }
-            .map_err(|e| format!("the output is not a valid Arrow array: {e}"))?;
-        data.validate_full().map_err(|e| format!("the output is not a valid Arrow array: {e}"))?;
+            .map_err(|e| Failure::Host(format!("the output is not a valid Arrow array: {e}")))?;
+        data.validate_full().map_err(|e| Failure::Host(format!("the output is not a valid Arrow array: {e}")))?;
         if data.len() != rows {
-            return Err(format!("the output has {} row(s) for an input of {rows}", data.len()));
+            return Err(Failure::Host(format!("the output has {} row(s) for an input of {rows}", data.len())));
         }
         let DataType::Struct(fields) = data.data_type() else {
-            return Err(format!("the output is {}, expected a struct array", data.data_type()));
+            return Err(Failure::Host(format!("the output is {}, expected a struct array", data.data_type())));
         };
         let expected = self.output_schema.fields();
         let same = fields.len() == expected.len()
@@ -208,15 +249,15 @@ impl NativeModel {
                 got.name() == want.name() && got.data_type() == want.data_type()
             });
         if !same {
-            return Err(format!(
+            return Err(Failure::Host(format!(
                 "the output fields are {}, the info declares {}",
                 describe(fields),
                 describe(expected)
-            ));
+            )));
         }
         let (_, columns, _) = StructArray::from(data).into_parts();
         RecordBatch::try_new(self.output_schema.clone(), columns)
-            .map_err(|e| format!("the output does not fit the declared outputs: {e}"))
+            .map_err(|e| Failure::Host(format!("the output does not fit the declared outputs: {e}")))
     }
 }
 
@@ -236,13 +277,14 @@ impl Scorer for NativeModel {
     fn score(&self, input: &RecordBatch) -> Result<RecordBatch, PredictError> {
         // A malformed output can trip asserts inside arrow-rs' import: those
         // panics are this model's error, not the host's crash.
-        let result = catch_unwind(AssertUnwindSafe(|| self.call_predict(input)))
-            .unwrap_or_else(|p| Err(format!("importing the output panicked: {}", panic_text(&*p))));
-        result.map_err(|reason| PredictError {
+        let result = catch_unwind(AssertUnwindSafe(|| self.call_predict(input))).unwrap_or_else(|p| {
+            Err((None, format!("importing the output panicked: {}", panic_text(&*p))))
+        });
+        result.map_err(|(status, reason)| PredictError {
             origin: self.origin.clone(),
             rows: input.num_rows(),
             reason,
-            status: None,
+            status,
         })
     }
 }
@@ -253,6 +295,13 @@ impl Drop for NativeModel {
             unsafe { release(&mut *self.table) };
         }
     }
+}
+
+/// How a call failed: the model said so (with its status), or the host
+/// found its output unusable.
+enum Failure {
+    Status(i32, String),
+    Host(String),
 }
 
 /// Releases a model table if loading fails after init succeeded.

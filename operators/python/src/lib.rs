@@ -1,1 +1,23 @@
+//! `streamml._streamml`: the Python binding of the operator core.
+//!
+//! A thin leaf: it converts Python objects to Arrow (through the Arrow
+//! PyCapsule interface, via pyo3-arrow), calls `streamml-core` with the GIL
+//! released, and turns core errors into the exceptions of `streamml.errors`.
+//! Everything users import lives in `python/streamml/`.
 
+use pyo3::prelude::*;
+
+mod arrow_io;
+mod callable;
+mod errors;
+mod model;
+mod rows;
+
+#[pymodule]
+fn _streamml(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("ABI_VERSION", streamml_abi::ABI_VERSION)?;
+    m.add("ABI_HEADER", streamml_abi::HEADER)?;
+    m.add_class::<model::PyModel>()?;
+    Ok(())
+}

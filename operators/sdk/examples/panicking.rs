@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use streamml_sdk::arrow_array::{ArrayRef, Float64Array, RecordBatch};
-use streamml_sdk::{export_model, float64_column, FieldSpec, Model, ModelInfo, PredictError, Task};
+use streamml_sdk::arrow_array::{ArrayRef, Float64Array};
+use streamml_sdk::{export_model, FieldSpec, Input, Model, ModelInfo, PredictError, Task};
 
 struct Panicking;
 
@@ -25,8 +25,8 @@ impl Model for Panicking {
         }
     }
 
-    fn predict(&self, input: &RecordBatch) -> Result<Vec<ArrayRef>, PredictError> {
-        let x = float64_column(input, 0)?;
+    fn predict(&self, input: &Input<'_>) -> Result<Vec<ArrayRef>, PredictError> {
+        let x = input.float64(0)?;
         if let Some(row) = x.iter().position(|v| *v < 0.0) {
             panic!("negative x at row {row}");
         }

@@ -7,8 +7,8 @@
 
 use std::sync::Arc;
 
-use streamml_sdk::arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
-use streamml_sdk::{export_model, float64_columns, FieldSpec, Model, ModelInfo, PredictError, Task};
+use streamml_sdk::arrow_array::{ArrayRef, Float64Array, Int64Array};
+use streamml_sdk::{export_model, FieldSpec, Input, Model, ModelInfo, PredictError, Task};
 
 /// `[intercept, w0, ..., w31]`.
 const PARAMS: [f64; 33] = include!("s1_logistic.json");
@@ -38,8 +38,8 @@ impl Model for S1Logistic {
         }
     }
 
-    fn predict(&self, input: &RecordBatch) -> Result<Vec<ArrayRef>, PredictError> {
-        let columns = float64_columns(input)?;
+    fn predict(&self, input: &Input<'_>) -> Result<Vec<ArrayRef>, PredictError> {
+        let columns = input.float64_columns()?;
         let rows = input.num_rows();
         let (intercept, weights) = (PARAMS[0], &PARAMS[1..]);
         let mut probability = Vec::with_capacity(rows);

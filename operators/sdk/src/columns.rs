@@ -1,26 +1,150 @@
-//! Typed access to input columns, for model authors.
+//! [`Input`]: a model's view of the host's borrowed batch.
+//!
+//! Fixed-width columns are read in place as slices of the host's buffers: no
+//! import, no allocation, no copy (a copy only if a buffer is misaligned).
+//! [`Input::record_batch`] gives the full arrow-rs view for everything else.
 
-use arrow_array::{Array, Float64Array, RecordBatch};
+use std::borrow::Cow;
+
+use arrow_array::ffi::{from_ffi_and_data_type, FFI_ArrowArray};
+use arrow_array::types::ArrowPrimitiveType;
+use arrow_array::{RecordBatch, RecordBatchOptions, StructArray};
+use arrow_schema::{DataType, SchemaRef};
+use streamml_abi::ffi::RawArrowArray;
 
 use crate::PredictError;
 
-/// Column `i` of `batch` as a float64 slice (nulls read as whatever the buffer
-/// holds: declare the field non-nullable, or check `is_null` yourself).
-pub fn float64_column(batch: &RecordBatch, i: usize) -> Result<&[f64], PredictError> {
-    let col = batch.column(i);
-    col.as_any()
-        .downcast_ref::<Float64Array>()
-        .map(|a| a.values().as_ref())
-        .ok_or_else(|| {
-            PredictError::InvalidInput(format!(
-                "column '{}' is {}, expected float64",
-                batch.schema().field(i).name(),
-                col.data_type()
-            ))
-        })
+/// The batch a host passed to `predict`: the declared inputs, in declared
+/// order, with the declared types. Valid for the duration of the call.
+pub struct Input<'a> {
+    array: &'a RawArrowArray,
+    schema: &'a SchemaRef,
 }
 
-/// Every column of `batch` as float64 slices, in order.
-pub fn float64_columns(batch: &RecordBatch) -> Result<Vec<&[f64]>, PredictError> {
-    (0..batch.num_columns()).map(|i| float64_column(batch, i)).collect()
+impl<'a> Input<'a> {
+    pub(crate) fn new(array: &'a RawArrowArray, schema: &'a SchemaRef) -> Self {
+        Self { array, schema }
+    }
+
+    /// Rows in the batch.
+    pub fn num_rows(&self) -> usize {
+        self.array.length as usize
+    }
+
+    /// Declared input columns.
+    pub fn num_columns(&self) -> usize {
+        self.schema.fields().len()
+    }
+
+    /// The declared input schema.
+    pub fn schema(&self) -> &SchemaRef {
+        self.schema
+    }
+
+    fn child(&self, i: usize) -> Result<&'a RawArrowArray, PredictError> {
+        if i >= self.num_columns() || i >= self.array.n_children as usize {
+            return Err(PredictError::Internal(format!(
+                "column {i} does not exist; the model has {} inputs",
+                self.num_columns()
+            )));
+        }
+        // SAFETY: the host passes a struct array with one child per input.
+        Ok(unsafe { &**self.array.children.add(i) })
+    }
+
+    /// Column `i`'s values as a slice, for a fixed-width declared type `T`.
+    /// Null slots hold unspecified values: check [`Input::is_null`] for
+    /// nullable inputs.
+    pub fn values<T: ArrowPrimitiveType>(&self, i: usize) -> Result<Cow<'a, [T::Native]>, PredictError> {
+        let child = self.child(i)?;
+        let field = &self.schema.fields()[i];
+        if field.data_type() != &T::DATA_TYPE {
+            return Err(PredictError::Internal(format!(
+                "column '{}' is declared {}, not {}",
+                field.name(),
+                field.data_type(),
+                T::DATA_TYPE
+            )));
+        }
+        let rows = self.num_rows();
+        if rows == 0 {
+            return Ok(Cow::Borrowed(&[]));
+        }
+        let start = (self.array.offset + child.offset) as usize;
+        // Struct row r is child element `parent.offset + r` (at buffer index
+        // `child.offset + parent.offset + r`).
+        if child.n_buffers < 2 || child.length < self.array.offset + rows as i64 {
+            return Err(PredictError::InvalidInput(format!(
+                "column '{}' is shorter than the batch",
+                field.name()
+            )));
+        }
+        // SAFETY: buffer 1 of a fixed-width array holds `length + offset` values.
+        let ptr = unsafe { *child.buffers.add(1) } as *const T::Native;
+        if ptr.is_null() {
+            return Err(PredictError::InvalidInput(format!("column '{}' has no data buffer", field.name())));
+        }
+        let ptr = unsafe { ptr.add(start) };
+        if (ptr as usize) % std::mem::align_of::<T::Native>() == 0 {
+            Ok(Cow::Borrowed(unsafe { std::slice::from_raw_parts(ptr, rows) }))
+        } else {
+            let mut copy = Vec::with_capacity(rows);
+            for r in 0..rows {
+                copy.push(unsafe { std::ptr::read_unaligned(ptr.add(r)) });
+            }
+            Ok(Cow::Owned(copy))
+        }
+    }
+
+    /// Column `i` as float64 values (the column must be declared `float64`).
+    pub fn float64(&self, i: usize) -> Result<Cow<'a, [f64]>, PredictError> {
+        self.values::<arrow_array::types::Float64Type>(i)
+    }
+
+    /// Every column as float64 values, in order.
+    pub fn float64_columns(&self) -> Result<Vec<Cow<'a, [f64]>>, PredictError> {
+        (0..self.num_columns()).map(|i| self.float64(i)).collect()
+    }
+
+    /// Whether row `row` of column `i` is null.
+    pub fn is_null(&self, i: usize, row: usize) -> bool {
+        let Ok(child) = self.child(i) else { return false };
+        if child.null_count == 0 || child.n_buffers == 0 {
+            return false;
+        }
+        // SAFETY: buffer 0 is the validity bitmap (or null: all valid).
+        let bitmap = unsafe { *child.buffers } as *const u8;
+        if bitmap.is_null() {
+            return false;
+        }
+        let bit = (self.array.offset + child.offset) as usize + row;
+        unsafe { (*bitmap.add(bit / 8) >> (bit % 8)) & 1 == 0 }
+    }
+
+    /// The whole batch as an arrow-rs `RecordBatch` (imports every column;
+    /// costs an allocation or two per column, so prefer [`Input::values`] for
+    /// small batches of fixed-width columns).
+    pub fn record_batch(&self) -> Result<RecordBatch, PredictError> {
+        // arrow-rs imports by move and releases through the array's
+        // `release`; a bitwise copy with a no-op release keeps the host the
+        // owner. Buffers are only read during this call.
+        let mut copy: RawArrowArray = unsafe { std::ptr::read(self.array) };
+        copy.release = Some(noop_release);
+        // SAFETY: RawArrowArray and FFI_ArrowArray are both the C struct.
+        let ffi: FFI_ArrowArray = unsafe { std::mem::transmute(copy) };
+        let data_type = DataType::Struct(self.schema.fields().clone());
+        let data = unsafe { from_ffi_and_data_type(ffi, data_type) }
+            .map_err(|e| PredictError::InvalidInput(format!("cannot import the input: {e}")))?;
+        let rows = data.len();
+        let (_, columns, _) = StructArray::from(data).into_parts();
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
+        RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)
+            .map_err(|e| PredictError::InvalidInput(format!("the input does not match the info: {e}")))
+    }
+}
+
+unsafe extern "C" fn noop_release(array: *mut RawArrowArray) {
+    if !array.is_null() {
+        (*array).release = None;
+    }
 }

@@ -4,16 +4,16 @@ use std::any::Any;
 use std::ffi::{c_char, c_void, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use arrow_array::ffi::{from_ffi_and_data_type, FFI_ArrowArray, FFI_ArrowSchema};
-use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, StructArray};
+use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
+use arrow_array::{Array, ArrayRef, StructArray};
 use arrow_schema::{DataType, Fields, Schema, SchemaRef};
-use streamml_abi::ffi::RawArrowArray;
+use streamml_abi::ffi::{schema_matches, RawArrowArray};
 use streamml_abi::{
     StreammlError, StreammlModelV1, StreammlStatus, ABI_VERSION, STATUS_INTERNAL,
     STATUS_INVALID_INPUT, STATUS_OK, STATUS_UNSUPPORTED_ABI,
 };
 
-use crate::Model;
+use crate::{Input, Model};
 
 /// Why a model could not score a batch.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +48,9 @@ struct State {
     model: Box<dyn Model>,
     info_json: CString,
     input_type: DataType,
+    /// The declared input type, exported once, to check each call's schema
+    /// against without parsing it.
+    input_ffi: FFI_ArrowSchema,
     input_schema: SchemaRef,
     output_fields: Fields,
     output_schema: SchemaRef,
@@ -86,10 +89,13 @@ pub unsafe fn init(
         let input_schema = info.input_schema().map_err(|e| e.to_string())?;
         let output_schema = info.output_schema().map_err(|e| e.to_string())?;
         let info_json = CString::new(info.to_json()).map_err(|e| e.to_string())?;
+        let input_type = DataType::Struct(input_schema.fields().clone());
+        let input_ffi = FFI_ArrowSchema::try_from(&input_type).map_err(|e| e.to_string())?;
         Ok(State {
             model,
             info_json,
-            input_type: DataType::Struct(input_schema.fields().clone()),
+            input_type,
+            input_ffi,
             input_schema,
             output_fields: output_schema.fields().clone(),
             output_schema,
@@ -165,30 +171,28 @@ unsafe fn predict_inner(
     if input.is_null() || input_schema.is_null() || output.is_null() || output_schema.is_null() {
         return Err(PredictError::Internal("predict was given a null pointer".into()));
     }
-    let batch = import_borrowed(state, &*input, &*input_schema)?;
-    let columns = state.model.predict(&batch)?;
-    let out = check_output(state, columns, batch.num_rows())?;
-    let data = out.to_data();
-    std::ptr::write(output as *mut FFI_ArrowArray, FFI_ArrowArray::new(&data));
+    let input = &*input;
+    check_input(state, input, &*input_schema)?;
+    let view = Input::new(input, &state.input_schema);
+    let columns = state.model.predict(&view)?;
+    let out = check_output(state, columns, view.num_rows())?;
+    // The schema first: on an error, nothing may be left in the outputs.
     let schema = FFI_ArrowSchema::try_from(DataType::Struct(state.output_fields.clone()))
         .map_err(|e| PredictError::Internal(format!("cannot export the output schema: {e}")))?;
+    let data = out.to_data();
+    std::ptr::write(output as *mut FFI_ArrowArray, FFI_ArrowArray::new(&data));
     std::ptr::write(output_schema, schema);
     Ok(())
 }
 
-/// Import the host's borrowed input without taking ownership of it.
-///
-/// arrow-rs imports by move and calls `release` when the last buffer goes; we
-/// give it a bitwise copy whose `release` does nothing, so the host's
-/// original stays the owner. The buffers are only read during this call.
-unsafe fn import_borrowed(
-    state: &State,
-    input: &RawArrowArray,
-    schema: &FFI_ArrowSchema,
-) -> Result<RecordBatch, PredictError> {
-    let got = DataType::try_from(schema)
-        .map_err(|e| PredictError::InvalidInput(format!("cannot read the input schema: {e}")))?;
-    if got != state.input_type {
+/// Check that the host's input has the declared layout (formats and names
+/// compared in place, no allocation) before handing a view of it to the model.
+fn check_input(state: &State, input: &RawArrowArray, schema: &FFI_ArrowSchema) -> Result<(), PredictError> {
+    if !schema_matches(schema, &state.input_ffi) {
+        // SAFETY: the host passes a valid schema; we only read it.
+        let got = DataType::try_from(schema)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|e| format!("unreadable ({e})"));
         return Err(PredictError::InvalidInput(format!(
             "input type {got} does not match the declared inputs {}",
             state.input_type
@@ -197,23 +201,14 @@ unsafe fn import_borrowed(
     if input.release.is_none() {
         return Err(PredictError::InvalidInput("the input array is released".into()));
     }
-    let mut copy: RawArrowArray = std::ptr::read(input);
-    copy.release = Some(noop_release);
-    let ffi: FFI_ArrowArray = std::mem::transmute(copy);
-    let data = from_ffi_and_data_type(ffi, state.input_type.clone())
-        .map_err(|e| PredictError::InvalidInput(format!("cannot import the input: {e}")))?;
-    let rows = data.len();
-    let array = StructArray::from(data);
-    let (_, columns, _) = array.into_parts();
-    let options = RecordBatchOptions::new().with_row_count(Some(rows));
-    RecordBatch::try_new_with_options(state.input_schema.clone(), columns, &options)
-        .map_err(|e| PredictError::InvalidInput(format!("the input does not match the info: {e}")))
-}
-
-unsafe extern "C" fn noop_release(array: *mut RawArrowArray) {
-    if !array.is_null() {
-        (*array).release = None;
+    if input.n_children as usize != state.input_schema.fields().len() || input.length < 0 {
+        return Err(PredictError::InvalidInput(format!(
+            "the input has {} children; the model declares {} inputs",
+            input.n_children,
+            state.input_schema.fields().len()
+        )));
     }
+    Ok(())
 }
 
 fn check_output(

@@ -7,13 +7,13 @@
 //! exporting the output, turning errors and panics into status codes.
 //!
 //! ```ignore
-//! use streamml_sdk::{export_model, Model, ModelInfo, PredictError};
+//! use streamml_sdk::{export_model, Input, Model, ModelInfo, PredictError};
 //!
 //! struct Doubler;
 //! impl Model for Doubler {
 //!     fn info(&self) -> ModelInfo { /* name, inputs, outputs... */ }
-//!     fn predict(&self, input: &RecordBatch) -> Result<Vec<ArrayRef>, PredictError> {
-//!         let x = streamml_sdk::float64_column(input, 0)?;
+//!     fn predict(&self, input: &Input<'_>) -> Result<Vec<ArrayRef>, PredictError> {
+//!         let x = input.float64(0)?;
 //!         Ok(vec![Arc::new(Float64Array::from_iter_values(x.iter().map(|v| v * 2.0)))])
 //!     }
 //! }
@@ -23,7 +23,7 @@
 mod columns;
 mod export;
 
-pub use columns::{float64_column, float64_columns};
+pub use columns::Input;
 pub use export::PredictError;
 pub use streamml_abi::{FieldSpec, ModelInfo, Task, ABI_VERSION};
 
@@ -31,7 +31,7 @@ pub use streamml_abi::{FieldSpec, ModelInfo, Task, ABI_VERSION};
 pub use arrow_array;
 pub use arrow_schema;
 
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::ArrayRef;
 
 /// A model that streamml hosts can run.
 ///
@@ -44,9 +44,11 @@ pub trait Model: Send + Sync + 'static {
     /// Score one batch.
     ///
     /// `input` holds exactly the declared input fields, in declared order and
-    /// with the declared types (the host maps and casts before calling). Return
-    /// one array per declared output field, each with `input.num_rows()` rows.
-    fn predict(&self, input: &RecordBatch) -> Result<Vec<ArrayRef>, PredictError>;
+    /// with the declared types (the host maps and casts before calling): read
+    /// fixed-width columns in place with [`Input::values`] / [`Input::float64`],
+    /// or everything through [`Input::record_batch`]. Return one array per
+    /// declared output field, each with `input.num_rows()` rows.
+    fn predict(&self, input: &Input<'_>) -> Result<Vec<ArrayRef>, PredictError>;
 }
 
 /// Export a [`Model`] as this library's `streamml_model_init` entry point.

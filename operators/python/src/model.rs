@@ -1,0 +1,154 @@
+//! `_streamml.Model`: a core `Model` (a binary or a Python callable) for Python.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+use pyo3::intern;
+use pyo3_arrow::{PyRecordBatch, PyRecordBatchReader, PySchema, PyTable};
+use streamml_abi::Task;
+use streamml_core::{LoadOptions, Model};
+
+use crate::arrow_io::{import_batch, to_pyarrow, Layout};
+use crate::callable::CallableScorer;
+use crate::errors::{core_err, input_err, load_err, new_err, Kind};
+use crate::rows::rows_to_batch;
+
+/// A loaded model. Use `streamml.Model`, which wraps this.
+#[pyclass(name = "Model", module = "streamml._streamml", frozen)]
+pub struct PyModel {
+    model: Model,
+    /// The input layout, for importing batches without parsing their schema.
+    layout: Option<Layout>,
+    /// Input field names as Python strings, for reading dicts without
+    /// building a key per row.
+    input_keys: Vec<Py<PyString>>,
+}
+
+impl PyModel {
+    fn new(py: Python<'_>, model: Model) -> Self {
+        let input_keys = model
+            .input_schema()
+            .fields()
+            .iter()
+            .map(|f| PyString::intern(py, f.name()).unbind())
+            .collect();
+        let layout = Layout::new(model.input_schema().clone());
+        Self { model, layout, input_keys }
+    }
+
+    fn score(&self, py: Python<'_>, batch: &RecordBatch) -> PyResult<RecordBatch> {
+        let model = &self.model;
+        py.detach(|| model.predict(batch)).map_err(core_err)
+    }
+}
+
+#[pymethods]
+impl PyModel {
+    /// Load and verify a model binary.
+    #[staticmethod]
+    #[pyo3(signature = (path, sha256=None))]
+    fn load(py: Python<'_>, path: PathBuf, sha256: Option<String>) -> PyResult<Self> {
+        let options = LoadOptions { expected_sha256: sha256 };
+        let model = py.detach(|| Model::load(&path, &options)).map_err(load_err)?;
+        Ok(Self::new(py, model))
+    }
+
+    /// Wrap a Python callable `fn(pyarrow.RecordBatch) -> Arrow batch`.
+    #[staticmethod]
+    #[pyo3(signature = (func, input_schema, output_schema, name, version, task))]
+    fn from_callable(
+        py: Python<'_>,
+        func: Py<PyAny>,
+        input_schema: PySchema,
+        output_schema: PySchema,
+        name: String,
+        version: String,
+        task: &str,
+    ) -> PyResult<Self> {
+        let task: Task = serde_json::from_value(serde_json::Value::from(task)).map_err(|_| {
+            new_err(
+                Kind::Load,
+                format!("task '{task}' is not one of regression, binary, multiclass, other"),
+            )
+        })?;
+        let scorer = CallableScorer::new(
+            func,
+            input_schema.into_inner(),
+            output_schema.into_inner(),
+            name,
+            version,
+            task,
+        )
+        .map_err(|m| new_err(Kind::Load, m))?;
+        let model =
+            Model::from_scorer(Arc::new(scorer)).map_err(|e| new_err(Kind::Load, e.to_string()))?;
+        Ok(Self::new(py, model))
+    }
+
+    /// The info document as JSON.
+    fn info_json(&self) -> String {
+        self.model.info().to_json()
+    }
+
+    /// The declared inputs as a pyarrow.Schema.
+    fn input_schema<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        PySchema::new(self.model.input_schema().clone()).into_pyarrow(py)
+    }
+
+    /// The declared outputs as a pyarrow.Schema.
+    fn output_schema<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        PySchema::new(self.model.output_schema().clone()).into_pyarrow(py)
+    }
+
+    /// SHA-256 of the binary (None for a callable).
+    #[getter]
+    fn sha256(&self) -> Option<String> {
+        self.model.sha256().map(str::to_string)
+    }
+
+    /// What runs, as error messages name it.
+    #[getter]
+    fn origin(&self) -> String {
+        self.model.origin().to_string()
+    }
+
+    /// Score an object with `__arrow_c_array__` (-> pyarrow.RecordBatch) or
+    /// `__arrow_c_stream__` (-> pyarrow.Table).
+    fn predict_arrow<'py>(&self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        if data.hasattr(intern!(py, "__arrow_c_array__"))? {
+            let batch = import_batch(data, self.layout.as_ref())?;
+            let out = self.score(py, &batch)?;
+            return to_pyarrow(py, out);
+        }
+        let reader = data.extract::<PyRecordBatchReader>()?.into_reader()?;
+        let mut outputs = Vec::new();
+        for batch in reader {
+            let batch = batch
+                .map_err(|e| new_err(Kind::Input, format!("cannot read the input stream: {e}")))?;
+            outputs.push(self.score(py, &batch)?);
+            py.check_signals()?;
+        }
+        PyTable::try_new(outputs, self.model.output_schema().clone())?.into_pyarrow(py)
+    }
+
+    /// Score a sequence of dicts (-> pyarrow.RecordBatch).
+    fn predict_rows<'py>(&self, py: Python<'py>, rows: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let batch = rows_to_batch(rows, self.model.input_schema(), &self.input_keys)?;
+        let out = {
+            let model = &self.model;
+            py.detach(|| model.score_prepared(&batch)).map_err(|e| core_err(e.into()))?
+        };
+        to_pyarrow(py, out)
+    }
+
+    /// Check a batch against the inputs and return what the model would get
+    /// (columns mapped by name, cast), without scoring.
+    fn prepare<'py>(&self, py: Python<'py>, data: PyRecordBatch) -> PyResult<Bound<'py, PyAny>> {
+        let prepared = streamml_core::input::prepare(data.as_ref(), self.model.input_schema())
+            .map_err(input_err)?;
+        PyRecordBatch::new(prepared).into_pyarrow(py)
+    }
+}

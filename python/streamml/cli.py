@@ -1,0 +1,79 @@
+"""The ``streamml`` command line.
+
+``streamml inspect MODEL``  show a model binary's info, schemas and SHA-256.
+``streamml demo``           the main job on embedded defaults (see README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from streamml.errors import StreammlError
+from streamml.model import Model
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    model = Model.load(args.model, sha256=args.sha256)
+    info = model.info
+    if args.json:
+        print(json.dumps({**info, "sha256": model.sha256, "path": model.path}, indent=2))
+        return 0
+    print(f"model      {info['name']} {info['version']}")
+    print(f"file       {model.path}")
+    print(f"sha256     {model.sha256}")
+    print(f"task       {info['task']}")
+    print(f"framework  {info['framework']}")
+    print(f"abi        v{info['abi_version']}")
+    for title, fields in (("inputs", info["inputs"]), ("outputs", info["outputs"])):
+        print(f"{title} ({len(fields)})")
+        for f in fields:
+            null = "nullable" if f.get("nullable") else "not null"
+            print(f"  {f['name']:<24} {f['type']:<12} {null}")
+    drift = "yes" if info.get("drift_reference") else "none"
+    print(f"drift reference  {drift}")
+    for key, value in sorted(info.get("metadata", {}).items()):
+        print(f"meta {key}: {value}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from streamml.demo import run
+
+    return run(model_path=args.model, data_path=args.data, batch_rows=args.batch_rows)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``streamml``."""
+    parser = argparse.ArgumentParser(prog="streamml", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    inspect = sub.add_parser("inspect", help="show a model binary's info, schemas and sha256")
+    inspect.add_argument("model", help="path to the model binary")
+    inspect.add_argument("--json", action="store_true", help="print the info document as JSON")
+    inspect.add_argument("--sha256", help="refuse the file unless its SHA-256 is this")
+    inspect.set_defaults(run=_inspect)
+
+    demo = sub.add_parser("demo", help="score the bundled sample with the example model binary")
+    demo.add_argument("--model", help="model binary (default: build/models/s1_logistic)")
+    demo.add_argument("--data", help="CSV file to score (default: examples/data/r1_sample.csv)")
+    demo.add_argument("--batch-rows", type=int, default=256, help="micro-batch size (default 256)")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code (2 for a streamml error)."""
+    args: Any = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (StreammlError, FileNotFoundError) as e:
+        print(f"streamml {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

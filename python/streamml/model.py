@@ -1,0 +1,172 @@
+"""`Model`: load a model binary (or wrap a Python function) and score Arrow data."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from streamml import _streamml
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+Task = Literal["regression", "binary", "multiclass", "other"]
+
+
+class Model:
+    """A model ready to score: a model binary or a wrapped Python callable.
+
+    Both run through the same Rust core: inputs are found by name (extra
+    columns are ignored, numeric columns are cast where the ABI allows, see
+    ``docs/abi.md``), outputs are checked against the declared schema, and
+    the GIL is released while a binary scores.
+
+    Examples:
+        >>> import pyarrow as pa
+        >>> from streamml import Model
+        >>> double = Model.from_callable(
+        ...     lambda b: pa.record_batch({"y": pa.compute.multiply(b["x"], 2.0)}),
+        ...     input_schema=pa.schema([("x", pa.float64(), False)]),
+        ...     output_schema=pa.schema([("y", pa.float64(), False)]),
+        ...     name="double",
+        ... )
+        >>> double.predict([{"x": 1.5}, {"x": 2}]).column("y").to_pylist()
+        [3.0, 4.0]
+    """
+
+    __slots__ = ("_inner", "_info", "_path", "_callable")
+
+    def __init__(self, inner: _streamml.Model, *, path: str | None = None, fn: Any = None) -> None:
+        """Wrap a native handle; use :meth:`load` or :meth:`from_callable` instead."""
+        self._inner = inner
+        self._info: dict[str, Any] = json.loads(inner.info_json())
+        self._path = path
+        self._callable = fn
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, sha256: str | None = None) -> Model:
+        """Load and verify a model binary.
+
+        Args:
+            path: the model binary (a shared library exporting ``streamml_model_init``).
+            sha256: if given, refuse the file unless its SHA-256 (hex) is this.
+
+        Raises:
+            ModelLoadError: the file is missing, not a library, not a streamml model
+                binary, speaks another ABI version, fails its init, has an invalid
+                info document, or does not have the expected SHA-256.
+        """
+        path = os.fspath(path)
+        return cls(_streamml.Model.load(path, sha256), path=path)
+
+    @classmethod
+    def from_callable(
+        cls,
+        fn: Callable[[pa.RecordBatch], Any],
+        input_schema: Any,
+        output_schema: Any,
+        *,
+        name: str | None = None,
+        version: str = "0",
+        task: Task = "other",
+    ) -> Model:
+        """Run a Python function through the same interface as a model binary.
+
+        Args:
+            fn: called with a ``pyarrow.RecordBatch`` of exactly the declared inputs;
+                returns an Arrow batch (pyarrow, polars, anything with
+                ``__arrow_c_array__`` / ``__arrow_c_stream__``) holding the declared
+                outputs (found by name) with one row per input row.
+            input_schema: the inputs (``pyarrow.Schema`` or anything with ``__arrow_c_schema__``).
+            output_schema: the outputs, likewise.
+            name: the model's name (defaults to ``fn.__name__``).
+            version: the model's version.
+            task: ``regression``, ``binary``, ``multiclass`` or ``other``.
+        """
+        name = name or getattr(fn, "__name__", None) or "callable"
+        inner = _streamml.Model.from_callable(fn, input_schema, output_schema, name, version, task)
+        return cls(inner, fn=fn)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The info document: name, version, task, framework, inputs, outputs, drift reference."""
+        return self._info
+
+    @property
+    def name(self) -> str:
+        """The model's name."""
+        return self._info["name"]
+
+    @property
+    def version(self) -> str:
+        """The model's version."""
+        return self._info["version"]
+
+    @property
+    def input_schema(self) -> pa.Schema:
+        """The declared inputs as a ``pyarrow.Schema``."""
+        return self._inner.input_schema()
+
+    @property
+    def output_schema(self) -> pa.Schema:
+        """The declared outputs as a ``pyarrow.Schema``."""
+        return self._inner.output_schema()
+
+    @property
+    def sha256(self) -> str | None:
+        """SHA-256 (hex) of the model binary; ``None`` for a callable."""
+        return self._inner.sha256
+
+    @property
+    def path(self) -> str | None:
+        """The file the model was loaded from; ``None`` for a callable."""
+        return self._path
+
+    def predict(self, data: Any) -> pa.RecordBatch | pa.Table:
+        """Score data and return the declared outputs, one row per input row.
+
+        Args:
+            data: an object with ``__arrow_c_array__`` (``pyarrow.RecordBatch``, a struct
+                array) -> a ``pyarrow.RecordBatch``; an object with
+                ``__arrow_c_stream__`` (``pyarrow.Table``, ``polars.DataFrame``, a
+                ``RecordBatchReader``) -> a ``pyarrow.Table``; or an iterable of dicts
+                -> a ``pyarrow.RecordBatch``.
+
+        Raises:
+            InputError: a required column or field is missing, has a type that cannot
+                be cast, or holds nulls the model does not accept.
+            PredictError: the model failed on the batch.
+        """
+        if hasattr(data, "__arrow_c_array__") or hasattr(data, "__arrow_c_stream__"):
+            return self._inner.predict_arrow(data)
+        if isinstance(data, (str, bytes, Mapping)) or not isinstance(data, Iterable):
+            msg = (
+                f"cannot score a {type(data).__name__}; pass an Arrow batch, table or stream "
+                "(pyarrow, polars...) or a list of dicts"
+            )
+            raise TypeError(msg)
+        return self._inner.predict_rows(data)
+
+    def __repr__(self) -> str:
+        """Name, version and where the model comes from."""
+        where = self._path if self._path is not None else "python callable"
+        return f"Model({self.name!r} {self.version}, {where})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by path and SHA-256 (binaries) or by function and schemas (callables)."""
+        if self._path is not None:
+            return (_load_verified, (self._path, self.sha256))
+        return (
+            _rebuild_callable,
+            (self._callable, self.input_schema, self.output_schema, self.name, self.version, self._info["task"]),
+        )
+
+
+def _load_verified(path: str, sha256: str) -> Model:
+    return Model.load(path, sha256=sha256)
+
+
+def _rebuild_callable(fn: Any, inputs: Any, outputs: Any, name: str, version: str, task: Task) -> Model:
+    return Model.from_callable(fn, inputs, outputs, name=name, version=version, task=task)
