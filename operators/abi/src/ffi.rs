@@ -150,41 +150,79 @@ impl StreammlModelV1 {
     }
 }
 
+/// The C `struct ArrowSchema`, field by field, for reading an arrow-rs
+/// `FFI_ArrowSchema` without its accessors (which allocate-free code cannot
+/// use: they validate UTF-8 and measure strings on every call).
+#[repr(C)]
+struct RawArrowSchema {
+    format: *const c_char,
+    name: *const c_char,
+    metadata: *const c_char,
+    flags: i64,
+    n_children: i64,
+    children: *mut *mut RawArrowSchema,
+    dictionary: *mut RawArrowSchema,
+    release: Option<unsafe extern "C" fn(*mut RawArrowSchema)>,
+    private_data: *mut c_void,
+}
+
+const _: () = assert!(std::mem::size_of::<RawArrowSchema>() == std::mem::size_of::<FFI_ArrowSchema>());
+
+fn raw(schema: &FFI_ArrowSchema) -> &RawArrowSchema {
+    // SAFETY: FFI_ArrowSchema is the C struct ArrowSchema (same size, same fields).
+    unsafe { &*(schema as *const FFI_ArrowSchema as *const RawArrowSchema) }
+}
+
 /// Whether an `ArrowSchema` is released or was never filled (its `release`
 /// or `format` is NULL). arrow-rs' accessors assume neither.
 pub fn schema_is_released(schema: &FFI_ArrowSchema) -> bool {
-    #[repr(C)]
-    struct Head {
-        format: *const c_char,
-        name: *const c_char,
-        metadata: *const c_char,
-        flags: i64,
-        n_children: i64,
-        children: *mut c_void,
-        dictionary: *mut c_void,
-        release: Option<unsafe extern "C" fn(*mut c_void)>,
+    let s = raw(schema);
+    s.format.is_null() || s.release.is_none()
+}
+
+/// Two NUL-terminated strings (either may be NULL) are equal.
+unsafe fn same_cstr(a: *const c_char, b: *const c_char) -> bool {
+    if a.is_null() || b.is_null() {
+        return a.is_null() && b.is_null();
     }
-    // SAFETY: FFI_ArrowSchema is the C struct ArrowSchema, which starts so.
-    let head = unsafe { &*(schema as *const FFI_ArrowSchema as *const Head) };
-    head.format.is_null() || head.release.is_none()
+    let mut i = 0;
+    loop {
+        let (x, y) = (*a.add(i), *b.add(i));
+        if x != y {
+            return false;
+        }
+        if x == 0 {
+            return true;
+        }
+        i += 1;
+    }
 }
 
 /// Whether two schemas have the same formats, child names and nesting,
-/// compared without allocating (cheap enough to run on every call). The
-/// top-level name, flags and metadata are not compared.
+/// compared in place (no allocation, no UTF-8 checks: cheap enough for every
+/// call). The top-level name, flags and metadata are not compared, and a
+/// dictionary-encoded field never matches.
 pub fn schema_matches(schema: &FFI_ArrowSchema, expected: &FFI_ArrowSchema) -> bool {
-    fn same(a: &FFI_ArrowSchema, b: &FFI_ArrowSchema, top: bool) -> bool {
-        if schema_is_released(a) || schema_is_released(b) {
+    unsafe fn same(a: &RawArrowSchema, b: &RawArrowSchema, top: bool) -> bool {
+        if a.format.is_null() || a.release.is_none() || b.format.is_null() || b.release.is_none() {
             return false;
         }
-        a.format() == b.format()
-            && (top || a.name() == b.name())
-            && a.n_children == b.n_children
-            && a.dictionary().is_none()
-            && b.dictionary().is_none()
-            && a.children().zip(b.children()).all(|(x, y)| same(x, y, false))
+        if !same_cstr(a.format, b.format) || (!top && !same_cstr(a.name, b.name)) {
+            return false;
+        }
+        if a.n_children != b.n_children || !a.dictionary.is_null() || !b.dictionary.is_null() {
+            return false;
+        }
+        for i in 0..a.n_children.max(0) as usize {
+            let (x, y) = (*a.children.add(i), *b.children.add(i));
+            if x.is_null() || y.is_null() || !same(&*x, &*y, false) {
+                return false;
+            }
+        }
+        true
     }
-    same(schema, expected, true)
+    // SAFETY: both are valid schemas (checked for release before reading).
+    unsafe { same(raw(schema), raw(expected), true) }
 }
 
 /// `streamml_model_init`'s signature.

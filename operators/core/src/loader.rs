@@ -91,6 +91,10 @@ pub struct NativeModel {
     input_type: DataType,
     input_schema_ffi: SharedSchema,
     output_schema: SchemaRef,
+    output_schema_ffi: SharedSchema,
+    /// Whether every output is fixed-width, so [`NativeModel::predict_c`] can
+    /// check outputs structurally instead of importing them.
+    outputs_fixed_width: bool,
     table: Box<StreammlModelV1>,
     // Never unloaded: a library may have started threads or registered
     // thread-local destructors that must outlive the model. The OS keeps one
@@ -179,6 +183,14 @@ impl NativeModel {
                 "the inputs cannot be exported to the C Data Interface: {e}"
             ))))
         })?;
+        let output_type = DataType::Struct(output_schema.fields().clone());
+        let output_schema_ffi = FFI_ArrowSchema::try_from(&output_type).map_err(|e| {
+            fail(LoadErrorKind::BadInfo(streamml_abi::InfoError::Json(format!(
+                "the outputs cannot be exported to the C Data Interface: {e}"
+            ))))
+        })?;
+        let outputs_fixed_width =
+            output_schema.fields().iter().all(|f| f.data_type().primitive_width().is_some());
         let table = guard.disarm();
         Ok(Self {
             path: path.to_path_buf(),
@@ -188,6 +200,8 @@ impl NativeModel {
             input_type,
             input_schema_ffi: SharedSchema(input_schema_ffi),
             output_schema,
+            output_schema_ffi: SharedSchema(output_schema_ffi),
+            outputs_fixed_width,
             table,
             _library: ManuallyDrop::new(library),
         })
@@ -261,7 +275,126 @@ impl NativeModel {
     }
 }
 
+/// The C Data Interface path: no import into arrow-rs on either side.
+impl NativeModel {
+    /// The declared inputs as a C schema (a struct of the input fields).
+    pub fn input_schema_c(&self) -> &FFI_ArrowSchema {
+        &self.input_schema_ffi.0
+    }
+
+    /// Whether [`NativeModel::predict_c`] can score `input` as it is: rows
+    /// to score, no null rows, no nulls (or unknown null counts) in inputs
+    /// declared non-nullable. Otherwise use [`crate::Model::predict`], which
+    /// maps, casts and names the offending column.
+    pub fn accepts_c(&self, input: &FFI_ArrowArray) -> bool {
+        if input.is_released() || input.is_empty() || input.null_count_opt() != Some(0) {
+            return false;
+        }
+        let DataType::Struct(fields) = &self.input_type else { return false };
+        input.num_children() == fields.len()
+            && fields.iter().enumerate().all(|(i, f)| {
+                f.is_nullable() || input.child(i).null_count_opt() == Some(0)
+            })
+    }
+
+    /// Score a batch that is already a C struct array of the declared input
+    /// layout (its schema matches [`NativeModel::input_schema_c`] and
+    /// [`NativeModel::accepts_c`] holds). The input is borrowed; the output
+    /// is checked against the declared outputs and returned owned.
+    ///
+    /// # Safety
+    /// `input` must be a valid Arrow array of the declared input layout.
+    pub unsafe fn predict_c(
+        &self,
+        input: &FFI_ArrowArray,
+    ) -> Result<(FFI_ArrowArray, FFI_ArrowSchema), PredictError> {
+        let rows = input.len();
+        let fail = |(status, reason): (Option<i32>, String)| PredictError {
+            origin: self.origin.clone(),
+            rows,
+            reason,
+            status,
+        };
+        let (array, schema) = self.call_c(input).map_err(fail)?;
+        if self.outputs_fixed_width {
+            self.check_fixed_width_output(&array, &schema, rows).map_err(|r| fail((None, r)))?;
+            return Ok((array, schema));
+        }
+        // Variable-width outputs: import, validate fully, export again.
+        let data = from_ffi(array, &schema)
+            .map_err(|e| fail((None, format!("the output is not a valid Arrow array: {e}"))))?;
+        data.validate_full()
+            .map_err(|e| fail((None, format!("the output is not a valid Arrow array: {e}"))))?;
+        if data.len() != rows || data.data_type() != &DataType::Struct(self.output_schema.fields().clone()) {
+            return Err(fail((None, format!("the output is not {} rows of the declared outputs", rows))));
+        }
+        Ok((FFI_ArrowArray::new(&data), schema))
+    }
+
+    fn call_c(&self, input: &FFI_ArrowArray) -> Result<(FFI_ArrowArray, FFI_ArrowSchema), (Option<i32>, String)> {
+        let mut out_array = FFI_ArrowArray::empty();
+        let mut out_schema = FFI_ArrowSchema::empty();
+        let mut error = StreammlError::empty();
+        let predict = self.table.predict.expect("checked at load");
+        let status = unsafe {
+            predict(
+                &*self.table,
+                input as *const FFI_ArrowArray as *const RawArrowArray,
+                &self.input_schema_ffi.0,
+                &mut out_array as *mut FFI_ArrowArray as *mut RawArrowArray,
+                &mut out_schema,
+                &mut error,
+            )
+        };
+        if status != STATUS_OK {
+            let message = error.take_message().unwrap_or_else(|| "no message".into());
+            return Err((Some(status), message));
+        }
+        if out_array.is_released() || streamml_abi::ffi::schema_is_released(&out_schema) {
+            return Err((None, "predict returned OK but no output array".into()));
+        }
+        Ok((out_array, out_schema))
+    }
+
+    fn check_fixed_width_output(
+        &self,
+        array: &FFI_ArrowArray,
+        schema: &FFI_ArrowSchema,
+        rows: usize,
+    ) -> Result<(), String> {
+        if !streamml_abi::ffi::schema_matches(schema, &self.output_schema_ffi.0) {
+            let got = DataType::try_from(schema).map(|t| t.to_string()).unwrap_or_default();
+            return Err(format!(
+                "the output is {got}, the info declares {}",
+                describe(self.output_schema.fields())
+            ));
+        }
+        if array.len() != rows {
+            return Err(format!("the output has {} row(s) for an input of {rows}", array.len()));
+        }
+        if array.num_children() != self.output_schema.fields().len() || array.null_count_opt() != Some(0) {
+            return Err("the output struct does not hold one child per declared output".into());
+        }
+        for (i, field) in self.output_schema.fields().iter().enumerate() {
+            let child = array.child(i);
+            let needed = array.offset() + rows;
+            let data = if child.num_buffers() == 2 { child.buffer(1) } else { std::ptr::null() };
+            if child.len() < needed || data.is_null() {
+                return Err(format!("output '{}' is shorter than the batch or has no data", field.name()));
+            }
+            if !field.is_nullable() && child.null_count_opt() != Some(0) {
+                return Err(format!("output '{}' is declared non-nullable but holds nulls", field.name()));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Scorer for NativeModel {
+    fn as_native(&self) -> Option<&NativeModel> {
+        Some(self)
+    }
+
     fn info(&self) -> &ModelInfo {
         &self.info
     }

@@ -11,7 +11,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::Arc;
 
+use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
 use arrow_array::RecordBatch;
+use streamml_abi::ffi::schema_matches;
 use arrow_schema::SchemaRef;
 use streamml_abi::{InfoError, ModelInfo};
 
@@ -29,6 +31,11 @@ pub trait Scorer: Send + Sync {
     fn sha256(&self) -> Option<&str>;
     /// Score a non-empty batch holding exactly the declared inputs.
     fn score(&self, input: &RecordBatch) -> Result<RecordBatch, PredictError>;
+    /// The model binary underneath, for hosts that take the C Data
+    /// Interface path ([`NativeModel::predict_c`]).
+    fn as_native(&self) -> Option<&NativeModel> {
+        None
+    }
 }
 
 /// A model, ready to score.
@@ -76,6 +83,11 @@ impl Model {
         self.scorer.sha256()
     }
 
+    /// The model binary, when this model is one.
+    pub fn native(&self) -> Option<&NativeModel> {
+        self.scorer.as_native()
+    }
+
     /// The declared inputs, in order.
     pub fn input_schema(&self) -> &SchemaRef {
         &self.input_schema
@@ -90,6 +102,37 @@ impl Model {
     pub fn predict(&self, batch: &RecordBatch) -> Result<RecordBatch, Error> {
         let prepared = input::prepare(batch, &self.input_schema)?;
         Ok(self.score_prepared(&prepared)?)
+    }
+
+    /// The zero-copy path for a batch already in the C Data Interface (a
+    /// struct array and its schema, both borrowed): when this model is a
+    /// binary, the schema is exactly its declared input layout and
+    /// [`NativeModel::accepts_c`] holds, the array goes to the binary as it
+    /// is and the checked output comes back owned. `None` when the batch
+    /// needs the general path ([`Model::predict`]: mapping, casts, errors
+    /// naming columns).
+    ///
+    /// # Safety
+    /// `schema` and `array` must be a valid, unreleased Arrow C schema and
+    /// array that describe each other.
+    pub unsafe fn try_predict_c(
+        &self,
+        schema: &FFI_ArrowSchema,
+        array: &FFI_ArrowArray,
+    ) -> Option<Result<(FFI_ArrowArray, FFI_ArrowSchema), PredictError>> {
+        let native = self.native()?;
+        if !schema_matches(schema, native.input_schema_c()) || !native.accepts_c(array) {
+            return None;
+        }
+        let rows = array.len();
+        Some(catch_unwind(AssertUnwindSafe(|| native.predict_c(array))).unwrap_or_else(|p| {
+            Err(PredictError {
+                origin: self.origin().to_string(),
+                rows,
+                reason: format!("panicked: {}", panic_text(&*p)),
+                status: None,
+            })
+        }))
     }
 
     /// Score a batch that [`input::prepare`] already produced.

@@ -1,93 +1,103 @@
 //! Arrow across the Python boundary, tuned for small batches.
 //!
-//! pyo3-arrow's general import parses the schema capsule into Rust types on
-//! every call; for a 32-column model that costs more than scoring one row.
-//! When the schema has exactly the model's declared layout (formats and
-//! names compared in place, no allocation) the array is imported with the
-//! known type instead; anything else takes the general path. Outputs go to
-//! pyarrow through `RecordBatch._import_from_c_capsule` directly.
+//! A batch whose schema is exactly a binary's declared input layout goes to
+//! the binary as the very `ArrowArray` its producer exported (no import into
+//! arrow-rs, no copy), and the binary's output goes to pyarrow as it came.
+//! Anything else is imported with pyarrow-compatible generality (pyo3-arrow)
+//! and takes the core's general path: mapping by name, casts, errors naming
+//! the column.
 
 use std::ffi::CStr;
 use std::sync::Arc;
 
-use arrow_array::ffi::{from_ffi_and_data_type, FFI_ArrowArray, FFI_ArrowSchema};
-use arrow_array::{RecordBatch, RecordBatchOptions, StructArray};
-use arrow_schema::{DataType, Field, SchemaRef};
+use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
+use arrow_array::{RecordBatch, StructArray};
+use arrow_schema::Field;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyCapsule, PyTuple};
-use pyo3::intern;
 use pyo3_arrow::ffi::to_array_pycapsules;
 use pyo3_arrow::PyRecordBatch;
-use streamml_abi::ffi::schema_matches;
+use streamml_core::{Model, PredictError};
 
 use crate::errors::{new_err, Kind};
 
 const SCHEMA_CAPSULE: &CStr = c"arrow_schema";
 const ARRAY_CAPSULE: &CStr = c"arrow_array";
 
-/// A schema's C form, made once and only read afterwards.
-pub struct Layout {
-    ffi: FFI_ArrowSchema,
-    data_type: DataType,
-    schema: SchemaRef,
+/// What `__arrow_c_array__` gave.
+pub struct Capsules<'py> {
+    schema: Bound<'py, PyCapsule>,
+    array: Bound<'py, PyCapsule>,
 }
 
-// SAFETY: `ffi` is never mutated or released before drop; reads are shared.
-unsafe impl Send for Layout {}
-unsafe impl Sync for Layout {}
-
-impl Layout {
-    pub fn new(schema: SchemaRef) -> Option<Self> {
-        let data_type = DataType::Struct(schema.fields().clone());
-        let ffi = FFI_ArrowSchema::try_from(&data_type).ok()?;
-        Some(Self { ffi, data_type, schema })
-    }
-}
-
-/// Import an object with `__arrow_c_array__` as a record batch.
-pub fn import_batch(obj: &Bound<'_, PyAny>, layout: Option<&Layout>) -> PyResult<RecordBatch> {
-    let py = obj.py();
-    let capsules = obj.call_method0(intern!(py, "__arrow_c_array__"))?;
-    let capsules = capsules.cast::<PyTuple>()?;
-    if capsules.len() != 2 {
-        return Err(new_err(Kind::Input, "__arrow_c_array__ must return (schema, array) capsules"));
-    }
-    let schema_capsule = capsules.get_item(0)?.cast_into::<PyCapsule>()?;
-    let array_capsule = capsules.get_item(1)?.cast_into::<PyCapsule>()?;
-    if let Some(layout) = layout {
-        let schema_ptr = schema_capsule.pointer_checked(Some(SCHEMA_CAPSULE))?.cast::<FFI_ArrowSchema>();
-        // SAFETY: a capsule named arrow_schema holds an ArrowSchema.
-        let schema = unsafe { schema_ptr.as_ref() };
-        if schema_matches(schema, &layout.ffi) {
-            let array_ptr = array_capsule.pointer_checked(Some(ARRAY_CAPSULE))?.cast::<FFI_ArrowArray>();
-            // SAFETY: moves the array out; the capsule is left released.
-            let array = unsafe { FFI_ArrowArray::from_raw(array_ptr.as_ptr()) };
-            let data = unsafe { from_ffi_and_data_type(array, layout.data_type.clone()) }
-                .map_err(|e| new_err(Kind::Input, format!("cannot import the batch: {e}")))?;
-            if data.null_count() > 0 {
-                return Err(new_err(Kind::Input, "the struct array has null rows; pass a record batch"));
-            }
-            let rows = data.len();
-            let (_, columns, _) = StructArray::from(data).into_parts();
-            let options = RecordBatchOptions::new().with_row_count(Some(rows));
-            return RecordBatch::try_new_with_options(layout.schema.clone(), columns, &options)
-                .map_err(|e| new_err(Kind::Input, format!("cannot import the batch: {e}")));
+impl<'py> Capsules<'py> {
+    /// Call `obj.__arrow_c_array__()`.
+    pub fn export(obj: &Bound<'py, PyAny>) -> PyResult<Self> {
+        let tuple = obj.call_method0(intern!(obj.py(), "__arrow_c_array__"))?;
+        let tuple = tuple.cast_into::<PyTuple>()?;
+        if tuple.len() != 2 {
+            return Err(new_err(Kind::Input, "__arrow_c_array__ must return (schema, array) capsules"));
         }
+        Ok(Self {
+            schema: tuple.get_item(0)?.cast_into::<PyCapsule>()?,
+            array: tuple.get_item(1)?.cast_into::<PyCapsule>()?,
+        })
     }
-    Ok(PyRecordBatch::from_arrow_pycapsule(&schema_capsule, &array_capsule)?.into_inner())
+
+    /// Score on the zero-copy path if the model and batch allow it (see
+    /// `Model::try_predict_c`), with the GIL released.
+    pub fn try_predict_c(
+        &self,
+        model: &Model,
+    ) -> PyResult<Option<Result<(FFI_ArrowArray, FFI_ArrowSchema), PredictError>>> {
+        let schema = self.schema.pointer_checked(Some(SCHEMA_CAPSULE))?.cast::<FFI_ArrowSchema>();
+        let array = self.array.pointer_checked(Some(ARRAY_CAPSULE))?.cast::<FFI_ArrowArray>();
+        let pointers = SendPtrs(schema.as_ptr(), array.as_ptr());
+        // SAFETY: the capsules own both structs and outlive this call; they
+        // are only read (borrowed), never moved or released here.
+        Ok(self.schema.py().detach(move || {
+            let p = pointers;
+            unsafe { model.try_predict_c(&*p.0, &*p.1) }
+        }))
+    }
+
+    /// Import as an arrow-rs record batch (moves the array out of its capsule).
+    pub fn into_batch(self) -> PyResult<RecordBatch> {
+        Ok(PyRecordBatch::from_arrow_pycapsule(&self.schema, &self.array)?.into_inner())
+    }
 }
 
-static IMPORT_BATCH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+#[derive(Clone, Copy)]
+struct SendPtrs(*const FFI_ArrowSchema, *const FFI_ArrowArray);
+// SAFETY: the pointees are plain C data read by one thread at a time here.
+unsafe impl Send for SendPtrs {}
+
+static IMPORT_BATCH: PyOnceLock<Option<Py<PyAny>>> = PyOnceLock::new();
+
+/// pyarrow's capsule import, when this pyarrow has it.
+fn capsule_import(py: Python<'_>) -> PyResult<Option<&Py<PyAny>>> {
+    let f = IMPORT_BATCH.get_or_try_init(py, || -> PyResult<Option<Py<PyAny>>> {
+        let pa = py.import("pyarrow")?;
+        Ok(pa.getattr("RecordBatch")?.getattr("_import_from_c_capsule").ok().map(Bound::unbind))
+    })?;
+    Ok(f.as_ref())
+}
+
+/// An owned C struct array (and its schema) as a `pyarrow.RecordBatch`.
+pub fn c_to_pyarrow(py: Python<'_>, array: FFI_ArrowArray, schema: FFI_ArrowSchema) -> PyResult<Bound<'_, PyAny>> {
+    let schema = PyCapsule::new_with_value(py, schema, SCHEMA_CAPSULE)?;
+    let array = PyCapsule::new_with_value(py, array, ARRAY_CAPSULE)?;
+    match capsule_import(py)? {
+        Some(import) => import.bind(py).call1((schema, array)),
+        None => PyRecordBatch::from_arrow_pycapsule(&schema, &array)?.into_pyarrow(py),
+    }
+}
 
 /// A record batch as a `pyarrow.RecordBatch`.
 pub fn to_pyarrow(py: Python<'_>, batch: RecordBatch) -> PyResult<Bound<'_, PyAny>> {
-    let import = IMPORT_BATCH.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
-        let pa = py.import("pyarrow")?;
-        Ok(pa.getattr("RecordBatch")?.getattr("_import_from_c_capsule")?.unbind())
-    });
-    let Ok(import) = import else {
-        // A pyarrow without the private fast path: the public one.
+    let Some(import) = capsule_import(py)? else {
         return PyRecordBatch::new(batch).into_pyarrow(py);
     };
     let field = Arc::new(Field::new_struct("", batch.schema_ref().fields().clone(), false));

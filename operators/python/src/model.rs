@@ -11,17 +11,15 @@ use pyo3_arrow::{PyRecordBatch, PyRecordBatchReader, PySchema, PyTable};
 use streamml_abi::Task;
 use streamml_core::{LoadOptions, Model};
 
-use crate::arrow_io::{import_batch, to_pyarrow, Layout};
+use crate::arrow_io::{c_to_pyarrow, to_pyarrow, Capsules};
 use crate::callable::CallableScorer;
-use crate::errors::{core_err, input_err, load_err, new_err, Kind};
+use crate::errors::{core_err, input_err, load_err, new_err, predict_err, Kind};
 use crate::rows::rows_to_batch;
 
 /// A loaded model. Use `streamml.Model`, which wraps this.
 #[pyclass(name = "Model", module = "streamml._streamml", frozen)]
 pub struct PyModel {
     model: Model,
-    /// The input layout, for importing batches without parsing their schema.
-    layout: Option<Layout>,
     /// Input field names as Python strings, for reading dicts without
     /// building a key per row.
     input_keys: Vec<Py<PyString>>,
@@ -35,8 +33,7 @@ impl PyModel {
             .iter()
             .map(|f| PyString::intern(py, f.name()).unbind())
             .collect();
-        let layout = Layout::new(model.input_schema().clone());
-        Self { model, layout, input_keys }
+        Self { model, input_keys }
     }
 
     fn score(&self, py: Python<'_>, batch: &RecordBatch) -> PyResult<RecordBatch> {
@@ -119,8 +116,12 @@ impl PyModel {
     /// `__arrow_c_stream__` (-> pyarrow.Table).
     fn predict_arrow<'py>(&self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         if data.hasattr(intern!(py, "__arrow_c_array__"))? {
-            let batch = import_batch(data, self.layout.as_ref())?;
-            let out = self.score(py, &batch)?;
+            let capsules = Capsules::export(data)?;
+            if let Some(result) = capsules.try_predict_c(&self.model)? {
+                let (array, schema) = result.map_err(predict_err)?;
+                return c_to_pyarrow(py, array, schema);
+            }
+            let out = self.score(py, &capsules.into_batch()?)?;
             return to_pyarrow(py, out);
         }
         let reader = data.extract::<PyRecordBatchReader>()?.into_reader()?;
