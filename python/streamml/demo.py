@@ -41,12 +41,15 @@ def run(model_path: str | None = None, data_path: str | None = None, batch_rows:
     out_path = OUT_DIR / "predictions.csv"
     csv.write_csv(result, out_path)
 
-    print(f"scored   {predictions.num_rows} rows in {len(outputs)} batches of ≤{batch_rows} "
-          f"in {elapsed * 1e3:.1f} ms ({predictions.num_rows / elapsed:,.0f} rows/s)")
+    print(
+        f"scored   {predictions.num_rows} rows in {len(outputs)} batches of ≤{batch_rows} "
+        f"in {elapsed * 1e3:.1f} ms ({predictions.num_rows / elapsed:,.0f} rows/s)"
+    )
     if "probability" in predictions.column_names:
         prob = predictions.column("probability")
-        print(f"score    mean {pc.mean(prob).as_py():.4f}, min {pc.min(prob).as_py():.4f}, "
-              f"max {pc.max(prob).as_py():.4f}")
+        print(
+            f"score    mean {pc.mean(prob).as_py():.4f}, min {pc.min(prob).as_py():.4f}, max {pc.max(prob).as_py():.4f}"
+        )
     if "label" in table.column_names and "label" in predictions.column_names:
         truth = table.column("label").cast(pa.int64())
         correct = pc.sum(pc.equal(truth, predictions.column("label"))).as_py()

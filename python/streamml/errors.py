@@ -12,19 +12,28 @@ class StreammlError(Exception):
 
 
 class ModelLoadError(StreammlError):
-    """A model binary could not be loaded: missing file, not a library, no
-    entry point, an ABI version this host does not speak, a failed init, an
-    invalid info document, or a SHA-256 that is not the expected one."""
+    """A model binary could not be loaded.
+
+    The file is missing, is not a library, has no entry point, speaks an ABI
+    version this host does not, fails its init, has an invalid info document,
+    or does not have the expected SHA-256.
+    """
 
 
 class InputError(StreammlError, ValueError):
-    """The data does not fit the model's inputs: a missing column or field, a
-    wrong type, nulls in a non-nullable input, a value out of range."""
+    """The data does not fit the model's inputs.
+
+    A column or field is missing, has a type that cannot be cast, holds nulls
+    the model does not accept, or a value out of range.
+    """
 
 
 class PredictError(StreammlError, RuntimeError):
-    """The model failed on a batch (it returned an error, panicked, or returned
-    outputs that do not match its declared outputs)."""
+    """The model failed on a batch.
+
+    It returned an error, panicked, or returned outputs that do not match its
+    declared outputs.
+    """
 
 
 __all__ = ["InputError", "ModelLoadError", "PredictError", "StreammlError"]

@@ -36,7 +36,7 @@ class Model:
         [3.0, 4.0]
     """
 
-    __slots__ = ("_inner", "_info", "_path", "_callable")
+    __slots__ = ("_callable", "_info", "_inner", "_path")
 
     def __init__(self, inner: _streamml.Model, *, path: str | None = None, fn: Any = None) -> None:
         """Wrap a native handle; use :meth:`load` or :meth:`from_callable` instead."""

@@ -68,8 +68,23 @@ def compile_c_model(source: str | os.PathLike[str], out_dir: str | os.PathLike[s
     source = Path(source)
     compiler = cc or os.environ.get("CC") or shutil.which("cc") or "gcc"
     out = Path(out_dir) / f"{source.stem}{LIBRARY_SUFFIX}"
-    cmd = [compiler, "-std=c99", "-O2", "-Wall", "-Werror", "-shared", "-fPIC",
-           "-I", str(abi_include_dir()), "-I", str(source.parent), str(source), "-o", str(out), "-lm"]
+    cmd = [
+        compiler,
+        "-std=c99",
+        "-O2",
+        "-Wall",
+        "-Werror",
+        "-shared",
+        "-fPIC",
+        "-I",
+        str(abi_include_dir()),
+        "-I",
+        str(source.parent),
+        str(source),
+        "-o",
+        str(out),
+        "-lm",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         msg = f"compiling {source} failed ({' '.join(cmd)}):\n{done.stdout}{done.stderr}"

@@ -39,7 +39,7 @@ def r1_data(n_rows: int = 100_000, seed: int = TRAIN_SEED) -> tuple[np.ndarray, 
     return x, y
 
 
-def r1_record_batch(n_rows: int = 100_000, seed: int = SCORE_SEED):  # noqa: ANN201
+def r1_record_batch(n_rows: int = 100_000, seed: int = SCORE_SEED):
     """Return R1 features as a ``pyarrow.RecordBatch`` with columns ``x0..x31``."""
     import pyarrow as pa
 
@@ -47,7 +47,7 @@ def r1_record_batch(n_rows: int = 100_000, seed: int = SCORE_SEED):  # noqa: ANN
     return pa.record_batch([pa.array(x[:, i]) for i in range(N_FEATURES)], names=list(FEATURE_NAMES))
 
 
-def train_s1():  # noqa: ANN201
+def train_s1():
     """Train S1 (scikit-learn ``LogisticRegression``) on the R1 training set."""
     from sklearn.linear_model import LogisticRegression
 

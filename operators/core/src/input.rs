@@ -62,14 +62,14 @@ pub fn coerce(column: &ArrayRef, field: &Field) -> Result<ArrayRef, InputError> 
         let options = CastOptions { safe: false, ..Default::default() };
         cast_with_options(column, expected, &options).map_err(|e| InputError::Cast {
             column: field.name().clone(),
-            expected: expected.to_string(),
+            expected: type_name(expected),
             reason: e.to_string(),
         })?
     } else {
         return Err(InputError::WrongType {
             column: field.name().clone(),
-            expected: expected.to_string(),
-            got: column.data_type().to_string(),
+            expected: type_name(expected),
+            got: type_name(column.data_type()),
             hint: hint(expected).to_string(),
         });
     };
@@ -102,6 +102,11 @@ pub fn cast_allowed(from: &DataType, to: &DataType) -> bool {
         Utf8 | LargeUtf8 => is_str(from),
         _ => from == to,
     }
+}
+
+/// A type as the info document spells it (`float64`), else as Arrow does.
+pub fn type_name(t: &DataType) -> String {
+    streamml_abi::info::format_type(t).unwrap_or_else(|| t.to_string())
 }
 
 fn hint(expected: &DataType) -> &'static str {
@@ -185,7 +190,7 @@ mod tests {
             ("b", Arc::new(Int8Array::from(vec![1]))),
         ]);
         let err = prepare(&b, &inputs()).unwrap_err();
-        assert!(matches!(&err, InputError::WrongType { column, got, .. } if column == "a" && got == "Utf8"), "{err}");
+        assert!(matches!(&err, InputError::WrongType { column, got, .. } if column == "a" && got == "utf8"), "{err}");
         let b = batch(vec![
             ("a", Arc::new(Float64Array::from(vec![1.0])) as ArrayRef),
             ("b", Arc::new(Float64Array::from(vec![1.0]))),

@@ -14,7 +14,7 @@ use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow_schema::{DataType, SchemaRef};
 
 use crate::error::InputError;
-use crate::input::coerce;
+use crate::input::{coerce, type_name};
 
 /// One value of a row, as a host read it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -163,7 +163,7 @@ impl RowBuilder {
                     "field '{}' is {}, expected {}",
                     field.name(),
                     cell.kind(),
-                    field.data_type()
+                    type_name(field.data_type())
                 ));
             }
         }
@@ -226,7 +226,7 @@ mod tests {
         let mut b = RowBuilder::new(schema()).unwrap();
         b.append_row(&[Cell::Float(1.0), Cell::Int(1), Cell::Str("ok")]).unwrap();
         let err = b.append_row(&[Cell::Float(1.0), Cell::Int(1), Cell::Float(2.0)]).unwrap_err();
-        assert_eq!(err, "field 's' is a float, expected Utf8");
+        assert_eq!(err, "field 's' is a float, expected utf8");
         let err = b.append_row(&[Cell::Null, Cell::Int(1), Cell::Str("x")]).unwrap_err();
         assert_eq!(err, "field 'f' is null but the input is not nullable");
         assert_eq!(b.len(), 1);

@@ -4,6 +4,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
+use streamml_core::input::type_name;
 use streamml_core::rows::{Cell, RowBuilder};
 use streamml_core::InputError;
 
@@ -35,7 +36,7 @@ pub fn rows_to_batch(
         let mut cells = Vec::with_capacity(values.len());
         for (v, field) in values.iter().zip(schema.fields()) {
             cells.push(cell(v).map_err(|what| {
-                bad(format!("field '{}' is {what}, expected {}", field.name(), field.data_type()))
+                bad(format!("field '{}' is {what}, expected {}", field.name(), type_name(field.data_type())))
             })?);
         }
         builder.append_row(&cells).map_err(bad)?;
