@@ -5,7 +5,6 @@ Usage: ``python benchmarks/s1_coefficients.py`` (writes
 The file is plain JSON and, read by ``include!``, a Rust array expression.
 """
 
-import json
 from pathlib import Path
 
 from streamml.workloads import train_s1
