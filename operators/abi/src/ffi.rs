@@ -238,3 +238,51 @@ const _: () = assert!(
     std::mem::align_of::<RawArrowArray>()
         == std::mem::align_of::<arrow_data::ffi::FFI_ArrowArray>()
 );
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_schema::{DataType, Field, Fields};
+
+    use super::*;
+
+    fn ffi(fields: Vec<Field>) -> FFI_ArrowSchema {
+        FFI_ArrowSchema::try_from(DataType::Struct(Fields::from(fields))).unwrap()
+    }
+
+    #[test]
+    fn schema_matches_compares_formats_names_and_nesting() {
+        let a = || vec![Field::new("x0", DataType::Float64, false), Field::new("x1", DataType::Int64, true)];
+        assert!(schema_matches(&ffi(a()), &ffi(a())));
+        // Nullability is a flag, not part of the layout.
+        let nullable = vec![Field::new("x0", DataType::Float64, true), Field::new("x1", DataType::Int64, true)];
+        assert!(schema_matches(&ffi(nullable), &ffi(a())));
+        let renamed = vec![Field::new("x0", DataType::Float64, false), Field::new("x2", DataType::Int64, true)];
+        assert!(!schema_matches(&ffi(renamed), &ffi(a())));
+        let retyped = vec![Field::new("x0", DataType::Float32, false), Field::new("x1", DataType::Int64, true)];
+        assert!(!schema_matches(&ffi(retyped), &ffi(a())));
+        assert!(!schema_matches(&ffi(a()[..1].to_vec()), &ffi(a())));
+        let list = |t| vec![Field::new("l", DataType::List(Arc::new(Field::new("item", t, true))), true)];
+        assert!(schema_matches(&ffi(list(DataType::Float64)), &ffi(list(DataType::Float64))));
+        assert!(!schema_matches(&ffi(list(DataType::Float32)), &ffi(list(DataType::Float64))));
+        let dict = vec![Field::new(
+            "x0",
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            false,
+        )];
+        assert!(!schema_matches(&ffi(dict.clone()), &ffi(dict)));
+        assert!(!schema_matches(&FFI_ArrowSchema::empty(), &ffi(a())));
+        assert!(schema_is_released(&FFI_ArrowSchema::empty()));
+    }
+
+    #[test]
+    fn errors_set_and_taken_round_trip() {
+        let mut e = StreammlError::empty();
+        assert_eq!(e.take_message(), None);
+        e.set("first");
+        e.set("bad \0 byte");
+        assert_eq!(e.take_message().as_deref(), Some("bad \u{fffd} byte"));
+        assert!(e.release.is_none());
+    }
+}

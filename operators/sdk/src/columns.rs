@@ -148,3 +148,66 @@ unsafe extern "C" fn noop_release(array: *mut RawArrowArray) {
         (*array).release = None;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{Array, Float64Array};
+    use arrow_data::ArrayData;
+    use arrow_schema::{Field, Fields, Schema};
+
+    use super::*;
+
+    /// A struct<x: float64> of `rows` rows at `parent_offset`, whose child is
+    /// `values` sliced at `child_offset`, exported as the host would.
+    fn exported(values: Vec<Option<f64>>, child_offset: usize, parent_offset: usize, rows: usize) -> FFI_ArrowArray {
+        let n = values.len();
+        let child = Float64Array::from(values).slice(child_offset, n - child_offset).to_data();
+        let fields = Fields::from(vec![Field::new("x", DataType::Float64, true)]);
+        let data = ArrayData::builder(DataType::Struct(fields))
+            .len(rows)
+            .offset(parent_offset)
+            .child_data(vec![child])
+            .build()
+            .unwrap();
+        FFI_ArrowArray::new(&data)
+    }
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, true)]))
+    }
+
+    fn view<'a>(array: &'a FFI_ArrowArray, schema: &'a SchemaRef) -> Input<'a> {
+        // SAFETY: FFI_ArrowArray is the C struct the mirror describes.
+        let raw = unsafe { &*(array as *const FFI_ArrowArray as *const RawArrowArray) };
+        Input::new(raw, schema)
+    }
+
+    #[test]
+    fn values_honour_the_parent_offset_and_nulls() {
+        let values = vec![Some(0.0), Some(1.0), None, Some(3.0), Some(4.0)];
+        // Child sliced at 1 (holds 1.0, null, 3.0, 4.0); the struct starts at 1.
+        let array = exported(values, 1, 1, 3);
+        let schema = schema();
+        let input = view(&array, &schema);
+        assert_eq!(input.num_rows(), 3);
+        assert_eq!(&input.float64(0).unwrap()[1..], &[3.0, 4.0]);
+        assert!(input.is_null(0, 0));
+        assert!(!input.is_null(0, 1));
+        let batch = input.record_batch().unwrap();
+        let x = batch.column(0).as_any().downcast_ref::<Float64Array>().unwrap();
+        assert!(x.is_null(0));
+        assert_eq!(x.value(2), 4.0);
+    }
+
+    #[test]
+    fn a_wrong_declared_type_is_an_error_not_a_misread() {
+        let array = exported(vec![Some(1.0)], 0, 0, 1);
+        let schema = schema();
+        let input = view(&array, &schema);
+        let err = input.values::<arrow_array::types::Int64Type>(0).unwrap_err();
+        assert_eq!(err, PredictError::Internal("column 'x' is declared Float64, not Int64".into()));
+        assert!(matches!(input.float64(1), Err(PredictError::Internal(_))));
+    }
+}

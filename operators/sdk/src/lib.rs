@@ -6,18 +6,37 @@
 //! C side: the entry point, importing the borrowed input, checking and
 //! exporting the output, turning errors and panics into status codes.
 //!
-//! ```ignore
-//! use streamml_sdk::{export_model, Input, Model, ModelInfo, PredictError};
+//! ```
+//! use std::sync::Arc;
+//!
+//! use streamml_sdk::arrow_array::{ArrayRef, Float64Array};
+//! use streamml_sdk::{export_model, FieldSpec, Input, Model, ModelInfo, PredictError, Task};
 //!
 //! struct Doubler;
+//!
 //! impl Model for Doubler {
-//!     fn info(&self) -> ModelInfo { /* name, inputs, outputs... */ }
+//!     fn info(&self) -> ModelInfo {
+//!         ModelInfo {
+//!             abi_version: streamml_sdk::ABI_VERSION,
+//!             name: "doubler".into(),
+//!             version: "1.0.0".into(),
+//!             task: Task::Regression,
+//!             framework: "rust-sdk".into(),
+//!             inputs: vec![FieldSpec::new("x", "float64", false)],
+//!             outputs: vec![FieldSpec::new("y", "float64", false)],
+//!             drift_reference: None,
+//!             metadata: Default::default(),
+//!         }
+//!     }
+//!
 //!     fn predict(&self, input: &Input<'_>) -> Result<Vec<ArrayRef>, PredictError> {
-//!         let x = input.float64(0)?;
+//!         let x = input.float64(0)?; // the host's buffer, read in place
 //!         Ok(vec![Arc::new(Float64Array::from_iter_values(x.iter().map(|v| v * 2.0)))])
 //!     }
 //! }
+//!
 //! export_model!(Doubler);
+//! # assert_eq!(Doubler.info().validate(), Ok(()));
 //! ```
 
 mod columns;
