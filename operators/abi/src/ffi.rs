@@ -82,7 +82,11 @@ impl StreammlError {
             None
         } else {
             // SAFETY: the callee promises a NUL-terminated string.
-            Some(unsafe { CStr::from_ptr(self.message) }.to_string_lossy().into_owned())
+            Some(
+                unsafe { CStr::from_ptr(self.message) }
+                    .to_string_lossy()
+                    .into_owned(),
+            )
         };
         if let Some(release) = self.release.take() {
             // SAFETY: release is the callee's own function for this error.
@@ -166,7 +170,8 @@ struct RawArrowSchema {
     private_data: *mut c_void,
 }
 
-const _: () = assert!(std::mem::size_of::<RawArrowSchema>() == std::mem::size_of::<FFI_ArrowSchema>());
+const _: () =
+    assert!(std::mem::size_of::<RawArrowSchema>() == std::mem::size_of::<FFI_ArrowSchema>());
 
 fn raw(schema: &FFI_ArrowSchema) -> &RawArrowSchema {
     // SAFETY: FFI_ArrowSchema is the C struct ArrowSchema (same size, same fields).
@@ -253,19 +258,45 @@ mod tests {
 
     #[test]
     fn schema_matches_compares_formats_names_and_nesting() {
-        let a = || vec![Field::new("x0", DataType::Float64, false), Field::new("x1", DataType::Int64, true)];
+        let a = || {
+            vec![
+                Field::new("x0", DataType::Float64, false),
+                Field::new("x1", DataType::Int64, true),
+            ]
+        };
         assert!(schema_matches(&ffi(a()), &ffi(a())));
         // Nullability is a flag, not part of the layout.
-        let nullable = vec![Field::new("x0", DataType::Float64, true), Field::new("x1", DataType::Int64, true)];
+        let nullable = vec![
+            Field::new("x0", DataType::Float64, true),
+            Field::new("x1", DataType::Int64, true),
+        ];
         assert!(schema_matches(&ffi(nullable), &ffi(a())));
-        let renamed = vec![Field::new("x0", DataType::Float64, false), Field::new("x2", DataType::Int64, true)];
+        let renamed = vec![
+            Field::new("x0", DataType::Float64, false),
+            Field::new("x2", DataType::Int64, true),
+        ];
         assert!(!schema_matches(&ffi(renamed), &ffi(a())));
-        let retyped = vec![Field::new("x0", DataType::Float32, false), Field::new("x1", DataType::Int64, true)];
+        let retyped = vec![
+            Field::new("x0", DataType::Float32, false),
+            Field::new("x1", DataType::Int64, true),
+        ];
         assert!(!schema_matches(&ffi(retyped), &ffi(a())));
         assert!(!schema_matches(&ffi(a()[..1].to_vec()), &ffi(a())));
-        let list = |t| vec![Field::new("l", DataType::List(Arc::new(Field::new("item", t, true))), true)];
-        assert!(schema_matches(&ffi(list(DataType::Float64)), &ffi(list(DataType::Float64))));
-        assert!(!schema_matches(&ffi(list(DataType::Float32)), &ffi(list(DataType::Float64))));
+        let list = |t| {
+            vec![Field::new(
+                "l",
+                DataType::List(Arc::new(Field::new("item", t, true))),
+                true,
+            )]
+        };
+        assert!(schema_matches(
+            &ffi(list(DataType::Float64)),
+            &ffi(list(DataType::Float64))
+        ));
+        assert!(!schema_matches(
+            &ffi(list(DataType::Float32)),
+            &ffi(list(DataType::Float64))
+        ));
         let dict = vec![Field::new(
             "x0",
             DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),

@@ -32,7 +32,11 @@ pub enum InfoError {
     #[error("info declares the {kind} field '{name}' twice; field names must be unique")]
     DuplicateField { kind: &'static str, name: String },
     #[error("info field '{name}' has type '{ty}', which is not a supported type ({reason})")]
-    BadType { name: String, ty: String, reason: String },
+    BadType {
+        name: String,
+        ty: String,
+        reason: String,
+    },
 }
 
 /// What a model predicts.
@@ -76,7 +80,12 @@ pub struct FieldSpec {
 impl FieldSpec {
     /// A field of type `ty` (grammar of [`parse_type`]).
     pub fn new(name: impl Into<String>, ty: impl Into<String>, nullable: bool) -> Self {
-        Self { name: name.into(), ty: ty.into(), nullable, description: None }
+        Self {
+            name: name.into(),
+            ty: ty.into(),
+            nullable,
+            description: None,
+        }
     }
 
     /// The Arrow type of this field.
@@ -127,7 +136,10 @@ impl ModelInfo {
     /// Check the version, that names are unique and that every type parses.
     pub fn validate(&self) -> Result<(), InfoError> {
         if self.abi_version != ABI_VERSION {
-            return Err(InfoError::AbiVersion { got: self.abi_version, expected: ABI_VERSION });
+            return Err(InfoError::AbiVersion {
+                got: self.abi_version,
+                expected: ABI_VERSION,
+            });
         }
         for (kind, fields) in [("input", &self.inputs), ("output", &self.outputs)] {
             if fields.is_empty() {
@@ -136,7 +148,10 @@ impl ModelInfo {
             let mut seen = HashSet::new();
             for f in fields {
                 if !seen.insert(f.name.as_str()) {
-                    return Err(InfoError::DuplicateField { kind, name: f.name.clone() });
+                    return Err(InfoError::DuplicateField {
+                        kind,
+                        name: f.name.clone(),
+                    });
                 }
                 f.data_type()?;
             }
@@ -161,7 +176,10 @@ impl ModelInfo {
 }
 
 fn schema_of(fields: &[FieldSpec]) -> Result<Arc<Schema>, InfoError> {
-    let fields = fields.iter().map(FieldSpec::arrow_field).collect::<Result<Vec<_>, _>>()?;
+    let fields = fields
+        .iter()
+        .map(FieldSpec::arrow_field)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Arc::new(Schema::new(fields)))
 }
 
@@ -197,7 +215,10 @@ pub fn parse_type(s: &str) -> Result<DataType, String> {
         let item = parse_type(inner)?;
         return Ok(DataType::List(Arc::new(Field::new("item", item, true))));
     }
-    if let Some(inner) = s.strip_prefix("fixed_size_list<").and_then(|r| r.strip_suffix('>')) {
+    if let Some(inner) = s
+        .strip_prefix("fixed_size_list<")
+        .and_then(|r| r.strip_suffix('>'))
+    {
         let (item, n) = inner
             .rsplit_once(',')
             .ok_or_else(|| "fixed_size_list needs <type, N>".to_string())?;
@@ -209,11 +230,16 @@ pub fn parse_type(s: &str) -> Result<DataType, String> {
             return Err("fixed_size_list size must be positive".into());
         }
         let item = parse_type(item)?;
-        return Ok(DataType::FixedSizeList(Arc::new(Field::new("item", item, true)), n));
+        return Ok(DataType::FixedSizeList(
+            Arc::new(Field::new("item", item, true)),
+            n,
+        ));
     }
-    Err("expected bool, int8..int64, uint8..uint64, float32, float64, utf8, large_utf8, \
+    Err(
+        "expected bool, int8..int64, uint8..uint64, float32, float64, utf8, large_utf8, \
          list<T> or fixed_size_list<T, N>"
-        .into())
+            .into(),
+    )
 }
 
 /// Write an Arrow type in the info grammar, if it has a spelling there.
@@ -253,8 +279,17 @@ mod tests {
 
     #[test]
     fn types_round_trip() {
-        for t in ["bool", "int64", "uint8", "float32", "float64", "utf8", "list<float64>",
-                  "fixed_size_list<float32, 3>", "list<fixed_size_list<int8, 2>>"] {
+        for t in [
+            "bool",
+            "int64",
+            "uint8",
+            "float32",
+            "float64",
+            "utf8",
+            "list<float64>",
+            "fixed_size_list<float32, 3>",
+            "list<fixed_size_list<int8, 2>>",
+        ] {
             assert_eq!(format_type(&parse_type(t).unwrap()).unwrap(), t);
         }
     }
@@ -262,7 +297,10 @@ mod tests {
     #[test]
     fn bad_types_are_named() {
         let err = ModelInfo::parse(&doc(r#"[{"name":"x","type":"float128"}]"#)).unwrap_err();
-        assert!(err.to_string().contains("'x'") && err.to_string().contains("float128"), "{err}");
+        assert!(
+            err.to_string().contains("'x'") && err.to_string().contains("float128"),
+            "{err}"
+        );
         assert!(parse_type("fixed_size_list<float64, 0>").is_err());
         assert!(parse_type("fixed_size_list<float64>").is_err());
     }
@@ -272,9 +310,15 @@ mod tests {
         let dup = r#"[{"name":"x","type":"float64"},{"name":"x","type":"int64"}]"#;
         assert_eq!(
             ModelInfo::parse(&doc(dup)).unwrap_err(),
-            InfoError::DuplicateField { kind: "input", name: "x".into() }
+            InfoError::DuplicateField {
+                kind: "input",
+                name: "x".into()
+            }
         );
-        assert_eq!(ModelInfo::parse(&doc("[]")).unwrap_err(), InfoError::NoFields("input"));
+        assert_eq!(
+            ModelInfo::parse(&doc("[]")).unwrap_err(),
+            InfoError::NoFields("input")
+        );
     }
 
     #[test]
@@ -292,10 +336,14 @@ mod tests {
 
     #[test]
     fn wrong_version_is_refused() {
-        let json = doc(r#"[{"name":"x","type":"float64"}]"#).replace("\"abi_version\":1", "\"abi_version\":2");
+        let json = doc(r#"[{"name":"x","type":"float64"}]"#)
+            .replace("\"abi_version\":1", "\"abi_version\":2");
         assert_eq!(
             ModelInfo::parse(&json).unwrap_err(),
-            InfoError::AbiVersion { got: 2, expected: 1 }
+            InfoError::AbiVersion {
+                got: 2,
+                expected: 1
+            }
         );
     }
 }

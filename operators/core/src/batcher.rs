@@ -24,7 +24,10 @@ impl BatchPolicy {
         if max_batch_rows == 0 {
             return Err("max_batch_rows must be at least 1".into());
         }
-        Ok(Self { max_batch_rows, max_wait })
+        Ok(Self {
+            max_batch_rows,
+            max_wait,
+        })
     }
 }
 
@@ -58,7 +61,11 @@ pub struct MicroBatcher<T> {
 
 impl<T> MicroBatcher<T> {
     pub fn new(policy: BatchPolicy) -> Self {
-        Self { policy, items: Vec::new(), first_arrival: None }
+        Self {
+            policy,
+            items: Vec::new(),
+            first_arrival: None,
+        }
     }
 
     pub fn policy(&self) -> BatchPolicy {
@@ -131,10 +138,17 @@ impl<T> MicroBatcher<T> {
     }
 
     fn take(&mut self, reason: FlushReason) -> Batch<T> {
-        let first_arrival = self.first_arrival.take().expect("a pending batch has an arrival");
+        let first_arrival = self
+            .first_arrival
+            .take()
+            .expect("a pending batch has an arrival");
         let capacity = self.policy.max_batch_rows.min(4096);
         let items = std::mem::replace(&mut self.items, Vec::with_capacity(capacity));
-        Batch { items, reason, first_arrival }
+        Batch {
+            items,
+            reason,
+            first_arrival,
+        }
     }
 }
 
@@ -180,7 +194,11 @@ mod tests {
         let mut b = batcher(1000, Some(10));
         let out = run(&mut b, t0, &[(0, 1), (4, 2), (8, 3), (12, 4), (16, 5)]);
         assert_eq!(out.len(), 1, "{out:?}");
-        assert_eq!(out[0].items, vec![1, 2, 3], "the row at 12 ms starts a new batch");
+        assert_eq!(
+            out[0].items,
+            vec![1, 2, 3],
+            "the row at 12 ms starts a new batch"
+        );
         assert_eq!(out[0].reason, FlushReason::Timeout);
         assert_eq!(b.deadline(), Some(t0 + ms(22)));
     }
@@ -216,7 +234,10 @@ mod tests {
         let t0 = Instant::now();
         let mut b = batcher(100, Some(0));
         let out = run(&mut b, t0, &[(0, 1), (0, 2)]);
-        assert_eq!(out.iter().map(|x| x.items.clone()).collect::<Vec<_>>(), vec![vec![1], vec![2]]);
+        assert_eq!(
+            out.iter().map(|x| x.items.clone()).collect::<Vec<_>>(),
+            vec![vec![1], vec![2]]
+        );
     }
 
     #[test]
@@ -227,7 +248,10 @@ mod tests {
         assert!(out.is_empty());
         assert_eq!(b.deadline(), None);
         let flushed = b.flush().unwrap();
-        assert_eq!((flushed.items, flushed.reason), (vec![1, 2], FlushReason::Demand));
+        assert_eq!(
+            (flushed.items, flushed.reason),
+            (vec![1, 2], FlushReason::Demand)
+        );
         assert!(b.flush().is_none());
     }
 

@@ -33,7 +33,9 @@ pub enum LoadErrorKind {
     ShaMismatch { expected: String, got: String },
     #[error("not a loadable shared library ({0})")]
     NotALibrary(String),
-    #[error("the library does not export `streamml_model_init`; it is not a streamml model binary")]
+    #[error(
+        "the library does not export `streamml_model_init`; it is not a streamml model binary"
+    )]
     NoEntryPoint,
     #[error("the binary does not speak streamml ABI v{host}: {message}")]
     UnsupportedAbi { host: u32, message: String },
@@ -47,7 +49,10 @@ pub enum LoadErrorKind {
 
 impl LoadError {
     pub(crate) fn new(path: impl Into<PathBuf>, kind: impl Into<LoadErrorKind>) -> Self {
-        Self { path: path.into(), kind: kind.into() }
+        Self {
+            path: path.into(),
+            kind: kind.into(),
+        }
     }
 }
 
@@ -56,17 +61,28 @@ impl LoadError {
 pub enum InputError {
     #[error("missing required column '{column}'; the batch has columns [{available}]")]
     MissingColumn { column: String, available: String },
-    #[error(
-        "column '{column}' has type {got}, expected {expected}; {hint}"
-    )]
-    WrongType { column: String, expected: String, got: String, hint: String },
+    #[error("column '{column}' has type {got}, expected {expected}; {hint}")]
+    WrongType {
+        column: String,
+        expected: String,
+        got: String,
+        hint: String,
+    },
     #[error(
         "column '{column}' is not nullable but has {count} null(s), the first at row {first_row}; \
          fill or drop them before scoring"
     )]
-    Nulls { column: String, count: usize, first_row: usize },
+    Nulls {
+        column: String,
+        count: usize,
+        first_row: usize,
+    },
     #[error("column '{column}' cannot be cast to {expected}: {reason}")]
-    Cast { column: String, expected: String, reason: String },
+    Cast {
+        column: String,
+        expected: String,
+        reason: String,
+    },
     #[error("row {row}: {reason}")]
     Row { row: usize, reason: String },
     #[error("{0}")]

@@ -30,21 +30,31 @@ pub fn prepare(batch: &RecordBatch, inputs: &SchemaRef) -> Result<RecordBatch, I
     let declared = inputs.fields();
     // Fast path: the batch starts with the inputs in declared order.
     let positional = schema.fields().len() >= declared.len()
-        && declared.iter().zip(schema.fields().iter()).all(|(d, f)| d.name() == f.name());
+        && declared
+            .iter()
+            .zip(schema.fields().iter())
+            .all(|(d, f)| d.name() == f.name());
     let by_name: HashMap<&str, usize> = if positional {
         HashMap::new()
     } else {
-        schema.fields().iter().enumerate().map(|(i, f)| (f.name().as_str(), i)).collect()
+        schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name().as_str(), i))
+            .collect()
     };
     let mut columns = Vec::with_capacity(declared.len());
     for (i, field) in declared.iter().enumerate() {
         let index = if positional {
             i
         } else {
-            *by_name.get(field.name().as_str()).ok_or_else(|| InputError::MissingColumn {
-                column: field.name().clone(),
-                available: column_list(batch),
-            })?
+            *by_name
+                .get(field.name().as_str())
+                .ok_or_else(|| InputError::MissingColumn {
+                    column: field.name().clone(),
+                    available: column_list(batch),
+                })?
         };
         columns.push(coerce(batch.column(index), field)?);
     }
@@ -59,7 +69,10 @@ pub fn coerce(column: &ArrayRef, field: &Field) -> Result<ArrayRef, InputError> 
     let column = if column.data_type() == expected {
         column.clone()
     } else if cast_allowed(column.data_type(), expected) {
-        let options = CastOptions { safe: false, ..Default::default() };
+        let options = CastOptions {
+            safe: false,
+            ..Default::default()
+        };
         cast_with_options(column, expected, &options).map_err(|e| InputError::Cast {
             column: field.name().clone(),
             expected: type_name(expected),
@@ -120,8 +133,13 @@ fn hint(expected: &DataType) -> &'static str {
 
 fn column_list(batch: &RecordBatch) -> String {
     const SHOWN: usize = 40;
-    let names: Vec<&str> =
-        batch.schema_ref().fields().iter().take(SHOWN).map(|f| f.name().as_str()).collect();
+    let names: Vec<&str> = batch
+        .schema_ref()
+        .fields()
+        .iter()
+        .take(SHOWN)
+        .map(|f| f.name().as_str())
+        .collect();
     let more = batch.num_columns().saturating_sub(SHOWN);
     if more > 0 {
         format!("{} and {more} more", names.join(", "))
@@ -153,13 +171,20 @@ mod tests {
     #[test]
     fn maps_by_name_ignores_extras_and_casts() {
         let b = batch(vec![
-            ("extra", Arc::new(StringArray::from(vec!["u", "v"])) as ArrayRef),
+            (
+                "extra",
+                Arc::new(StringArray::from(vec!["u", "v"])) as ArrayRef,
+            ),
             ("b", Arc::new(Int64Array::from(vec![Some(1), None]))),
             ("a", Arc::new(Float32Array::from(vec![0.5, 1.5]))),
         ]);
         let out = prepare(&b, &inputs()).unwrap();
         assert_eq!(out.schema(), inputs());
-        let a = out.column(0).as_any().downcast_ref::<Float64Array>().unwrap();
+        let a = out
+            .column(0)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
         assert_eq!(a.values().as_ref(), &[0.5, 1.5]);
         let bcol = out.column(1).as_any().downcast_ref::<Int8Array>().unwrap();
         assert_eq!(bcol.value(0), 1);
@@ -169,17 +194,26 @@ mod tests {
     #[test]
     fn positional_batch_is_zero_copy() {
         let a: ArrayRef = Arc::new(Float64Array::from(vec![1.0]));
-        let b = batch(vec![("a", a.clone()), ("b", Arc::new(Int8Array::from(vec![1])) as ArrayRef)]);
+        let b = batch(vec![
+            ("a", a.clone()),
+            ("b", Arc::new(Int8Array::from(vec![1])) as ArrayRef),
+        ]);
         let out = prepare(&b, &inputs()).unwrap();
         assert!(Arc::ptr_eq(out.column(0), &a));
     }
 
     #[test]
     fn missing_column_is_named() {
-        let b = batch(vec![("a", Arc::new(Float64Array::from(vec![1.0])) as ArrayRef)]);
+        let b = batch(vec![(
+            "a",
+            Arc::new(Float64Array::from(vec![1.0])) as ArrayRef,
+        )]);
         assert_eq!(
             prepare(&b, &inputs()).unwrap_err(),
-            InputError::MissingColumn { column: "b".into(), available: "a".into() }
+            InputError::MissingColumn {
+                column: "b".into(),
+                available: "a".into()
+            }
         );
     }
 
@@ -190,12 +224,17 @@ mod tests {
             ("b", Arc::new(Int8Array::from(vec![1]))),
         ]);
         let err = prepare(&b, &inputs()).unwrap_err();
-        assert!(matches!(&err, InputError::WrongType { column, got, .. } if column == "a" && got == "utf8"), "{err}");
+        assert!(
+            matches!(&err, InputError::WrongType { column, got, .. } if column == "a" && got == "utf8"),
+            "{err}"
+        );
         let b = batch(vec![
             ("a", Arc::new(Float64Array::from(vec![1.0])) as ArrayRef),
             ("b", Arc::new(Float64Array::from(vec![1.0]))),
         ]);
-        assert!(matches!(prepare(&b, &inputs()).unwrap_err(), InputError::WrongType { column, .. } if column == "b"));
+        assert!(
+            matches!(prepare(&b, &inputs()).unwrap_err(), InputError::WrongType { column, .. } if column == "b")
+        );
     }
 
     #[test]
@@ -205,18 +244,28 @@ mod tests {
             ("b", Arc::new(Int64Array::from(vec![300]))),
         ]);
         let err = prepare(&b, &inputs()).unwrap_err();
-        assert!(matches!(&err, InputError::Cast { column, .. } if column == "b"), "{err}");
+        assert!(
+            matches!(&err, InputError::Cast { column, .. } if column == "b"),
+            "{err}"
+        );
     }
 
     #[test]
     fn nulls_in_non_nullable_column_name_the_first_row() {
         let b = batch(vec![
-            ("a", Arc::new(Float64Array::from(vec![Some(1.0), Some(2.0), None, None])) as ArrayRef),
+            (
+                "a",
+                Arc::new(Float64Array::from(vec![Some(1.0), Some(2.0), None, None])) as ArrayRef,
+            ),
             ("b", Arc::new(Int8Array::from(vec![1, 2, 3, 4]))),
         ]);
         assert_eq!(
             prepare(&b, &inputs()).unwrap_err(),
-            InputError::Nulls { column: "a".into(), count: 2, first_row: 2 }
+            InputError::Nulls {
+                column: "a".into(),
+                count: 2,
+                first_row: 2
+            }
         );
     }
 
@@ -228,7 +277,10 @@ mod tests {
         assert!(!cast_allowed(&Boolean, &Float64));
         assert!(!cast_allowed(&Utf8, &Float64));
         assert!(!cast_allowed(&Float64, &Int64));
-        assert!(cast_allowed(&Dictionary(Box::new(Int32), Box::new(Utf8)), &Utf8));
+        assert!(cast_allowed(
+            &Dictionary(Box::new(Int32), Box::new(Utf8)),
+            &Utf8
+        ));
         assert!(!cast_allowed(&Int64, &Boolean));
     }
 }

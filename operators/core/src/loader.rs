@@ -16,8 +16,8 @@ use arrow_schema::{DataType, SchemaRef};
 use sha2::{Digest, Sha256};
 use streamml_abi::ffi::RawArrowArray;
 use streamml_abi::{
-    ModelInfo, StreammlError, StreammlModelInitFn, StreammlModelV1, ABI_VERSION,
-    MODEL_INIT_SYMBOL, STATUS_OK, STATUS_UNSUPPORTED_ABI,
+    ModelInfo, StreammlError, StreammlModelInitFn, StreammlModelV1, ABI_VERSION, MODEL_INIT_SYMBOL,
+    STATUS_OK, STATUS_UNSUPPORTED_ABI,
 };
 
 use crate::error::{LoadError, LoadErrorKind, PredictError};
@@ -32,7 +32,10 @@ pub struct LoadOptions {
 
 /// The SHA-256 of some bytes, as lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The SHA-256 of a file, as lowercase hex.
@@ -146,12 +149,19 @@ impl NativeModel {
         let mut table = Box::new(StreammlModelV1::empty());
         let mut error = StreammlError::empty();
         let status = unsafe {
-            init(ABI_VERSION, &mut *table as *mut StreammlModelV1 as *mut _, &mut error)
+            init(
+                ABI_VERSION,
+                &mut *table as *mut StreammlModelV1 as *mut _,
+                &mut error,
+            )
         };
         if status != STATUS_OK {
             let message = error.take_message().unwrap_or_else(|| "no message".into());
             let kind = if status == STATUS_UNSUPPORTED_ABI {
-                LoadErrorKind::UnsupportedAbi { host: ABI_VERSION, message }
+                LoadErrorKind::UnsupportedAbi {
+                    host: ABI_VERSION,
+                    message,
+                }
             } else {
                 LoadErrorKind::InitFailed { status, message }
             };
@@ -166,12 +176,20 @@ impl NativeModel {
                 message: format!("init filled a table of version {}", table.abi_version),
             }));
         }
-        let info_fn = table.info.ok_or_else(|| fail(LoadErrorKind::IncompleteTable("info")))?;
-        table.predict.ok_or_else(|| fail(LoadErrorKind::IncompleteTable("predict")))?;
-        table.release.ok_or_else(|| fail(LoadErrorKind::IncompleteTable("release")))?;
+        let info_fn = table
+            .info
+            .ok_or_else(|| fail(LoadErrorKind::IncompleteTable("info")))?;
+        table
+            .predict
+            .ok_or_else(|| fail(LoadErrorKind::IncompleteTable("predict")))?;
+        table
+            .release
+            .ok_or_else(|| fail(LoadErrorKind::IncompleteTable("release")))?;
         let info_ptr = unsafe { info_fn(&**table) };
         if info_ptr.is_null() {
-            return Err(fail(LoadErrorKind::IncompleteTable("the string info() returns")));
+            return Err(fail(LoadErrorKind::IncompleteTable(
+                "the string info() returns",
+            )));
         }
         let info_json = unsafe { CStr::from_ptr(info_ptr) }.to_string_lossy();
         let info = ModelInfo::parse(&info_json).map_err(|e| fail(e.into()))?;
@@ -179,18 +197,20 @@ impl NativeModel {
         let output_schema = info.output_schema().map_err(|e| fail(e.into()))?;
         let input_type = DataType::Struct(input_schema.fields().clone());
         let input_schema_ffi = FFI_ArrowSchema::try_from(&input_type).map_err(|e| {
-            fail(LoadErrorKind::BadInfo(streamml_abi::InfoError::Json(format!(
-                "the inputs cannot be exported to the C Data Interface: {e}"
-            ))))
+            fail(LoadErrorKind::BadInfo(streamml_abi::InfoError::Json(
+                format!("the inputs cannot be exported to the C Data Interface: {e}"),
+            )))
         })?;
         let output_type = DataType::Struct(output_schema.fields().clone());
         let output_schema_ffi = FFI_ArrowSchema::try_from(&output_type).map_err(|e| {
-            fail(LoadErrorKind::BadInfo(streamml_abi::InfoError::Json(format!(
-                "the outputs cannot be exported to the C Data Interface: {e}"
-            ))))
+            fail(LoadErrorKind::BadInfo(streamml_abi::InfoError::Json(
+                format!("the outputs cannot be exported to the C Data Interface: {e}"),
+            )))
         })?;
-        let outputs_fixed_width =
-            output_schema.fields().iter().all(|f| f.data_type().primitive_width().is_some());
+        let outputs_fixed_width = output_schema
+            .fields()
+            .iter()
+            .all(|f| f.data_type().primitive_width().is_some());
         let table = guard.disarm();
         Ok(Self {
             path: path.to_path_buf(),
@@ -226,36 +246,28 @@ impl NativeModel {
         let data = StructArray::from(input.clone()).into_data();
         debug_assert_eq!(data.data_type(), &self.input_type);
         let in_array = FFI_ArrowArray::new(&data);
-        let mut out_array = FFI_ArrowArray::empty();
-        let mut out_schema = FFI_ArrowSchema::empty();
-        let mut error = StreammlError::empty();
-        let predict = self.table.predict.expect("checked at load");
-        let status = unsafe {
-            predict(
-                &*self.table,
-                &in_array as *const FFI_ArrowArray as *const RawArrowArray,
-                &self.input_schema_ffi.0,
-                &mut out_array as *mut FFI_ArrowArray as *mut RawArrowArray,
-                &mut out_schema,
-                &mut error,
-            )
-        };
+        let (out_array, out_schema) =
+            self.call_c(&in_array)
+                .map_err(|(status, message)| match status {
+                    Some(status) => Failure::Status(status, message),
+                    None => Failure::Host(message),
+                })?;
         drop(in_array);
-        if status != STATUS_OK {
-            let message = error.take_message().unwrap_or_else(|| "no message".into());
-            return Err(Failure::Status(status, message));
-        }
-        if out_array.is_released() || streamml_abi::ffi::schema_is_released(&out_schema) {
-            return Err(Failure::Host("predict returned OK but no output array".into()));
-        }
         let data = unsafe { from_ffi(out_array, &out_schema) }
             .map_err(|e| Failure::Host(format!("the output is not a valid Arrow array: {e}")))?;
-        data.validate_full().map_err(|e| Failure::Host(format!("the output is not a valid Arrow array: {e}")))?;
+        data.validate_full()
+            .map_err(|e| Failure::Host(format!("the output is not a valid Arrow array: {e}")))?;
         if data.len() != rows {
-            return Err(Failure::Host(format!("the output has {} row(s) for an input of {rows}", data.len())));
+            return Err(Failure::Host(format!(
+                "the output has {} row(s) for an input of {rows}",
+                data.len()
+            )));
         }
         let DataType::Struct(fields) = data.data_type() else {
-            return Err(Failure::Host(format!("the output is {}, expected a struct array", data.data_type())));
+            return Err(Failure::Host(format!(
+                "the output is {}, expected a struct array",
+                data.data_type()
+            )));
         };
         let expected = self.output_schema.fields();
         let same = fields.len() == expected.len()
@@ -270,8 +282,9 @@ impl NativeModel {
             )));
         }
         let (_, columns, _) = StructArray::from(data).into_parts();
-        RecordBatch::try_new(self.output_schema.clone(), columns)
-            .map_err(|e| Failure::Host(format!("the output does not fit the declared outputs: {e}")))
+        RecordBatch::try_new(self.output_schema.clone(), columns).map_err(|e| {
+            Failure::Host(format!("the output does not fit the declared outputs: {e}"))
+        })
     }
 }
 
@@ -290,11 +303,14 @@ impl NativeModel {
         if input.is_released() || input.is_empty() || input.null_count_opt() != Some(0) {
             return false;
         }
-        let DataType::Struct(fields) = &self.input_type else { return false };
+        let DataType::Struct(fields) = &self.input_type else {
+            return false;
+        };
         input.num_children() == fields.len()
-            && fields.iter().enumerate().all(|(i, f)| {
-                f.is_nullable() || input.child(i).null_count_opt() == Some(0)
-            })
+            && fields
+                .iter()
+                .enumerate()
+                .all(|(i, f)| f.is_nullable() || input.child(i).null_count_opt() == Some(0))
     }
 
     /// Score a batch that is already a C struct array of the declared input
@@ -317,7 +333,8 @@ impl NativeModel {
         };
         let (array, schema) = self.call_c(input).map_err(fail)?;
         if self.outputs_fixed_width {
-            self.check_fixed_width_output(&array, &schema, rows).map_err(|r| fail((None, r)))?;
+            self.check_fixed_width_output(&array, &schema, rows)
+                .map_err(|r| fail((None, r)))?;
             return Ok((array, schema));
         }
         // Variable-width outputs: import, validate fully, export again.
@@ -325,13 +342,21 @@ impl NativeModel {
             .map_err(|e| fail((None, format!("the output is not a valid Arrow array: {e}"))))?;
         data.validate_full()
             .map_err(|e| fail((None, format!("the output is not a valid Arrow array: {e}"))))?;
-        if data.len() != rows || data.data_type() != &DataType::Struct(self.output_schema.fields().clone()) {
-            return Err(fail((None, format!("the output is not {} rows of the declared outputs", rows))));
+        if data.len() != rows
+            || data.data_type() != &DataType::Struct(self.output_schema.fields().clone())
+        {
+            return Err(fail((
+                None,
+                format!("the output is not {} rows of the declared outputs", rows),
+            )));
         }
         Ok((FFI_ArrowArray::new(&data), schema))
     }
 
-    fn call_c(&self, input: &FFI_ArrowArray) -> Result<(FFI_ArrowArray, FFI_ArrowSchema), (Option<i32>, String)> {
+    fn call_c(
+        &self,
+        input: &FFI_ArrowArray,
+    ) -> Result<(FFI_ArrowArray, FFI_ArrowSchema), (Option<i32>, String)> {
         let mut out_array = FFI_ArrowArray::empty();
         let mut out_schema = FFI_ArrowSchema::empty();
         let mut error = StreammlError::empty();
@@ -363,27 +388,44 @@ impl NativeModel {
         rows: usize,
     ) -> Result<(), String> {
         if !streamml_abi::ffi::schema_matches(schema, &self.output_schema_ffi.0) {
-            let got = DataType::try_from(schema).map(|t| t.to_string()).unwrap_or_default();
+            let got = DataType::try_from(schema)
+                .map(|t| t.to_string())
+                .unwrap_or_default();
             return Err(format!(
                 "the output is {got}, the info declares {}",
                 describe(self.output_schema.fields())
             ));
         }
         if array.len() != rows {
-            return Err(format!("the output has {} row(s) for an input of {rows}", array.len()));
+            return Err(format!(
+                "the output has {} row(s) for an input of {rows}",
+                array.len()
+            ));
         }
-        if array.num_children() != self.output_schema.fields().len() || array.null_count_opt() != Some(0) {
+        if array.num_children() != self.output_schema.fields().len()
+            || array.null_count_opt() != Some(0)
+        {
             return Err("the output struct does not hold one child per declared output".into());
         }
         for (i, field) in self.output_schema.fields().iter().enumerate() {
             let child = array.child(i);
             let needed = array.offset() + rows;
-            let data = if child.num_buffers() == 2 { child.buffer(1) } else { std::ptr::null() };
+            let data = if child.num_buffers() == 2 {
+                child.buffer(1)
+            } else {
+                std::ptr::null()
+            };
             if child.len() < needed || data.is_null() {
-                return Err(format!("output '{}' is shorter than the batch or has no data", field.name()));
+                return Err(format!(
+                    "output '{}' is shorter than the batch or has no data",
+                    field.name()
+                ));
             }
             if !field.is_nullable() && child.null_count_opt() != Some(0) {
-                return Err(format!("output '{}' is declared non-nullable but holds nulls", field.name()));
+                return Err(format!(
+                    "output '{}' is declared non-nullable but holds nulls",
+                    field.name()
+                ));
             }
         }
         Ok(())
@@ -410,9 +452,13 @@ impl Scorer for NativeModel {
     fn score(&self, input: &RecordBatch) -> Result<RecordBatch, PredictError> {
         // A malformed output can trip asserts inside arrow-rs' import: those
         // panics are this model's error, not the host's crash.
-        let result = catch_unwind(AssertUnwindSafe(|| self.call_predict(input))).unwrap_or_else(|p| {
-            Err((None, format!("importing the output panicked: {}", panic_text(&*p))))
-        });
+        let result =
+            catch_unwind(AssertUnwindSafe(|| self.call_predict(input))).unwrap_or_else(|p| {
+                Err((
+                    None,
+                    format!("importing the output panicked: {}", panic_text(&*p)),
+                ))
+            });
         result.map_err(|(status, reason)| PredictError {
             origin: self.origin.clone(),
             rows: input.num_rows(),
@@ -457,8 +503,10 @@ impl Drop for TableGuard {
 }
 
 fn describe(fields: &arrow_schema::Fields) -> String {
-    let parts: Vec<String> =
-        fields.iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect();
+    let parts: Vec<String> = fields
+        .iter()
+        .map(|f| format!("{}: {}", f.name(), f.data_type()))
+        .collect();
     format!("[{}]", parts.join(", "))
 }
 

@@ -6,15 +6,14 @@
 //! ([`crate::input::prepare`]), outputs checked against the declared schema,
 //! empty batches answered without a call, panics turned into errors.
 
-use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
 use arrow_array::RecordBatch;
-use streamml_abi::ffi::schema_matches;
 use arrow_schema::SchemaRef;
+use streamml_abi::ffi::schema_matches;
 use streamml_abi::{InfoError, ModelInfo};
 
 use crate::error::{Error, LoadError, PredictError};
@@ -48,7 +47,9 @@ pub struct Model {
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Model").field("origin", &self.scorer.origin()).finish()
+        f.debug_struct("Model")
+            .field("origin", &self.scorer.origin())
+            .finish()
     }
 }
 
@@ -125,14 +126,16 @@ impl Model {
             return None;
         }
         let rows = array.len();
-        Some(catch_unwind(AssertUnwindSafe(|| native.predict_c(array))).unwrap_or_else(|p| {
-            Err(PredictError {
-                origin: self.origin().to_string(),
-                rows,
-                reason: format!("panicked: {}", panic_text(&*p)),
-                status: None,
-            })
-        }))
+        Some(
+            catch_unwind(AssertUnwindSafe(|| native.predict_c(array))).unwrap_or_else(|p| {
+                Err(PredictError {
+                    origin: self.origin().to_string(),
+                    rows,
+                    reason: format!("panicked: {}", panic_text(&*p)),
+                    status: None,
+                })
+            }),
+        )
     }
 
     /// Score a batch that [`input::prepare`] already produced.
@@ -150,7 +153,10 @@ impl Model {
         let out = catch_unwind(AssertUnwindSafe(|| self.scorer.score(prepared)))
             .map_err(|p| fail(format!("panicked: {}", panic_text(&*p))))??;
         if out.num_rows() != rows {
-            return Err(fail(format!("returned {} row(s) for {rows}", out.num_rows())));
+            return Err(fail(format!(
+                "returned {} row(s) for {rows}",
+                out.num_rows()
+            )));
         }
         if out.schema_ref().fields() != self.output_schema.fields() {
             return Err(fail(format!(
@@ -164,16 +170,11 @@ impl Model {
 }
 
 fn field_list(schema: &arrow_schema::Schema) -> Vec<String> {
-    schema.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect()
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}: {}", f.name(), f.data_type()))
+        .collect()
 }
 
-/// The text of a panic payload.
-pub(crate) fn panic_text(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-string payload".to_string()
-    }
-}
+pub(crate) use streamml_abi::panic_message as panic_text;

@@ -9,7 +9,9 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, UInt64Builder};
+use arrow_array::builder::{
+    BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, UInt64Builder,
+};
 use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow_schema::{DataType, SchemaRef};
 
@@ -53,7 +55,9 @@ impl Column {
         use DataType::*;
         Some(match t {
             Float32 | Float64 => Column::Float(Float64Builder::new()),
-            Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 => Column::Int(Int64Builder::new()),
+            Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 => {
+                Column::Int(Int64Builder::new())
+            }
             UInt64 => Column::UInt(UInt64Builder::new()),
             Boolean => Column::Bool(BooleanBuilder::new()),
             Utf8 | LargeUtf8 => Column::Str(StringBuilder::new()),
@@ -131,7 +135,11 @@ impl RowBuilder {
                 })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Self { schema, columns, rows: 0 })
+        Ok(Self {
+            schema,
+            columns,
+            rows: 0,
+        })
     }
 
     /// The declared fields, in the order `append_row` wants cells.
@@ -152,11 +160,18 @@ impl RowBuilder {
     /// refuse it whole with the reason, naming the field.
     pub fn append_row(&mut self, cells: &[Cell]) -> Result<(), String> {
         if cells.len() != self.columns.len() {
-            return Err(format!("expected {} values, got {}", self.columns.len(), cells.len()));
+            return Err(format!(
+                "expected {} values, got {}",
+                self.columns.len(),
+                cells.len()
+            ));
         }
         for ((column, cell), field) in self.columns.iter().zip(cells).zip(self.schema.fields()) {
             if matches!(cell, Cell::Null) && !field.is_nullable() {
-                return Err(format!("field '{}' is null but the input is not nullable", field.name()));
+                return Err(format!(
+                    "field '{}' is null but the input is not nullable",
+                    field.name()
+                ));
             }
             if !column.accepts(cell) {
                 return Err(format!(
@@ -207,16 +222,30 @@ mod tests {
     #[test]
     fn builds_declared_types() {
         let mut b = RowBuilder::new(schema()).unwrap();
-        b.append_row(&[Cell::Int(2), Cell::Null, Cell::Str("a")]).unwrap();
-        b.append_row(&[Cell::Float(0.5), Cell::Int(-3), Cell::Str("b")]).unwrap();
+        b.append_row(&[Cell::Int(2), Cell::Null, Cell::Str("a")])
+            .unwrap();
+        b.append_row(&[Cell::Float(0.5), Cell::Int(-3), Cell::Str("b")])
+            .unwrap();
         let batch = b.finish().unwrap();
         assert_eq!(batch.schema(), schema());
-        let f = batch.column(0).as_any().downcast_ref::<Float32Array>().unwrap();
+        let f = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Float32Array>()
+            .unwrap();
         assert_eq!(f.values().as_ref(), &[2.0, 0.5]);
-        let i = batch.column(1).as_any().downcast_ref::<Int8Array>().unwrap();
+        let i = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int8Array>()
+            .unwrap();
         assert!(i.is_null(0));
         assert_eq!(i.value(1), -3);
-        let s = batch.column(2).as_any().downcast_ref::<StringArray>().unwrap();
+        let s = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
         assert_eq!(s.value(1), "b");
         assert!(b.is_empty(), "finish resets the builder");
     }
@@ -224,10 +253,15 @@ mod tests {
     #[test]
     fn a_bad_row_is_refused_whole() {
         let mut b = RowBuilder::new(schema()).unwrap();
-        b.append_row(&[Cell::Float(1.0), Cell::Int(1), Cell::Str("ok")]).unwrap();
-        let err = b.append_row(&[Cell::Float(1.0), Cell::Int(1), Cell::Float(2.0)]).unwrap_err();
+        b.append_row(&[Cell::Float(1.0), Cell::Int(1), Cell::Str("ok")])
+            .unwrap();
+        let err = b
+            .append_row(&[Cell::Float(1.0), Cell::Int(1), Cell::Float(2.0)])
+            .unwrap_err();
         assert_eq!(err, "field 's' is a float, expected utf8");
-        let err = b.append_row(&[Cell::Null, Cell::Int(1), Cell::Str("x")]).unwrap_err();
+        let err = b
+            .append_row(&[Cell::Null, Cell::Int(1), Cell::Str("x")])
+            .unwrap_err();
         assert_eq!(err, "field 'f' is null but the input is not nullable");
         assert_eq!(b.len(), 1);
         assert_eq!(b.finish().unwrap().num_rows(), 1);
@@ -236,8 +270,12 @@ mod tests {
     #[test]
     fn out_of_range_integers_fail_at_finish_naming_the_column() {
         let mut b = RowBuilder::new(schema()).unwrap();
-        b.append_row(&[Cell::Float(1.0), Cell::Int(1000), Cell::Str("x")]).unwrap();
+        b.append_row(&[Cell::Float(1.0), Cell::Int(1000), Cell::Str("x")])
+            .unwrap();
         let err = b.finish().unwrap_err();
-        assert!(matches!(&err, InputError::Cast { column, .. } if column == "i"), "{err}");
+        assert!(
+            matches!(&err, InputError::Cast { column, .. } if column == "i"),
+            "{err}"
+        );
     }
 }

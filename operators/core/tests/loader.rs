@@ -34,7 +34,14 @@ fn predict_error(result: Result<RecordBatch, Error>) -> PredictError {
 /// The model's ABI status: the `status` field, or the `status N:` prefix the
 /// loader writes into the reason (see the report on `PredictError::status`).
 fn status_of(e: &PredictError) -> Option<i32> {
-    e.status.or_else(|| e.reason.strip_prefix("status ")?.split(':').next()?.parse().ok())
+    e.status.or_else(|| {
+        e.reason
+            .strip_prefix("status ")?
+            .split(':')
+            .next()?
+            .parse()
+            .ok()
+    })
 }
 
 // ---- the C linear model scores what the formula says ----
@@ -44,19 +51,41 @@ fn linear_model_describes_itself_in_its_info() {
     let built = linear_model();
     let model = load(&built);
     let info = model.info();
-    assert_eq!((info.name.as_str(), info.version.as_str()), ("c_linear", "1.0.0"));
-    assert_eq!((info.task, info.framework.as_str()), (Task::Regression, "c"));
-    let inputs: Vec<_> =
-        info.inputs.iter().map(|f| (f.name.as_str(), f.ty.as_str(), f.nullable)).collect();
+    assert_eq!(
+        (info.name.as_str(), info.version.as_str()),
+        ("c_linear", "1.0.0")
+    );
+    assert_eq!(
+        (info.task, info.framework.as_str()),
+        (Task::Regression, "c")
+    );
+    let inputs: Vec<_> = info
+        .inputs
+        .iter()
+        .map(|f| (f.name.as_str(), f.ty.as_str(), f.nullable))
+        .collect();
     assert_eq!(
         inputs,
-        [("x0", "float64", false), ("x1", "float64", false), ("x2", "float64", true)]
+        [
+            ("x0", "float64", false),
+            ("x1", "float64", false),
+            ("x2", "float64", true)
+        ]
     );
     assert_eq!(info.outputs.len(), 1);
-    assert_eq!((info.outputs[0].name.as_str(), info.outputs[0].nullable), ("score", false));
-    assert!(info.metadata["description"].as_str().is_some_and(|d| d.contains("0.25*x2")));
+    assert_eq!(
+        (info.outputs[0].name.as_str(), info.outputs[0].nullable),
+        ("score", false)
+    );
+    assert!(info.metadata["description"]
+        .as_str()
+        .is_some_and(|d| d.contains("0.25*x2")));
     assert!(info.drift_reference.is_none());
-    assert!(model.origin().contains(&built.path.display().to_string()), "{}", model.origin());
+    assert!(
+        model.origin().contains(&built.path.display().to_string()),
+        "{}",
+        model.origin()
+    );
 }
 
 #[test]
@@ -78,10 +107,32 @@ fn linear_model_maps_columns_by_name_ignores_extras_and_casts_integers() {
         })
         .collect();
     let columns: Vec<(&str, ArrayRef)> = vec![
-        ("comment", Arc::new(StringArray::from_iter_values(rows.iter().map(|_| "ignored")))),
-        ("x2", Arc::new(rows.iter().map(|r| r.x2.map(|v| v as f32)).collect::<Float32Array>())),
-        ("x1", Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.x1 as i32)))),
-        ("x0", Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.x0 as i64)))),
+        (
+            "comment",
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|_| "ignored"),
+            )),
+        ),
+        (
+            "x2",
+            Arc::new(
+                rows.iter()
+                    .map(|r| r.x2.map(|v| v as f32))
+                    .collect::<Float32Array>(),
+            ),
+        ),
+        (
+            "x1",
+            Arc::new(Int32Array::from_iter_values(
+                rows.iter().map(|r| r.x1 as i32),
+            )),
+        ),
+        (
+            "x0",
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| r.x0 as i64),
+            )),
+        ),
     ];
     let batch = RecordBatch::try_from_iter(columns).unwrap();
     assert_formula(&scores(&model.predict(&batch).unwrap()), &rows);
@@ -96,7 +147,10 @@ fn linear_model_scores_a_sliced_batch() {
     rows[60].x1 = f64::INFINITY;
     let (offset, len) = (13, 40); // not a multiple of 8: the bitmap starts mid-byte
     let sliced = batch_of(&rows).slice(offset, len);
-    assert_formula(&scores(&model.predict(&sliced).unwrap()), &rows[offset..offset + len]);
+    assert_formula(
+        &scores(&model.predict(&sliced).unwrap()),
+        &rows[offset..offset + len],
+    );
 }
 
 #[test]
@@ -108,7 +162,9 @@ fn linear_model_applies_struct_and_child_offsets_of_its_input() {
     let model = raw::init(&linear_model().path, 1).expect("init v1");
     let rows = rows(40, 3, 4);
     let padded = |pad: usize, values: Vec<Option<f64>>| {
-        let column: Float64Array = std::iter::repeat_n(Some(f64::NAN), pad).chain(values).collect();
+        let column: Float64Array = std::iter::repeat_n(Some(f64::NAN), pad)
+            .chain(values)
+            .collect();
         offset_by(&column.into_data(), pad)
     };
     let children = vec![
@@ -116,15 +172,20 @@ fn linear_model_applies_struct_and_child_offsets_of_its_input() {
         padded(2, rows.iter().map(|r| Some(r.x1)).collect()),
         padded(11, rows.iter().map(|r| r.x2).collect()),
     ];
-    let fields: Vec<Field> =
-        ["x0", "x1", "x2"].map(|n| Field::new(n, DataType::Float64, true)).into();
+    let fields: Vec<Field> = ["x0", "x1", "x2"]
+        .map(|n| Field::new(n, DataType::Float64, true))
+        .into();
     let input = ArrayData::builder(DataType::Struct(fields.into()))
         .len(rows.len())
         .child_data(children)
         .build()
         .unwrap();
     let out = StructArray::from(model.predict(&offset_by(&input, 6)).unwrap());
-    let score = out.column(0).as_any().downcast_ref::<Float64Array>().unwrap();
+    let score = out
+        .column(0)
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap();
     assert_formula(score.values(), &rows[6..]);
 }
 
@@ -148,8 +209,14 @@ fn linear_model_refuses_a_non_finite_value_naming_the_first_column_and_row() {
     // rows are scanned in order, columns x0, x1, x2 within a row.
     type Planted = &'static [(usize, usize, f64)];
     let cases: [(Planted, &str); 3] = [
-        (&[(1, 7, f64::NAN), (2, 7, f64::INFINITY), (0, 8, f64::NAN)], "column 'x1' at row 7"),
-        (&[(0, 3, f64::NEG_INFINITY), (2, 2, f64::NAN)], "column 'x2' at row 2"),
+        (
+            &[(1, 7, f64::NAN), (2, 7, f64::INFINITY), (0, 8, f64::NAN)],
+            "column 'x1' at row 7",
+        ),
+        (
+            &[(0, 3, f64::NEG_INFINITY), (2, 2, f64::NAN)],
+            "column 'x2' at row 2",
+        ),
         (&[(0, 0, f64::INFINITY)], "column 'x0' at row 0"),
     ];
     for (planted, expected) in cases {
@@ -160,7 +227,11 @@ fn linear_model_refuses_a_non_finite_value_naming_the_first_column_and_row() {
         }
         let e = predict_error(model.predict(&batch_of(&rows)));
         assert_eq!(status_of(&e), Some(STATUS_INVALID_INPUT), "{e}");
-        assert!(e.reason.ends_with(&format!("non-finite value in {expected}")), "{e}");
+        assert!(
+            e.reason
+                .ends_with(&format!("non-finite value in {expected}")),
+            "{e}"
+        );
         assert_eq!(e.rows, 10);
     }
 }
@@ -168,11 +239,18 @@ fn linear_model_refuses_a_non_finite_value_naming_the_first_column_and_row() {
 #[test]
 fn linear_model_ignores_a_nan_hidden_under_a_null_x2() {
     let model = load(&linear_model());
-    let values = Float64Array::from(vec![1.0, f64::NAN, 3.0]).values().clone();
-    let nulls = Float64Array::from(vec![Some(0.0), None, Some(0.0)]).nulls().cloned();
+    let values = Float64Array::from(vec![1.0, f64::NAN, 3.0])
+        .values()
+        .clone();
+    let nulls = Float64Array::from(vec![Some(0.0), None, Some(0.0)])
+        .nulls()
+        .cloned();
     let x2 = Float64Array::new(values, nulls);
     let batch = RecordBatch::try_from_iter([
-        ("x0", Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0])) as ArrayRef),
+        (
+            "x0",
+            Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0])) as ArrayRef,
+        ),
         ("x1", Arc::new(Float64Array::from(vec![0.0, 0.0, 0.0]))),
         ("x2", Arc::new(x2)),
     ])
@@ -215,13 +293,18 @@ fn four_threads_predicting_on_one_model_get_the_single_threaded_result() {
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 s.spawn(|| {
-                    (0..25).map(|_| scores(&model.predict(&batch).unwrap())).collect::<Vec<_>>()
+                    (0..25)
+                        .map(|_| scores(&model.predict(&batch).unwrap()))
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
         for thread in threads {
             for got in thread.join().expect("no thread panicked") {
-                assert!(got.iter().zip(&expected).all(|(g, e)| g.to_bits() == e.to_bits()));
+                assert!(got
+                    .iter()
+                    .zip(&expected)
+                    .all(|(g, e)| g.to_bits() == e.to_bits()));
             }
         }
     });
@@ -238,15 +321,24 @@ fn predict_calls_on_one_model_run_at_the_same_time() {
     .unwrap();
     let start = Instant::now();
     std::thread::scope(|s| {
-        let threads: Vec<_> = (0..4).map(|_| s.spawn(|| model.predict(&batch).unwrap())).collect();
+        let threads: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| model.predict(&batch).unwrap()))
+            .collect();
         for thread in threads {
             let out = thread.join().expect("no thread panicked");
-            assert_eq!(out.column(0).as_ref(), batch.column(0).as_ref(), "sleepy returns y = x");
+            assert_eq!(
+                out.column(0).as_ref(),
+                batch.column(0).as_ref(),
+                "sleepy returns y = x"
+            );
         }
     });
     let elapsed = start.elapsed();
     // One after another would take 1600 ms; at the same time, about 400 ms.
-    assert!(elapsed >= Duration::from_millis(400), "sleepy did not sleep: {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(400),
+        "sleepy did not sleep: {elapsed:?}"
+    );
     assert!(
         elapsed < Duration::from_millis(1200),
         "4 calls took {elapsed:?}: they were serialised"
@@ -270,7 +362,10 @@ fn linear_model_refuses_abi_versions_other_than_1() {
 fn linear_model_refuses_an_input_that_is_not_its_declared_struct() {
     let model = raw::init(&linear_model().path, 1).expect("init v1");
     let column = |name: &str, values: ArrayRef| {
-        (Arc::new(Field::new(name, values.data_type().clone(), true)), values)
+        (
+            Arc::new(Field::new(name, values.data_type().clone(), true)),
+            values,
+        )
     };
     let f64s = || Arc::new(Float64Array::from(vec![1.0, 2.0])) as ArrayRef;
     let cases = [
@@ -287,7 +382,11 @@ fn linear_model_refuses_an_input_that_is_not_its_declared_struct() {
             "input field 'x2' has format 'l', expected float64 ('g')",
         ),
         (
-            vec![column("x0", f64s()), column("b", f64s()), column("x2", f64s())],
+            vec![
+                column("x0", f64s()),
+                column("b", f64s()),
+                column("x2", f64s()),
+            ],
             "input field 1 is named 'b', expected 'x1'",
         ),
     ];
@@ -301,7 +400,10 @@ fn linear_model_refuses_an_input_that_is_not_its_declared_struct() {
     let not_a_struct = Float64Array::from(vec![1.0]).into_data();
     let (status, message) = model.predict(&not_a_struct).unwrap_err();
     assert_eq!(status, STATUS_INVALID_INPUT);
-    assert!(message.contains("format 'g', expected a struct ('+s')"), "{message}");
+    assert!(
+        message.contains("format 'g', expected a struct ('+s')"),
+        "{message}"
+    );
 }
 
 // ---- the host verifies a binary before it runs it ----
@@ -316,7 +418,9 @@ fn the_reported_sha256_is_the_sha256_of_the_file() {
         .collect();
     assert_eq!(model.sha256(), Some(independent.as_str()));
     // The expected hash is compared case-insensitively.
-    let options = LoadOptions { expected_sha256: Some(independent.to_uppercase()) };
+    let options = LoadOptions {
+        expected_sha256: Some(independent.to_uppercase()),
+    };
     Model::load(&built.path, &options).expect("the right hash loads");
 }
 
@@ -324,13 +428,20 @@ fn the_reported_sha256_is_the_sha256_of_the_file() {
 fn a_wrong_expected_sha256_is_refused_naming_both_hashes_and_the_file() {
     let built = linear_model();
     let wrong = "0".repeat(64);
-    let options = LoadOptions { expected_sha256: Some(wrong.clone()) };
+    let options = LoadOptions {
+        expected_sha256: Some(wrong.clone()),
+    };
     let err = load_error(&built.path, &options);
-    let LoadErrorKind::ShaMismatch { expected, got } = &err.kind else { panic!("{err}") };
+    let LoadErrorKind::ShaMismatch { expected, got } = &err.kind else {
+        panic!("{err}")
+    };
     assert_eq!(expected, &wrong);
     assert_eq!(Some(got.as_str()), load(&built).sha256());
     let text = err.to_string();
-    assert!(text.contains(&built.path.display().to_string()) && text.contains(got), "{text}");
+    assert!(
+        text.contains(&built.path.display().to_string()) && text.contains(got),
+        "{text}"
+    );
 }
 
 #[test]
@@ -342,7 +453,10 @@ fn a_missing_file_is_an_io_error_naming_the_path() {
         matches!(&err.kind, LoadErrorKind::Io(e) if e.kind() == std::io::ErrorKind::NotFound),
         "{err}"
     );
-    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
 }
 
 #[test]
@@ -352,7 +466,10 @@ fn a_text_file_is_refused_as_not_a_library() {
     std::fs::write(&path, "this is a README, not a model binary\n").unwrap();
     let err = load_error(&path, &LoadOptions::default());
     assert!(matches!(err.kind, LoadErrorKind::NotALibrary(_)), "{err}");
-    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
 }
 
 #[test]
@@ -371,30 +488,49 @@ fn a_library_without_the_entry_point_is_refused() {
 fn a_binary_that_speaks_only_abi_v2_is_refused_with_its_message() {
     let built = fixture("abi_v2_only");
     let err = load_error(&built.path, &LoadOptions::default());
-    let LoadErrorKind::UnsupportedAbi { host, message } = &err.kind else { panic!("{err}") };
-    assert_eq!((*host, message.as_str()), (1, "this binary speaks streamml ABI v2 only"));
-    assert!(err.to_string().contains(&built.path.display().to_string()), "{err}");
+    let LoadErrorKind::UnsupportedAbi { host, message } = &err.kind else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        (*host, message.as_str()),
+        (1, "this binary speaks streamml ABI v2 only")
+    );
+    assert!(
+        err.to_string().contains(&built.path.display().to_string()),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_failing_init_is_reported_with_its_status_and_message() {
     let built = fixture("init_fails");
     let err = load_error(&built.path, &LoadOptions::default());
-    let LoadErrorKind::InitFailed { status, message } = &err.kind else { panic!("{err}") };
+    let LoadErrorKind::InitFailed { status, message } = &err.kind else {
+        panic!("{err}")
+    };
     assert_eq!(
         (*status, message.as_str()),
         (STATUS_INTERNAL, "license file /etc/model.lic not found")
     );
     let text = err.to_string();
-    assert!(text.contains(&built.path.display().to_string()) && text.contains(message), "{text}");
+    assert!(
+        text.contains(&built.path.display().to_string()) && text.contains(message),
+        "{text}"
+    );
 }
 
 #[test]
 fn a_truncated_info_document_is_refused_as_bad_info() {
     let built = fixture("bad_info");
     let err = load_error(&built.path, &LoadOptions::default());
-    assert!(matches!(err.kind, LoadErrorKind::BadInfo(InfoError::Json(_))), "{err}");
-    assert!(err.to_string().contains(&built.path.display().to_string()), "{err}");
+    assert!(
+        matches!(err.kind, LoadErrorKind::BadInfo(InfoError::Json(_))),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains(&built.path.display().to_string()),
+        "{err}"
+    );
 }
 
 // ---- the host checks what a binary returns ----
@@ -410,8 +546,14 @@ fn an_output_with_the_wrong_row_count_is_refused_naming_both_counts() {
     .unwrap();
     let e = predict_error(model.predict(&batch));
     assert_eq!(e.rows, 3);
-    assert!(e.reason.contains("4 row(s)") && e.reason.contains("input of 3"), "{e}");
-    assert!(e.to_string().contains(&built.path.display().to_string()), "{e}");
+    assert!(
+        e.reason.contains("4 row(s)") && e.reason.contains("input of 3"),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains(&built.path.display().to_string()),
+        "{e}"
+    );
 }
 
 // ---- the status a model returns, and what runs after a file is replaced ----
@@ -419,7 +561,11 @@ fn an_output_with_the_wrong_row_count_is_refused_naming_both_counts() {
 #[test]
 fn a_model_status_is_kept_in_the_predict_error() {
     let model = load(&linear_model());
-    let e = predict_error(model.predict(&batch_of(&[Row { x0: f64::NAN, x1: 0.0, x2: None }])));
+    let e = predict_error(model.predict(&batch_of(&[Row {
+        x0: f64::NAN,
+        x1: 0.0,
+        x2: None,
+    }])));
     assert_eq!(e.status, Some(STATUS_INVALID_INPUT), "{e}");
 }
 
@@ -429,7 +575,13 @@ fn a_binary_replaced_at_the_same_path_is_loaded_anew() {
     let path = dir.path.join("model.so");
     let (first, second) = (linear_model(), fixture("sleepy"));
     std::fs::copy(&first.path, &path).unwrap();
-    assert_eq!(Model::load(&path, &LoadOptions::default()).unwrap().info().name, "c_linear");
+    assert_eq!(
+        Model::load(&path, &LoadOptions::default())
+            .unwrap()
+            .info()
+            .name,
+        "c_linear"
+    );
     std::fs::remove_file(&path).unwrap();
     std::fs::copy(&second.path, &path).unwrap();
     let reloaded = Model::load(&path, &LoadOptions::default()).unwrap();

@@ -38,7 +38,10 @@ impl<'py> Capsules<'py> {
         let tuple = obj.call_method0(intern!(obj.py(), "__arrow_c_array__"))?;
         let tuple = tuple.cast_into::<PyTuple>()?;
         if tuple.len() != 2 {
-            return Err(new_err(Kind::Input, "__arrow_c_array__ must return (schema, array) capsules"));
+            return Err(new_err(
+                Kind::Input,
+                "__arrow_c_array__ must return (schema, array) capsules",
+            ));
         }
         Ok(Self {
             schema: tuple.get_item(0)?.cast_into::<PyCapsule>()?,
@@ -52,8 +55,14 @@ impl<'py> Capsules<'py> {
         &self,
         model: &Model,
     ) -> PyResult<Option<Result<(FFI_ArrowArray, FFI_ArrowSchema), PredictError>>> {
-        let schema = self.schema.pointer_checked(Some(SCHEMA_CAPSULE))?.cast::<FFI_ArrowSchema>();
-        let array = self.array.pointer_checked(Some(ARRAY_CAPSULE))?.cast::<FFI_ArrowArray>();
+        let schema = self
+            .schema
+            .pointer_checked(Some(SCHEMA_CAPSULE))?
+            .cast::<FFI_ArrowSchema>();
+        let array = self
+            .array
+            .pointer_checked(Some(ARRAY_CAPSULE))?
+            .cast::<FFI_ArrowArray>();
         let pointers = SendPtrs(schema.as_ptr(), array.as_ptr());
         // SAFETY: the capsules own both structs and outlive this call; they
         // are only read (borrowed), never moved or released here.
@@ -80,13 +89,21 @@ static IMPORT_BATCH: PyOnceLock<Option<Py<PyAny>>> = PyOnceLock::new();
 fn capsule_import(py: Python<'_>) -> PyResult<Option<&Py<PyAny>>> {
     let f = IMPORT_BATCH.get_or_try_init(py, || -> PyResult<Option<Py<PyAny>>> {
         let pa = py.import("pyarrow")?;
-        Ok(pa.getattr("RecordBatch")?.getattr("_import_from_c_capsule").ok().map(Bound::unbind))
+        Ok(pa
+            .getattr("RecordBatch")?
+            .getattr("_import_from_c_capsule")
+            .ok()
+            .map(Bound::unbind))
     })?;
     Ok(f.as_ref())
 }
 
 /// An owned C struct array (and its schema) as a `pyarrow.RecordBatch`.
-pub fn c_to_pyarrow(py: Python<'_>, array: FFI_ArrowArray, schema: FFI_ArrowSchema) -> PyResult<Bound<'_, PyAny>> {
+pub fn c_to_pyarrow(
+    py: Python<'_>,
+    array: FFI_ArrowArray,
+    schema: FFI_ArrowSchema,
+) -> PyResult<Bound<'_, PyAny>> {
     let schema = PyCapsule::new_with_value(py, schema, SCHEMA_CAPSULE)?;
     let array = PyCapsule::new_with_value(py, array, ARRAY_CAPSULE)?;
     match capsule_import(py)? {
@@ -100,7 +117,11 @@ pub fn to_pyarrow(py: Python<'_>, batch: RecordBatch) -> PyResult<Bound<'_, PyAn
     let Some(import) = capsule_import(py)? else {
         return PyRecordBatch::new(batch).into_pyarrow(py);
     };
-    let field = Arc::new(Field::new_struct("", batch.schema_ref().fields().clone(), false));
+    let field = Arc::new(Field::new_struct(
+        "",
+        batch.schema_ref().fields().clone(),
+        false,
+    ));
     let array = StructArray::from(batch);
     let capsules = to_array_pycapsules(py, field, &array, None)?;
     import.bind(py).call1(capsules)

@@ -58,14 +58,23 @@ impl CallableScorer {
         };
         info.validate().map_err(|e| e.to_string())?;
         let output_schema = info.output_schema().map_err(|e| e.to_string())?;
-        Ok(Self { func, info, origin: format!("python callable '{name}'"), output_schema })
+        Ok(Self {
+            func,
+            info,
+            origin: format!("python callable '{name}'"),
+            output_schema,
+        })
     }
 
     fn call(&self, py: Python<'_>, input: &RecordBatch) -> Result<RecordBatch, String> {
         let arg = PyRecordBatch::new(input.clone())
             .into_pyarrow(py)
             .map_err(|e| format!("cannot pass the batch to Python: {e}"))?;
-        let result = self.func.bind(py).call1((arg,)).map_err(|e| describe(py, &e))?;
+        let result = self
+            .func
+            .bind(py)
+            .call1((arg,))
+            .map_err(|e| describe(py, &e))?;
         let batch = match result.extract::<AnyRecordBatch>() {
             Ok(AnyRecordBatch::RecordBatch(b)) => b.into_inner(),
             Ok(AnyRecordBatch::Stream(s)) => {
@@ -86,7 +95,8 @@ impl CallableScorer {
             }
         };
         // Outputs go through the same by-name mapping and casts as inputs.
-        input::prepare(&batch, &self.output_schema).map_err(|e| format!("returned bad outputs: {e}"))
+        input::prepare(&batch, &self.output_schema)
+            .map_err(|e| format!("returned bad outputs: {e}"))
     }
 }
 

@@ -23,7 +23,8 @@ impl Kind {
     }
 }
 
-static CLASSES: [PyOnceLock<Py<PyType>>; 3] = [PyOnceLock::new(), PyOnceLock::new(), PyOnceLock::new()];
+static CLASSES: [PyOnceLock<Py<PyType>>; 3] =
+    [PyOnceLock::new(), PyOnceLock::new(), PyOnceLock::new()];
 
 /// A `streamml.errors` exception carrying `message`.
 pub fn new_err(kind: Kind, message: impl Into<String>) -> PyErr {

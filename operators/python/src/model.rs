@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
-use pyo3::intern;
 use pyo3_arrow::{PyRecordBatch, PyRecordBatchReader, PySchema, PyTable};
 use streamml_abi::Task;
 use streamml_core::{LoadOptions, Model};
@@ -48,8 +48,12 @@ impl PyModel {
     #[staticmethod]
     #[pyo3(signature = (path, sha256=None))]
     fn load(py: Python<'_>, path: PathBuf, sha256: Option<String>) -> PyResult<Self> {
-        let options = LoadOptions { expected_sha256: sha256 };
-        let model = py.detach(|| Model::load(&path, &options)).map_err(load_err)?;
+        let options = LoadOptions {
+            expected_sha256: sha256,
+        };
+        let model = py
+            .detach(|| Model::load(&path, &options))
+            .map_err(load_err)?;
         Ok(Self::new(py, model))
     }
 
@@ -114,7 +118,11 @@ impl PyModel {
 
     /// Score an object with `__arrow_c_array__` (-> pyarrow.RecordBatch) or
     /// `__arrow_c_stream__` (-> pyarrow.Table).
-    fn predict_arrow<'py>(&self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn predict_arrow<'py>(
+        &self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         if data.hasattr(intern!(py, "__arrow_c_array__"))? {
             let capsules = Capsules::export(data)?;
             if let Some(result) = capsules.try_predict_c(&self.model)? {
@@ -136,11 +144,16 @@ impl PyModel {
     }
 
     /// Score a sequence of dicts (-> pyarrow.RecordBatch).
-    fn predict_rows<'py>(&self, py: Python<'py>, rows: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn predict_rows<'py>(
+        &self,
+        py: Python<'py>,
+        rows: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let batch = rows_to_batch(rows, self.model.input_schema(), &self.input_keys)?;
         let out = {
             let model = &self.model;
-            py.detach(|| model.score_prepared(&batch)).map_err(|e| core_err(e.into()))?
+            py.detach(|| model.score_prepared(&batch))
+                .map_err(|e| core_err(e.into()))?
         };
         to_pyarrow(py, out)
     }

@@ -23,7 +23,11 @@ pub fn rows_to_batch(
         let item = item?;
         let bad = |reason: String| input_err(InputError::Row { row, reason });
         let dict = item.cast::<PyDict>().map_err(|_| {
-            let type_name = item.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+            let type_name = item
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default();
             bad(format!("expected a dict, got a {type_name}"))
         })?;
         values.clear();
@@ -36,7 +40,11 @@ pub fn rows_to_batch(
         let mut cells = Vec::with_capacity(values.len());
         for (v, field) in values.iter().zip(schema.fields()) {
             cells.push(cell(v).map_err(|what| {
-                bad(format!("field '{}' is {what}, expected {}", field.name(), type_name(field.data_type())))
+                bad(format!(
+                    "field '{}' is {what}, expected {}",
+                    field.name(),
+                    type_name(field.data_type())
+                ))
             })?);
         }
         builder.append_row(&cells).map_err(bad)?;
@@ -59,10 +67,16 @@ fn cell<'a>(v: &'a Bound<'_, PyAny>) -> Result<Cell<'a>, String> {
         if let Ok(i) = v.extract::<i64>() {
             return Ok(Cell::Int(i));
         }
-        return v.extract::<u64>().map(Cell::UInt).map_err(|_| "an integer out of range".into());
+        return v
+            .extract::<u64>()
+            .map(Cell::UInt)
+            .map_err(|_| "an integer out of range".into());
     }
     if let Ok(s) = v.cast::<PyString>() {
-        return s.to_str().map(Cell::Str).map_err(|_| "a string that is not UTF-8".into());
+        return s
+            .to_str()
+            .map(Cell::Str)
+            .map_err(|_| "a string that is not UTF-8".into());
     }
     // numpy scalars and other numbers: integers first, then floats.
     if v.hasattr("__index__").unwrap_or(false) {
@@ -75,6 +89,10 @@ fn cell<'a>(v: &'a Bound<'_, PyAny>) -> Result<Cell<'a>, String> {
             return Ok(Cell::Float(f));
         }
     }
-    let type_name = v.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+    let type_name = v
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
     Err(format!("a {type_name}"))
 }

@@ -25,7 +25,9 @@ impl Model for S1Logistic {
             version: "1.0.0".into(),
             task: Task::Binary,
             framework: "rust-sdk".into(),
-            inputs: (0..32).map(|i| FieldSpec::new(format!("x{i}"), "float64", false)).collect(),
+            inputs: (0..32)
+                .map(|i| FieldSpec::new(format!("x{i}"), "float64", false))
+                .collect(),
             outputs: vec![
                 FieldSpec::new("probability", "float64", false),
                 FieldSpec::new("label", "int64", false),

@@ -55,7 +55,10 @@ impl<'a> Input<'a> {
     /// Column `i`'s values as a slice, for a fixed-width declared type `T`.
     /// Null slots hold unspecified values: check [`Input::is_null`] for
     /// nullable inputs.
-    pub fn values<T: ArrowPrimitiveType>(&self, i: usize) -> Result<Cow<'a, [T::Native]>, PredictError> {
+    pub fn values<T: ArrowPrimitiveType>(
+        &self,
+        i: usize,
+    ) -> Result<Cow<'a, [T::Native]>, PredictError> {
         let child = self.child(i)?;
         let field = &self.schema.fields()[i];
         if field.data_type() != &T::DATA_TYPE {
@@ -82,11 +85,16 @@ impl<'a> Input<'a> {
         // SAFETY: buffer 1 of a fixed-width array holds `length + offset` values.
         let ptr = unsafe { *child.buffers.add(1) } as *const T::Native;
         if ptr.is_null() {
-            return Err(PredictError::InvalidInput(format!("column '{}' has no data buffer", field.name())));
+            return Err(PredictError::InvalidInput(format!(
+                "column '{}' has no data buffer",
+                field.name()
+            )));
         }
         let ptr = unsafe { ptr.add(start) };
         if (ptr as usize) % std::mem::align_of::<T::Native>() == 0 {
-            Ok(Cow::Borrowed(unsafe { std::slice::from_raw_parts(ptr, rows) }))
+            Ok(Cow::Borrowed(unsafe {
+                std::slice::from_raw_parts(ptr, rows)
+            }))
         } else {
             let mut copy = Vec::with_capacity(rows);
             for r in 0..rows {
@@ -108,7 +116,9 @@ impl<'a> Input<'a> {
 
     /// Whether row `row` of column `i` is null.
     pub fn is_null(&self, i: usize, row: usize) -> bool {
-        let Ok(child) = self.child(i) else { return false };
+        let Ok(child) = self.child(i) else {
+            return false;
+        };
         if child.null_count == 0 || child.n_buffers == 0 {
             return false;
         }
@@ -138,8 +148,9 @@ impl<'a> Input<'a> {
         let rows = data.len();
         let (_, columns, _) = StructArray::from(data).into_parts();
         let options = RecordBatchOptions::new().with_row_count(Some(rows));
-        RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)
-            .map_err(|e| PredictError::InvalidInput(format!("the input does not match the info: {e}")))
+        RecordBatch::try_new_with_options(self.schema.clone(), columns, &options).map_err(|e| {
+            PredictError::InvalidInput(format!("the input does not match the info: {e}"))
+        })
     }
 }
 
@@ -161,9 +172,16 @@ mod tests {
 
     /// A struct<x: float64> of `rows` rows at `parent_offset`, whose child is
     /// `values` sliced at `child_offset`, exported as the host would.
-    fn exported(values: Vec<Option<f64>>, child_offset: usize, parent_offset: usize, rows: usize) -> FFI_ArrowArray {
+    fn exported(
+        values: Vec<Option<f64>>,
+        child_offset: usize,
+        parent_offset: usize,
+        rows: usize,
+    ) -> FFI_ArrowArray {
         let n = values.len();
-        let child = Float64Array::from(values).slice(child_offset, n - child_offset).to_data();
+        let child = Float64Array::from(values)
+            .slice(child_offset, n - child_offset)
+            .to_data();
         let fields = Fields::from(vec![Field::new("x", DataType::Float64, true)]);
         let data = ArrayData::builder(DataType::Struct(fields))
             .len(rows)
@@ -196,7 +214,11 @@ mod tests {
         assert!(input.is_null(0, 0));
         assert!(!input.is_null(0, 1));
         let batch = input.record_batch().unwrap();
-        let x = batch.column(0).as_any().downcast_ref::<Float64Array>().unwrap();
+        let x = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
         assert!(x.is_null(0));
         assert_eq!(x.value(2), 4.0);
     }
@@ -206,8 +228,13 @@ mod tests {
         let array = exported(vec![Some(1.0)], 0, 0, 1);
         let schema = schema();
         let input = view(&array, &schema);
-        let err = input.values::<arrow_array::types::Int64Type>(0).unwrap_err();
-        assert_eq!(err, PredictError::Internal("column 'x' is declared Float64, not Int64".into()));
+        let err = input
+            .values::<arrow_array::types::Int64Type>(0)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            PredictError::Internal("column 'x' is declared Float64, not Int64".into())
+        );
         assert!(matches!(input.float64(1), Err(PredictError::Internal(_))));
     }
 }

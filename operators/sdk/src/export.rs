@@ -1,6 +1,5 @@
 //! The C side of a Rust model binary: `init`, `info`, `predict`, `release`.
 
-use std::any::Any;
 use std::ffi::{c_char, c_void, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -8,6 +7,7 @@ use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
 use arrow_array::{Array, ArrayRef, StructArray};
 use arrow_schema::{DataType, Fields, Schema, SchemaRef};
 use streamml_abi::ffi::{schema_matches, RawArrowArray};
+use streamml_abi::panic_message;
 use streamml_abi::{
     StreammlError, StreammlModelV1, StreammlStatus, ABI_VERSION, STATUS_INTERNAL,
     STATUS_INVALID_INPUT, STATUS_OK, STATUS_UNSUPPORTED_ABI,
@@ -105,7 +105,10 @@ pub unsafe fn init(
         Ok(Ok(s)) => s,
         Ok(Err(msg)) => return fail(STATUS_INTERNAL, &format!("model init failed: {msg}")),
         Err(panic) => {
-            return fail(STATUS_INTERNAL, &format!("model init panicked: {}", panic_message(&*panic)))
+            return fail(
+                STATUS_INTERNAL,
+                &format!("model init panicked: {}", panic_message(&*panic)),
+            )
         }
     };
     let table = &mut *(out_model as *mut StreammlModelV1);
@@ -151,9 +154,7 @@ unsafe extern "C" fn predict_fn(
     let err = match result {
         Ok(Ok(())) => return STATUS_OK,
         Ok(Err(e)) => e,
-        Err(panic) => {
-            PredictError::Internal(format!("model panicked: {}", panic_message(&*panic)))
-        }
+        Err(panic) => PredictError::Internal(format!("model panicked: {}", panic_message(&*panic))),
     };
     if !error.is_null() {
         (*error).set(&err.to_string());
@@ -169,7 +170,9 @@ unsafe fn predict_inner(
     output_schema: *mut FFI_ArrowSchema,
 ) -> Result<(), PredictError> {
     if input.is_null() || input_schema.is_null() || output.is_null() || output_schema.is_null() {
-        return Err(PredictError::Internal("predict was given a null pointer".into()));
+        return Err(PredictError::Internal(
+            "predict was given a null pointer".into(),
+        ));
     }
     let input = &*input;
     check_input(state, input, &*input_schema)?;
@@ -187,7 +190,11 @@ unsafe fn predict_inner(
 
 /// Check that the host's input has the declared layout (formats and names
 /// compared in place, no allocation) before handing a view of it to the model.
-fn check_input(state: &State, input: &RawArrowArray, schema: &FFI_ArrowSchema) -> Result<(), PredictError> {
+fn check_input(
+    state: &State,
+    input: &RawArrowArray,
+    schema: &FFI_ArrowSchema,
+) -> Result<(), PredictError> {
     if !schema_matches(schema, &state.input_ffi) {
         // SAFETY: the host passes a valid schema; we only read it.
         let got = DataType::try_from(schema)
@@ -199,7 +206,9 @@ fn check_input(state: &State, input: &RawArrowArray, schema: &FFI_ArrowSchema) -
         )));
     }
     if input.release.is_none() {
-        return Err(PredictError::InvalidInput("the input array is released".into()));
+        return Err(PredictError::InvalidInput(
+            "the input array is released".into(),
+        ));
     }
     if input.n_children as usize != state.input_schema.fields().len() || input.length < 0 {
         return Err(PredictError::InvalidInput(format!(
@@ -243,14 +252,4 @@ fn check_output(
     let schema: &Schema = &state.output_schema;
     StructArray::try_new(schema.fields().clone(), columns, None)
         .map_err(|e| PredictError::Internal(format!("cannot assemble the output: {e}")))
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-string payload".to_string()
-    }
 }

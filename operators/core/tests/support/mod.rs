@@ -23,7 +23,9 @@ pub fn linear_model_source() -> PathBuf {
 
 /// `tests/fixtures/c/{name}.c`.
 pub fn fixture_source(name: &str) -> PathBuf {
-    repo_root().join("tests/fixtures/c").join(format!("{name}.c"))
+    repo_root()
+        .join("tests/fixtures/c")
+        .join(format!("{name}.c"))
 }
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -63,7 +65,10 @@ pub struct Built {
 /// Compile `source` into a shared library with the system C compiler
 /// (`$CC`, default `cc`), as docs/abi.md tells model authors to.
 pub fn compile(source: &Path) -> Built {
-    let stem = source.file_stem().and_then(|s| s.to_str()).expect("a C source file name");
+    let stem = source
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .expect("a C source file name");
     let dir = ScratchDir::new(stem);
     let path = dir.path.join(format!("{stem}.so"));
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
@@ -154,7 +159,11 @@ pub fn batch_of(rows: &[Row]) -> RecordBatch {
 /// The `score` column of a prediction.
 pub fn scores(out: &RecordBatch) -> Vec<f64> {
     assert_eq!(out.schema().field(0).name(), "score");
-    let col = out.column(0).as_any().downcast_ref::<Float64Array>().expect("score is float64");
+    let col = out
+        .column(0)
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .expect("score is float64");
     assert_eq!(col.null_count(), 0, "score is declared non-nullable");
     col.values().to_vec()
 }

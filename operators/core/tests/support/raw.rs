@@ -25,13 +25,23 @@ pub fn init(path: &Path, abi_version: u32) -> Result<RawModel, Failure> {
     let mut table = Box::new(StreammlModelV1::empty());
     let mut error = StreammlError::empty();
     let status = unsafe {
-        init(abi_version, &mut *table as *mut StreammlModelV1 as *mut c_void, &mut error)
+        init(
+            abi_version,
+            &mut *table as *mut StreammlModelV1 as *mut c_void,
+            &mut error,
+        )
     };
     if status != STATUS_OK {
-        assert!(table.predict.is_none(), "a refused init leaves the table alone");
+        assert!(
+            table.predict.is_none(),
+            "a refused init leaves the table alone"
+        );
         return Err((status, error.take_message().unwrap_or_default()));
     }
-    Ok(RawModel { table, _library: library })
+    Ok(RawModel {
+        table,
+        _library: library,
+    })
 }
 
 /// An initialised model table. Released on drop.
@@ -60,9 +70,15 @@ impl RawModel {
                 &mut error,
             )
         };
-        assert!(!in_array.is_released(), "the model released its borrowed input");
+        assert!(
+            !in_array.is_released(),
+            "the model released its borrowed input"
+        );
         if status != STATUS_OK {
-            assert!(out_array.is_released(), "a failed predict left an output array");
+            assert!(
+                out_array.is_released(),
+                "a failed predict left an output array"
+            );
             return Err((status, error.take_message().unwrap_or_default()));
         }
         let data = unsafe { from_ffi(out_array, &out_schema) }.expect("a valid output");
