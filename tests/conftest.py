@@ -43,3 +43,15 @@ def s1_params() -> tuple[float, list[float]]:
 @pytest.fixture(scope="session")
 def linear(c_models: dict[str, Path]) -> Model:
     return Model.load(c_models["linear_model"])
+
+
+@pytest.fixture(scope="session")
+def ir_predict():  # noqa: ANN201
+    """``ir_predict(ir, X) -> {column: np.ndarray}``: the outputs a compiled IR gives on float64 ``X``.
+
+    Converter tests compare this with the framework's own predictions. It runs
+    the reference evaluator (``streamml.compile.reference``).
+    """
+    from streamml.compile import reference
+
+    return reference.predict

@@ -7,11 +7,12 @@ Examples:
 """
 
 from streamml._streamml import ABI_VERSION, __version__
-from streamml.errors import InputError, ModelLoadError, PredictError, StreammlError
+from streamml.errors import CompileError, InputError, ModelLoadError, PredictError, StreammlError
 from streamml.model import Model
 
 __all__ = [
     "ABI_VERSION",
+    "CompileError",
     "InputError",
     "Model",
     "ModelLoadError",

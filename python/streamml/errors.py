@@ -36,4 +36,12 @@ class PredictError(StreammlError, RuntimeError):
     """
 
 
-__all__ = ["InputError", "ModelLoadError", "PredictError", "StreammlError"]
+class CompileError(StreammlError, ValueError):
+    """A trained model could not be compiled into a model binary.
+
+    The estimator is not supported (the message lists what is), the model
+    file is corrupt, or the features given do not match the model's.
+    """
+
+
+__all__ = ["CompileError", "InputError", "ModelLoadError", "PredictError", "StreammlError"]

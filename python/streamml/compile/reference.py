@@ -1,0 +1,144 @@
+"""The reference evaluator of the model IR (``docs/ir.md``), in numpy.
+
+It follows the IR's rules literally and is used by tests: converters are
+checked against the frameworks through it, and the compiled binaries are
+checked against it (a differential test of the native evaluator). It is
+vectorised over rows, tree by tree, and is not meant to be fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+ZERO_THRESHOLD = 1e-35
+
+
+def raw_scores(ir: dict[str, Any], x: np.ndarray) -> np.ndarray:
+    """Raw scores, shape ``(rows, n_outputs)``, of float64 features ``x`` (NaN = missing)."""
+    x = np.asarray(x, dtype=np.float64)
+    pre = ir.get("preprocess")
+    if pre is not None:
+        if pre["type"] != "standard_scaler":
+            msg = f"unknown preprocess type {pre['type']!r}"
+            raise ValueError(msg)
+        x = (x - np.asarray(pre["mean"])) / np.asarray(pre["scale"])
+    model = ir["model"]
+    if model["type"] == "linear":
+        coef = np.asarray(model["coef"], dtype=np.float64)
+        out = np.tile(np.asarray(model["intercept"], dtype=np.float64), (x.shape[0], 1))
+        for j in range(coef.shape[1]):  # the IR's summation order
+            out += x[:, j : j + 1] * coef[:, j]
+        return out
+    if model["type"] == "trees":
+        return _trees(model, x)
+    msg = f"unknown model type {model['type']!r}"
+    raise ValueError(msg)
+
+
+def _trees(model: dict[str, Any], x: np.ndarray) -> np.ndarray:
+    n_out = model["n_outputs"]
+    f32 = model.get("accumulate", "float64") == "float32"
+    acc_type = np.float32 if f32 else np.float64
+    sums = np.zeros((x.shape[0], n_out), dtype=acc_type)
+    counts = np.zeros(n_out)
+    if model.get("feature_cast", "float64") == "float32":
+        x = x.astype(np.float32).astype(np.float64)
+    lt = model.get("comparison", "le") == "lt"
+    for tree in model["trees"]:
+        leaf = _leaves(tree, x, lt)
+        values = tree["leaf_value"]
+        if tree["output"] is None:
+            contrib = np.asarray(values, dtype=np.float64)[leaf]
+            sums = (sums + contrib).astype(acc_type)
+            counts += 1
+        else:
+            k = tree["output"]
+            contrib = np.asarray(values, dtype=np.float64)[leaf]
+            sums[:, k] = (sums[:, k] + contrib).astype(acc_type)
+            counts[k] += 1
+    sums = sums.astype(np.float64)
+    if model.get("aggregate", "sum") == "mean":
+        sums = sums / np.maximum(counts, 1)
+    return sums + np.asarray(model["base_score"], dtype=np.float64)
+
+
+def _leaves(tree: dict[str, Any], x: np.ndarray, lt: bool) -> np.ndarray:
+    """The leaf index each row reaches."""
+    rows = x.shape[0]
+    if not tree["split_feature"]:
+        return np.zeros(rows, dtype=np.int64)
+    feature = np.asarray(tree["split_feature"])
+    threshold = np.asarray(tree["threshold"], dtype=np.float64)
+    left = np.asarray(tree["left"])
+    right = np.asarray(tree["right"])
+    default_left = np.asarray(tree["default_left"], dtype=bool)
+    missing = tree["missing"]
+    categories = tree.get("categories") or [None] * len(feature)
+    node = np.zeros(rows, dtype=np.int64)
+    active = np.ones(rows, dtype=bool)
+    while active.any():
+        idx = np.nonzero(active)[0]
+        current = node[idx]
+        nxt = np.empty_like(current)
+        for n in np.unique(current):
+            sel = current == n
+            v = x[idx[sel], feature[n]]
+            mode = missing[n]
+            if mode == "nan":
+                is_missing = np.isnan(v)
+            elif mode == "zero":
+                is_missing = np.isnan(v) | (np.abs(v) <= ZERO_THRESHOLD)
+            elif mode == "none":
+                is_missing = np.zeros(v.shape, dtype=bool)
+                v = np.where(np.isnan(v), 0.0, v)
+            else:
+                msg = f"unknown missing mode {mode!r}"
+                raise ValueError(msg)
+            cats = categories[n]
+            with np.errstate(invalid="ignore"):
+                if cats is None:
+                    go_left = v < threshold[n] if lt else v <= threshold[n]
+                else:
+                    trunc = np.trunc(np.where(np.isfinite(v), v, -1.0))
+                    go_left = (v >= 0) & np.isin(trunc, np.asarray(cats, dtype=np.float64))
+            go_left = np.where(is_missing, default_left[n], go_left)
+            nxt[sel] = np.where(go_left, left[n], right[n])
+        node[idx] = nxt
+        active[idx] = nxt >= 0
+    return -node - 1
+
+
+def scores(ir: dict[str, Any], x: np.ndarray) -> np.ndarray:
+    """Scores after the link, shape ``(rows, n_outputs)``."""
+    raw = raw_scores(ir, x)
+    link = ir.get("link", "identity")
+    if link == "identity":
+        return raw
+    if link == "sigmoid":
+        scale = ir["model"].get("sigmoid_scale", 1.0)
+        return 1.0 / (1.0 + np.exp(-scale * raw))
+    if link == "softmax":
+        e = np.exp(raw - raw.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    if link == "exp":
+        return np.exp(raw)
+    msg = f"unknown link {link!r}"
+    raise ValueError(msg)
+
+
+def predict(ir: dict[str, Any], x: np.ndarray) -> dict[str, np.ndarray]:
+    """The binary's output columns, by the IR's rules (``prediction`` / ``probability`` / ...)."""
+    s = scores(ir, x)
+    task = ir["task"]
+    if task == "regression":
+        return {"prediction": s[:, 0]}
+    classes = np.asarray(ir["classes"])
+    if task == "binary":
+        prob = s[:, 0] if s.shape[1] == 1 else s[:, 1]
+        return {"probability": prob, "label": np.where(prob > 0.5, classes[1], classes[0])}
+    if task == "multiclass":
+        return {"probabilities": s, "label": classes[np.argmax(s, axis=1)]}
+    msg = f"unknown task {task!r}"
+    raise ValueError(msg)
