@@ -11,6 +11,8 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/streamml/cargo-target
 EXT := $(if $(filter Darwin,$(shell uname -s)),dylib,so)
 MODELS := build/models
 RUST_MODELS := s1_logistic panicking
+# The evaluator ships inside the Python package (python/streamml/_evaluator).
+EVALUATOR_DIR := python/streamml/_evaluator
 
 .PHONY: help setup build models demo test test-rust test-python bench lint clean
 
@@ -28,10 +30,11 @@ setup: build models ## create .venv, install pinned dependencies, build the exte
 build: $(VENV)/.deps ## build the Rust extension into .venv (release)
 	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release --quiet
 
-models: ## build the example model binaries into build/models
-	mkdir -p $(MODELS)
-	cd operators && cargo build --release --quiet -p streamml-sdk --examples
+models: ## build the example model binaries into build/models, and the evaluator `streamml compile` uses
+	mkdir -p $(MODELS) $(EVALUATOR_DIR)
+	cd operators && cargo build --release --quiet -p streamml-sdk --examples && cargo build --release --quiet -p streamml-evaluator
 	for m in $(RUST_MODELS); do cp $(CARGO_TARGET_DIR)/release/examples/lib$$m.$(EXT) $(MODELS)/$$m.$(EXT); done
+	cp $(CARGO_TARGET_DIR)/release/libstreamml_evaluator.$(EXT) $(EVALUATOR_DIR)/
 
 demo: setup ## run the main job on embedded defaults
 	$(VENV)/bin/streamml demo

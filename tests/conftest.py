@@ -46,12 +46,48 @@ def linear(c_models: dict[str, Path]) -> Model:
 
 
 @pytest.fixture(scope="session")
-def ir_predict():  # noqa: ANN201
+def ir_predict(tmp_path_factory: pytest.TempPathFactory):
     """``ir_predict(ir, X) -> {column: np.ndarray}``: the outputs a compiled IR gives on float64 ``X``.
 
-    Converter tests compare this with the framework's own predictions. It runs
-    the reference evaluator (``streamml.compile.reference``).
+    Converter tests compare this with the framework's own predictions. It
+    compiles the IR into a model binary, scores ``X`` (NaN cells as nulls in
+    every other row, to exercise both ways of being missing) and checks the
+    binary against the reference evaluator (``streamml.compile.reference``)
+    before returning the binary's outputs.
     """
-    from streamml.compile import reference
+    import numpy as np
+    import pyarrow as pa
 
-    return reference.predict
+    from streamml.compile import reference, write_binary
+
+    out_dir = tmp_path_factory.mktemp("compiled")
+    counter = iter(range(1_000_000))
+
+    def run(ir: dict, x: np.ndarray) -> dict[str, np.ndarray]:
+        x = np.asarray(x, dtype=np.float64)
+        model = Model.load(write_binary(ir, out_dir / f"model{next(counter)}.so"))
+        columns = []
+        for j in range(x.shape[1]):
+            mask = np.isnan(x[:, j]) & (np.arange(x.shape[0]) % 2 == 0)
+            columns.append(pa.array(x[:, j], mask=mask))
+        batch = pa.record_batch(columns, names=list(ir["features"]))
+        got = model.predict(batch)
+        outputs = {}
+        for name in got.schema.names:
+            column = got.column(name)
+            if pa.types.is_fixed_size_list(column.type):
+                outputs[name] = np.asarray(column.flatten().to_numpy()).reshape(len(column), column.type.list_size)
+            else:
+                outputs[name] = column.to_numpy(zero_copy_only=False)
+        expected = reference.predict(ir, x)
+        assert set(outputs) == set(expected)
+        for name, want in expected.items():
+            if want.dtype.kind == "f":
+                np.testing.assert_allclose(
+                    outputs[name], want, rtol=1e-12, atol=1e-15, err_msg=f"binary vs reference: {name}"
+                )
+            else:
+                np.testing.assert_array_equal(outputs[name], want, err_msg=f"binary vs reference: {name}")
+        return outputs
+
+    return run

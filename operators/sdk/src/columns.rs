@@ -114,6 +114,14 @@ impl<'a> Input<'a> {
         (0..self.num_columns()).map(|i| self.float64(i)).collect()
     }
 
+    /// Whether column `i` may hold nulls (its null count is not 0 and it has
+    /// a validity bitmap). When false, [`Input::is_null`] is always false.
+    pub fn may_have_nulls(&self, i: usize) -> bool {
+        let Ok(child) = self.child(i) else { return false };
+        // SAFETY: buffer 0 of a child with buffers is its validity bitmap.
+        child.null_count != 0 && child.n_buffers > 0 && !unsafe { *child.buffers }.is_null()
+    }
+
     /// Whether row `row` of column `i` is null.
     pub fn is_null(&self, i: usize, row: usize) -> bool {
         let Ok(child) = self.child(i) else {

@@ -65,7 +65,7 @@ pub unsafe fn init(
     abi_version: u32,
     out_model: *mut c_void,
     error: *mut StreammlError,
-    build: impl FnOnce() -> Box<dyn Model>,
+    build: impl FnOnce() -> Result<Box<dyn Model>, String>,
 ) -> StreammlStatus {
     let fail = |status: StreammlStatus, msg: &str| {
         if !error.is_null() {
@@ -83,7 +83,7 @@ pub unsafe fn init(
         return fail(STATUS_INTERNAL, "init was given a null model table");
     }
     let state = catch_unwind(AssertUnwindSafe(|| -> Result<State, String> {
-        let model = build();
+        let model = build()?;
         let info = model.info();
         info.validate().map_err(|e| e.to_string())?;
         let input_schema = info.input_schema().map_err(|e| e.to_string())?;

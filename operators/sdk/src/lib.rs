@@ -72,11 +72,13 @@ pub trait Model: Send + Sync + 'static {
 
 /// Export a [`Model`] as this library's `streamml_model_init` entry point.
 ///
-/// The argument is an expression that builds the model; it runs once per
-/// `init` call (that is, once per host load).
+/// `export_model!(expr)`: `expr` builds the model. `export_model!(try expr)`:
+/// `expr` is a `Result<M, String>`, and an `Err` makes init fail with that
+/// message (the host reports it, naming the file). Either runs once per
+/// `init` call, that is once per host load.
 #[macro_export]
 macro_rules! export_model {
-    ($model:expr) => {
+    (try $model:expr) => {
         /// The streamml ABI entry point (see `streamml_model.h`).
         ///
         /// # Safety
@@ -88,9 +90,12 @@ macro_rules! export_model {
             error: *mut $crate::__private::StreammlError,
         ) -> i32 {
             $crate::__private::init(abi_version, out_model, error, || {
-                ::std::boxed::Box::new($model) as ::std::boxed::Box<dyn $crate::Model>
+                $model.map(|m| ::std::boxed::Box::new(m) as ::std::boxed::Box<dyn $crate::Model>)
             })
         }
+    };
+    ($model:expr) => {
+        $crate::export_model!(try ::std::result::Result::<_, ::std::string::String>::Ok($model));
     };
 }
 

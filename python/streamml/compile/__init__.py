@@ -1,0 +1,155 @@
+"""Compile trained models into model binaries: ``streamml.compile.compile(model, "out.so")``.
+
+A converter turns the model (LightGBM, XGBoost, scikit-learn) into the IR
+(``docs/ir.md``); the IR is appended to a copy of the prebuilt evaluator
+library that ships with streamml. The result is one file, a model binary of
+ABI v1, that loads with no Python and no training framework present.
+Compiling needs no compiler: only this package.
+
+Examples:
+    >>> import numpy as np, tempfile, os
+    >>> from sklearn.linear_model import LinearRegression
+    >>> from streamml import Model
+    >>> from streamml.compile import compile
+    >>> x = np.arange(20.0).reshape(10, 2)
+    >>> lr = LinearRegression().fit(x, x @ [1.0, 2.0] + 3.0)
+    >>> path = compile(lr, os.path.join(tempfile.mkdtemp(), "lr.so"), name="lr", features=["a", "b"])
+    >>> Model.load(path).predict([{"a": 1.0, "b": 1.0}]).column("prediction").to_pylist()
+    [6.0]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+from pathlib import Path
+from typing import Any
+
+from streamml.errors import CompileError
+
+FOOTER_MAGIC = b"SMLIR\0v1"
+SUPPORTED_FRAMEWORKS = (
+    "LightGBM (Booster, LGBMModel, text or JSON model files), "
+    "XGBoost (Booster, XGBModel, .json or .ubj files), scikit-learn estimators"
+)
+
+
+def evaluator_path() -> Path:
+    """The prebuilt evaluator library (``$STREAMML_EVALUATOR`` overrides)."""
+    from streamml.testing import LIBRARY_SUFFIX
+
+    env = os.environ.get("STREAMML_EVALUATOR")
+    path = (
+        Path(env)
+        if env
+        else Path(__file__).resolve().parent.parent / "_evaluator" / f"libstreamml_evaluator{LIBRARY_SUFFIX}"
+    )
+    if not path.is_file():
+        msg = f"the streamml evaluator {path} is missing; build it with `make models` (or set STREAMML_EVALUATOR)"
+        raise CompileError(msg)
+    return path
+
+
+def to_ir(model: Any, *, features: list[str] | None = None) -> dict[str, Any]:
+    """Convert a trained model (object or model file) into the IR."""
+    if isinstance(model, (str, os.PathLike)):
+        return _file_to_ir(Path(model), features)
+    module = type(model).__module__.split(".")[0]
+    if module == "lightgbm":
+        from streamml.compile import from_lightgbm
+
+        return from_lightgbm.to_ir(model, features=features)
+    if module == "xgboost":
+        from streamml.compile import from_xgboost
+
+        return from_xgboost.to_ir(model, features=features)
+    if module == "sklearn":
+        from streamml.compile import from_sklearn
+
+        return from_sklearn.to_ir(model, features=features)
+    msg = f"cannot compile a {type(model).__module__}.{type(model).__name__}; supported: {SUPPORTED_FRAMEWORKS}"
+    raise CompileError(msg)
+
+
+def _file_to_ir(path: Path, features: list[str] | None) -> dict[str, Any]:
+    if not path.is_file():
+        msg = f"model file {path} does not exist"
+        raise CompileError(msg)
+    head = path.read_bytes()[:4096]
+    if path.suffix == ".ubj" or (head[:1] == b"{" and b'"learner"' in path.read_bytes()[: 1 << 20]):
+        from streamml.compile import from_xgboost
+
+        return from_xgboost.to_ir(path, features=features)
+    if head.startswith(b"tree") or b"tree_info" in head or head[:1] == b"{":
+        from streamml.compile import from_lightgbm
+
+        return from_lightgbm.to_ir(path, features=features)
+    msg = f"model file {path} is neither a LightGBM (text/JSON) nor an XGBoost (JSON/UBJSON) model"
+    raise CompileError(msg)
+
+
+def write_binary(ir: dict[str, Any], output: str | os.PathLike[str]) -> Path:
+    """Write a model binary: the evaluator, then the IR and its footer."""
+    output = Path(output)
+    payload = json.dumps(ir, separators=(",", ":"), allow_nan=False).encode()
+    tmp = output.with_name(f".{output.name}.tmp")
+    shutil.copyfile(evaluator_path(), tmp)
+    with tmp.open("ab") as f:
+        f.write(payload)
+        f.write(struct.pack("<Q", len(payload)))
+        f.write(FOOTER_MAGIC)
+    tmp.chmod(0o755)
+    tmp.replace(output)
+    return output
+
+
+def compile(
+    model: Any,
+    output: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    features: list[str] | None = None,
+    reference: Any = None,
+    verify: bool = True,
+) -> Path:
+    """Compile a trained model into a model binary and return its path.
+
+    Args:
+        model: a LightGBM / XGBoost / scikit-learn model object, or a model file.
+        output: where to write the binary.
+        name: the model's name (default: the converter's).
+        version: the model's version string.
+        features: input names, in the model's feature order (default: the model's own).
+        reference: data (a path to Parquet/CSV/Arrow IPC, or anything with
+            ``__arrow_c_stream__``/``__arrow_c_array__``) whose distribution is frozen into the
+            binary as the drift reference.
+        verify: load the written binary and check it describes the model.
+
+    Raises:
+        CompileError: the model is not supported, the file is corrupt, or
+            ``features`` does not match the model.
+    """
+    ir = to_ir(model, features=features)
+    if name is not None:
+        ir["name"] = name
+    if version is not None:
+        ir["model_version"] = version
+    if reference is not None:
+        from streamml.compile.drift import reference_distribution
+
+        ir["drift_reference"] = reference_distribution(ir, reference)
+    path = write_binary(ir, output)
+    if verify:
+        from streamml.model import Model
+
+        loaded = Model.load(path)
+        if loaded.input_schema.names != list(ir["features"]):
+            msg = f"the binary {path} does not declare the model's features"
+            raise CompileError(msg)
+    return path
+
+
+__all__ = ["compile", "evaluator_path", "to_ir", "write_binary"]

@@ -1,0 +1,307 @@
+//! Tree ensembles: the IR's trees compiled into one flat node array, and
+//! evaluated a block of rows at a time, tree by tree, so each tree's nodes
+//! stay in cache while the block's rows (row-major scratch) walk it.
+
+use crate::ir::TreesIr;
+
+const DEFAULT_LEFT: u32 = 1;
+const MISSING_ZERO: u32 = 2;
+const MISSING_NONE: u32 = 4;
+const CATEGORICAL: u32 = 8;
+/// Anything but a numeric split with NaN as the only missing value.
+const SLOW: u32 = MISSING_ZERO | MISSING_NONE | CATEGORICAL;
+const ZERO_THRESHOLD: f64 = 1e-35;
+
+/// One internal node. Children: `>= 0` a node index (global), `< 0` the
+/// leaf `!child` (global). Categorical nodes keep their bitset's offset and
+/// length (in u64 words) in `threshold`'s bits.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+struct Node {
+    threshold: f64,
+    feature: u32,
+    flags: u32,
+    left: i32,
+    right: i32,
+}
+
+/// How a tree's leaves add up.
+#[derive(Debug, Clone, Copy)]
+enum Output {
+    /// Each leaf adds one value to raw score `k`.
+    Scalar(usize),
+    /// Each leaf adds a vector of `n_outputs` values (its offset is `leaf * n_outputs`).
+    Vector,
+}
+
+#[derive(Debug)]
+pub struct Forest {
+    nodes: Vec<Node>,
+    roots: Vec<i32>,
+    outputs: Vec<Output>,
+    leaves: Vec<f64>,
+    vector_leaves: Vec<f64>,
+    categories: Vec<u64>,
+    pub n_outputs: usize,
+    n_features: usize,
+    lt: bool,
+    pub cast_f32: bool,
+    acc_f32: bool,
+    base_score: Vec<f64>,
+    /// `Some(tree count per output)` for `aggregate: mean`.
+    mean_counts: Option<Vec<f64>>,
+    pub sigmoid_scale: f64,
+    pub n_trees: usize,
+    pub max_depth: usize,
+}
+
+impl Forest {
+    pub fn build(ir: &TreesIr, n_features: usize) -> Result<Self, String> {
+        let n_outputs = ir.n_outputs;
+        if n_outputs == 0 || ir.base_score.len() != n_outputs {
+            return Err(format!("trees: base_score has {} values for {n_outputs} outputs", ir.base_score.len()));
+        }
+        let check = |name: &str, value: &str, allowed: &[&str]| {
+            if allowed.contains(&value) {
+                Ok(())
+            } else {
+                Err(format!("trees: {name} is '{value}'; expected one of {allowed:?}"))
+            }
+        };
+        check("aggregate", &ir.aggregate, &["sum", "mean"])?;
+        check("feature_cast", &ir.feature_cast, &["float64", "float32"])?;
+        check("comparison", &ir.comparison, &["le", "lt"])?;
+        check("accumulate", &ir.accumulate, &["float64", "float32"])?;
+        let mut f = Forest {
+            nodes: Vec::new(),
+            roots: Vec::new(),
+            outputs: Vec::new(),
+            leaves: Vec::new(),
+            vector_leaves: Vec::new(),
+            categories: Vec::new(),
+            n_outputs,
+            n_features,
+            lt: ir.comparison == "lt",
+            cast_f32: ir.feature_cast == "float32",
+            acc_f32: ir.accumulate == "float32",
+            base_score: ir.base_score.clone(),
+            mean_counts: None,
+            sigmoid_scale: ir.sigmoid_scale,
+            n_trees: ir.trees.len(),
+            max_depth: 0,
+        };
+        let mut counts = vec![0.0; n_outputs];
+        for (t, tree) in ir.trees.iter().enumerate() {
+            f.add_tree(t, tree, &mut counts).map_err(|e| format!("tree {t}: {e}"))?;
+        }
+        if ir.aggregate == "mean" {
+            f.mean_counts = Some(counts.iter().map(|c| c.max(1.0)).collect());
+        }
+        Ok(f)
+    }
+
+    fn add_tree(&mut self, _t: usize, tree: &crate::ir::TreeIr, counts: &mut [f64]) -> Result<(), String> {
+        let n = tree.split_feature.len();
+        for (name, len) in [
+            ("threshold", tree.threshold.len()),
+            ("left", tree.left.len()),
+            ("right", tree.right.len()),
+            ("default_left", tree.default_left.len()),
+            ("missing", tree.missing.len()),
+        ] {
+            if len != n {
+                return Err(format!("{name} has {len} entries for {n} nodes"));
+            }
+        }
+        let n_leaves = tree.leaf_value.len();
+        if n_leaves == 0 {
+            return Err("no leaves".into());
+        }
+        let output = match tree.output {
+            Some(k) if k < self.n_outputs => Output::Scalar(k),
+            Some(k) => return Err(format!("output {k} is out of range for {} outputs", self.n_outputs)),
+            None => Output::Vector,
+        };
+        match output {
+            Output::Scalar(k) => counts[k] += 1.0,
+            Output::Vector => counts.iter_mut().for_each(|c| *c += 1.0),
+        }
+        let node_base = self.nodes.len() as i64;
+        let leaf_base = match output {
+            Output::Scalar(_) => self.leaves.len(),
+            Output::Vector => self.vector_leaves.len() / self.n_outputs,
+        } as i64;
+        for value in &tree.leaf_value {
+            match output {
+                Output::Scalar(_) => self.leaves.push(value.as_f64().ok_or("a leaf value is not a number")?),
+                Output::Vector => {
+                    let v = value.as_array().ok_or("vector leaves must be lists")?;
+                    if v.len() != self.n_outputs {
+                        return Err(format!("a vector leaf has {} values for {} outputs", v.len(), self.n_outputs));
+                    }
+                    for x in v {
+                        self.vector_leaves.push(x.as_f64().ok_or("a leaf value is not a number")?);
+                    }
+                }
+            }
+        }
+        let child = |c: i64| -> Result<i32, String> {
+            if c >= 0 {
+                if c as usize >= n {
+                    return Err(format!("child {c} is not a node (there are {n})"));
+                }
+                Ok((node_base + c) as i32)
+            } else {
+                let leaf = !c;
+                if leaf as usize >= n_leaves {
+                    return Err(format!("child {c} is not a leaf (there are {n_leaves})"));
+                }
+                Ok(!((leaf_base + leaf) as i32))
+            }
+        };
+        for i in 0..n {
+            if tree.split_feature[i] >= self.n_features {
+                return Err(format!("node {i} splits on feature {} of {}", tree.split_feature[i], self.n_features));
+            }
+            let mut flags = if tree.default_left[i] { DEFAULT_LEFT } else { 0 };
+            flags |= match tree.missing[i].as_str() {
+                "nan" => 0,
+                "zero" => MISSING_ZERO,
+                "none" => MISSING_NONE,
+                other => return Err(format!("node {i}: missing mode '{other}'; expected nan, zero or none")),
+            };
+            let mut threshold = tree.threshold[i];
+            if let Some(Some(cats)) = tree.categories.as_ref().map(|c| c.get(i).cloned().flatten()) {
+                flags |= CATEGORICAL;
+                let max = cats.iter().copied().max().unwrap_or(0).max(0) as usize;
+                let words = max / 64 + 1;
+                let offset = self.categories.len();
+                self.categories.resize(offset + words, 0);
+                for c in cats.iter().filter(|c| **c >= 0) {
+                    self.categories[offset + *c as usize / 64] |= 1u64 << (*c as usize % 64);
+                }
+                threshold = f64::from_bits(((offset as u64) << 32) | words as u64);
+            }
+            self.nodes.push(Node {
+                threshold,
+                feature: tree.split_feature[i] as u32,
+                flags,
+                left: child(tree.left[i])?,
+                right: child(tree.right[i])?,
+            });
+        }
+        let root = if n == 0 { !(leaf_base as i32) } else { node_base as i32 };
+        self.roots.push(root);
+        self.outputs.push(output);
+        self.max_depth = self.max_depth.max(depth(&self.nodes, root));
+        Ok(())
+    }
+
+    /// Raw scores for `rows` rows of row-major features `xs` (already
+    /// preprocessed and cast), into `raw` (`rows * n_outputs`).
+    pub fn raw_scores(&self, xs: &[f64], rows: usize, raw: &mut [f64]) {
+        let nf = self.n_features;
+        let no = self.n_outputs;
+        if self.acc_f32 {
+            let mut sums = vec![0f32; rows * no];
+            self.each_leaf(xs, rows, nf, |r, tree, leaf| match self.outputs[tree] {
+                Output::Scalar(k) => sums[r * no + k] += self.leaves[leaf] as f32,
+                Output::Vector => {
+                    for k in 0..no {
+                        sums[r * no + k] += self.vector_leaves[leaf * no + k] as f32;
+                    }
+                }
+            });
+            for (out, s) in raw.iter_mut().zip(&sums) {
+                *out = *s as f64;
+            }
+        } else {
+            raw[..rows * no].fill(0.0);
+            self.each_leaf(xs, rows, nf, |r, tree, leaf| match self.outputs[tree] {
+                Output::Scalar(k) => raw[r * no + k] += self.leaves[leaf],
+                Output::Vector => {
+                    for k in 0..no {
+                        raw[r * no + k] += self.vector_leaves[leaf * no + k];
+                    }
+                }
+            });
+        }
+        for r in 0..rows {
+            for k in 0..no {
+                let s = raw[r * no + k];
+                let s = match &self.mean_counts {
+                    Some(c) => s / c[k],
+                    None => s,
+                };
+                raw[r * no + k] = self.base_score[k] + s;
+            }
+        }
+    }
+
+    /// Call `add(row, tree, leaf)` for every row and tree, trees in order.
+    #[inline(always)]
+    fn each_leaf(&self, xs: &[f64], rows: usize, nf: usize, mut add: impl FnMut(usize, usize, usize)) {
+        for (t, &root) in self.roots.iter().enumerate() {
+            for r in 0..rows {
+                let row = &xs[r * nf..(r + 1) * nf];
+                let leaf = if self.lt { self.walk::<true>(root, row) } else { self.walk::<false>(root, row) };
+                add(r, t, leaf);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn walk<const LT: bool>(&self, root: i32, row: &[f64]) -> usize {
+        let mut c = root;
+        while c >= 0 {
+            // SAFETY: children and features were range-checked in build().
+            let node = unsafe { self.nodes.get_unchecked(c as usize) };
+            let v = unsafe { *row.get_unchecked(node.feature as usize) };
+            let left = if node.flags & SLOW == 0 {
+                let le = if LT { v < node.threshold } else { v <= node.threshold };
+                le | (v.is_nan() & (node.flags & DEFAULT_LEFT != 0))
+            } else {
+                self.slow_decision::<LT>(node, v)
+            };
+            c = if left { node.left } else { node.right };
+        }
+        !c as usize
+    }
+
+    #[cold]
+    fn slow_decision<const LT: bool>(&self, node: &Node, v: f64) -> bool {
+        let default_left = node.flags & DEFAULT_LEFT != 0;
+        let v = if node.flags & MISSING_NONE != 0 && v.is_nan() { 0.0 } else { v };
+        let missing = v.is_nan() || (node.flags & MISSING_ZERO != 0 && v.abs() <= ZERO_THRESHOLD);
+        if missing {
+            return default_left;
+        }
+        if node.flags & CATEGORICAL != 0 {
+            if !(v >= 0.0) {
+                return false;
+            }
+            let bits = node.threshold.to_bits();
+            let (offset, words) = ((bits >> 32) as usize, (bits & 0xffff_ffff) as usize);
+            let c = v.trunc();
+            if c >= (words * 64) as f64 {
+                return false;
+            }
+            let c = c as usize;
+            return self.categories[offset + c / 64] >> (c % 64) & 1 == 1;
+        }
+        if LT {
+            v < node.threshold
+        } else {
+            v <= node.threshold
+        }
+    }
+}
+
+fn depth(nodes: &[Node], c: i32) -> usize {
+    if c < 0 {
+        0
+    } else {
+        let n = nodes[c as usize];
+        1 + depth(nodes, n.left).max(depth(nodes, n.right))
+    }
+}
