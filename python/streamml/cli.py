@@ -1,6 +1,7 @@
 """The ``streamml`` command line.
 
 ``streamml inspect MODEL``  show a model binary's info, schemas and SHA-256.
+``streamml compile MODEL -o OUT``  compile a trained model into a model binary.
 ``streamml demo``           the main job on embedded defaults (see README).
 """
 
@@ -40,6 +41,34 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compile(args: argparse.Namespace) -> int:
+    import time
+
+    from streamml.compile import compile as compile_model
+
+    model: Any = args.model
+    if args.model.endswith((".pkl", ".pickle", ".joblib")):
+        # Pickles run code when loaded: only compile files you trust.
+        import pickle
+
+        with open(args.model, "rb") as f:
+            model = pickle.load(f)
+    features = [f.strip() for f in args.features.split(",")] if args.features else None
+    started = time.perf_counter()
+    path = compile_model(
+        model, args.output, name=args.name, version=args.version, features=features, reference=args.reference
+    )
+    loaded = Model.load(path)
+    meta = loaded.info.get("metadata", {})
+    print(f"compiled {args.model} -> {path} in {time.perf_counter() - started:.2f} s")
+    print(
+        f"model    {loaded.name} {loaded.version} ({loaded.info['framework']}, {loaded.info['task']}), "
+        f"{len(loaded.input_schema)} features, {meta.get('trees', 0)} trees, max depth {meta.get('max_depth', 0)}"
+    )
+    print(f"sha256   {loaded.sha256}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from streamml.demo import run
 
@@ -56,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--json", action="store_true", help="print the info document as JSON")
     inspect.add_argument("--sha256", help="refuse the file unless its SHA-256 is this")
     inspect.set_defaults(run=_inspect)
+
+    comp = sub.add_parser("compile", help="compile a trained model into a model binary")
+    comp.add_argument("model", help="LightGBM text/JSON, XGBoost .json/.ubj, or a pickled/joblib model (trusted)")
+    comp.add_argument("-o", "--output", required=True, help="the model binary to write")
+    comp.add_argument("--name", help="the model's name")
+    comp.add_argument("--version", help="the model's version")
+    comp.add_argument("--features", help="comma-separated input names, in the model's feature order")
+    comp.add_argument("--reference", help="Parquet/CSV/Arrow file whose distribution is frozen as the drift reference")
+    comp.set_defaults(run=_compile)
 
     demo = sub.add_parser("demo", help="score the bundled sample with the example model binary")
     demo.add_argument("--model", help="model binary (default: build/models/s1_logistic)")

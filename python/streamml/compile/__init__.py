@@ -137,11 +137,18 @@ def compile(
         ir["name"] = name
     if version is not None:
         ir["model_version"] = version
-    if reference is not None:
-        from streamml.compile.drift import reference_distribution
-
-        ir["drift_reference"] = reference_distribution(ir, reference)
     path = write_binary(ir, output)
+    if reference is not None:
+        # Score the reference with the binary itself, then freeze both
+        # distributions into a second, final binary.
+        from streamml.compile import drift
+        from streamml.model import Model
+
+        table = drift.read_table(reference)
+        x = drift.feature_matrix(table, list(ir["features"]))
+        scores = drift.score_columns(Model.load(path).predict(table.select(list(ir["features"]))))
+        ir["drift_reference"] = drift.reference_distribution(ir, x, scores)
+        path = write_binary(ir, output)
     if verify:
         from streamml.model import Model
 
