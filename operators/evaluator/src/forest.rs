@@ -8,8 +8,13 @@ const DEFAULT_LEFT: u32 = 1;
 const MISSING_ZERO: u32 = 2;
 const MISSING_NONE: u32 = 4;
 const CATEGORICAL: u32 = 8;
-/// Anything but a numeric split with NaN as the only missing value.
-const SLOW: u32 = MISSING_ZERO | MISSING_NONE | CATEGORICAL;
+/// Numeric nodes (missing "nan" or "none"): where a NaN goes, precomputed.
+const NAN_LEFT: u32 = 16;
+/// Anything but a numeric split whose only missing value is NaN.
+const SLOW: u32 = MISSING_ZERO | CATEGORICAL;
+/// Rows walked through a tree together: their node chains are independent,
+/// so the loads and compares of one overlap the others' latency.
+const GROUP: usize = 4;
 const ZERO_THRESHOLD: f64 = 1e-35;
 
 /// One internal node. Children: `>= 0` a node index (global), `< 0` the
@@ -59,13 +64,18 @@ impl Forest {
     pub fn build(ir: &TreesIr, n_features: usize) -> Result<Self, String> {
         let n_outputs = ir.n_outputs;
         if n_outputs == 0 || ir.base_score.len() != n_outputs {
-            return Err(format!("trees: base_score has {} values for {n_outputs} outputs", ir.base_score.len()));
+            return Err(format!(
+                "trees: base_score has {} values for {n_outputs} outputs",
+                ir.base_score.len()
+            ));
         }
         let check = |name: &str, value: &str, allowed: &[&str]| {
             if allowed.contains(&value) {
                 Ok(())
             } else {
-                Err(format!("trees: {name} is '{value}'; expected one of {allowed:?}"))
+                Err(format!(
+                    "trees: {name} is '{value}'; expected one of {allowed:?}"
+                ))
             }
         };
         check("aggregate", &ir.aggregate, &["sum", "mean"])?;
@@ -92,7 +102,8 @@ impl Forest {
         };
         let mut counts = vec![0.0; n_outputs];
         for (t, tree) in ir.trees.iter().enumerate() {
-            f.add_tree(t, tree, &mut counts).map_err(|e| format!("tree {t}: {e}"))?;
+            f.add_tree(tree, &mut counts)
+                .map_err(|e| format!("tree {t}: {e}"))?;
         }
         if ir.aggregate == "mean" {
             f.mean_counts = Some(counts.iter().map(|c| c.max(1.0)).collect());
@@ -100,7 +111,7 @@ impl Forest {
         Ok(f)
     }
 
-    fn add_tree(&mut self, _t: usize, tree: &crate::ir::TreeIr, counts: &mut [f64]) -> Result<(), String> {
+    fn add_tree(&mut self, tree: &crate::ir::TreeIr, counts: &mut [f64]) -> Result<(), String> {
         let n = tree.split_feature.len();
         for (name, len) in [
             ("threshold", tree.threshold.len()),
@@ -119,7 +130,12 @@ impl Forest {
         }
         let output = match tree.output {
             Some(k) if k < self.n_outputs => Output::Scalar(k),
-            Some(k) => return Err(format!("output {k} is out of range for {} outputs", self.n_outputs)),
+            Some(k) => {
+                return Err(format!(
+                    "output {k} is out of range for {} outputs",
+                    self.n_outputs
+                ))
+            }
             None => Output::Vector,
         };
         match output {
@@ -133,14 +149,21 @@ impl Forest {
         } as i64;
         for value in &tree.leaf_value {
             match output {
-                Output::Scalar(_) => self.leaves.push(value.as_f64().ok_or("a leaf value is not a number")?),
+                Output::Scalar(_) => self
+                    .leaves
+                    .push(value.as_f64().ok_or("a leaf value is not a number")?),
                 Output::Vector => {
                     let v = value.as_array().ok_or("vector leaves must be lists")?;
                     if v.len() != self.n_outputs {
-                        return Err(format!("a vector leaf has {} values for {} outputs", v.len(), self.n_outputs));
+                        return Err(format!(
+                            "a vector leaf has {} values for {} outputs",
+                            v.len(),
+                            self.n_outputs
+                        ));
                     }
                     for x in v {
-                        self.vector_leaves.push(x.as_f64().ok_or("a leaf value is not a number")?);
+                        self.vector_leaves
+                            .push(x.as_f64().ok_or("a leaf value is not a number")?);
                     }
                 }
             }
@@ -161,17 +184,47 @@ impl Forest {
         };
         for i in 0..n {
             if tree.split_feature[i] >= self.n_features {
-                return Err(format!("node {i} splits on feature {} of {}", tree.split_feature[i], self.n_features));
+                return Err(format!(
+                    "node {i} splits on feature {} of {}",
+                    tree.split_feature[i], self.n_features
+                ));
             }
-            let mut flags = if tree.default_left[i] { DEFAULT_LEFT } else { 0 };
+            let mut flags = if tree.default_left[i] {
+                DEFAULT_LEFT
+            } else {
+                0
+            };
             flags |= match tree.missing[i].as_str() {
                 "nan" => 0,
                 "zero" => MISSING_ZERO,
                 "none" => MISSING_NONE,
-                other => return Err(format!("node {i}: missing mode '{other}'; expected nan, zero or none")),
+                other => {
+                    return Err(format!(
+                        "node {i}: missing mode '{other}'; expected nan, zero or none"
+                    ))
+                }
             };
             let mut threshold = tree.threshold[i];
-            if let Some(Some(cats)) = tree.categories.as_ref().map(|c| c.get(i).cloned().flatten()) {
+            // Where a NaN ends up at a numeric node: the default direction
+            // ("nan"), or wherever 0.0 goes ("none").
+            let nan_left = match tree.missing[i].as_str() {
+                "none" => {
+                    if self.lt {
+                        0.0 < threshold
+                    } else {
+                        0.0 <= threshold
+                    }
+                }
+                _ => tree.default_left[i],
+            };
+            if nan_left {
+                flags |= NAN_LEFT;
+            }
+            if let Some(Some(cats)) = tree
+                .categories
+                .as_ref()
+                .map(|c| c.get(i).cloned().flatten())
+            {
                 flags |= CATEGORICAL;
                 let max = cats.iter().copied().max().unwrap_or(0).max(0) as usize;
                 let words = max / 64 + 1;
@@ -190,7 +243,11 @@ impl Forest {
                 right: child(tree.right[i])?,
             });
         }
-        let root = if n == 0 { !(leaf_base as i32) } else { node_base as i32 };
+        let root = if n == 0 {
+            !(leaf_base as i32)
+        } else {
+            node_base as i32
+        };
         self.roots.push(root);
         self.outputs.push(output);
         self.max_depth = self.max_depth.max(depth(&self.nodes, root));
@@ -240,44 +297,103 @@ impl Forest {
 
     /// Call `add(row, tree, leaf)` for every row and tree, trees in order.
     #[inline(always)]
-    fn each_leaf(&self, xs: &[f64], rows: usize, nf: usize, mut add: impl FnMut(usize, usize, usize)) {
+    fn each_leaf(
+        &self,
+        xs: &[f64],
+        rows: usize,
+        nf: usize,
+        mut add: impl FnMut(usize, usize, usize),
+    ) {
+        let whole = rows - rows % GROUP;
         for (t, &root) in self.roots.iter().enumerate() {
-            for r in 0..rows {
+            let mut r = 0;
+            while r < whole {
+                let leaves = if self.lt {
+                    self.walk_group::<true>(root, &xs[r * nf..(r + GROUP) * nf], nf)
+                } else {
+                    self.walk_group::<false>(root, &xs[r * nf..(r + GROUP) * nf], nf)
+                };
+                for (i, leaf) in leaves.iter().enumerate() {
+                    add(r + i, t, *leaf);
+                }
+                r += GROUP;
+            }
+            for r in whole..rows {
                 let row = &xs[r * nf..(r + 1) * nf];
-                let leaf = if self.lt { self.walk::<true>(root, row) } else { self.walk::<false>(root, row) };
-                add(r, t, leaf);
+                let mut c = root;
+                while c >= 0 {
+                    c = if self.lt {
+                        self.step::<true>(c, row)
+                    } else {
+                        self.step::<false>(c, row)
+                    };
+                }
+                add(r, t, !c as usize);
             }
         }
     }
 
+    /// Walk `GROUP` rows through one tree in lockstep; a row that reached
+    /// its leaf stays there (no per-row branch), the group stops when all have.
     #[inline(always)]
-    fn walk<const LT: bool>(&self, root: i32, row: &[f64]) -> usize {
-        let mut c = root;
-        while c >= 0 {
-            // SAFETY: children and features were range-checked in build().
-            let node = unsafe { self.nodes.get_unchecked(c as usize) };
-            let v = unsafe { *row.get_unchecked(node.feature as usize) };
-            let left = if node.flags & SLOW == 0 {
-                let le = if LT { v < node.threshold } else { v <= node.threshold };
-                le | (v.is_nan() & (node.flags & DEFAULT_LEFT != 0))
-            } else {
-                self.slow_decision::<LT>(node, v)
-            };
-            c = if left { node.left } else { node.right };
+    fn walk_group<const LT: bool>(&self, root: i32, rows: &[f64], nf: usize) -> [usize; GROUP] {
+        if root < 0 {
+            return [!root as usize; GROUP];
         }
-        !c as usize
+        let mut c = [root; GROUP];
+        loop {
+            let mut any = false;
+            for i in 0..GROUP {
+                // A row at its leaf re-reads the root (harmless) and keeps its leaf.
+                let at = if c[i] < 0 { root } else { c[i] };
+                let next = self.step::<LT>(at, &rows[i * nf..(i + 1) * nf]);
+                c[i] = if c[i] < 0 { c[i] } else { next };
+                any |= c[i] >= 0;
+            }
+            if !any {
+                break;
+            }
+        }
+        c.map(|leaf| !leaf as usize)
+    }
+
+    /// One step down from internal node `c`.
+    #[inline(always)]
+    fn step<const LT: bool>(&self, c: i32, row: &[f64]) -> i32 {
+        // SAFETY: children and features were range-checked in build().
+        let node = unsafe { self.nodes.get_unchecked(c as usize) };
+        let v = unsafe { *row.get_unchecked(node.feature as usize) };
+        let left = if node.flags & SLOW == 0 {
+            let le = if LT {
+                v < node.threshold
+            } else {
+                v <= node.threshold
+            };
+            le | (v.is_nan() & (node.flags & NAN_LEFT != 0))
+        } else {
+            self.slow_decision::<LT>(node, v)
+        };
+        if left {
+            node.left
+        } else {
+            node.right
+        }
     }
 
     #[cold]
     fn slow_decision<const LT: bool>(&self, node: &Node, v: f64) -> bool {
         let default_left = node.flags & DEFAULT_LEFT != 0;
-        let v = if node.flags & MISSING_NONE != 0 && v.is_nan() { 0.0 } else { v };
+        let v = if node.flags & MISSING_NONE != 0 && v.is_nan() {
+            0.0
+        } else {
+            v
+        };
         let missing = v.is_nan() || (node.flags & MISSING_ZERO != 0 && v.abs() <= ZERO_THRESHOLD);
         if missing {
             return default_left;
         }
         if node.flags & CATEGORICAL != 0 {
-            if !(v >= 0.0) {
+            if v.is_nan() || v < 0.0 {
                 return false;
             }
             let bits = node.threshold.to_bits();

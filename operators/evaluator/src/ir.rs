@@ -97,7 +97,8 @@ pub struct LinearIr {
 
 impl Ir {
     pub fn parse(text: &str) -> Result<Self, String> {
-        let ir: Ir = serde_json::from_str(text).map_err(|e| format!("the model IR is invalid: {e}"))?;
+        let ir: Ir =
+            serde_json::from_str(text).map_err(|e| format!("the model IR is invalid: {e}"))?;
         if ir.format != "streamml-ir" || ir.version != 1 {
             return Err(format!(
                 "the model IR is {} v{}; this evaluator reads streamml-ir v1",
@@ -109,7 +110,9 @@ impl Ir {
         }
         if let Some(Preprocess::StandardScaler { mean, scale }) = &ir.preprocess {
             if mean.len() != ir.features.len() || scale.len() != ir.features.len() {
-                return Err("standard_scaler's mean and scale must have one value per feature".into());
+                return Err(
+                    "standard_scaler's mean and scale must have one value per feature".into(),
+                );
             }
         }
         Ok(ir)

@@ -14,7 +14,8 @@ pub struct Linear {
 
 impl Linear {
     pub fn build(ir: &LinearIr, n_features: usize) -> Result<Self, String> {
-        if ir.n_outputs == 0 || ir.coef.len() != ir.n_outputs || ir.intercept.len() != ir.n_outputs {
+        if ir.n_outputs == 0 || ir.coef.len() != ir.n_outputs || ir.intercept.len() != ir.n_outputs
+        {
             return Err(format!(
                 "linear: {} coefficient rows and {} intercepts for {} outputs",
                 ir.coef.len(),
@@ -23,7 +24,10 @@ impl Linear {
             ));
         }
         if let Some(row) = ir.coef.iter().find(|r| r.len() != n_features) {
-            return Err(format!("linear: a coefficient row has {} values for {n_features} features", row.len()));
+            return Err(format!(
+                "linear: a coefficient row has {} values for {n_features} features",
+                row.len()
+            ));
         }
         Ok(Self {
             coef: ir.coef.concat(),

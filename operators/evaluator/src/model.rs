@@ -15,7 +15,7 @@ use crate::payload::{own_path, read_payload};
 
 /// Rows scored together: the row-major scratch (BLOCK x features) and the
 /// raw scores stay in L1/L2 while every tree is walked once per block.
-const BLOCK: usize = 256;
+const BLOCK: usize = 64;
 
 enum Kind {
     Trees(Forest),
@@ -50,7 +50,8 @@ impl Evaluator {
     /// Build from the IR appended to this library's own file.
     pub fn from_own_file() -> Result<Self, String> {
         let path = own_path()?;
-        let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let bytes =
+            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         Self::from_ir_text(read_payload(&bytes)?)
     }
 
@@ -75,13 +76,21 @@ impl Evaluator {
             "sigmoid" => Link::Sigmoid,
             "softmax" => Link::Softmax,
             "exp" => Link::Exp,
-            other => return Err(format!("link '{other}'; expected identity, sigmoid, softmax or exp")),
+            other => {
+                return Err(format!(
+                    "link '{other}'; expected identity, sigmoid, softmax or exp"
+                ))
+            }
         };
         let task = match ir.task.as_str() {
             "regression" => Task::Regression,
             "binary" => Task::Binary,
             "multiclass" => Task::Multiclass,
-            other => return Err(format!("task '{other}'; expected regression, binary or multiclass")),
+            other => {
+                return Err(format!(
+                    "task '{other}'; expected regression, binary or multiclass"
+                ))
+            }
         };
         let classes = parse_classes(ir.classes.as_deref())?;
         let n_classes = match &classes {
@@ -90,18 +99,59 @@ impl Evaluator {
             Classes::Str(c) => c.len(),
         };
         match task {
-            Task::Regression if n_outputs != 1 => return Err(format!("regression with {n_outputs} outputs")),
+            Task::Regression if n_outputs != 1 => {
+                return Err(format!("regression with {n_outputs} outputs"))
+            }
             Task::Binary if n_classes != 2 || n_outputs > 2 => {
-                return Err(format!("binary with {n_classes} classes and {n_outputs} outputs"))
+                return Err(format!(
+                    "binary with {n_classes} classes and {n_outputs} outputs"
+                ))
             }
             Task::Multiclass if n_classes != n_outputs || n_classes < 2 => {
-                return Err(format!("multiclass with {n_classes} classes and {n_outputs} outputs"))
+                return Err(format!(
+                    "multiclass with {n_classes} classes and {n_outputs} outputs"
+                ))
             }
             _ => {}
         }
-        let scaler = ir.preprocess.as_ref().map(|Preprocess::StandardScaler { mean, scale }| (mean.clone(), scale.clone()));
+        let scaler = ir
+            .preprocess
+            .as_ref()
+            .map(|Preprocess::StandardScaler { mean, scale }| (mean.clone(), scale.clone()));
         let info = build_info(&ir, task, &classes, n_outputs, &kind);
-        Ok(Self { info, n_features, scaler, kind, link, task, classes })
+        Ok(Self {
+            info,
+            n_features,
+            scaler,
+            kind,
+            link,
+            task,
+            classes,
+        })
+    }
+
+    /// Inputs of the model, in order.
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    /// Scores (after the link) of row-major, already preprocessed rows: the
+    /// evaluator's core without a host, for benchmarks and tests.
+    pub fn score_rows(&self, xs: &[f64], rows: usize) -> Vec<f64> {
+        let no = self.n_outputs();
+        let mut scores = vec![0.0; rows * no];
+        for (block, out) in xs
+            .chunks(BLOCK * self.n_features)
+            .zip(scores.chunks_mut(BLOCK * no))
+        {
+            let len = block.len() / self.n_features;
+            match &self.kind {
+                Kind::Trees(f) => f.raw_scores(block, len, out),
+                Kind::Linear(l) => l.raw_scores(block, len, out),
+            }
+            self.apply_link(out);
+        }
+        scores
     }
 
     fn sigmoid_scale(&self) -> f64 {
@@ -120,7 +170,15 @@ impl Evaluator {
 
     /// Fill `xs` (row-major) with rows `start..start + len`: nulls as NaN,
     /// then preprocessing, then the trees' float32 rounding.
-    fn gather(&self, input: &Input<'_>, columns: &[std::borrow::Cow<'_, [f64]>], nulls: &[bool], start: usize, len: usize, xs: &mut [f64]) {
+    fn gather(
+        &self,
+        input: &Input<'_>,
+        columns: &[std::borrow::Cow<'_, [f64]>],
+        nulls: &[bool],
+        start: usize,
+        len: usize,
+        xs: &mut [f64],
+    ) {
         let nf = self.n_features;
         let cast_f32 = matches!(&self.kind, Kind::Trees(f) if f.cast_f32);
         for (j, column) in columns.iter().enumerate() {
@@ -154,7 +212,8 @@ impl Evaluator {
             Link::Identity => {}
             Link::Sigmoid => {
                 let s = self.sigmoid_scale();
-                raw.iter_mut().for_each(|z| *z = 1.0 / (1.0 + (-s * *z).exp()));
+                raw.iter_mut()
+                    .for_each(|z| *z = 1.0 / (1.0 + (-s * *z).exp()));
             }
             Link::Exp => raw.iter_mut().for_each(|z| *z = z.exp()),
             Link::Softmax => {
@@ -206,7 +265,11 @@ impl Evaluator {
         match self.task {
             Task::Regression | Task::Other => vec![Arc::new(Float64Array::from(scores))],
             Task::Binary => {
-                let prob: Vec<f64> = if no == 1 { scores } else { scores.chunks(no).map(|s| s[1]).collect() };
+                let prob: Vec<f64> = if no == 1 {
+                    scores
+                } else {
+                    scores.chunks(no).map(|s| s[1]).collect()
+                };
                 let label: Vec<usize> = prob.iter().map(|p| usize::from(*p > 0.5)).collect();
                 let label = self.labels(&label);
                 vec![Arc::new(Float64Array::from(prob)), label]
@@ -256,11 +319,23 @@ impl Evaluator {
 }
 
 fn parse_classes(classes: Option<&[Value]>) -> Result<Classes, String> {
-    let Some(classes) = classes else { return Ok(Classes::None) };
+    let Some(classes) = classes else {
+        return Ok(Classes::None);
+    };
     if classes.iter().all(|c| c.is_i64()) {
-        Ok(Classes::Int(classes.iter().map(|c| c.as_i64().expect("checked")).collect()))
+        Ok(Classes::Int(
+            classes
+                .iter()
+                .map(|c| c.as_i64().expect("checked"))
+                .collect(),
+        ))
     } else if classes.iter().all(|c| c.is_string()) {
-        Ok(Classes::Str(classes.iter().map(|c| c.as_str().expect("checked").to_string()).collect()))
+        Ok(Classes::Str(
+            classes
+                .iter()
+                .map(|c| c.as_str().expect("checked").to_string())
+                .collect(),
+        ))
     } else {
         Err("classes must be all integers or all strings".into())
     }
@@ -273,9 +348,16 @@ fn build_info(ir: &Ir, task: Task, classes: &Classes, n_outputs: usize, kind: &K
     };
     let outputs = match task {
         Task::Regression | Task::Other => vec![FieldSpec::new("prediction", "float64", false)],
-        Task::Binary => vec![FieldSpec::new("probability", "float64", false), FieldSpec::new("label", label_type, false)],
+        Task::Binary => vec![
+            FieldSpec::new("probability", "float64", false),
+            FieldSpec::new("label", label_type, false),
+        ],
         Task::Multiclass => vec![
-            FieldSpec::new("probabilities", format!("fixed_size_list<float64, {n_outputs}>"), false),
+            FieldSpec::new(
+                "probabilities",
+                format!("fixed_size_list<float64, {n_outputs}>"),
+                false,
+            ),
             FieldSpec::new("label", label_type, false),
         ],
     };
@@ -289,7 +371,10 @@ fn build_info(ir: &Ir, task: Task, classes: &Classes, n_outputs: usize, kind: &K
             metadata.insert("model_type".into(), Value::from("linear"));
         }
     }
-    metadata.insert("evaluator".into(), Value::from(concat!("streamml-evaluator ", env!("CARGO_PKG_VERSION"))));
+    metadata.insert(
+        "evaluator".into(),
+        Value::from(concat!("streamml-evaluator ", env!("CARGO_PKG_VERSION"))),
+    );
     if let Some(c) = &ir.classes {
         metadata.insert("classes".into(), Value::from(c.clone()));
     }
@@ -302,7 +387,11 @@ fn build_info(ir: &Ir, task: Task, classes: &Classes, n_outputs: usize, kind: &K
         version: ir.model_version.clone(),
         task,
         framework: ir.framework.clone(),
-        inputs: ir.features.iter().map(|f| FieldSpec::new(f, "float64", true)).collect(),
+        inputs: ir
+            .features
+            .iter()
+            .map(|f| FieldSpec::new(f, "float64", true))
+            .collect(),
         outputs,
         drift_reference: ir.drift_reference.clone(),
         metadata,

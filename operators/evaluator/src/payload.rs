@@ -25,9 +25,13 @@ pub fn read_payload(bytes: &[u8]) -> Result<&str, String> {
     }
     let len = u64::from_le_bytes(bytes[n - 16..n - 8].try_into().expect("8 bytes")) as usize;
     if len > n - 16 {
-        return Err(format!("the model footer says {len} bytes but the file has {}", n - 16));
+        return Err(format!(
+            "the model footer says {len} bytes but the file has {}",
+            n - 16
+        ));
     }
-    std::str::from_utf8(&bytes[n - 16 - len..n - 16]).map_err(|e| format!("the model IR is not UTF-8: {e}"))
+    std::str::from_utf8(&bytes[n - 16 - len..n - 16])
+        .map_err(|e| format!("the model IR is not UTF-8: {e}"))
 }
 
 #[cfg(test)]
@@ -42,7 +46,9 @@ mod tests {
         file.extend_from_slice(&(ir.len() as u64).to_le_bytes());
         file.extend_from_slice(FOOTER_MAGIC);
         assert_eq!(read_payload(&file).unwrap(), r#"{"format":"streamml-ir"}"#);
-        assert!(read_payload(b"\x7fELF plain evaluator").unwrap_err().contains("carries no model"));
+        assert!(read_payload(b"\x7fELF plain evaluator")
+            .unwrap_err()
+            .contains("carries no model"));
         let mut bad = file.clone();
         let n = bad.len();
         bad[n - 16..n - 8].copy_from_slice(&u64::MAX.to_le_bytes());

@@ -117,7 +117,9 @@ impl<'a> Input<'a> {
     /// Whether column `i` may hold nulls (its null count is not 0 and it has
     /// a validity bitmap). When false, [`Input::is_null`] is always false.
     pub fn may_have_nulls(&self, i: usize) -> bool {
-        let Ok(child) = self.child(i) else { return false };
+        let Ok(child) = self.child(i) else {
+            return false;
+        };
         // SAFETY: buffer 0 of a child with buffers is its validity bitmap.
         child.null_count != 0 && child.n_buffers > 0 && !unsafe { *child.buffers }.is_null()
     }
