@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -108,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args: Any = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (StreammlError, FileNotFoundError) as e:
+    except (StreammlError, FileNotFoundError, pickle.UnpicklingError) as e:
         print(f"streamml {args.command}: error: {e}", file=sys.stderr)
         return 2
 

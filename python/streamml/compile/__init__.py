@@ -11,10 +11,10 @@ Examples:
     >>> from sklearn.linear_model import LinearRegression
     >>> from streamml import Model
     >>> from streamml.compile import compile
-    >>> x = np.arange(20.0).reshape(10, 2)
+    >>> x = np.random.default_rng(0).normal(size=(100, 2))
     >>> lr = LinearRegression().fit(x, x @ [1.0, 2.0] + 3.0)
     >>> path = compile(lr, os.path.join(tempfile.mkdtemp(), "lr.so"), name="lr", features=["a", "b"])
-    >>> Model.load(path).predict([{"a": 1.0, "b": 1.0}]).column("prediction").to_pylist()
+    >>> [round(v, 9) for v in Model.load(path).predict([{"a": 1.0, "b": 1.0}]).column("prediction").to_pylist()]
     [6.0]
 """
 

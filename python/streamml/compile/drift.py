@@ -44,7 +44,10 @@ def numeric_bins(values: np.ndarray, bins: int = DEFAULT_BINS) -> dict[str, Any]
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return {"kind": "numeric", "edges": [], "counts": [0, 0, int(values.size)]}
-    edges = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, bins + 1)))
+    quantiles = np.quantile(finite, np.linspace(0.0, 1.0, bins + 1))
+    # Interpolation can round the ends past the data: pin them to min and max.
+    quantiles[0], quantiles[-1] = finite.min(), finite.max()
+    edges = np.unique(quantiles)
     return {"kind": "numeric", "edges": [float(e) for e in edges], "counts": numeric_counts(values, edges)}
 
 
