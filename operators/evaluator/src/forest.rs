@@ -50,6 +50,8 @@ pub struct Forest {
     pub n_outputs: usize,
     n_features: usize,
     lt: bool,
+    /// Categorical nodes match the value itself, not its truncation.
+    exact_categories: bool,
     pub cast_f32: bool,
     acc_f32: bool,
     base_score: Vec<f64>,
@@ -82,6 +84,7 @@ impl Forest {
         check("feature_cast", &ir.feature_cast, &["float64", "float32"])?;
         check("comparison", &ir.comparison, &["le", "lt"])?;
         check("accumulate", &ir.accumulate, &["float64", "float32"])?;
+        check("category_match", &ir.category_match, &["trunc", "exact"])?;
         let mut f = Forest {
             nodes: Vec::new(),
             roots: Vec::new(),
@@ -92,6 +95,7 @@ impl Forest {
             n_outputs,
             n_features,
             lt: ir.comparison == "lt",
+            exact_categories: ir.category_match == "exact",
             cast_f32: ir.feature_cast == "float32",
             acc_f32: ir.accumulate == "float32",
             base_score: ir.base_score.clone(),
@@ -399,7 +403,7 @@ impl Forest {
             let bits = node.threshold.to_bits();
             let (offset, words) = ((bits >> 32) as usize, (bits & 0xffff_ffff) as usize);
             let c = v.trunc();
-            if c >= (words * 64) as f64 {
+            if (self.exact_categories && c != v) || c >= (words * 64) as f64 {
                 return false;
             }
             let c = c as usize;

@@ -19,6 +19,8 @@ pub struct Ir {
     pub model: ModelIr,
     #[serde(default = "identity")]
     pub link: String,
+    #[serde(default = "probability_gt_half")]
+    pub binary_label: String,
     #[serde(default)]
     pub metadata: serde_json::Map<String, Value>,
     #[serde(default)]
@@ -27,6 +29,14 @@ pub struct Ir {
 
 fn identity() -> String {
     "identity".into()
+}
+
+fn probability_gt_half() -> String {
+    "probability_gt_half".into()
+}
+
+fn trunc() -> String {
+    "trunc".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,6 +66,8 @@ pub struct TreesIr {
     pub accumulate: String,
     #[serde(default = "one")]
     pub sigmoid_scale: f64,
+    #[serde(default = "trunc")]
+    pub category_match: String,
     pub trees: Vec<TreeIr>,
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use streamml_sdk::arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder};
-use streamml_sdk::arrow_array::{Array, ArrayRef, FixedSizeListArray, Float64Array};
+use streamml_sdk::arrow_array::{ArrayRef, FixedSizeListArray, Float64Array};
 use streamml_sdk::arrow_schema::{DataType, Field};
 use streamml_sdk::{FieldSpec, Input, Model, ModelInfo, PredictError, Task, ABI_VERSION};
 
@@ -30,6 +30,15 @@ enum Link {
     Exp,
 }
 
+/// When a binary model says `classes[1]` (`docs/ir.md`, outputs).
+#[derive(Clone, Copy, PartialEq)]
+enum BinaryLabel {
+    ProbabilityGtHalf,
+    RawGtZero,
+    RawGeZero,
+    Argmax,
+}
+
 enum Classes {
     None,
     Int(Vec<i64>),
@@ -43,6 +52,7 @@ pub struct Evaluator {
     kind: Kind,
     link: Link,
     task: Task,
+    binary_label: BinaryLabel,
     classes: Classes,
 }
 
@@ -92,6 +102,17 @@ impl Evaluator {
                 ))
             }
         };
+        let binary_label = match ir.binary_label.as_str() {
+            "probability_gt_half" => BinaryLabel::ProbabilityGtHalf,
+            "raw_gt_zero" => BinaryLabel::RawGtZero,
+            "raw_ge_zero" => BinaryLabel::RawGeZero,
+            "argmax" => BinaryLabel::Argmax,
+            other => {
+                return Err(format!(
+                    "binary_label '{other}'; expected probability_gt_half, raw_gt_zero, raw_ge_zero or argmax"
+                ))
+            }
+        };
         let classes = parse_classes(ir.classes.as_deref())?;
         let n_classes = match &classes {
             Classes::None => 0,
@@ -126,6 +147,7 @@ impl Evaluator {
             kind,
             link,
             task,
+            binary_label,
             classes,
         })
     }
@@ -243,6 +265,7 @@ impl Model for Evaluator {
         let columns = input.float64_columns()?;
         let nulls: Vec<bool> = (0..nf).map(|j| input.may_have_nulls(j)).collect();
         let mut scores = vec![0.0; rows * no];
+        let mut positive = Vec::with_capacity(if self.task == Task::Binary { rows } else { 0 });
         let mut xs = vec![0.0; BLOCK.min(rows.max(1)) * nf];
         let mut start = 0;
         while start < rows {
@@ -253,15 +276,38 @@ impl Model for Evaluator {
                 Kind::Trees(f) => f.raw_scores(&xs, len, raw),
                 Kind::Linear(l) => l.raw_scores(&xs, len, raw),
             }
+            let raw_rule = matches!(
+                self.binary_label,
+                BinaryLabel::RawGtZero | BinaryLabel::RawGeZero
+            );
+            if self.task == Task::Binary && raw_rule {
+                self.binary_positive(raw, no, &mut positive);
+            }
             self.apply_link(raw);
+            if self.task == Task::Binary && !raw_rule {
+                self.binary_positive(raw, no, &mut positive);
+            }
             start += len;
         }
-        Ok(self.outputs(scores, rows, no))
+        Ok(self.outputs(scores, positive, no))
     }
 }
 
 impl Evaluator {
-    fn outputs(&self, scores: Vec<f64>, rows: usize, no: usize) -> Vec<ArrayRef> {
+    /// Append, per row of `values` (raw scores for the raw rules, scores
+    /// after the link for the others), whether the label is `classes[1]`.
+    fn binary_positive(&self, values: &[f64], no: usize, positive: &mut Vec<bool>) {
+        for row in values.chunks(no) {
+            positive.push(match self.binary_label {
+                BinaryLabel::ProbabilityGtHalf => row[no - 1] > 0.5,
+                BinaryLabel::RawGtZero => row[no - 1] > 0.0,
+                BinaryLabel::RawGeZero => row[no - 1] >= 0.0,
+                BinaryLabel::Argmax => row[no - 1] > row[0],
+            });
+        }
+    }
+
+    fn outputs(&self, scores: Vec<f64>, positive: Vec<bool>, no: usize) -> Vec<ArrayRef> {
         match self.task {
             Task::Regression | Task::Other => vec![Arc::new(Float64Array::from(scores))],
             Task::Binary => {
@@ -270,7 +316,7 @@ impl Evaluator {
                 } else {
                     scores.chunks(no).map(|s| s[1]).collect()
                 };
-                let label: Vec<usize> = prob.iter().map(|p| usize::from(*p > 0.5)).collect();
+                let label: Vec<usize> = positive.iter().map(|p| usize::from(*p)).collect();
                 let label = self.labels(&label);
                 vec![Arc::new(Float64Array::from(prob)), label]
             }
@@ -291,7 +337,6 @@ impl Evaluator {
                 let item = Arc::new(Field::new("item", DataType::Float64, true));
                 let values = Arc::new(Float64Array::from(scores));
                 let probs = FixedSizeListArray::new(item, no as i32, values, None);
-                debug_assert_eq!(probs.len(), rows);
                 vec![Arc::new(probs), label]
             }
         }

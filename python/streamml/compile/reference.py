@@ -46,8 +46,9 @@ def _trees(model: dict[str, Any], x: np.ndarray) -> np.ndarray:
     if model.get("feature_cast", "float64") == "float32":
         x = x.astype(np.float32).astype(np.float64)
     lt = model.get("comparison", "le") == "lt"
+    exact = model.get("category_match", "trunc") == "exact"
     for tree in model["trees"]:
-        leaf = _leaves(tree, x, lt)
+        leaf = _leaves(tree, x, lt, exact)
         values = tree["leaf_value"]
         if tree["output"] is None:
             contrib = np.asarray(values, dtype=np.float64)[leaf]
@@ -64,7 +65,7 @@ def _trees(model: dict[str, Any], x: np.ndarray) -> np.ndarray:
     return sums + np.asarray(model["base_score"], dtype=np.float64)
 
 
-def _leaves(tree: dict[str, Any], x: np.ndarray, lt: bool) -> np.ndarray:
+def _leaves(tree: dict[str, Any], x: np.ndarray, lt: bool, exact: bool = False) -> np.ndarray:
     """The leaf index each row reaches."""
     rows = x.shape[0]
     if not tree["split_feature"]:
@@ -101,8 +102,9 @@ def _leaves(tree: dict[str, Any], x: np.ndarray, lt: bool) -> np.ndarray:
                 if cats is None:
                     go_left = v < threshold[n] if lt else v <= threshold[n]
                 else:
-                    trunc = np.trunc(np.where(np.isfinite(v), v, -1.0))
-                    go_left = (v >= 0) & np.isin(trunc, np.asarray(cats, dtype=np.float64))
+                    c = np.where(np.isfinite(v), v, -1.0)
+                    c = c if exact else np.trunc(c)
+                    go_left = (v >= 0) & np.isin(c, np.asarray(cats, dtype=np.float64))
             go_left = np.where(is_missing, default_left[n], go_left)
             nxt[sel] = np.where(go_left, left[n], right[n])
         node[idx] = nxt
@@ -112,32 +114,44 @@ def _leaves(tree: dict[str, Any], x: np.ndarray, lt: bool) -> np.ndarray:
 
 def scores(ir: dict[str, Any], x: np.ndarray) -> np.ndarray:
     """Scores after the link, shape ``(rows, n_outputs)``."""
-    raw = raw_scores(ir, x)
+    return _link(ir, raw_scores(ir, x))
+
+
+def _link(ir: dict[str, Any], raw: np.ndarray) -> np.ndarray:
     link = ir.get("link", "identity")
     if link == "identity":
         return raw
-    if link == "sigmoid":
-        scale = ir["model"].get("sigmoid_scale", 1.0)
-        return 1.0 / (1.0 + np.exp(-scale * raw))
-    if link == "softmax":
-        e = np.exp(raw - raw.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-    if link == "exp":
-        return np.exp(raw)
+    with np.errstate(over="ignore"):  # exp overflow is inf, as in the evaluator
+        if link == "sigmoid":
+            scale = ir["model"].get("sigmoid_scale", 1.0)
+            return 1.0 / (1.0 + np.exp(-scale * raw))
+        if link == "softmax":
+            e = np.exp(raw - raw.max(axis=1, keepdims=True))
+            return e / e.sum(axis=1, keepdims=True)
+        if link == "exp":
+            return np.exp(raw)
     msg = f"unknown link {link!r}"
     raise ValueError(msg)
 
 
 def predict(ir: dict[str, Any], x: np.ndarray) -> dict[str, np.ndarray]:
     """The binary's output columns, by the IR's rules (``prediction`` / ``probability`` / ...)."""
-    s = scores(ir, x)
+    raw = raw_scores(ir, x)
+    s = _link(ir, raw)
     task = ir["task"]
     if task == "regression":
         return {"prediction": s[:, 0]}
     classes = np.asarray(ir["classes"])
     if task == "binary":
         prob = s[:, 0] if s.shape[1] == 1 else s[:, 1]
-        return {"probability": prob, "label": np.where(prob > 0.5, classes[1], classes[0])}
+        rule = ir.get("binary_label", "probability_gt_half")
+        positive = {
+            "probability_gt_half": lambda: prob > 0.5,
+            "raw_gt_zero": lambda: raw[:, -1] > 0,
+            "raw_ge_zero": lambda: raw[:, -1] >= 0,
+            "argmax": lambda: s[:, -1] > s[:, 0],
+        }[rule]()
+        return {"probability": prob, "label": np.where(positive, classes[1], classes[0])}
     if task == "multiclass":
         return {"probabilities": s, "label": classes[np.argmax(s, axis=1)]}
     msg = f"unknown task {task!r}"
