@@ -15,7 +15,8 @@ const SLOW: u32 = MISSING_ZERO | CATEGORICAL;
 /// Rows walked through a tree together: their node chains are independent,
 /// so the loads and compares of one overlap the others' latency.
 const GROUP: usize = 4;
-const ZERO_THRESHOLD: f64 = 1e-35;
+/// LightGBM's `kZeroThreshold`: the float `1e-35f` widened to double.
+const ZERO_THRESHOLD: f64 = 1e-35f32 as f64;
 
 /// One internal node. Children: `>= 0` a node index (global), `< 0` the
 /// leaf `!child` (global). Categorical nodes keep their bitset's offset and

@@ -56,7 +56,9 @@ def to_ir(model: Any, *, features: list[str] | None = None) -> dict[str, Any]:
     """Convert a trained model (object or model file) into the IR."""
     if isinstance(model, (str, os.PathLike)):
         return _file_to_ir(Path(model), features)
-    module = type(model).__module__.split(".")[0]
+    # By the class or any base class, so users' subclasses of the frameworks' classes work.
+    modules = {cls.__module__.split(".")[0] for cls in type(model).__mro__}
+    module = next((m for m in ("lightgbm", "xgboost", "sklearn") if m in modules), None)
     if module == "lightgbm":
         from streamml.compile import from_lightgbm
 

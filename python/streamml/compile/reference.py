@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-ZERO_THRESHOLD = 1e-35
+#: LightGBM's kZeroThreshold: the float 1e-35f widened to double.
+ZERO_THRESHOLD = 1.0000000180025095e-35
 
 
 def raw_scores(ir: dict[str, Any], x: np.ndarray) -> np.ndarray:
