@@ -14,13 +14,14 @@ const NAN_LEFT: u32 = 16;
 const SLOW: u32 = MISSING_ZERO | CATEGORICAL;
 /// Rows walked through a tree together: their node chains are independent,
 /// so the loads and compares of one overlap the others' latency.
-const GROUP: usize = 4;
+const GROUP: usize = 8;
 /// LightGBM's `kZeroThreshold`: the float `1e-35f` widened to double.
 const ZERO_THRESHOLD: f64 = 1e-35f32 as f64;
 
-/// One internal node. Children: `>= 0` a node index (global), `< 0` the
-/// leaf `!child` (global). Categorical nodes keep their bitset's offset and
-/// length (in u64 words) in `threshold`'s bits.
+/// One node; children are node indices (global). While a tree is read,
+/// a child `< 0` is the leaf `!child`; then every leaf becomes a node of its
+/// own that steps to itself (see `add_tree`). Categorical nodes keep their
+/// bitset's offset and length (in u64 words) in `threshold`'s bits.
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
 struct Node {
@@ -43,7 +44,10 @@ enum Output {
 #[derive(Debug)]
 pub struct Forest {
     nodes: Vec<Node>,
-    roots: Vec<i32>,
+    /// Per tree: its root node, and how many steps reach every leaf (its depth).
+    roots: Vec<(u32, u32, u32)>,
+    /// Per node: the leaf (global index) a leaf node stands for.
+    leaf_of: Vec<u32>,
     outputs: Vec<Output>,
     leaves: Vec<f64>,
     vector_leaves: Vec<f64>,
@@ -89,6 +93,7 @@ impl Forest {
         let mut f = Forest {
             nodes: Vec::new(),
             roots: Vec::new(),
+            leaf_of: Vec::new(),
             outputs: Vec::new(),
             leaves: Vec::new(),
             vector_leaves: Vec::new(),
@@ -248,14 +253,40 @@ impl Forest {
                 right: child(tree.right[i])?,
             });
         }
+        // Leaves become nodes that step to themselves whatever the value (a
+        // +inf threshold: left is itself, and NaN goes right, to itself), so a
+        // walk is a fixed number of steps with no test for "done".
+        let leaf_nodes = self.nodes.len() as i64;
+        for node in &mut self.nodes[node_base as usize..] {
+            for child in [&mut node.left, &mut node.right] {
+                if *child < 0 {
+                    *child = (leaf_nodes + (!*child as i64 - leaf_base)) as i32;
+                }
+            }
+        }
+        for leaf in 0..n_leaves {
+            let me = (leaf_nodes + leaf as i64) as i32;
+            self.nodes.push(Node {
+                threshold: f64::INFINITY,
+                feature: 0,
+                flags: 0,
+                left: me,
+                right: me,
+            });
+        }
+        self.leaf_of.resize(self.nodes.len(), 0);
+        for leaf in 0..n_leaves {
+            self.leaf_of[leaf_nodes as usize + leaf] = (leaf_base + leaf as i64) as u32;
+        }
         let root = if n == 0 {
-            !(leaf_base as i32)
+            leaf_nodes as u32
         } else {
-            node_base as i32
+            node_base as u32
         };
-        self.roots.push(root);
+        let d = depth(&self.nodes, root as usize, leaf_nodes as usize);
+        self.roots.push((root, d as u32, leaf_nodes as u32));
         self.outputs.push(output);
-        self.max_depth = self.max_depth.max(depth(&self.nodes, root));
+        self.max_depth = self.max_depth.max(d);
         Ok(())
     }
 
@@ -310,13 +341,14 @@ impl Forest {
         mut add: impl FnMut(usize, usize, usize),
     ) {
         let whole = rows - rows % GROUP;
-        for (t, &root) in self.roots.iter().enumerate() {
+        for (t, &(root, depth, first_leaf)) in self.roots.iter().enumerate() {
             let mut r = 0;
             while r < whole {
+                let block = &xs[r * nf..(r + GROUP) * nf];
                 let leaves = if self.lt {
-                    self.walk_group::<true>(root, &xs[r * nf..(r + GROUP) * nf], nf)
+                    self.walk_group::<true>(root, depth, first_leaf, block, nf)
                 } else {
-                    self.walk_group::<false>(root, &xs[r * nf..(r + GROUP) * nf], nf)
+                    self.walk_group::<false>(root, depth, first_leaf, block, nf)
                 };
                 for (i, leaf) in leaves.iter().enumerate() {
                     add(r + i, t, *leaf);
@@ -325,41 +357,44 @@ impl Forest {
             }
             for r in whole..rows {
                 let row = &xs[r * nf..(r + 1) * nf];
-                let mut c = root;
-                while c >= 0 {
+                let mut c = root as i32;
+                for _ in 0..depth {
                     c = if self.lt {
                         self.step::<true>(c, row)
                     } else {
                         self.step::<false>(c, row)
                     };
                 }
-                add(r, t, !c as usize);
+                add(r, t, self.leaf_of[c as usize] as usize);
             }
         }
     }
 
-    /// Walk `GROUP` rows through one tree in lockstep; a row that reached
-    /// its leaf stays there (no per-row branch), the group stops when all have.
+    /// Walk `GROUP` rows through one tree in lockstep, `depth` steps: the
+    /// rows' node chains are independent, so their loads overlap, and a row
+    /// that reached its leaf node stays there.
     #[inline(always)]
-    fn walk_group<const LT: bool>(&self, root: i32, rows: &[f64], nf: usize) -> [usize; GROUP] {
-        if root < 0 {
-            return [!root as usize; GROUP];
-        }
-        let mut c = [root; GROUP];
-        loop {
-            let mut any = false;
-            for i in 0..GROUP {
-                // A row at its leaf re-reads the root (harmless) and keeps its leaf.
-                let at = if c[i] < 0 { root } else { c[i] };
-                let next = self.step::<LT>(at, &rows[i * nf..(i + 1) * nf]);
-                c[i] = if c[i] < 0 { c[i] } else { next };
-                any |= c[i] >= 0;
+    fn walk_group<const LT: bool>(
+        &self,
+        root: u32,
+        depth: u32,
+        first_leaf: u32,
+        rows: &[f64],
+        nf: usize,
+    ) -> [usize; GROUP] {
+        let mut c = [root as i32; GROUP];
+        for _ in 0..depth {
+            let mut done = true;
+            for (i, node) in c.iter_mut().enumerate() {
+                *node = self.step::<LT>(*node, &rows[i * nf..(i + 1) * nf]);
+                done &= *node as u32 >= first_leaf;
             }
-            if !any {
+            if done {
                 break;
             }
         }
-        c.map(|leaf| !leaf as usize)
+        // SAFETY: every walk ends on a leaf node, which leaf_of covers.
+        c.map(|n| unsafe { *self.leaf_of.get_unchecked(n as usize) } as usize)
     }
 
     /// One step down from internal node `c`.
@@ -418,11 +453,17 @@ impl Forest {
     }
 }
 
-fn depth(nodes: &[Node], c: i32) -> usize {
-    if c < 0 {
+/// Steps from `c` to the deepest leaf node (the tree's leaf nodes start at `first_leaf`).
+fn depth(nodes: &[Node], c: usize, first_leaf: usize) -> usize {
+    if c >= first_leaf {
         0
     } else {
-        let n = nodes[c as usize];
-        1 + depth(nodes, n.left).max(depth(nodes, n.right))
+        let n = nodes[c];
+        1 + depth(nodes, n.left as usize, first_leaf).max(depth(
+            nodes,
+            n.right as usize,
+            leaf_of,
+            first_leaf,
+        ))
     }
 }
