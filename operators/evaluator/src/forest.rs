@@ -459,11 +459,7 @@ fn depth(nodes: &[Node], c: usize, first_leaf: usize) -> usize {
         0
     } else {
         let n = nodes[c];
-        1 + depth(nodes, n.left as usize, first_leaf).max(depth(
-            nodes,
-            n.right as usize,
-            leaf_of,
-            first_leaf,
-        ))
+        let left = depth(nodes, n.left as usize, first_leaf);
+        1 + left.max(depth(nodes, n.right as usize, first_leaf))
     }
 }
