@@ -355,19 +355,53 @@ impl Forest {
                 }
                 r += GROUP;
             }
-            for r in whole..rows {
-                let row = &xs[r * nf..(r + 1) * nf];
-                let mut c = root as i32;
-                for _ in 0..depth {
-                    c = if self.lt {
-                        self.step::<true>(c, row)
-                    } else {
-                        self.step::<false>(c, row)
-                    };
+        }
+        // The last rows (all of them for a batch smaller than a group) walk
+        // GROUP trees at a time instead: a single row's walks through
+        // different trees are independent chains too.
+        for r in whole..rows {
+            let row = &xs[r * nf..(r + 1) * nf];
+            let mut t = 0;
+            while t < self.roots.len() {
+                let trees = &self.roots[t..(t + GROUP).min(self.roots.len())];
+                let leaves = if self.lt {
+                    self.walk_trees::<true>(trees, row)
+                } else {
+                    self.walk_trees::<false>(trees, row)
+                };
+                for (k, leaf) in leaves.iter().take(trees.len()).enumerate() {
+                    add(r, t + k, *leaf);
                 }
-                add(r, t, self.leaf_of[c as usize] as usize);
+                t += trees.len();
             }
         }
+    }
+
+    /// Walk one row through up to `GROUP` trees in lockstep until each
+    /// reached a leaf node (unused slots stay on the first tree's leaf).
+    #[inline(always)]
+    fn walk_trees<const LT: bool>(&self, trees: &[(u32, u32, u32)], row: &[f64]) -> [usize; GROUP] {
+        let mut c = [0i32; GROUP];
+        let mut first_leaf = [0u32; GROUP];
+        let mut steps = 0;
+        for k in 0..GROUP {
+            let (root, depth, first) = trees[k.min(trees.len() - 1)];
+            c[k] = root as i32;
+            first_leaf[k] = first;
+            steps = steps.max(depth);
+        }
+        for _ in 0..steps {
+            let mut done = true;
+            for k in 0..GROUP {
+                c[k] = self.step::<LT>(c[k], row);
+                done &= c[k] as u32 >= first_leaf[k];
+            }
+            if done {
+                break;
+            }
+        }
+        // SAFETY: every walk ends on a leaf node, which leaf_of covers.
+        c.map(|n| unsafe { *self.leaf_of.get_unchecked(n as usize) } as usize)
     }
 
     /// Walk `GROUP` rows through one tree in lockstep, `depth` steps: the
