@@ -57,6 +57,8 @@ pub struct Forest {
     lt: bool,
     /// Categorical nodes match the value itself, not its truncation.
     exact_categories: bool,
+    /// Categorical nodes read `trunc(v)` as LightGBM's `int` cast: -1 < v < 0 is 0.
+    int_cast_categories: bool,
     pub cast_f32: bool,
     acc_f32: bool,
     base_score: Vec<f64>,
@@ -89,7 +91,11 @@ impl Forest {
         check("feature_cast", &ir.feature_cast, &["float64", "float32"])?;
         check("comparison", &ir.comparison, &["le", "lt"])?;
         check("accumulate", &ir.accumulate, &["float64", "float32"])?;
-        check("category_match", &ir.category_match, &["trunc", "exact"])?;
+        check(
+            "category_match",
+            &ir.category_match,
+            &["trunc", "exact", "int_cast"],
+        )?;
         let mut f = Forest {
             nodes: Vec::new(),
             roots: Vec::new(),
@@ -102,6 +108,7 @@ impl Forest {
             n_features,
             lt: ir.comparison == "lt",
             exact_categories: ir.category_match == "exact",
+            int_cast_categories: ir.category_match == "int_cast",
             cast_f32: ir.feature_cast == "float32",
             acc_f32: ir.accumulate == "float32",
             base_score: ir.base_score.clone(),
@@ -467,12 +474,18 @@ impl Forest {
             return default_left;
         }
         if node.flags & CATEGORICAL != 0 {
-            if v.is_nan() || v < 0.0 {
+            let c = v.trunc();
+            // "int_cast": -1 < v < 0 truncates to category 0; otherwise v < 0 matches nothing.
+            let negative = if self.int_cast_categories {
+                c < 0.0
+            } else {
+                v < 0.0
+            };
+            if v.is_nan() || negative {
                 return false;
             }
             let bits = node.threshold.to_bits();
             let (offset, words) = ((bits >> 32) as usize, (bits & 0xffff_ffff) as usize);
-            let c = v.trunc();
             if (self.exact_categories && c != v) || c >= (words * 64) as f64 {
                 return false;
             }

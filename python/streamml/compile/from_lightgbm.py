@@ -15,9 +15,8 @@ onto the IR:
 - a numeric node's missing type ``None``/``Zero``/``NaN`` is the IR's ``"none"``/``"zero"``/
   ``"nan"`` (``None``: a NaN is read as 0.0);
 - a categorical node sends NaN and ``int(v) < 0`` right, else left when ``int(v)`` is in its
-  category set. ``int(v)`` truncates, so ``-1 < v < 0`` is category 0, where the IR sends every
-  ``v < 0`` right: nodes whose set holds category 0 get two numeric nodes in front that route
-  ``-1 < v < 0`` as category 0 (the subtrees below are copied, so the tree stays a tree);
+  category set (``int(v)`` truncates, so ``-1 < v < 0`` is category 0): the IR's
+  ``category_match: "int_cast"``;
 - trees add up in float64 in file order (multiclass trees interleave: tree ``i`` is class
   ``i % num_class``); the init score (``boost_from_average``) is already in the first trees'
   leaves; ``boosting=rf`` averages (``aggregate: "mean"``);
@@ -42,7 +41,6 @@ from streamml.errors import CompileError
 #: LightGBM's ``kZeroThreshold`` (``const double kZeroThreshold = 1e-35f``), as a double.
 K_ZERO = 1.0000000180025095e-35
 _BELOW_NEG_K_ZERO = math.nextafter(-K_ZERO, -math.inf)
-_LARGEST_NEGATIVE = -math.ulp(0.0)
 _DBL_MAX = sys.float_info.max
 
 #: objective -> (task, link); "binary"/"multiclass"/"multiclassova" are handled apart.
@@ -454,7 +452,7 @@ def _build(
             "comparison": "le",
             "accumulate": "float64",
             "sigmoid_scale": scale,
-            "category_match": "trunc",
+            "category_match": "int_cast",
             "trees": ir_trees,
         },
         "link": link,
@@ -475,9 +473,7 @@ def _threshold(t: float) -> float:
 class _TreeBuilder:
     """Emits one LightGBM tree as IR node columns, walking it with an explicit stack.
 
-    LightGBM trees can be deeper than Python's recursion limit. ``ctx`` maps a categorical
-    feature to what is known of its value on the current path: ``"zero"`` (-1 < v < 0, which
-    LightGBM reads as category 0), ``"neg"`` (v <= -1) or ``"plain"`` (not in (-1, 0)).
+    LightGBM trees can be deeper than Python's recursion limit.
     """
 
     def __init__(self, tree: dict[str, Any], n_features: int, where: str) -> None:
@@ -488,8 +484,8 @@ class _TreeBuilder:
             key: [] for key in ("split_feature", "threshold", "left", "right", "default_left", "missing", "categories")
         }
         self.leaf_value: list[float] = []
-        # (LightGBM node, ctx, IR parent, "left" | "right"): emit the node, link it to its parent
-        self.stack: list[tuple[int, dict[int, str], int, str]] = []
+        # (LightGBM node, IR parent, "left" | "right"): emit the node, link it to its parent
+        self.stack: list[tuple[int, int, str]] = []
 
     def build(self, output: int) -> dict[str, Any]:
         tree = self.tree
@@ -497,10 +493,10 @@ class _TreeBuilder:
         if n_nodes == 0:
             return {"output": output, **self.cols, "leaf_value": [tree["leaf_value"][0]]}
         self._check_links()
-        self.stack.append((0, {}, -1, ""))
+        self.stack.append((0, -1, ""))
         while self.stack:
-            n, ctx, parent, side = self.stack.pop()
-            index = self._emit(n, ctx)
+            n, parent, side = self.stack.pop()
+            index = self._emit(n)
             if parent >= 0:
                 self.cols[side][parent] = index
         return {"output": output, **self.cols, "leaf_value": self.leaf_value}
@@ -528,11 +524,11 @@ class _TreeBuilder:
         cols["categories"].append(cats)
         return len(cols["split_feature"]) - 1
 
-    def _children(self, index: int, left: int, right: int, ctx_left: dict[int, str], ctx_right: dict[int, str]) -> None:
-        self.stack.append((right, ctx_right, index, "right"))
-        self.stack.append((left, ctx_left, index, "left"))
+    def _children(self, index: int, left: int, right: int) -> None:
+        self.stack.append((right, index, "right"))
+        self.stack.append((left, index, "left"))
 
-    def _emit(self, n: int, ctx: dict[int, str]) -> int:
+    def _emit(self, n: int) -> int:
         """Emit LightGBM node ``n`` (leaf ``~n`` if negative), queue its children, return its IR index."""
         tree = self.tree
         while True:
@@ -559,32 +555,17 @@ class _TreeBuilder:
                     # docs/ir.md: a categorical node with no categories (every number goes right)
                     # and swapped children
                     index = self._node(feature, 0.0, not default_left, missing, [])
-                    self._children(index, right, left, ctx, ctx)
+                    self._children(index, right, left)
                     return index
                 # -inf: v <= -DBL_MAX also sends -DBL_MAX left, where LightGBM sends it right
                 threshold = -_DBL_MAX if threshold == -math.inf else _threshold(threshold)
                 index = self._node(feature, threshold, default_left, missing, None)
-                self._children(index, left, right, ctx, ctx)
+                self._children(index, left, right)
                 return index
+            # IR category_match "int_cast" is LightGBM's rule: NaN goes right (missing "nan",
+            # default right), else c = int(v) (toward zero, so -1 < v < 0 is category 0),
+            # right if c < 0, left if c is in the set.
             cats = tree["categories"][n]
-            known = ctx.get(feature)
-            if known == "zero":  # decided on this path: category 0
-                n = left if 0 in cats else right
-                continue
-            if known == "neg":  # decided on this path: negative goes right
-                n = right
-                continue
-            if 0 in cats and known is None:
-                # a: v < 0 (not -0.0) -> a2; else (v >= 0, -0.0, NaN) -> c, the categorical node.
-                # a2: v <= -1 -> the right subtree; else (-1 < v < 0: category 0) -> the left subtree.
-                a = self._node(feature, _LARGEST_NEGATIVE, False, "nan", None)
-                a2 = self._node(feature, -1.0, False, "nan", None)
-                c = self._node(feature, 0.0, False, "nan", list(cats))
-                self.cols["left"][a], self.cols["right"][a] = a2, c
-                plain = {**ctx, feature: "plain"}
-                self._children(c, left, right, plain, plain)
-                self._children(a2, right, left, {**ctx, feature: "neg"}, {**ctx, feature: "zero"})
-                return a
             index = self._node(feature, 0.0, False, "nan", list(cats))
-            self._children(index, left, right, ctx, ctx)
+            self._children(index, left, right)
             return index

@@ -47,9 +47,9 @@ def _trees(model: dict[str, Any], x: np.ndarray) -> np.ndarray:
     if model.get("feature_cast", "float64") == "float32":
         x = x.astype(np.float32).astype(np.float64)
     lt = model.get("comparison", "le") == "lt"
-    exact = model.get("category_match", "trunc") == "exact"
+    match = model.get("category_match", "trunc")
     for tree in model["trees"]:
-        leaf = _leaves(tree, x, lt, exact)
+        leaf = _leaves(tree, x, lt, match)
         values = tree["leaf_value"]
         if tree["output"] is None:
             contrib = np.asarray(values, dtype=np.float64)[leaf]
@@ -66,7 +66,7 @@ def _trees(model: dict[str, Any], x: np.ndarray) -> np.ndarray:
     return sums + np.asarray(model["base_score"], dtype=np.float64)
 
 
-def _leaves(tree: dict[str, Any], x: np.ndarray, lt: bool, exact: bool = False) -> np.ndarray:
+def _leaves(tree: dict[str, Any], x: np.ndarray, lt: bool, match: str = "trunc") -> np.ndarray:
     """The leaf index each row reaches."""
     rows = x.shape[0]
     if not tree["split_feature"]:
@@ -104,8 +104,9 @@ def _leaves(tree: dict[str, Any], x: np.ndarray, lt: bool, exact: bool = False) 
                     go_left = v < threshold[n] if lt else v <= threshold[n]
                 else:
                     c = np.where(np.isfinite(v), v, -1.0)
-                    c = c if exact else np.trunc(c)
-                    go_left = (v >= 0) & np.isin(c, np.asarray(cats, dtype=np.float64))
+                    c = c if match == "exact" else np.trunc(c)
+                    nonneg = c >= 0 if match == "int_cast" else v >= 0
+                    go_left = nonneg & np.isin(c, np.asarray(cats, dtype=np.float64))
             go_left = np.where(is_missing, default_left[n], go_left)
             nxt[sel] = np.where(go_left, left[n], right[n])
         node[idx] = nxt
