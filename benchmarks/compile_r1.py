@@ -76,7 +76,6 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_name] = "1"
 
 import argparse
-import contextlib
 import gc
 import json
 import platform
@@ -92,6 +91,7 @@ import numpy as np
 import pyarrow as pa
 
 import streamml
+from harness import cpu_model, format_value, limit_threads, time_calls, timer_floor_ns
 from r1_models import (
     BENCH_DIR,
     LIGHTGBM_TOLERANCE,
@@ -184,15 +184,6 @@ class Row:
 # --- environment -------------------------------------------------------------------------------
 
 
-def limit_threads() -> contextlib.AbstractContextManager[Any]:
-    """Hold every BLAS/OpenMP pool loaded so far to one thread (if threadpoolctl is installed)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1)
-
-
 def thread_pools() -> str:
     """The thread pools loaded in this process, as threadpoolctl sees them."""
     try:
@@ -214,15 +205,6 @@ def gcc_version() -> str:
     except (OSError, subprocess.CalledProcessError) as e:
         return f"gcc unavailable ({e})"
     return out.splitlines()[0] if out else "gcc: unknown version"
-
-
-def cpu_model() -> str:
-    """The CPU's name (Linux), else what ``platform`` knows."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def machine_info() -> dict[str, Any]:
@@ -264,27 +246,6 @@ def interleaved_seconds(cases: Cases, runs: int) -> dict[str, list[float]]:
                 samples[name].append((time.perf_counter_ns() - t0) / 1e9)
     finally:
         gc.enable()
-    return samples
-
-
-def timer_floor_ns(n: int = 20_000) -> int:
-    """The median cost of two back-to-back ``perf_counter_ns`` calls (subtracted from every sample)."""
-    clock = time.perf_counter_ns
-    samples = [0] * n
-    for i in range(n):
-        t0 = clock()
-        samples[i] = clock() - t0
-    return int(np.median(samples))
-
-
-def time_calls(fn: Callable[..., Any], args: tuple[Any, ...], n: int) -> list[int]:
-    """Time ``n`` calls of ``fn(*args)`` one by one, in ns."""
-    clock = time.perf_counter_ns
-    samples = [0] * n
-    for i in range(n):
-        t0 = clock()
-        fn(*args)
-        samples[i] = clock() - t0
     return samples
 
 
@@ -413,17 +374,6 @@ def scaling_rows(suites: dict[str, Suite], seconds: dict[str, list[float]], runs
         growth = big.lleaves[LLEAVES_NOINLINE].seconds / small.lleaves[LLEAVES_NOINLINE].seconds
         rows.append(Row(section, f"{COMPILE_NAMES[LLEAVES_NOINLINE]}: time", growth, TIMES, None, "info"))
     return rows
-
-
-def format_value(value: float) -> str:
-    """Three significant digits or so, never in exponent form."""
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    if abs(value) >= 10:
-        return f"{value:.1f}"
-    if abs(value) >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3f}"
 
 
 def format_ratio(row: Row) -> str:

@@ -54,7 +54,6 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_name] = "1"
 
 import argparse
-import contextlib
 import gc
 import json
 import platform
@@ -70,6 +69,7 @@ import pyarrow as pa
 import sklearn
 
 import streamml
+from harness import cpu_model, format_value, limit_threads, time_calls, timer_floor_ns
 from streamml import Model
 from streamml.testing import example_model
 from streamml.workloads import FEATURE_NAMES, SCORE_SEED, r1_data, train_s1
@@ -131,15 +131,6 @@ class Row:
 # --- setup -------------------------------------------------------------------------------------
 
 
-def limit_threads() -> contextlib.AbstractContextManager[Any]:
-    """Hold every BLAS/OpenMP pool loaded so far to one thread (if threadpoolctl is installed)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1)
-
-
 def blas_description() -> str:
     """The thread pools numpy and scikit-learn use, as threadpoolctl sees them."""
     try:
@@ -152,15 +143,6 @@ def blas_description() -> str:
         threads = pool["num_threads"]
         pools.add(f"{name}: {threads} thread{'s' if threads != 1 else ''}")
     return ", ".join(sorted(pools)) or "none loaded"
-
-
-def cpu_model() -> str:
-    """The CPU's name (Linux), else what ``platform`` knows."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def machine_info() -> dict[str, Any]:
@@ -222,27 +204,6 @@ def check_agreement(s1: S1, x: np.ndarray) -> float:
 
 
 # --- latency -----------------------------------------------------------------------------------
-
-
-def timer_floor_ns(n: int = 20_000) -> int:
-    """The median cost of two back-to-back ``perf_counter_ns`` calls (subtracted from every sample)."""
-    clock = time.perf_counter_ns
-    samples = [0] * n
-    for i in range(n):
-        t0 = clock()
-        samples[i] = clock() - t0
-    return int(np.median(samples))
-
-
-def time_calls(fn: Callable[..., Any], args: tuple[Any, ...], n: int) -> list[int]:
-    """Time ``n`` calls of ``fn(*args)`` one by one, in ns (the result is dropped inside the timing)."""
-    clock = time.perf_counter_ns
-    samples = [0] * n
-    for i in range(n):
-        t0 = clock()
-        fn(*args)
-        samples[i] = clock() - t0
-    return samples
 
 
 def pyarrow_roundtrip(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -350,17 +311,6 @@ def throughput_rows(seconds: dict[str, float], rows: int) -> list[Row]:
     return [
         Row(section, name, rate, "M rows/s", None if name == RB else rates[RB] / rate) for name, rate in rates.items()
     ]
-
-
-def format_value(value: float) -> str:
-    """Three significant digits or so, never in exponent form."""
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    if abs(value) >= 10:
-        return f"{value:.1f}"
-    if abs(value) >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3f}"
 
 
 def format_ratio(ratio: float | None, case: str) -> str:
