@@ -91,7 +91,7 @@ import numpy as np
 import pyarrow as pa
 
 import streamml
-from harness import cpu_model, format_value, limit_threads, time_calls, timer_floor_ns
+from harness import cpu_model, format_table, limit_threads, time_calls, timer_floor_ns
 from r1_models import (
     BENCH_DIR,
     LIGHTGBM_TOLERANCE,
@@ -385,25 +385,6 @@ def format_ratio(row: Row) -> str:
     return f"{row.ratio:.1f}{TIMES}" if row.ratio >= 10 else f"{row.ratio:.2f}{TIMES}"
 
 
-def format_table(rows: Sequence[Row]) -> str:
-    """The rows as an aligned plain-text table, one block per section."""
-    header = ("case", "value", "unit", f"streamml {TIMES}faster")
-    cells = [(r.case, format_value(r.value), r.unit, format_ratio(r)) for r in rows]
-    w = [max(len(c[i]) for c in [header, *cells]) for i in range(4)]
-
-    def line(c: Sequence[str]) -> str:
-        return f"{c[0]:<{w[0]}}  {c[1]:>{w[1]}}  {c[2]:<{w[2]}}  {c[3]:>{w[3]}}".rstrip()
-
-    out = [line(header), "-" * len(line(header))]
-    section = None
-    for row, c in zip(rows, cells, strict=True):
-        if row.section != section:
-            section = row.section
-            out.append(f"[{section}]")
-        out.append(line(c))
-    return "\n".join(out)
-
-
 def describe_training(label: str, t: Trained) -> str:
     """One header line: what was trained on what, and how long it took."""
     where = t.path.relative_to(BENCH_DIR.parent.parent)
@@ -576,7 +557,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print()
     print(format_checks(diffs, xgb_rel, big_diffs))
     print()
-    print(format_table(rows))
+    print(format_table(rows, format_ratio))
     print()
     print(format_targets(rows, latency_us, suite.compile_seconds))
     if peers.failures:

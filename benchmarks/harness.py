@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +60,22 @@ def time_calls(fn: Callable[..., Any], args: tuple[Any, ...], n: int) -> list[in
         fn(*args)
         samples[i] = clock() - t0
     return samples
+
+
+def format_table(rows: Sequence[Any], ratio_text: Callable[[Any], str]) -> str:
+    """Rows (``section, case, value, unit`` attributes) as an aligned plain-text table, one block per section."""
+    header = ("case", "value", "unit", "streamml \u00d7faster")
+    cells = [(r.case, format_value(r.value), r.unit, ratio_text(r)) for r in rows]
+    w = [max(len(c[i]) for c in [header, *cells]) for i in range(4)]
+
+    def line(c: Sequence[str]) -> str:
+        return f"{c[0]:<{w[0]}}  {c[1]:>{w[1]}}  {c[2]:<{w[2]}}  {c[3]:>{w[3]}}".rstrip()
+
+    out = [line(header), "-" * len(line(header))]
+    section = None
+    for row, c in zip(rows, cells, strict=True):
+        if row.section != section:
+            section = row.section
+            out.append(f"[{section}]")
+        out.append(line(c))
+    return "\n".join(out)

@@ -69,7 +69,7 @@ import pyarrow as pa
 import sklearn
 
 import streamml
-from harness import cpu_model, format_value, limit_threads, time_calls, timer_floor_ns
+from harness import cpu_model, format_table, limit_threads, time_calls, timer_floor_ns
 from streamml import Model
 from streamml.testing import example_model
 from streamml.workloads import FEATURE_NAMES, SCORE_SEED, r1_data, train_s1
@@ -320,25 +320,6 @@ def format_ratio(ratio: float | None, case: str) -> str:
     return f"{ratio:.1f}{TIMES}" if ratio >= 10 else f"{ratio:.2f}{TIMES}"
 
 
-def format_table(rows: Sequence[Row]) -> str:
-    """The rows as an aligned plain-text table, one block per section."""
-    header = ("case", "value", "unit", f"streamml {TIMES}faster")
-    cells = [(r.case, format_value(r.value), r.unit, format_ratio(r.ratio, r.case)) for r in rows]
-    w = [max(len(c[i]) for c in [header, *cells]) for i in range(4)]
-
-    def line(c: Sequence[str]) -> str:
-        return f"{c[0]:<{w[0]}}  {c[1]:>{w[1]}}  {c[2]:<{w[2]}}  {c[3]:>{w[3]}}".rstrip()
-
-    out = [line(header), "-" * len(line(header))]
-    section = None
-    for row, c in zip(rows, cells, strict=True):
-        if row.section != section:
-            section = row.section
-            out.append(f"[{section}]")
-        out.append(line(c))
-    return "\n".join(out)
-
-
 def format_header(machine: dict[str, Any], settings: Settings, floor_ns: int) -> str:
     """What ran where, how, and how to read the table."""
     calls = settings.rounds * settings.calls_per_round
@@ -417,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(format_header(machine, settings, floor_ns))
     print(f"check: streamml vs scikit-learn on {CHECK_ROWS:,} rows, max |diff| of probability {max_diff:.2g}")
     print()
-    print(format_table(rows))
+    print(format_table(rows, lambda r: format_ratio(r.ratio, r.case)))
     print()
     print(format_targets(own_us, beyond_compute_us, rate_m))
 
