@@ -78,7 +78,6 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse
 import gc
 import json
-import platform
 import subprocess
 import sys
 import time
@@ -88,10 +87,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
-import streamml
-from harness import cpu_model, format_table, limit_threads, time_calls, timer_floor_ns
+from harness import base_machine_info, format_table, limit_threads, time_calls, timer_floor_ns
 from r1_models import (
     BENCH_DIR,
     LIGHTGBM_TOLERANCE,
@@ -184,20 +181,6 @@ class Row:
 # --- environment -------------------------------------------------------------------------------
 
 
-def thread_pools() -> str:
-    """The thread pools loaded in this process, as threadpoolctl sees them."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "threadpoolctl not installed; env limits only"
-    pools = set()
-    for pool in threadpool_info():
-        name = " ".join(filter(None, [pool["internal_api"], pool.get("version")]))
-        threads = pool["num_threads"]
-        pools.add(f"{name}: {threads} thread{'s' if threads != 1 else ''}")
-    return ", ".join(sorted(pools)) or "none loaded"
-
-
 def gcc_version() -> str:
     """``gcc --version``'s first line, or why not."""
     try:
@@ -209,20 +192,8 @@ def gcc_version() -> str:
 
 def machine_info() -> dict[str, Any]:
     """What the numbers were measured on, and with which versions."""
-    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     dists = ("lightgbm", "xgboost", "lleaves", "llvmlite", "treelite", "tl2cgen", "onnxruntime", "onnxmltools")
-    return {
-        "platform": f"{platform.system()} {platform.machine()}",
-        "cpu": cpu_model(),
-        "nproc": nproc,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "pyarrow": pa.__version__,
-        "streamml": streamml.__version__,
-        "gcc": gcc_version(),
-        "versions": {d: version_of(d) for d in dists},
-        "thread_pools": thread_pools(),
-    }
+    return {**base_machine_info(), "gcc": gcc_version(), "versions": {d: version_of(d) for d in dists}}
 
 
 # --- timing ------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +29,39 @@ def cpu_model() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+
+def thread_pools() -> str:
+    """The thread pools loaded in this process, as threadpoolctl sees them."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "threadpoolctl not installed; env limits only"
+    pools = set()
+    for pool in threadpool_info():
+        name = " ".join(filter(None, [pool["internal_api"], pool.get("version")]))
+        threads = pool["num_threads"]
+        pools.add(f"{name}: {threads} thread{'s' if threads != 1 else ''}")
+    return ", ".join(sorted(pools)) or "none loaded"
+
+
+def base_machine_info() -> dict[str, Any]:
+    """What every benchmark reports about the machine and the common versions."""
+    import pyarrow as pa
+
+    import streamml
+
+    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "platform": f"{platform.system()} {platform.machine()}",
+        "cpu": cpu_model(),
+        "nproc": nproc,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pyarrow": pa.__version__,
+        "streamml": streamml.__version__,
+        "thread_pools": thread_pools(),
+    }
 
 
 def format_value(value: float) -> str:

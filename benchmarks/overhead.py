@@ -56,7 +56,6 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse
 import gc
 import json
-import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -68,8 +67,7 @@ import numpy as np
 import pyarrow as pa
 import sklearn
 
-import streamml
-from harness import cpu_model, format_table, limit_threads, time_calls, timer_floor_ns
+from harness import base_machine_info, format_table, limit_threads, time_calls, timer_floor_ns
 from streamml import Model
 from streamml.testing import example_model
 from streamml.workloads import FEATURE_NAMES, SCORE_SEED, r1_data, train_s1
@@ -131,34 +129,9 @@ class Row:
 # --- setup -------------------------------------------------------------------------------------
 
 
-def blas_description() -> str:
-    """The thread pools numpy and scikit-learn use, as threadpoolctl sees them."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "threadpoolctl not installed; env limits only"
-    pools = set()
-    for pool in threadpool_info():
-        name = " ".join(filter(None, [pool["internal_api"], pool.get("version")]))
-        threads = pool["num_threads"]
-        pools.add(f"{name}: {threads} thread{'s' if threads != 1 else ''}")
-    return ", ".join(sorted(pools)) or "none loaded"
-
-
 def machine_info() -> dict[str, Any]:
     """What the numbers were measured on."""
-    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "platform": f"{platform.system()} {platform.machine()}",
-        "cpu": cpu_model(),
-        "nproc": nproc,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "pyarrow": pa.__version__,
-        "sklearn": sklearn.__version__,
-        "streamml": streamml.__version__,
-        "thread_pools": blas_description(),
-    }
+    return {**base_machine_info(), "sklearn": sklearn.__version__}
 
 
 def load_s1() -> S1:
