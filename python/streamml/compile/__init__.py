@@ -79,12 +79,13 @@ def _file_to_ir(path: Path, features: list[str] | None) -> dict[str, Any]:
     if not path.is_file():
         msg = f"model file {path} does not exist"
         raise CompileError(msg)
-    head = path.read_bytes()[:4096]
-    if path.suffix == ".ubj" or (head[:1] == b"{" and b'"learner"' in path.read_bytes()[: 1 << 20]):
+    with path.open("rb") as f:
+        head = f.read(1 << 20)  # enough to see XGBoost's "learner" key or LightGBM's header
+    if path.suffix == ".ubj" or (head[:1] == b"{" and b'"learner"' in head):
         from streamml.compile import from_xgboost
 
         return from_xgboost.to_ir(path, features=features)
-    if head.startswith(b"tree") or b"tree_info" in head or head[:1] == b"{":
+    if head.startswith(b"tree") or head[:1] == b"{":  # LightGBM text, or its JSON dump
         from streamml.compile import from_lightgbm
 
         return from_lightgbm.to_ir(path, features=features)
