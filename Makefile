@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-DEPS := maturin pyarrow numpy polars scikit-learn lightgbm xgboost-cpu pytest ruff
+DEPS := maturin pyarrow numpy polars scikit-learn lightgbm xgboost-cpu pytest ruff testcontainers
 BENCH_DEPS := lleaves llvmlite onnxruntime onnxmltools onnx tl2cgen treelite
 # The cargo target dir lives outside the checkout so fresh clones reuse the
 # compiled dependencies; override to build elsewhere.

@@ -91,3 +91,11 @@ def ir_predict(tmp_path_factory: pytest.TempPathFactory):
         return outputs
 
     return run
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """A real Kafka broker: ``$STREAMML_KAFKA_BOOTSTRAP``, testcontainers, or ``scripts/kafka.sh``."""
+    from streamml.testing import kafka_bootstrap as start_broker
+
+    return start_broker()

@@ -90,3 +90,69 @@ def compile_c_model(source: str | os.PathLike[str], out_dir: str | os.PathLike[s
         msg = f"compiling {source} failed ({' '.join(cmd)}):\n{done.stdout}{done.stderr}"
         raise RuntimeError(msg)
     return out
+
+
+# --- real services for tests -------------------------------------------------------------------
+
+#: The script that runs a local single-node KRaft broker from the Apache Kafka jars.
+KAFKA_SCRIPT = REPO_ROOT / "scripts" / "kafka.sh"
+#: The image testcontainers starts where a Docker engine answers (KRaft mode).
+KAFKA_IMAGE = "confluentinc/cp-kafka:7.9.0"
+
+_kafka_container = None
+
+
+def docker_engine_answers() -> bool:
+    """Whether a Docker engine answers here (not just a ``docker`` client on the PATH)."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        done = subprocess.run(["docker", "info"], capture_output=True, check=False, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def kafka_bootstrap() -> str:
+    """The bootstrap address of a real Kafka broker for tests and examples.
+
+    In order: ``$STREAMML_KAFKA_BOOTSTRAP`` if set; else a broker started by
+    testcontainers where a Docker engine answers (stopped when the process exits);
+    else the single-node KRaft broker that ``scripts/kafka.sh start`` runs from the
+    Apache Kafka jars resolved with Maven (started if not running, and left running
+    for the next session: ``scripts/kafka.sh stop`` stops it).
+
+    Raises:
+        RuntimeError: no broker could be started; the message holds the script's output.
+    """
+    global _kafka_container
+    address = os.environ.get("STREAMML_KAFKA_BOOTSTRAP")
+    if address:
+        return address
+    if _kafka_container is None and docker_engine_answers():
+        import atexit
+
+        from testcontainers.kafka import KafkaContainer
+
+        _kafka_container = KafkaContainer(KAFKA_IMAGE).with_kraft()
+        _kafka_container.start()
+        atexit.register(_kafka_container.stop)
+    if _kafka_container is not None:
+        return _kafka_container.get_bootstrap_server()
+    return kafka_script("start")
+
+
+def kafka_script(command: str) -> str:
+    """Run ``scripts/kafka.sh COMMAND`` (start, stop, restart, status) and return what it printed.
+
+    Raises:
+        RuntimeError: the script failed; the message holds its output.
+    """
+    if not KAFKA_SCRIPT.is_file():
+        msg = f"{KAFKA_SCRIPT} does not exist; run from a source checkout or set STREAMML_KAFKA_BOOTSTRAP"
+        raise RuntimeError(msg)
+    done = subprocess.run(["bash", str(KAFKA_SCRIPT), command], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        msg = f"scripts/kafka.sh {command} failed (exit {done.returncode}):\n{done.stderr}{done.stdout}"
+        raise RuntimeError(msg)
+    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
