@@ -9,6 +9,7 @@
 //! leaves over it.
 
 pub mod batcher;
+pub mod codec;
 pub mod error;
 pub mod input;
 pub mod loader;

@@ -36,6 +36,11 @@ impl PyModel {
         Self { model, input_keys }
     }
 
+    /// The core model, for other classes of the binding.
+    pub(crate) fn core(&self) -> &Model {
+        &self.model
+    }
+
     fn score(&self, py: Python<'_>, batch: &RecordBatch) -> PyResult<RecordBatch> {
         let model = &self.model;
         py.detach(|| model.predict(batch)).map_err(core_err)

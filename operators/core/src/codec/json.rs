@@ -1,0 +1,455 @@
+//! JSON messages to and from Arrow.
+//!
+//! [`decode`] reads each message value as one JSON object and fills a batch
+//! of the model's declared inputs through [`RowBuilder`], so the rules for
+//! values are those of rows everywhere (numbers into float fields, integers
+//! into integer fields, ...). A message that cannot be read is refused
+//! alone, with its index and the reason: not JSON, not an object, a missing
+//! field, a field of the wrong type. Keys that are not inputs are skipped;
+//! the id field (when one is named) is kept as written, for the output.
+//!
+//! [`encode`] writes one JSON object per output row: the id field first
+//! (when there is one), then the prediction fields in declared order.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Write;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::*;
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, SchemaRef};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::codec::MessageError;
+use crate::error::InputError;
+use crate::rows::{Cell, RowBuilder};
+
+/// A field's value as read, before [`RowBuilder`] checks it.
+#[derive(Debug, Clone, Default)]
+enum Val {
+    #[default]
+    Unset,
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Str(String),
+    /// An array or object where a scalar belongs.
+    Nested(&'static str),
+}
+
+/// Reads messages of one schema; keeps its scratch space between calls.
+pub struct JsonDecoder {
+    builder: RowBuilder,
+    index: HashMap<String, usize>,
+    id_field: Option<String>,
+    slots: Vec<Val>,
+}
+
+/// What [`JsonDecoder::decode`] read from a list of messages.
+pub struct Decoded {
+    /// The inputs of the messages that could be read, in message order.
+    pub batch: RecordBatch,
+    /// For each row of `batch`, the index of its message.
+    pub rows: Vec<usize>,
+    /// For each row, the id field as written (raw JSON), when present.
+    pub ids: Vec<Option<Box<RawValue>>>,
+    /// The messages that could not be read.
+    pub errors: Vec<MessageError>,
+}
+
+impl JsonDecoder {
+    /// A decoder for a model's input schema; `id_field` is carried to the output.
+    pub fn new(schema: SchemaRef, id_field: Option<String>) -> Result<Self, InputError> {
+        let index = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name().clone(), i))
+            .collect();
+        let slots = vec![Val::Unset; schema.fields().len()];
+        Ok(Self {
+            builder: RowBuilder::new(schema)?,
+            index,
+            id_field,
+            slots,
+        })
+    }
+
+    /// Read each value as one JSON object of the inputs.
+    pub fn decode(&mut self, values: &[&[u8]]) -> Decoded {
+        let mut rows = Vec::with_capacity(values.len());
+        let mut ids = Vec::with_capacity(values.len());
+        let mut errors = Vec::new();
+        for (i, value) in values.iter().enumerate() {
+            match self.read_one(value) {
+                Ok(id) => {
+                    rows.push(i);
+                    ids.push(id);
+                }
+                Err(reason) => errors.push(MessageError { index: i, reason }),
+            }
+        }
+        match self.builder.finish() {
+            Ok(batch) => Decoded {
+                batch,
+                rows,
+                ids,
+                errors,
+            },
+            // A value that fits the wide column but not the declared type (an
+            // integer out of range of int8, say): find the messages one by one.
+            Err(_) if rows.len() > 1 => self.isolate(values, rows, errors),
+            Err(e) => {
+                errors.extend(rows.iter().map(|&index| MessageError {
+                    index,
+                    reason: e.to_string(),
+                }));
+                errors.sort_by_key(|e| e.index);
+                Decoded {
+                    batch: RecordBatch::new_empty(self.builder.schema().clone()),
+                    rows: Vec::new(),
+                    ids: Vec::new(),
+                    errors,
+                }
+            }
+        }
+    }
+
+    fn isolate(
+        &mut self,
+        values: &[&[u8]],
+        rows: Vec<usize>,
+        mut errors: Vec<MessageError>,
+    ) -> Decoded {
+        let mut good = Vec::new();
+        for index in rows {
+            let one = self.decode(&values[index..=index]);
+            match one.errors.into_iter().next() {
+                Some(e) => errors.push(MessageError {
+                    index,
+                    reason: e.reason,
+                }),
+                None => good.push(index),
+            }
+        }
+        errors.sort_by_key(|e| e.index);
+        let subset: Vec<&[u8]> = good.iter().map(|&i| values[i]).collect();
+        let mut all = self.decode(&subset);
+        all.rows = all.rows.iter().map(|&r| good[r]).collect();
+        all.errors = errors;
+        all
+    }
+
+    /// Read one message into the builder; the id as written, or the reason.
+    fn read_one(&mut self, value: &[u8]) -> Result<Option<Box<RawValue>>, String> {
+        for slot in &mut self.slots {
+            *slot = Val::Unset;
+        }
+        let mut reason = None;
+        let mut id = None;
+        let seed = Message {
+            index: &self.index,
+            id_field: self.id_field.as_deref(),
+            slots: &mut self.slots,
+            id: &mut id,
+            reason: &mut reason,
+        };
+        let mut de = serde_json::Deserializer::from_slice(value);
+        let read = seed.deserialize(&mut de).and_then(|()| de.end());
+        if let Err(e) = read {
+            return Err(reason.unwrap_or_else(|| describe(&e)));
+        }
+        let fields = self.builder.schema().fields();
+        let mut cells = Vec::with_capacity(self.slots.len());
+        for (slot, field) in self.slots.iter().zip(fields) {
+            cells.push(match slot {
+                Val::Unset if field.is_nullable() => Cell::Null,
+                Val::Unset => return Err(format!("missing field '{}'", field.name())),
+                Val::Nested(kind) => {
+                    return Err(format!(
+                        "field '{}' is {kind}, expected {}",
+                        field.name(),
+                        crate::input::type_name(field.data_type())
+                    ))
+                }
+                Val::Null => Cell::Null,
+                Val::Bool(b) => Cell::Bool(*b),
+                Val::Int(v) => Cell::Int(*v),
+                Val::UInt(v) => Cell::UInt(*v),
+                Val::Float(v) => Cell::Float(*v),
+                Val::Str(s) => Cell::Str(s),
+            });
+        }
+        self.builder.append_row(&cells)?;
+        Ok(id)
+    }
+}
+
+fn describe(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => format!("invalid JSON: {e}"),
+        Category::Data => e.to_string(),
+    }
+}
+
+/// The visitor of one message: an object whose values go into `slots`.
+struct Message<'a> {
+    index: &'a HashMap<String, usize>,
+    id_field: Option<&'a str>,
+    slots: &'a mut [Val],
+    id: &'a mut Option<Box<RawValue>>,
+    reason: &'a mut Option<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for Message<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Message<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            if self.id_field == Some(key.as_ref()) {
+                let raw: Box<RawValue> = map.next_value()?;
+                if let Some(&i) = self.index.get(key.as_ref()) {
+                    // The id is also an input: read it from its raw text.
+                    let mut de = serde_json::Deserializer::from_str(raw.get());
+                    self.slots[i] = de::Deserialize::deserialize(&mut de)
+                        .map(|ScalarOf(v)| v)
+                        .map_err(de::Error::custom)?;
+                }
+                *self.id = Some(raw);
+            } else if let Some(&i) = self.index.get(key.as_ref()) {
+                self.slots[i] = map.next_value::<ScalarOf>()?.0;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        Err(self.refuse("an array"))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Err(self.refuse("a string"))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Err(self.refuse("a number"))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Err(self.refuse("a number"))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Err(self.refuse("a number"))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Err(self.refuse("a bool"))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Err(self.refuse("null"))
+    }
+}
+
+impl Message<'_> {
+    fn refuse<E: de::Error>(self, kind: &str) -> E {
+        *self.reason = Some(format!("expected a JSON object, got {kind}"));
+        E::custom("not an object")
+    }
+}
+
+/// An object key, borrowed from the message where it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Key<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string key")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Owned(v.to_string())))
+    }
+}
+
+/// Any JSON value, read as the scalar [`Val`] it is.
+struct ScalarOf(Val);
+
+impl<'de> de::Deserialize<'de> for ScalarOf {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ScalarVisitor)
+    }
+}
+
+struct ScalarVisitor;
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = ScalarOf;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<ScalarOf, E> {
+        Ok(ScalarOf(Val::Null))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<ScalarOf, E> {
+        Ok(ScalarOf(Val::Bool(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<ScalarOf, E> {
+        Ok(ScalarOf(Val::Int(v)))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<ScalarOf, E> {
+        Ok(ScalarOf(Val::UInt(v)))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<ScalarOf, E> {
+        Ok(ScalarOf(Val::Float(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<ScalarOf, E> {
+        Ok(ScalarOf(Val::Str(v.to_string())))
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<ScalarOf, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(ScalarOf(Val::Nested("an array")))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ScalarOf, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(ScalarOf(Val::Nested("an object")))
+    }
+}
+
+/// One JSON object per row of `output`: `id_field` first (the raw id of
+/// that row, when there is one), then every output column.
+pub fn encode(
+    output: &RecordBatch,
+    id_field: Option<&str>,
+    ids: &[Option<Box<RawValue>>],
+) -> Result<Vec<Vec<u8>>, String> {
+    let columns: Vec<(String, &ArrayRef)> = output
+        .schema_ref()
+        .fields()
+        .iter()
+        .zip(output.columns())
+        .map(|(f, c)| (serde_json::to_string(f.name()).expect("a string"), c))
+        .collect();
+    for (name, column) in &columns {
+        if !writable(column.data_type()) {
+            return Err(format!(
+                "output {name} has type {}, which the JSON encoder does not write; use --format arrow",
+                column.data_type()
+            ));
+        }
+    }
+    let id_key = id_field.map(|k| serde_json::to_string(k).expect("a string"));
+    let mut out = Vec::with_capacity(output.num_rows());
+    for row in 0..output.num_rows() {
+        let mut buf = Vec::with_capacity(32 + 24 * columns.len());
+        buf.push(b'{');
+        let mut first = true;
+        if let (Some(key), Some(Some(id))) = (&id_key, ids.get(row)) {
+            buf.extend_from_slice(key.as_bytes());
+            buf.push(b':');
+            buf.extend_from_slice(id.get().as_bytes());
+            first = false;
+        }
+        for (name, column) in &columns {
+            if !first {
+                buf.push(b',');
+            }
+            first = false;
+            buf.extend_from_slice(name.as_bytes());
+            buf.push(b':');
+            write_value(&mut buf, column.as_ref(), row);
+        }
+        buf.push(b'}');
+        out.push(buf);
+    }
+    Ok(out)
+}
+
+fn writable(t: &DataType) -> bool {
+    use DataType::*;
+    match t {
+        Boolean | Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 | Float32
+        | Float64 | Utf8 | LargeUtf8 => true,
+        FixedSizeList(f, _) | List(f) | LargeList(f) => writable(f.data_type()),
+        _ => false,
+    }
+}
+
+fn write_float(buf: &mut Vec<u8>, v: f64) {
+    if v.is_finite() {
+        serde_json::to_writer(&mut *buf, &v).expect("writing to a Vec");
+    } else {
+        buf.extend_from_slice(b"null"); // JSON has no NaN or infinity
+    }
+}
+
+fn write_value(buf: &mut Vec<u8>, column: &dyn Array, row: usize) {
+    use DataType::*;
+    if column.is_null(row) {
+        buf.extend_from_slice(b"null");
+        return;
+    }
+    match column.data_type() {
+        Boolean => buf.extend_from_slice(if column.as_boolean().value(row) {
+            b"true"
+        } else {
+            b"false"
+        }),
+        Int8 => write!(buf, "{}", column.as_primitive::<Int8Type>().value(row)).unwrap(),
+        Int16 => write!(buf, "{}", column.as_primitive::<Int16Type>().value(row)).unwrap(),
+        Int32 => write!(buf, "{}", column.as_primitive::<Int32Type>().value(row)).unwrap(),
+        Int64 => write!(buf, "{}", column.as_primitive::<Int64Type>().value(row)).unwrap(),
+        UInt8 => write!(buf, "{}", column.as_primitive::<UInt8Type>().value(row)).unwrap(),
+        UInt16 => write!(buf, "{}", column.as_primitive::<UInt16Type>().value(row)).unwrap(),
+        UInt32 => write!(buf, "{}", column.as_primitive::<UInt32Type>().value(row)).unwrap(),
+        UInt64 => write!(buf, "{}", column.as_primitive::<UInt64Type>().value(row)).unwrap(),
+        Float32 => write_float(buf, column.as_primitive::<Float32Type>().value(row) as f64),
+        Float64 => write_float(buf, column.as_primitive::<Float64Type>().value(row)),
+        Utf8 => serde_json::to_writer(&mut *buf, column.as_string::<i32>().value(row)).unwrap(),
+        LargeUtf8 => {
+            serde_json::to_writer(&mut *buf, column.as_string::<i64>().value(row)).unwrap()
+        }
+        FixedSizeList(_, _) => write_list(buf, column.as_fixed_size_list().value(row).as_ref()),
+        List(_) => write_list(buf, column.as_list::<i32>().value(row).as_ref()),
+        LargeList(_) => write_list(buf, column.as_list::<i64>().value(row).as_ref()),
+        _ => unreachable!("writable() was checked"),
+    }
+}
+
+fn write_list(buf: &mut Vec<u8>, values: &dyn Array) {
+    buf.push(b'[');
+    for i in 0..values.len() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        write_value(buf, values, i);
+    }
+    buf.push(b']');
+}

@@ -1,0 +1,220 @@
+//! The codecs against a small in-process model: y = a + 2 b, failing on a = 13.
+
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Float64Type;
+use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use streamml_abi::{FieldSpec, ModelInfo, Task};
+
+use super::*;
+use crate::error::PredictError;
+use crate::model::Scorer;
+
+struct Affine(ModelInfo);
+
+impl Scorer for Affine {
+    fn info(&self) -> &ModelInfo {
+        &self.0
+    }
+    fn origin(&self) -> &str {
+        "test model 'affine'"
+    }
+    fn sha256(&self) -> Option<&str> {
+        None
+    }
+    fn score(&self, input: &RecordBatch) -> Result<RecordBatch, PredictError> {
+        let a = input.column(0).as_primitive::<Float64Type>();
+        let b = input.column(1).as_primitive::<Int64Type>();
+        if a.values().contains(&13.0) {
+            return Err(PredictError {
+                origin: self.origin().into(),
+                rows: input.num_rows(),
+                reason: "a is 13".into(),
+                status: None,
+            });
+        }
+        let y: Float64Array = a
+            .iter()
+            .zip(b.iter())
+            .map(|(a, b)| Some(a? + 2.0 * b? as f64))
+            .collect();
+        let schema = Arc::new(Schema::new(vec![Field::new("y", DataType::Float64, true)]));
+        Ok(RecordBatch::try_new(schema, vec![Arc::new(y)]).unwrap())
+    }
+}
+
+use arrow_array::types::Int64Type;
+
+fn model() -> Model {
+    let info = ModelInfo {
+        abi_version: streamml_abi::ABI_VERSION,
+        name: "affine".into(),
+        version: "1".into(),
+        task: Task::Regression,
+        framework: "test".into(),
+        inputs: vec![
+            FieldSpec::new("a", "float64", false),
+            FieldSpec::new("b", "int64", true),
+        ],
+        outputs: vec![FieldSpec::new("y", "float64", true)],
+        drift_reference: None,
+        metadata: Default::default(),
+    };
+    Model::from_scorer(Arc::new(Affine(info))).unwrap()
+}
+
+fn json_scorer() -> MessageScorer {
+    MessageScorer::new(model(), Format::Json, Some("id".into())).unwrap()
+}
+
+fn text(scored: &Scored, i: usize) -> &str {
+    std::str::from_utf8(scored.outputs[i].as_deref().expect("an output")).unwrap()
+}
+
+#[test]
+fn json_messages_are_scored_and_carry_their_id() {
+    let values: Vec<&[u8]> = vec![
+        br#"{"id": "e1", "a": 1.5, "b": 2, "extra": [1, {"x": 2}]}"#,
+        br#"{"b": null, "a": 3, "id": {"k": [1, 2]}}"#,
+        br#"{"a": 0.1}"#,
+    ];
+    let scored = json_scorer().score(&values);
+    assert!(scored.errors.is_empty(), "{:?}", scored.errors);
+    assert_eq!(text(&scored, 0), r#"{"id":"e1","y":5.5}"#);
+    assert_eq!(text(&scored, 1), r#"{"id":{"k": [1, 2]},"y":null}"#);
+    assert_eq!(text(&scored, 2), r#"{"y":null}"#);
+}
+
+#[test]
+fn each_bad_json_message_gets_its_own_reason() {
+    let values: Vec<&[u8]> = vec![
+        br#"{"a": 1, "b": 1}"#,
+        b"{not json",
+        b"[1, 2]",
+        br#""a string""#,
+        br#"{"b": 1}"#,
+        br#"{"a": "1.5", "b": 1}"#,
+        br#"{"a": 1, "b": 1.5}"#,
+        br#"{"a": [1], "b": 1}"#,
+        br#"{"a": null, "b": 1}"#,
+        b"\xff\xfe",
+        br#"{"a": 1, "b": 1} trailing"#,
+        br#"{"a": 2, "b": 2}"#,
+    ];
+    let scored = json_scorer().score(&values);
+    let reasons: Vec<(usize, &str)> = scored
+        .errors
+        .iter()
+        .map(|e| (e.index, e.reason.as_str()))
+        .collect();
+    assert_eq!(reasons.len(), 10, "{reasons:?}");
+    assert!(
+        reasons[0]
+            .1
+            .starts_with("invalid JSON: key must be a string"),
+        "{}",
+        reasons[0].1
+    );
+    assert_eq!(reasons[1], (2, "expected a JSON object, got an array"));
+    assert_eq!(reasons[2], (3, "expected a JSON object, got a string"));
+    assert_eq!(reasons[3], (4, "missing field 'a'"));
+    assert_eq!(reasons[4], (5, "field 'a' is a string, expected float64"));
+    assert_eq!(reasons[5], (6, "field 'b' is a float, expected int64"));
+    assert_eq!(reasons[6], (7, "field 'a' is an array, expected float64"));
+    assert_eq!(
+        reasons[7],
+        (8, "field 'a' is null but the input is not nullable")
+    );
+    assert!(reasons[8].1.starts_with("invalid JSON"), "{}", reasons[8].1);
+    assert!(
+        reasons[9]
+            .1
+            .starts_with("invalid JSON: trailing characters"),
+        "{}",
+        reasons[9].1
+    );
+    assert_eq!(text(&scored, 0), r#"{"y":3.0}"#);
+    assert_eq!(text(&scored, 11), r#"{"y":6.0}"#);
+}
+
+#[test]
+fn a_message_the_model_fails_on_is_refused_alone() {
+    let values: Vec<&[u8]> = vec![
+        br#"{"a": 1, "b": 0}"#,
+        br#"{"a": 13, "b": 0}"#,
+        br#"{"a": 2, "b": 0}"#,
+    ];
+    let scored = json_scorer().score(&values);
+    assert_eq!(scored.errors.len(), 1);
+    assert_eq!(scored.errors[0].index, 1);
+    assert!(
+        scored.errors[0].reason.contains("a is 13"),
+        "{}",
+        scored.errors[0].reason
+    );
+    assert_eq!(text(&scored, 2), r#"{"y":2.0}"#);
+}
+
+fn ipc(batch: &RecordBatch) -> Vec<u8> {
+    ipc::encode(batch, None).unwrap()
+}
+
+#[test]
+fn arrow_messages_round_trip_with_their_id_column() {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("b", DataType::Int32, true),
+        Field::new("a", DataType::Float32, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(vec!["p", "q"])),
+            Arc::new(arrow_array::Int32Array::from(vec![Some(1), None])),
+            Arc::new(arrow_array::Float32Array::from(vec![0.5, 2.0])),
+        ],
+    )
+    .unwrap();
+    let missing = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("b", DataType::Int64, true)])),
+        vec![Arc::new(Int64Array::from(vec![1]))],
+    )
+    .unwrap();
+    let values: Vec<Vec<u8>> = vec![
+        ipc(&batch),
+        b"not arrow".to_vec(),
+        ipc(&missing),
+        ipc(&batch.slice(0, 1)),
+    ];
+    let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+    let scorer = MessageScorer::new(model(), Format::Arrow, Some("id".into())).unwrap();
+    let scored = scorer.score(&refs);
+    assert_eq!(scored.errors.len(), 2);
+    assert!(
+        scored.errors[0]
+            .reason
+            .starts_with("not an Arrow IPC stream"),
+        "{}",
+        scored.errors[0].reason
+    );
+    assert!(
+        scored.errors[1]
+            .reason
+            .starts_with("missing required column 'a'"),
+        "{}",
+        scored.errors[1].reason
+    );
+    let read = |bytes: &[u8]| {
+        let reader =
+            arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).unwrap();
+        reader.map(Result::unwrap).collect::<Vec<_>>().remove(0)
+    };
+    let out = read(scored.outputs[0].as_deref().unwrap());
+    assert_eq!(out.schema().field(0).name(), "id");
+    assert_eq!(out.column(0).as_string::<i32>().value(1), "q");
+    let y = out.column(1).as_primitive::<Float64Type>();
+    assert_eq!((y.value(0), y.is_null(1)), (2.5, true));
+    assert_eq!(read(scored.outputs[3].as_deref().unwrap()).num_rows(), 1);
+}

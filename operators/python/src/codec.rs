@@ -1,0 +1,56 @@
+//! `_streamml.MessageScorer`: a batch of message values decoded, scored and
+//! encoded in Rust with the GIL released (`streamml.kafka` drives it).
+
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::types::{PyBytes, PyList};
+use streamml_core::codec::{Format, MessageScorer};
+
+use crate::errors::{input_err, new_err, Kind};
+use crate::model::PyModel;
+
+/// Decode → score → encode for one model and message format.
+#[pyclass(name = "MessageScorer", module = "streamml._streamml", frozen)]
+pub struct PyMessageScorer {
+    inner: MessageScorer,
+}
+
+#[pymethods]
+impl PyMessageScorer {
+    #[new]
+    #[pyo3(signature = (model, format, id_field=None))]
+    fn new(model: &PyModel, format: &str, id_field: Option<String>) -> PyResult<Self> {
+        let format: Format = format
+            .parse()
+            .map_err(|m: String| new_err(Kind::Input, m))?;
+        let inner =
+            MessageScorer::new(model.core().clone(), format, id_field).map_err(input_err)?;
+        Ok(Self { inner })
+    }
+
+    /// Score message values; returns `(outputs, errors)`: one `bytes | None`
+    /// per value, and `(index, reason)` for each value without output.
+    fn score<'py>(
+        &self,
+        py: Python<'py>,
+        values: Vec<PyBackedBytes>,
+    ) -> PyResult<(Bound<'py, PyList>, Vec<(usize, String)>)> {
+        let scored = py.detach(|| {
+            let refs: Vec<&[u8]> = values.iter().map(|v| v.as_ref()).collect();
+            self.inner.score(&refs)
+        });
+        let outputs = PyList::empty(py);
+        for out in scored.outputs {
+            match out {
+                Some(bytes) => outputs.append(PyBytes::new(py, &bytes))?,
+                None => outputs.append(py.None())?,
+            }
+        }
+        let errors = scored
+            .errors
+            .into_iter()
+            .map(|e| (e.index, e.reason))
+            .collect();
+        Ok((outputs, errors))
+    }
+}
