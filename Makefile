@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DEPS := maturin pyarrow numpy polars scikit-learn lightgbm xgboost-cpu pytest ruff testcontainers
+# The Kafka scorer (streamml score).
+DEPS += confluent-kafka prometheus-client
 BENCH_DEPS := lleaves llvmlite onnxruntime onnxmltools onnx tl2cgen treelite
 # The cargo target dir lives outside the checkout so fresh clones reuse the
 # compiled dependencies; override to build elsewhere.
@@ -57,6 +59,7 @@ test-python: ## Python tests and doctests
 bench: setup $(VENV)/.bench-deps ## benchmarks (tables with ratios against peers measured in the same run)
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/compile_r1.py
+	$(PY) benchmarks/kafka_score.py
 
 lint: $(VENV)/.deps ## ruff and clippy
 	$(VENV)/bin/ruff check python tests benchmarks

@@ -20,6 +20,7 @@ def test_every_public_name_imports() -> None:
         "streamml.testing",
         "streamml.workloads",
         "streamml.demo",
+        "streamml.kafka",
     ):
         importlib.import_module(module)
 

@@ -3,6 +3,8 @@
 ``streamml inspect MODEL``  show a model binary's info, schemas and SHA-256.
 ``streamml compile MODEL -o OUT``  compile a trained model into a model binary.
 ``streamml demo``           the main job on embedded defaults (see README).
+``streamml score --model M --bootstrap-servers B --input-topic IN --output-topic OUT``
+                           score a Kafka topic into another (see examples/kafka/README.md).
 """
 
 from __future__ import annotations
@@ -76,6 +78,63 @@ def _demo(args: argparse.Namespace) -> int:
     return run(model_path=args.model, data_path=args.data, batch_rows=args.batch_rows)
 
 
+def _score(args: argparse.Namespace) -> int:
+    import logging
+
+    from streamml.kafka import Scorer, parse_properties
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    scorer = Scorer(
+        Model.load(args.model, sha256=args.sha256),
+        args.bootstrap_servers,
+        args.input_topic,
+        args.output_topic,
+        group_id=args.group_id,
+        format=args.format,
+        id_field=args.id_field,
+        max_batch_rows=args.max_batch_rows,
+        max_wait_ms=args.max_wait_ms,
+        guarantee=args.guarantee,
+        dlq_topic=args.dlq_topic,
+        metrics_port=args.metrics_port,
+        transactional_id=args.transactional_id,
+        config=parse_properties(args.X),
+    )
+    scorer.install_signal_handlers()
+    scorer.run()
+    return 0
+
+
+def _add_score_parser(sub: Any) -> None:
+    score = sub.add_parser("score", help="score a Kafka topic into another (micro-batches, exactly-once, DLQ)")
+    score.add_argument("--model", required=True, help="the model binary")
+    score.add_argument("--sha256", help="refuse the model unless its SHA-256 is this")
+    score.add_argument("--bootstrap-servers", required=True, help="Kafka brokers, host:port[,host:port...]")
+    score.add_argument("--input-topic", required=True, help="the topic to score")
+    score.add_argument("--output-topic", required=True, help="where the predictions go")
+    score.add_argument("--group-id", default="streamml-score", help="consumer group (default streamml-score)")
+    score.add_argument("--format", choices=["json", "arrow"], default="json", help="message format (default json)")
+    score.add_argument("--id-field", help="input field copied into each output (e.g. an event id)")
+    score.add_argument("--max-batch-rows", type=int, default=1000, help="score a batch at this size (default 1000)")
+    score.add_argument(
+        "--max-wait-ms", type=float, default=50.0, help="score a batch when its oldest message waited this long (50)"
+    )
+    score.add_argument(
+        "--guarantee", choices=["at-least-once", "exactly-once"], default="at-least-once", help="delivery guarantee"
+    )
+    score.add_argument("--dlq-topic", help="dead-letter topic (default <input-topic>.dlq)")
+    score.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    score.add_argument("--transactional-id", help="exactly-once: the producer's transactional id (stable per scorer)")
+    score.add_argument(
+        "-X",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="librdkafka property for both clients; prefix consumer. or producer. for one (repeatable)",
+    )
+    score.set_defaults(run=_score)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``streamml``."""
     parser = argparse.ArgumentParser(prog="streamml", description=__doc__.splitlines()[0])
@@ -101,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data", help="CSV file to score (default: examples/data/r1_sample.csv)")
     demo.add_argument("--batch-rows", type=int, default=256, help="micro-batch size (default 256)")
     demo.set_defaults(run=_demo)
+    _add_score_parser(sub)
     return parser
 
 

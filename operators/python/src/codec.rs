@@ -17,9 +17,10 @@ pub struct PyMessageScorer {
 
 #[pymethods]
 impl PyMessageScorer {
-    #[new]
+    /// A scorer of `model` for messages in `format` (`json` or `arrow`).
+    #[staticmethod]
     #[pyo3(signature = (model, format, id_field=None))]
-    fn new(model: &PyModel, format: &str, id_field: Option<String>) -> PyResult<Self> {
+    fn create(model: &PyModel, format: &str, id_field: Option<String>) -> PyResult<Self> {
         let format: Format = format
             .parse()
             .map_err(|m: String| new_err(Kind::Input, m))?;

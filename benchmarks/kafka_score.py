@@ -1,0 +1,376 @@
+"""`streamml score` on a loopback Kafka broker with R1, beside its peers, in one run.
+
+Cases (each reads its own copy of the same JSON messages and writes its own output topic):
+
+* ``streamml score``: one process of the CLI (at-least-once, batches of 1,000 / 50 ms).
+* plain confluent-kafka loop: ``json.loads`` and LightGBM ``predict`` per message (one thread),
+  then produce; the loop a team writes without streamml. It reads a smaller topic (it is slow).
+* no-model pipe: consume and produce the same bytes with the scorer's own batching, flush and
+  commit: the ceiling of any scorer written on confluent-kafka in Python.
+
+Throughput is the number of outputs over the span between the first and the last output's
+broker timestamp (start-up and group join are left out). Then the latency: messages produced
+at 10,000/s for a while, end-to-end = received from the output topic minus produced to the input
+topic, against ``max_wait + 20 ms``. Then memory: the scorer's RSS sampled over a long run.
+
+Run: ``python benchmarks/kafka_score.py [--messages N] [--long N] [--quick]`` (``make bench``).
+The broker: ``$STREAMML_KAFKA_BOOTSTRAP``, else ``scripts/kafka.sh start``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightgbm
+import numpy as np
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from harness import base_machine_info, format_table
+from r1_models import BENCH_DIR, R1_ROWS, R1_TREES, compile_streamml, train_lightgbm
+from streamml.testing import kafka_bootstrap
+from streamml.workloads import FEATURE_NAMES, SCORE_SEED, r1_data
+
+PARTITIONS = 4
+MAX_BATCH_ROWS = 1000
+MAX_WAIT_MS = 50
+
+
+@dataclass
+class Row:
+    """One line of the table."""
+
+    section: str
+    case: str
+    value: float
+    unit: str
+    ratio: str = ""
+
+
+def json_messages(x: np.ndarray, start: int = 0) -> list[bytes]:
+    names = [f'"{f}":' for f in FEATURE_NAMES]
+    return [
+        f'{{"id":{start + i},{",".join(n + repr(v) for n, v in zip(names, row, strict=True))}}}'.encode()
+        for i, row in enumerate(x.tolist())
+    ]
+
+
+class Broker:
+    """The broker the cases run on, and the topics they made (dropped at the end)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.admin = AdminClient({"bootstrap.servers": bootstrap})
+        self.topics: list[str] = []
+
+    def topic(self, name: str) -> str:
+        """A new topic of ``PARTITIONS`` partitions."""
+        topic = f"bench-{name}-{uuid.uuid4().hex[:8]}"
+        self.admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(30)
+        self.topics.append(topic)
+        return topic
+
+    def produce(self, topic: str, values: list[bytes]) -> None:
+        """Produce and wait for every acknowledgement."""
+        p = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 20, "batch.size": 1_000_000})
+        for i, v in enumerate(values):
+            while True:
+                try:
+                    p.produce(topic, v, str(i % 1024).encode())
+                    break
+                except BufferError:
+                    p.poll(0.05)
+        p.flush(120)
+
+    def drop(self) -> None:
+        """Delete the topics made."""
+        if self.topics:
+            for f in self.admin.delete_topics(self.topics, operation_timeout=30).values():
+                f.result(30)
+
+
+def output_span(bootstrap: str, topic: str, n: int, timeout: float = 900) -> tuple[int, float]:
+    """Read ``n`` outputs; their count and the seconds between the first and last broker timestamp."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"r-{uuid.uuid4().hex}", "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    count, first, last = 0, None, None
+    deadline = time.monotonic() + timeout
+    while count < n and time.monotonic() < deadline:
+        for m in c.consume(num_messages=10_000, timeout=0.5):
+            if m.error() is None:
+                count += 1
+                ts = m.timestamp()[1] / 1000
+                first = ts if first is None else min(first, ts)
+                last = ts if last is None else max(last, ts)
+    c.close()
+    return count, (last - first) if first is not None else float("nan")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_scorer(bootstrap: str, model_path: Path, inp: str, out: str, log: Path) -> subprocess.Popen[bytes]:
+    args = [
+        sys.executable, "-m", "streamml.cli", "score", "--model", str(model_path), "--bootstrap-servers", bootstrap,
+        "--input-topic", inp, "--output-topic", out, "--group-id", f"bench-{uuid.uuid4().hex[:8]}",
+        "--id-field", "id", "--max-batch-rows", str(MAX_BATCH_ROWS), "--max-wait-ms", str(MAX_WAIT_MS),
+    ]  # fmt: skip
+    return subprocess.Popen(args, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(60)
+
+
+def consumer_for(bootstrap: str, topic: str) -> Consumer:
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"peer-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    c.subscribe([topic])
+    return c
+
+
+def run_pipe(bootstrap: str, inp: str, out: str, n: int) -> None:
+    """The ceiling: consume a batch, produce the same bytes, flush, commit (the scorer's loop, no model)."""
+    c = consumer_for(bootstrap, inp)
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5,
+                  "delivery.report.only.error": True})  # fmt: skip
+    done = 0
+    while done < n:
+        batch = c.consume(num_messages=MAX_BATCH_ROWS, timeout=MAX_WAIT_MS / 1000)
+        batch = [m for m in batch if m.error() is None]
+        for m in batch:
+            while True:
+                try:
+                    p.produce(out, m.value(), m.key())
+                    break
+                except BufferError:
+                    p.poll(0.05)
+        if batch:
+            p.flush()
+            c.commit(asynchronous=False, offsets=_next(batch))
+            done += len(batch)
+    c.close()
+
+
+def run_plain(bootstrap: str, booster: Any, inp: str, out: str, n: int) -> None:
+    """What a team writes without streamml: per message, json.loads, LightGBM predict, produce."""
+    c = consumer_for(bootstrap, inp)
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    names = list(FEATURE_NAMES)
+    done = 0
+    while done < n:
+        batch = [m for m in c.consume(num_messages=100, timeout=0.1) if m.error() is None]
+        for m in batch:
+            event = json.loads(m.value())
+            row = np.array([[event[f] for f in names]])
+            probability = float(booster.predict(row, num_threads=1)[0])
+            p.produce(out, json.dumps({"id": event["id"], "probability": probability}).encode(), m.key())
+            p.poll(0)
+        if batch:
+            p.flush()
+            c.commit(asynchronous=False, offsets=_next(batch))
+            done += len(batch)
+    c.close()
+
+
+def _next(batch: list[Any]) -> list[TopicPartition]:
+    last: dict[tuple[str, int], int] = {}
+    for m in batch:
+        last[(m.topic(), m.partition())] = m.offset()
+    return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+
+
+def latency_run(broker: Broker, model_path: Path, x: np.ndarray, rate: int, seconds: float, log: Path) -> np.ndarray:
+    """Produce at ``rate``/s into a scorer; return end-to-end latencies (s) seen on the output."""
+    inp, out = broker.topic("lat-in"), broker.topic("lat-out")
+    proc = start_scorer(broker.bootstrap, model_path, inp, out, log)
+    n = int(rate * seconds)
+    values = json_messages(x[: min(n, len(x))])
+    sent = np.zeros(n)
+    received = np.full(n, np.nan)
+    reader = consumer_for(broker.bootstrap, out)
+    stop_reading = threading.Event()
+
+    def read() -> None:
+        while not stop_reading.is_set():
+            for m in reader.consume(num_messages=10_000, timeout=0.1):
+                if m.error() is None:
+                    received[json.loads(m.value())["id"]] = time.time()
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    time.sleep(8)  # let both groups settle before the clock starts
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
+    t0 = time.perf_counter()
+    for i in range(n):
+        target = t0 + i / rate
+        while (now := time.perf_counter()) < target:
+            if target - now > 0.002:
+                time.sleep(target - now - 0.001)
+        v = values[i % len(values)]
+        if i >= len(values):
+            v = v.replace(f'"id":{i % len(values)},'.encode(), f'"id":{i},'.encode(), 1)
+        sent[i] = time.time()
+        p.produce(inp, v, str(i % 1024).encode())
+        p.poll(0)
+    p.flush(30)
+    deadline = time.monotonic() + 30
+    while np.isnan(received).any() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    stop_reading.set()
+    thread.join()
+    reader.close()
+    stop(proc)
+    got = received - sent
+    return got[~np.isnan(got)]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=200_000, help="messages for streamml and the pipe")
+    parser.add_argument("--plain-messages", type=int, default=10_000, help="messages for the plain loop")
+    parser.add_argument("--long", type=int, default=1_000_000, help="messages of the memory run (0: skip)")
+    parser.add_argument("--rate", type=int, default=10_000, help="events/s of the latency run")
+    parser.add_argument("--quick", action="store_true", help="50k messages, 5 s of latency, 200k for memory")
+    args = parser.parse_args()
+    if args.quick:
+        args.messages, args.plain_messages, args.long = 50_000, 3_000, 200_000
+    latency_seconds = 5.0 if args.quick else 15.0
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    log = BENCH_DIR / "kafka_score.log"
+    log.write_text("")
+    bootstrap = kafka_bootstrap()
+    trained = train_lightgbm(R1_TREES, R1_ROWS, retrain=False)
+    booster = lightgbm.Booster(model_file=str(trained.path))
+    model, _ = compile_streamml(booster, "r1_kafka", f"the LightGBM model {trained.path.name}")
+    model_path = Path(model.path or "")
+    x, _ = r1_data(max(args.messages, args.plain_messages), SCORE_SEED)
+    x = np.round(x, 6)  # shorter messages; the same rows for every case
+    print(f"machine: {json.dumps(base_machine_info())}")
+    print(f"broker {bootstrap}; {PARTITIONS} partitions; R1 ({R1_TREES} trees); {args.messages:,} messages")
+    values = json_messages(x[: args.messages])
+    print(f"message size {np.mean([len(v) for v in values]):.0f} bytes (JSON, 32 float64 features + id)")
+    broker = Broker(bootstrap)
+    rows: list[Row] = []
+    try:
+        # Check streamml's outputs against LightGBM on a few rows before timing anything.
+        sample = model.predict([dict(zip(FEATURE_NAMES, r, strict=True)) for r in x[:100].tolist()])
+        diff = np.max(np.abs(sample.column("probability").to_numpy() - booster.predict(x[:100], num_threads=1)))
+        if not diff < 1e-9:
+            raise SystemExit(f"streamml and LightGBM disagree on R1 by {diff:.3g}; not timing wrong answers")
+
+        inp = broker.topic("in")
+        broker.produce(inp, values)
+        out = broker.topic("streamml")
+        proc = start_scorer(bootstrap, model_path, inp, out, log)
+        rss = [rss_mb(proc.pid)]
+        count, span = output_span(bootstrap, out, args.messages)
+        rss.append(rss_mb(proc.pid))
+        stop(proc)
+        ours = count / span
+        pipe_out = broker.topic("pipe")
+        pipe_thread = threading.Thread(target=run_pipe, args=(bootstrap, inp, pipe_out, args.messages))
+        pipe_thread.start()
+        pipe_count, pipe_span = output_span(bootstrap, pipe_out, args.messages)
+        pipe_thread.join()
+        pipe = pipe_count / pipe_span
+        plain_in = broker.topic("plain-in")
+        broker.produce(plain_in, values[: args.plain_messages])
+        plain_out = broker.topic("plain")
+        plain_thread = threading.Thread(
+            target=run_plain, args=(bootstrap, booster, plain_in, plain_out, args.plain_messages)
+        )
+        plain_thread.start()
+        plain_count, plain_span = output_span(bootstrap, plain_out, args.plain_messages)
+        plain_thread.join()
+        plain = plain_count / plain_span
+        rows += [
+            Row("throughput, R1, JSON", "streamml score (1 process)", ours, "events/s"),
+            Row("throughput, R1, JSON", "no-model pipe (ceiling)", pipe, "events/s", f"{ours / pipe:.0%} of the pipe"),
+            Row(
+                "throughput, R1, JSON",
+                "plain loop: json + LightGBM per message",
+                plain,
+                "events/s",
+                f"{ours / plain:.0f}x",
+            ),
+        ]
+        lat = latency_run(broker, model_path, x, args.rate, latency_seconds, log) * 1000
+        target = MAX_WAIT_MS + 20
+        rows += [
+            Row(f"end-to-end latency at {args.rate:,} events/s", "p50", float(np.percentile(lat, 50)), "ms"),
+            Row(
+                f"end-to-end latency at {args.rate:,} events/s",
+                "p99",
+                float(np.percentile(lat, 99)),
+                "ms",
+                f"target <= {target} ms",
+            ),
+            Row(f"end-to-end latency at {args.rate:,} events/s", "max", float(lat.max()), "ms"),
+            Row(f"end-to-end latency at {args.rate:,} events/s", "outputs seen", float(len(lat)), "events"),
+        ]
+        if args.long:
+            long_in, long_out = broker.topic("long-in"), broker.topic("long-out")
+            chunk = values
+            for start in range(0, args.long, len(chunk)):
+                broker.produce(long_in, chunk[: min(len(chunk), args.long - start)])
+            proc = start_scorer(bootstrap, model_path, long_in, long_out, log)
+            samples: list[tuple[float, float]] = []
+            sampling = threading.Event()
+
+            def sample_rss(pid: int = proc.pid) -> None:
+                t0 = time.monotonic()
+                while not sampling.is_set():
+                    samples.append((time.monotonic() - t0, rss_mb(pid)))
+                    time.sleep(1.0)
+
+            sampler = threading.Thread(target=sample_rss)
+            sampler.start()
+            long_count, long_span = output_span(bootstrap, long_out, args.long, timeout=3600)
+            sampling.set()
+            sampler.join()
+            stop(proc)
+            mem = [m for _, m in samples]
+            tenth = max(1, len(mem) // 10)
+            section = f"memory over {long_count:,} messages"
+            rows += [
+                Row(section, "RSS over the first 10% of the run", float(np.mean(mem[:tenth])), "MB"),
+                Row(section, "RSS over the last 10% of the run", float(np.mean(mem[-tenth:])), "MB"),
+                Row(section, "RSS max", float(max(mem)), "MB"),
+                Row(section, "throughput of that run", long_count / long_span, "events/s"),
+            ]
+        else:
+            rows.append(
+                Row("memory", "RSS at start / after the throughput run", rss[-1], "MB", f"start {rss[0]:.0f} MB")
+            )
+    finally:
+        broker.drop()
+    print(format_table(rows, lambda r: r.ratio))
+    print(f"targets: >= 80% of the pipe, >= 100x the plain loop, p99 <= {MAX_WAIT_MS + 20} ms; log: {log}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    sys.exit(main())

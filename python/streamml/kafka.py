@@ -1,0 +1,542 @@
+"""`Scorer`: score a Kafka topic into another one (``streamml score``).
+
+A consumer-producer loop (confluent-kafka) around the Rust core: a micro-batch
+of messages is decoded (JSON objects or Arrow IPC streams), scored and encoded
+in one call with the GIL released (``_streamml.MessageScorer``), then each
+output is produced with its input's key (so partitioning holds) and headers
+naming the model, its version and SHA-256. A message that cannot be read or
+scored goes to the dead-letter topic with its original key and bytes and
+headers naming the error and where it came from; the rest keep flowing.
+
+Delivery:
+
+* ``at-least-once`` (default): the consumer's offsets are committed only after
+  every output of the batch has been acknowledged (``flush``); a crash
+  re-scores at most the batch in flight.
+* ``exactly-once``: each batch is one Kafka transaction holding its outputs,
+  its dead letters and its consumer offsets; read the output with
+  ``isolation.level=read_committed``.
+
+Batches follow the design's rule: a batch is scored when it holds
+``max_batch_rows`` messages or when its oldest message has waited
+``max_wait_ms`` since it arrived. Pending messages are scored before
+partitions are revoked (rebalance) and on shutdown (``stop``, SIGTERM/SIGINT).
+While the producer's queue is full the consumer is paused (backpressure).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from streamml import _streamml
+from streamml.errors import StreammlError
+from streamml.model import Model
+
+log = logging.getLogger("streamml.kafka")
+
+Guarantee = Literal["at-least-once", "exactly-once"]
+Format = Literal["json", "arrow"]
+
+#: Headers on every output (and dead letter): the model that scored it.
+HEADER_MODEL = "streamml.model"
+HEADER_VERSION = "streamml.model.version"
+HEADER_SHA256 = "streamml.model.sha256"
+#: Headers on a dead letter: why, and where it came from.
+HEADER_ERROR = "streamml.error"
+HEADER_TOPIC = "streamml.source.topic"
+HEADER_PARTITION = "streamml.source.partition"
+HEADER_OFFSET = "streamml.source.offset"
+
+
+class KafkaScorerError(StreammlError):
+    """The scorer cannot go on (bad configuration, a fatal Kafka error)."""
+
+
+class Scorer:
+    """Score the messages of one topic into another, in micro-batches.
+
+    Args:
+        model: a :class:`~streamml.Model` or the path of a model binary.
+        bootstrap_servers: the Kafka brokers (``host:port,...``).
+        input_topic: the topic to read.
+        output_topic: where the predictions go.
+        group_id: the consumer group (scorers in one group share the partitions).
+        format: ``json`` (one JSON object per message) or ``arrow`` (one Arrow IPC stream).
+        id_field: a field (JSON) or column (Arrow) copied from each input to its output.
+        max_batch_rows: score a batch once it holds this many messages.
+        max_wait_ms: score a batch once its oldest message has waited this long.
+        guarantee: ``at-least-once`` or ``exactly-once`` (Kafka transactions).
+        dlq_topic: the dead-letter topic (default ``<input_topic>.dlq``).
+        metrics_port: serve Prometheus metrics on this port (``None``: no server).
+        transactional_id: the producer's transactional id (exactly-once). Keep it
+            stable across restarts of one scorer so a restart fences its
+            predecessor and aborts its open transaction at once; give every
+            scorer of a group its own. Default: ``streamml-<group>-<group.instance.id>``
+            when a static member id is configured, else a random one.
+        config: librdkafka properties for both clients (``-X key=value``); a key
+            prefixed ``consumer.`` or ``producer.`` goes to that client only.
+    """
+
+    def __init__(
+        self,
+        model: Model | str | os.PathLike[str],
+        bootstrap_servers: str,
+        input_topic: str,
+        output_topic: str,
+        *,
+        group_id: str = "streamml-score",
+        format: Format = "json",
+        id_field: str | None = None,
+        max_batch_rows: int = 1000,
+        max_wait_ms: float = 50.0,
+        guarantee: Guarantee = "at-least-once",
+        dlq_topic: str | None = None,
+        metrics_port: int | None = None,
+        transactional_id: str | None = None,
+        config: Mapping[str, str] | None = None,
+    ) -> None:
+        if guarantee not in ("at-least-once", "exactly-once"):
+            msg = f"guarantee '{guarantee}' is not one of at-least-once, exactly-once"
+            raise KafkaScorerError(msg)
+        if max_batch_rows < 1:
+            msg = f"max_batch_rows is {max_batch_rows}; it must be at least 1"
+            raise KafkaScorerError(msg)
+        if max_wait_ms < 0:
+            msg = f"max_wait_ms is {max_wait_ms}; it must not be negative"
+            raise KafkaScorerError(msg)
+        self.model = model if isinstance(model, Model) else Model.load(model)
+        self.input_topic = input_topic
+        self.output_topic = output_topic
+        self.dlq_topic = dlq_topic or f"{input_topic}.dlq"
+        if len({input_topic, output_topic, self.dlq_topic}) < 3:
+            msg = (
+                f"input topic '{input_topic}', output topic '{output_topic}' and dead-letter topic "
+                f"'{self.dlq_topic}' must all differ"
+            )
+            raise KafkaScorerError(msg)
+        self.group_id = group_id
+        self.format = format
+        self.max_batch_rows = max_batch_rows
+        self.max_wait = max_wait_ms / 1000.0
+        self.guarantee = guarantee
+        self.metrics_port = metrics_port
+        self._codec = _streamml.MessageScorer.create(self.model._inner, format, id_field)
+        common, consumer_only, producer_only = _split_config(config or {})
+        self._consumer_config = {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            **common,
+            **consumer_only,
+        }
+        self._producer_config: dict[str, Any] = {
+            "bootstrap.servers": bootstrap_servers,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "delivery.report.only.error": True,
+            **common,
+            **producer_only,
+        }
+        if guarantee == "exactly-once":
+            instance = self._consumer_config.get("group.instance.id")
+            self.transactional_id = transactional_id or (
+                f"streamml-{group_id}-{instance}" if instance else f"streamml-{group_id}-{uuid.uuid4().hex[:12]}"
+            )
+            self._producer_config["transactional.id"] = self.transactional_id
+        else:
+            self.transactional_id = None
+        sha = self.model.sha256 or ""
+        self._headers = [
+            (HEADER_MODEL, self.model.name.encode()),
+            (HEADER_VERSION, self.model.version.encode()),
+            (HEADER_SHA256, sha.encode()),
+        ]
+        self._stopping = False
+        self._pending: list[Any] = []
+        self._first_arrival = 0.0
+        self._assigned: set[tuple[str, int]] = set()
+        self._paused = False
+        self._delivery_errors: list[str] = []
+        self._consumer: Any = None
+        self._producer: Any = None
+        self._metrics: _Metrics | None = None
+        self._lag_updated = 0.0
+        self.stats = {"in": 0, "out": 0, "dlq": 0, "batches": 0}
+
+    # --- running ------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to finish: the pending batch is scored and committed, then :meth:`run` returns."""
+        self._stopping = True
+
+    def install_signal_handlers(self) -> None:
+        """Make SIGTERM and SIGINT call :meth:`stop` (main thread only)."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+
+    def run(self) -> None:
+        """Consume, score and produce until :meth:`stop` is called.
+
+        Raises:
+            KafkaScorerError: a fatal Kafka error (e.g. this producer was fenced by another
+                with the same transactional id); offsets of unfinished work are not committed.
+        """
+        from confluent_kafka import Consumer, Producer
+
+        self._metrics = _Metrics(self.metrics_port)
+        self._producer = Producer(
+            {**self._producer_config, "error_cb": self._on_error, "on_delivery": self._on_delivery}
+        )
+        if self.transactional_id:
+            self._producer.init_transactions(30)
+        self._consumer = Consumer({**self._consumer_config, "error_cb": self._on_error})
+        self._consumer.subscribe(
+            [self.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        log.info(
+            "scoring %s -> %s (dead letters: %s) with %s %s, %s, batches of %d / %.0f ms",
+            self.input_topic,
+            self.output_topic,
+            self.dlq_topic,
+            self.model.name,
+            self.model.version,
+            self.guarantee,
+            self.max_batch_rows,
+            self.max_wait * 1000,
+        )
+        try:
+            while not self._stopping:
+                self._collect()
+                if self._pending and (
+                    len(self._pending) >= self.max_batch_rows or time.monotonic() - self._first_arrival >= self.max_wait
+                ):
+                    self._flush_pending()
+            self._flush_pending()  # drain
+        finally:
+            self._close()
+
+    def _collect(self) -> None:
+        """Add messages to the pending batch until it is full or its oldest has waited ``max_wait``."""
+        while len(self._pending) < self.max_batch_rows and not self._stopping:
+            if self._pending:
+                timeout = self._first_arrival + self.max_wait - time.monotonic()
+                if timeout <= 0:
+                    return
+            else:
+                timeout = 0.1
+            got = self._consumer.consume(num_messages=self.max_batch_rows - len(self._pending), timeout=timeout)
+            if not got and not self._pending:
+                self._update_lag()
+                return
+            for m in got:
+                err = m.error()
+                if err is not None:
+                    if err.fatal():
+                        msg = f"fatal consumer error on topic '{self.input_topic}': {err}"
+                        raise KafkaScorerError(msg)
+                    log.warning("consumer: %s", err)
+                    continue
+                if (m.topic(), m.partition()) not in self._assigned:
+                    continue  # fetched before its partition was revoked
+                if not self._pending:
+                    self._first_arrival = time.monotonic()
+                self._pending.append(m)
+
+    def _flush_pending(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        if self.transactional_id:
+            self._score_transaction(batch)
+        else:
+            self._score_at_least_once(batch)
+        if self._paused:
+            self._consumer.resume(self._partitions())
+            self._paused = False
+        self._update_lag()
+
+    # --- one batch ----------------------------------------------------------------------------
+
+    def _score_and_produce(self, batch: list[Any]) -> None:
+        values = [m.value() or b"" for m in batch]
+        started = time.perf_counter()
+        outputs, errors = self._codec.score(values)
+        scored = time.perf_counter()
+        reasons = dict(errors)
+        out_topic, dlq, headers, produce = self.output_topic, self.dlq_topic, self._headers, self._produce
+        for i, (m, out) in enumerate(zip(batch, outputs, strict=True)):
+            if out is not None:
+                produce(out_topic, m.key(), out, headers)
+            else:
+                produce(dlq, m.key(), m.value(), [*headers, *_dlq_headers(m, reasons[i])])
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.batch(len(batch), len(errors), scored - started)
+        self.stats["in"] += len(batch)
+        self.stats["dlq"] += len(errors)
+        self.stats["out"] += len(batch) - len(errors)
+        self.stats["batches"] += 1
+
+    def _produce(self, topic: str, key: Any, value: Any, headers: list[tuple[str, bytes]]) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, value, key, headers=headers)
+                return
+            except BufferError:
+                # The producer's queue is full: stop fetching until it drains.
+                if not self._paused and self._assigned:
+                    self._consumer.pause(self._partitions())
+                    self._paused = True
+                self._producer.poll(0.05)
+
+    def _score_at_least_once(self, batch: list[Any]) -> None:
+        self._score_and_produce(batch)
+        while self._producer.flush(1.0) > 0:
+            log.warning("waiting for %d output(s) to be acknowledged", len(self._producer))
+        if self._delivery_errors:
+            first = self._delivery_errors[0]
+            msg = (
+                f"{len(self._delivery_errors)} output(s) could not be delivered (first: {first}); offsets not committed"
+            )
+            raise KafkaScorerError(msg)
+        self._observe_end_to_end(batch)
+        self._commit(_next_offsets(batch))
+
+    def _commit(self, offsets: list[Any]) -> None:
+        from confluent_kafka import KafkaException
+
+        for attempt in range(60):
+            try:
+                self._consumer.commit(offsets=offsets, asynchronous=False)
+                return
+            except KafkaException as e:
+                err = e.args[0]
+                if not err.retriable() or attempt == 59:
+                    # The outputs are out; their inputs will be scored again after a restart.
+                    log.error("could not commit offsets (%s); they will be scored again", err)
+                    return
+                time.sleep(0.5)
+
+    def _score_transaction(self, batch: list[Any]) -> None:
+        from confluent_kafka import KafkaException
+
+        producer = self._producer
+        try:
+            producer.begin_transaction()
+            self._score_and_produce(batch)
+            group = self._consumer.consumer_group_metadata()
+            producer.send_offsets_to_transaction(_next_offsets(batch), group, 60)
+            self._commit_transaction()
+        except KafkaException as e:
+            err = e.args[0]
+            if err.fatal() or not err.txn_requires_abort():
+                msg = f"transaction of {len(batch)} message(s) from '{self.input_topic}' failed: {err}"
+                raise KafkaScorerError(msg) from e
+            log.warning("aborting the transaction of %d message(s): %s; they will be scored again", len(batch), err)
+            producer.abort_transaction(60)
+            self._rewind(batch)
+            return
+        self._observe_end_to_end(batch)
+
+    def _commit_transaction(self) -> None:
+        from confluent_kafka import KafkaException
+
+        while True:
+            try:
+                self._producer.commit_transaction(60)
+                return
+            except KafkaException as e:
+                if not e.args[0].retriable():
+                    raise
+                log.warning("commit_transaction: %s; retrying", e.args[0])
+
+    def _rewind(self, batch: list[Any]) -> None:
+        """Seek back to the first message of the batch on each partition (after an abort)."""
+        from confluent_kafka import TopicPartition
+
+        first: dict[tuple[str, int], int] = {}
+        for m in batch:
+            first.setdefault((m.topic(), m.partition()), m.offset())
+        for (topic, partition), offset in first.items():
+            if (topic, partition) in self._assigned:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+
+    # --- callbacks ----------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        self._assigned.update((p.topic, p.partition) for p in partitions)
+        log.info("assigned %s", sorted(p.partition for p in partitions))
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        # Finish the work of these partitions while this member still owns them.
+        self._flush_pending()
+        for p in partitions:
+            self._assigned.discard((p.topic, p.partition))
+        log.info("revoked %s", sorted(p.partition for p in partitions))
+
+    def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
+        # Another member owns them now: drop their pending work, it is not ours to commit.
+        lost = {(p.topic, p.partition) for p in partitions}
+        self._pending = [m for m in self._pending if (m.topic(), m.partition()) not in lost]
+        self._assigned -= lost
+        log.warning("lost %s", sorted(p for _, p in lost))
+
+    def _on_delivery(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self._delivery_errors.append(f"topic '{msg.topic()}': {err}")
+
+    def _on_error(self, err: Any) -> None:
+        if err.fatal():
+            log.error("fatal Kafka error: %s", err)
+        else:
+            log.warning("kafka: %s", err)
+
+    # --- metrics and closing ------------------------------------------------------------------
+
+    def _observe_end_to_end(self, batch: list[Any]) -> None:
+        """End-to-end latency of the batch's oldest and newest message (creation to acknowledgement)."""
+        if self._metrics is None:
+            return
+        now = time.time()
+        for m in (batch[0], batch[-1]):
+            kind, stamp = m.timestamp()
+            if kind != 0 and stamp > 0:
+                self._metrics.end_to_end.observe(max(0.0, now - stamp / 1000.0))
+
+    def _update_lag(self) -> None:
+        if self._metrics is None or time.monotonic() - self._lag_updated < 1.0 or not self._assigned:
+            return
+        self._lag_updated = time.monotonic()
+        for tp in self._consumer.position(self._partitions()):
+            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if tp.offset >= 0 and high >= 0:
+                self._metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - tp.offset))
+
+    def _partitions(self) -> list[Any]:
+        from confluent_kafka import TopicPartition
+
+        return [TopicPartition(t, p) for t, p in sorted(self._assigned)]
+
+    def _close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+        if self._producer is not None:
+            self._producer.flush(10)
+        if self._metrics is not None:
+            self._metrics.close()
+        log.info(
+            "stopped after %d message(s): %d scored, %d dead letter(s), %d batch(es)",
+            self.stats["in"],
+            self.stats["out"],
+            self.stats["dlq"],
+            self.stats["batches"],
+        )
+
+
+def _dlq_headers(m: Any, reason: str) -> list[tuple[str, bytes]]:
+    return [
+        (HEADER_ERROR, reason.encode()),
+        (HEADER_TOPIC, m.topic().encode()),
+        (HEADER_PARTITION, str(m.partition()).encode()),
+        (HEADER_OFFSET, str(m.offset()).encode()),
+    ]
+
+
+def _next_offsets(batch: Sequence[Any]) -> list[Any]:
+    """The offsets to commit after ``batch``: one past its last message on each partition."""
+    from confluent_kafka import TopicPartition
+
+    last: dict[tuple[str, int], int] = {}
+    for m in batch:
+        last[(m.topic(), m.partition())] = m.offset()
+    return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+
+
+def _split_config(config: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    common: dict[str, str] = {}
+    consumer: dict[str, str] = {}
+    producer: dict[str, str] = {}
+    for key, value in config.items():
+        if key.startswith("consumer."):
+            consumer[key.removeprefix("consumer.")] = value
+        elif key.startswith("producer."):
+            producer[key.removeprefix("producer.")] = value
+        else:
+            common[key] = value
+    return common, consumer, producer
+
+
+def parse_properties(items: Sequence[str]) -> dict[str, str]:
+    """``["key=value", ...]`` (the ``-X`` options) as a dict.
+
+    Examples:
+        >>> parse_properties(["linger.ms=10", "consumer.fetch.min.bytes=1"])
+        {'linger.ms': '10', 'consumer.fetch.min.bytes': '1'}
+
+    Raises:
+        KafkaScorerError: an item has no ``=``.
+    """
+    props = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            msg = f"-X {item!r} is not key=value (a librdkafka property)"
+            raise KafkaScorerError(msg)
+        props[key.strip()] = value.strip()
+    return props
+
+
+class _Metrics:
+    """The scorer's Prometheus metrics, in a registry of its own (served when a port is given)."""
+
+    def __init__(self, port: int | None) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.messages_in = Counter("streamml_score_messages_in", "Messages consumed and scored.", registry=r)
+        self.messages_out = Counter("streamml_score_messages_out", "Predictions produced.", registry=r)
+        self.dlq = Counter("streamml_score_dead_letters", "Messages sent to the dead-letter topic.", registry=r)
+        self.batch_size = Histogram(
+            "streamml_score_batch_size",
+            "Messages per scored batch.",
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000),
+            registry=r,
+        )
+        self.scoring = Histogram(
+            "streamml_score_scoring_seconds", "Decode + score + encode time of a batch (Rust).", registry=r
+        )
+        self.end_to_end = Histogram(
+            "streamml_score_end_to_end_seconds",
+            "From a message's timestamp to its output's acknowledgement (oldest and newest of each batch).",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.lag = Gauge(
+            "streamml_score_consumer_lag", "High watermark minus position.", ["topic", "partition"], registry=r
+        )
+        self._server = None
+        if port is not None:
+            self._server, _ = start_http_server(port, registry=r)
+
+    def batch(self, rows: int, dead: int, seconds: float) -> None:
+        self.messages_in.inc(rows)
+        self.messages_out.inc(rows - dead)
+        self.dlq.inc(dead)
+        self.batch_size.observe(rows)
+        self.scoring.observe(seconds)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()

@@ -1,0 +1,213 @@
+"""The scorer process SIGKILLed mid-run, a broker restarted mid-run, two scorers in one group.
+
+All on real brokers: the shared one for the crash and group tests, a private one
+(its own port and data directory) for the broker restart, never the shared one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from kafka_support import (
+    FEATURES,
+    ScorerProcess,
+    committed_total,
+    consume,
+    feature_rows,
+    json_values,
+    kafka_topics,
+    produce,
+    wait_until,
+)
+from streamml import Model
+from streamml.testing import KAFKA_SCRIPT
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+PARTITIONS = 4
+BATCH = 1000
+
+
+def scorer_args(bootstrap: str, inp: str, out: str, dlq: str, group: str, model: Path, guarantee: str, instance: str):
+    return [
+        "--model", str(model), "--bootstrap-servers", bootstrap, "--input-topic", inp, "--output-topic", out,
+        "--dlq-topic", dlq, "--group-id", group, "--id-field", "id", "--guarantee", guarantee,
+        "--max-batch-rows", str(BATCH), "--max-wait-ms", "20",
+        "--transactional-id", f"{group}-{instance}", "-X", f"consumer.group.instance.id={instance}",
+        "-X", "consumer.session.timeout.ms=10000",
+    ]  # fmt: skip
+
+
+def load(bootstrap: str, inp: str, n: int, seed: int) -> np.ndarray:
+    x = feature_rows(n, seed)
+    produce(bootstrap, inp, json_values(x), [f"k{i % 97}".encode() for i in range(n)])
+    return x
+
+
+def check_predictions(records, x: np.ndarray, s1: Model) -> None:
+    """A sample of outputs equals Model.predict on the same rows."""
+    expected = s1.predict(pa.record_batch([pa.array(x[:, j]) for j in range(32)], names=FEATURES))
+    probability = expected.column("probability").to_numpy()
+    for r in records[:: max(1, len(records) // 2000)]:
+        got = json.loads(r.value)
+        assert got["probability"] == probability[got["id"]]
+
+
+@pytest.mark.parametrize("guarantee", ["exactly-once", "at-least-once"])
+def test_sigkill_at_five_random_points(
+    kafka_bootstrap: str, s1: Model, s1_path: Path, tmp_path: Path, guarantee: str
+) -> None:
+    n, kills = 200_000, 5
+    rng = random.Random(f"crash-{guarantee}")
+    points = sorted(rng.sample(range(n // 20, n * 19 // 20), kills))
+    with kafka_topics(kafka_bootstrap, ["in", "out", "dlq"], PARTITIONS) as (inp, out, dlq):
+        x = load(kafka_bootstrap, inp, n, seed=11)
+        group = f"g-{uuid.uuid4().hex[:8]}"
+        scorer = ScorerProcess(
+            scorer_args(kafka_bootstrap, inp, out, dlq, group, s1_path, guarantee, "one"), tmp_path / "scorer.log"
+        ).start()
+
+        def progress() -> int:
+            return committed_total(kafka_bootstrap, group, inp, PARTITIONS)
+
+        try:
+            for point in points:
+                wait_until(lambda p=point: progress() >= p or not scorer.alive(), 120, f"{point} committed")
+                assert scorer.alive(), scorer.output()
+                time.sleep(rng.uniform(0, 0.05))  # somewhere inside the next batch
+                scorer.kill()
+                scorer.start()
+            wait_until(lambda: progress() >= n, 180, "every input committed", interval=0.2)
+            assert scorer.stop() == 0, scorer.output()
+        finally:
+            if scorer.alive():
+                scorer.kill()
+        records = consume(kafka_bootstrap, out, at_least=n, committed=guarantee == "exactly-once")
+        assert consume(kafka_bootstrap, dlq, at_least=0, idle=0.5) == []
+    counts = Counter(json.loads(r.value)["id"] for r in records)
+    assert set(counts) == set(range(n)), f"{n - len(counts)} input(s) without output"
+    duplicates = sum(counts.values()) - n
+    if guarantee == "exactly-once":
+        assert duplicates == 0, f"{duplicates} duplicate output(s) seen with read_committed"
+    else:
+        assert duplicates <= kills * BATCH, f"{duplicates} duplicates for {kills} crashes of batches of {BATCH}"
+    assert scorer.output().count("--- start") == kills + 1
+    check_predictions(records, x, s1)
+
+
+def test_two_scorers_in_one_group_score_every_input_once(
+    kafka_bootstrap: str, s1: Model, s1_path: Path, tmp_path: Path
+) -> None:
+    n = 60_000
+    with kafka_topics(kafka_bootstrap, ["in", "out", "dlq"], PARTITIONS) as (inp, out, dlq):
+        x = load(kafka_bootstrap, inp, n, seed=12)
+        group = f"g-{uuid.uuid4().hex[:8]}"
+        scorers = [
+            ScorerProcess(
+                scorer_args(kafka_bootstrap, inp, out, dlq, group, s1_path, "exactly-once", name),
+                tmp_path / f"scorer-{name}.log",
+            )
+            for name in ("a", "b")
+        ]
+        try:
+            scorers[0].start()
+            # The second joins mid-run: partitions move between them (a rebalance while scoring).
+            wait_until(lambda: committed_total(kafka_bootstrap, group, inp, PARTITIONS) >= n // 10, 120, "a started")
+            scorers[1].start()
+            wait_until(lambda: committed_total(kafka_bootstrap, group, inp, PARTITIONS) >= n, 180, "all committed")
+            for s in scorers:
+                assert s.stop() == 0, s.output()
+        finally:
+            for s in scorers:
+                if s.alive():
+                    s.kill()
+        records = consume(kafka_bootstrap, out, at_least=n)
+    counts = Counter(json.loads(r.value)["id"] for r in records)
+    assert set(counts) == set(range(n))
+    assert sum(counts.values()) == n, f"{sum(counts.values()) - n} duplicate(s)"
+    # Both scored: each log says how many messages it scored at shutdown.
+    for s in scorers:
+        assert "assigned [" in s.output(), s.output()
+    check_predictions(records, x, s1)
+
+
+def free_port_pair() -> int:
+    for _ in range(50):
+        port = random.randint(20000, 40000)
+        with socket.socket() as a, socket.socket() as b:
+            try:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free pair of ports")
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path):
+    """A broker of our own (other port, other state directory): the test restarts it."""
+    state = tmp_path / "kafka"
+    state.mkdir()
+    shared = Path(os.environ.get("STREAMML_KAFKA_DIR", Path.home() / ".cache" / "streamml" / "kafka"))
+    for libs in shared.glob("libs-*"):  # reuse the jars the shared broker resolved
+        if (libs / ".complete").is_file():
+            os.symlink(libs, state / libs.name)
+    env = {**os.environ, "STREAMML_KAFKA_DIR": str(state), "STREAMML_KAFKA_PORT": str(free_port_pair())}
+    env.pop("STREAMML_KAFKA_BOOTSTRAP", None)
+
+    def script(command: str) -> str:
+        done = subprocess.run(["bash", str(KAFKA_SCRIPT), command], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr + done.stdout
+        return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+    bootstrap = script("start")
+    try:
+        yield bootstrap, script
+    finally:
+        script("stop")
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def test_broker_restart_mid_run_loses_nothing(private_broker, s1: Model, s1_path: Path, tmp_path: Path) -> None:
+    bootstrap, script = private_broker
+    n = 100_000
+    with kafka_topics(bootstrap, ["in", "out", "dlq"], PARTITIONS) as (inp, out, dlq):
+        x = load(bootstrap, inp, n, seed=13)
+        group = f"g-{uuid.uuid4().hex[:8]}"
+        scorer = ScorerProcess(
+            scorer_args(bootstrap, inp, out, dlq, group, s1_path, "exactly-once", "one"), tmp_path / "scorer.log"
+        ).start()
+        try:
+            wait_until(lambda: committed_total(bootstrap, group, inp, PARTITIONS) >= n // 3, 120, "a third committed")
+            script("restart")
+            assert scorer.alive(), scorer.output()
+            wait_until(
+                lambda: committed_total(bootstrap, group, inp, PARTITIONS) >= n or not scorer.alive(),
+                240,
+                "every input committed after the restart",
+                interval=0.5,
+            )
+            assert scorer.alive(), scorer.output()
+            assert scorer.stop() == 0, scorer.output()
+        finally:
+            if scorer.alive():
+                scorer.kill()
+        records = consume(bootstrap, out, at_least=n)
+    counts = Counter(json.loads(r.value)["id"] for r in records)
+    assert set(counts) == set(range(n)), f"{n - len(counts)} input(s) lost"
+    assert sum(counts.values()) == n, "exactly-once: no duplicates either"
+    check_predictions(records, x, s1)
