@@ -19,6 +19,7 @@ RUST_MODELS := s1_logistic panicking
 EVALUATOR_DIR := python/streamml/_evaluator
 
 .PHONY: help setup build models demo test test-rust test-python bench lint clean
+.PHONY: test-java
 
 help: ## list the tasks
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,7 +49,7 @@ models: ## build the example model binaries into build/models, and the evaluator
 demo: setup ## run the main job on embedded defaults
 	$(VENV)/bin/streamml demo
 
-test: setup test-rust test-python ## run every test
+test: setup test-rust test-python test-java ## run every test
 
 test-rust: ## Rust unit and integration tests
 	cd operators && cargo test --quiet --workspace --exclude streamml-python
@@ -67,3 +68,11 @@ lint: $(VENV)/.deps ## ruff and clippy
 
 clean: ## remove build outputs (keeps the cargo cache)
 	rm -rf $(VENV) build out
+
+# The Flink connector and the UDF example: Maven builds the JNI library with cargo (honouring
+# CARGO_TARGET_DIR), the fixtures with .venv's Python, and runs JUnit on a Flink MiniCluster;
+# the example's Kafka test needs the broker scripts/kafka.sh starts (or STREAMML_KAFKA_BOOTSTRAP).
+test-java: setup ## Java tests: connectors/flink and examples/flink-udf (Flink MiniCluster, Kafka)
+	@if [[ -z "$${STREAMML_KAFKA_BOOTSTRAP:-}" ]]; then scripts/kafka.sh start >/dev/null; fi
+	cd connectors/flink && mvn -B -q install
+	cd examples/flink-udf && mvn -B -q verify

@@ -1,0 +1,87 @@
+package dev.streamml.flink;
+
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import org.apache.flink.table.functions.AsyncScalarFunction;
+import org.apache.flink.table.functions.FunctionContext;
+
+/**
+ * {@code streamml_predict_batched(model_path, x0, x1, ...)}: like {@link PredictFunction}, but the
+ * concurrent calls Flink's async operator makes are gathered into micro-batches (flushed at
+ * {@code max_batch_rows} rows or when the oldest row has waited {@code max_wait}) and each batch is
+ * one native call. Flink keeps at most {@code table.exec.async-scalar.max-concurrent-operations}
+ * calls in flight (default 10): set it to at least {@code max_batch_rows}.
+ *
+ * <p>The policy comes from the constructor or, for {@code CREATE FUNCTION}, from the job
+ * parameters {@code streamml.max-batch-rows} and {@code streamml.max-wait-ms} (defaults 1024 rows
+ * and 10 ms).
+ */
+public class BatchingPredictFunction extends AsyncScalarFunction {
+  private static final long serialVersionUID = 1L;
+  public static final String MAX_BATCH_ROWS = "streamml.max-batch-rows";
+  public static final String MAX_WAIT_MS = "streamml.max-wait-ms";
+
+  private final BatchPolicy configured;
+  private transient BatchPolicy policy;
+  private transient ScorerCache scorers;
+  private transient Map<String, FutureBatcher> batchers;
+
+  public BatchingPredictFunction() {
+    this(null);
+  }
+
+  public BatchingPredictFunction(BatchPolicy policy) {
+    this.configured = policy;
+  }
+
+  @Override
+  public void open(FunctionContext context) {
+    BatchPolicy base = configured != null ? configured : BatchPolicy.DEFAULT;
+    int rows = Integer.parseInt(
+        context.getJobParameter(MAX_BATCH_ROWS, String.valueOf(base.maxBatchRows())));
+    long waitMs = Long.parseLong(
+        context.getJobParameter(MAX_WAIT_MS, String.valueOf(base.maxWait().toMillis())));
+    policy = configured != null ? configured : new BatchPolicy(rows, Duration.ofMillis(waitMs));
+    scorers = new ScorerCache();
+    batchers = new HashMap<>();
+  }
+
+  public void eval(CompletableFuture<Double> result, String modelPath, Double... features) {
+    FutureBatcher batcher;
+    try {
+      batcher = batcher(modelPath);
+    } catch (RuntimeException e) {
+      result.completeExceptionally(e);
+      return;
+    }
+    batcher.add(features).whenComplete((outputs, error) -> {
+      if (error != null) {
+        result.completeExceptionally(error);
+      } else {
+        result.complete(outputs == null ? null : PredictFunction.toDouble(outputs[0]));
+      }
+    });
+  }
+
+  private synchronized FutureBatcher batcher(String modelPath) {
+    FutureBatcher batcher = batchers.get(modelPath);
+    if (batcher == null) {
+      batcher = new FutureBatcher(scorers.get(modelPath), policy);
+      batchers.put(modelPath, batcher);
+    }
+    return batcher;
+  }
+
+  @Override
+  public void close() {
+    if (batchers != null) {
+      batchers.values().forEach(FutureBatcher::close);
+      batchers.clear();
+    }
+    if (scorers != null) {
+      scorers.close();
+    }
+  }
+}

@@ -1,0 +1,67 @@
+package dev.streamml.flink;
+
+import java.time.Duration;
+import java.util.Set;
+import org.apache.flink.configuration.ConfigOption;
+import org.apache.flink.configuration.ConfigOptions;
+import org.apache.flink.table.factories.FactoryUtil;
+import org.apache.flink.table.factories.ModelProviderFactory;
+import org.apache.flink.table.ml.ModelProvider;
+
+/**
+ * The {@code 'provider' = 'streamml'} model provider of Flink SQL: the model binary runs in the
+ * task manager's process, and {@code ML_PREDICT} with {@code 'async' = 'true'} scores in
+ * micro-batches.
+ *
+ * <pre>{@code
+ * CREATE MODEL m INPUT (x0 DOUBLE, ..., x31 DOUBLE) OUTPUT (probability DOUBLE)
+ *   WITH ('provider' = 'streamml', 'path' = '/models/r1.so');
+ * SELECT * FROM ML_PREDICT(TABLE t, MODEL m, DESCRIPTOR(x0, ..., x31),
+ *   MAP['async', 'true', 'max-concurrent-operations', '1024']);
+ * }</pre>
+ *
+ * <p>The INPUT columns are the model binary's inputs in its declared order; each OUTPUT column
+ * names one of its outputs.
+ */
+public class StreammlModelProviderFactory implements ModelProviderFactory {
+  public static final String IDENTIFIER = "streamml";
+
+  public static final ConfigOption<String> PATH = ConfigOptions.key("path").stringType().noDefaultValue()
+      .withDescription("The model binary (.so) to load on every task manager.");
+  public static final ConfigOption<String> SHA256 = ConfigOptions.key("sha256").stringType().noDefaultValue()
+      .withDescription("Refuse the binary unless its SHA-256 is this (lowercase hex).");
+  public static final ConfigOption<Integer> MAX_BATCH_ROWS = ConfigOptions.key("max-batch-rows").intType()
+      .defaultValue(BatchPolicy.DEFAULT.maxBatchRows())
+      .withDescription("Async ML_PREDICT: flush a batch at this many rows.");
+  public static final ConfigOption<Duration> MAX_WAIT = ConfigOptions.key("max-wait").durationType()
+      .defaultValue(BatchPolicy.DEFAULT.maxWait())
+      .withDescription("Async ML_PREDICT: flush a batch once its oldest row has waited this long.");
+
+  @Override
+  public ModelProvider createModelProvider(Context context) {
+    FactoryUtil.ModelProviderFactoryHelper helper = FactoryUtil.createModelProviderFactoryHelper(this, context);
+    helper.validate();
+    var options = helper.getOptions();
+    return new StreammlModelProvider(
+        options.get(PATH),
+        options.getOptional(SHA256).orElse(null),
+        new BatchPolicy(options.get(MAX_BATCH_ROWS), options.get(MAX_WAIT)),
+        context.getCatalogModel().getResolvedInputSchema(),
+        context.getCatalogModel().getResolvedOutputSchema());
+  }
+
+  @Override
+  public String factoryIdentifier() {
+    return IDENTIFIER;
+  }
+
+  @Override
+  public Set<ConfigOption<?>> requiredOptions() {
+    return Set.of(PATH);
+  }
+
+  @Override
+  public Set<ConfigOption<?>> optionalOptions() {
+    return Set.of(SHA256, MAX_BATCH_ROWS, MAX_WAIT);
+  }
+}

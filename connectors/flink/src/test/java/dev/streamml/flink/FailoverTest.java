@@ -1,0 +1,208 @@
+package dev.streamml.flink;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.flink.api.common.functions.MapFunction;
+import org.apache.flink.api.common.state.CheckpointListener;
+import org.apache.flink.api.common.state.ListState;
+import org.apache.flink.api.common.state.ListStateDescriptor;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.java.tuple.Tuple2;
+import org.apache.flink.api.java.typeutils.RowTypeInfo;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.configuration.RestartStrategyOptions;
+import org.apache.flink.runtime.state.StateInitializationContext;
+import org.apache.flink.runtime.state.StateSnapshotContext;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
+import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.test.junit5.MiniClusterExtension;
+import org.apache.flink.types.Row;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+
+/**
+ * The DataStream batching operator under a failure: a task fails mid-job after a checkpoint, the
+ * job restarts from it, and an exactly-once sink holds every row's score exactly once.
+ */
+class FailoverTest {
+  @RegisterExtension static final MiniClusterExtension MINI_CLUSTER = FlinkTestSupport.miniCluster();
+
+  static final int ROWS = 3000;
+  static final int FAIL_AT = 2000;
+  static final AtomicBoolean FAILED = new AtomicBoolean();
+  static final AtomicInteger CHECKPOINTS_SEEN = new AtomicInteger();
+  /** Committed sink output by checkpoint id (each checkpoint's rows published once). */
+  static final Map<Long, List<Row>> COMMITTED = new ConcurrentHashMap<>();
+
+  /** Deterministic features of row {@code id}. */
+  static Row features(long id) {
+    Row row = new Row(33);
+    row.setField(0, id);
+    java.util.SplittableRandom rng = new java.util.SplittableRandom(id);
+    for (int i = 0; i < 32; i++) {
+      row.setField(i + 1, rng.nextDouble() * 4 - 2);
+    }
+    return row;
+  }
+
+  static RowTypeInfo inputType() {
+    TypeInformation<?>[] types = new TypeInformation<?>[33];
+    String[] names = new String[33];
+    types[0] = Types.LONG;
+    names[0] = "id";
+    for (int i = 0; i < 32; i++) {
+      types[i + 1] = Types.DOUBLE;
+      names[i + 1] = "x" + i;
+    }
+    return new RowTypeInfo(types, names);
+  }
+
+  /**
+   * Builds rows from ids; slows down until a checkpoint has completed, then fails once at {@link
+   * #FAIL_AT}.
+   */
+  static final class FailOnce implements MapFunction<Long, Row>, CheckpointListener {
+    @Override
+    public Row map(Long id) throws Exception {
+      if (CHECKPOINTS_SEEN.get() == 0) {
+        Thread.sleep(1);
+      }
+      if (id == FAIL_AT && CHECKPOINTS_SEEN.get() > 0 && FAILED.compareAndSet(false, true)) {
+        throw new RuntimeException("injected failure at row " + id);
+      }
+      return features(id);
+    }
+
+    @Override
+    public void notifyCheckpointComplete(long checkpointId) {
+      CHECKPOINTS_SEEN.incrementAndGet();
+    }
+  }
+
+  /**
+   * A two-phase sink for the test: rows are staged per checkpoint in state and published to {@link
+   * #COMMITTED} when that checkpoint completes (or, after a restore, for the restored checkpoint),
+   * keyed by checkpoint id so a replayed commit does not publish twice.
+   */
+  static final class CommittingSink extends AbstractStreamOperator<Void>
+      implements OneInputStreamOperator<Row, Void> {
+    private final RowTypeInfo type;
+    private transient List<Row> current;
+    /** Rows of checkpoints not yet known to be complete, by checkpoint id. */
+    private transient Map<Long, List<Row>> staged;
+    private transient ListState<Tuple2<Long, Row>> stagedState;
+
+    CommittingSink(RowTypeInfo type) {
+      this.type = type;
+    }
+
+    @Override
+    public void initializeState(StateInitializationContext context) throws Exception {
+      super.initializeState(context);
+      stagedState = context.getOperatorStateStore().getListState(
+          new ListStateDescriptor<>("staged", Types.TUPLE(Types.LONG, type)));
+      current = new ArrayList<>();
+      staged = new HashMap<>();
+      // What the restored checkpoint staged belongs to completed checkpoints: commit it (once).
+      Map<Long, List<Row>> restored = new HashMap<>();
+      for (Tuple2<Long, Row> t : stagedState.get()) {
+        restored.computeIfAbsent(t.f0, k -> new ArrayList<>()).add(t.f1);
+      }
+      restored.forEach(COMMITTED::putIfAbsent);
+    }
+
+    @Override
+    public void processElement(StreamRecord<Row> element) {
+      current.add(element.getValue());
+    }
+
+    @Override
+    public void snapshotState(StateSnapshotContext context) throws Exception {
+      super.snapshotState(context);
+      staged.put(context.getCheckpointId(), current);
+      current = new ArrayList<>();
+      List<Tuple2<Long, Row>> all = new ArrayList<>();
+      staged.forEach((id, rows) -> rows.forEach(r -> all.add(Tuple2.of(id, r))));
+      stagedState.update(all);
+    }
+
+    @Override
+    public void notifyCheckpointComplete(long checkpointId) throws Exception {
+      super.notifyCheckpointComplete(checkpointId);
+      staged.entrySet().removeIf(e -> {
+        if (e.getKey() <= checkpointId) {
+          COMMITTED.putIfAbsent(e.getKey(), e.getValue());
+          return true;
+        }
+        return false;
+      });
+    }
+  }
+
+  @Test
+  void aFailureMidJobRestartsFromTheCheckpointAndEveryRowIsScoredExactlyOnce() throws Exception {
+    String model = Fixtures.built("s1_logistic");
+    Configuration config = new Configuration();
+    config.set(RestartStrategyOptions.RESTART_STRATEGY, "fixed-delay");
+    config.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_ATTEMPTS, 3);
+    config.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_DELAY, Duration.ofMillis(100));
+    StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(config);
+    env.setParallelism(1);
+    env.enableCheckpointing(50);
+    long restoredBefore = BatchingPredictOperator.restoredRows();
+    long callsBefore = NativeModel.totalPredictCalls();
+
+    RowTypeInfo inType = inputType();
+    DataStream<Row> rows = env.fromSequence(0, ROWS - 1).map(new FailOnce()).returns(inType);
+    DataStream<Row> scored = StreammlStreams.predict(
+        "score", rows, model, new BatchPolicy(1000, Duration.ofSeconds(30)));
+    RowTypeInfo outType = (RowTypeInfo) scored.getType();
+    scored.transform("sink", Types.VOID, new CommittingSink(outType)).setParallelism(1);
+    env.execute("streamml failover");
+
+    assertTrue(FAILED.get(), "the failure was injected");
+    Map<Long, Double> byId = new HashMap<>();
+    int total = 0;
+    for (List<Row> committed : COMMITTED.values()) {
+      for (Row r : committed) {
+        total++;
+        assertNull(r.getField("error"));
+        assertNull(byId.put((Long) r.getField("id"), (Double) r.getField("probability")),
+            "row " + r.getField("id") + " committed twice");
+      }
+    }
+    assertEquals(ROWS, total);
+    assertEquals(ROWS, byId.size());
+    // Each score is the binary's own on that row.
+    try (RowScorer scorer = RowScorer.open(model, "probability")) {
+      for (long id = 0; id < ROWS; id += 97) {
+        Row f = features(id);
+        Object[] x = new Object[32];
+        for (int i = 0; i < 32; i++) {
+          x[i] = f.getField(i + 1);
+        }
+        assertEquals(scorer.score(List.<Object[]>of(x)).value(0), byId.get(id), "id " + id);
+      }
+    }
+    // Batches of up to 1000 rows, with a replay after the restore: far fewer calls than rows.
+    long calls = NativeModel.totalPredictCalls() - callsBefore;
+    assertTrue(calls < ROWS / 20, "native calls: " + calls);
+    // The restored checkpoint held rows waiting in the batch buffer; they were scored after it.
+    long restored = BatchingPredictOperator.restoredRows() - restoredBefore;
+    assertTrue(restored > 0, "rows restored into the batch buffer: " + restored);
+  }
+}

@@ -1,0 +1,159 @@
+//! The native methods of `dev.streamml.flink.NativeBridge`.
+//!
+//! A model handle is a `Box<Model>` turned into a `jlong`; Java owns it and
+//! gives it back exactly once to `release`.
+
+use jni::objects::{JClass, JString};
+use jni::sys::{jlong, jstring};
+use jni::JNIEnv;
+use streamml_core::{LoadOptions, Model};
+
+use crate::ffi;
+use crate::guard::{run, ShimError, ShimResult};
+
+fn model<'a>(handle: jlong) -> ShimResult<&'a Model> {
+    if handle == 0 {
+        return Err(ShimError("the model is closed (handle 0)".into()));
+    }
+    // SAFETY: a non-zero handle is a live `Box<Model>` from `inner_load`;
+    // Java never passes it after `release`.
+    Ok(unsafe { &*(handle as *const Model) })
+}
+
+fn optional_string(env: &mut JNIEnv<'_>, value: &JString<'_>) -> ShimResult<Option<String>> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    Ok(Some(env.get_string(value)?.into()))
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_streamml_flink_NativeBridge_load<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    path: JString<'l>,
+    sha256: JString<'l>,
+) -> jlong {
+    run(&mut env, |env| inner_load(env, &path, &sha256))
+}
+
+fn inner_load(env: &mut JNIEnv<'_>, path: &JString<'_>, sha256: &JString<'_>) -> ShimResult<jlong> {
+    let path = optional_string(env, path)?
+        .ok_or_else(|| ShimError("the model path is null".into()))?;
+    let options = LoadOptions {
+        expected_sha256: optional_string(env, sha256)?,
+    };
+    let model = Model::load(&path, &options)?;
+    Ok(Box::into_raw(Box::new(model)) as jlong)
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_streamml_flink_NativeBridge_infoJson<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) -> jstring {
+    run(&mut env, |env| inner_info_json(env, handle))
+}
+
+fn inner_info_json(env: &mut JNIEnv<'_>, handle: jlong) -> ShimResult<jstring> {
+    let json = model(handle)?.info().to_json();
+    Ok(env.new_string(json)?.into_raw())
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_streamml_flink_NativeBridge_sha256<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) -> jstring {
+    run(&mut env, |env| inner_sha256(env, handle))
+}
+
+fn inner_sha256(env: &mut JNIEnv<'_>, handle: jlong) -> ShimResult<jstring> {
+    let sha = model(handle)?.sha256().unwrap_or_default().to_string();
+    Ok(env.new_string(sha)?.into_raw())
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_streamml_flink_NativeBridge_inputSchema<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    out_schema: jlong,
+) {
+    run(&mut env, |_| inner_schema(handle, out_schema, true))
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_streamml_flink_NativeBridge_outputSchema<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    out_schema: jlong,
+) {
+    run(&mut env, |_| inner_schema(handle, out_schema, false))
+}
+
+fn inner_schema(handle: jlong, out_schema: jlong, inputs: bool) -> ShimResult<()> {
+    let model = model(handle)?;
+    let schema = if inputs {
+        model.input_schema()
+    } else {
+        model.output_schema()
+    };
+    // SAFETY: Java passes the address of an empty ArrowSchema it allocated.
+    unsafe { ffi::give_schema(schema, out_schema) }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_streamml_flink_NativeBridge_predict<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    in_array: jlong,
+    in_schema: jlong,
+    out_array: jlong,
+    out_schema: jlong,
+) {
+    run(&mut env, |_| {
+        inner_predict(handle, in_array, in_schema, out_array, out_schema)
+    })
+}
+
+fn inner_predict(
+    handle: jlong,
+    in_array: jlong,
+    in_schema: jlong,
+    out_array: jlong,
+    out_schema: jlong,
+) -> ShimResult<()> {
+    let model = model(handle)?;
+    // SAFETY: Java exported a batch into these structs and hands them over.
+    let (array, schema) = unsafe { ffi::take_input(in_array, in_schema)? };
+    // The zero-copy path when the batch is exactly the declared layout.
+    // SAFETY: the array and schema describe each other (Java exported both).
+    let output = match unsafe { model.try_predict_c(&schema, &array) } {
+        Some(result) => result?,
+        None => ffi::export_batch(model.predict(&ffi::import_batch(array, &schema)?)?)?,
+    };
+    // SAFETY: Java passes the addresses of empty structs it allocated.
+    unsafe { ffi::give_output(output, out_array, out_schema) }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_streamml_flink_NativeBridge_release<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) {
+    run(&mut env, |_| inner_release(handle))
+}
+
+fn inner_release(handle: jlong) -> ShimResult<()> {
+    if handle != 0 {
+        // SAFETY: the handle came from `inner_load` and Java releases it once.
+        drop(unsafe { Box::from_raw(handle as *mut Model) });
+    }
+    Ok(())
+}

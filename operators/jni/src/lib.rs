@@ -1,0 +1,11 @@
+//! The JNI shim of streamml: `dev.streamml.flink.NativeBridge` in the JVM.
+//!
+//! Every entry point is one line that calls an `inner_*` function returning
+//! `Result`; [`guard::run`] turns errors and panics into a Java
+//! `dev.streamml.flink.ModelException`. Arrow crosses through the C Data
+//! Interface: Java allocates `ArrowArray`/`ArrowSchema` structs and passes
+//! their addresses ([`ffi`]).
+
+mod entry;
+mod ffi;
+mod guard;
