@@ -20,3 +20,4 @@ pub use error::{Error, InputError, LoadError, LoadErrorKind, PredictError};
 pub use loader::{LoadOptions, NativeModel};
 pub use model::{Model, Scorer};
 pub use streamml_abi::{FieldSpec, ModelInfo, Task};
+pub mod drift;

@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 
 mod arrow_io;
 mod callable;
+mod drift;
 mod errors;
 mod model;
 mod rows;
@@ -19,5 +20,6 @@ fn _streamml(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ABI_VERSION", streamml_abi::ABI_VERSION)?;
     m.add("ABI_HEADER", streamml_abi::HEADER)?;
     m.add_class::<model::PyModel>()?;
+    m.add_class::<drift::PyDriftCounters>()?;
     Ok(())
 }
