@@ -99,3 +99,37 @@ def kafka_bootstrap() -> str:
     from streamml.testing import kafka_bootstrap as start_broker
 
     return start_broker()
+
+
+@pytest.fixture(scope="session")
+def postgres_uri() -> str:
+    """A real PostgreSQL database: ``$STREAMML_POSTGRES_URI``, testcontainers, or ``scripts/postgres.sh``."""
+    from streamml.testing import postgres_uri as start_server
+
+    return start_server()
+
+
+@pytest.fixture(params=["sqlite", "duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh store URI on each backend (PostgreSQL: a new schema-free database per test)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store.db")
+    if request.param == "duckdb":
+        return f"duckdb:///{tmp_path / 'store.duckdb'}"
+    import uuid
+
+    import adbc_driver_postgresql.dbapi as pg
+
+    base = request.getfixturevalue("postgres_uri")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with pg.connect(base, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    request.addfinalizer(lambda: _drop_database(base, name))
+    return base.rsplit("/", 1)[0] + "/" + name
+
+
+def _drop_database(base: str, name: str) -> None:
+    import adbc_driver_postgresql.dbapi as pg
+
+    with pg.connect(base, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -156,3 +156,46 @@ def kafka_script(command: str) -> str:
         msg = f"scripts/kafka.sh {command} failed (exit {done.returncode}):\n{done.stderr}{done.stdout}"
         raise RuntimeError(msg)
     return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+
+#: The script that runs a local PostgreSQL server (installing Debian's package if needed).
+POSTGRES_SCRIPT = REPO_ROOT / "scripts" / "postgres.sh"
+#: The image testcontainers starts where a Docker engine answers.
+POSTGRES_IMAGE = "postgres:16-alpine"
+
+_postgres_container = None
+
+
+def postgres_uri() -> str:
+    """The URI of a real PostgreSQL database for tests and examples.
+
+    In order: ``$STREAMML_POSTGRES_URI`` if set; else a server started by testcontainers
+    where a Docker engine answers (stopped when the process exits); else the local server
+    that ``scripts/postgres.sh start`` runs (started if not running, and left running:
+    ``scripts/postgres.sh stop`` stops it).
+
+    Raises:
+        RuntimeError: no server could be started; the message holds the script's output.
+    """
+    global _postgres_container
+    uri = os.environ.get("STREAMML_POSTGRES_URI")
+    if uri:
+        return uri
+    if _postgres_container is None and docker_engine_answers():
+        import atexit
+
+        from testcontainers.postgres import PostgresContainer
+
+        _postgres_container = PostgresContainer(POSTGRES_IMAGE, driver=None)
+        _postgres_container.start()
+        atexit.register(_postgres_container.stop)
+    if _postgres_container is not None:
+        return _postgres_container.get_connection_url()
+    if not POSTGRES_SCRIPT.is_file():
+        msg = f"{POSTGRES_SCRIPT} does not exist; run from a source checkout or set STREAMML_POSTGRES_URI"
+        raise RuntimeError(msg)
+    done = subprocess.run(["bash", str(POSTGRES_SCRIPT), "start"], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        msg = f"scripts/postgres.sh start failed (exit {done.returncode}):\n{done.stderr}{done.stdout}"
+        raise RuntimeError(msg)
+    return done.stdout.strip().splitlines()[-1]

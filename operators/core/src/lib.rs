@@ -21,3 +21,4 @@ pub use error::{Error, InputError, LoadError, LoadErrorKind, PredictError};
 pub use loader::{LoadOptions, NativeModel};
 pub use model::{Model, Scorer};
 pub use streamml_abi::{FieldSpec, ModelInfo, Task};
+pub mod drift;

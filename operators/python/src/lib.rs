@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 mod arrow_io;
 mod callable;
 mod codec;
+mod drift;
 mod errors;
 mod model;
 mod rows;
@@ -21,5 +22,6 @@ fn _streamml(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ABI_HEADER", streamml_abi::HEADER)?;
     m.add_class::<model::PyModel>()?;
     m.add_class::<codec::PyMessageScorer>()?;
+    m.add_class::<drift::PyDriftCounters>()?;
     Ok(())
 }

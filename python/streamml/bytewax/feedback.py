@@ -1,0 +1,164 @@
+"""``feedback_join``: the Bytewax operator that joins late labels onto predictions.
+
+Items on both input streams are Arrow batches (``pyarrow.RecordBatch`` / ``Table``, or
+anything ``pyarrow.table`` takes): the join works a batch at a time
+(:class:`streamml.feedback.FeedbackJoin`). Rows are spread over ``shards`` keys by
+event id; Bytewax places the keys on its workers, so the results do not depend on
+the number of workers. The join state is the operator's Bytewax state: it is
+snapshotted at each epoch and restored on resume (``bytewax.recovery``), so a restart
+neither loses pending predictions nor counts a label twice.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Stream, operator
+
+from streamml.feedback import Fields, FeedbackJoin
+
+
+@dataclass(frozen=True)
+class FeedbackStreams:
+    """The outputs of :func:`feedback_join`.
+
+    Attributes:
+        feedback: ``pyarrow.Table`` of joined rows per input batch (the store's ``feedback``
+            columns, with ``model`` and ``model_version``).
+        quality: ``pyarrow.Table`` of the revised windows per input batch: ``model``,
+            ``model_version``, ``window_start``, ``shard``, ``metric``, ``value`` (cumulative per
+            window and shard; the store's ``quality`` table upserts it).
+    """
+
+    feedback: Stream[Any]
+    quality: Stream[Any]
+
+
+def _ms(value: timedelta | int) -> int:
+    return int(value.total_seconds() * 1000) if isinstance(value, timedelta) else int(value)
+
+
+def _shard_of(ids: list[Any], shards: int) -> list[int]:
+    return [(i if isinstance(i, int) else zlib.crc32(str(i).encode())) % shards for i in ids]
+
+
+def _split(tag: str, batch: Any, id_field: str, shards: int) -> list[tuple[str, tuple[str, str, Any]]]:
+    import numpy as np
+    import pyarrow as pa
+
+    table = pa.table(batch)
+    if shards == 1:
+        return [("0", ("0", tag, table))]
+    keys = np.asarray(_shard_of(table.column(id_field).to_pylist(), shards))
+    return [(str(k), (str(k), tag, table.take(np.flatnonzero(keys == k)))) for k in np.unique(keys).tolist()]
+
+
+class _JoinLogic(op.StatefulBatchLogic):
+    def __init__(self, shard: str | None, join: FeedbackJoin, model: str, version: str) -> None:
+        self.shard, self.join, self.model, self.version = shard, join, model, version
+
+    def on_batch(self, values: list[tuple[str, str, Any]]) -> tuple[list[tuple[str, Any]], bool]:
+        import pyarrow as pa
+
+        out: list[tuple[str, Any]] = []
+        for shard, tag, table in values:
+            self.shard = shard
+            if tag == "p":
+                self.join.add_predictions(table)
+                continue
+            fb = self.join.add_labels(table)
+            if fb.num_rows:
+                n = fb.num_rows
+                fb = fb.add_column(1, "model", pa.array([self.model] * n, pa.string()))
+                fb = fb.add_column(2, "model_version", pa.array([self.version] * n, pa.string()))
+                out.append(("feedback", fb))
+        touched = self.join.take_touched()
+        if touched:
+            rows = self.join.quality_rows(touched)
+            n = len(rows)
+            out.append(
+                (
+                    "quality",
+                    pa.table(
+                        {
+                            "model": [self.model] * n,
+                            "model_version": [self.version] * n,
+                            "window_start": pa.array([r[0] for r in rows], pa.int64()),
+                            "shard": [self.shard] * n,
+                            "metric": [r[1] for r in rows],
+                            "value": pa.array([r[2] for r in rows], pa.float64()),
+                        }
+                    ),
+                )
+            )
+        return out, op.StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> tuple[str | None, dict[str, Any]]:
+        return self.shard, self.join.snapshot()
+
+
+@operator
+def feedback_join(
+    step_id: str,
+    predictions: Stream[Any],
+    labels: Stream[Any],
+    *,
+    id_field: str = "event_id",
+    ttl: timedelta | int,
+    window: timedelta | int = timedelta(minutes=5),
+    time_field: str = "event_time",
+    score_field: str = "probability",
+    label_time_field: str = "label_time",
+    label_field: str = "label",
+    task: str = "binary",
+    shards: int = 1,
+    model: str = "model",
+    model_version: str = "0",
+    hist_bins: int = 200,
+) -> FeedbackStreams:
+    """Join a stream of label batches onto a stream of prediction batches by event id.
+
+    Args:
+        step_id: unique id of this step.
+        predictions: Arrow batches with ``id_field``, ``time_field`` (int ms or a timestamp)
+            and ``score_field``.
+        labels: Arrow batches with ``id_field``, ``label_time_field`` and ``label_field``.
+        id_field: the event id on both streams.
+        ttl: how long a prediction waits for its label, in event time (a timedelta, or ms).
+        window: the quality window (a timedelta, or ms).
+        time_field: the prediction's event time.
+        score_field: binary: the probability of class 1; regression: the prediction.
+        label_time_field: the label's event time.
+        label_field: the label.
+        task: ``"binary"`` or ``"regression"``.
+        shards: how many keys the join state is spread over (the parallelism across workers).
+        model: the model name written with every row.
+        model_version: the model version written with every row.
+        hist_bins: bins of the per-class score histograms (binary; AUC resolution).
+
+    Returns:
+        The ``feedback`` and ``quality`` streams (:class:`FeedbackStreams`).
+    """
+    fields = Fields(id=id_field, event_time=time_field, score=score_field, label_time=label_time_field, label=label_field)
+    ttl_ms, window_ms = _ms(ttl), _ms(window)
+    tagged = op.merge(
+        "merge",
+        op.flat_map("shard_predictions", predictions, lambda b: _split("p", b, id_field, shards)),
+        op.flat_map("shard_labels", labels, lambda b: _split("l", b, id_field, shards)),
+    )
+
+    def build(resume: tuple[str | None, dict[str, Any]] | None) -> _JoinLogic:
+        if resume is not None:
+            return _JoinLogic(resume[0], FeedbackJoin.restore(resume[1]), model, model_version)
+        join = FeedbackJoin(ttl=ttl_ms, window=window_ms, task=task, fields=fields, hist_bins=hist_bins)
+        return _JoinLogic(None, join, model, model_version)
+
+    out = op.key_rm("unkey", op.stateful_batch("join", tagged, build))
+    branch = op.branch("split", out, lambda kv: kv[0] == "feedback")
+    feedback = op.map("feedback_tables", branch.trues, lambda kv: kv[1])
+    quality = op.map("quality_tables", branch.falses, lambda kv: kv[1])
+    return FeedbackStreams(feedback=feedback, quality=quality)

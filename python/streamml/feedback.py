@@ -1,0 +1,360 @@
+"""The feedback join: labels that arrive later, joined onto the predictions they belong to.
+
+:class:`FeedbackJoin` is the join state and the quality accounting of one shard;
+hosts (the Bytewax operator :func:`streamml.bytewax.feedback.feedback_join`, the
+``streamml feedback`` service, the demo) feed it Arrow batches. It works a batch
+at a time: pending predictions live in one dict (id -> time, score, window), a
+label batch is joined with one dict lookup per row, and everything after the
+lookup is vectorized with numpy.
+
+Event-time rules (``ttl`` and ``window`` in the unit of the time columns, e.g. ms):
+
+- A prediction waits ``ttl`` for its label. A label with ``label_time - event_time <= ttl``
+  is **joined**: a feedback row, and the quality of the prediction's window is revised.
+- The watermark is the largest label time seen: how far the label stream has come (the
+  prediction stream, usually ahead, does not move it, or predictions would expire before
+  their labels could arrive). A prediction with ``event_time + ttl < watermark`` is
+  **expired** (counted once, in its window). So is a
+  prediction whose label comes after the ttl; that label is **late**, counted in the
+  prediction's window. The ids of expired predictions are kept for another ``late_horizon``
+  (default ``ttl``) to tell late labels from orphans; pending state is therefore bounded by
+  the predictions within ``ttl + late_horizon`` of the label stream's time.
+- A label for an id never seen (or forgotten beyond the horizon) is an **orphan**, counted
+  in the window of its label time.
+- A prediction id seen twice while pending keeps the later row (counted as ``duplicates``).
+
+Quality per window (all sums, so windows and shards add up):
+``predictions``, ``labeled``, ``expired``, ``late_labels``, ``orphan_labels``, ``duplicates``;
+binary: ``tp``, ``fp``, ``tn``, ``fn`` at ``threshold``, ``logloss_sum``, ``brier_sum``,
+``pos``/``neg`` counts and per-class score histograms ``hist_pos_<i>``/``hist_neg_<i>`` over
+``hist_bins`` equal bins of [0, 1] (AUC from them: :func:`auc_from_histograms`);
+regression: ``abs_err_sum``, ``sq_err_sum``, ``label_sum``.
+
+Examples:
+    >>> import pyarrow as pa
+    >>> join = FeedbackJoin(ttl=100, window=1000)
+    >>> join.add_predictions(pa.table({"event_id": [1, 2], "event_time": [10, 20], "probability": [0.9, 0.2]}))
+    >>> fb = join.add_labels(pa.table({"event_id": [1, 7], "label_time": [50, 60], "label": [1.0, 0.0]}))
+    >>> fb.column("event_id").to_pylist(), fb.column("delay_ms").to_pylist()
+    (['1'], [40])
+    >>> join.add_labels(pa.table({"event_id": [2], "label_time": [500], "label": [0.0]})).num_rows
+    0
+    >>> w = join.windows[0]
+    >>> w["predictions"], w["labeled"], w["expired"], w["late_labels"], w["orphan_labels"], w["tp"]
+    (2.0, 1.0, 1.0, 1.0, 1.0, 1.0)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from streamml.errors import InputError
+
+COUNTS = ("predictions", "labeled", "expired", "late_labels", "orphan_labels", "duplicates")
+BINARY = ("tp", "fp", "tn", "fn", "pos", "neg", "logloss_sum", "brier_sum")
+REGRESSION = ("abs_err_sum", "sq_err_sum", "label_sum")
+_LOG_EPS = 1e-15
+
+
+@dataclass(frozen=True)
+class Fields:
+    """Column names the join reads.
+
+    Attributes:
+        id: the event id, on both inputs (int or string).
+        event_time: the prediction's event time (int, e.g. ms since epoch).
+        score: the prediction's score (binary: probability of class 1; regression: the value).
+        label_time: the label's event time.
+        label: the label (binary: 0/1; regression: the value).
+    """
+
+    id: str = "event_id"
+    event_time: str = "event_time"
+    score: str = "probability"
+    label_time: str = "label_time"
+    label: str = "label"
+
+
+def _column(table: Any, name: str, what: str) -> Any:
+    if name not in table.column_names:
+        msg = f"feedback join: {what} lack the field '{name}'; they have {table.column_names}"
+        raise InputError(msg)
+    return table.column(name)
+
+
+def _ids(table: Any, name: str, what: str) -> list[Any]:
+    return _column(table, name, what).to_pylist()
+
+
+def _floats(table: Any, name: str, what: str) -> np.ndarray:
+    import pyarrow as pa
+
+    col = _column(table, name, what)
+    try:
+        return np.asarray(col.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        msg = f"feedback join: {what} field '{name}' is {col.type}, not numeric: {e}"
+        raise InputError(msg) from e
+
+
+def _times(table: Any, name: str, what: str) -> np.ndarray:
+    import pyarrow as pa
+
+    col = _column(table, name, what)
+    if pa.types.is_timestamp(col.type):
+        col = col.cast(pa.timestamp("ms")).cast(pa.int64())
+    if col.null_count:
+        msg = f"feedback join: {what} field '{name}' has {col.null_count} null time(s); every row needs one"
+        raise InputError(msg)
+    try:
+        return np.asarray(col.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        msg = f"feedback join: {what} field '{name}' is {col.type}; expected an integer time or a timestamp: {e}"
+        raise InputError(msg) from e
+
+
+class FeedbackJoin:
+    """Join state and quality accounting of one shard (see the module docstring).
+
+    Args:
+        ttl: how long a prediction waits for its label (event time, time-column units).
+        window: quality window length (the prediction's ``event_time // window``).
+        task: ``"binary"`` or ``"regression"``.
+        fields: the column names.
+        threshold: binary decision threshold for the confusion counts.
+        hist_bins: score histogram bins per class (binary).
+        late_horizon: how long expired ids are remembered (default ``ttl``).
+        bucket: expiry granularity (default ``ttl / 8``); expiry runs when a whole bucket is past.
+    """
+
+    def __init__(
+        self,
+        *,
+        ttl: int,
+        window: int,
+        task: str = "binary",
+        fields: Fields | None = None,
+        threshold: float = 0.5,
+        hist_bins: int = 200,
+        late_horizon: int | None = None,
+        bucket: int | None = None,
+    ) -> None:
+        """Empty state."""
+        if task not in ("binary", "regression"):
+            msg = f"feedback join: task '{task}' is not one of binary, regression"
+            raise InputError(msg)
+        if ttl <= 0 or window <= 0:
+            msg = f"feedback join: ttl ({ttl}) and window ({window}) must be positive"
+            raise InputError(msg)
+        self.ttl, self.window, self.task = int(ttl), int(window), task
+        self.fields = fields or Fields()
+        self.threshold, self.hist_bins = threshold, hist_bins
+        self.late_horizon = int(ttl if late_horizon is None else late_horizon)
+        self.bucket = max(1, int(bucket or ttl // 8))
+        self.watermark = -(2**62)
+        self.pending: dict[Any, tuple[int, float]] = {}
+        self.tombstones: dict[Any, int] = {}
+        self._pending_buckets: dict[int, list[Any]] = {}
+        self._tomb_buckets: dict[int, list[Any]] = {}
+        self.windows: dict[int, dict[str, float]] = {}
+        self.hists: dict[int, np.ndarray] = {}
+        self.touched: set[int] = set()
+
+    # --- state ---------------------------------------------------------------------------------
+
+    def _window(self, start: int) -> dict[str, float]:
+        w = self.windows.get(start)
+        if w is None:
+            names = COUNTS + (BINARY if self.task == "binary" else REGRESSION)
+            w = self.windows[start] = dict.fromkeys(names, 0.0)
+            if self.task == "binary":
+                self.hists[start] = np.zeros((2, self.hist_bins), dtype=np.int64)
+        self.touched.add(start)
+        return w
+
+    def _count(self, name: str, times: np.ndarray) -> None:
+        if times.size == 0:
+            return
+        starts, n = np.unique(times // self.window * self.window, return_counts=True)
+        for s, k in zip(starts.tolist(), n.tolist(), strict=True):
+            self._window(s)[name] += k
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything needed to resume (picklable; Bytewax recovery stores it)."""
+        return {k: v for k, v in self.__dict__.items() if k != "touched"}
+
+    @classmethod
+    def restore(cls, state: dict[str, Any]) -> FeedbackJoin:
+        """A join resumed from :meth:`snapshot`."""
+        join = cls.__new__(cls)
+        join.__dict__.update(state)
+        join.touched = set()
+        return join
+
+    # --- inputs --------------------------------------------------------------------------------
+
+    def add_predictions(self, batch: Any) -> None:
+        """Add a batch of predictions (id, event time, score) to the pending state."""
+        import pyarrow as pa
+
+        table = pa.table(batch)
+        f = self.fields
+        ids = _ids(table, f.id, "predictions")
+        times = _times(table, f.event_time, "predictions")
+        scores = _floats(table, f.score, "predictions")
+        if not ids:
+            return
+        before = len(self.pending)
+        self.pending.update(zip(ids, zip(times.tolist(), scores.tolist(), strict=True), strict=True))
+        duplicates = before + len(ids) - len(self.pending)
+        self._count("predictions", times)
+        if duplicates:
+            self._window(int(times[0]) // self.window * self.window)["duplicates"] += duplicates
+        buckets = times // self.bucket
+        if buckets[0] == buckets[-1] and (buckets == buckets[0]).all():
+            self._pending_buckets.setdefault(int(buckets[0]), []).extend(ids)
+        else:
+            for b in np.unique(buckets).tolist():
+                idx = np.flatnonzero(buckets == b).tolist()
+                self._pending_buckets.setdefault(b, []).extend(ids[i] for i in idx)
+
+    def add_labels(self, batch: Any) -> Any:
+        """Join a batch of labels; returns the feedback rows (a ``pyarrow.Table``)."""
+        import pyarrow as pa
+
+        table = pa.table(batch)
+        f = self.fields
+        ids = _ids(table, f.id, "labels")
+        label_times = _times(table, f.label_time, "labels")
+        labels = _floats(table, f.label, "labels")
+        pop = self.pending.pop
+        hits = [pop(i, None) for i in ids]
+        found = np.fromiter((h is not None for h in hits), dtype=bool, count=len(hits))
+        rows = np.flatnonzero(found)
+        t_pred = np.fromiter((hits[r][0] for r in rows.tolist()), dtype=np.int64, count=rows.size)
+        scores = np.fromiter((hits[r][1] for r in rows.tolist()), dtype=np.float64, count=rows.size)
+        delay = label_times[rows] - t_pred
+        timely = delay <= self.ttl
+        # Labels after the ttl: their predictions expire now, the labels are late.
+        self._count("expired", t_pred[~timely])
+        self._count("late_labels", t_pred[~timely])
+        # Misses: late if the id expired recently, else orphans.
+        misses = np.flatnonzero(~found).tolist()
+        tomb = self.tombstones.pop
+        expired_at = [tomb(ids[r], None) for r in misses]
+        late_times = np.array([t for t in expired_at if t is not None], dtype=np.int64)
+        orphan_rows = [r for r, t in zip(misses, expired_at, strict=True) if t is None]
+        self._count("late_labels", late_times)
+        self._count("orphan_labels", label_times[orphan_rows])
+        joined = rows[timely]
+        t_ok, s_ok, y_ok = t_pred[timely], scores[timely], labels[joined]
+        self._quality(t_ok, s_ok, y_ok)
+        if label_times.size:
+            self._advance(int(label_times.max()))
+        starts = t_ok // self.window * self.window
+        predicted = (s_ok >= self.threshold).astype(np.float64) if self.task == "binary" else s_ok
+        return pa.table(
+            {
+                "event_id": pa.array([str(ids[r]) for r in joined.tolist()], pa.string()),
+                "event_time": t_ok,
+                "label_time": label_times[joined],
+                "delay_ms": delay[timely],
+                "window_start": starts,
+                "score": s_ok,
+                "prediction": predicted,
+                "label": y_ok,
+            }
+        )
+
+    def _quality(self, t: np.ndarray, score: np.ndarray, y: np.ndarray) -> None:
+        if t.size == 0:
+            return
+        starts = t // self.window * self.window
+        for s in np.unique(starts).tolist():
+            m = starts == s
+            p, yy = score[m], y[m]
+            w = self._window(s)
+            w["labeled"] += int(m.sum())
+            if self.task == "regression":
+                err = p - yy
+                w["abs_err_sum"] += float(np.abs(err).sum())
+                w["sq_err_sum"] += float((err * err).sum())
+                w["label_sum"] += float(yy.sum())
+                continue
+            pos = yy > 0.5
+            hat = p >= self.threshold
+            w["tp"] += int((pos & hat).sum())
+            w["fp"] += int((~pos & hat).sum())
+            w["fn"] += int((pos & ~hat).sum())
+            w["tn"] += int((~pos & ~hat).sum())
+            w["pos"] += int(pos.sum())
+            w["neg"] += int((~pos).sum())
+            pc = np.clip(p, _LOG_EPS, 1 - _LOG_EPS)
+            w["logloss_sum"] += float(-(np.where(pos, np.log(pc), np.log1p(-pc))).sum())
+            w["brier_sum"] += float(((p - pos) ** 2).sum())
+            bins = np.clip((p * self.hist_bins).astype(np.int64), 0, self.hist_bins - 1)
+            h = self.hists[s]
+            h[1] += np.bincount(bins[pos], minlength=self.hist_bins)
+            h[0] += np.bincount(bins[~pos], minlength=self.hist_bins)
+
+    def _advance(self, t: int) -> None:
+        """Move the watermark to ``t`` and expire what it passed."""
+        if t <= self.watermark:
+            return
+        self.watermark = t
+        # A whole bucket b is past when (b + 1) * bucket + ttl <= watermark.
+        limit = (t - self.ttl) // self.bucket
+        for b in [b for b in self._pending_buckets if b < limit]:
+            expired_times = []
+            tombs = self._tomb_buckets.setdefault(b, [])
+            for i in self._pending_buckets.pop(b):
+                entry = self.pending.get(i)
+                if entry is not None and entry[0] // self.bucket == b:
+                    del self.pending[i]
+                    self.tombstones[i] = entry[0]
+                    tombs.append(i)
+                    expired_times.append(entry[0])
+            self._count("expired", np.array(expired_times, dtype=np.int64))
+        forget = (t - self.ttl - self.late_horizon) // self.bucket
+        for b in [b for b in self._tomb_buckets if b < forget]:
+            for i in self._tomb_buckets.pop(b):
+                self.tombstones.pop(i, None)
+
+    # --- outputs -------------------------------------------------------------------------------
+
+    def take_touched(self) -> list[int]:
+        """The windows revised since the last call (sorted), and forget that they were."""
+        touched, self.touched = sorted(self.touched), set()
+        return touched
+
+    def quality_rows(self, windows: list[int] | None = None) -> list[tuple[int, str, float]]:
+        """``(window_start, metric, value)`` for ``windows`` (default all), histograms included."""
+        out = []
+        for s in sorted(self.windows) if windows is None else windows:
+            out.extend((s, k, float(v)) for k, v in self.windows[s].items())
+            if s in self.hists:
+                h = self.hists[s]
+                out.extend((s, f"hist_neg_{i:03d}", float(n)) for i, n in enumerate(h[0].tolist()) if n)
+                out.extend((s, f"hist_pos_{i:03d}", float(n)) for i, n in enumerate(h[1].tolist()) if n)
+        return out
+
+
+def auc_from_histograms(neg: np.ndarray, pos: np.ndarray) -> float:
+    """ROC AUC from per-class score histograms over the same bins (ties within a bin count half).
+
+    Examples:
+        >>> auc_from_histograms(np.array([2, 0]), np.array([0, 3]))
+        1.0
+        >>> auc_from_histograms(np.array([1, 1]), np.array([1, 1]))
+        0.5
+    """
+    neg, pos = np.asarray(neg, dtype=np.float64), np.asarray(pos, dtype=np.float64)
+    n_neg, n_pos = neg.sum(), pos.sum()
+    if n_neg == 0 or n_pos == 0:
+        return math.nan
+    below = np.cumsum(neg) - neg
+    return float((pos * (below + 0.5 * neg)).sum() / (n_neg * n_pos))
