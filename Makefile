@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DEPS := maturin pyarrow numpy polars scikit-learn lightgbm xgboost-cpu pytest ruff testcontainers
+DEPS += bytewax confluent-kafka
 BENCH_DEPS := lleaves llvmlite onnxruntime onnxmltools onnx tl2cgen treelite
 # The cargo target dir lives outside the checkout so fresh clones reuse the
 # compiled dependencies; override to build elsewhere.
@@ -57,6 +58,7 @@ test-python: ## Python tests and doctests
 bench: setup $(VENV)/.bench-deps ## benchmarks (tables with ratios against peers measured in the same run)
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/compile_r1.py
+	$(PY) benchmarks/bytewax_r1.py
 
 lint: $(VENV)/.deps ## ruff and clippy
 	$(VENV)/bin/ruff check python tests benchmarks

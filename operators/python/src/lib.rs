@@ -9,8 +9,11 @@ use pyo3::prelude::*;
 
 mod arrow_io;
 mod callable;
+mod dict_scorer;
 mod errors;
 mod model;
+mod one_row;
+mod py_values;
 mod rows;
 
 #[pymodule]
@@ -19,5 +22,6 @@ fn _streamml(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ABI_VERSION", streamml_abi::ABI_VERSION)?;
     m.add("ABI_HEADER", streamml_abi::HEADER)?;
     m.add_class::<model::PyModel>()?;
+    m.add_class::<dict_scorer::DictScorer>()?;
     Ok(())
 }
