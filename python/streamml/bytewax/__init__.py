@@ -14,10 +14,11 @@ Examples:
     >>> from bytewax.dataflow import Dataflow
     >>> from bytewax.testing import TestingSink, TestingSource, run_main
     >>> import pyarrow as pa
+    >>> import pyarrow.compute as pc
     >>> from streamml import Model
     >>> from streamml.bytewax import predict
     >>> double = Model.from_callable(
-    ...     lambda b: pa.record_batch({"y": pa.compute.multiply(b["x"], 2.0)}),
+    ...     lambda b: pa.record_batch({"y": pc.multiply(b["x"], 2.0)}),
     ...     input_schema=pa.schema([("x", pa.float64(), False)]),
     ...     output_schema=pa.schema([("y", pa.float64(), False)]),
     ... )
