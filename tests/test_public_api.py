@@ -20,6 +20,8 @@ def test_every_public_name_imports() -> None:
         "streamml.testing",
         "streamml.workloads",
         "streamml.demo",
+        "streamml.bytewax",
+        "streamml.bytewax.testing",
     ):
         importlib.import_module(module)
 

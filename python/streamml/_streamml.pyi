@@ -1,5 +1,6 @@
 """Typed stub of the compiled module ``streamml._streamml`` (checked by tests/test_public_api.py)."""
 
+from collections.abc import Callable
 from os import PathLike
 from typing import Any
 
@@ -28,6 +29,7 @@ class Model:
     def prepare(self, data: Any) -> pa.RecordBatch: ...
 
 class DictScorer:
-    def __init__(self, model: Model, nest: str | None = None, failure: Any = None) -> None: ...
-    def __call__(self, item: Any) -> Any: ...
+    # DictScorer(model: Model, nest: str | None = None, failure: Any = None); scorer(item) scores one item.
+    __init__: Callable[[DictScorer, Model, str | None, Any], None]
+    __call__: Callable[[Any], Any]
     def score_batch(self, items: Any) -> list[Any]: ...
