@@ -6,10 +6,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DEPS := maturin pyarrow numpy polars scikit-learn lightgbm xgboost-cpu pytest ruff testcontainers
-# The Kafka scorer (streamml score).
-DEPS += confluent-kafka prometheus-client
-# monitoring: the ADBC store drivers, DuckDB and Bytewax.
-DEPS += adbc-driver-manager adbc-driver-sqlite adbc-driver-postgresql duckdb bytewax
+# Hosts: Bytewax (streamml.bytewax), the Kafka scorer (streamml score) and its metrics.
+DEPS += bytewax confluent-kafka prometheus-client
+# Monitoring: the ADBC store drivers (SQLite, PostgreSQL) and DuckDB (ships its own ADBC driver).
+DEPS += adbc-driver-manager adbc-driver-sqlite adbc-driver-postgresql duckdb
 BENCH_DEPS := lleaves llvmlite onnxruntime onnxmltools onnx tl2cgen treelite
 # The cargo target dir lives outside the checkout so fresh clones reuse the
 # compiled dependencies; override to build elsewhere.
@@ -63,6 +63,7 @@ bench: setup $(VENV)/.bench-deps ## benchmarks (tables with ratios against peers
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/compile_r1.py
 	$(PY) benchmarks/kafka_score.py
+	$(PY) benchmarks/bytewax_r1.py
 
 lint: $(VENV)/.deps ## ruff and clippy
 	$(VENV)/bin/ruff check python tests benchmarks

@@ -21,6 +21,8 @@ def test_every_public_name_imports() -> None:
         "streamml.workloads",
         "streamml.demo",
         "streamml.kafka",
+        "streamml.bytewax",
+        "streamml.bytewax.testing",
     ):
         importlib.import_module(module)
 

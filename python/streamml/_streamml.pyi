@@ -1,5 +1,6 @@
 """Typed stub of the compiled module ``streamml._streamml`` (checked by tests/test_public_api.py)."""
 
+from collections.abc import Callable
 from os import PathLike
 from typing import Any
 
@@ -43,3 +44,8 @@ class DriftCounters:
     def counts(self) -> list[list[int]]: ...
     def reference_counts(self) -> list[list[int]]: ...
     def stats(self) -> list[tuple[int, float, float, float, float, float, float, float]]: ...
+class DictScorer:
+    # DictScorer(model: Model, nest: str | None = None, failure: Any = None); scorer(item) scores one item.
+    __init__: Callable[[DictScorer, Model, str | None, Any], None]
+    __call__: Callable[[Any], Any]
+    def score_batch(self, items: Any) -> list[Any]: ...

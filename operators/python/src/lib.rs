@@ -11,8 +11,11 @@ mod arrow_io;
 mod callable;
 mod codec;
 mod drift;
+mod dict_scorer;
 mod errors;
 mod model;
+mod one_row;
+mod py_values;
 mod rows;
 
 #[pymodule]
@@ -23,5 +26,6 @@ fn _streamml(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<model::PyModel>()?;
     m.add_class::<codec::PyMessageScorer>()?;
     m.add_class::<drift::PyDriftCounters>()?;
+    m.add_class::<dict_scorer::DictScorer>()?;
     Ok(())
 }

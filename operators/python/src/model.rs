@@ -19,10 +19,10 @@ use crate::rows::rows_to_batch;
 /// A loaded model. Use `streamml.Model`, which wraps this.
 #[pyclass(name = "Model", module = "streamml._streamml", frozen)]
 pub struct PyModel {
-    model: Model,
+    pub(crate) model: Model,
     /// Input field names as Python strings, for reading dicts without
     /// building a key per row.
-    input_keys: Vec<Py<PyString>>,
+    pub(crate) input_keys: Vec<Py<PyString>>,
 }
 
 impl PyModel {

@@ -22,34 +22,51 @@ pub fn rows_to_batch(
     for (row, item) in rows.try_iter()?.enumerate() {
         let item = item?;
         let bad = |reason: String| input_err(InputError::Row { row, reason });
-        let dict = item.cast::<PyDict>().map_err(|_| {
-            let type_name = item
-                .get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default();
-            bad(format!("expected a dict, got a {type_name}"))
-        })?;
-        values.clear();
-        for (key, field) in keys.iter().zip(schema.fields()) {
-            match dict.get_item(key.bind(dict.py()))? {
-                Some(v) => values.push(v),
-                None => return Err(bad(format!("missing field '{}'", field.name()))),
-            }
-        }
-        let mut cells = Vec::with_capacity(values.len());
-        for (v, field) in values.iter().zip(schema.fields()) {
-            cells.push(cell(v).map_err(|what| {
-                bad(format!(
-                    "field '{}' is {what}, expected {}",
-                    field.name(),
-                    type_name(field.data_type())
-                ))
-            })?);
-        }
-        builder.append_row(&cells).map_err(bad)?;
+        let dict = item
+            .cast::<PyDict>()
+            .map_err(|_| bad(format!("expected a dict, got a {}", type_of(&item))))?;
+        append_dict(&mut builder, dict, keys, &mut values).map_err(bad)?;
     }
     builder.finish().map_err(input_err)
+}
+
+/// Read one dict by the builder's schema (`keys` are its field names as
+/// Python strings) and append it, or refuse it whole with the reason.
+/// `values` is scratch space, reused across rows.
+pub fn append_dict<'py>(
+    builder: &mut RowBuilder,
+    dict: &Bound<'py, PyDict>,
+    keys: &[Py<PyString>],
+    values: &mut Vec<Bound<'py, PyAny>>,
+) -> Result<(), String> {
+    let schema = builder.schema().clone();
+    values.clear();
+    for (key, field) in keys.iter().zip(schema.fields()) {
+        match dict.get_item(key.bind(dict.py())) {
+            Ok(Some(v)) => values.push(v),
+            Ok(None) => return Err(format!("missing field '{}'", field.name())),
+            Err(e) => return Err(format!("cannot read field '{}': {e}", field.name())),
+        }
+    }
+    let mut cells = Vec::with_capacity(values.len());
+    for (v, field) in values.iter().zip(schema.fields()) {
+        cells.push(cell(v).map_err(|what| {
+            format!(
+                "field '{}' is {what}, expected {}",
+                field.name(),
+                type_name(field.data_type())
+            )
+        })?);
+    }
+    builder.append_row(&cells)
+}
+
+/// The name of a Python object's type, for error messages.
+pub fn type_of(v: &Bound<'_, PyAny>) -> String {
+    v.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default()
 }
 
 /// One Python value as a cell; on failure, what the value is.
@@ -89,10 +106,5 @@ fn cell<'a>(v: &'a Bound<'_, PyAny>) -> Result<Cell<'a>, String> {
             return Ok(Cell::Float(f));
         }
     }
-    let type_name = v
-        .get_type()
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_default();
-    Err(format!("a {type_name}"))
+    Err(format!("a {}", type_of(v)))
 }

@@ -1,0 +1,187 @@
+"""R1 in a one-worker Bytewax flow: events/s for streamml and its peers, measured in the same run.
+
+Cases (each a flow ``TestingSource(events, batch_size=1000)`` -> step -> a sink
+that keeps the items; an event is a dict of R1's 32 float features, the output
+the dict with the model's outputs added):
+
+* ``op.map`` calling LightGBM per event (the plain way);
+* ``op.flat_map_batch`` calling LightGBM per Bytewax batch (numpy built from the dicts);
+* ``op.map(predict_op(model))``;
+* ``streamml.bytewax.predict`` (one native call per Bytewax batch);
+* a no-op ``op.map`` (the ceiling).
+
+Then the latency ``predict(max_batch_rows=512, max_wait=5ms)`` adds per event
+in a flow fed at a steady 1,000 events/s (p50/p99 of sink time minus emit
+time, against the same flow with a no-op step).
+
+Run: ``make bench`` or ``.venv/bin/python benchmarks/bytewax_r1.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import bytewax.operators as op
+import lightgbm
+import numpy as np
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import DynamicSource, StatelessSourcePartition
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.testing import TestingSink, TestingSource, run_main
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import base_machine_info, format_value
+from r1_models import R1_ROWS, R1_TREES, compile_streamml, train_lightgbm
+from streamml.bytewax import predict, predict_op
+from streamml.workloads import FEATURE_NAMES, r1_record_batch
+
+BATCH_SIZE = 1000
+
+
+def throughput(name: str, events: list[dict], step: Any) -> tuple[str, float, int]:
+    """Events/s of ``input -> step -> sink`` over ``events`` (one worker)."""
+    flow = Dataflow("bench")
+    up = op.input("in", flow, TestingSource(events, batch_size=BATCH_SIZE))
+    out: list = []
+    op.output("out", step(up), TestingSink(out))
+    t0 = time.perf_counter()
+    run_main(flow)
+    seconds = time.perf_counter() - t0
+    assert len(out) == len(events), f"{name}: {len(out)} outputs for {len(events)} events"
+    return name, len(events) / seconds, len(events)
+
+
+def lightgbm_cases(booster: lightgbm.Booster) -> tuple[Any, Any]:
+    names = list(FEATURE_NAMES)
+
+    def per_event(e: dict) -> dict:
+        p = booster.predict(np.array([[e[n] for n in names]]), num_threads=1)
+        return {**e, "probability": float(p[0])}
+
+    def per_batch(batch: list[dict]) -> list[dict]:
+        x = np.array([[e[n] for n in names] for e in batch])
+        p = booster.predict(x, num_threads=1)
+        return [{**e, "probability": float(v)} for e, v in zip(batch, p.tolist(), strict=True)]
+
+    return per_event, per_batch
+
+
+class _Ticker(StatelessSourcePartition[dict]):
+    """One event every ``1/rate`` s, stamped with its emit time."""
+
+    def __init__(self, events: list[dict], rate: float) -> None:
+        self._events = iter(events)
+        self._period = timedelta(seconds=1 / rate)
+        self._next = datetime.now(UTC)
+
+    def next_batch(self) -> list[Any]:
+        e = next(self._events, None)
+        if e is None:
+            raise StopIteration
+        self._next += self._period
+        return [("0", {**e, "t_emit": time.perf_counter_ns()})]
+
+    def next_awake(self) -> datetime:
+        return self._next
+
+
+class _TickerSource(DynamicSource[dict]):
+    def __init__(self, events: list[dict], rate: float) -> None:
+        self._events = events
+        self._rate = rate
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Ticker:
+        return _Ticker(self._events, self._rate)
+
+
+class _LatencyPartition(StatelessSinkPartition[Any]):
+    def __init__(self, out: list[int]) -> None:
+        self._out = out
+
+    def write_batch(self, items: list[Any]) -> None:
+        now = time.perf_counter_ns()
+        self._out.extend(now - v["t_emit"] for _, v in items)
+
+
+class _LatencySink(DynamicSink[Any]):
+    def __init__(self, out: list[int]) -> None:
+        self._out = out
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _LatencyPartition:
+        return _LatencyPartition(self._out)
+
+
+def latency(events: list[dict], step: Any, rate: float) -> np.ndarray:
+    """Sink time minus emit time (µs) of each event, at ``rate`` events/s."""
+    flow = Dataflow("latency")
+    up = op.input("in", flow, _TickerSource(events, rate))
+    out: list[int] = []
+    op.output("out", step(up), _LatencySink(out))
+    run_main(flow)
+    assert len(out) == len(events)
+    return np.asarray(out[len(out) // 10 :]) / 1e3  # the first tenth warms up
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer events per case")
+    args = parser.parse_args()
+    scale = 0.2 if args.quick else 1.0
+
+    trained = train_lightgbm(R1_TREES, R1_ROWS, retrain=False)
+    booster = lightgbm.Booster(model_file=str(trained.path))
+    model, _ = compile_streamml(booster, "r1_bytewax", "R1 (LightGBM)")
+    events = r1_record_batch(100_000).to_pylist()
+
+    def take(n: int) -> list[dict]:
+        n = max(int(n * scale), 200)
+        return (events * (n // len(events) + 1))[:n]
+
+    per_event, per_batch = lightgbm_cases(booster)
+    score_op = predict_op(model)
+    check = score_op(events[0])["probability"]
+    assert abs(check - booster.predict(np.array([[events[0][n] for n in FEATURE_NAMES]]))[0]) < 1e-9
+
+    results = [
+        throughput("op.map: LightGBM per event", take(2_000), lambda up: op.map("s", up, per_event)),
+        throughput(
+            "op.flat_map_batch: LightGBM per batch", take(100_000), lambda up: op.flat_map_batch("s", up, per_batch)
+        ),
+        throughput("op.map(predict_op)", take(100_000), lambda up: op.map("s", up, score_op)),
+        throughput("streamml.bytewax.predict", take(200_000), lambda up: predict("s", up, model).oks),
+        throughput("no-op op.map (ceiling)", take(1_000_000), lambda up: op.map("s", up, lambda e: e)),
+    ]
+    plain = results[0][1]
+    print(f"R1 (LightGBM, 300 trees, 32 features) in a 1-worker Bytewax flow, TestingSource batch_size={BATCH_SIZE}")
+    print(f"machine: {base_machine_info()}")
+    w = max(len(r[0]) for r in results)
+    print(f"{'case':<{w}}  {'events':>9}  {'events/s':>11}  {'x plain op.map':>14}")
+    print("-" * (w + 40))
+    for name, rate, n in results:
+        print(f"{name:<{w}}  {n:>9,}  {format_value(rate):>11}  {format_value(rate / plain):>14}")
+
+    n_lat = max(int(3_000 * scale), 1_000)
+    lat_events = take(n_lat)
+    base = latency(lat_events, lambda up: op.map("s", up, lambda kv: kv), 1_000)
+    batched = latency(
+        lat_events,
+        lambda up: predict("s", up, model, max_batch_rows=512, max_wait=timedelta(milliseconds=5)).oks,
+        1_000,
+    )
+    print()
+    print(f"latency at a steady 1,000 events/s, {len(lat_events):,} events (the first tenth dropped), µs")
+    print(f"{'flow':<44}  {'p50':>8}  {'p99':>8}")
+    for name, lat in (("no-op op.map", base), ("predict(max_batch_rows=512, max_wait=5ms)", batched)):
+        print(f"{name:<44}  {format_value(np.percentile(lat, 50)):>8}  {format_value(np.percentile(lat, 99)):>8}")
+    added50 = np.percentile(batched, 50) - np.percentile(base, 50)
+    added99 = np.percentile(batched, 99) - np.percentile(base, 99)
+    print(f"{'added by predict':<44}  {format_value(added50):>8}  {format_value(added99):>8}")
+
+
+if __name__ == "__main__":
+    main()

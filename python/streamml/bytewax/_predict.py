@@ -1,0 +1,168 @@
+"""``predict_op`` and ``predict``: the model's outputs added to each item of a Bytewax stream."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Stream, operator
+
+from streamml import _streamml
+from streamml.bytewax._batching import batch_builder
+from streamml.model import Model
+
+#: ``max_batch_rows`` when only ``max_wait`` is given.
+DEFAULT_MAX_BATCH_ROWS = 4096
+
+
+@dataclass(frozen=True)
+class PredictFailure:
+    """An item that could not be scored, and why.
+
+    Attributes:
+        item: the item as it came (a dict, a ``(key, dict)`` pair, a record batch...).
+        reason: what was wrong, naming the field (``missing field 'x3'``,
+            ``field 'x3' is a string, expected float64``...).
+    """
+
+    item: Any
+    reason: str
+
+
+@dataclass(frozen=True)
+class PredictOut:
+    """The streams :func:`predict` returns.
+
+    Attributes:
+        oks: the scored items, each with the model's outputs added.
+        errs: a :class:`PredictFailure` for each item that could not be scored.
+    """
+
+    oks: Stream[Any]
+    errs: Stream[PredictFailure]
+
+
+def _model(model: Model | str | os.PathLike[str]) -> Model:
+    if isinstance(model, Model):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        return Model.load(model)
+    msg = f"model must be a streamml.Model or the path of a model binary, got a {type(model).__name__}"
+    raise TypeError(msg)
+
+
+def _scorer(model: Model | str | os.PathLike[str], nest: str | None) -> _streamml.DictScorer:
+    if nest is not None and not isinstance(nest, str):
+        msg = f"nest must be a field name (str) or None, got a {type(nest).__name__}"
+        raise TypeError(msg)
+    return _streamml.DictScorer(_model(model)._inner, nest, PredictFailure)
+
+
+def predict_op(model: Model | str | os.PathLike[str], *, nest: str | None = None) -> Any:
+    """Make a mapper that scores one item with a model, for ``op.map``.
+
+    The mapper is native code: a dict's values go straight into the model
+    binary's input and its outputs come back as Python numbers.
+
+    Args:
+        model: a :class:`streamml.Model` or the path of a model binary.
+        nest: put the outputs in a dict under this field instead of merging
+            them into the item.
+
+    Returns:
+        ``mapper(item)``: for a dict, a copy with the outputs added; for a
+        ``(key, dict)`` pair, ``(key, scored dict)``; for an Arrow record
+        batch, a ``pyarrow.RecordBatch`` with the output columns added.
+        An item that cannot be scored raises :class:`streamml.InputError`
+        with the reason (use :func:`predict` to route such items to ``errs``).
+
+    Examples:
+        >>> import pyarrow as pa
+        >>> import pyarrow.compute as pc
+    >>> import pyarrow.compute as pc
+        >>> from streamml import Model
+        >>> double = Model.from_callable(
+        ...     lambda b: pa.record_batch({"y": pc.multiply(b["x"], 2.0)}),
+        ...     input_schema=pa.schema([("x", pa.float64(), False)]),
+        ...     output_schema=pa.schema([("y", pa.float64(), False)]),
+        ... )
+        >>> score = predict_op(double, nest="prediction")
+        >>> score(("user-1", {"x": 1.5}))
+        ('user-1', {'x': 1.5, 'prediction': {'y': 3.0}})
+    """
+    return _scorer(model, nest)
+
+
+def _is_failure(item: Any) -> bool:
+    return isinstance(item[1], PredictFailure)
+
+
+def _rekey_failure(key_failure: tuple[str, PredictFailure]) -> PredictFailure:
+    key, failure = key_failure
+    return PredictFailure((key, failure.item), failure.reason)
+
+
+@operator
+def predict(
+    step_id: str,
+    up: Stream[Any],
+    model: Model | str | os.PathLike[str],
+    *,
+    max_batch_rows: int | None = None,
+    max_wait: timedelta | None = None,
+    nest: str | None = None,
+) -> PredictOut:
+    """Score a stream with a model, one native call per batch.
+
+    Without ``max_batch_rows`` / ``max_wait``, each batch Bytewax hands over
+    (see the ``batch_size`` of the input) is scored in one call; items may be
+    dicts, ``(key, dict)`` pairs or Arrow record batches, and keep their order.
+
+    With ``max_batch_rows`` or ``max_wait``, ``up`` must be a keyed stream of
+    ``(key, item)`` pairs (``op.key_on``; key by partition or by a few shards
+    to batch well): rows are buffered per key and a key's batch is scored when
+    it holds ``max_batch_rows`` rows or its **oldest** row has waited
+    ``max_wait`` (unlike ``op.collect``, whose timeout restarts on every item),
+    and at the end of the input. Order is kept per key. Buffered rows are part
+    of the recovery snapshot, so a resumed flow scores them.
+
+    Args:
+        step_id: unique ID.
+        up: the items: dicts, ``(key, dict)`` pairs or Arrow record batches.
+        model: a :class:`streamml.Model` or the path of a model binary.
+        max_batch_rows: score a key's rows once this many are buffered.
+        max_wait: score a key's rows once the oldest has waited this long.
+        nest: put the outputs in a dict under this field instead of merging them.
+
+    Returns:
+        ``oks``: the items with the outputs added (``(key, scored)`` when
+        batching); ``errs``: a :class:`PredictFailure` per item that could not
+        be scored (not a dict, a missing field, a wrong type, a model error for
+        that row); the rest of its batch is scored.
+
+    Raises:
+        ValueError: ``max_batch_rows`` is less than 1 or ``max_wait`` is not positive.
+        TypeError: ``max_wait`` is not a ``timedelta``.
+    """
+    scorer = _scorer(model, nest)
+    if max_batch_rows is None and max_wait is None:
+        scored = op.flat_map_batch("score", up, scorer.score_batch)
+        split = op.branch("split", scored, PredictFailure.__instancecheck__)
+        return PredictOut(oks=split.falses, errs=split.trues)
+    if max_wait is not None and not isinstance(max_wait, timedelta):
+        msg = f"max_wait must be a datetime.timedelta, got a {type(max_wait).__name__}"
+        raise TypeError(msg)
+    if max_wait is not None and max_wait <= timedelta(0):
+        msg = f"max_wait must be positive, got {max_wait}"
+        raise ValueError(msg)
+    rows = DEFAULT_MAX_BATCH_ROWS if max_batch_rows is None else max_batch_rows
+    if not isinstance(rows, int) or rows < 1:
+        msg = f"max_batch_rows must be an integer of at least 1, got {max_batch_rows!r}"
+        raise ValueError(msg)
+    scored = op.stateful_batch("batch", up, batch_builder(scorer.score_batch, rows, max_wait))
+    split = op.branch("split", scored, _is_failure)
+    errs = op.map("errs", split.trues, _rekey_failure)
+    return PredictOut(oks=split.falses, errs=errs)
