@@ -20,6 +20,12 @@ def test_every_public_name_imports() -> None:
         "streamml.testing",
         "streamml.workloads",
         "streamml.demo",
+        "streamml.drift",
+        "streamml.store",
+        "streamml.feedback",
+        "streamml.report",
+        "streamml.bytewax.feedback",
+        "streamml.bytewax.store_sink",
     ):
         importlib.import_module(module)
 
