@@ -59,6 +59,7 @@ test-python: ## Python tests and doctests
 bench: setup $(VENV)/.bench-deps ## benchmarks (tables with ratios against peers measured in the same run)
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/compile_r1.py
+	$(PY) benchmarks/monitoring.py
 
 lint: $(VENV)/.deps ## ruff and clippy
 	$(VENV)/bin/ruff check python tests benchmarks
