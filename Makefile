@@ -64,6 +64,7 @@ bench: setup $(VENV)/.bench-deps ## benchmarks (tables with ratios against peers
 	$(PY) benchmarks/compile_r1.py
 	$(PY) benchmarks/kafka_score.py
 	$(PY) benchmarks/bytewax_r1.py
+	$(PY) benchmarks/monitoring.py
 
 lint: $(VENV)/.deps ## ruff and clippy
 	$(VENV)/bin/ruff check python tests benchmarks

@@ -1,4 +1,4 @@
-"""The command line: `streamml inspect` and `streamml demo`."""
+"""The command line: `streamml inspect` (`streamml demo` and `report`: tests/test_report.py)."""
 
 from __future__ import annotations
 
@@ -40,16 +40,3 @@ def test_inspect_bad_file_exits_2_naming_it(tmp_path: Path) -> None:
     assert done.stderr.startswith(
         f"streamml inspect: error: cannot load model binary '{bad}': not a loadable shared library"
     )
-
-
-def test_demo_scores_the_sample(capsys: pytest.CaptureFixture[str]) -> None:
-    from streamml.demo import OUT_DIR
-
-    assert main(["demo"]) == 0
-    out = capsys.readouterr().out
-    assert "scored   1000 rows in 4 batches" in out
-    accuracy = float(out.split("accuracy ")[1].split()[0])
-    assert accuracy > 0.75  # S1 on R1: a linear model of a mostly linear label
-    lines = (OUT_DIR / "predictions.csv").read_text().splitlines()
-    assert lines[0] == '"event_id","probability","label"'
-    assert len(lines) == 1001

@@ -47,9 +47,9 @@ def test_counts_equal_the_compile_time_binning(compiled: tuple[Model, np.ndarray
     counts = monitor.counts()
     for j, name in enumerate(NAMES):
         assert counts[name] == numeric_counts(x[:, j], ref[name]["edges"]), name
-    probabilities = outputs.column("probabilities").flatten().to_numpy().reshape(-1, 2)
+    probability = outputs.column("probability").to_numpy()
     scores = {s["name"]: s for s in model.info["drift_reference"]["scores"]}
-    assert counts["probabilities[1]"] == numeric_counts(probabilities[:, 1], scores["probabilities[1]"]["edges"])
+    assert counts["probability"] == numeric_counts(probability, scores["probability"]["edges"])
     assert sum(counts["x0"]) == 3000
 
 
@@ -99,7 +99,7 @@ def test_two_workers_merged_equal_one(compiled: tuple[Model, np.ndarray]) -> Non
     b.observe(pa.table(batch(x[700:])))  # a table works too
     a.merge(b)
     assert a.counts() == one.counts()
-    assert a.stats() == one.stats()
+    assert repr(a.stats()) == repr(one.stats())  # NaN rates compare equal as text
 
 
 def test_pickles_with_its_counts(compiled: tuple[Model, np.ndarray]) -> None:

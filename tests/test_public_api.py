@@ -23,6 +23,12 @@ def test_every_public_name_imports() -> None:
         "streamml.kafka",
         "streamml.bytewax",
         "streamml.bytewax.testing",
+        "streamml.drift",
+        "streamml.store",
+        "streamml.feedback",
+        "streamml.report",
+        "streamml.bytewax.feedback",
+        "streamml.bytewax.store_sink",
     ):
         importlib.import_module(module)
 

@@ -5,6 +5,7 @@
 ``streamml demo``           the main job on embedded defaults (see README).
 ``streamml score --model M --bootstrap-servers B --input-topic IN --output-topic OUT``
                            score a Kafka topic into another (see examples/kafka/README.md).
+``streamml report --store URI -o report.html``  the monitoring report of a store.
 """
 
 from __future__ import annotations
@@ -75,7 +76,22 @@ def _compile(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from streamml.demo import run
 
-    return run(model_path=args.model, data_path=args.data, batch_rows=args.batch_rows)
+    return run(events=args.events, out_dir=args.out, store_uri=args.store)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from streamml.report import write_report
+
+    since = None
+    if args.since:
+        from datetime import datetime, timezone
+
+        when = datetime.fromisoformat(args.since)
+        when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        since = int(when.timestamp() * 1000)
+    path = write_report(args.store, args.output, model=args.model, since=since)
+    print(f"wrote {path}")
+    return 0
 
 
 def _score(args: argparse.Namespace) -> int:
@@ -155,12 +171,19 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--reference", help="Parquet/CSV/Arrow file whose distribution is frozen as the drift reference")
     comp.set_defaults(run=_compile)
 
-    demo = sub.add_parser("demo", help="score the bundled sample with the example model binary")
-    demo.add_argument("--model", help="model binary (default: build/models/s1_logistic)")
-    demo.add_argument("--data", help="CSV file to score (default: examples/data/r1_sample.csv)")
-    demo.add_argument("--batch-rows", type=int, default=256, help="micro-batch size (default 256)")
+    demo = sub.add_parser("demo", help="the main job: the embedded monitoring loop, ending with the report")
+    demo.add_argument("--events", type=int, default=30_000, help="events to generate (default 30000)")
+    demo.add_argument("--out", help="output directory (default: out/)")
+    demo.add_argument("--store", help="store URI (default: OUT/monitoring.db, SQLite)")
     demo.set_defaults(run=_demo)
     _add_score_parser(sub)
+
+    report = sub.add_parser("report", help="write the monitoring report (one self-contained HTML page)")
+    report.add_argument("--store", required=True, help="store URI: a SQLite path, postgresql://..., duckdb:///...")
+    report.add_argument("--model", help="only this model")
+    report.add_argument("--since", help="only windows from this ISO time on (UTC unless it says)")
+    report.add_argument("-o", "--output", default="report.html", help="the page to write (default report.html)")
+    report.set_defaults(run=_report)
     return parser
 
 

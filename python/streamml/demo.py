@@ -1,58 +1,266 @@
-"""The main job on embedded defaults: score the bundled sample with the example binary.
+"""The main job on embedded defaults: the whole monitoring loop in one process.
 
-Later issues grow this into the full streaming loop (Bytewax, drift, feedback,
-store, report); for now it loads the S1 model binary, scores
-``examples/data/r1_sample.csv`` in micro-batches and prints a summary.
+1. Generate a fraud-like training set, train a scikit-learn gradient-boosting classifier,
+   and compile it with ``streamml compile`` (``--reference``: the training data's
+   distribution is frozen into the binary as the drift reference).
+2. Generate an event stream (one card transaction every 20 ms of event time) with drift
+   injected halfway: amounts and distances grow, merchants get riskier, and the fraud
+   pattern itself changes (foreign transactions stop being a strong signal). Labels
+   (fraud or not) arrive after a random delay (exponential, mean 40 s); 10% never arrive,
+   and a few labels belong to no prediction.
+3. Run a Bytewax dataflow in process: score each batch with the model binary, count drift
+   per 1-minute window (:class:`streamml.drift.DriftMonitor`), join the labels onto the
+   predictions (:func:`streamml.bytewax.feedback.feedback_join`, TTL 2 min), and write
+   predictions, labels, feedback, drift and quality into the SQLite store.
+4. Write the report (``streamml report``) and print where it is.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from streamml.model import Model
-from streamml.testing import REPO_ROOT, example_model
+import numpy as np
 
-DEFAULT_DATA = REPO_ROOT / "examples" / "data" / "r1_sample.csv"
+from streamml.testing import REPO_ROOT
+
 OUT_DIR = REPO_ROOT / "out"
+FEATURES = ["amount", "hour", "merchant_risk", "distance_km", "tx_last_hour", "account_age_days", "card_present", "foreign"]
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z in ms
+STEP_MS = 20
+BATCH = 250  # events per batch: 5 s of event time
+WINDOW = timedelta(minutes=1)
+TTL = timedelta(minutes=2)
 
 
-def run(model_path: str | None = None, data_path: str | None = None, batch_rows: int = 256) -> int:
-    """Score a CSV file in micro-batches, write the predictions, print a summary."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.csv as csv
-
-    model = Model.load(model_path or example_model("s1_logistic"))
-    data = Path(data_path) if data_path else DEFAULT_DATA
-    table = csv.read_csv(data)
-    print(f"model    {model.name} {model.version} ({model.info['framework']}), sha256 {model.sha256[:16]}…")
-    print(f"data     {data} ({table.num_rows} rows, {table.num_columns} columns)")
-
-    started = time.perf_counter()
-    outputs = [model.predict(batch) for batch in table.to_batches(max_chunksize=batch_rows)]
-    elapsed = time.perf_counter() - started
-    predictions = pa.Table.from_batches(outputs, schema=model.output_schema)
-
-    result = predictions
-    if "event_id" in table.column_names:
-        result = result.add_column(0, "event_id", table.column("event_id"))
-    OUT_DIR.mkdir(exist_ok=True)
-    out_path = OUT_DIR / "predictions.csv"
-    csv.write_csv(result, out_path)
-
-    print(
-        f"scored   {predictions.num_rows} rows in {len(outputs)} batches of ≤{batch_rows} "
-        f"in {elapsed * 1e3:.1f} ms ({predictions.num_rows / elapsed:,.0f} rows/s)"
+def transactions(n: int, seed: int, drift_from: int | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """``n`` synthetic card transactions and their fraud labels; rows from ``drift_from`` on drift."""
+    rng = np.random.default_rng(seed)
+    drifted = np.zeros(n, dtype=bool) if drift_from is None else np.arange(n) >= drift_from
+    x = {
+        "amount": rng.lognormal(3.5, 1.0, n) * np.where(drifted, 2.2, 1.0),
+        "hour": rng.integers(0, 24, n).astype(np.float64),
+        "merchant_risk": np.where(drifted, rng.beta(4, 6, n), rng.beta(2, 8, n)),
+        "distance_km": rng.exponential(10.0, n) * np.where(drifted, 3.0, 1.0),
+        "tx_last_hour": rng.poisson(1.0, n).astype(np.float64),
+        "account_age_days": rng.exponential(700.0, n),
+        "card_present": (rng.random(n) < 0.6).astype(np.float64),
+        "foreign": (rng.random(n) < 0.08).astype(np.float64),
+    }
+    logit = (
+        -5.0
+        + 0.9 * np.log(x["amount"] / 30.0)
+        + 4.0 * x["merchant_risk"]
+        + 0.04 * np.minimum(x["distance_km"], 60.0)
+        + 0.5 * x["tx_last_hour"]
+        - 0.001 * x["account_age_days"]
+        - 1.0 * x["card_present"]
+        + np.where(drifted, -1.0, 2.0) * x["foreign"]
+        + 0.8 * (x["hour"] < 6)
+        + np.where(drifted, 1.5 * (x["tx_last_hour"] == 0), 0.0)
     )
-    if "probability" in predictions.column_names:
-        prob = predictions.column("probability")
-        print(
-            f"score    mean {pc.mean(prob).as_py():.4f}, min {pc.min(prob).as_py():.4f}, max {pc.max(prob).as_py():.4f}"
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.float64)
+    return x, y
+
+
+def train_and_compile(out_dir: Path, *, seed: int = 1, rows: int = 30_000) -> Path:
+    """Train the fraud model and compile it (with the drift reference) into ``out_dir``."""
+    import pyarrow as pa
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from streamml.compile import compile as compile_model
+
+    x, y = transactions(rows, seed)
+    matrix = np.column_stack([x[f] for f in FEATURES])
+    clf = HistGradientBoostingClassifier(max_iter=80, learning_rate=0.1, max_leaf_nodes=31, random_state=0)
+    clf.fit(matrix, y.astype(np.int64))
+    return compile_model(
+        clf, out_dir / "fraud.so", name="fraud", version="1", features=FEATURES, reference=pa.table(x)
+    )
+
+
+def stream_items(n: int, *, seed: int = 2) -> tuple[list[tuple[str, Any]], dict[str, int]]:
+    """The event stream: ``("events" | "labels", pyarrow.Table)`` items in event-time order."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed + 100)
+    x, y = transactions(n, seed, drift_from=n // 2)
+    ids = np.arange(n, dtype=np.int64)
+    t = T0 + ids * STEP_MS
+    labelled = rng.random(n) >= 0.10
+    label_t = t + rng.exponential(40_000.0, n).astype(np.int64)
+    orphans = max(1, n // 200)
+    lab_ids = np.concatenate([ids[labelled], 10**9 + np.arange(orphans)])
+    lab_t = np.concatenate([label_t[labelled], T0 + rng.integers(0, n * STEP_MS, orphans)])
+    lab_y = np.concatenate([y[labelled], np.zeros(orphans)])
+    order = np.argsort(lab_t, kind="stable")
+    lab_ids, lab_t, lab_y = lab_ids[order], lab_t[order], lab_y[order]
+
+    items: list[tuple[int, int, str, Any]] = []
+    for i in range(0, n, BATCH):
+        cols = {"event_id": ids[i : i + BATCH], "event_time": t[i : i + BATCH]}
+        cols.update({f: x[f][i : i + BATCH] for f in FEATURES})
+        items.append((int(t[i]), 0, "events", pa.table(cols)))
+    # Labels are delivered in 5 s chunks of arrival time, after the events of that time.
+    chunk = (lab_t - T0) // (BATCH * STEP_MS)
+    for c in np.unique(chunk).tolist():
+        m = chunk == c
+        table = pa.table({"event_id": lab_ids[m], "label_time": lab_t[m], "label": lab_y[m]})
+        items.append((int(lab_t[m].max()), 1, "labels", table))
+    items.sort(key=lambda it: (it[0], it[1]))
+    facts = {"events": n, "labels": int(lab_ids.size), "orphans": orphans, "drift_at": int(t[n // 2])}
+    return [(kind, table) for _, _, kind, table in items], facts
+
+
+def build_flow(model: Any, items: list[tuple[str, Any]], store_uri: str) -> Any:
+    """The Bytewax dataflow: score, count drift, join labels, write the store."""
+    import pyarrow as pa
+    from bytewax.dataflow import Dataflow
+    from bytewax.testing import TestingSource
+
+    import bytewax.operators as op
+    from streamml.bytewax.feedback import feedback_join
+    from streamml.bytewax.store_sink import StoreSink
+    from streamml.drift import DriftMonitor
+
+    name, version = model.info["name"], model.info["version"]
+    window_ms = int(WINDOW.total_seconds() * 1000)
+    reference = model.info["drift_reference"]
+
+    def tag(rows: Any, **extra: Any) -> Any:
+        n = rows.num_rows
+        for k, v in extra.items():
+            rows = rows.append_column(k, pa.array([v] * n, pa.string()))
+        return rows
+
+    def score(events: Any) -> tuple[Any, Any]:
+        # TODO(merge): use streamml.bytewax.predict (the Bytewax engineer's operator) here.
+        return events, model.predict(events.select(FEATURES))
+
+    def predictions(pair: tuple[Any, Any]) -> Any:
+        events, out = pair
+        return pa.table(
+            {"event_id": events["event_id"], "event_time": events["event_time"], "probability": out["probability"]}
         )
-    if "label" in table.column_names and "label" in predictions.column_names:
-        truth = table.column("label").cast(pa.int64())
-        correct = pc.sum(pc.equal(truth, predictions.column("label"))).as_py()
-        print(f"quality  accuracy {correct / predictions.num_rows:.4f} against the sample's labels")
-    print(f"wrote    {out_path}")
+
+    def count_drift(state: dict[int, DriftMonitor] | None, pair: tuple[Any, Any]) -> tuple[dict, Any]:
+        state = state if state is not None else {}
+        events, out = pair
+        start = int(events["event_time"][0].as_py()) // window_ms * window_ms
+        monitor = state.setdefault(start, DriftMonitor(reference))
+        monitor.observe(events, out)
+        for old in [w for w in state if w < start - window_ms]:
+            del state[old]  # closed windows were written already
+        rows = monitor.bins()
+        drift = pa.table(
+            {
+                "model": [name] * len(rows),
+                "model_version": [version] * len(rows),
+                "window_start": pa.array([start] * len(rows), pa.int64()),
+                "shard": ["0"] * len(rows),
+                "feature": [r[0] for r in rows],
+                "bin": pa.array([r[1] for r in rows], pa.int64()),
+                "count": pa.array([r[2] for r in rows], pa.int64()),
+            }
+        )
+        return state, drift
+
+    flow = Dataflow("streamml_demo")
+    source = op.input("stream", flow, TestingSource(items, batch_size=1))
+    kinds = op.branch("kind", source, lambda it: it[0] == "events")
+    events = op.map("events", kinds.trues, lambda it: it[1])
+    labels = op.map("labels", kinds.falses, lambda it: it[1])
+    scored = op.map("score", events, score)
+    preds = op.map("predictions", scored, predictions)
+    drift = op.key_rm("drift_rows", op.stateful_map("drift", op.key_on("one", scored, lambda _: "0"), count_drift))
+    fb = feedback_join("feedback", preds, labels, ttl=TTL, window=WINDOW, model=name, model_version=version)
+
+    def prediction_rows(p: Any) -> Any:
+        starts = pa.compute.multiply(pa.compute.divide(p["event_time"], window_ms), window_ms)
+        rows = pa.table({"event_id": pa.compute.cast(p["event_id"], pa.string()), "event_time": p["event_time"],
+                         "window_start": starts, "score": p["probability"],
+                         "prediction": pa.compute.cast(pa.compute.greater_equal(p["probability"], 0.5), pa.float64())})
+        return ("predictions", tag(rows, model=name, model_version=version))
+
+    def label_rows(lab: Any) -> Any:
+        return ("labels", lab.set_column(0, "event_id", pa.compute.cast(lab["event_id"], pa.string())))
+
+    to_store = op.merge(
+        "to_store",
+        op.map("prediction_rows", preds, prediction_rows),
+        op.map("label_rows", labels, label_rows),
+        op.map("feedback_rows", fb.feedback, lambda t: ("feedback", t)),
+        op.map("quality_rows", fb.quality, lambda t: ("quality", t)),
+        op.map("drift_table", drift, lambda t: ("drift", t)),
+    )
+    op.output("store", to_store, StoreSink(store_uri))
+    return flow
+
+
+def write_reference(store_uri: str, model: Any) -> None:
+    """The model's drift reference into ``drift_reference`` (the report's baseline)."""
+    import pyarrow as pa
+
+    from streamml.store import Store
+
+    rows = []
+    ref = model.info["drift_reference"]
+    for role, entries in (("feature", ref["features"]), ("score", ref["scores"])):
+        for e in entries:
+            rows.extend((e["name"], role, i, n) for i, n in enumerate(e["counts"]))
+    table = pa.table(
+        {
+            "model": [model.info["name"]] * len(rows),
+            "model_version": [model.info["version"]] * len(rows),
+            "feature": [r[0] for r in rows],
+            "role": [r[1] for r in rows],
+            "bin": pa.array([r[2] for r in rows], pa.int64()),
+            "count": pa.array([r[3] for r in rows], pa.int64()),
+        }
+    )
+    with Store(store_uri) as store:
+        store.write("drift_reference", table)
+
+
+def run(events: int = 30_000, out_dir: str | Path | None = None, store_uri: str | None = None) -> int:
+    """Run the whole loop, write the report, print a summary and where everything is."""
+    from bytewax.testing import run_main
+
+    from streamml.model import Model
+    from streamml.report import write_report
+    from streamml.store import Store
+
+    out = Path(out_dir) if out_dir else OUT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    uri = store_uri or str(out / "monitoring.db")
+    started = time.perf_counter()
+    model = Model.load(train_and_compile(out))
+    print(f"model    {model.info['name']} {model.info['version']} compiled to {model.path} ({time.perf_counter() - started:.1f} s)")
+    items, facts = stream_items(events)
+    print(f"stream   {facts['events']} events (drift from event {events // 2}), {facts['labels']} labels "
+          f"({facts['orphans']} for no prediction), delay ~ exp(40 s), ttl {TTL}, window {WINDOW}")
+    write_reference(uri, model)
+    started = time.perf_counter()
+    run_main(build_flow(model, items, uri), epoch_interval=timedelta(0))
+    print(f"ran      the Bytewax dataflow in {time.perf_counter() - started:.1f} s into {uri}")
+    with Store(uri) as store:
+        for table in ("predictions", "labels", "feedback", "drift", "quality"):
+            n = store.query(f"SELECT count(*) AS n FROM {table}").column("n")[0].as_py()
+            print(f"store    {table:<12} {n} rows")
+        sums = store.query(
+            "SELECT window_start >= " + str(facts["drift_at"]) + " AS after, metric, SUM(value) AS v FROM quality "
+            "WHERE metric IN ('predictions', 'labeled', 'expired', 'late_labels', 'orphan_labels', 'tp', 'tn') "
+            "GROUP BY 1, 2"
+        ).to_pylist()
+    totals: dict[tuple[int, str], float] = {(int(r["after"]), r["metric"]): r["v"] for r in sums}
+    for half, title in ((0, "before drift"), (1, "after drift")):
+        labeled = totals.get((half, "labeled"), 0.0)
+        acc = (totals.get((half, "tp"), 0.0) + totals.get((half, "tn"), 0.0)) / labeled if labeled else float("nan")
+        print(f"quality  {title}: {int(labeled)} labeled of {int(totals.get((half, 'predictions'), 0))}, "
+              f"expired {int(totals.get((half, 'expired'), 0))}, late {int(totals.get((half, 'late_labels'), 0))}, "
+              f"accuracy {acc:.4f}")
+    report = write_report(uri, out / "report.html")
+    print(f"report   {report}")
     return 0

@@ -88,7 +88,7 @@ class DriftMonitor:
         """Zeroed counters for ``reference``."""
         self.reference = reference
         self.thresholds = thresholds or Thresholds()
-        self._inner = _streamml.DriftCounters(json.dumps(reference))
+        self._inner = _streamml.DriftCounters.from_json(json.dumps(reference))
         self._layout = self._inner.layout()
 
     @classmethod

@@ -21,8 +21,8 @@ pub struct PyDriftCounters {
 #[pymethods]
 impl PyDriftCounters {
     /// Counters (all zero) for a `drift_reference` document given as JSON.
-    #[new]
-    fn new(reference_json: &str) -> PyResult<Self> {
+    #[staticmethod]
+    fn from_json(reference_json: &str) -> PyResult<Self> {
         let value: serde_json::Value = serde_json::from_str(reference_json)
             .map_err(|e| new_err(Kind::Input, format!("drift: reference is not JSON: {e}")))?;
         let inner = DriftCounters::from_reference(&value).map_err(drift_err)?;
