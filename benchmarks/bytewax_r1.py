@@ -156,6 +156,21 @@ def main() -> None:
         throughput("streamml.bytewax.predict", take(200_000), lambda up: predict("s", up, model).oks),
         throughput("no-op op.map (ceiling)", take(1_000_000), lambda up: op.map("s", up, lambda e: e)),
     ]
+    # Context, not peers: the model binary's own speed outside Bytewax (what the flows can reach).
+    batch = r1_record_batch(20_000)
+    t0 = time.perf_counter()
+    for i in range(0, 20_000, BATCH_SIZE):
+        model.predict(batch.slice(i, BATCH_SIZE))
+    bulk = 20_000 / (time.perf_counter() - t0)
+    one = [events[i] for i in range(2_000)]
+    t0 = time.perf_counter()
+    for e in one:
+        score_op(e)
+    single = len(one) / (time.perf_counter() - t0)
+    results += [
+        ("(no flow) Model.predict, 1000-row RecordBatches", bulk, 20_000),
+        ("(no flow) predict_op(event) in a Python loop", single, len(one)),
+    ]
     plain = results[0][1]
     print(f"R1 (LightGBM, 300 trees, 32 features) in a 1-worker Bytewax flow, TestingSource batch_size={BATCH_SIZE}")
     print(f"machine: {base_machine_info()}")

@@ -151,3 +151,5 @@ def test_recovery_after_sigkill_loses_nothing(in_dir: Path, model_path: Path, tm
     assert set(errs) == BAD_IDS
     resumed = sum(oks.values()) - sum(first.values())
     assert resumed < len(want), "the resumed run started from a snapshot, not from the beginning"
+    duplicates = sum(oks.values()) - len(want)
+    print(f"killed run: {sum(first.values())} outputs; resumed run: {resumed}; duplicates: {duplicates}")

@@ -129,6 +129,12 @@ def predict(
     and at the end of the input. Order is kept per key. Buffered rows are part
     of the recovery snapshot, so a resumed flow scores them.
 
+    With Bytewax recovery, nothing is lost and outputs are at-least-once:
+    a resumed flow replays its input from the last snapshot, so items (and
+    buffered rows) that the stopped flow scored and emitted after that
+    snapshot are scored and emitted again. Those are the only duplicates;
+    key them by an event id downstream if they matter.
+
     Args:
         step_id: unique ID.
         up: the items: dicts, ``(key, dict)`` pairs or Arrow record batches.
