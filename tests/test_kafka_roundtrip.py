@@ -168,6 +168,27 @@ def test_arrow_round_trip_matches_model_predict(kafka_bootstrap: str, s1: Model)
     assert (seen == 1).all()
 
 
+def test_a_full_producer_queue_pauses_the_consumer_and_loses_nothing(kafka_bootstrap: str, s1: Model) -> None:
+    n = 4000
+    with kafka_topics(kafka_bootstrap, ["in", "out", "dlq"]) as (inp, out, dlq):
+        produce(kafka_bootstrap, inp, json_values(feature_rows(n, seed=4)), [None] * n)
+        scorer = Scorer(
+            s1,
+            kafka_bootstrap,
+            inp,
+            out,
+            group_id=f"g-{inp}",
+            dlq_topic=dlq,
+            id_field="id",
+            max_batch_rows=1000,
+            config={"producer.queue.buffering.max.messages": "100"},  # far below one batch
+        )
+        run_in_thread(scorer, n)
+        records = consume(kafka_bootstrap, out, at_least=n)
+    assert scorer.stats["paused"] >= 1
+    assert sorted(json.loads(r.value)["id"] for r in records) == list(range(n))
+
+
 def test_bad_options_are_refused_with_the_reason(s1: Model) -> None:
     with pytest.raises(KafkaScorerError, match="guarantee 'twice' is not one of"):
         Scorer(s1, "127.0.0.1:1", "a", "b", guarantee="twice")  # type: ignore[arg-type]

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -52,6 +53,11 @@ HEADER_ERROR = "streamml.error"
 HEADER_TOPIC = "streamml.source.topic"
 HEADER_PARTITION = "streamml.source.partition"
 HEADER_OFFSET = "streamml.source.offset"
+
+
+#: Seconds a transaction call may take, and how much longer the watchdog waits before exiting.
+TXN_TIMEOUT = 60.0
+WATCHDOG_GRACE = 30.0
 
 
 class KafkaScorerError(StreammlError):
@@ -81,6 +87,11 @@ class Scorer:
             when a static member id is configured, else a random one.
         config: librdkafka properties for both clients (``-X key=value``); a key
             prefixed ``consumer.`` or ``producer.`` goes to that client only.
+        watchdog: exactly-once: end the process (exit status 3) when a transaction call
+            blocks well past its timeout, for a supervisor to restart it (librdkafka 2.16's
+            ``send_offsets_to_transaction`` can hang once the coordinator went away:
+            confluentinc/librdkafka#5456). The open transaction is aborted by the restarted
+            scorer (same transactional id), so nothing is duplicated. ``streamml score`` sets it.
     """
 
     def __init__(
@@ -100,6 +111,7 @@ class Scorer:
         metrics_port: int | None = None,
         transactional_id: str | None = None,
         config: Mapping[str, str] | None = None,
+        watchdog: bool = False,
     ) -> None:
         if guarantee not in ("at-least-once", "exactly-once"):
             msg = f"guarantee '{guarantee}' is not one of at-least-once, exactly-once"
@@ -162,6 +174,9 @@ class Scorer:
             (HEADER_SHA256, sha.encode()),
         ]
         self._stopping = False
+        self._watchdog = watchdog
+        self._txn_deadline = 0.0  # monotonic; 0 while no transaction call runs
+        self._fatal: Any = None
         self._pending: list[Any] = []
         self._first_arrival = 0.0
         self._assigned: set[tuple[str, int]] = set()
@@ -171,7 +186,8 @@ class Scorer:
         self._producer: Any = None
         self._metrics: _Metrics | None = None
         self._lag_updated = 0.0
-        self.stats = {"in": 0, "out": 0, "dlq": 0, "batches": 0}
+        #: Counts so far: messages in, outputs, dead letters, batches, times paused for backpressure.
+        self.stats = {"in": 0, "out": 0, "dlq": 0, "batches": 0, "paused": 0}
 
     # --- running ------------------------------------------------------------------------------
 
@@ -199,6 +215,8 @@ class Scorer:
         )
         if self.transactional_id:
             self._producer.init_transactions(30)
+            if self._watchdog:
+                threading.Thread(target=self._watch_transactions, name="streamml-watchdog", daemon=True).start()
         self._consumer = Consumer({**self._consumer_config, "error_cb": self._on_error})
         self._consumer.subscribe(
             [self.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
@@ -221,13 +239,20 @@ class Scorer:
                     len(self._pending) >= self.max_batch_rows or time.monotonic() - self._first_arrival >= self.max_wait
                 ):
                     self._flush_pending()
+            self._check_fatal()
             self._flush_pending()  # drain
         finally:
             self._close()
 
+    def _check_fatal(self) -> None:
+        if self._fatal is not None:
+            msg = f"fatal Kafka error, stopping without committing pending work: {self._fatal}"
+            raise KafkaScorerError(msg)
+
     def _collect(self) -> None:
         """Add messages to the pending batch until it is full or its oldest has waited ``max_wait``."""
         while len(self._pending) < self.max_batch_rows and not self._stopping:
+            self._check_fatal()
             if self._pending:
                 timeout = self._first_arrival + self.max_wait - time.monotonic()
                 if timeout <= 0:
@@ -297,6 +322,7 @@ class Scorer:
                 if not self._paused and self._assigned:
                     self._consumer.pause(self._partitions())
                     self._paused = True
+                    self.stats["paused"] += 1
                 self._producer.poll(0.05)
 
     def _score_at_least_once(self, batch: list[Any]) -> None:
@@ -335,7 +361,8 @@ class Scorer:
             producer.begin_transaction()
             self._score_and_produce(batch)
             group = self._consumer.consumer_group_metadata()
-            producer.send_offsets_to_transaction(_next_offsets(batch), group, 60)
+            self._txn_deadline = time.monotonic() + TXN_TIMEOUT + WATCHDOG_GRACE
+            producer.send_offsets_to_transaction(_next_offsets(batch), group, TXN_TIMEOUT)
             self._commit_transaction()
         except KafkaException as e:
             err = e.args[0]
@@ -343,22 +370,40 @@ class Scorer:
                 msg = f"transaction of {len(batch)} message(s) from '{self.input_topic}' failed: {err}"
                 raise KafkaScorerError(msg) from e
             log.warning("aborting the transaction of %d message(s): %s; they will be scored again", len(batch), err)
-            producer.abort_transaction(60)
+            producer.abort_transaction(TXN_TIMEOUT)
             self._rewind(batch)
             return
+        finally:
+            self._txn_deadline = 0.0
         self._observe_end_to_end(batch)
 
     def _commit_transaction(self) -> None:
         from confluent_kafka import KafkaException
 
         while True:
+            self._txn_deadline = time.monotonic() + TXN_TIMEOUT + WATCHDOG_GRACE
             try:
-                self._producer.commit_transaction(60)
+                self._producer.commit_transaction(TXN_TIMEOUT)
                 return
             except KafkaException as e:
-                if not e.args[0].retriable():
+                if not e.args[0].retriable() or self._fatal is not None:
                     raise
                 log.warning("commit_transaction: %s; retrying", e.args[0])
+
+    def _watch_transactions(self) -> None:
+        while True:
+            time.sleep(1.0)
+            deadline = self._txn_deadline
+            if deadline and time.monotonic() > deadline:
+                log.critical(
+                    "a Kafka transaction call has blocked %.0f s past its timeout (librdkafka#5456); exiting "
+                    "with status 3 for a supervisor to restart the scorer (transactional id %s: the restart "
+                    "aborts the open transaction)",
+                    WATCHDOG_GRACE,
+                    self.transactional_id,
+                )
+                logging.shutdown()
+                os._exit(3)
 
     def _rewind(self, batch: list[Any]) -> None:
         """Seek back to the first message of the batch on each partition (after an abort)."""
@@ -398,6 +443,7 @@ class Scorer:
     def _on_error(self, err: Any) -> None:
         if err.fatal():
             log.error("fatal Kafka error: %s", err)
+            self._fatal = err
         else:
             log.warning("kafka: %s", err)
 
@@ -428,6 +474,7 @@ class Scorer:
         return [TopicPartition(t, p) for t, p in sorted(self._assigned)]
 
     def _close(self) -> None:
+        log.info("closing the consumer and the producer")
         if self._consumer is not None:
             self._consumer.close()
         if self._producer is not None:
