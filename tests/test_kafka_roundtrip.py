@@ -73,8 +73,10 @@ def test_json_round_trip_matches_model_predict_and_keeps_keys_and_order(kafka_bo
         def scrape() -> bool:
             if scorer.stats["in"] < n:
                 return False
-            metrics_text.append(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode())
-            return True
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            metrics_text.append(text)
+            # The lag gauge is refreshed once a second: wait until it shows the caught-up consumer.
+            return all(f'consumer_lag{{partition="{p}",topic="{inp}"}} 0.0' in text for p in range(3))
 
         thread = threading.Thread(target=scorer.run)
         thread.start()
@@ -106,7 +108,7 @@ def test_json_round_trip_matches_model_predict_and_keeps_keys_and_order(kafka_bo
         per_key[r.key].append(i)
     for key, ids in per_key.items():
         assert ids == sorted(ids), f"order of key {key!r} not kept"
-    text = metrics_text[0]
+    text = metrics_text[-1]
     assert f"streamml_score_messages_in_total {float(n)}" in text
     assert f"streamml_score_messages_out_total {float(n)}" in text
     assert "streamml_score_dead_letters_total 0.0" in text

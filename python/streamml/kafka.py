@@ -463,10 +463,18 @@ class Scorer:
         if self._metrics is None or time.monotonic() - self._lag_updated < 1.0 or not self._assigned:
             return
         self._lag_updated = time.monotonic()
+        from confluent_kafka import KafkaException
+
         for tp in self._consumer.position(self._partitions()):
             _, high = self._consumer.get_watermark_offsets(tp, cached=True)
-            if tp.offset >= 0 and high >= 0:
-                self._metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - tp.offset))
+            if high < 0:  # nothing fetched yet: ask the broker (once a second at most)
+                try:
+                    _, high = self._consumer.get_watermark_offsets(tp, timeout=1.0)
+                except KafkaException:
+                    continue
+            if high >= 0:
+                position = tp.offset if tp.offset >= 0 else 0
+                self._metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
 
     def _partitions(self) -> list[Any]:
         from confluent_kafka import TopicPartition
