@@ -32,7 +32,9 @@ import signal
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from streamml import _streamml
@@ -55,6 +57,8 @@ HEADER_PARTITION = "streamml.source.partition"
 HEADER_OFFSET = "streamml.source.offset"
 
 
+#: Messages scored per call of the Rust step: the next chunk is scored while one is produced.
+SCORE_CHUNK = 250
 #: Seconds a transaction call may take, and how much longer the watchdog waits before exiting.
 TXN_TIMEOUT = 60.0
 WATCHDOG_GRACE = 30.0
@@ -185,6 +189,7 @@ class Scorer:
         self._consumer: Any = None
         self._producer: Any = None
         self._metrics: _Metrics | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="streamml-score")
         self._lag_updated = 0.0
         #: Counts so far: messages in, outputs, dead letters, batches, times paused for backpressure.
         self.stats = {"in": 0, "out": 0, "dlq": 0, "batches": 0, "paused": 0}
@@ -293,24 +298,38 @@ class Scorer:
     # --- one batch ----------------------------------------------------------------------------
 
     def _score_and_produce(self, batch: list[Any]) -> None:
+        """Score the batch in chunks on a worker thread (GIL released) while the previous chunk is produced."""
         values = [m.value() or b"" for m in batch]
-        started = time.perf_counter()
-        outputs, errors = self._codec.score(values)
-        scored = time.perf_counter()
-        reasons = dict(errors)
+        starts = range(0, len(values), SCORE_CHUNK)
+        pending = deque(self._pool.submit(self._score_chunk, values[s : s + SCORE_CHUNK]) for s in starts[:2])
         out_topic, dlq, headers, produce = self.output_topic, self.dlq_topic, self._headers, self._produce
-        for i, (m, out) in enumerate(zip(batch, outputs, strict=True)):
-            if out is not None:
-                produce(out_topic, m.key(), out, headers)
-            else:
-                produce(dlq, m.key(), m.value(), [*headers, *_dlq_headers(m, reasons[i])])
+        dead, seconds = 0, 0.0
+        for k, start in enumerate(starts):
+            outputs, errors, took = pending.popleft().result()
+            if k + 2 < len(starts):
+                s = starts[k + 2]
+                pending.append(self._pool.submit(self._score_chunk, values[s : s + SCORE_CHUNK]))
+            seconds += took
+            dead += len(errors)
+            reasons = dict(errors)
+            for i, out in enumerate(outputs):
+                m = batch[start + i]
+                if out is not None:
+                    produce(out_topic, m.key(), out, headers)
+                else:
+                    produce(dlq, m.key(), m.value(), [*headers, *_dlq_headers(m, reasons[i])])
         metrics = self._metrics
         if metrics is not None:
-            metrics.batch(len(batch), len(errors), scored - started)
+            metrics.batch(len(batch), dead, seconds)
         self.stats["in"] += len(batch)
-        self.stats["dlq"] += len(errors)
-        self.stats["out"] += len(batch) - len(errors)
+        self.stats["dlq"] += dead
+        self.stats["out"] += len(batch) - dead
         self.stats["batches"] += 1
+
+    def _score_chunk(self, values: list[bytes]) -> tuple[list[bytes | None], list[tuple[int, str]], float]:
+        started = time.perf_counter()
+        outputs, errors = self._codec.score(values)
+        return outputs, errors, time.perf_counter() - started
 
     def _produce(self, topic: str, key: Any, value: Any, headers: list[tuple[str, bytes]]) -> None:
         while True:
@@ -489,6 +508,7 @@ class Scorer:
             self._producer.flush(10)
         if self._metrics is not None:
             self._metrics.close()
+        self._pool.shutdown(wait=False)
         log.info(
             "stopped after %d message(s): %d scored, %d dead letter(s), %d batch(es)",
             self.stats["in"],
