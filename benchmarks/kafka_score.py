@@ -20,6 +20,7 @@ The broker: ``$STREAMML_KAFKA_BOOTSTRAP``, else ``scripts/kafka.sh start``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -201,6 +202,26 @@ def _next(batch: list[Any]) -> list[TopicPartition]:
     return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
 
 
+def codec_rows(model: Any, values: list[bytes]) -> list[Row]:
+    """The Rust step alone (decode + score + encode, batches of ``MAX_BATCH_ROWS``), with R1 and with S1."""
+    from streamml import Model, _streamml
+    from streamml.testing import example_model
+
+    out = []
+    models = [("R1", model)]
+    with contextlib.suppress(FileNotFoundError):  # `make models` builds it
+        models.append(("S1 (logistic: the codec's own cost)", Model.load(example_model("s1_logistic"))))
+    for name, m in models:
+        codec = _streamml.MessageScorer.create(m._inner, "json", "id")
+        batches = [values[i : i + MAX_BATCH_ROWS] for i in range(0, min(len(values), 100_000), MAX_BATCH_ROWS)]
+        t0 = time.perf_counter()
+        for b in batches:
+            codec.score(b)
+        seconds = time.perf_counter() - t0
+        out.append(Row("Rust step alone, JSON in and out", f"{name}", sum(map(len, batches)) / seconds, "events/s"))
+    return out
+
+
 def latency_run(broker: Broker, model_path: Path, x: np.ndarray, rate: int, seconds: float, log: Path) -> np.ndarray:
     """Produce at ``rate``/s into a scorer; return end-to-end latencies (s) seen on the output."""
     inp, out = broker.topic("lat-in"), broker.topic("lat-out")
@@ -280,6 +301,7 @@ def main() -> int:
         if not diff < 1e-9:
             raise SystemExit(f"streamml and LightGBM disagree on R1 by {diff:.3g}; not timing wrong answers")
 
+        rows += codec_rows(model, values)
         inp = broker.topic("in")
         broker.produce(inp, values)
         out = broker.topic("streamml")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 FEATURES = [f"x{i}" for i in range(32)]
@@ -82,7 +82,7 @@ class Record:
 
 
 def consume(
-    bootstrap: str, topic: str, *, at_least: int, idle: float = 2.0, timeout: float = 120.0, committed: bool = True
+    bootstrap: str, topic: str, *, at_least: int, idle: float = 1.0, timeout: float = 120.0, committed: bool = True
 ) -> list[Record]:
     """Read a topic from the start until ``at_least`` records came and then ``idle`` seconds passed with none."""
     c = Consumer(
@@ -115,10 +115,12 @@ def consume(
 
 
 def committed_total(bootstrap: str, group: str, topic: str, partitions: int) -> int:
-    """Sum of the group's committed offsets on the topic."""
+    """Sum of the group's committed offsets on the topic (-1 while the broker cannot say, e.g. restarting)."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     try:
         got = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+    except KafkaException:
+        return -1
     finally:
         c.close()
     return sum(max(tp.offset, 0) for tp in got)
@@ -153,6 +155,14 @@ class ScorerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise
+
+    def dump(self) -> str:
+        """Every thread's stack (SIGUSR1, faulthandler), then the log."""
+        if self.alive():
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(1)
+        return self.output()
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -73,8 +73,10 @@ def test_json_round_trip_matches_model_predict_and_keeps_keys_and_order(kafka_bo
         def scrape() -> bool:
             if scorer.stats["in"] < n:
                 return False
-            metrics_text.append(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode())
-            return True
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            metrics_text.append(text)
+            # The lag gauge is refreshed once a second: wait until it shows the caught-up consumer.
+            return all(f'consumer_lag{{partition="{p}",topic="{inp}"}} 0.0' in text for p in range(3))
 
         thread = threading.Thread(target=scorer.run)
         thread.start()
@@ -106,7 +108,7 @@ def test_json_round_trip_matches_model_predict_and_keeps_keys_and_order(kafka_bo
         per_key[r.key].append(i)
     for key, ids in per_key.items():
         assert ids == sorted(ids), f"order of key {key!r} not kept"
-    text = metrics_text[0]
+    text = metrics_text[-1]
     assert f"streamml_score_messages_in_total {float(n)}" in text
     assert f"streamml_score_messages_out_total {float(n)}" in text
     assert "streamml_score_dead_letters_total 0.0" in text
@@ -166,6 +168,27 @@ def test_arrow_round_trip_matches_model_predict(kafka_bootstrap: str, s1: Model)
         assert r.key == keys[list(sizes.cumsum() - sizes).index(ids[0])]
         seen[ids] += 1
     assert (seen == 1).all()
+
+
+def test_a_full_producer_queue_pauses_the_consumer_and_loses_nothing(kafka_bootstrap: str, s1: Model) -> None:
+    n = 4000
+    with kafka_topics(kafka_bootstrap, ["in", "out", "dlq"]) as (inp, out, dlq):
+        produce(kafka_bootstrap, inp, json_values(feature_rows(n, seed=4)), [None] * n)
+        scorer = Scorer(
+            s1,
+            kafka_bootstrap,
+            inp,
+            out,
+            group_id=f"g-{inp}",
+            dlq_topic=dlq,
+            id_field="id",
+            max_batch_rows=1000,
+            config={"producer.queue.buffering.max.messages": "100"},  # far below one batch
+        )
+        run_in_thread(scorer, n)
+        records = consume(kafka_bootstrap, out, at_least=n)
+    assert scorer.stats["paused"] >= 1
+    assert sorted(json.loads(r.value)["id"] for r in records) == list(range(n))
 
 
 def test_bad_options_are_refused_with_the_reason(s1: Model) -> None:

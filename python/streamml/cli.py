@@ -95,9 +95,13 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    import faulthandler
     import logging
+    import signal
 
     from streamml.kafka import Scorer, parse_properties
+
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID` prints every thread's stack
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     scorer = Scorer(
@@ -115,6 +119,7 @@ def _score(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         transactional_id=args.transactional_id,
         config=parse_properties(args.X),
+        watchdog=True,
     )
     scorer.install_signal_handlers()
     scorer.run()

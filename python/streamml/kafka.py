@@ -29,9 +29,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from streamml import _streamml
@@ -52,6 +55,13 @@ HEADER_ERROR = "streamml.error"
 HEADER_TOPIC = "streamml.source.topic"
 HEADER_PARTITION = "streamml.source.partition"
 HEADER_OFFSET = "streamml.source.offset"
+
+
+#: Messages scored per call of the Rust step: the next chunk is scored while one is produced.
+SCORE_CHUNK = 250
+#: Seconds a transaction call may take, and how much longer the watchdog waits before exiting.
+TXN_TIMEOUT = 60.0
+WATCHDOG_GRACE = 30.0
 
 
 class KafkaScorerError(StreammlError):
@@ -81,6 +91,11 @@ class Scorer:
             when a static member id is configured, else a random one.
         config: librdkafka properties for both clients (``-X key=value``); a key
             prefixed ``consumer.`` or ``producer.`` goes to that client only.
+        watchdog: exactly-once: end the process (exit status 3) when a transaction call
+            blocks well past its timeout, for a supervisor to restart it (librdkafka 2.16's
+            ``send_offsets_to_transaction`` can hang once the coordinator went away:
+            confluentinc/librdkafka#5456). The open transaction is aborted by the restarted
+            scorer (same transactional id), so nothing is duplicated. ``streamml score`` sets it.
     """
 
     def __init__(
@@ -100,6 +115,7 @@ class Scorer:
         metrics_port: int | None = None,
         transactional_id: str | None = None,
         config: Mapping[str, str] | None = None,
+        watchdog: bool = False,
     ) -> None:
         if guarantee not in ("at-least-once", "exactly-once"):
             msg = f"guarantee '{guarantee}' is not one of at-least-once, exactly-once"
@@ -162,6 +178,9 @@ class Scorer:
             (HEADER_SHA256, sha.encode()),
         ]
         self._stopping = False
+        self._watchdog = watchdog
+        self._txn_deadline = 0.0  # monotonic; 0 while no transaction call runs
+        self._fatal: Any = None
         self._pending: list[Any] = []
         self._first_arrival = 0.0
         self._assigned: set[tuple[str, int]] = set()
@@ -170,8 +189,10 @@ class Scorer:
         self._consumer: Any = None
         self._producer: Any = None
         self._metrics: _Metrics | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="streamml-score")
         self._lag_updated = 0.0
-        self.stats = {"in": 0, "out": 0, "dlq": 0, "batches": 0}
+        #: Counts so far: messages in, outputs, dead letters, batches, times paused for backpressure.
+        self.stats = {"in": 0, "out": 0, "dlq": 0, "batches": 0, "paused": 0}
 
     # --- running ------------------------------------------------------------------------------
 
@@ -199,6 +220,8 @@ class Scorer:
         )
         if self.transactional_id:
             self._producer.init_transactions(30)
+            if self._watchdog:
+                threading.Thread(target=self._watch_transactions, name="streamml-watchdog", daemon=True).start()
         self._consumer = Consumer({**self._consumer_config, "error_cb": self._on_error})
         self._consumer.subscribe(
             [self.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
@@ -221,13 +244,20 @@ class Scorer:
                     len(self._pending) >= self.max_batch_rows or time.monotonic() - self._first_arrival >= self.max_wait
                 ):
                     self._flush_pending()
+            self._check_fatal()
             self._flush_pending()  # drain
         finally:
             self._close()
 
+    def _check_fatal(self) -> None:
+        if self._fatal is not None:
+            msg = f"fatal Kafka error, stopping without committing pending work: {self._fatal}"
+            raise KafkaScorerError(msg)
+
     def _collect(self) -> None:
         """Add messages to the pending batch until it is full or its oldest has waited ``max_wait``."""
         while len(self._pending) < self.max_batch_rows and not self._stopping:
+            self._check_fatal()
             if self._pending:
                 timeout = self._first_arrival + self.max_wait - time.monotonic()
                 if timeout <= 0:
@@ -268,24 +298,38 @@ class Scorer:
     # --- one batch ----------------------------------------------------------------------------
 
     def _score_and_produce(self, batch: list[Any]) -> None:
+        """Score the batch in chunks on a worker thread (GIL released) while the previous chunk is produced."""
         values = [m.value() or b"" for m in batch]
-        started = time.perf_counter()
-        outputs, errors = self._codec.score(values)
-        scored = time.perf_counter()
-        reasons = dict(errors)
+        starts = range(0, len(values), SCORE_CHUNK)
+        pending = deque(self._pool.submit(self._score_chunk, values[s : s + SCORE_CHUNK]) for s in starts[:2])
         out_topic, dlq, headers, produce = self.output_topic, self.dlq_topic, self._headers, self._produce
-        for i, (m, out) in enumerate(zip(batch, outputs, strict=True)):
-            if out is not None:
-                produce(out_topic, m.key(), out, headers)
-            else:
-                produce(dlq, m.key(), m.value(), [*headers, *_dlq_headers(m, reasons[i])])
+        dead, seconds = 0, 0.0
+        for k, start in enumerate(starts):
+            outputs, errors, took = pending.popleft().result()
+            if k + 2 < len(starts):
+                s = starts[k + 2]
+                pending.append(self._pool.submit(self._score_chunk, values[s : s + SCORE_CHUNK]))
+            seconds += took
+            dead += len(errors)
+            reasons = dict(errors)
+            for i, out in enumerate(outputs):
+                m = batch[start + i]
+                if out is not None:
+                    produce(out_topic, m.key(), out, headers)
+                else:
+                    produce(dlq, m.key(), m.value(), [*headers, *_dlq_headers(m, reasons[i])])
         metrics = self._metrics
         if metrics is not None:
-            metrics.batch(len(batch), len(errors), scored - started)
+            metrics.batch(len(batch), dead, seconds)
         self.stats["in"] += len(batch)
-        self.stats["dlq"] += len(errors)
-        self.stats["out"] += len(batch) - len(errors)
+        self.stats["dlq"] += dead
+        self.stats["out"] += len(batch) - dead
         self.stats["batches"] += 1
+
+    def _score_chunk(self, values: list[bytes]) -> tuple[list[bytes | None], list[tuple[int, str]], float]:
+        started = time.perf_counter()
+        outputs, errors = self._codec.score(values)
+        return outputs, errors, time.perf_counter() - started
 
     def _produce(self, topic: str, key: Any, value: Any, headers: list[tuple[str, bytes]]) -> None:
         while True:
@@ -297,6 +341,7 @@ class Scorer:
                 if not self._paused and self._assigned:
                     self._consumer.pause(self._partitions())
                     self._paused = True
+                    self.stats["paused"] += 1
                 self._producer.poll(0.05)
 
     def _score_at_least_once(self, batch: list[Any]) -> None:
@@ -335,7 +380,8 @@ class Scorer:
             producer.begin_transaction()
             self._score_and_produce(batch)
             group = self._consumer.consumer_group_metadata()
-            producer.send_offsets_to_transaction(_next_offsets(batch), group, 60)
+            self._txn_deadline = time.monotonic() + TXN_TIMEOUT + WATCHDOG_GRACE
+            producer.send_offsets_to_transaction(_next_offsets(batch), group, TXN_TIMEOUT)
             self._commit_transaction()
         except KafkaException as e:
             err = e.args[0]
@@ -343,22 +389,40 @@ class Scorer:
                 msg = f"transaction of {len(batch)} message(s) from '{self.input_topic}' failed: {err}"
                 raise KafkaScorerError(msg) from e
             log.warning("aborting the transaction of %d message(s): %s; they will be scored again", len(batch), err)
-            producer.abort_transaction(60)
+            producer.abort_transaction(TXN_TIMEOUT)
             self._rewind(batch)
             return
+        finally:
+            self._txn_deadline = 0.0
         self._observe_end_to_end(batch)
 
     def _commit_transaction(self) -> None:
         from confluent_kafka import KafkaException
 
         while True:
+            self._txn_deadline = time.monotonic() + TXN_TIMEOUT + WATCHDOG_GRACE
             try:
-                self._producer.commit_transaction(60)
+                self._producer.commit_transaction(TXN_TIMEOUT)
                 return
             except KafkaException as e:
-                if not e.args[0].retriable():
+                if not e.args[0].retriable() or self._fatal is not None:
                     raise
                 log.warning("commit_transaction: %s; retrying", e.args[0])
+
+    def _watch_transactions(self) -> None:
+        while True:
+            time.sleep(1.0)
+            deadline = self._txn_deadline
+            if deadline and time.monotonic() > deadline:
+                log.critical(
+                    "a Kafka transaction call has blocked %.0f s past its timeout (librdkafka#5456); exiting "
+                    "with status 3 for a supervisor to restart the scorer (transactional id %s: the restart "
+                    "aborts the open transaction)",
+                    WATCHDOG_GRACE,
+                    self.transactional_id,
+                )
+                logging.shutdown()
+                os._exit(3)
 
     def _rewind(self, batch: list[Any]) -> None:
         """Seek back to the first message of the batch on each partition (after an abort)."""
@@ -398,6 +462,7 @@ class Scorer:
     def _on_error(self, err: Any) -> None:
         if err.fatal():
             log.error("fatal Kafka error: %s", err)
+            self._fatal = err
         else:
             log.warning("kafka: %s", err)
 
@@ -417,10 +482,18 @@ class Scorer:
         if self._metrics is None or time.monotonic() - self._lag_updated < 1.0 or not self._assigned:
             return
         self._lag_updated = time.monotonic()
+        from confluent_kafka import KafkaException
+
         for tp in self._consumer.position(self._partitions()):
             _, high = self._consumer.get_watermark_offsets(tp, cached=True)
-            if tp.offset >= 0 and high >= 0:
-                self._metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - tp.offset))
+            if high < 0:  # nothing fetched yet: ask the broker (once a second at most)
+                try:
+                    _, high = self._consumer.get_watermark_offsets(tp, timeout=1.0)
+                except KafkaException:
+                    continue
+            if high >= 0:
+                position = tp.offset if tp.offset >= 0 else 0
+                self._metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
 
     def _partitions(self) -> list[Any]:
         from confluent_kafka import TopicPartition
@@ -428,12 +501,14 @@ class Scorer:
         return [TopicPartition(t, p) for t, p in sorted(self._assigned)]
 
     def _close(self) -> None:
+        log.info("closing the consumer and the producer")
         if self._consumer is not None:
             self._consumer.close()
         if self._producer is not None:
             self._producer.flush(10)
         if self._metrics is not None:
             self._metrics.close()
+        self._pool.shutdown(wait=False)
         log.info(
             "stopped after %d message(s): %d scored, %d dead letter(s), %d batch(es)",
             self.stats["in"],

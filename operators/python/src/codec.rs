@@ -9,6 +9,9 @@ use streamml_core::codec::{Format, MessageScorer};
 use crate::errors::{input_err, new_err, Kind};
 use crate::model::PyModel;
 
+/// What `score` returns: one `bytes | None` per value, and `(index, reason)` per refusal.
+type ScoreResult<'py> = (Bound<'py, PyList>, Vec<(usize, String)>);
+
 /// Decode → score → encode for one model and message format.
 #[pyclass(name = "MessageScorer", module = "streamml._streamml", frozen)]
 pub struct PyMessageScorer {
@@ -35,7 +38,7 @@ impl PyMessageScorer {
         &self,
         py: Python<'py>,
         values: Vec<PyBackedBytes>,
-    ) -> PyResult<(Bound<'py, PyList>, Vec<(usize, String)>)> {
+    ) -> PyResult<ScoreResult<'py>> {
         let scored = py.detach(|| {
             let refs: Vec<&[u8]> = values.iter().map(|v| v.as_ref()).collect();
             self.inner.score(&refs)

@@ -22,11 +22,14 @@ use arrow_select::concat::concat_batches;
 use crate::codec::MessageError;
 use crate::input::prepare;
 
+/// An id column carried from a message to its output: its field and values.
+pub type IdColumn = (Arc<Field>, ArrayRef);
+
 /// One message read: its inputs and its id column.
 pub struct DecodedMessage {
     pub index: usize,
     pub inputs: RecordBatch,
-    pub id: Option<(Arc<Field>, ArrayRef)>,
+    pub id: Option<IdColumn>,
 }
 
 /// Read each value as an IPC stream of the inputs.
@@ -50,7 +53,7 @@ fn read_one(
     value: &[u8],
     inputs: &SchemaRef,
     id_field: Option<&str>,
-) -> Result<(RecordBatch, Option<(Arc<Field>, ArrayRef)>), String> {
+) -> Result<(RecordBatch, Option<IdColumn>), String> {
     let reader = StreamReader::try_new(Cursor::new(value), None)
         .map_err(|e| format!("not an Arrow IPC stream: {e}"))?;
     let schema = reader.schema();
