@@ -65,6 +65,7 @@ bench: setup $(VENV)/.bench-deps ## benchmarks (tables with ratios against peers
 	$(PY) benchmarks/kafka_score.py
 	$(PY) benchmarks/bytewax_r1.py
 	$(PY) benchmarks/monitoring.py
+	$(PY) benchmarks/flink_r1.py
 
 lint: $(VENV)/.deps ## ruff and clippy
 	$(VENV)/bin/ruff check python tests benchmarks
@@ -80,3 +81,11 @@ test-java: setup ## Java tests: connectors/flink and examples/flink-udf (Flink M
 	@if [[ -z "$${STREAMML_KAFKA_BOOTSTRAP:-}" ]]; then scripts/kafka.sh start >/dev/null; fi
 	cd connectors/flink && mvn -B -q install
 	cd examples/flink-udf && mvn -B -q verify
+
+# PyFlink, the Flink benchmark's peer, pins numpy/pyarrow apart from constraints.txt: own venv.
+PYFLINK_VENV := .venv-pyflink
+$(PYFLINK_VENV)/.deps: benchmarks/pyflink-constraints.txt
+	$(PYTHON) -m venv $(PYFLINK_VENV)
+	$(PYFLINK_VENV)/bin/python -m pip install --quiet -r benchmarks/pyflink-constraints.txt
+	touch $@
+bench: $(PYFLINK_VENV)/.deps

@@ -11,7 +11,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.flink.api.common.functions.MapFunction;
 import org.apache.flink.api.common.state.CheckpointListener;
 import org.apache.flink.api.common.state.ListState;
@@ -22,9 +21,12 @@ import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.api.java.typeutils.RowTypeInfo;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.RestartStrategyOptions;
+import org.apache.flink.runtime.state.FunctionInitializationContext;
+import org.apache.flink.runtime.state.FunctionSnapshotContext;
 import org.apache.flink.runtime.state.StateInitializationContext;
 import org.apache.flink.runtime.state.StateSnapshotContext;
 import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.checkpoint.CheckpointedFunction;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
@@ -44,7 +46,8 @@ class FailoverTest {
   static final int ROWS = 3000;
   static final int FAIL_AT = 2000;
   static final AtomicBoolean FAILED = new AtomicBoolean();
-  static final AtomicInteger CHECKPOINTS_SEEN = new AtomicInteger();
+  /** A checkpoint with rows in the buffer has completed: time to fail. */
+  static final AtomicBoolean READY = new AtomicBoolean();
   /** Committed sink output by checkpoint id (each checkpoint's rows published once). */
   static final Map<Long, List<Row>> COMMITTED = new ConcurrentHashMap<>();
 
@@ -72,24 +75,45 @@ class FailoverTest {
   }
 
   /**
-   * Builds rows from ids; slows down until a checkpoint has completed, then fails once at {@link
-   * #FAIL_AT}.
+   * Builds rows from ids, slowly enough (1 ms per 10 rows) for checkpoints to be taken with rows
+   * in flight; fails once, at the first row from {@link #FAIL_AT} on after a checkpoint that was
+   * taken with rows in the batch buffer has completed (the buffer holds every row until it has
+   * {@code max_batch_rows} of them, so a checkpoint after the first row has some).
    */
-  static final class FailOnce implements MapFunction<Long, Row>, CheckpointListener {
+  static final class FailOnce implements MapFunction<Long, Row>, CheckpointListener, CheckpointedFunction {
+    private transient long processed;
+    private transient Map<Long, Long> processedAt;
+
     @Override
     public Row map(Long id) throws Exception {
-      if (CHECKPOINTS_SEEN.get() == 0) {
+      processed++;
+      if (id % 10 == 0) {
         Thread.sleep(1);
       }
-      if (id == FAIL_AT && CHECKPOINTS_SEEN.get() > 0 && FAILED.compareAndSet(false, true)) {
+      if (id >= FAIL_AT && !READY.get()) {
+        Thread.sleep(5); // a slow machine: give the checkpoints time
+      }
+      if (id >= FAIL_AT && READY.get() && FAILED.compareAndSet(false, true)) {
         throw new RuntimeException("injected failure at row " + id);
       }
       return features(id);
     }
 
     @Override
+    public void snapshotState(FunctionSnapshotContext context) {
+      processedAt.put(context.getCheckpointId(), processed);
+    }
+
+    @Override
+    public void initializeState(FunctionInitializationContext context) {
+      processedAt = new HashMap<>();
+    }
+
+    @Override
     public void notifyCheckpointComplete(long checkpointId) {
-      CHECKPOINTS_SEEN.incrementAndGet();
+      if (processedAt.getOrDefault(checkpointId, 0L) > 0) {
+        READY.set(true);
+      }
     }
   }
 
@@ -169,7 +193,7 @@ class FailoverTest {
     RowTypeInfo inType = inputType();
     DataStream<Row> rows = env.fromSequence(0, ROWS - 1).map(new FailOnce()).returns(inType);
     DataStream<Row> scored = StreammlStreams.predict(
-        "score", rows, model, new BatchPolicy(1000, Duration.ofSeconds(30)));
+        "score", rows, model, new BatchPolicy(2500, Duration.ofSeconds(30)));
     RowTypeInfo outType = (RowTypeInfo) scored.getType();
     scored.transform("sink", Types.VOID, new CommittingSink(outType)).setParallelism(1);
     env.execute("streamml failover");
@@ -180,9 +204,11 @@ class FailoverTest {
     for (List<Row> committed : COMMITTED.values()) {
       for (Row r : committed) {
         total++;
-        assertNull(r.getField("error"));
-        assertNull(byId.put((Long) r.getField("id"), (Double) r.getField("probability")),
-            "row " + r.getField("id") + " committed twice");
+        // id, x0..x31, then the model's outputs (probability, label), then error.
+        assertEquals(36, r.getArity());
+        assertNull(r.getField(35));
+        assertNull(byId.put((Long) r.getField(0), (Double) r.getField(33)),
+            "row " + r.getField(0) + " committed twice");
       }
     }
     assertEquals(ROWS, total);
@@ -198,7 +224,7 @@ class FailoverTest {
         assertEquals(scorer.score(List.<Object[]>of(x)).value(0), byId.get(id), "id " + id);
       }
     }
-    // Batches of up to 1000 rows, with a replay after the restore: far fewer calls than rows.
+    // Batches of up to 2500 rows, with a replay after the restore: far fewer calls than rows.
     long calls = NativeModel.totalPredictCalls() - callsBefore;
     assertTrue(calls < ROWS / 20, "native calls: " + calls);
     // The restored checkpoint held rows waiting in the batch buffer; they were scored after it.
