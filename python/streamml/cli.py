@@ -82,10 +82,10 @@ def _report(args: argparse.Namespace) -> int:
 
     since = None
     if args.since:
-        from datetime import datetime, timezone
+        from datetime import UTC, datetime
 
         when = datetime.fromisoformat(args.since)
-        when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
         since = int(when.timestamp() * 1000)
     path = write_report(args.store, args.output, model=args.model, since=since)
     print(f"wrote {path}")
