@@ -49,8 +49,9 @@ def rss_mb() -> float:
 def drift_section(rows: list[tuple[str, float, str, str]], n: int) -> None:
     import lightgbm
 
-    from r1_models import R1_ROWS, R1_TREES, compile_streamml, train_lightgbm
+    from r1_models import BENCH_DIR, R1_ROWS, R1_TREES, compile_streamml, train_lightgbm
 
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
     trained = train_lightgbm(R1_TREES, R1_ROWS, retrain=False)
     model, _ = compile_streamml(lightgbm.Booster(model_file=str(trained.path)), "r1", "R1")
     x_ref, _ = r1_data(R1_ROWS, TRAIN_SEED)

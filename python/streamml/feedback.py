@@ -233,10 +233,14 @@ class FeedbackJoin:
         labels = _floats(table, f.label, "labels")
         pop = self.pending.pop
         hits = [pop(i, None) for i in ids]
-        found = np.fromiter((h is not None for h in hits), dtype=bool, count=len(hits))
-        rows = np.flatnonzero(found)
-        t_pred = np.fromiter((hits[r][0] for r in rows.tolist()), dtype=np.int64, count=rows.size)
-        scores = np.fromiter((hits[r][1] for r in rows.tolist()), dtype=np.float64, count=rows.size)
+        rows_list = [r for r, h in enumerate(hits) if h is not None]
+        rows = np.array(rows_list, dtype=np.int64)
+        found = np.zeros(len(hits), dtype=bool)
+        found[rows] = True
+        # (time, score) pairs as one float64 array: ms times stay exact below 2**53.
+        pairs = np.array([hits[r] for r in rows_list], dtype=np.float64).reshape(-1, 2)
+        t_pred = pairs[:, 0].astype(np.int64)
+        scores = pairs[:, 1]
         delay = label_times[rows] - t_pred
         timely = delay <= self.ttl
         # Labels after the ttl: their predictions expire now, the labels are late.
@@ -259,7 +263,7 @@ class FeedbackJoin:
         predicted = (s_ok >= self.threshold).astype(np.float64) if self.task == "binary" else s_ok
         return pa.table(
             {
-                "event_id": pa.array([str(ids[r]) for r in joined.tolist()], pa.string()),
+                "event_id": pa.compute.cast(table.column(f.id).take(pa.array(joined)), pa.string()),
                 "event_time": t_ok,
                 "label_time": label_times[joined],
                 "delay_ms": delay[timely],
