@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEPS := maturin pyarrow numpy polars scikit-learn lightgbm xgboost-cpu pytest ruff testcontainers
 # monitoring: the ADBC store drivers, DuckDB and Bytewax.
-DEPS += adbc-driver-manager adbc-driver-sqlite adbc-driver-postgresql duckdb bytewax
+DEPS += adbc-driver-manager adbc-driver-sqlite adbc-driver-postgresql duckdb bytewax confluent-kafka
 BENCH_DEPS := lleaves llvmlite onnxruntime onnxmltools onnx tl2cgen treelite
 # The cargo target dir lives outside the checkout so fresh clones reuse the
 # compiled dependencies; override to build elsewhere.
