@@ -24,11 +24,10 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import format_value, limit_threads  # noqa: E402
-
-from streamml.drift import DriftMonitor  # noqa: E402
-from streamml.feedback import FeedbackJoin  # noqa: E402
-from streamml.workloads import FEATURE_NAMES, TRAIN_SEED, r1_data  # noqa: E402
+from harness import format_value, limit_threads
+from streamml.drift import DriftMonitor
+from streamml.feedback import FeedbackJoin
+from streamml.workloads import FEATURE_NAMES, TRAIN_SEED, r1_data
 
 
 def best_of(fn, repeat: int = 3) -> float:
@@ -48,18 +47,24 @@ def rss_mb() -> float:
 
 
 def drift_section(rows: list[tuple[str, float, str, str]], n: int) -> None:
-    from r1_models import R1_ROWS, R1_TREES, compile_streamml, train_lightgbm
-
     import lightgbm
 
+    from r1_models import BENCH_DIR, R1_ROWS, R1_TREES, compile_streamml, train_lightgbm
+
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
     trained = train_lightgbm(R1_TREES, R1_ROWS, retrain=False)
     model, _ = compile_streamml(lightgbm.Booster(model_file=str(trained.path)), "r1", "R1")
     x_ref, _ = r1_data(R1_ROWS, TRAIN_SEED)
     x, _ = r1_data(n, 7)
     ref = pa.table({f: x_ref[:, j] for j, f in enumerate(FEATURE_NAMES)})
-    scores_ref = model.predict(pa.record_batch([pa.array(x_ref[:20_000, j]) for j in range(32)], names=list(FEATURE_NAMES)))
+    scores_ref = model.predict(
+        pa.record_batch([pa.array(x_ref[:20_000, j]) for j in range(32)], names=list(FEATURE_NAMES))
+    )
     monitor = DriftMonitor.fit(ref, scores=scores_ref)
-    batches = [pa.record_batch([pa.array(x[i : i + 10_000, j]) for j in range(32)], names=list(FEATURE_NAMES)) for i in range(0, n, 10_000)]
+    batches = [
+        pa.record_batch([pa.array(x[i : i + 10_000, j]) for j in range(32)], names=list(FEATURE_NAMES))
+        for i in range(0, n, 10_000)
+    ]
     outputs = [model.predict(b) for b in batches]
     t_score = best_of(lambda: [model.predict(b) for b in batches], 1)
     t_drift = best_of(lambda: [monitor.observe(b, o) for b, o in zip(batches, outputs, strict=True)])
@@ -73,16 +78,30 @@ def drift_section(rows: list[tuple[str, float, str, str]], n: int) -> None:
 
     t_numpy = best_of(numpy_bins)
     rows.append(("drift", n / t_score, "rows/s", "R1 scoring (streamml, 300 trees)"))
-    rows.append(("drift", n / t_drift, "rows/s", f"drift counters, 32 features + score ({t_drift / t_score:.2%} of scoring)"))
-    rows.append(("drift", n / t_numpy, "rows/s", f"numpy searchsorted+bincount, 32 features (streamml {t_numpy / t_drift:.2f}x)"))
+    rows.append(
+        ("drift", n / t_drift, "rows/s", f"drift counters, 32 features + score ({t_drift / t_score:.2%} of scoring)")
+    )
+    rows.append(
+        (
+            "drift",
+            n / t_numpy,
+            "rows/s",
+            f"numpy searchsorted+bincount, 32 features (streamml {t_numpy / t_drift:.2f}x)",
+        )
+    )
     try:
-        import whylogs  # noqa: F401
-
         import pandas as pd
+        import whylogs
+
         frame = pd.DataFrame(x, columns=list(FEATURE_NAMES))
         t_why = best_of(lambda: whylogs.log(frame), 1)
         rows.append(("drift", n / t_why, "rows/s", f"whylogs profile (streamml {t_why / t_drift:.2f}x)"))
-    except Exception as e:  # noqa: BLE001 - report why the peer could not run
+    except ImportError as e:
+        # whylogs 1.6.4 (the latest) installs on Python 3.11 but profiles through pandas and calls
+        # np.unicode_, removed in NumPy 2: it cannot run beside the pinned numpy 2.4.6.
+        why = f"whylogs: not measured ({e}; whylogs 1.6.4 needs NumPy < 2 and pandas)"
+        rows.append(("drift", float("nan"), "rows/s", why))
+    except Exception as e:
         rows.append(("drift", float("nan"), "rows/s", f"whylogs: not measured ({type(e).__name__}: {str(e)[:70]})"))
 
 
@@ -96,7 +115,14 @@ def join_items(n: int, batch: int = 10_000) -> list[tuple[str, pa.Table]]:
         items.append(("p", pa.table({"event_id": ids, "event_time": t, "probability": rng.random(batch)})))
         if i >= 2 * batch:
             lids = rng.permutation(np.arange(i - 2 * batch, i - batch, dtype=np.int64))
-            items.append(("l", pa.table({"event_id": lids, "label_time": lids * 2 + 40_000, "label": (rng.random(batch) < 0.5) * 1.0})))
+            items.append(
+                (
+                    "l",
+                    pa.table(
+                        {"event_id": lids, "label_time": lids * 2 + 40_000, "label": (rng.random(batch) < 0.5) * 1.0}
+                    ),
+                )
+            )
     for k in (2, 1):
         lids = np.arange(n - k * batch, n - (k - 1) * batch, dtype=np.int64)
         items.append(("l", pa.table({"event_id": lids, "label_time": lids * 2 + 40_000, "label": np.ones(batch)})))
@@ -104,10 +130,10 @@ def join_items(n: int, batch: int = 10_000) -> list[tuple[str, pa.Table]]:
 
 
 def join_section(rows: list[tuple[str, float, str, str]], n: int) -> None:
+    import bytewax.operators as op
     from bytewax.dataflow import Dataflow
     from bytewax.testing import TestingSink, TestingSource, run_main
 
-    import bytewax.operators as op
     from streamml.bytewax.feedback import feedback_join
 
     items = join_items(n)
@@ -123,7 +149,13 @@ def join_section(rows: list[tuple[str, float, str, str]], n: int) -> None:
     sink: list = []
     flow = Dataflow("bench_join")
     both = op.branch("tag", op.input("in", flow, TestingSource(items, batch_size=1)), lambda x: x[0] == "p")
-    out = feedback_join("join", op.map("p", both.trues, lambda x: x[1]), op.map("l", both.falses, lambda x: x[1]), ttl=100_000, window=60_000)
+    out = feedback_join(
+        "join",
+        op.map("p", both.trues, lambda x: x[1]),
+        op.map("l", both.falses, lambda x: x[1]),
+        ttl=100_000,
+        window=60_000,
+    )
     op.output("fb", op.map("n", out.feedback, lambda t: t.num_rows), TestingSink(sink))
     t0 = time.perf_counter()
     run_main(flow, epoch_interval=timedelta(0))
@@ -143,8 +175,22 @@ def join_section(rows: list[tuple[str, float, str, str]], n: int) -> None:
     assert len(per_event) == m
 
     rows.append(("join", n / t_bytewax, "pairs/s", "feedback_join in Bytewax (batches of 10k)"))
-    rows.append(("join", n / t_direct, "pairs/s", f"FeedbackJoin called directly, no Bytewax (ceiling; Bytewax costs {t_bytewax / t_direct - 1:.0%})"))
-    rows.append(("join", m / t_event, "pairs/s", f"per-event Bytewax op.join, {m} pairs (streamml {(m / t_event) ** -1 * (n / t_bytewax):.1f}x)"))
+    rows.append(
+        (
+            "join",
+            n / t_direct,
+            "pairs/s",
+            f"FeedbackJoin called directly, no Bytewax (ceiling; Bytewax costs {t_bytewax / t_direct - 1:.0%})",
+        )
+    )
+    rows.append(
+        (
+            "join",
+            m / t_event,
+            "pairs/s",
+            f"per-event Bytewax op.join, {m} pairs (streamml {(m / t_event) ** -1 * (n / t_bytewax):.1f}x)",
+        )
+    )
 
 
 def rss_section(rows: list[tuple[str, float, str, str]], n: int) -> None:
@@ -159,7 +205,15 @@ def rss_section(rows: list[tuple[str, float, str, str]], n: int) -> None:
             keep = lids[rng.random(batch) < 0.5]  # half get a label (after 20-30 s: some late)
             join.add_labels(pa.table({"event_id": keep, "label_time": keep + 25_000, "label": np.ones(keep.size)}))
         if (i + batch) % marks == 0:
-            rows.append(("rss", rss_mb(), "MB", f"RSS after {i + batch:,} events (pending {len(join.pending):,}, expired ids kept {len(join.tombstones):,})"))
+            rows.append(
+                (
+                    "rss",
+                    rss_mb(),
+                    "MB",
+                    f"RSS after {i + batch:,} events (pending {len(join.pending):,}, "
+                    f"expired ids kept {len(join.tombstones):,})",
+                )
+            )
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -110,12 +111,14 @@ def postgres_uri() -> str:
 
 
 @pytest.fixture(params=["sqlite", "duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh store URI on each backend (PostgreSQL: a new schema-free database per test)."""
+def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh store URI on each backend (PostgreSQL: a new database per test, dropped after)."""
     if request.param == "sqlite":
-        return str(tmp_path / "store.db")
+        yield str(tmp_path / "store.db")
+        return
     if request.param == "duckdb":
-        return f"duckdb:///{tmp_path / 'store.duckdb'}"
+        yield f"duckdb:///{tmp_path / 'store.duckdb'}"
+        return
     import uuid
 
     import adbc_driver_postgresql.dbapi as pg
@@ -124,8 +127,8 @@ def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     name = f"t_{uuid.uuid4().hex[:12]}"
     with pg.connect(base, autocommit=True) as conn, conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE {name}")
-    request.addfinalizer(lambda: _drop_database(base, name))
-    return base.rsplit("/", 1)[0] + "/" + name
+    yield base.rsplit("/", 1)[0] + "/" + name
+    _drop_database(base, name)
 
 
 def _drop_database(base: str, name: str) -> None:

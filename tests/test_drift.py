@@ -112,7 +112,10 @@ def test_pickles_with_its_counts(compiled: tuple[Model, np.ndarray]) -> None:
 
 def test_categorical_counts_other_and_new_category_rate() -> None:
     reference = {
-        "version": 1, "rows": 4, "bins": 10, "scores": [],
+        "version": 1,
+        "rows": 4,
+        "bins": 10,
+        "scores": [],
         "features": [{"name": "c", "kind": "categorical", "categories": [1.0, 2.0], "counts": [2, 1, 1, 0]}],
     }
     monitor = DriftMonitor(reference)
@@ -146,6 +149,10 @@ def test_a_model_without_reference_is_refused(s1: Model) -> None:
 
 
 def test_a_bad_reference_names_the_entry(tmp_path: Path) -> None:
-    bad = {"version": 1, "features": [{"name": "z", "kind": "numeric", "edges": [0.0, 1.0], "counts": [1]}], "scores": []}
+    bad = {
+        "version": 1,
+        "features": [{"name": "z", "kind": "numeric", "edges": [0.0, 1.0], "counts": [1]}],
+        "scores": [],
+    }
     with pytest.raises(InputError, match=r"reference of 'z' has 1 counts; its bins need 4"):
         DriftMonitor(bad)

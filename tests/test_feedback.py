@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import bytewax.operators as op
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -13,7 +14,6 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 from sklearn.metrics import roc_auc_score
 
-import bytewax.operators as op
 from streamml import InputError
 from streamml.bytewax.feedback import feedback_join
 from streamml.feedback import FeedbackJoin, auc_from_histograms
@@ -115,7 +115,9 @@ def scripted(n: int = 4000, seed: int = 11) -> list[tuple[str, pa.Table]]:
     lab_ids = [int(i) for i in labelled[order]] + [10**6 + i for i in range(200)]
     lab_t = np.concatenate([lt[order], np.full(200, t[-1] + 3000)])
     lab_y = np.concatenate([y[labelled][order], np.zeros(200, dtype=int)])
-    items = [(int(t[i]), "p", preds(list(range(i, i + 200)), t[i : i + 200], score[i : i + 200])) for i in range(0, n, 200)]
+    items = [
+        (int(t[i]), "p", preds(list(range(i, i + 200)), t[i : i + 200], score[i : i + 200])) for i in range(0, n, 200)
+    ]
     items += [
         (int(lab_t[i : i + 150].max()), "l", labels(lab_ids[i : i + 150], lab_t[i : i + 150], lab_y[i : i + 150]))
         for i in range(0, len(lab_ids), 150)
@@ -126,12 +128,28 @@ def scripted(n: int = 4000, seed: int = 11) -> list[tuple[str, pa.Table]]:
 
 def expected_counts(items: list[tuple[str, pa.Table]], ttl: int = 2000) -> dict[str, int]:
     """The counts the join must reach, from the script itself."""
-    t_pred = {i: t for tag, b in items if tag == "p" for i, t in zip(b["event_id"].to_pylist(), b["event_time"].to_pylist())}
-    delays = [t - t_pred[i] for tag, b in items if tag == "l" for i, t in zip(b["event_id"].to_pylist(), b["label_time"].to_pylist()) if i in t_pred]
+    t_pred = {
+        i: t
+        for tag, b in items
+        if tag == "p"
+        for i, t in zip(b["event_id"].to_pylist(), b["event_time"].to_pylist(), strict=True)
+    }
+    delays = [
+        t - t_pred[i]
+        for tag, b in items
+        if tag == "l"
+        for i, t in zip(b["event_id"].to_pylist(), b["label_time"].to_pylist(), strict=True)
+        if i in t_pred
+    ]
     labeled = sum(d <= ttl for d in delays)
     n_labels = sum(b.num_rows for tag, b in items if tag == "l")
-    return {"predictions": len(t_pred), "labeled": labeled, "expired": len(t_pred) - labeled,
-            "late_labels": len(delays) - labeled, "orphan_labels": n_labels - len(delays)}
+    return {
+        "predictions": len(t_pred),
+        "labeled": labeled,
+        "expired": len(t_pred) - labeled,
+        "late_labels": len(delays) - labeled,
+        "orphan_labels": n_labels - len(delays),
+    }
 
 
 def flow_of(items: list, sink: list, *, shards: int, abort_after: int | None = None) -> Dataflow:
@@ -172,7 +190,10 @@ def test_two_workers_give_the_counters_of_one() -> None:
     cluster_main(flow_of(items, two, shards=4), [], 0, worker_count_per_proc=2, epoch_interval=EPOCH)
     q1, q2 = final_quality(one), final_quality(two)
     assert q1 == q2
-    total = {m: sum(v for (_, k), v in q1.items() if k == m) for m in ("predictions", "labeled", "expired", "late_labels", "orphan_labels")}
+    total = {
+        m: sum(v for (_, k), v in q1.items() if k == m)
+        for m in ("predictions", "labeled", "expired", "late_labels", "orphan_labels")
+    }
     assert total == expected_counts(items)
     joined = sum(t.num_rows for t in one if "label" in t.column_names)
     assert joined == sum(v for (_, m), v in q1.items() if m == "labeled")

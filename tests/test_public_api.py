@@ -29,6 +29,7 @@ def test_every_public_name_imports() -> None:
         "streamml.report",
         "streamml.bytewax.feedback",
         "streamml.bytewax.store_sink",
+        "streamml.feedback_service",
     ):
         importlib.import_module(module)
 

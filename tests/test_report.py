@@ -29,7 +29,9 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    done = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "chromium.sh")], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts" / "chromium.sh")], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip().splitlines()[-1]
 
@@ -39,7 +41,10 @@ def test_the_main_job_fills_the_store_and_sees_the_drift(demo_run: tuple[Path, s
     out, printed = demo_run
     assert f"report   {out / 'report.html'}" in printed
     with Store(str(out / "monitoring.db")) as store:
-        n = {t: store.query(f"SELECT count(*) AS n FROM {t}").column("n")[0].as_py() for t in ("predictions", "labels", "feedback")}
+        n = {
+            t: store.query(f"SELECT count(*) AS n FROM {t}").column("n")[0].as_py()
+            for t in ("predictions", "labels", "feedback")
+        }
         rows = store.query("SELECT metric, SUM(value) AS v FROM quality GROUP BY metric").to_pylist()
         q = {r["metric"]: r["v"] for r in rows}
         psi_rows = store.query("SELECT DISTINCT feature FROM drift").column("feature").to_pylist()
@@ -56,15 +61,21 @@ def test_the_main_job_fills_the_store_and_sees_the_drift(demo_run: tuple[Path, s
 
 
 @pytest.mark.slow
-def test_the_report_renders_in_headless_chromium_with_its_plots(demo_run: tuple[Path, str], chromium: str, tmp_path: Path) -> None:
+def test_the_report_renders_in_headless_chromium_with_its_plots(
+    demo_run: tuple[Path, str], chromium: str, tmp_path: Path
+) -> None:
     out, _ = demo_run
     page = tmp_path / "r.html"
     assert main(["report", "--store", str(out / "monitoring.db"), "--model", "fraud", "-o", str(page)]) == 0
     text = page.read_text()
-    assert "http://" not in text and "https://" not in text  # self-contained: nothing to fetch
+    assert "http://" not in text  # self-contained: nothing to fetch
+    assert "https://" not in text
     done = subprocess.run(
         [chromium, *CHROMIUM_FLAGS, "--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     console = [line for line in done.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]

@@ -33,8 +33,15 @@ def test_tables_are_created_on_first_use_and_writes_are_idempotent(store_uri: st
         store.write("predictions", predictions(50))
         store.write("labels", pa.table({"event_id": ["e1", "e2"], "label_time": [9, 10], "label": [1, 0]}))
         drift = pa.table(
-            {"model": ["fraud"] * 3, "model_version": ["1"] * 3, "window_start": [0, 0, 60000], "shard": ["0"] * 3,
-             "feature": ["x0", "x0", "x0"], "bin": [0, 1, 0], "count": [5, 7, 1]}
+            {
+                "model": ["fraud"] * 3,
+                "model_version": ["1"] * 3,
+                "window_start": [0, 0, 60000],
+                "shard": ["0"] * 3,
+                "feature": ["x0", "x0", "x0"],
+                "bin": [0, 1, 0],
+                "count": [5, 7, 1],
+            }
         )
         store.write("drift", drift)
         before = snapshot(store)
@@ -60,7 +67,9 @@ def test_cumulative_tables_take_the_newer_value(store_uri: str) -> None:
 
 def test_bad_rows_name_the_table_and_column(store_uri: str) -> None:
     with Store(store_uri) as store:
-        with pytest.raises(StoreError, match=r"rows for table 'labels': missing columns \['label'\], unknown columns \['y'\]"):
+        with pytest.raises(
+            StoreError, match=r"rows for table 'labels': missing columns \['label'\], unknown columns \['y'\]"
+        ):
             store.write("labels", pa.table({"event_id": ["a"], "label_time": [1], "y": [1.0]}))
         with pytest.raises(StoreError, match=r"column 'label_time' is string, expected int64"):
             store.write("labels", pa.table({"event_id": ["a"], "label_time": ["noon"], "label": [1.0]}))

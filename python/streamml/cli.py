@@ -6,6 +6,7 @@
 ``streamml score --model M --bootstrap-servers B --input-topic IN --output-topic OUT``
                            score a Kafka topic into another (see examples/kafka/README.md).
 ``streamml report --store URI -o report.html``  the monitoring report of a store.
+``streamml feedback --bootstrap B --predictions T --labels T --store URI``  join labels into the store.
 """
 
 from __future__ import annotations
@@ -84,10 +85,10 @@ def _report(args: argparse.Namespace) -> int:
 
     since = None
     if args.since:
-        from datetime import datetime, timezone
+        from datetime import UTC, datetime
 
         when = datetime.fromisoformat(args.since)
-        when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
         since = int(when.timestamp() * 1000)
     path = write_report(args.store, args.output, model=args.model, since=since)
     print(f"wrote {path}")
@@ -156,6 +157,21 @@ def _add_score_parser(sub: Any) -> None:
     score.set_defaults(run=_score)
 
 
+def _feedback(args: argparse.Namespace) -> int:
+    from streamml.feedback import Fields
+    from streamml.feedback_service import run
+
+    fields = Fields(id=args.id_field, event_time=args.time_field, score=args.score_field)
+    stats = run(
+        args.bootstrap, args.predictions, args.labels, args.store, group_id=args.group, fields=fields,
+        ttl_ms=int(args.ttl * 1000), window_ms=int(args.window * 1000), model=args.model,
+        model_version=args.model_version, dead_letter_topic=args.dead_letter, idle_exit_s=args.idle_exit,
+    )  # fmt: skip
+    print(f"predictions {stats.predictions}, labels {stats.labels}, feedback {stats.feedback}, "
+          f"dead letters {stats.dead_letters}")  # fmt: skip
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``streamml``."""
     parser = argparse.ArgumentParser(prog="streamml", description=__doc__.splitlines()[0])
@@ -189,6 +205,23 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--since", help="only windows from this ISO time on (UTC unless it says)")
     report.add_argument("-o", "--output", default="report.html", help="the page to write (default report.html)")
     report.set_defaults(run=_report)
+
+    fb = sub.add_parser("feedback", help="join a predictions topic with a labels topic into the store")
+    fb.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers")
+    fb.add_argument("--predictions", required=True, help="the predictions topic (JSON: id, event time, score)")
+    fb.add_argument("--labels", required=True, help="the labels topic (JSON: id, label_time, label)")
+    fb.add_argument("--store", required=True, help="store URI: a SQLite path, postgresql://..., duckdb:///...")
+    fb.add_argument("--group", default="streamml-feedback", help="consumer group")
+    fb.add_argument("--id-field", default="event_id", help="the event id field (default event_id)")
+    fb.add_argument("--time-field", default="event_time", help="the prediction's event time, ms (default event_time)")
+    fb.add_argument("--score-field", default="probability", help="the score field (default probability)")
+    fb.add_argument("--ttl", type=float, default=3600.0, help="seconds a prediction waits for its label (default 3600)")
+    fb.add_argument("--window", type=float, default=300.0, help="quality window, seconds (default 300)")
+    fb.add_argument("--model", default="model", help="model name written with every row")
+    fb.add_argument("--model-version", default="0", help="model version written with every row")
+    fb.add_argument("--dead-letter", help="topic for messages that cannot be read")
+    fb.add_argument("--idle-exit", type=float, help="stop after this many idle seconds (default: run until ^C)")
+    fb.set_defaults(run=_feedback)
     return parser
 
 

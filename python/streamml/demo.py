@@ -27,7 +27,16 @@ import numpy as np
 from streamml.testing import REPO_ROOT
 
 OUT_DIR = REPO_ROOT / "out"
-FEATURES = ["amount", "hour", "merchant_risk", "distance_km", "tx_last_hour", "account_age_days", "card_present", "foreign"]
+FEATURES = [
+    "amount",
+    "hour",
+    "merchant_risk",
+    "distance_km",
+    "tx_last_hour",
+    "account_age_days",
+    "card_present",
+    "foreign",
+]
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z in ms
 STEP_MS = 20
 BATCH = 250  # events per batch: 5 s of event time
@@ -76,9 +85,7 @@ def train_and_compile(out_dir: Path, *, seed: int = 1, rows: int = 30_000) -> Pa
     matrix = np.column_stack([x[f] for f in FEATURES])
     clf = HistGradientBoostingClassifier(max_iter=80, learning_rate=0.1, max_leaf_nodes=31, random_state=0)
     clf.fit(matrix, y.astype(np.int64))
-    return compile_model(
-        clf, out_dir / "fraud.so", name="fraud", version="1", features=FEATURES, reference=pa.table(x)
-    )
+    return compile_model(clf, out_dir / "fraud.so", name="fraud", version="1", features=FEATURES, reference=pa.table(x))
 
 
 def stream_items(n: int, *, seed: int = 2) -> tuple[list[tuple[str, Any]], dict[str, int]]:
@@ -116,11 +123,11 @@ def stream_items(n: int, *, seed: int = 2) -> tuple[list[tuple[str, Any]], dict[
 
 def build_flow(model: Any, items: list[tuple[str, Any]], store_uri: str) -> Any:
     """The Bytewax dataflow: score, count drift, join labels, write the store."""
+    import bytewax.operators as op
     import pyarrow as pa
     from bytewax.dataflow import Dataflow
     from bytewax.testing import TestingSource
 
-    import bytewax.operators as op
     from streamml.bytewax.feedback import feedback_join
     from streamml.bytewax.store_sink import StoreSink
     from streamml.drift import DriftMonitor
@@ -179,9 +186,15 @@ def build_flow(model: Any, items: list[tuple[str, Any]], store_uri: str) -> Any:
 
     def prediction_rows(p: Any) -> Any:
         starts = pa.compute.multiply(pa.compute.divide(p["event_time"], window_ms), window_ms)
-        rows = pa.table({"event_id": pa.compute.cast(p["event_id"], pa.string()), "event_time": p["event_time"],
-                         "window_start": starts, "score": p["probability"],
-                         "prediction": pa.compute.cast(pa.compute.greater_equal(p["probability"], 0.5), pa.float64())})
+        rows = pa.table(
+            {
+                "event_id": pa.compute.cast(p["event_id"], pa.string()),
+                "event_time": p["event_time"],
+                "window_start": starts,
+                "score": p["probability"],
+                "prediction": pa.compute.cast(pa.compute.greater_equal(p["probability"], 0.5), pa.float64()),
+            }
+        )
         return ("predictions", tag(rows, model=name, model_version=version))
 
     def label_rows(lab: Any) -> Any:
@@ -237,10 +250,15 @@ def run(events: int = 30_000, out_dir: str | Path | None = None, store_uri: str 
     uri = store_uri or str(out / "monitoring.db")
     started = time.perf_counter()
     model = Model.load(train_and_compile(out))
-    print(f"model    {model.info['name']} {model.info['version']} compiled to {model.path} ({time.perf_counter() - started:.1f} s)")
+    print(
+        f"model    {model.info['name']} {model.info['version']} compiled to {model.path} "
+        f"({time.perf_counter() - started:.1f} s)"
+    )
     items, facts = stream_items(events)
-    print(f"stream   {facts['events']} events (drift from event {events // 2}), {facts['labels']} labels "
-          f"({facts['orphans']} for no prediction), delay ~ exp(40 s), ttl {TTL}, window {WINDOW}")
+    print(
+        f"stream   {facts['events']} events (drift from event {events // 2}), {facts['labels']} labels "
+        f"({facts['orphans']} for no prediction), delay ~ exp(40 s), ttl {TTL}, window {WINDOW}"
+    )
     write_reference(uri, model)
     started = time.perf_counter()
     run_main(build_flow(model, items, uri), epoch_interval=timedelta(0))
@@ -258,9 +276,11 @@ def run(events: int = 30_000, out_dir: str | Path | None = None, store_uri: str 
     for half, title in ((0, "before drift"), (1, "after drift")):
         labeled = totals.get((half, "labeled"), 0.0)
         acc = (totals.get((half, "tp"), 0.0) + totals.get((half, "tn"), 0.0)) / labeled if labeled else float("nan")
-        print(f"quality  {title}: {int(labeled)} labeled of {int(totals.get((half, 'predictions'), 0))}, "
-              f"expired {int(totals.get((half, 'expired'), 0))}, late {int(totals.get((half, 'late_labels'), 0))}, "
-              f"accuracy {acc:.4f}")
+        print(
+            f"quality  {title}: {int(labeled)} labeled of {int(totals.get((half, 'predictions'), 0))}, "
+            f"expired {int(totals.get((half, 'expired'), 0))}, late {int(totals.get((half, 'late_labels'), 0))}, "
+            f"accuracy {acc:.4f}"
+        )
     report = write_report(uri, out / "report.html")
     print(f"report   {report}")
     return 0

@@ -181,7 +181,12 @@ class DriftMonitor:
         """One dict per feature and score: role, kind, PSI, JS, Hellinger, KL, rates and status."""
         rows = []
         for (name, role, kind), values in zip(self._layout, self._inner.stats(), strict=True):
-            row: dict[str, Any] = {"feature": name, "role": role, "kind": kind, **dict(zip(STAT_FIELDS, values, strict=True))}
+            row: dict[str, Any] = {
+                "feature": name,
+                "role": role,
+                "kind": kind,
+                **dict(zip(STAT_FIELDS, values, strict=True)),
+            }
             row["status"] = self.thresholds.status(row["psi"])
             rows.append(row)
         return rows

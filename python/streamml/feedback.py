@@ -3,7 +3,8 @@
 :class:`FeedbackJoin` is the join state and the quality accounting of one shard;
 hosts (the Bytewax operator :func:`streamml.bytewax.feedback.feedback_join`, the
 ``streamml feedback`` service, the demo) feed it Arrow batches. It works a batch
-at a time: pending predictions live in one dict (id -> time, score, window), a
+at a time: pending predictions live in one dict (id -> ``complex(time, score)``, one
+Python object per entry that numpy converts in bulk), a
 label batch is joined with one dict lookup per row, and everything after the
 lookup is vectorized with numpy.
 
@@ -156,9 +157,13 @@ class FeedbackJoin:
         self.late_horizon = int(ttl if late_horizon is None else late_horizon)
         self.bucket = max(1, int(bucket or ttl // 8))
         self.watermark = -(2**62)
-        self.pending: dict[Any, tuple[int, float]] = {}
+        # id -> complex(event_time, score): ms times stay exact (< 2**53) in the real part.
+        self.pending: dict[Any, complex] = {}
         self.tombstones: dict[Any, int] = {}
         self._pending_buckets: dict[int, list[Any]] = {}
+        # Predictions still pending per bucket (an upper bound: duplicates are not subtracted);
+        # a bucket with none left is dropped without looking at its ids.
+        self._live: dict[int, int] = {}
         self._tomb_buckets: dict[int, list[Any]] = {}
         self.windows: dict[int, dict[str, float]] = {}
         self.hists: dict[int, np.ndarray] = {}
@@ -209,18 +214,19 @@ class FeedbackJoin:
         if not ids:
             return
         before = len(self.pending)
-        self.pending.update(zip(ids, zip(times.tolist(), scores.tolist(), strict=True), strict=True))
+        self.pending.update(zip(ids, (times + 1j * scores).tolist(), strict=True))
         duplicates = before + len(ids) - len(self.pending)
         self._count("predictions", times)
         if duplicates:
             self._window(int(times[0]) // self.window * self.window)["duplicates"] += duplicates
         buckets = times // self.bucket
+        self._add_live(buckets, 1)
         if buckets[0] == buckets[-1] and (buckets == buckets[0]).all():
             self._pending_buckets.setdefault(int(buckets[0]), []).extend(ids)
         else:
             for b in np.unique(buckets).tolist():
                 idx = np.flatnonzero(buckets == b).tolist()
-                self._pending_buckets.setdefault(b, []).extend(ids[i] for i in idx)
+                self._pending_buckets.setdefault(b, []).extend([ids[i] for i in idx])
 
     def add_labels(self, batch: Any) -> Any:
         """Join a batch of labels; returns the feedback rows (a ``pyarrow.Table``)."""
@@ -233,10 +239,15 @@ class FeedbackJoin:
         labels = _floats(table, f.label, "labels")
         pop = self.pending.pop
         hits = [pop(i, None) for i in ids]
-        found = np.fromiter((h is not None for h in hits), dtype=bool, count=len(hits))
-        rows = np.flatnonzero(found)
-        t_pred = np.fromiter((hits[r][0] for r in rows.tolist()), dtype=np.int64, count=rows.size)
-        scores = np.fromiter((hits[r][1] for r in rows.tolist()), dtype=np.float64, count=rows.size)
+        rows_list = [r for r, h in enumerate(hits) if h is not None]
+        rows = np.array(rows_list, dtype=np.int64)
+        found = np.zeros(len(hits), dtype=bool)
+        found[rows] = True
+        pairs = np.fromiter([hits[r] for r in rows_list], dtype=np.complex128, count=len(rows_list))
+        t_pred = pairs.real.astype(np.int64)
+        scores = pairs.imag.copy()
+        if t_pred.size:
+            self._add_live(t_pred // self.bucket, -1)
         delay = label_times[rows] - t_pred
         timely = delay <= self.ttl
         # Labels after the ttl: their predictions expire now, the labels are late.
@@ -259,7 +270,7 @@ class FeedbackJoin:
         predicted = (s_ok >= self.threshold).astype(np.float64) if self.task == "binary" else s_ok
         return pa.table(
             {
-                "event_id": pa.array([str(ids[r]) for r in joined.tolist()], pa.string()),
+                "event_id": pa.compute.cast(table.column(f.id).take(pa.array(joined)), pa.string()),
                 "event_time": t_ok,
                 "label_time": label_times[joined],
                 "delay_ms": delay[timely],
@@ -301,6 +312,11 @@ class FeedbackJoin:
             h[1] += np.bincount(bins[pos], minlength=self.hist_bins)
             h[0] += np.bincount(bins[~pos], minlength=self.hist_bins)
 
+    def _add_live(self, buckets: np.ndarray, sign: int) -> None:
+        live = self._live
+        for b, k in zip(*(a.tolist() for a in np.unique(buckets, return_counts=True)), strict=True):
+            live[b] = live.get(b, 0) + sign * k
+
     def _advance(self, t: int) -> None:
         """Move the watermark to ``t`` and expire what it passed."""
         if t <= self.watermark:
@@ -309,15 +325,18 @@ class FeedbackJoin:
         # A whole bucket b is past when (b + 1) * bucket + ttl <= watermark.
         limit = (t - self.ttl) // self.bucket
         for b in [b for b in self._pending_buckets if b < limit]:
+            ids = self._pending_buckets.pop(b)
+            if self._live.pop(b, 0) <= 0:
+                continue  # every prediction of the bucket was joined
             expired_times = []
             tombs = self._tomb_buckets.setdefault(b, [])
-            for i in self._pending_buckets.pop(b):
+            for i in ids:
                 entry = self.pending.get(i)
-                if entry is not None and entry[0] // self.bucket == b:
+                if entry is not None and int(entry.real) // self.bucket == b:
                     del self.pending[i]
-                    self.tombstones[i] = entry[0]
+                    self.tombstones[i] = int(entry.real)
                     tombs.append(i)
-                    expired_times.append(entry[0])
+                    expired_times.append(int(entry.real))
             self._count("expired", np.array(expired_times, dtype=np.int64))
         forget = (t - self.ttl - self.late_horizon) // self.bucket
         for b in [b for b in self._tomb_buckets if b < forget]:

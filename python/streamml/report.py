@@ -14,7 +14,7 @@ import html
 import math
 import os
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +48,16 @@ def _where(model: str | None, since: int | None, has_window: bool = True) -> str
 
 def gather(store: Store, *, model: str | None = None, since: int | None = None) -> dict[str, Any]:
     """What the page shows, read from ``store`` (sums over shards per window)."""
-    ref_rows = store.query(f'SELECT feature, role, bin, "count" FROM drift_reference{_where(model, None, False)}').to_pylist()
+    ref_rows = store.query(
+        f'SELECT feature, role, bin, "count" FROM drift_reference{_where(model, None, False)}'
+    ).to_pylist()
     reference: dict[str, dict[int, int]] = defaultdict(dict)
     roles: dict[str, str] = {}
     for r in ref_rows:
         reference[r["feature"]][r["bin"]] = reference[r["feature"]].get(r["bin"], 0) + r["count"]
         roles[r["feature"]] = r["role"]
     drift_rows = store.query(
-        f'SELECT window_start, feature, bin, SUM("count") AS n FROM drift{_where(model, since)} GROUP BY window_start, feature, bin'
+        f'SELECT window_start, feature, bin, SUM("count") AS n FROM drift{_where(model, since)} GROUP BY window_start, feature, bin'  # noqa: E501
     ).to_pylist()
     observed: dict[tuple[int, str], dict[int, int]] = defaultdict(dict)
     for r in drift_rows:
@@ -110,10 +112,12 @@ def quality_series(quality: dict[int, dict[str, float]]) -> dict[str, list[tuple
     return dict(out)
 
 
-def _line_chart(title: str, series: dict[str, list[tuple[int, float]]], *, y_max: float | None = None, bands: list[float] = ()) -> str:
+def _line_chart(
+    title: str, series: dict[str, list[tuple[int, float]]], *, y_max: float | None = None, bands: list[float] = ()
+) -> str:
     points = [(x, y) for s in series.values() for x, y in s if not math.isnan(y)]
     if not points:
-        return f'<svg class="plot" data-title="{html.escape(title)}" width="{W}" height="{H}"><text x="{PAD}" y="40">no data</text></svg>'
+        return f'<svg class="plot" data-title="{html.escape(title)}" width="{W}" height="{H}"><text x="{PAD}" y="40">no data</text></svg>'  # noqa: E501
     xs = [p[0] for p in points]
     x0, x1 = min(xs), max(xs)
     top = y_max if y_max is not None else max(max(p[1] for p in points) * 1.1, max(bands, default=0) * 1.2, 1e-9)
@@ -124,21 +128,29 @@ def _line_chart(title: str, series: dict[str, list[tuple[int, float]]], *, y_max
     def sy(y: float) -> float:
         return H - PAD - (H - 2 * PAD) * min(max(y, 0.0), top) / top
 
-    parts = [f'<svg class="plot" data-title="{html.escape(title)}" width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img">',
-             f'<text x="{W / 2}" y="18" text-anchor="middle" font-weight="bold">{html.escape(title)}</text>',
-             f'<line x1="{PAD}" y1="{H - PAD}" x2="{W - RIGHT}" y2="{H - PAD}" stroke="#444"/>',
-             f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{H - PAD}" stroke="#444"/>',
-             f'<text x="{PAD - 4}" y="{PAD + 4}" text-anchor="end" font-size="10">{top:.3g}</text>',
-             f'<text x="{PAD - 4}" y="{H - PAD}" text-anchor="end" font-size="10">0</text>',
-             f'<text x="{PAD}" y="{H - PAD + 14}" font-size="10">{_fmt_time(x0)}</text>',
-             f'<text x="{W - RIGHT}" y="{H - PAD + 14}" text-anchor="end" font-size="10">{_fmt_time(x1)}</text>']
+    parts = [
+        f'<svg class="plot" data-title="{html.escape(title)}" width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img">',  # noqa: E501
+        f'<text x="{W / 2}" y="18" text-anchor="middle" font-weight="bold">{html.escape(title)}</text>',
+        f'<line x1="{PAD}" y1="{H - PAD}" x2="{W - RIGHT}" y2="{H - PAD}" stroke="#444"/>',
+        f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{H - PAD}" stroke="#444"/>',
+        f'<text x="{PAD - 4}" y="{PAD + 4}" text-anchor="end" font-size="10">{top:.3g}</text>',
+        f'<text x="{PAD - 4}" y="{H - PAD}" text-anchor="end" font-size="10">0</text>',
+        f'<text x="{PAD}" y="{H - PAD + 14}" font-size="10">{_fmt_time(x0)}</text>',
+        f'<text x="{W - RIGHT}" y="{H - PAD + 14}" text-anchor="end" font-size="10">{_fmt_time(x1)}</text>',
+    ]
     for b in bands:
-        parts.append(f'<line x1="{PAD}" y1="{sy(b):.1f}" x2="{W - RIGHT}" y2="{sy(b):.1f}" stroke="#999" stroke-dasharray="4 3"/>')
+        parts.append(
+            f'<line x1="{PAD}" y1="{sy(b):.1f}" x2="{W - RIGHT}" y2="{sy(b):.1f}" stroke="#999" stroke-dasharray="4 3"/>'  # noqa: E501
+        )
     for k, (name, s) in enumerate(series.items()):
         color = COLORS[k % len(COLORS)]
         pts = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in s if not math.isnan(y))
-        parts.append(f'<polyline class="series" data-name="{html.escape(name)}" fill="none" stroke="{color}" stroke-width="1.5" points="{pts}"/>')
-        parts.append(f'<text x="{W - RIGHT + 6}" y="{PAD + 12 * k}" font-size="10" fill="{color}">{html.escape(name)}</text>')
+        parts.append(
+            f'<polyline class="series" data-name="{html.escape(name)}" fill="none" stroke="{color}" stroke-width="1.5" points="{pts}"/>'  # noqa: E501
+        )
+        parts.append(
+            f'<text x="{W - RIGHT + 6}" y="{PAD + 12 * k}" font-size="10" fill="{color}">{html.escape(name)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -149,26 +161,36 @@ def _bar_chart(title: str, reference: np.ndarray, now: np.ndarray) -> str:
     top = max(float(q.max(initial=0)), float(p.max(initial=0)), 1e-9) * 1.1
     n = q.size
     bw = (W - PAD - RIGHT) / max(n, 1)
-    parts = [f'<svg class="plot" data-title="{html.escape(title)}" width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img">',
-             f'<text x="{W / 2}" y="18" text-anchor="middle" font-weight="bold">{html.escape(title)}</text>',
-             f'<line x1="{PAD}" y1="{H - PAD}" x2="{W - RIGHT}" y2="{H - PAD}" stroke="#444"/>']
+    parts = [
+        f'<svg class="plot" data-title="{html.escape(title)}" width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img">',  # noqa: E501
+        f'<text x="{W / 2}" y="18" text-anchor="middle" font-weight="bold">{html.escape(title)}</text>',
+        f'<line x1="{PAD}" y1="{H - PAD}" x2="{W - RIGHT}" y2="{H - PAD}" stroke="#444"/>',
+    ]
     for i in range(n):
         for j, (v, color) in enumerate(((q[i], "#1f77b4"), (p[i], "#d62728"))):
             h = (H - 2 * PAD) * v / top
             x = PAD + i * bw + j * bw / 2
-            parts.append(f'<rect class="bar" x="{x:.1f}" y="{H - PAD - h:.1f}" width="{bw / 2 - 1:.1f}" height="{h:.1f}" fill="{color}"/>')
+            parts.append(
+                f'<rect class="bar" x="{x:.1f}" y="{H - PAD - h:.1f}" width="{bw / 2 - 1:.1f}" height="{h:.1f}" fill="{color}"/>'  # noqa: E501
+            )
     parts.append(f'<text x="{W - RIGHT}" y="{PAD}" text-anchor="end" font-size="10" fill="#1f77b4">reference</text>')
-    parts.append(f'<text x="{W - RIGHT}" y="{PAD + 12}" text-anchor="end" font-size="10" fill="#d62728">recent windows</text>')
-    parts.append(f'<text x="{PAD}" y="{H - PAD + 14}" font-size="10">bins: underflow, quantile bins, overflow, missing</text>')
+    parts.append(
+        f'<text x="{W - RIGHT}" y="{PAD + 12}" text-anchor="end" font-size="10" fill="#d62728">recent windows</text>'
+    )
+    parts.append(
+        f'<text x="{PAD}" y="{H - PAD + 14}" font-size="10">bins: underflow, quantile bins, overflow, missing</text>'
+    )
     parts.append("</svg>")
     return "".join(parts)
 
 
 def _fmt_time(ms: float) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def render(data: dict[str, Any], *, title: str = "streamml monitoring report", thresholds: Thresholds | None = None) -> str:
+def render(
+    data: dict[str, Any], *, title: str = "streamml monitoring report", thresholds: Thresholds | None = None
+) -> str:
     """The HTML page for what :func:`gather` read."""
     t = thresholds or Thresholds()
     psi_series = data["psi"]
@@ -178,7 +200,13 @@ def render(data: dict[str, Any], *, title: str = "streamml monitoring report", t
     for f in sorted(features):
         last = features[f][-1][1] if features[f] else math.nan
         rows.append(f"<tr><td>{html.escape(f)}</td><td>{last:.4f}</td><td>{t.status(last)}</td></tr>")
-    plots = [_line_chart("PSI per feature over time (10 most drifted)", {f: features[f] for f in worst}, bands=[t.moderate, t.significant])]
+    plots = [
+        _line_chart(
+            "PSI per feature over time (10 most drifted)",
+            {f: features[f] for f in worst},
+            bands=[t.moderate, t.significant],
+        )
+    ]
     for name, (ref, now) in data["scores"].items():
         plots.append(_bar_chart(f"score distribution: {name}, reference vs recent", ref, now))
     qs = quality_series(data["quality"])
@@ -197,7 +225,9 @@ PSI status: &lt; {t.moderate} stable, {t.moderate}&ndash;{t.significant} moderat
 """
 
 
-def write_report(store_uri: str, output: str | os.PathLike[str], *, model: str | None = None, since: int | None = None) -> Path:
+def write_report(
+    store_uri: str, output: str | os.PathLike[str], *, model: str | None = None, since: int | None = None
+) -> Path:
     """Read ``store_uri`` and write the report page to ``output``; returns its path."""
     with Store(store_uri) as store:
         data = gather(store, model=model, since=since)

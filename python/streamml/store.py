@@ -57,8 +57,14 @@ TABLES: dict[str, TableSpec] = {
     for t in (
         TableSpec(
             "predictions",
-            (("event_id", "TEXT"), *_EVENT, ("event_time", "BIGINT"), ("window_start", "BIGINT"),
-             ("score", "DOUBLE PRECISION"), ("prediction", "DOUBLE PRECISION")),
+            (
+                ("event_id", "TEXT"),
+                *_EVENT,
+                ("event_time", "BIGINT"),
+                ("window_start", "BIGINT"),
+                ("score", "DOUBLE PRECISION"),
+                ("prediction", "DOUBLE PRECISION"),
+            ),
             ("event_id", "model", "model_version"),
             replace=False,
         ),
@@ -70,16 +76,30 @@ TABLES: dict[str, TableSpec] = {
         ),
         TableSpec(
             "feedback",
-            (("event_id", "TEXT"), *_EVENT, ("event_time", "BIGINT"), ("label_time", "BIGINT"),
-             ("delay_ms", "BIGINT"), ("window_start", "BIGINT"), ("score", "DOUBLE PRECISION"),
-             ("prediction", "DOUBLE PRECISION"), ("label", "DOUBLE PRECISION")),
+            (
+                ("event_id", "TEXT"),
+                *_EVENT,
+                ("event_time", "BIGINT"),
+                ("label_time", "BIGINT"),
+                ("delay_ms", "BIGINT"),
+                ("window_start", "BIGINT"),
+                ("score", "DOUBLE PRECISION"),
+                ("prediction", "DOUBLE PRECISION"),
+                ("label", "DOUBLE PRECISION"),
+            ),
             ("event_id", "model", "model_version"),
             replace=False,
         ),
         TableSpec(
             "drift",
-            (*_EVENT, ("window_start", "BIGINT"), ("shard", "TEXT"), ("feature", "TEXT"), ("bin", "BIGINT"),
-             ("count", "BIGINT")),
+            (
+                *_EVENT,
+                ("window_start", "BIGINT"),
+                ("shard", "TEXT"),
+                ("feature", "TEXT"),
+                ("bin", "BIGINT"),
+                ("count", "BIGINT"),
+            ),
             ("model", "model_version", "window_start", "shard", "feature", "bin"),
             replace=True,
         ),
@@ -147,7 +167,7 @@ class Store:
             for spec in TABLES.values():
                 columns = ", ".join(f'"{c}" {t}' for c, t in spec.columns)
                 key = ", ".join(f'"{c}"' for c in spec.key)
-                cur.execute(f'CREATE TABLE IF NOT EXISTS {spec.name} ({columns}, PRIMARY KEY ({key}))')
+                cur.execute(f"CREATE TABLE IF NOT EXISTS {spec.name} ({columns}, PRIMARY KEY ({key}))")
         self._conn.commit()
 
     def close(self) -> None:
@@ -195,7 +215,9 @@ class Store:
             try:
                 cur.adbc_ingest(stage, rows, mode="create")
                 # `WHERE true` keeps SQLite from reading ON CONFLICT as part of the SELECT's join.
-                cur.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} WHERE true ON CONFLICT ({key}) {action}")
+                cur.execute(
+                    f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} WHERE true ON CONFLICT ({key}) {action}"
+                )
                 cur.execute(f"DROP TABLE {stage}")
             except Exception:
                 self._conn.rollback()

@@ -19,7 +19,7 @@ from typing import Any
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 
-from streamml.feedback import Fields, FeedbackJoin
+from streamml.feedback import FeedbackJoin, Fields
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,9 @@ def feedback_join(
     Returns:
         The ``feedback`` and ``quality`` streams (:class:`FeedbackStreams`).
     """
-    fields = Fields(id=id_field, event_time=time_field, score=score_field, label_time=label_time_field, label=label_field)
+    fields = Fields(
+        id=id_field, event_time=time_field, score=score_field, label_time=label_time_field, label=label_field
+    )
     ttl_ms, window_ms = _ms(ttl), _ms(window)
     tagged = op.merge(
         "merge",
