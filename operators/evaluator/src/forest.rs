@@ -69,7 +69,7 @@ pub struct Forest {
     pub n_trees: usize,
     pub max_depth: usize,
     /// The numeric trees again, for blocks without NaN (`compact.rs`).
-    compact: Compact,
+    compact: Box<Compact>,
 }
 
 impl Forest {
@@ -123,7 +123,7 @@ impl Forest {
             sigmoid_scale: ir.sigmoid_scale,
             n_trees: ir.trees.len(),
             max_depth: 0,
-            compact,
+            compact: Box::new(compact),
         };
         let mut counts = vec![0.0; n_outputs];
         for (t, tree) in ir.trees.iter().enumerate() {
