@@ -1,6 +1,7 @@
 //! Tree ensembles: the IR's trees compiled into one flat node array, and
 //! evaluated a block of rows at a time, tree by tree, so each tree's nodes
-//! stay in cache while the block's rows (row-major scratch) walk it.
+//! stay in cache while the block's rows (row-major scratch) walk it. On a
+//! block without NaN, numeric trees take the compact walk (`compact.rs`).
 
 use crate::compact::{Compact, Plain, LANES};
 use crate::ir::TreesIr;
