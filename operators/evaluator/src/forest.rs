@@ -1,7 +1,9 @@
 //! Tree ensembles: the IR's trees compiled into one flat node array, and
 //! evaluated a block of rows at a time, tree by tree, so each tree's nodes
-//! stay in cache while the block's rows (row-major scratch) walk it.
+//! stay in cache while the block's rows (row-major scratch) walk it. On a
+//! block without NaN, numeric trees take the compact walk (`compact.rs`).
 
+use crate::compact::{Compact, Plain, LANES};
 use crate::ir::TreesIr;
 
 const DEFAULT_LEFT: u32 = 1;
@@ -14,7 +16,7 @@ const NAN_LEFT: u32 = 16;
 const SLOW: u32 = MISSING_ZERO | CATEGORICAL;
 /// Rows walked through a tree together: their node chains are independent,
 /// so the loads and compares of one overlap the others' latency.
-const GROUP: usize = 8;
+const GROUP: usize = LANES;
 /// LightGBM's `kZeroThreshold`: the float `1e-35f` widened to double.
 const ZERO_THRESHOLD: f64 = 1e-35f32 as f64;
 
@@ -67,10 +69,16 @@ pub struct Forest {
     pub sigmoid_scale: f64,
     pub n_trees: usize,
     pub max_depth: usize,
+    /// The numeric trees again, for blocks without NaN (`compact.rs`).
+    compact: Box<Compact>,
 }
 
 impl Forest {
     pub fn build(ir: &TreesIr, n_features: usize) -> Result<Self, String> {
+        Self::build_with(ir, n_features, Compact::from_env())
+    }
+
+    fn build_with(ir: &TreesIr, n_features: usize, compact: Compact) -> Result<Self, String> {
         let n_outputs = ir.n_outputs;
         if n_outputs == 0 || ir.base_score.len() != n_outputs {
             return Err(format!(
@@ -116,6 +124,7 @@ impl Forest {
             sigmoid_scale: ir.sigmoid_scale,
             n_trees: ir.trees.len(),
             max_depth: 0,
+            compact: Box::new(compact),
         };
         let mut counts = vec![0.0; n_outputs];
         for (t, tree) in ir.trees.iter().enumerate() {
@@ -291,10 +300,33 @@ impl Forest {
             node_base as u32
         };
         let d = depth(&self.nodes, root as usize, leaf_nodes as usize);
+        self.push_compact(node_base as usize, leaf_nodes as usize, n_leaves, d as u32);
         self.roots.push((root, d as u32, leaf_nodes as u32));
         self.outputs.push(output);
         self.max_depth = self.max_depth.max(d);
         Ok(())
+    }
+
+    /// Add the tree whose internal nodes are `base..leaf_nodes` (its
+    /// `n_leaves` leaf nodes follow) to the compact form, if it is numeric.
+    fn push_compact(&mut self, base: usize, leaf_nodes: usize, n_leaves: usize, depth: u32) {
+        let internal = &self.nodes[base..leaf_nodes];
+        let plain = internal.iter().all(|n| n.flags & SLOW == 0);
+        let local = |c: i32| (c as usize - base) as u32;
+        let threshold: Vec<f64> = internal.iter().map(|n| n.threshold).collect();
+        let feature: Vec<u32> = internal.iter().map(|n| n.feature).collect();
+        let left: Vec<u32> = internal.iter().map(|n| local(n.left)).collect();
+        let right: Vec<u32> = internal.iter().map(|n| local(n.right)).collect();
+        let leaf_base = if n_leaves > 0 { self.leaf_of[leaf_nodes] } else { 0 };
+        let tree = plain.then_some(Plain {
+            threshold: &threshold,
+            feature: &feature,
+            left: &left,
+            right: &right,
+            leaf_base,
+            lt: self.lt,
+        });
+        self.compact.push(tree, depth);
     }
 
     /// Raw scores for `rows` rows of row-major features `xs` (already
@@ -348,14 +380,16 @@ impl Forest {
         mut add: impl FnMut(usize, usize, usize),
     ) {
         let whole = rows - rows % GROUP;
+        let no_nan = !xs[..rows * nf].iter().any(|v| v.is_nan());
         for (t, &(root, depth, first_leaf)) in self.roots.iter().enumerate() {
+            let compact = self.compact.trees[t].filter(|_| no_nan);
             let mut r = 0;
             while r < whole {
                 let block = &xs[r * nf..(r + GROUP) * nf];
-                let leaves = if self.lt {
-                    self.walk_group::<true>(root, depth, first_leaf, block, nf)
-                } else {
-                    self.walk_group::<false>(root, depth, first_leaf, block, nf)
+                let leaves = match compact {
+                    Some(tree) => self.compact.walk_rows(tree, block, nf),
+                    None if self.lt => self.walk_group::<true>(root, depth, first_leaf, block, nf),
+                    None => self.walk_group::<false>(root, depth, first_leaf, block, nf),
                 };
                 for (i, leaf) in leaves.iter().enumerate() {
                     add(r + i, t, *leaf);
@@ -366,12 +400,20 @@ impl Forest {
         // The last rows (all of them for a batch smaller than a group) walk
         // GROUP trees at a time instead: a single row's walks through
         // different trees are independent chains too.
+        let mut compact = Vec::with_capacity(GROUP);
         for r in whole..rows {
             let row = &xs[r * nf..(r + 1) * nf];
             let mut t = 0;
             while t < self.roots.len() {
-                let trees = &self.roots[t..(t + GROUP).min(self.roots.len())];
-                let leaves = if self.lt {
+                let end = (t + GROUP).min(self.roots.len());
+                let trees = &self.roots[t..end];
+                compact.clear();
+                if no_nan {
+                    compact.extend(self.compact.trees[t..end].iter().map_while(|c| *c));
+                }
+                let leaves = if compact.len() == trees.len() {
+                    self.compact.walk_trees(&compact, row)
+                } else if self.lt {
                     self.walk_trees::<true>(trees, row)
                 } else {
                     self.walk_trees::<false>(trees, row)
@@ -508,5 +550,104 @@ fn depth(nodes: &[Node], c: usize, first_leaf: usize) -> usize {
         let n = nodes[c];
         let left = depth(nodes, n.left as usize, first_leaf);
         1 + left.max(depth(nodes, n.right as usize, first_leaf))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A random forest of `n_trees` trees over 4 features whose nodes mix
+    /// what the IR allows; thresholds come from a small grid, so rows hit
+    /// them exactly.
+    fn random_ir(seed: u64, comparison: &str, n_trees: usize) -> TreesIr {
+        let mut state = seed;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let mut trees = Vec::new();
+        for t in 0..n_trees {
+            let internal = next(12) as usize; // 0 is a single leaf
+            // node i's children: nodes 2i+1, 2i+2 when they exist, else leaves
+            let (mut left, mut right, mut leaves) = (vec![], vec![], 0i64);
+            for i in 0..internal {
+                for (side, c) in [(&mut left, 2 * i + 1), (&mut right, 2 * i + 2)] {
+                    if c < internal {
+                        side.push(c as i64);
+                    } else {
+                        side.push(!leaves);
+                        leaves += 1;
+                    }
+                }
+            }
+            let leaves = leaves.max(1);
+            // Some trees of the second half have zero-missing or categorical
+            // nodes; the first groups of `LANES` trees are all numeric.
+            let special = t >= n_trees / 2 && t % 3 == 0;
+            let missing = (0..internal)
+                .map(|_| match next(if special { 3 } else { 2 }) {
+                    0 => "nan",
+                    1 => "none",
+                    _ => "zero",
+                })
+                .map(String::from)
+                .collect::<Vec<String>>();
+            let categories = (special && internal > 0).then(|| {
+                (0..internal)
+                    .map(|i| (i == 0).then(|| vec![0, 2, 3]))
+                    .collect::<Vec<_>>()
+            });
+            let tree = serde_json::json!({
+                "output": 0,
+                "split_feature": (0..internal).map(|_| next(4)).collect::<Vec<_>>(),
+                "threshold": (0..internal).map(|_| next(9) as f64 * 0.5 - 2.0).collect::<Vec<_>>(),
+                "left": left, "right": right,
+                "default_left": (0..internal).map(|_| next(2) == 1).collect::<Vec<_>>(),
+                "missing": missing, "categories": categories,
+                "leaf_value": (0..leaves).map(|l| (t as f64 + 1.0) / (l as f64 + 3.0)).collect::<Vec<_>>(),
+            });
+            trees.push(serde_json::from_value(tree).expect("a tree"));
+        }
+        TreesIr {
+            n_outputs: 1,
+            base_score: vec![0.25],
+            aggregate: "sum".into(),
+            feature_cast: "float64".into(),
+            comparison: comparison.into(),
+            accumulate: "float64".into(),
+            sigmoid_scale: 1.0,
+            category_match: "trunc".into(),
+            trees,
+        }
+    }
+
+    #[test]
+    fn the_compact_walk_gives_the_general_walks_bits() {
+        let grid = [-2.5, -2.0, -1.5, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 1e-36];
+        for comparison in ["le", "lt"] {
+            let ir = random_ir(0x9e37_79b9_7f4a_7c15, comparison, 40);
+            let general = Forest::build_with(&ir, 4, Compact::new(false)).expect("builds");
+            let compact = Forest::build_with(&ir, 4, Compact::new(true)).expect("builds");
+            assert!(compact.compact.trees.iter().any(Option::is_some));
+            assert!(compact.compact.trees.iter().any(Option::is_none));
+            for rows in [1, 7, 8, 21] {
+                for with_nan in [false, true] {
+                    let xs: Vec<f64> = (0..rows * 4)
+                        .map(|i| match i * 7 % 13 {
+                            12 if with_nan => f64::NAN,
+                            k => grid[k % grid.len()],
+                        })
+                        .collect();
+                    let (mut a, mut b) = (vec![0.0; rows], vec![0.0; rows]);
+                    general.raw_scores(&xs, rows, &mut a);
+                    compact.raw_scores(&xs, rows, &mut b);
+                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&a), bits(&b), "{comparison}, {rows} rows, NaN {with_nan}");
+                }
+            }
+        }
     }
 }
