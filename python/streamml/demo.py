@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -128,6 +129,7 @@ def build_flow(model: Any, items: list[tuple[str, Any]], store_uri: str) -> Any:
     from bytewax.dataflow import Dataflow
     from bytewax.testing import TestingSource
 
+    from streamml.bytewax import predict
     from streamml.bytewax.feedback import feedback_join
     from streamml.bytewax.store_sink import StoreSink
     from streamml.drift import DriftMonitor
@@ -142,9 +144,14 @@ def build_flow(model: Any, items: list[tuple[str, Any]], store_uri: str) -> Any:
             rows = rows.append_column(k, pa.array([v] * n, pa.string()))
         return rows
 
-    def score(events: Any) -> tuple[Any, Any]:
-        # TODO(merge): use streamml.bytewax.predict (the Bytewax engineer's operator) here.
-        return events, model.predict(events.select(FEATURES))
+    outputs = model.output_schema.names
+
+    def one_batch(item: tuple[str, Any]) -> Any:
+        return item[1].combine_chunks().to_batches()[0]
+
+    def unscored(step: str, failure: Any) -> None:
+        # Generated events are all well-formed: a failure here is a bug, said out loud.
+        print(f"{step}: event not scored: {failure.reason}", file=sys.stderr)
 
     def predictions(pair: tuple[Any, Any]) -> Any:
         events, out = pair
@@ -177,9 +184,12 @@ def build_flow(model: Any, items: list[tuple[str, Any]], store_uri: str) -> Any:
     flow = Dataflow("streamml_demo")
     source = op.input("stream", flow, TestingSource(items, batch_size=1))
     kinds = op.branch("kind", source, lambda it: it[0] == "events")
-    events = op.map("events", kinds.trues, lambda it: it[1])
+    events = op.map("events", kinds.trues, one_batch)
     labels = op.map("labels", kinds.falses, lambda it: it[1])
-    scored = op.map("score", events, score)
+    # One native call per batch of events; the outputs come back as added columns.
+    scoring = predict("score", events, model)
+    op.inspect("unscored", scoring.errs, unscored)
+    scored = op.map("split", scoring.oks, lambda batch: (batch, batch.select(outputs)))
     preds = op.map("predictions", scored, predictions)
     drift = op.key_rm("drift_rows", op.stateful_map("drift", op.key_on("one", scored, lambda _: "0"), count_drift))
     fb = feedback_join("feedback", preds, labels, ttl=TTL, window=WINDOW, model=name, model_version=version)

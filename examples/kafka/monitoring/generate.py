@@ -34,7 +34,9 @@ def main() -> None:
     items, facts = stream_items(args.events)
     for kind, table in items:
         if kind == "events":
-            # TODO(merge): `streamml score` (the Kafka engineer's scorer) does this step on its own topic.
+            # Scored here rather than by `streamml score`: the feedback service needs each
+            # prediction's event time, and the scorer's JSON output carries only the id field
+            # and the model's outputs (carrying more input fields through is open work).
             scores = model.predict(table.select(FEATURES)).column("probability").to_pylist()
             for i, t, p in zip(table["event_id"].to_pylist(), table["event_time"].to_pylist(), scores, strict=True):
                 producer.produce("streamml-predictions", json.dumps({"event_id": i, "event_time": t, "probability": p}))

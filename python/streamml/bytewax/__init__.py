@@ -8,6 +8,9 @@
   ``max_wait``, buffers rows per key by the design's rule (the age of the
   oldest row). It returns named streams ``oks`` and ``errs``; an ``errs`` item
   is a :class:`PredictFailure` carrying the item and the reason.
+* :func:`feedback_join` — joins predictions with the labels that arrive later
+  (TTL in event time) into feedback rows and windowed quality
+  (:class:`FeedbackStreams`); :class:`StoreSink` writes them to the store.
 
 Examples:
     >>> import bytewax.operators as op
@@ -36,5 +39,7 @@ Examples:
 """
 
 from streamml.bytewax._predict import PredictFailure, PredictOut, predict, predict_op
+from streamml.bytewax.feedback import FeedbackStreams, feedback_join
+from streamml.bytewax.store_sink import StoreSink
 
-__all__ = ["PredictFailure", "PredictOut", "predict", "predict_op"]
+__all__ = ["FeedbackStreams", "PredictFailure", "PredictOut", "StoreSink", "feedback_join", "predict", "predict_op"]
