@@ -101,7 +101,9 @@ def main() -> None:
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
 
     trained = train_lightgbm(R1_TREES, R1_ROWS, retrain=False)
-    model_path = compile_model(trained.path, BENCH_DIR / "r1_flink.so", name="r1", version="1")
+    model_path = compile_model(
+        trained.path, BENCH_DIR / "r1_flink.so", name="r1", version="1", features=list(FEATURE_NAMES)
+    )
     x, _ = r1_data(args.rows, SCORE_SEED)
     rows_file = BENCH_DIR / f"r1_score_{args.rows}.f64"
     np.ascontiguousarray(x, dtype="<f8").tofile(rows_file)

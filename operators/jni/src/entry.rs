@@ -38,8 +38,8 @@ pub extern "system" fn Java_dev_streamml_flink_NativeBridge_load<'l>(
 }
 
 fn inner_load(env: &mut JNIEnv<'_>, path: &JString<'_>, sha256: &JString<'_>) -> ShimResult<jlong> {
-    let path = optional_string(env, path)?
-        .ok_or_else(|| ShimError("the model path is null".into()))?;
+    let path =
+        optional_string(env, path)?.ok_or_else(|| ShimError("the model path is null".into()))?;
     let options = LoadOptions {
         expected_sha256: optional_string(env, sha256)?,
     };

@@ -144,7 +144,7 @@ public final class StreammlModelProvider implements PredictRuntimeProvider, Asyn
   }
 
   /** {@code ML_PREDICT} without async: one native call per row. */
-  static final class SyncPredict extends PredictFunction {
+  public static final class SyncPredict extends PredictFunction {
     private static final long serialVersionUID = 1L;
     private final Shape shape;
     private transient Opened opened;
@@ -173,7 +173,7 @@ public final class StreammlModelProvider implements PredictRuntimeProvider, Asyn
   }
 
   /** {@code ML_PREDICT} with {@code 'async' = 'true'}: concurrent rows scored in micro-batches. */
-  static final class AsyncPredict extends AsyncPredictFunction {
+  public static final class AsyncPredict extends AsyncPredictFunction {
     private static final long serialVersionUID = 1L;
     private final Shape shape;
     private final BatchPolicy policy;

@@ -83,7 +83,8 @@ class MlPredictTest {
         .collect(Collectors.joining(", "));
     tEnv.executeSql("CREATE MODEL m INPUT (" + inputs + ") OUTPUT (score DOUBLE) WITH ("
         + "'provider' = 'streamml', 'path' = '" + Fixtures.model("s1") + "')");
-    Exception e = assertThrows(Exception.class, () -> predict(tEnv, ""));
+    Exception e = assertThrows(Exception.class, () -> FlinkTestSupport.collect(tEnv,
+        "SELECT id, score FROM ML_PREDICT(TABLE t, MODEL m, DESCRIPTOR(" + Fixtures.featureList() + "))"));
     assertTrue(ExceptionUtils.findThrowableWithMessage(e, "has no output 'score'").isPresent(),
         ExceptionUtils.stringifyException(e));
   }
