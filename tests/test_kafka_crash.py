@@ -115,7 +115,10 @@ def test_two_scorers_in_one_group_score_every_input_once(
 ) -> None:
     n = 60_000
     with kafka_topics(kafka_bootstrap, ["in", "out", "dlq"], PARTITIONS) as (inp, out, dlq):
-        x = load(kafka_bootstrap, inp, n, seed=12)
+        # Half the input first; the rest only once both scorers hold partitions, so that
+        # both have work however fast the first one is.
+        x, half = feature_rows(n, seed=12), n // 2
+        produce(kafka_bootstrap, inp, json_values(x[:half]), [f"k{i % 97}".encode() for i in range(half)])
         group = f"g-{uuid.uuid4().hex[:8]}"
         scorers = [
             ScorerProcess(
@@ -129,6 +132,9 @@ def test_two_scorers_in_one_group_score_every_input_once(
             # The second joins mid-run: partitions move between them (a rebalance while scoring).
             wait_until(lambda: committed_total(kafka_bootstrap, group, inp, PARTITIONS) >= n // 10, 120, "a started")
             scorers[1].start()
+            wait_until(lambda: "assigned [" in scorers[1].output(), 120, "b assigned partitions")
+            rest = json_values(x[half:], start=half)
+            produce(kafka_bootstrap, inp, rest, [f"k{i % 97}".encode() for i in range(half, n)])
             wait_until(lambda: committed_total(kafka_bootstrap, group, inp, PARTITIONS) >= n, 180, "all committed")
             for s in scorers:
                 assert s.stop() == 0, s.output()
