@@ -8,9 +8,9 @@
    pattern itself changes (foreign transactions stop being a strong signal). Labels
    (fraud or not) arrive after a random delay (exponential, mean 40 s); 10% never arrive,
    and a few labels belong to no prediction.
-3. Run a Bytewax dataflow in process: score each batch with the model binary, count drift
+3. Run a Bytewax dataflow in process: score each batch (:func:`streamml.bytewax.predict`), count drift
    per 1-minute window (:class:`streamml.drift.DriftMonitor`), join the labels onto the
-   predictions (:func:`streamml.bytewax.feedback.feedback_join`, TTL 2 min), and write
+   predictions (:func:`streamml.bytewax.feedback_join`, TTL 2 min), and write
    predictions, labels, feedback, drift and quality into the SQLite store.
 4. Write the report (``streamml report``) and print where it is.
 """
