@@ -10,7 +10,7 @@ import pytest
 
 from streamml.cli import main
 from streamml.store import Store
-from streamml.testing import REPO_ROOT
+from streamml.testing import REPO_ROOT, run_script
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 
@@ -29,11 +29,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    done = subprocess.run(
-        ["bash", str(REPO_ROOT / "scripts" / "chromium.sh")], capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
+    return run_script(REPO_ROOT / "scripts" / "chromium.sh")
 
 
 @pytest.mark.slow

@@ -148,12 +148,27 @@ def kafka_script(command: str) -> str:
     Raises:
         RuntimeError: the script failed; the message holds its output.
     """
-    if not KAFKA_SCRIPT.is_file():
-        msg = f"{KAFKA_SCRIPT} does not exist; run from a source checkout or set STREAMML_KAFKA_BOOTSTRAP"
+    return run_script(KAFKA_SCRIPT, command, instead="set STREAMML_KAFKA_BOOTSTRAP")
+
+
+def run_script(script: Path, *args: str, instead: str = "") -> str:
+    """Run one of the repo's service scripts (``scripts/*.sh``) and return the last line it printed.
+
+    Args:
+        script: the script's path.
+        *args: its arguments (e.g. ``start``).
+        instead: what to do when the script is absent (a source checkout is needed).
+
+    Raises:
+        RuntimeError: the script is absent or failed; the message holds its output.
+    """
+    if not script.is_file():
+        msg = f"{script} does not exist; run from a source checkout" + (f" or {instead}" if instead else "")
         raise RuntimeError(msg)
-    done = subprocess.run(["bash", str(KAFKA_SCRIPT), command], capture_output=True, text=True, check=False)
+    done = subprocess.run(["bash", str(script), *args], capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        msg = f"scripts/kafka.sh {command} failed (exit {done.returncode}):\n{done.stderr}{done.stdout}"
+        name = f"scripts/{script.name} {' '.join(args)}".rstrip()
+        msg = f"{name} failed (exit {done.returncode}):\n{done.stderr}{done.stdout}"
         raise RuntimeError(msg)
     return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
@@ -191,11 +206,4 @@ def postgres_uri() -> str:
         atexit.register(_postgres_container.stop)
     if _postgres_container is not None:
         return _postgres_container.get_connection_url()
-    if not POSTGRES_SCRIPT.is_file():
-        msg = f"{POSTGRES_SCRIPT} does not exist; run from a source checkout or set STREAMML_POSTGRES_URI"
-        raise RuntimeError(msg)
-    done = subprocess.run(["bash", str(POSTGRES_SCRIPT), "start"], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        msg = f"scripts/postgres.sh start failed (exit {done.returncode}):\n{done.stderr}{done.stdout}"
-        raise RuntimeError(msg)
-    return done.stdout.strip().splitlines()[-1]
+    return run_script(POSTGRES_SCRIPT, "start", instead="set STREAMML_POSTGRES_URI")
