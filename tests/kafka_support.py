@@ -59,13 +59,20 @@ def json_values(x: np.ndarray, start: int = 0) -> list[bytes]:
     return out
 
 
-def produce(bootstrap: str, topic: str, values: Sequence[bytes], keys: Sequence[bytes | None]) -> None:
-    """Produce values with keys, in order, and wait until all are acknowledged."""
+def produce(
+    bootstrap: str,
+    topic: str,
+    values: Sequence[bytes],
+    keys: Sequence[bytes | None],
+    timestamps: Sequence[int] | None = None,
+) -> None:
+    """Produce values with keys (and message timestamps, ms), in order, and wait until all are acknowledged."""
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True})
-    for v, k in zip(values, keys, strict=True):
+    stamps = timestamps if timestamps is not None else [0] * len(values)
+    for v, k, t in zip(values, keys, stamps, strict=True):
         while True:
             try:
-                p.produce(topic, v, k)
+                p.produce(topic, v, k, timestamp=t)
                 break
             except BufferError:
                 p.poll(0.05)

@@ -120,6 +120,9 @@ def _score(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         transactional_id=args.transactional_id,
         config=parse_properties(args.X),
+        drift=not args.no_drift,
+        drift_window_s=args.drift_window_s,
+        store=args.store,
         watchdog=True,
     )
     scorer.install_signal_handlers()
@@ -147,6 +150,13 @@ def _add_score_parser(sub: Any) -> None:
     score.add_argument("--dlq-topic", help="dead-letter topic (default <input-topic>.dlq)")
     score.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     score.add_argument("--transactional-id", help="exactly-once: the producer's transactional id (stable per scorer)")
+    score.add_argument(
+        "--store", help="store URI for drift counts per window (sqlite:///f.db, postgresql://..., duckdb:...)"
+    )
+    score.add_argument("--drift-window-s", type=float, default=60.0, help="drift window length in seconds (60)")
+    score.add_argument(
+        "--no-drift", action="store_true", help="keep no drift counters (default: on if the model has a reference)"
+    )
     score.add_argument(
         "-X",
         action="append",

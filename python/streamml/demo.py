@@ -167,18 +167,7 @@ def build_flow(model: Any, items: list[tuple[str, Any]], store_uri: str) -> Any:
         monitor.observe(events, out)
         for old in [w for w in state if w < start - window_ms]:
             del state[old]  # closed windows were written already
-        rows = monitor.bins()
-        drift = pa.table(
-            {
-                "model": [name] * len(rows),
-                "model_version": [version] * len(rows),
-                "window_start": pa.array([start] * len(rows), pa.int64()),
-                "shard": ["0"] * len(rows),
-                "feature": [r[0] for r in rows],
-                "bin": pa.array([r[1] for r in rows], pa.int64()),
-                "count": pa.array([r[2] for r in rows], pa.int64()),
-            }
-        )
+        drift = monitor.table(model=name, model_version=version, window_start=start, shard="0")
         return state, drift
 
     flow = Dataflow("streamml_demo")
@@ -224,27 +213,10 @@ def build_flow(model: Any, items: list[tuple[str, Any]], store_uri: str) -> Any:
 
 def write_reference(store_uri: str, model: Any) -> None:
     """The model's drift reference into ``drift_reference`` (the report's baseline)."""
-    import pyarrow as pa
+    from streamml.store import Store, drift_reference_table
 
-    from streamml.store import Store
-
-    rows = []
-    ref = model.info["drift_reference"]
-    for role, entries in (("feature", ref["features"]), ("score", ref["scores"])):
-        for e in entries:
-            rows.extend((e["name"], role, i, n) for i, n in enumerate(e["counts"]))
-    table = pa.table(
-        {
-            "model": [model.info["name"]] * len(rows),
-            "model_version": [model.info["version"]] * len(rows),
-            "feature": [r[0] for r in rows],
-            "role": [r[1] for r in rows],
-            "bin": pa.array([r[2] for r in rows], pa.int64()),
-            "count": pa.array([r[3] for r in rows], pa.int64()),
-        }
-    )
     with Store(store_uri) as store:
-        store.write("drift_reference", table)
+        store.write("drift_reference", drift_reference_table(model.info))
 
 
 def run(events: int = 30_000, out_dir: str | Path | None = None, store_uri: str | None = None) -> int:

@@ -195,6 +195,27 @@ class DriftMonitor:
         """``(feature, bin, count)`` for every non-zero bin (the ``drift`` table's rows)."""
         return [(name, i, n) for name, c in self.counts().items() for i, n in enumerate(c) if n]
 
+    def table(self, *, model: str, model_version: str, window_start: int, shard: str) -> Any:
+        """The ``drift`` table's rows for these counts (one per non-zero bin), as an Arrow table.
+
+        ``window_start`` is the window's start (ms); ``shard`` names the worker or process
+        that counted, so that the store keeps each one's cumulative counts apart.
+        """
+        import pyarrow as pa
+
+        rows = self.bins()
+        return pa.table(
+            {
+                "model": [model] * len(rows),
+                "model_version": [model_version] * len(rows),
+                "window_start": pa.array([window_start] * len(rows), pa.int64()),
+                "shard": [shard] * len(rows),
+                "feature": [r[0] for r in rows],
+                "bin": pa.array([r[1] for r in rows], pa.int64()),
+                "count": pa.array([r[2] for r in rows], pa.int64()),
+            }
+        )
+
     def __getstate__(self) -> tuple[Any, ...]:
         return (self.reference, self.thresholds, self.counts())
 
@@ -202,6 +223,56 @@ class DriftMonitor:
         reference, thresholds, counts = state
         self.__init__(reference, thresholds=thresholds)
         self.set_counts(counts)
+
+
+class DriftWindows:
+    """Drift counters per tumbling window of event time, for a host that flushes them.
+
+    Windows only move forward: a row older than the open window (a replay, a slow
+    partition) is counted in the open one.
+
+    Args:
+        reference: the ``drift_reference`` document.
+        window_ms: the window's length (ms).
+        thresholds: PSI status boundaries.
+
+    Examples:
+        >>> ref = {"version": 1, "rows": 2, "bins": 1, "scores": [],
+        ...        "features": [{"name": "x", "kind": "numeric", "edges": [0.0, 1.0], "counts": [0, 2, 0, 0]}]}
+        >>> w = DriftWindows(ref, window_ms=1000)
+        >>> w.monitor_for(1500) is w.monitor_for(1999), w.open_start
+        (True, 1000)
+        >>> _ = w.monitor_for(2000); [start for start, _ in w.closed]
+        [1000]
+    """
+
+    def __init__(self, reference: dict[str, Any], *, window_ms: int, thresholds: Thresholds | None = None) -> None:
+        if window_ms <= 0:
+            msg = f"drift window is {window_ms} ms; it must be positive"
+            raise InputError(msg)
+        self.reference = reference
+        self.window_ms = int(window_ms)
+        self.thresholds = thresholds
+        self.open_start: int | None = None
+        self.open: DriftMonitor | None = None
+        #: Windows that ended and were not taken yet: ``(start_ms, monitor)``.
+        self.closed: list[tuple[int, DriftMonitor]] = []
+
+    def monitor_for(self, time_ms: int) -> DriftMonitor:
+        """The counters of the window ``time_ms`` falls in (or of the open one, if that is later)."""
+        start = int(time_ms) // self.window_ms * self.window_ms
+        if self.open is None or self.open_start is None or start > self.open_start:
+            if self.open is not None and self.open_start is not None:
+                self.closed.append((self.open_start, self.open))
+            self.open_start, self.open = start, DriftMonitor(self.reference, thresholds=self.thresholds)
+        return self.open
+
+    def take(self) -> list[tuple[int, DriftMonitor]]:
+        """The closed windows (forgotten now) and then the open one, whose counts go on."""
+        taken, self.closed = self.closed, []
+        if self.open is not None and self.open_start is not None:
+            taken.append((self.open_start, self.open))
+        return taken
 
 
 def _batches(data: Any) -> list[Any]:

@@ -38,6 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from streamml import _streamml
+from streamml.drift import DriftMonitor, DriftWindows
 from streamml.errors import StreammlError
 from streamml.model import Model
 
@@ -59,6 +60,8 @@ HEADER_OFFSET = "streamml.source.offset"
 
 #: Messages scored per call of the Rust step: the next chunk is scored while one is produced.
 SCORE_CHUNK = 250
+#: At most this long (seconds) between two exports of the drift windows.
+DRIFT_FLUSH_S = 5.0
 #: Seconds a transaction call may take, and how much longer the watchdog waits before exiting.
 TXN_TIMEOUT = 60.0
 WATCHDOG_GRACE = 30.0
@@ -91,6 +94,14 @@ class Scorer:
             when a static member id is configured, else a random one.
         config: librdkafka properties for both clients (``-X key=value``); a key
             prefixed ``consumer.`` or ``producer.`` goes to that client only.
+        drift: keep drift counters (when the model carries a drift reference, from
+            ``streamml compile --reference``): per window of message timestamps, inputs and
+            outputs of every scored message, exported to Prometheus (PSI, missing and
+            out-of-range rates per feature and score) and written to ``store``.
+        drift_window_s: the drift window's length (seconds).
+        store: a store URI (``sqlite:///path``, ``postgresql://...``, ``duckdb:...``): each
+            window's cumulative counts go to its ``drift`` table (and the reference to
+            ``drift_reference``), under this scorer's shard, every few seconds and at exit.
         watchdog: exactly-once: end the process (exit status 3) when a transaction call
             blocks well past its timeout, for a supervisor to restart it (librdkafka 2.16's
             ``send_offsets_to_transaction`` can hang once the coordinator went away:
@@ -115,6 +126,9 @@ class Scorer:
         metrics_port: int | None = None,
         transactional_id: str | None = None,
         config: Mapping[str, str] | None = None,
+        drift: bool = True,
+        drift_window_s: float = 60.0,
+        store: str | None = None,
         watchdog: bool = False,
     ) -> None:
         if guarantee not in ("at-least-once", "exactly-once"):
@@ -177,6 +191,19 @@ class Scorer:
             (HEADER_VERSION, self.model.version.encode()),
             (HEADER_SHA256, sha.encode()),
         ]
+        instance = self._consumer_config.get("group.instance.id")
+        #: Names this process's drift counts in the store (one row set per scorer).
+        self.shard = f"{group_id}/{instance or uuid.uuid4().hex[:12]}"
+        reference = self.model.info.get("drift_reference") if drift else None
+        self._drift = DriftWindows(reference, window_ms=int(drift_window_s * 1000)) if reference else None
+        if store is not None and self._drift is None:
+            why = "drift is off" if not drift else f"model '{self.model.name}' has no drift reference"
+            msg = f"--store {store}: the scorer writes drift counts there, but {why}"
+            raise KafkaScorerError(msg)
+        self.store_uri = store
+        self._store: Any = None
+        self._drift_flushed = 0.0
+        self._drift_warned = False
         self._stopping = False
         self._watchdog = watchdog
         self._txn_deadline = 0.0  # monotonic; 0 while no transaction call runs
@@ -244,6 +271,7 @@ class Scorer:
                     len(self._pending) >= self.max_batch_rows or time.monotonic() - self._first_arrival >= self.max_wait
                 ):
                     self._flush_pending()
+                self._flush_drift()  # also while idle: the last window's counts get out
             self._check_fatal()
             self._flush_pending()  # drain
         finally:
@@ -295,20 +323,52 @@ class Scorer:
             self._paused = False
         self._update_lag()
 
+    def _flush_drift(self, *, final: bool = False) -> None:
+        """Export the drift windows to Prometheus and the store: every few seconds, and at exit.
+
+        Runs between batches, when no chunk is being scored (so no thread counts meanwhile).
+        The store keeps cumulative counts per (window, shard, feature, bin); rewriting a
+        window replaces them, so a flush repeated after a crash double-counts nothing it
+        already wrote (messages rescored after a crash are counted again, as they are scored
+        again: at-least-once).
+        """
+        if self._drift is None:
+            return
+        now = time.monotonic()
+        if not final and now - self._drift_flushed < min(DRIFT_FLUSH_S, self._drift.window_ms / 1000):
+            return
+        self._drift_flushed = now
+        windows = self._drift.take()
+        if not windows:
+            return
+        if self._metrics is not None:
+            self._metrics.drift(windows[-1][1])
+        if self.store_uri is None:
+            return
+        from streamml.store import Store, drift_reference_table
+
+        if self._store is None:
+            self._store = Store(self.store_uri)
+            self._store.write("drift_reference", drift_reference_table(self.model.info))
+        name, version = self.model.name, self.model.version
+        for start, monitor in windows:
+            table = monitor.table(model=name, model_version=version, window_start=start, shard=self.shard)
+            self._store.write("drift", table)
+
     # --- one batch ----------------------------------------------------------------------------
 
     def _score_and_produce(self, batch: list[Any]) -> None:
         """Score the batch in chunks on a worker thread (GIL released) while the previous chunk is produced."""
         values = [m.value() or b"" for m in batch]
         starts = range(0, len(values), SCORE_CHUNK)
-        pending = deque(self._pool.submit(self._score_chunk, values[s : s + SCORE_CHUNK]) for s in starts[:2])
+        submit = self._submit_chunk
+        pending = deque(submit(batch, values, s) for s in starts[:2])
         out_topic, dlq, headers, produce = self.output_topic, self.dlq_topic, self._headers, self._produce
         dead, seconds = 0, 0.0
         for k, start in enumerate(starts):
             outputs, errors, took = pending.popleft().result()
             if k + 2 < len(starts):
-                s = starts[k + 2]
-                pending.append(self._pool.submit(self._score_chunk, values[s : s + SCORE_CHUNK]))
+                pending.append(submit(batch, values, starts[k + 2]))
             seconds += took
             dead += len(errors)
             reasons = dict(errors)
@@ -326,9 +386,37 @@ class Scorer:
         self.stats["out"] += len(batch) - dead
         self.stats["batches"] += 1
 
-    def _score_chunk(self, values: list[bytes]) -> tuple[list[bytes | None], list[tuple[int, str]], float]:
+    def _submit_chunk(self, batch: list[Any], values: list[bytes], start: int) -> Any:
+        """Score ``values[start:start + SCORE_CHUNK]`` on the worker thread (chunks run one at a time)."""
+        end = start + SCORE_CHUNK
+        stamps = [m.timestamp()[1] for m in batch[start:end]] if self._drift is not None else None
+        return self._pool.submit(self._score_chunk, values[start:end], stamps)
+
+    def _score_chunk(
+        self, values: list[bytes], stamps: list[int] | None
+    ) -> tuple[list[bytes | None], list[tuple[int, str]], float]:
         started = time.perf_counter()
-        outputs, errors = self._codec.score(values)
+        if self._drift is None or stamps is None:
+            outputs, errors, _ = self._codec.score(values)
+            return outputs, errors, time.perf_counter() - started
+        # Each run of messages in one drift window is scored into that window's counters
+        # (only this thread touches them while a batch is scored).
+        outputs, errors = [], []
+        window = self._drift.window_ms
+        now = int(time.time() * 1000)
+        times = [t if t > 0 else now for t in stamps]
+        run = 0
+        for i in range(1, len(values) + 1):
+            if i < len(values) and times[i] // window == times[run] // window:
+                continue
+            monitor = self._drift.monitor_for(times[run])
+            out, errs, drift_error = self._codec.score(values[run:i], monitor._inner)
+            outputs.extend(out)
+            errors.extend((run + k, reason) for k, reason in errs)
+            if drift_error and not self._drift_warned:
+                self._drift_warned = True
+                log.warning("drift counters could not count (predictions are unaffected): %s", drift_error)
+            run = i
         return outputs, errors, time.perf_counter() - started
 
     def _produce(self, topic: str, key: Any, value: Any, headers: list[tuple[str, bytes]]) -> None:
@@ -506,9 +594,14 @@ class Scorer:
             self._consumer.close()
         if self._producer is not None:
             self._producer.flush(10)
-        if self._metrics is not None:
-            self._metrics.close()
-        self._pool.shutdown(wait=False)
+        try:
+            self._flush_drift(final=True)
+        finally:
+            if self._store is not None:
+                self._store.close()
+            if self._metrics is not None:
+                self._metrics.close()
+            self._pool.shutdown(wait=False)
         log.info(
             "stopped after %d message(s): %d scored, %d dead letter(s), %d batch(es)",
             self.stats["in"],
@@ -600,6 +693,20 @@ class _Metrics:
         self.lag = Gauge(
             "streamml_score_consumer_lag", "High watermark minus position.", ["topic", "partition"], registry=r
         )
+        by_feature = ["feature", "role"]
+        self.drift_rows = Gauge("streamml_drift_rows", "Rows counted in the open drift window.", by_feature, registry=r)
+        self.drift_psi = Gauge(
+            "streamml_drift_psi", "PSI of the open drift window against the reference.", by_feature, registry=r
+        )
+        self.drift_missing = Gauge(
+            "streamml_drift_missing_rate", "Share of missing values in the open drift window.", by_feature, registry=r
+        )
+        self.drift_out_of_range = Gauge(
+            "streamml_drift_out_of_range_rate",
+            "Share of values outside the reference's edges in the open drift window.",
+            by_feature,
+            registry=r,
+        )
         self._server = None
         if port is not None:
             self._server, _ = start_http_server(port, registry=r)
@@ -610,6 +717,14 @@ class _Metrics:
         self.dlq.inc(dead)
         self.batch_size.observe(rows)
         self.scoring.observe(seconds)
+
+    def drift(self, monitor: DriftMonitor) -> None:
+        for row in monitor.stats():
+            labels = (row["feature"], row["role"])
+            self.drift_rows.labels(*labels).set(row["rows"])
+            self.drift_psi.labels(*labels).set(row["psi"])
+            self.drift_missing.labels(*labels).set(row["missing_rate"])
+            self.drift_out_of_range.labels(*labels).set(row["out_of_range_rate"])
 
     def close(self) -> None:
         if self._server is not None:

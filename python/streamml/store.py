@@ -239,6 +239,27 @@ class Store:
         return self.query(f"SELECT * FROM {table} ORDER BY {key}")
 
 
+def drift_reference_table(info: dict[str, Any]) -> Any:
+    """The ``drift_reference`` table's rows for a model's info (its frozen reference counts)."""
+    import pyarrow as pa
+
+    rows = []
+    ref = info["drift_reference"]
+    for role, entries in (("feature", ref["features"]), ("score", ref["scores"])):
+        for e in entries:
+            rows.extend((e["name"], role, i, n) for i, n in enumerate(e["counts"]))
+    return pa.table(
+        {
+            "model": [info["name"]] * len(rows),
+            "model_version": [info["version"]] * len(rows),
+            "feature": [r[0] for r in rows],
+            "role": [r[1] for r in rows],
+            "bin": pa.array([r[2] for r in rows], pa.int64()),
+            "count": pa.array([r[3] for r in rows], pa.int64()),
+        }
+    )
+
+
 def _conform(spec: TableSpec, rows: Any) -> Any:
     import pyarrow as pa
 

@@ -6,11 +6,13 @@ use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyList};
 use streamml_core::codec::{Format, MessageScorer};
 
+use crate::drift::PyDriftCounters;
 use crate::errors::{input_err, new_err, Kind};
 use crate::model::PyModel;
 
-/// What `score` returns: one `bytes | None` per value, and `(index, reason)` per refusal.
-type ScoreResult<'py> = (Bound<'py, PyList>, Vec<(usize, String)>);
+/// What `score` returns: one `bytes | None` per value, `(index, reason)` per
+/// refusal, and why the drift counters could not count (if they could not).
+type ScoreResult<'py> = (Bound<'py, PyList>, Vec<(usize, String)>, Option<String>);
 
 /// Decode → score → encode for one model and message format.
 #[pyclass(name = "MessageScorer", module = "streamml._streamml", frozen)]
@@ -32,16 +34,21 @@ impl PyMessageScorer {
         Ok(Self { inner })
     }
 
-    /// Score message values; returns `(outputs, errors)`: one `bytes | None`
-    /// per value, and `(index, reason)` for each value without output.
+    /// Score message values; returns `(outputs, errors, drift_error)`: one
+    /// `bytes | None` per value, `(index, reason)` for each value without
+    /// output, and `None` unless `drift` (counters the scored rows' inputs
+    /// and outputs are added to) could not count.
+    #[pyo3(signature = (values, drift=None))]
     fn score<'py>(
         &self,
         py: Python<'py>,
         values: Vec<PyBackedBytes>,
+        mut drift: Option<PyRefMut<'py, PyDriftCounters>>,
     ) -> PyResult<ScoreResult<'py>> {
+        let counters = drift.as_deref_mut().map(|d| &mut d.inner);
         let scored = py.detach(|| {
             let refs: Vec<&[u8]> = values.iter().map(|v| v.as_ref()).collect();
-            self.inner.score(&refs)
+            self.inner.score_counted(&refs, counters)
         });
         let outputs = PyList::empty(py);
         for out in scored.outputs {
@@ -55,6 +62,6 @@ impl PyMessageScorer {
             .into_iter()
             .map(|e| (e.index, e.reason))
             .collect();
-        Ok((outputs, errors))
+        Ok((outputs, errors, scored.drift_error))
     }
 }

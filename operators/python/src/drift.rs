@@ -15,7 +15,7 @@ fn drift_err(e: DriftError) -> PyErr {
 #[pyclass(name = "DriftCounters", module = "streamml._streamml")]
 #[derive(Clone)]
 pub struct PyDriftCounters {
-    inner: DriftCounters,
+    pub(crate) inner: DriftCounters,
 }
 
 #[pymethods]

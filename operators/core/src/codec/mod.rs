@@ -14,6 +14,7 @@ pub mod json;
 
 use arrow_array::RecordBatch;
 
+use crate::drift::DriftCounters;
 use crate::error::InputError;
 use crate::model::Model;
 
@@ -53,6 +54,9 @@ pub struct Scored {
     pub outputs: Vec<Option<Vec<u8>>>,
     /// The messages without output, by index.
     pub errors: Vec<MessageError>,
+    /// Why drift counters passed to [`MessageScorer::score_counted`] could not
+    /// count (the predictions are unaffected).
+    pub drift_error: Option<String>,
 }
 
 /// Decode, score, encode: a model and a message format.
@@ -81,19 +85,26 @@ impl MessageScorer {
 
     /// Score a batch of message values.
     pub fn score(&self, values: &[&[u8]]) -> Scored {
+        self.score_counted(values, None)
+    }
+
+    /// Score a batch of message values and count the scored rows' inputs and
+    /// outputs into `drift` (rows that fail are not counted).
+    pub fn score_counted(&self, values: &[&[u8]], drift: Option<&mut DriftCounters>) -> Scored {
         let mut scored = Scored {
             outputs: vec![None; values.len()],
-            errors: Vec::new(),
+            ..Scored::default()
         };
+        let mut drift = drift;
         match self.format {
-            Format::Json => self.score_json(values, &mut scored),
-            Format::Arrow => self.score_ipc(values, &mut scored),
+            Format::Json => self.score_json(values, &mut scored, &mut drift),
+            Format::Arrow => self.score_ipc(values, &mut scored, &mut drift),
         }
         scored.errors.sort_by_key(|e| e.index);
         scored
     }
 
-    fn score_json(&self, values: &[&[u8]], scored: &mut Scored) {
+    fn score_json(&self, values: &[&[u8]], scored: &mut Scored, drift: &mut Option<&mut DriftCounters>) {
         let mut decoder =
             json::JsonDecoder::new(self.model.input_schema().clone(), self.id_field.clone())
                 .expect("checked in new");
@@ -115,11 +126,18 @@ impl MessageScorer {
             return;
         }
         match self.model.score_prepared(&decoded.batch) {
-            Ok(out) => emit(&decoded.rows, &decoded.ids, &out, scored),
+            Ok(out) => {
+                count(drift, &decoded.batch, &out, scored);
+                emit(&decoded.rows, &decoded.ids, &out, scored)
+            }
             Err(_) => {
                 for (row, (&index, id)) in decoded.rows.iter().zip(&decoded.ids).enumerate() {
-                    match self.model.score_prepared(&decoded.batch.slice(row, 1)) {
-                        Ok(out) => emit(&[index], std::slice::from_ref(id), &out, scored),
+                    let one = decoded.batch.slice(row, 1);
+                    match self.model.score_prepared(&one) {
+                        Ok(out) => {
+                            count(drift, &one, &out, scored);
+                            emit(&[index], std::slice::from_ref(id), &out, scored)
+                        }
                         Err(e) => fail_all(scored, &[index], &e.to_string()),
                     }
                 }
@@ -127,7 +145,7 @@ impl MessageScorer {
         }
     }
 
-    fn score_ipc(&self, values: &[&[u8]], scored: &mut Scored) {
+    fn score_ipc(&self, values: &[&[u8]], scored: &mut Scored, drift: &mut Option<&mut DriftCounters>) {
         let (messages, errors) =
             ipc::decode(values, self.model.input_schema(), self.id_field.as_deref());
         scored.errors.extend(errors);
@@ -136,18 +154,19 @@ impl MessageScorer {
         }
         let batches: Vec<&RecordBatch> = messages.iter().map(|m| &m.inputs).collect();
         let joined = arrow_select::concat::concat_batches(self.model.input_schema(), batches);
-        let whole = joined
-            .map_err(|e| e.to_string())
-            .and_then(|b| self.model.score_prepared(&b).map_err(|e| e.to_string()));
+        let whole = joined.map_err(|e| e.to_string()).and_then(|b| {
+            let out = self.model.score_prepared(&b).map_err(|e| e.to_string())?;
+            count(drift, &b, &out, scored);
+            Ok(out)
+        });
         let mut offset = 0;
         for m in &messages {
             let rows = m.inputs.num_rows();
             let out = match &whole {
                 Ok(out) => Ok(out.slice(offset, rows)),
-                Err(_) => self
-                    .model
-                    .score_prepared(&m.inputs)
-                    .map_err(|e| e.to_string()),
+                Err(_) => self.model.score_prepared(&m.inputs).map_err(|e| e.to_string()).inspect(|out| {
+                    count(drift, &m.inputs, out, scored);
+                }),
             };
             offset += rows;
             match out.and_then(|out| ipc::encode(&out, m.id.as_ref())) {
@@ -155,6 +174,18 @@ impl MessageScorer {
                 Err(reason) => fail_all(scored, &[m.index], &reason),
             }
         }
+    }
+}
+
+/// Count a scored batch into the drift counters, if any; a failure is
+/// noted once in `scored` (counting never costs a prediction).
+fn count(drift: &mut Option<&mut DriftCounters>, inputs: &RecordBatch, outputs: &RecordBatch, scored: &mut Scored) {
+    let Some(counters) = drift.as_deref_mut() else {
+        return;
+    };
+    let counted = counters.observe(inputs).and_then(|()| counters.observe_outputs(outputs));
+    if let Err(e) = counted {
+        scored.drift_error.get_or_insert_with(|| e.to_string());
     }
 }
 

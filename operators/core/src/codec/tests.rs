@@ -218,3 +218,34 @@ fn arrow_messages_round_trip_with_their_id_column() {
     assert_eq!((y.value(0), y.is_null(1)), (2.5, true));
     assert_eq!(read(scored.outputs[3].as_deref().unwrap()).num_rows(), 1);
 }
+
+#[test]
+fn drift_counts_only_the_rows_that_were_scored() {
+    let reference = serde_json::json!({"version": 1, "rows": 4, "bins": 2,
+        "features": [{"name": "a", "kind": "numeric", "edges": [0.0, 2.0, 4.0], "counts": [0, 2, 2, 0, 0]}],
+        "scores": [{"name": "y", "kind": "numeric", "edges": [0.0, 10.0], "counts": [0, 4, 0, 0]}]});
+    let mut drift = DriftCounters::from_reference(&reference).unwrap();
+    let values: Vec<&[u8]> = vec![
+        br#"{"a": 1, "b": 1}"#,
+        b"{not json",
+        br#"{"a": 13, "b": 1}"#,
+        br#"{"a": 3, "b": 0}"#,
+        br#"{"a": 5, "b": null}"#,
+    ];
+    let scored = json_scorer().score_counted(&values, Some(&mut drift));
+    assert_eq!(scored.errors.iter().map(|e| e.index).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(scored.drift_error, None);
+    // a = 1, 3, 5 (13 failed to score, the bad JSON never decoded): [0, 2), [2, 4], above.
+    assert_eq!(drift.counters[0].counts, vec![0, 1, 1, 1, 0]);
+    // y = 3, 3 and one null (b was null): two in [0, 10], one missing.
+    assert_eq!(drift.counters[1].counts, vec![0, 2, 0, 1]);
+
+    // Counters over a column the model does not have: predictions still go out.
+    let other = serde_json::json!({"version": 1, "rows": 1, "bins": 1,
+        "features": [{"name": "z", "kind": "numeric", "edges": [0.0, 1.0], "counts": [0, 1, 0, 0]}], "scores": []});
+    let mut wrong = DriftCounters::from_reference(&other).unwrap();
+    let scored = json_scorer().score_counted(&values[..1], Some(&mut wrong));
+    assert_eq!(text(&scored, 0), r#"{"y":3.0}"#);
+    let reason = scored.drift_error.expect("the counters could not count");
+    assert!(reason.contains("lacks column 'z'"), "{reason}");
+}
