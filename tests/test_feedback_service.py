@@ -88,3 +88,45 @@ def test_the_service_joins_two_topics_into_the_store(
     dlq.close()
     assert [m.value() for m in got] == [b"{not json"]
     assert dict(got[0].headers())["error"].decode().startswith(f"topic {preds_topic} partition")
+
+
+def test_a_restarted_service_resumes_its_pending_predictions_without_double_counting(
+    kafka_bootstrap: str, topics: tuple[str, str, str], tmp_path: Path
+) -> None:
+    """Run 1 reads 300 predictions and stops; run 2 (same group) reads their labels: each is joined
+    (the pending state came back from the checkpoint) and nothing is counted twice."""
+    from confluent_kafka import Producer
+
+    from streamml.feedback_service import run
+
+    preds_topic, labels_topic, _ = topics
+    uri = str(tmp_path / "store.db")
+    group = f"g-{uuid.uuid4().hex[:6]}"
+
+    def service() -> object:
+        return run(
+            kafka_bootstrap, preds_topic, labels_topic, uri, group_id=group, ttl_ms=60_000, window_ms=100_000,
+            model="m", model_version="1", idle_exit_s=4,
+        )  # fmt: skip
+
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for i in range(300):
+        producer.produce(preds_topic, json.dumps({"event_id": i, "event_time": 1000 + i, "probability": 0.7}))
+    producer.flush(30)
+    first = service()
+    assert (first.predictions, first.labels) == (300, 0)
+    for i in range(0, 300, 2):
+        producer.produce(labels_topic, json.dumps({"event_id": i, "label_time": 1100 + i, "label": 1}))
+    producer.flush(30)
+    second = service()
+    # Run 2 read only the labels: the predictions' offsets were covered by the checkpoint.
+    assert (second.predictions, second.labels, second.feedback) == (0, 150, 150)
+    with Store(uri) as store:
+        q = {
+            r["metric"]: r["v"]
+            for r in store.query("SELECT metric, SUM(value) AS v FROM quality GROUP BY metric").to_pylist()
+        }
+        assert store.query("SELECT count(*) AS n FROM feedback").column("n")[0].as_py() == 150
+        (saved,) = store.read("checkpoints").to_pylist()
+    assert (q["predictions"], q["labeled"], q.get("orphan_labels", 0), q["tp"]) == (300, 150, 0, 150)
+    assert (saved["service"], saved["shard"]) == ("feedback", group)

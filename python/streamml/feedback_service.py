@@ -6,19 +6,59 @@ feedback and quality into the store (bulk Arrow ingest, idempotent by key). Offs
 committed only after the store has the rows (at-least-once; a replay changes nothing in the
 store). A message that is not a JSON object with the needed fields goes to the dead-letter
 topic (if given) with the reason in its ``error`` header, and is counted; the rest keeps
-flowing. The pending predictions live in memory: after a restart, predictions read before
-the last commit are not pending any more (their labels count as orphans).
+flowing.
+
+Restarts: every ``checkpoint_s`` seconds and at exit, the join's state (pending predictions
+within the TTL, tombstones, quality windows) is saved in the store's ``checkpoints`` table in
+one row with the offsets it covers, and then those offsets are committed. A restarted service
+restores that state and seeks to those offsets (not to what the group committed), so every
+message changes the state exactly once, whatever the point of the crash; the messages after
+the checkpoint are read again, and their rows in the event tables are written again unchanged.
+One service per consumer group (the group is the checkpoint's shard).
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import pickle
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from streamml.feedback import FeedbackJoin, Fields
 from streamml.store import Store
+
+#: Seconds between two checkpoints of the join's state (and offset commits).
+CHECKPOINT_S = 5.0
+SERVICE = "feedback"
+
+
+def load_checkpoint(store: Store, group_id: str, model: str, model_version: str) -> dict[str, Any] | None:
+    """The last saved ``{"join": snapshot, "offsets": {(topic, partition): next offset}}``, or None."""
+    rows = store.read("checkpoints").to_pylist()
+    for r in rows:
+        if (r["service"], r["model"], r["model_version"], r["shard"]) == (SERVICE, model, model_version, group_id):
+            return pickle.loads(base64.b64decode(r["state"]))  # written by this service (docs/store.md)
+    return None
+
+
+def save_checkpoint(
+    store: Store, group_id: str, model: str, model_version: str, join: FeedbackJoin, offsets: dict
+) -> None:
+    """Save the join's state and the offsets it covers (one row, replacing the last)."""
+    import pyarrow as pa
+
+    state = base64.b64encode(pickle.dumps({"join": join.snapshot(), "offsets": dict(offsets)})).decode()
+    row = {
+        "service": [SERVICE],
+        "model": [model],
+        "model_version": [model_version],
+        "shard": [group_id],
+        "saved_at": pa.array([int(time.time() * 1000)], pa.int64()),
+        "state": [state],
+    }
+    store.write("checkpoints", pa.table(row))
 
 
 @dataclass
@@ -69,13 +109,13 @@ def run(
     dead_letter_topic: str | None = None,
     batch_size: int = 10_000,
     idle_exit_s: float | None = None,
+    checkpoint_s: float = CHECKPOINT_S,
 ) -> FeedbackStats:
     """Run the service until interrupted (or idle for ``idle_exit_s``); returns its counts."""
     import pyarrow as pa
-    from confluent_kafka import Consumer, Producer
+    from confluent_kafka import Consumer, Producer, TopicPartition
 
     f = fields or Fields()
-    join = FeedbackJoin(ttl=ttl_ms, window=window_ms, fields=f)
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -85,16 +125,41 @@ def run(
         }
     )
     dlq = Producer({"bootstrap.servers": bootstrap}) if dead_letter_topic else None
-    consumer.subscribe([predictions_topic, labels_topic])
     stats = FeedbackStats()
     last = time.monotonic()
     try:
         with Store(store_uri) as store:
+            saved = load_checkpoint(store, group_id, model, model_version)
+            if saved is None:
+                join, positions = FeedbackJoin(ttl=ttl_ms, window=window_ms, fields=f), {}
+            else:
+                join, positions = FeedbackJoin.restore(saved["join"]), dict(saved["offsets"])
+
+            def on_assign(c: Any, partitions: list[Any]) -> None:
+                for p in partitions:
+                    at = positions.get((p.topic, p.partition))
+                    if at is not None:
+                        p.offset = at  # where the restored state ends
+                c.assign(partitions)
+
+            def checkpoint() -> None:
+                save_checkpoint(store, group_id, model, model_version, join, positions)
+                if positions:
+                    tps = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
+                    consumer.commit(offsets=tps, asynchronous=False)
+
+            consumer.subscribe([predictions_topic, labels_topic], on_assign=on_assign)
+            saved_at = time.monotonic()
             while idle_exit_s is None or time.monotonic() - last < idle_exit_s:
+                if time.monotonic() - saved_at >= checkpoint_s:
+                    checkpoint()
+                    saved_at = time.monotonic()
                 messages = [m for m in consumer.consume(batch_size, 0.5) if m.error() is None]
                 if not messages:
                     continue
                 last = time.monotonic()
+                for m in messages:
+                    positions[(m.topic(), m.partition())] = m.offset() + 1
                 preds = _rows(
                     [m for m in messages if m.topic() == predictions_topic],
                     (f.id, f.event_time, f.score),
@@ -182,7 +247,7 @@ def run(
                     )
                 if dlq is not None:
                     dlq.flush(10)
-                consumer.commit(asynchronous=False)
+            checkpoint()
     finally:
         consumer.close()
     return stats

@@ -9,7 +9,7 @@ URI                                    backend (driver)
 =====================================  =============================================
 
 Tables (created on first use; ``docs/store.md`` documents every column):
-``predictions``, ``labels``, ``feedback``, ``drift``, ``drift_reference``, ``quality``.
+``predictions``, ``labels``, ``feedback``, ``drift``, ``drift_reference``, ``quality``, ``checkpoints``.
 Every write is a bulk Arrow ingest (``adbc_ingest``) into a staging table, then one
 ``INSERT ... SELECT ... ON CONFLICT`` into the target in the same transaction:
 rows already there by their key (event id and model version for events; window,
@@ -107,6 +107,12 @@ TABLES: dict[str, TableSpec] = {
             "drift_reference",
             (*_EVENT, ("feature", "TEXT"), ("role", "TEXT"), ("bin", "BIGINT"), ("count", "BIGINT")),
             ("model", "model_version", "feature", "bin"),
+            replace=True,
+        ),
+        TableSpec(
+            "checkpoints",
+            (("service", "TEXT"), *_EVENT, ("shard", "TEXT"), ("saved_at", "BIGINT"), ("state", "TEXT")),
+            ("service", "model", "model_version", "shard"),
             replace=True,
         ),
         TableSpec(
