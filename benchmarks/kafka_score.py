@@ -256,7 +256,7 @@ def latency_run(broker: Broker, model_path: Path, x: np.ndarray, rate: int, seco
     n = int(rate * seconds)
     values = json_messages(x[: min(n, len(x))])
     sent = np.zeros(n)
-    received = np.full(n, np.nan)
+    received = np.full(n + 1, np.nan)  # [n]: the warm-up message
     reader = consumer_for(broker.bootstrap, out)
     stop_reading = threading.Event()
 
@@ -268,8 +268,14 @@ def latency_run(broker: Broker, model_path: Path, x: np.ndarray, rate: int, seco
 
     thread = threading.Thread(target=read)
     thread.start()
-    time.sleep(8)  # let both groups settle before the clock starts
     p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
+    # The clock starts once a warm-up message went through: the scorer's start-up (imports,
+    # model load, group join) is not end-to-end latency.
+    p.produce(inp, values[0].replace(b'"id":0,', f'"id":{n},'.encode(), 1), b"warm-up")
+    p.flush(30)
+    deadline = time.monotonic() + 120
+    while np.isnan(received[n]) and time.monotonic() < deadline:
+        time.sleep(0.05)
     t0 = time.perf_counter()
     for i in range(n):
         target = t0 + i / rate
@@ -290,7 +296,7 @@ def latency_run(broker: Broker, model_path: Path, x: np.ndarray, rate: int, seco
     thread.join()
     reader.close()
     stop(proc)
-    got = received - sent
+    got = received[:n] - sent
     return got[~np.isnan(got)]
 
 
