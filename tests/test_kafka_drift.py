@@ -114,6 +114,30 @@ def test_drift_windows_reach_the_store_and_prometheus(kafka_bootstrap: str, refe
         assert float(line.rsplit(" ", 1)[1]) == pytest.approx(psi[feature], rel=1e-12)
 
 
+def test_a_store_that_cannot_be_written_does_not_stop_scoring(
+    kafka_bootstrap: str, referenced: Model, caplog: pytest.LogCaptureFixture
+) -> None:
+    values = json_values(feature_rows(500, seed=5))
+    with kafka_topics(kafka_bootstrap, ["in", "out", "dlq"], partitions=1) as (inp, out, dlq):
+        produce(kafka_bootstrap, inp, values, [None] * len(values))
+        scorer = Scorer(
+            referenced, kafka_bootstrap, inp, out, group_id=f"g-{inp}", dlq_topic=dlq, max_wait_ms=20,
+            store="sqlite:////proc/no-such-dir/store.db",
+        )  # fmt: skip
+        thread = threading.Thread(target=scorer.run)
+        thread.start()
+        try:
+            wait_until(lambda: scorer.stats["out"] >= len(values), 60, "every message scored")
+        finally:
+            scorer.stop()
+            thread.join(30)
+        assert not thread.is_alive()
+    assert scorer.stats["out"] == len(values)
+    assert "drift: could not write to the store sqlite:////proc/no-such-dir/store.db (will retry)" in caplog.text
+    # The unwritten windows are kept for the next attempt.
+    assert sum(sum(m.counts()["x0"]) for _, m in scorer._drift.take()) == len(values)
+
+
 def test_a_store_without_a_reference_is_refused(s1: Model) -> None:
     with pytest.raises(KafkaScorerError, match=r"--store sqlite:///x.db: .* 's1_logistic' has no drift reference"):
         Scorer(s1, "127.0.0.1:1", "a", "b", store="sqlite:///x.db")

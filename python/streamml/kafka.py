@@ -26,6 +26,7 @@ While the producer's queue is full the consumer is paused (backpressure).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -347,13 +348,21 @@ class Scorer:
             return
         from streamml.store import Store, drift_reference_table
 
-        if self._store is None:
-            self._store = Store(self.store_uri)
-            self._store.write("drift_reference", drift_reference_table(self.model.info))
-        name, version = self.model.name, self.model.version
-        for start, monitor in windows:
-            table = monitor.table(model=name, model_version=version, window_start=start, shard=self.shard)
-            self._store.write("drift", table)
+        try:
+            if self._store is None:
+                self._store = Store(self.store_uri)
+                self._store.write("drift_reference", drift_reference_table(self.model.info))
+            name, version = self.model.name, self.model.version
+            for start, monitor in windows:
+                table = monitor.table(model=name, model_version=version, window_start=start, shard=self.shard)
+                self._store.write("drift", table)
+        except Exception as e:  # a store outage must not stop scoring: keep the windows, retry
+            log.warning("drift: could not write to the store %s (will retry): %s", self.store_uri, e)
+            self._drift.closed[:0] = [w for w in windows if w[1] is not self._drift.open]
+            if self._store is not None:
+                with contextlib.suppress(Exception):
+                    self._store.close()
+            self._store = None
 
     # --- one batch ----------------------------------------------------------------------------
 
