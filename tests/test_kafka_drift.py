@@ -3,7 +3,6 @@ into the store and Prometheus, equal to a DriftMonitor over the same rows."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import urllib.request
@@ -20,6 +19,7 @@ from streamml.compile import compile
 from streamml.drift import DriftMonitor
 from streamml.kafka import KafkaScorerError, Scorer
 from streamml.store import Store
+from test_kafka_roundtrip import free_port, run_in_thread
 
 pytestmark = pytest.mark.kafka
 
@@ -37,12 +37,6 @@ def referenced(tmp_path_factory: pytest.TempPathFactory) -> Model:
 
 def batch(x: np.ndarray) -> pa.RecordBatch:
     return pa.record_batch([pa.array(x[:, j]) for j in range(32)], names=FEATURES)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_drift_windows_reach_the_store_and_prometheus(kafka_bootstrap: str, referenced: Model, tmp_path: Path) -> None:
@@ -124,14 +118,7 @@ def test_a_store_that_cannot_be_written_does_not_stop_scoring(
             referenced, kafka_bootstrap, inp, out, group_id=f"g-{inp}", dlq_topic=dlq, max_wait_ms=20,
             store="sqlite:////proc/no-such-dir/store.db",
         )  # fmt: skip
-        thread = threading.Thread(target=scorer.run)
-        thread.start()
-        try:
-            wait_until(lambda: scorer.stats["out"] >= len(values), 60, "every message scored")
-        finally:
-            scorer.stop()
-            thread.join(30)
-        assert not thread.is_alive()
+        run_in_thread(scorer, len(values))
     assert scorer.stats["out"] == len(values)
     assert "drift: could not write to the store sqlite:////proc/no-such-dir/store.db (will retry)" in caplog.text
     # The unwritten windows are kept for the next attempt.

@@ -178,8 +178,8 @@ class Scorer:
             **common,
             **producer_only,
         }
+        instance = self._consumer_config.get("group.instance.id")
         if guarantee == "exactly-once":
-            instance = self._consumer_config.get("group.instance.id")
             self.transactional_id = transactional_id or (
                 f"streamml-{group_id}-{instance}" if instance else f"streamml-{group_id}-{uuid.uuid4().hex[:12]}"
             )
@@ -192,7 +192,6 @@ class Scorer:
             (HEADER_VERSION, self.model.version.encode()),
             (HEADER_SHA256, sha.encode()),
         ]
-        instance = self._consumer_config.get("group.instance.id")
         #: Names this process's drift counts in the store (one row set per scorer).
         self.shard = f"{group_id}/{instance or uuid.uuid4().hex[:12]}"
         reference = self.model.info.get("drift_reference") if drift else None
