@@ -154,8 +154,17 @@ class ScorerProcess:
         self.proc.wait(30)
 
     def stop(self, timeout: float = 60) -> int:
-        """SIGTERM, then the exit code."""
+        """SIGTERM once the scorer runs (its handlers are installed), then the exit code.
+
+        A SIGTERM that lands while the interpreter still imports would kill it (-15): no
+        Python handler can exist yet. So wait for the current start's "scoring" log line.
+        """
         assert self.proc is not None
+        wait_until(
+            lambda: not self.alive() or "INFO scoring " in self.output().rsplit("--- start ", 1)[-1],
+            timeout,
+            "the scorer to start",
+        )
         self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout)
