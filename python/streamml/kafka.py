@@ -290,9 +290,15 @@ class Scorer:
                 timeout = self._first_arrival + self.max_wait - time.monotonic()
                 if timeout <= 0:
                     return
+                want = self.max_batch_rows - len(self._pending)
             else:
-                timeout = 0.1
-            got = self._consumer.consume(num_messages=self.max_batch_rows - len(self._pending), timeout=timeout)
+                # consume() waits until it has ``num_messages`` or times out: with nothing
+                # pending, wait for one message only, so the batch's clock starts when its
+                # first message arrives (not up to 100 ms later).
+                got = self._consumer.consume(num_messages=self.max_batch_rows, timeout=0)
+                timeout, want = (0.1, 1) if not got else (0, 0)
+            if want:
+                got = self._consumer.consume(num_messages=want, timeout=timeout)
             if not got and not self._pending:
                 self._update_lag()
                 return
