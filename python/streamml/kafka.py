@@ -21,6 +21,9 @@ Batches follow the design's rule: a batch is scored when it holds
 ``max_batch_rows`` messages or when its oldest message has waited
 ``max_wait_ms`` since it arrived. Pending messages are scored before
 partitions are revoked (rebalance) and on shutdown (``stop``, SIGTERM/SIGINT).
+A batch is scored on a worker thread while the next one is being consumed (its
+clock runs meanwhile); its outputs are produced and it is committed before the
+next batch is scored, so one batch at most is in flight.
 While the producer's queue is full the consumer is paused (backpressure).
 """
 
@@ -34,8 +37,9 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from streamml import _streamml
@@ -61,11 +65,24 @@ HEADER_OFFSET = "streamml.source.offset"
 
 #: Messages scored per call of the Rust step: the next chunk is scored while one is produced.
 SCORE_CHUNK = 250
+#: While a batch is being scored, consume in slices this long (s) to produce its outputs promptly.
+POLL_SLICE = 0.002
 #: At most this long (seconds) between two exports of the drift windows.
 DRIFT_FLUSH_S = 5.0
 #: Seconds a transaction call may take, and how much longer the watchdog waits before exiting.
 TXN_TIMEOUT = 60.0
 WATCHDOG_GRACE = 30.0
+
+
+@dataclass
+class _Scoring:
+    """The batch being scored: its chunks' results (in order) and what has been produced so far."""
+
+    batch: list[Any]
+    chunks: deque[Future[Any]] = field(default_factory=deque)
+    produced: int = 0
+    dead: int = 0
+    seconds: float = 0.0
 
 
 class KafkaScorerError(StreammlError):
@@ -209,6 +226,7 @@ class Scorer:
         self._txn_deadline = 0.0  # monotonic; 0 while no transaction call runs
         self._fatal: Any = None
         self._pending: list[Any] = []
+        self._scoring: _Scoring | None = None
         self._first_arrival = 0.0
         self._assigned: set[tuple[str, int]] = set()
         self._paused = False
@@ -270,8 +288,10 @@ class Scorer:
                 if self._pending and (
                     len(self._pending) >= self.max_batch_rows or time.monotonic() - self._first_arrival >= self.max_wait
                 ):
-                    self._flush_pending()
-                self._flush_drift()  # also while idle: the last window's counts get out
+                    self._start_scoring()
+                self._finish_scoring(block=False)
+                if self._scoring is None:
+                    self._flush_drift()  # also while idle: the last window's counts get out
             self._check_fatal()
             self._flush_pending()  # drain
         finally:
@@ -283,9 +303,14 @@ class Scorer:
             raise KafkaScorerError(msg)
 
     def _collect(self) -> None:
-        """Add messages to the pending batch until it is full or its oldest has waited ``max_wait``."""
+        """Add messages to the pending batch until it is full or its oldest has waited ``max_wait``.
+
+        Meanwhile the previous batch is scored on the worker thread; its outputs are
+        produced (and the batch committed) between the consumer's calls.
+        """
         while len(self._pending) < self.max_batch_rows and not self._stopping:
             self._check_fatal()
+            self._finish_scoring(block=False)
             if self._pending:
                 timeout = self._first_arrival + self.max_wait - time.monotonic()
                 if timeout <= 0:
@@ -298,6 +323,8 @@ class Scorer:
                 got = self._consumer.consume(num_messages=self.max_batch_rows, timeout=0)
                 timeout, want = (0.1, 1) if not got else (0, 0)
             if want:
+                if self._scoring is not None:
+                    timeout = min(timeout, POLL_SLICE)
                 got = self._consumer.consume(num_messages=want, timeout=timeout)
             if not got and not self._pending:
                 self._update_lag()
@@ -317,17 +344,11 @@ class Scorer:
                 self._pending.append(m)
 
     def _flush_pending(self) -> None:
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
-        if self.transactional_id:
-            self._score_transaction(batch)
-        else:
-            self._score_at_least_once(batch)
-        if self._paused:
-            self._consumer.resume(self._partitions())
-            self._paused = False
-        self._update_lag()
+        """Score, produce and commit everything consumed so far (before a rebalance, at exit)."""
+        self._finish_scoring(block=True)
+        if self._pending:
+            self._start_scoring()
+            self._finish_scoring(block=True)
 
     def _flush_drift(self, *, final: bool = False) -> None:
         """Export the drift windows to Prometheus and the store: every few seconds, and at exit.
@@ -371,33 +392,68 @@ class Scorer:
 
     # --- one batch ----------------------------------------------------------------------------
 
-    def _score_and_produce(self, batch: list[Any]) -> None:
-        """Score the batch in chunks on a worker thread (GIL released) while the previous chunk is produced."""
+    def _start_scoring(self) -> None:
+        """Hand the pending batch to the worker thread (in chunks); consuming goes on meanwhile.
+
+        One batch is scored at a time: a previous one still in flight is finished first.
+        In exactly-once mode the batch's transaction begins here.
+        """
+        self._finish_scoring(block=True)
+        if not self._pending:  # an aborted transaction rewound them
+            return
+        batch, self._pending = self._pending, []
         values = [m.value() or b"" for m in batch]
-        starts = range(0, len(values), SCORE_CHUNK)
-        submit = self._submit_chunk
-        pending = deque(submit(batch, values, s) for s in starts[:2])
-        out_topic, dlq, headers, produce = self.output_topic, self.dlq_topic, self._headers, self._produce
-        dead, seconds = 0, 0.0
-        for k, start in enumerate(starts):
-            outputs, errors, took = pending.popleft().result()
-            if k + 2 < len(starts):
-                pending.append(submit(batch, values, starts[k + 2]))
-            seconds += took
-            dead += len(errors)
+        chunks = deque(self._submit_chunk(batch, values, s) for s in range(0, len(values), SCORE_CHUNK))
+        self._scoring = _Scoring(batch, chunks)
+        if self.transactional_id:
+            with self._transaction_errors(self._scoring):
+                self._producer.begin_transaction()
+
+    def _finish_scoring(self, *, block: bool) -> None:
+        """Produce the outputs of the batch's scored chunks, in order; once all are out, commit it.
+
+        With ``block``, wait for the worker thread until the batch is committed.
+        """
+        scoring = self._scoring
+        if scoring is None:
+            return
+        with self._transaction_errors(scoring):
+            self._produce_scored(scoring, block=block)
+            if scoring.chunks:
+                return
+            self._scoring = None
+            if self.transactional_id:
+                self._commit_batch_transaction(scoring.batch)
+            else:
+                self._commit_batch(scoring.batch)
+        if self._paused:
+            self._consumer.resume(self._partitions())
+            self._paused = False
+        self._update_lag()
+
+    def _produce_scored(self, scoring: _Scoring, *, block: bool) -> None:
+        batch, headers, produce = scoring.batch, self._headers, self._produce
+        while scoring.chunks and (block or scoring.chunks[0].done()):
+            outputs, errors, took = scoring.chunks.popleft().result()
+            start = scoring.produced
+            scoring.produced += len(outputs)
+            scoring.seconds += took
+            scoring.dead += len(errors)
             reasons = dict(errors)
             for i, out in enumerate(outputs):
                 m = batch[start + i]
                 if out is not None:
-                    produce(out_topic, m.key(), out, headers)
+                    produce(self.output_topic, m.key(), out, headers)
                 else:
-                    produce(dlq, m.key(), m.value(), [*headers, *_dlq_headers(m, reasons[i])])
+                    produce(self.dlq_topic, m.key(), m.value(), [*headers, *_dlq_headers(m, reasons[i])])
+        if scoring.chunks:
+            return
         metrics = self._metrics
         if metrics is not None:
-            metrics.batch(len(batch), dead, seconds)
+            metrics.batch(len(batch), scoring.dead, scoring.seconds)
         self.stats["in"] += len(batch)
-        self.stats["dlq"] += dead
-        self.stats["out"] += len(batch) - dead
+        self.stats["dlq"] += scoring.dead
+        self.stats["out"] += len(batch) - scoring.dead
         self.stats["batches"] += 1
 
     def _submit_chunk(self, batch: list[Any], values: list[bytes], start: int) -> Any:
@@ -446,8 +502,8 @@ class Scorer:
                     self.stats["paused"] += 1
                 self._producer.poll(0.05)
 
-    def _score_at_least_once(self, batch: list[Any]) -> None:
-        self._score_and_produce(batch)
+    def _commit_batch(self, batch: list[Any]) -> None:
+        """At-least-once: wait until every output of the batch is acknowledged, then commit its offsets."""
         while self._producer.flush(1.0) > 0:
             log.warning("waiting for %d output(s) to be acknowledged", len(self._producer))
         if self._delivery_errors:
@@ -474,29 +530,37 @@ class Scorer:
                     return
                 time.sleep(0.5)
 
-    def _score_transaction(self, batch: list[Any]) -> None:
+    def _commit_batch_transaction(self, batch: list[Any]) -> None:
+        """Exactly-once: the batch's offsets into its transaction, then commit it."""
+        group = self._consumer.consumer_group_metadata()
+        self._txn_deadline = time.monotonic() + TXN_TIMEOUT + WATCHDOG_GRACE
+        self._producer.send_offsets_to_transaction(_next_offsets(batch), group, TXN_TIMEOUT)
+        self._commit_transaction()
+        self._observe_end_to_end(batch)
+
+    @contextlib.contextmanager
+    def _transaction_errors(self, scoring: _Scoring) -> Iterator[None]:
+        """Abort the batch's transaction on an abortable error; its messages (and those consumed since) are rewound."""
         from confluent_kafka import KafkaException
 
-        producer = self._producer
+        if not self.transactional_id:
+            yield
+            return
         try:
-            producer.begin_transaction()
-            self._score_and_produce(batch)
-            group = self._consumer.consumer_group_metadata()
-            self._txn_deadline = time.monotonic() + TXN_TIMEOUT + WATCHDOG_GRACE
-            producer.send_offsets_to_transaction(_next_offsets(batch), group, TXN_TIMEOUT)
-            self._commit_transaction()
+            yield
         except KafkaException as e:
             err = e.args[0]
+            batch = scoring.batch
             if err.fatal() or not err.txn_requires_abort():
                 msg = f"transaction of {len(batch)} message(s) from '{self.input_topic}' failed: {err}"
                 raise KafkaScorerError(msg) from e
             log.warning("aborting the transaction of %d message(s): %s; they will be scored again", len(batch), err)
-            producer.abort_transaction(TXN_TIMEOUT)
-            self._rewind(batch)
-            return
+            self._producer.abort_transaction(TXN_TIMEOUT)
+            self._scoring = None
+            self._rewind([*batch, *self._pending])
+            self._pending = []
         finally:
             self._txn_deadline = 0.0
-        self._observe_end_to_end(batch)
 
     def _commit_transaction(self) -> None:
         from confluent_kafka import KafkaException
