@@ -89,3 +89,10 @@ $(PYFLINK_VENV)/.deps: benchmarks/pyflink-constraints.txt
 	$(PYFLINK_VENV)/bin/python -m pip install --quiet -r benchmarks/pyflink-constraints.txt
 	touch $@
 bench: $(PYFLINK_VENV)/.deps
+# whylogs, the drift benchmark's profiling peer, needs NumPy < 2: its own venv too.
+WHYLOGS_VENV := .venv-whylogs
+$(WHYLOGS_VENV)/.deps: benchmarks/whylogs-constraints.txt
+	$(PYTHON) -m venv $(WHYLOGS_VENV)
+	$(WHYLOGS_VENV)/bin/python -m pip install --quiet -r benchmarks/whylogs-constraints.txt
+	touch $@
+bench: $(WHYLOGS_VENV)/.deps
