@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The monitoring loop on Kafka with a PostgreSQL store, on a machine without Docker:
 #   generate.py ─► events topic ─► streamml score ─► predictions topic ─┐
-#               └► labels topic ───────────────────────────────────────┴► streamml feedback ─► store ─► streamml report
-# (the scorer also writes its drift windows to the store). A broker from scripts/kafka.sh and
+#      (later) └► labels topic ───────────────────────────────────────┴► streamml feedback ─► store ─► streamml report
+# (the scorer also writes its drift windows to the store). The labels arrive after the
+# predictions were read, as they do in life (hours later): `streamml feedback` reads the
+# predictions and stops when idle, the labels are produced, and it is started again: it resumes
+# from its checkpoint in the store. A broker from scripts/kafka.sh and
 # PostgreSQL from scripts/postgres.sh, unless BOOTSTRAP / STORE say where they are. With Docker:
 # `docker compose up -d kafka postgres` and BOOTSTRAP=localhost:9092 STORE=postgresql://streamml@localhost:5432/streamml.
 # Other settings: EVENTS (30000), OUT (out/kafka-monitoring), RUN (names this run's topics and
@@ -33,8 +36,17 @@ cleanup() {
 trap cleanup EXIT
 
 "$PY" "$HERE/topics.py" create --bootstrap "$BOOTSTRAP" "$EVENTS_TOPIC" "$LABELS_TOPIC" "$PREDICTIONS_TOPIC"
-"$PY" "$HERE/generate.py" --bootstrap "$BOOTSTRAP" --events-topic "$EVENTS_TOPIC" --labels-topic "$LABELS_TOPIC" \
-  --events "${EVENTS:-30000}" --out "$OUT"
+generate() {
+  "$PY" "$HERE/generate.py" --bootstrap "$BOOTSTRAP" --events-topic "$EVENTS_TOPIC" --labels-topic "$LABELS_TOPIC" \
+    --events "${EVENTS:-30000}" --out "$OUT" --part "$1"
+}
+FEEDBACK_GROUP="streamml-feedback-$RUN"
+feedback() {
+  "$STREAMML" feedback --bootstrap "$BOOTSTRAP" --predictions "$PREDICTIONS_TOPIC" \
+    --labels "$LABELS_TOPIC" --store "$STORE" --ttl 120 --window 60 --model fraud --model-version 1 \
+    --group "$FEEDBACK_GROUP" --idle-exit "${IDLE_EXIT:-10}"
+}
+generate events
 
 # Score the events; carry each event's time into its prediction (the feedback join needs it).
 "$STREAMML" score --model "$OUT/fraud.so" --bootstrap-servers "$BOOTSTRAP" \
@@ -56,7 +68,16 @@ fi
 SCORER=""
 tail -n 1 "$OUT/score.log"
 
-"$STREAMML" feedback --bootstrap "$BOOTSTRAP" --predictions "$PREDICTIONS_TOPIC" \
-  --labels "$LABELS_TOPIC" --store "$STORE" --ttl 120 --window 60 --model fraud --model-version 1 \
-  --group "streamml-feedback-$RUN" --idle-exit "${IDLE_EXIT:-10}"
+# The predictions: pending in the join, checkpointed to the store with the offsets they cover.
+# (Should it go idle before it read them all, e.g. a slow group join, it is run again: it resumes.)
+for attempt in 1 2 3; do
+  feedback
+  if "$PY" "$HERE/topics.py" wait --bootstrap "$BOOTSTRAP" --group "$FEEDBACK_GROUP" --timeout 0 "$PREDICTIONS_TOPIC"; then
+    break
+  fi
+  if [ "$attempt" = 3 ]; then exit 1; fi
+done
+# Later, the labels arrive.
+generate labels
+feedback   # the labels: joined onto the restored pending predictions
 "$STREAMML" report --store "$STORE" --model fraud -o "$OUT/report.html"

@@ -58,14 +58,16 @@ def behind(bootstrap: str, group: str, topic: str) -> int:
 def wait(bootstrap: str, group: str, topic: str, timeout: float, pid: int | None = None) -> None:
     """Return once ``group`` has committed every record of ``topic``.
 
-    Exits with an error after ``timeout`` seconds, or as soon as process ``pid`` (the consumer) is gone.
+    Exits with an error after ``timeout`` seconds (0: look once), or as soon as process ``pid``
+    (the consumer) is gone.
     """
     deadline = time.monotonic() + timeout
-    left = -1
-    while time.monotonic() < deadline:
+    while True:
         left = behind(bootstrap, group, topic)
         if left == 0:
             return
+        if time.monotonic() >= deadline:
+            break
         if pid is not None and not alive(pid):
             msg = f"process {pid} (group '{group}') exited with {left} record(s) of topic '{topic}' not committed"
             raise SystemExit(msg)
