@@ -113,7 +113,7 @@ impl Carry {
             let what = if self.is_id(i) { "id field" } else { "carried field" };
             if !seen.insert(name) {
                 return Err(InputError::Other(format!(
-                    "{what} '{name}' is named twice (id field and carried fields); name each field once"
+                    "{what} '{name}' is named twice among the id field and the carried fields; name each field once"
                 )));
             }
             if model.output_schema().field_with_name(name).is_ok() {

@@ -323,7 +323,7 @@ fn carried_fields_that_clash_are_refused_at_start() {
     assert!(refuse(Some("y"), &[]).starts_with("id field 'y' has the name of an output"));
     assert_eq!(
         refuse(Some("id"), &["t", "id"]),
-        "carried field 'id' is named twice (id field and carried fields); name each field once"
+        "carried field 'id' is named twice among the id field and the carried fields; name each field once"
     );
     assert!(refuse(None, &["t", "t"]).starts_with("carried field 't' is named twice"));
 }
