@@ -46,6 +46,17 @@ feedback() {
     --labels "$LABELS_TOPIC" --store "$STORE" --ttl 120 --window 60 --model fraud --model-version 1 \
     --group "$FEEDBACK_GROUP" --idle-exit "${IDLE_EXIT:-10}"
 }
+# Run the feedback service until it has read all of topic $1. It stops when idle; should that be
+# before it read everything (a slow group join, say), it is run again: it resumes from its checkpoint.
+feedback_through() {
+  for attempt in 1 2 3; do
+    feedback
+    if "$PY" "$HERE/topics.py" wait --bootstrap "$BOOTSTRAP" --group "$FEEDBACK_GROUP" --timeout 0 "$1"; then
+      return 0
+    fi
+  done
+  return 1
+}
 generate events
 
 # Score the events; carry each event's time into its prediction (the feedback join needs it).
@@ -69,15 +80,8 @@ SCORER=""
 tail -n 1 "$OUT/score.log"
 
 # The predictions: pending in the join, checkpointed to the store with the offsets they cover.
-# (Should it go idle before it read them all, e.g. a slow group join, it is run again: it resumes.)
-for attempt in 1 2 3; do
-  feedback
-  if "$PY" "$HERE/topics.py" wait --bootstrap "$BOOTSTRAP" --group "$FEEDBACK_GROUP" --timeout 0 "$PREDICTIONS_TOPIC"; then
-    break
-  fi
-  if [ "$attempt" = 3 ]; then exit 1; fi
-done
-# Later, the labels arrive.
+feedback_through "$PREDICTIONS_TOPIC"
+# Later, the labels arrive: joined onto the restored pending predictions.
 generate labels
-feedback   # the labels: joined onto the restored pending predictions
+feedback_through "$LABELS_TOPIC"
 "$STREAMML" report --store "$STORE" --model fraud -o "$OUT/report.html"
