@@ -205,7 +205,8 @@ def _next(batch: list[Any]) -> list[TopicPartition]:
 def codec_rows(model: Any, values: list[bytes], x: np.ndarray) -> list[Row]:
     """The Rust step alone (decode + score + encode, batches of ``MAX_BATCH_ROWS``), with R1 and with S1.
 
-    Also R1 with the drift counters ``streamml score`` keeps (32 features + the score, bins fitted on ``x``).
+    Also R1 with the drift counters ``streamml score`` keeps (32 features + the score, bins fitted on ``x``),
+    and the cost of a carried field (``--carry-field event_time``) beside the id alone.
     """
     import pyarrow as pa
 
@@ -245,7 +246,40 @@ def codec_rows(model: Any, values: list[bytes], x: np.ndarray) -> list[Row]:
             "events/s",
         )
     )
+    out += carry_rows(models[-1], batches)
     return out
+
+
+def carry_rows(named: tuple[str, Any], batches: list[list[bytes]]) -> list[Row]:
+    """Interleaved best of 10: the id alone vs the id and ``event_time`` carried, on messages holding both."""
+    from streamml import _streamml
+
+    name, model = named
+    stamped = [[v[:-1] + b',"event_time":%d}' % (1_767_225_600_000 + 20 * i) for i, v in enumerate(b)] for b in batches]
+    codecs = {
+        False: _streamml.MessageScorer.create(model._inner, "json", "id"),
+        True: _streamml.MessageScorer.create(model._inner, "json", "id", ["event_time"]),
+    }
+    timings = []
+    for carried in (False, True) * 10:
+        t0 = time.perf_counter()
+        for b in stamped:
+            codecs[carried].score(b)
+        timings.append((carried, time.perf_counter() - t0))
+    alone = min(t for on, t in timings if not on)
+    carried = min(t for on, t in timings if on)
+    rows = sum(map(len, stamped))
+    model_name = name.split(" ")[0]
+    section = "Rust step alone, JSON, carried fields (messages with event_time)"
+    return [
+        Row(section, f"{model_name}, --id-field id", rows / alone, "events/s"),
+        Row(
+            section,
+            f"{model_name}, --id-field id --carry-field event_time ({carried / alone - 1:+.1%} time)",
+            rows / carried,
+            "events/s",
+        ),
+    ]
 
 
 def latency_run(broker: Broker, model_path: Path, x: np.ndarray, rate: int, seconds: float, log: Path) -> np.ndarray:

@@ -113,6 +113,7 @@ def _score(args: argparse.Namespace) -> int:
         group_id=args.group_id,
         format=args.format,
         id_field=args.id_field,
+        carry_fields=args.carry_field,
         max_batch_rows=args.max_batch_rows,
         max_wait_ms=args.max_wait_ms,
         guarantee=args.guarantee,
@@ -140,6 +141,13 @@ def _add_score_parser(sub: Any) -> None:
     score.add_argument("--group-id", default="streamml-score", help="consumer group (default streamml-score)")
     score.add_argument("--format", choices=["json", "arrow"], default="json", help="message format (default json)")
     score.add_argument("--id-field", help="input field copied into each output (e.g. an event id)")
+    score.add_argument(
+        "--carry-field",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another input field copied into each output, after the id (null where missing; repeatable)",
+    )
     score.add_argument("--max-batch-rows", type=int, default=1000, help="score a batch at this size (default 1000)")
     score.add_argument(
         "--max-wait-ms", type=float, default=50.0, help="score a batch when its oldest message waited this long (50)"

@@ -99,7 +99,13 @@ class Scorer:
         output_topic: where the predictions go.
         group_id: the consumer group (scorers in one group share the partitions).
         format: ``json`` (one JSON object per message) or ``arrow`` (one Arrow IPC stream).
-        id_field: a field (JSON) or column (Arrow) copied from each input to its output.
+        id_field: a field (JSON) or column (Arrow) copied from each input to its output
+            (first; left out of an output whose input lacks it).
+        carry_fields: more input fields (JSON) or columns (Arrow) copied to each output, after
+            the id field and before the predictions: JSON values as written in the input, Arrow
+            columns as they are. A message without one gets ``null`` there (Arrow: a column of
+            type null); it is not a reason to refuse the message, as these are not model inputs.
+            A name that is also a model output, or given twice, is refused at start.
         max_batch_rows: score a batch once it holds this many messages.
         max_wait_ms: score a batch once its oldest message has waited this long.
         guarantee: ``at-least-once`` or ``exactly-once`` (Kafka transactions).
@@ -137,6 +143,7 @@ class Scorer:
         group_id: str = "streamml-score",
         format: Format = "json",
         id_field: str | None = None,
+        carry_fields: Sequence[str] = (),
         max_batch_rows: int = 1000,
         max_wait_ms: float = 50.0,
         guarantee: Guarantee = "at-least-once",
@@ -174,7 +181,11 @@ class Scorer:
         self.max_wait = max_wait_ms / 1000.0
         self.guarantee = guarantee
         self.metrics_port = metrics_port
-        self._codec = _streamml.MessageScorer.create(self.model._inner, format, id_field)
+        if isinstance(carry_fields, str):
+            msg = f"carry_fields is the string {carry_fields!r}; pass a list of field names"
+            raise KafkaScorerError(msg)
+        self.carry_fields = list(carry_fields)
+        self._codec = _streamml.MessageScorer.create(self.model._inner, format, id_field, self.carry_fields)
         common, consumer_only, producer_only = _split_config(config or {})
         self._consumer_config = {
             "bootstrap.servers": bootstrap_servers,

@@ -4,7 +4,7 @@
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyList};
-use streamml_core::codec::{Format, MessageScorer};
+use streamml_core::codec::{Carry, Format, MessageScorer};
 
 use crate::drift::PyDriftCounters;
 use crate::errors::{input_err, new_err, Kind};
@@ -22,15 +22,24 @@ pub struct PyMessageScorer {
 
 #[pymethods]
 impl PyMessageScorer {
-    /// A scorer of `model` for messages in `format` (`json` or `arrow`).
+    /// A scorer of `model` for messages in `format` (`json` or `arrow`) that
+    /// copies `id_field`, then `carry_fields`, from each input to its output.
     #[staticmethod]
-    #[pyo3(signature = (model, format, id_field=None))]
-    fn create(model: &PyModel, format: &str, id_field: Option<String>) -> PyResult<Self> {
+    #[pyo3(signature = (model, format, id_field=None, carry_fields=Vec::new()))]
+    fn create(
+        model: &PyModel,
+        format: &str,
+        id_field: Option<String>,
+        carry_fields: Vec<String>,
+    ) -> PyResult<Self> {
         let format: Format = format
             .parse()
             .map_err(|m: String| new_err(Kind::Input, m))?;
-        let inner =
-            MessageScorer::new(model.core().clone(), format, id_field).map_err(input_err)?;
+        let carry = Carry {
+            id_field,
+            fields: carry_fields,
+        };
+        let inner = MessageScorer::new(model.core().clone(), format, carry).map_err(input_err)?;
         Ok(Self { inner })
     }
 

@@ -5,11 +5,13 @@
 //! values are those of rows everywhere (numbers into float fields, integers
 //! into integer fields, ...). A message that cannot be read is refused
 //! alone, with its index and the reason: not JSON, not an object, a missing
-//! field, a field of the wrong type. Keys that are not inputs are skipped;
-//! the id field (when one is named) is kept as written, for the output.
+//! field, a field of the wrong type. Keys that are neither inputs nor copied
+//! are skipped; the copied fields ([`Carry`]: the id field, then the carried
+//! fields) are kept as written (raw JSON), for the output.
 //!
-//! [`encode`] writes one JSON object per output row: the id field first
-//! (when there is one), then the prediction fields in declared order.
+//! [`encode`] writes one JSON object per output row: the copied fields first
+//! (the id field left out where the input had none, a carried field `null`),
+//! then the prediction fields in declared order.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -23,7 +25,7 @@ use arrow_schema::{DataType, SchemaRef};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::codec::MessageError;
+use crate::codec::{Carry, MessageError};
 use crate::error::InputError;
 use crate::rows::{Cell, RowBuilder};
 
@@ -42,12 +44,19 @@ enum Val {
     Nested(&'static str),
 }
 
+/// Where a key's value goes: an input slot, a copied slot, or both.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    input: Option<usize>,
+    carry: Option<usize>,
+}
+
 /// Reads messages of one schema; keeps its scratch space between calls.
 pub struct JsonDecoder {
     builder: RowBuilder,
-    index: HashMap<String, usize>,
-    id_field: Option<String>,
+    index: HashMap<String, Slot>,
     slots: Vec<Val>,
+    carried: Vec<Option<Box<RawValue>>>,
 }
 
 /// What [`JsonDecoder::decode`] read from a list of messages.
@@ -56,40 +65,42 @@ pub struct Decoded {
     pub batch: RecordBatch,
     /// For each row of `batch`, the index of its message.
     pub rows: Vec<usize>,
-    /// For each row, the id field as written (raw JSON), when present.
-    pub ids: Vec<Option<Box<RawValue>>>,
+    /// For each row, the copied fields as written (raw JSON), when present:
+    /// row-major, [`Carry::len`] entries per row.
+    pub carried: Vec<Option<Box<RawValue>>>,
     /// The messages that could not be read.
     pub errors: Vec<MessageError>,
 }
 
 impl JsonDecoder {
-    /// A decoder for a model's input schema; `id_field` is carried to the output.
-    pub fn new(schema: SchemaRef, id_field: Option<String>) -> Result<Self, InputError> {
-        let index = schema
-            .fields()
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.name().clone(), i))
-            .collect();
+    /// A decoder for a model's input schema; the fields of `carry` are kept for the output.
+    pub fn new(schema: SchemaRef, carry: &Carry) -> Result<Self, InputError> {
+        let mut index: HashMap<String, Slot> = HashMap::new();
+        for (i, f) in schema.fields().iter().enumerate() {
+            index.entry(f.name().clone()).or_default().input = Some(i);
+        }
+        for (c, name) in carry.names().enumerate() {
+            index.entry(name.to_string()).or_default().carry = Some(c);
+        }
         let slots = vec![Val::Unset; schema.fields().len()];
         Ok(Self {
             builder: RowBuilder::new(schema)?,
             index,
-            id_field,
             slots,
+            carried: vec![None; carry.len()],
         })
     }
 
     /// Read each value as one JSON object of the inputs.
     pub fn decode(&mut self, values: &[&[u8]]) -> Decoded {
         let mut rows = Vec::with_capacity(values.len());
-        let mut ids = Vec::with_capacity(values.len());
+        let mut carried = Vec::with_capacity(values.len() * self.carried.len());
         let mut errors = Vec::new();
         for (i, value) in values.iter().enumerate() {
             match self.read_one(value) {
-                Ok(id) => {
+                Ok(()) => {
                     rows.push(i);
-                    ids.push(id);
+                    carried.extend(self.carried.iter_mut().map(Option::take));
                 }
                 Err(reason) => errors.push(MessageError { index: i, reason }),
             }
@@ -98,7 +109,7 @@ impl JsonDecoder {
             Ok(batch) => Decoded {
                 batch,
                 rows,
-                ids,
+                carried,
                 errors,
             },
             // A value that fits the wide column but not the declared type (an
@@ -113,7 +124,7 @@ impl JsonDecoder {
                 Decoded {
                     batch: RecordBatch::new_empty(self.builder.schema().clone()),
                     rows: Vec::new(),
-                    ids: Vec::new(),
+                    carried: Vec::new(),
                     errors,
                 }
             }
@@ -145,18 +156,20 @@ impl JsonDecoder {
         all
     }
 
-    /// Read one message into the builder; the id as written, or the reason.
-    fn read_one(&mut self, value: &[u8]) -> Result<Option<Box<RawValue>>, String> {
+    /// Read one message into the builder and its copied fields into
+    /// `self.carried`; or the reason it cannot be read.
+    fn read_one(&mut self, value: &[u8]) -> Result<(), String> {
         for slot in &mut self.slots {
             *slot = Val::Unset;
         }
+        for c in &mut self.carried {
+            *c = None;
+        }
         let mut reason = None;
-        let mut id = None;
         let seed = Message {
             index: &self.index,
-            id_field: self.id_field.as_deref(),
             slots: &mut self.slots,
-            id: &mut id,
+            carried: &mut self.carried,
             reason: &mut reason,
         };
         let mut de = serde_json::Deserializer::from_slice(value);
@@ -186,7 +199,7 @@ impl JsonDecoder {
             });
         }
         self.builder.append_row(&cells)?;
-        Ok(id)
+        Ok(())
     }
 }
 
@@ -200,10 +213,9 @@ fn describe(e: &serde_json::Error) -> String {
 
 /// The visitor of one message: an object whose values go into `slots`.
 struct Message<'a> {
-    index: &'a HashMap<String, usize>,
-    id_field: Option<&'a str>,
+    index: &'a HashMap<String, Slot>,
     slots: &'a mut [Val],
-    id: &'a mut Option<Box<RawValue>>,
+    carried: &'a mut [Option<Box<RawValue>>],
     reason: &'a mut Option<String>,
 }
 
@@ -224,20 +236,31 @@ impl<'de> Visitor<'de> for Message<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            if self.id_field == Some(key.as_ref()) {
-                let raw: Box<RawValue> = map.next_value()?;
-                if let Some(&i) = self.index.get(key.as_ref()) {
-                    // The id is also an input: read it from its raw text.
-                    let mut de = serde_json::Deserializer::from_str(raw.get());
-                    self.slots[i] = de::Deserialize::deserialize(&mut de)
-                        .map(|ScalarOf(v)| v)
-                        .map_err(de::Error::custom)?;
+            match self.index.get(key.as_ref()).copied().unwrap_or_default() {
+                Slot {
+                    carry: Some(c),
+                    input,
+                } => {
+                    let raw: Box<RawValue> = map.next_value()?;
+                    if let Some(i) = input {
+                        // Copied and also an input: read it from its raw text.
+                        let mut de = serde_json::Deserializer::from_str(raw.get());
+                        self.slots[i] = de::Deserialize::deserialize(&mut de)
+                            .map(|ScalarOf(v)| v)
+                            .map_err(de::Error::custom)?;
+                    }
+                    self.carried[c] = Some(raw);
                 }
-                *self.id = Some(raw);
-            } else if let Some(&i) = self.index.get(key.as_ref()) {
-                self.slots[i] = map.next_value::<ScalarOf>()?.0;
-            } else {
-                map.next_value::<IgnoredAny>()?;
+                Slot {
+                    input: Some(i),
+                    carry: None,
+                } => self.slots[i] = map.next_value::<ScalarOf>()?.0,
+                Slot {
+                    input: None,
+                    carry: None,
+                } => {
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
         }
         Ok(())
@@ -343,12 +366,14 @@ impl<'de> Visitor<'de> for ScalarVisitor {
     }
 }
 
-/// One JSON object per row of `output`: `id_field` first (the raw id of
-/// that row, when there is one), then every output column.
+/// One JSON object per row of `output`: the copied fields of `carry` first
+/// (`carried`: [`Carry::len`] raw values per row, as [`Decoded::carried`];
+/// a missing id is left out, a missing carried field is `null`), then every
+/// output column.
 pub fn encode(
     output: &RecordBatch,
-    id_field: Option<&str>,
-    ids: &[Option<Box<RawValue>>],
+    carry: &Carry,
+    carried: &[Option<Box<RawValue>>],
 ) -> Result<Vec<Vec<u8>>, String> {
     let columns: Vec<(String, &ArrayRef)> = output
         .schema_ref()
@@ -365,17 +390,35 @@ pub fn encode(
             ));
         }
     }
-    let id_key = id_field.map(|k| serde_json::to_string(k).expect("a string"));
+    let keys: Vec<String> = carry
+        .names()
+        .map(|k| serde_json::to_string(k).expect("a string"))
+        .collect();
+    let width = keys.len();
+    if carried.len() != width * output.num_rows() {
+        return Err(format!(
+            "{} copied value(s) for {} output row(s) of {width} copied field(s)",
+            carried.len(),
+            output.num_rows()
+        ));
+    }
     let mut out = Vec::with_capacity(output.num_rows());
     for row in 0..output.num_rows() {
         let mut buf = Vec::with_capacity(32 + 24 * columns.len());
         buf.push(b'{');
         let mut first = true;
-        if let (Some(key), Some(Some(id))) = (&id_key, ids.get(row)) {
+        for (c, key) in keys.iter().enumerate() {
+            let value = carried[row * width + c].as_deref();
+            if value.is_none() && carry.is_id(c) {
+                continue;
+            }
+            if !first {
+                buf.push(b',');
+            }
+            first = false;
             buf.extend_from_slice(key.as_bytes());
             buf.push(b':');
-            buf.extend_from_slice(id.get().as_bytes());
-            first = false;
+            buf.extend_from_slice(value.map_or("null", RawValue::get).as_bytes());
         }
         for (name, column) in &columns {
             if !first {

@@ -8,6 +8,10 @@
 //! and the reason) and no output; the others are scored all the same. If the
 //! model fails on the whole batch, each message is scored alone, so one
 //! poison message cannot take its neighbours down with it.
+//!
+//! [`Carry`] names the input fields copied into every output beside the
+//! predictions: the id field first, then the carried fields, each as written
+//! in the input (JSON: the raw value; Arrow: the column).
 
 pub mod ipc;
 pub mod json;
@@ -59,23 +63,97 @@ pub struct Scored {
     pub drift_error: Option<String>,
 }
 
+/// The input fields copied from each message into its output, before the
+/// predictions: the id field first, then the carried fields in the order given.
+///
+/// A message without the id field gets an output without it (as before
+/// carried fields existed); a message without a carried field gets a null
+/// there (JSON `null`; Arrow: a column of type null), so every output has
+/// the same keys. Neither is a reason to refuse the message: they are not
+/// model inputs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Carry {
+    pub id_field: Option<String>,
+    pub fields: Vec<String>,
+}
+
+impl Carry {
+    /// Only an id field (or nothing).
+    pub fn id(id_field: Option<String>) -> Self {
+        Self {
+            id_field,
+            fields: Vec::new(),
+        }
+    }
+
+    /// The copied names in output order: the id field (if any), then the carried fields.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.id_field.iter().chain(&self.fields).map(String::as_str)
+    }
+
+    /// How many names [`Carry::names`] yields.
+    pub fn len(&self) -> usize {
+        usize::from(self.id_field.is_some()) + self.fields.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the `i`-th name is the id field (left out where a message lacks it).
+    pub fn is_id(&self, i: usize) -> bool {
+        i == 0 && self.id_field.is_some()
+    }
+
+    /// Refuse names given twice, and names the model's outputs already use
+    /// (an output would have two fields of one name).
+    pub fn check(&self, model: &Model) -> Result<(), InputError> {
+        let mut seen = std::collections::HashSet::new();
+        for (i, name) in self.names().enumerate() {
+            let what = if self.is_id(i) { "id field" } else { "carried field" };
+            if !seen.insert(name) {
+                return Err(InputError::Other(format!(
+                    "{what} '{name}' is named twice among the id field and the carried fields; name each field once"
+                )));
+            }
+            if model.output_schema().field_with_name(name).is_ok() {
+                let outputs: Vec<&str> = model
+                    .output_schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect();
+                return Err(InputError::Other(format!(
+                    "{what} '{name}' has the name of an output of {}; the outputs are [{}]; \
+                     rename the field in the input, or do not carry it",
+                    model.origin(),
+                    outputs.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Decode, score, encode: a model and a message format.
 pub struct MessageScorer {
     model: Model,
     format: Format,
-    id_field: Option<String>,
+    carry: Carry,
 }
 
 impl MessageScorer {
-    /// A scorer; fails for a JSON scorer of inputs that JSON rows cannot fill.
-    pub fn new(model: Model, format: Format, id_field: Option<String>) -> Result<Self, InputError> {
+    /// A scorer; fails for a JSON scorer of inputs that JSON rows cannot fill,
+    /// and for copied fields that [`Carry::check`] refuses.
+    pub fn new(model: Model, format: Format, carry: Carry) -> Result<Self, InputError> {
+        carry.check(&model)?;
         if format == Format::Json {
-            json::JsonDecoder::new(model.input_schema().clone(), None)?;
+            json::JsonDecoder::new(model.input_schema().clone(), &Carry::default())?;
         }
         Ok(Self {
             model,
             format,
-            id_field,
+            carry,
         })
     }
 
@@ -105,16 +183,15 @@ impl MessageScorer {
     }
 
     fn score_json(&self, values: &[&[u8]], scored: &mut Scored, drift: &mut Option<&mut DriftCounters>) {
-        let mut decoder =
-            json::JsonDecoder::new(self.model.input_schema().clone(), self.id_field.clone())
-                .expect("checked in new");
+        let mut decoder = json::JsonDecoder::new(self.model.input_schema().clone(), &self.carry)
+            .expect("checked in new");
         let decoded = decoder.decode(values);
         scored.errors.extend(decoded.errors);
-        let id_field = self.id_field.as_deref();
+        let width = self.carry.len();
         let emit = |rows: &[usize],
-                    ids: &[Option<Box<serde_json::value::RawValue>>],
+                    carried: &[Option<Box<serde_json::value::RawValue>>],
                     out: &RecordBatch,
-                    scored: &mut Scored| match json::encode(out, id_field, ids) {
+                    scored: &mut Scored| match json::encode(out, &self.carry, carried) {
             Ok(encoded) => {
                 for (&index, value) in rows.iter().zip(encoded) {
                     scored.outputs[index] = Some(value);
@@ -128,15 +205,16 @@ impl MessageScorer {
         match self.model.score_prepared(&decoded.batch) {
             Ok(out) => {
                 count(drift, &decoded.batch, &out, scored);
-                emit(&decoded.rows, &decoded.ids, &out, scored)
+                emit(&decoded.rows, &decoded.carried, &out, scored)
             }
             Err(_) => {
-                for (row, (&index, id)) in decoded.rows.iter().zip(&decoded.ids).enumerate() {
+                for (row, &index) in decoded.rows.iter().enumerate() {
                     let one = decoded.batch.slice(row, 1);
                     match self.model.score_prepared(&one) {
                         Ok(out) => {
                             count(drift, &one, &out, scored);
-                            emit(&[index], std::slice::from_ref(id), &out, scored)
+                            let carried = &decoded.carried[row * width..(row + 1) * width];
+                            emit(&[index], carried, &out, scored)
                         }
                         Err(e) => fail_all(scored, &[index], &e.to_string()),
                     }
@@ -146,8 +224,7 @@ impl MessageScorer {
     }
 
     fn score_ipc(&self, values: &[&[u8]], scored: &mut Scored, drift: &mut Option<&mut DriftCounters>) {
-        let (messages, errors) =
-            ipc::decode(values, self.model.input_schema(), self.id_field.as_deref());
+        let (messages, errors) = ipc::decode(values, self.model.input_schema(), &self.carry);
         scored.errors.extend(errors);
         if messages.is_empty() {
             return;
@@ -169,7 +246,7 @@ impl MessageScorer {
                 }),
             };
             offset += rows;
-            match out.and_then(|out| ipc::encode(&out, m.id.as_ref())) {
+            match out.and_then(|out| ipc::encode(&out, &m.carried)) {
                 Ok(bytes) => scored.outputs[m.index] = Some(bytes),
                 Err(reason) => fail_all(scored, &[m.index], &reason),
             }

@@ -66,7 +66,7 @@ fn model() -> Model {
 }
 
 fn json_scorer() -> MessageScorer {
-    MessageScorer::new(model(), Format::Json, Some("id".into())).unwrap()
+    MessageScorer::new(model(), Format::Json, Carry::id(Some("id".into()))).unwrap()
 }
 
 fn text(scored: &Scored, i: usize) -> &str {
@@ -158,7 +158,7 @@ fn a_message_the_model_fails_on_is_refused_alone() {
 }
 
 fn ipc(batch: &RecordBatch) -> Vec<u8> {
-    ipc::encode(batch, None).unwrap()
+    ipc::encode(batch, &[]).unwrap()
 }
 
 #[test]
@@ -189,7 +189,7 @@ fn arrow_messages_round_trip_with_their_id_column() {
         ipc(&batch.slice(0, 1)),
     ];
     let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
-    let scorer = MessageScorer::new(model(), Format::Arrow, Some("id".into())).unwrap();
+    let scorer = MessageScorer::new(model(), Format::Arrow, Carry::id(Some("id".into()))).unwrap();
     let scored = scorer.score(&refs);
     assert_eq!(scored.errors.len(), 2);
     assert!(
@@ -248,4 +248,126 @@ fn drift_counts_only_the_rows_that_were_scored() {
     assert_eq!(text(&scored, 0), r#"{"y":3.0}"#);
     let reason = scored.drift_error.expect("the counters could not count");
     assert!(reason.contains("lacks column 'z'"), "{reason}");
+}
+
+fn carrying(format: Format, fields: &[&str]) -> MessageScorer {
+    let carry = Carry {
+        id_field: Some("id".into()),
+        fields: fields.iter().map(|f| f.to_string()).collect(),
+    };
+    MessageScorer::new(model(), format, carry).unwrap()
+}
+
+#[test]
+fn json_outputs_carry_the_named_fields_as_written() {
+    let values: Vec<&[u8]> = vec![
+        br#"{"t": 1767225600000, "id": "e1", "a": 1.5, "b": 2, "tag": {"k": [1, 2.50]}}"#,
+        br#"{"a": 3, "b": 1, "id": 7, "t": "2026-01-01T00:00:00Z", "tag": "x\u00e9"}"#,
+        // A carried field that is also an input is copied as written, and scored.
+        br#"{"a": 2, "b": 0, "t": 1e3, "tag": null}"#,
+    ];
+    let scored = carrying(Format::Json, &["t", "tag", "a"]).score(&values);
+    assert!(scored.errors.is_empty(), "{:?}", scored.errors);
+    assert_eq!(
+        text(&scored, 0),
+        r#"{"id":"e1","t":1767225600000,"tag":{"k": [1, 2.50]},"a":1.5,"y":5.5}"#
+    );
+    assert_eq!(
+        text(&scored, 1),
+        r#"{"id":7,"t":"2026-01-01T00:00:00Z","tag":"x\u00e9","a":3,"y":5.0}"#
+    );
+    // No id: left out (as always); the carried fields are all there.
+    assert_eq!(text(&scored, 2), r#"{"t":1e3,"tag":null,"a":2,"y":2.0}"#);
+}
+
+#[test]
+fn a_missing_carried_field_is_null_and_a_bad_message_still_a_dead_letter() {
+    let values: Vec<&[u8]> = vec![
+        br#"{"id": 1, "a": 1, "b": 1}"#,
+        br#"{"id": 2, "b": 1, "t": 5}"#,
+        br#"{"id": 3, "a": 13, "b": 1, "t": 6}"#,
+        br#"{"id": 4, "a": 2, "b": 1, "t": 7}"#,
+    ];
+    let scored = carrying(Format::Json, &["t"]).score(&values);
+    let reasons: Vec<(usize, &str)> = scored
+        .errors
+        .iter()
+        .map(|e| (e.index, e.reason.as_str()))
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert_eq!(reasons[0], (1, "missing field 'a'"));
+    assert!(reasons[1].0 == 2 && reasons[1].1.contains("a is 13"), "{reasons:?}");
+    assert_eq!(text(&scored, 0), r#"{"id":1,"t":null,"y":3.0}"#);
+    // The batch failed (a = 13) and was scored message by message: the
+    // carried values still belong to their own messages.
+    assert_eq!(text(&scored, 3), r#"{"id":4,"t":7,"y":4.0}"#);
+}
+
+#[test]
+fn carried_fields_that_clash_are_refused_at_start() {
+    let refuse = |id: Option<&str>, fields: &[&str]| {
+        let carry = Carry {
+            id_field: id.map(String::from),
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+        };
+        match MessageScorer::new(model(), Format::Json, carry) {
+            Ok(_) => panic!("{id:?} {fields:?} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    };
+    assert_eq!(
+        refuse(Some("id"), &["t", "y"]),
+        "carried field 'y' has the name of an output of test model 'affine'; the outputs are [y]; \
+         rename the field in the input, or do not carry it"
+    );
+    assert!(refuse(Some("y"), &[]).starts_with("id field 'y' has the name of an output"));
+    assert_eq!(
+        refuse(Some("id"), &["t", "id"]),
+        "carried field 'id' is named twice among the id field and the carried fields; name each field once"
+    );
+    assert!(refuse(None, &["t", "t"]).starts_with("carried field 't' is named twice"));
+}
+
+#[test]
+fn arrow_outputs_carry_the_named_columns() {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("t", DataType::Int64, false),
+        Field::new("a", DataType::Float64, false),
+        Field::new("b", DataType::Int64, true),
+        Field::new("id", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(vec![100, 200])),
+            Arc::new(Float64Array::from(vec![1.0, 2.0])),
+            Arc::new(Int64Array::from(vec![1, 2])),
+            Arc::new(StringArray::from(vec!["p", "q"])),
+        ],
+    )
+    .unwrap();
+    // The second message has no "t" and no id: a null column, and no id column.
+    let bare = batch.project(&[1, 2]).unwrap();
+    let values = [ipc(&batch), ipc(&bare)];
+    let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+    let scored = carrying(Format::Arrow, &["t"]).score(&refs);
+    assert!(scored.errors.is_empty(), "{:?}", scored.errors);
+    let read = |bytes: &[u8]| {
+        let reader =
+            arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).unwrap();
+        reader.map(Result::unwrap).collect::<Vec<_>>().remove(0)
+    };
+    let out = read(scored.outputs[0].as_deref().unwrap());
+    let names: Vec<&str> = out.schema_ref().fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["id", "t", "y"]);
+    assert_eq!(out.column(0).as_ref(), batch.column(3).as_ref());
+    assert_eq!(out.column(1).as_ref(), batch.column(0).as_ref());
+    let y = out.column(2).as_primitive::<Float64Type>();
+    assert_eq!(y.values().as_ref(), [3.0, 6.0]);
+
+    let out = read(scored.outputs[1].as_deref().unwrap());
+    let names: Vec<&str> = out.schema_ref().fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["t", "y"]);
+    assert_eq!(out.column(0).data_type(), &DataType::Null);
+    assert_eq!(out.column(0).logical_null_count(), 2);
 }
