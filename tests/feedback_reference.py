@@ -14,13 +14,40 @@ from typing import Any
 import numpy as np
 
 from streamml.errors import InputError
-from streamml.feedback import BINARY, COUNTS, REGRESSION, Fields, _column, _floats, _times
+from streamml.feedback import BINARY, COUNTS, REGRESSION, Fields, _column
 
 _LOG_EPS = 1e-15
 
 
 def _ids(table: Any, name: str, what: str) -> list[Any]:
     return _column(table, name, what).to_pylist()
+
+
+def _floats(table: Any, name: str, what: str) -> np.ndarray:
+    import pyarrow as pa
+
+    col = _column(table, name, what)
+    try:
+        return np.asarray(col.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        msg = f"feedback join: {what} field '{name}' is {col.type}, not numeric: {e}"
+        raise InputError(msg) from e
+
+
+def _times(table: Any, name: str, what: str) -> np.ndarray:
+    import pyarrow as pa
+
+    col = _column(table, name, what)
+    if pa.types.is_timestamp(col.type):
+        col = col.cast(pa.timestamp("ms")).cast(pa.int64())
+    if col.null_count:
+        msg = f"feedback join: {what} field '{name}' has {col.null_count} null time(s); every row needs one"
+        raise InputError(msg)
+    try:
+        return np.asarray(col.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        msg = f"feedback join: {what} field '{name}' is {col.type}; expected an integer time or a timestamp: {e}"
+        raise InputError(msg) from e
 
 
 class PyFeedbackJoin:

@@ -13,8 +13,8 @@ import pickle
 import numpy as np
 import pyarrow as pa
 import pytest
-from feedback_reference import PyFeedbackJoin
 
+from feedback_reference import PyFeedbackJoin
 from streamml import InputError, _streamml
 from streamml.feedback import FeedbackJoin
 
@@ -91,7 +91,8 @@ def run(join, items) -> tuple[list[pa.Table], list[tuple[list[int], list]]]:
 def assert_same_tables(got: list[pa.Table], want: list[pa.Table]) -> None:
     assert len(got) == len(want)
     for g, w in zip(got, want, strict=True):
-        assert g.schema.types == w.schema.types and g.column_names == w.column_names
+        assert g.schema.types == w.schema.types
+        assert g.column_names == w.column_names
         assert g.to_pydict() == w.to_pydict()  # floats compared exactly
 
 
@@ -104,7 +105,8 @@ def test_the_rust_join_equals_the_python_join_on_a_random_stream(task: str) -> N
     assert_same_tables(got[0], want[0])
     assert got[1] == want[1]  # every revised window, every batch, floats bit for bit
     assert rust.windows == ref.windows
-    assert rust.pending == ref.pending and rust.tombstones == ref.tombstones
+    assert rust.pending == ref.pending
+    assert rust.tombstones == ref.tombstones
     assert rust.watermark == ref.watermark
     if task == "binary":
         assert rust.hists.keys() == ref.hists.keys()
@@ -173,7 +175,8 @@ def test_the_snapshot_is_compact_and_old_snapshots_are_refused() -> None:
     n = 10_000
     join.add_predictions(pa.table({"event_id": np.arange(n), "event_time": np.arange(n), "probability": np.ones(n)}))
     state = join.snapshot()["state"]
-    assert isinstance(state, bytes) and n * 24 < len(state) < n * 40 + 4096
+    assert isinstance(state, bytes)
+    assert n * 24 < len(state) < n * 40 + 4096
     with pytest.raises(InputError, match=r"cannot restore a snapshot in format the pure-Python join's; expected"):
         FeedbackJoin.restore(PyFeedbackJoin(ttl=10, window=10).snapshot())
     bad = dict(join.snapshot(), state=state[:-5])

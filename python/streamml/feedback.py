@@ -88,23 +88,27 @@ def _column(table: Any, name: str, what: str) -> Any:
     return table.column(name)
 
 
-def _ids(table: Any, name: str, what: str) -> Any:
-    col = _column(table, name, what)
+def _single(col: Any) -> Any:
     return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
 
 
-def _floats(table: Any, name: str, what: str) -> np.ndarray:
+def _ids(table: Any, name: str, what: str) -> Any:
+    return _single(_column(table, name, what))
+
+
+def _floats(table: Any, name: str, what: str) -> Any:
     import pyarrow as pa
 
     col = _column(table, name, what)
     try:
-        return np.asarray(col.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        values = _single(col.cast(pa.float64()))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
         msg = f"feedback join: {what} field '{name}' is {col.type}, not numeric: {e}"
         raise InputError(msg) from e
+    return values.fill_null(math.nan) if values.null_count else values
 
 
-def _times(table: Any, name: str, what: str) -> np.ndarray:
+def _times(table: Any, name: str, what: str) -> Any:
     import pyarrow as pa
 
     col = _column(table, name, what)
@@ -114,7 +118,7 @@ def _times(table: Any, name: str, what: str) -> np.ndarray:
         msg = f"feedback join: {what} field '{name}' has {col.null_count} null time(s); every row needs one"
         raise InputError(msg)
     try:
-        return np.asarray(col.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+        return _single(col.cast(pa.int64()))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
         msg = f"feedback join: {what} field '{name}' is {col.type}; expected an integer time or a timestamp: {e}"
         raise InputError(msg) from e
@@ -254,7 +258,7 @@ class FeedbackJoin:
         ids = _ids(table, f.id, "predictions")
         times = _times(table, f.event_time, "predictions")
         scores = _floats(table, f.score, "predictions")
-        self._state.add_predictions(f.id, ids, pa.array(times), pa.array(scores))
+        self._state.add_predictions(f.id, ids, times, scores)
 
     def add_labels(self, batch: Any) -> Any:
         """Join a batch of labels; returns the feedback rows (a ``pyarrow.Table``)."""
@@ -265,7 +269,7 @@ class FeedbackJoin:
         ids = _ids(table, f.id, "labels")
         label_times = _times(table, f.label_time, "labels")
         labels = _floats(table, f.label, "labels")
-        rows = self._state.add_labels(f.id, ids, pa.array(label_times), pa.array(labels))
+        rows = self._state.add_labels(f.id, ids, label_times, labels)
         return pa.Table.from_batches([rows])
 
     # --- outputs -------------------------------------------------------------------------------

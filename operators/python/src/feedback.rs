@@ -116,7 +116,7 @@ impl PyFeedbackJoin {
         let (times, labels) = (int64s(&times, "label times")?, float64s(&labels, "labels")?);
         let inner = &mut self.inner;
         let batch = py.detach(|| {
-            inner.add_labels(&ids, times.values(), labels.values()).map(|fb| fb.to_batch(&ids))
+            inner.add_labels(&ids, times.values(), labels.values()).map(|fb| fb.into_batch(&ids))
         });
         to_pyarrow(py, batch.map_err(fb_err)?)
     }

@@ -1,11 +1,11 @@
 //! The event-id column of a batch: `int64` or strings, read straight from Arrow.
 
-use std::fmt::Write;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use arrow_array::{Array, ArrayRef, Int64Array, LargeStringArray, StringArray};
+use arrow_buffer::OffsetBuffer;
 use arrow_cast::cast::{cast_with_options, CastOptions};
 use arrow_schema::DataType;
 
@@ -64,22 +64,37 @@ impl IdColumn {
         let out: StringArray = match self {
             Self::Int(a) => {
                 let values = a.values();
-                let mut text = String::with_capacity(rows.len() * 8);
+                let mut text: Vec<u8> = Vec::with_capacity(rows.len() * 8);
                 let mut offsets = Vec::with_capacity(rows.len() + 1);
                 offsets.push(0i32);
                 for &r in rows {
-                    write!(text, "{}", values[r]).expect("writing to a String cannot fail");
-                    offsets.push(i32::try_from(text.len()).expect("ids of one batch fit 2 GiB"));
+                    push_decimal(&mut text, values[r]);
+                    offsets.push(i32::try_from(text.len()).expect("the ids of one batch fit in 2 GiB"));
                 }
-                StringArray::new(
-                    arrow_buffer::OffsetBuffer::new(offsets.into()),
-                    text.into_bytes().into(),
-                    None,
-                )
+                StringArray::new(OffsetBuffer::new(offsets.into()), text.into(), None)
             }
             Self::Str(a) => rows.iter().map(|&r| Some(a.value(r))).collect(),
             Self::LargeStr(a) => rows.iter().map(|&r| Some(a.value(r))).collect(),
         };
         Arc::new(out)
     }
+}
+
+/// `v` in decimal, as Arrow's int64 to string cast writes it.
+fn push_decimal(out: &mut Vec<u8>, v: i64) {
+    let mut digits = [0u8; 20];
+    let mut n = v.unsigned_abs();
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[i..]);
 }

@@ -157,18 +157,18 @@ pub struct Feedback {
 
 impl Feedback {
     /// The rows as the store's feedback columns (`event_id` as a string).
-    pub fn to_batch(&self, ids: &IdColumn) -> RecordBatch {
-        let int = |v: &[i64]| Arc::new(Int64Array::from(v.to_vec())) as ArrayRef;
-        let float = |v: &[f64]| Arc::new(Float64Array::from(v.to_vec())) as ArrayRef;
+    pub fn into_batch(self, ids: &IdColumn) -> RecordBatch {
+        let int = |v: Vec<i64>| Arc::new(Int64Array::from(v)) as ArrayRef;
+        let float = |v: Vec<f64>| Arc::new(Float64Array::from(v)) as ArrayRef;
         let columns = vec![
             ids.strings(&self.rows),
-            int(&self.event_time),
-            int(&self.label_time),
-            int(&self.delay),
-            int(&self.window_start),
-            float(&self.score),
-            float(&self.prediction),
-            float(&self.label),
+            int(self.event_time),
+            int(self.label_time),
+            int(self.delay),
+            int(self.window_start),
+            float(self.score),
+            float(self.prediction),
+            float(self.label),
         ];
         RecordBatch::try_new(feedback_schema(), columns).expect("the columns match the schema")
     }
@@ -308,6 +308,7 @@ impl FeedbackJoin {
         let (ttl, bucket) = (self.config.ttl, self.config.bucket);
         let mut out = Feedback::default();
         let (mut expired, mut late, mut orphans) = (Tally::default(), Tally::default(), Tally::default());
+        let mut joined_buckets = Tally::default();
         for (r, &lt) in label_times.iter().enumerate() {
             let hit = match ids {
                 IdColumn::Int(a) => self.ints.take(&a.value(r)),
@@ -316,7 +317,7 @@ impl FeedbackJoin {
             };
             match hit {
                 Hit::Pending(t, s) => {
-                    *self.live.entry(t.div_euclid(bucket)).or_default() -= 1;
+                    joined_buckets.add(t.div_euclid(bucket));
                     let delay = lt - t;
                     if delay <= ttl {
                         out.rows.push(r);
@@ -334,6 +335,9 @@ impl FeedbackJoin {
                 Hit::Expired(t) => late.add(self.start(t)),
                 Hit::Unknown => orphans.add(self.start(lt)),
             }
+        }
+        for (b, n) in joined_buckets.drain() {
+            *self.live.entry(b).or_default() -= n as i64;
         }
         self.apply(EXPIRED, &mut expired);
         self.apply(LATE, &mut late);
@@ -354,16 +358,24 @@ impl FeedbackJoin {
     /// Revise the windows of the joined rows, each window's rows in row order.
     fn quality(&mut self, fb: &Feedback) {
         let starts = &fb.window_start;
-        let Some(&first) = starts.first() else { return };
-        if starts.iter().all(|&s| s == first) {
-            let config = self.config.clone();
-            self.window(first).add_pairs(&config, &fb.score, &fb.label);
+        let mut distinct = Tally::default();
+        starts.iter().for_each(|&s| distinct.add(s));
+        let mut windows: Vec<i64> = distinct.drain().map(|(s, _)| s).collect();
+        windows.sort_unstable();
+        let config = self.config.clone();
+        if let [only] = windows[..] {
+            self.window(only).add_pairs(&config, &fb.score, &fb.label);
             return;
         }
-        let mut order: Vec<usize> = (0..starts.len()).collect();
-        order.sort_by_key(|&i| starts[i]); // stable: row order within a window
-        let config = self.config.clone();
-        for group in order.chunk_by(|&a, &b| starts[a] == starts[b]) {
+        let groups: Vec<Vec<usize>> = if windows.len() <= 8 {
+            // A batch spans a few windows: one pass per window, like numpy's masks.
+            windows.iter().map(|&w| (0..starts.len()).filter(|&i| starts[i] == w).collect()).collect()
+        } else {
+            let mut order: Vec<usize> = (0..starts.len()).collect();
+            order.sort_by_key(|&i| starts[i]); // stable: row order within a window
+            order.chunk_by(|&a, &b| starts[a] == starts[b]).map(<[usize]>::to_vec).collect()
+        };
+        for group in groups {
             let score: Vec<f64> = group.iter().map(|&i| fb.score[i]).collect();
             let label: Vec<f64> = group.iter().map(|&i| fb.label[i]).collect();
             self.window(starts[group[0]]).add_pairs(&config, &score, &label);

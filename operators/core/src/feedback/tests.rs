@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Int64Array, StringArray};
+use arrow_array::{Array, ArrayRef, Int64Array, StringArray};
 
 use super::*;
 
@@ -91,4 +91,46 @@ fn bad_ids_name_the_field() {
     let nulls: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), None]));
     let err = IdColumn::new(&nulls, "predictions", "eid").unwrap_err();
     assert_eq!(err.to_string(), "feedback join: predictions field 'eid' has 1 null id(s); every row needs one");
+}
+
+#[test]
+fn integer_ids_are_written_in_decimal() {
+    let ids = ints(&[0, 7, -12, i64::MAX, i64::MIN, 1_000_000]);
+    let out = ids.strings(&[0, 1, 2, 3, 4, 5]);
+    let out = out.as_any().downcast_ref::<StringArray>().unwrap();
+    let want = ["0", "7", "-12", "9223372036854775807", "-9223372036854775808", "1000000"];
+    assert_eq!(out.iter().map(Option::unwrap).collect::<Vec<_>>(), want);
+}
+
+#[test]
+#[ignore = "timing, run by hand in release"]
+fn timing() {
+    use std::time::Instant;
+    for task in [Task::Binary, Task::Regression] {
+        let mut config = Config::new(1 << 40, 60_000, task).unwrap();
+        config.bucket = 1 << 36;
+        let n = 50_000i64;
+        let ids: Vec<i64> = (0..n).collect();
+        let times: Vec<i64> = ids.iter().map(|i| i * 2).collect();
+        let scores: Vec<f64> = ids.iter().map(|i| (i % 997) as f64 / 997.0).collect();
+        let lid: Vec<i64> = (20_000..30_000).collect();
+        let lt: Vec<i64> = lid.iter().map(|i| i * 2 + 100).collect();
+        let y = vec![1.0; 10_000];
+        let (mut t_join, mut t_batch, mut t_pred) = (f64::MAX, f64::MAX, f64::MAX);
+        for _ in 0..5 {
+            let mut join = FeedbackJoin::new(config.clone()).unwrap();
+            let t0 = Instant::now();
+            join.add_predictions(&ints(&ids), &times, &scores).unwrap();
+            t_pred = t_pred.min(t0.elapsed().as_secs_f64() / 5.0);
+            let col = ints(&lid);
+            let t0 = Instant::now();
+            let fb = join.add_labels(&col, &lt, &y).unwrap();
+            t_join = t_join.min(t0.elapsed().as_secs_f64());
+            let t0 = Instant::now();
+            let b = fb.into_batch(&col);
+            t_batch = t_batch.min(t0.elapsed().as_secs_f64());
+            assert_eq!(b.num_rows(), 10_000);
+        }
+        println!("{task:?}: add_labels {:.3} ms, into_batch {:.3} ms, add_predictions {:.3} ms per 10k", t_join * 1e3, t_batch * 1e3, t_pred * 1e3);
+    }
 }
