@@ -143,6 +143,18 @@ def join_section(rows: list[tuple[str, float, str, str]], n: int) -> None:
 
     items = join_items(n)
 
+    class FormerJoin(PyFeedbackJoin):
+        def quality_table(self, windows: list[int]) -> pa.Table:
+            # What the operator did before the Rust join: rows as Python tuples, then a table.
+            rows = self.quality_rows(windows)
+            return pa.table(
+                {
+                    "window_start": pa.array([r[0] for r in rows], pa.int64()),
+                    "metric": [r[1] for r in rows],
+                    "value": pa.array([r[2] for r in rows], pa.float64()),
+                }
+            )
+
     def direct(cls: type) -> float:
         join = cls(ttl=100_000, window=60_000)
         t0 = time.perf_counter()
@@ -185,7 +197,7 @@ def join_section(rows: list[tuple[str, float, str, str]], n: int) -> None:
         t_direct = min(t_direct, direct(FeedbackJoin))
         t_direct_py = min(t_direct_py, direct(PyFeedbackJoin))
         t_bytewax = min(t_bytewax, in_bytewax(FeedbackJoin))
-        t_bytewax_py = min(t_bytewax_py, in_bytewax(PyFeedbackJoin))
+        t_bytewax_py = min(t_bytewax_py, in_bytewax(FormerJoin))
 
     m = min(n, 100_000)
     per_event: list = []

@@ -129,13 +129,13 @@ impl PyFeedbackJoin {
     /// `(window_start, metric, value)` for `windows` (default all), histograms included.
     #[pyo3(signature = (windows=None))]
     fn quality_rows(&self, windows: Option<Vec<i64>>) -> PyResult<Vec<(i64, String, f64)>> {
-        self.inner.quality_rows(windows.as_deref()).map_err(|w| PyKeyError::new_err(w))
+        self.inner.quality_rows(windows.as_deref()).map_err(PyKeyError::new_err)
     }
 
     /// The same rows as a `pyarrow.RecordBatch` (`window_start`, `metric`, `value`).
     #[pyo3(signature = (windows=None))]
     fn quality_batch<'py>(&self, py: Python<'py>, windows: Option<Vec<i64>>) -> PyResult<Bound<'py, PyAny>> {
-        let rows = self.inner.quality_rows(windows.as_deref()).map_err(|w| PyKeyError::new_err(w))?;
+        let rows = self.inner.quality_rows(windows.as_deref()).map_err(PyKeyError::new_err)?;
         let starts: Int64Array = rows.iter().map(|r| Some(r.0)).collect();
         let metrics: StringArray = rows.iter().map(|r| Some(r.1.as_str())).collect();
         let values: Float64Array = rows.iter().map(|r| Some(r.2)).collect();

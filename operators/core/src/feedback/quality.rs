@@ -130,7 +130,8 @@ impl Window {
                         (false, false) => 2,
                         (true, false) => 3,
                     }] += 1;
-                    // np.clip keeps NaN; f64::clamp would too, but keep numpy's exact rule.
+                    // numpy's clip, written out as numpy does it (a NaN stays NaN).
+                    #[allow(clippy::manual_clamp)]
                     let pc = if p < LOG_EPS {
                         LOG_EPS
                     } else if p > 1.0 - LOG_EPS {
