@@ -3,10 +3,11 @@
 :class:`FeedbackJoin` is the join state and the quality accounting of one shard;
 hosts (the Bytewax operator :func:`streamml.bytewax.feedback.feedback_join`, the
 ``streamml feedback`` service, the demo) feed it Arrow batches. It works a batch
-at a time: pending predictions live in one dict (id -> ``complex(time, score)``, one
-Python object per entry that numpy converts in bulk), a
-label batch is joined with one dict lookup per row, and everything after the
-lookup is vectorized with numpy.
+at a time, in Rust (``operators/core/src/feedback``) with the GIL released: pending
+predictions in a hash table per id kind (int64 or string, read straight from the Arrow
+column), expiry buckets in time order, and the quality sums in numpy's summation order
+(the numbers are those of the former numpy implementation, bit for bit). Its state
+pickles as compact bytes (:meth:`FeedbackJoin.snapshot`).
 
 Event-time rules (``ttl`` and ``window`` in the unit of the time columns, e.g. ms):
 
@@ -48,17 +49,17 @@ Examples:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Any
 
 import numpy as np
 
+from streamml import _streamml
 from streamml.errors import InputError
 
 COUNTS = ("predictions", "labeled", "expired", "late_labels", "orphan_labels", "duplicates")
 BINARY = ("tp", "fp", "tn", "fn", "pos", "neg", "logloss_sum", "brier_sum")
 REGRESSION = ("abs_err_sum", "sq_err_sum", "label_sum")
-_LOG_EPS = 1e-15
 
 
 @dataclass(frozen=True)
@@ -87,22 +88,27 @@ def _column(table: Any, name: str, what: str) -> Any:
     return table.column(name)
 
 
-def _ids(table: Any, name: str, what: str) -> list[Any]:
-    return _column(table, name, what).to_pylist()
+def _single(col: Any) -> Any:
+    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
 
 
-def _floats(table: Any, name: str, what: str) -> np.ndarray:
+def _ids(table: Any, name: str, what: str) -> Any:
+    return _single(_column(table, name, what))
+
+
+def _floats(table: Any, name: str, what: str) -> Any:
     import pyarrow as pa
 
     col = _column(table, name, what)
     try:
-        return np.asarray(col.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        values = _single(col.cast(pa.float64()))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
         msg = f"feedback join: {what} field '{name}' is {col.type}, not numeric: {e}"
         raise InputError(msg) from e
+    return values.fill_null(math.nan) if values.null_count else values
 
 
-def _times(table: Any, name: str, what: str) -> np.ndarray:
+def _times(table: Any, name: str, what: str) -> Any:
     import pyarrow as pa
 
     col = _column(table, name, what)
@@ -112,10 +118,13 @@ def _times(table: Any, name: str, what: str) -> np.ndarray:
         msg = f"feedback join: {what} field '{name}' has {col.null_count} null time(s); every row needs one"
         raise InputError(msg)
     try:
-        return np.asarray(col.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+        return _single(col.cast(pa.int64()))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
         msg = f"feedback join: {what} field '{name}' is {col.type}; expected an integer time or a timestamp: {e}"
         raise InputError(msg) from e
+
+
+_FORMAT = "streamml.feedback_join/2"
 
 
 class FeedbackJoin:
@@ -151,54 +160,92 @@ class FeedbackJoin:
         if ttl <= 0 or window <= 0:
             msg = f"feedback join: ttl ({ttl}) and window ({window}) must be positive"
             raise InputError(msg)
-        self.ttl, self.window, self.task = int(ttl), int(window), task
-        self.fields = fields or Fields()
-        self.threshold, self.hist_bins = threshold, hist_bins
-        self.late_horizon = int(ttl if late_horizon is None else late_horizon)
-        self.bucket = max(1, int(bucket or ttl // 8))
-        self.watermark = -(2**62)
-        # id -> complex(event_time, score): ms times stay exact (< 2**53) in the real part.
-        self.pending: dict[Any, complex] = {}
-        self.tombstones: dict[Any, int] = {}
-        self._pending_buckets: dict[int, list[Any]] = {}
-        # Predictions still pending per bucket (an upper bound: duplicates are not subtracted);
-        # a bucket with none left is dropped without looking at its ids.
-        self._live: dict[int, int] = {}
-        self._tomb_buckets: dict[int, list[Any]] = {}
-        self.windows: dict[int, dict[str, float]] = {}
-        self.hists: dict[int, np.ndarray] = {}
-        self.touched: set[int] = set()
+        ttl = int(ttl)
+        state = _streamml.FeedbackJoinState(
+            ttl=ttl,
+            window=int(window),
+            task=task,
+            threshold=float(threshold),
+            hist_bins=int(hist_bins),
+            late_horizon=int(ttl if late_horizon is None else late_horizon),
+            bucket=max(1, int(bucket or ttl // 8)),
+        )
+        self._init(state, fields or Fields())
+
+    def _init(self, state: Any, fields: Fields) -> None:
+        self._state, self.fields = state, fields
+        (self.ttl, self.window, self.task, self.threshold, self.hist_bins, self.late_horizon, self.bucket) = (
+            state.config()
+        )
 
     # --- state ---------------------------------------------------------------------------------
 
-    def _window(self, start: int) -> dict[str, float]:
-        w = self.windows.get(start)
-        if w is None:
-            names = COUNTS + (BINARY if self.task == "binary" else REGRESSION)
-            w = self.windows[start] = dict.fromkeys(names, 0.0)
-            if self.task == "binary":
-                self.hists[start] = np.zeros((2, self.hist_bins), dtype=np.int64)
-        self.touched.add(start)
-        return w
-
-    def _count(self, name: str, times: np.ndarray) -> None:
-        if times.size == 0:
-            return
-        starts, n = np.unique(times // self.window * self.window, return_counts=True)
-        for s, k in zip(starts.tolist(), n.tolist(), strict=True):
-            self._window(s)[name] += k
-
     def snapshot(self) -> dict[str, Any]:
-        """Everything needed to resume (picklable; Bytewax recovery stores it)."""
-        return {k: v for k, v in self.__dict__.items() if k != "touched"}
+        """Everything needed to resume (picklable; Bytewax recovery stores it): the state as bytes."""
+        return {"format": _FORMAT, "fields": astuple(self.fields), "state": self._state.state()}
 
     @classmethod
     def restore(cls, state: dict[str, Any]) -> FeedbackJoin:
         """A join resumed from :meth:`snapshot`."""
+        if not isinstance(state, dict) or state.get("format") != _FORMAT:
+            got = state.get("format", "the pure-Python join's") if isinstance(state, dict) else type(state).__name__
+            msg = (
+                f"feedback join: cannot restore a snapshot in format {got}; expected {_FORMAT} "
+                "(a snapshot of the pure-Python join from before the Rust join cannot be resumed; start afresh)"
+            )
+            raise InputError(msg)
         join = cls.__new__(cls)
-        join.__dict__.update(state)
-        join.touched = set()
+        join._init(_streamml.FeedbackJoinState.from_state(state["state"]), Fields(*state["fields"]))
         return join
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle as :meth:`snapshot`."""
+        return self.snapshot()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickle from :meth:`snapshot`."""
+        restored = self.restore(state)
+        self._init(restored._state, restored.fields)
+
+    @property
+    def watermark(self) -> int:
+        """The largest label time seen."""
+        return self._state.watermark
+
+    @property
+    def pending(self) -> dict[Any, complex]:
+        """A copy of the pending predictions: id -> ``complex(event_time, score)``."""
+        ints, strs = self._state.pending()
+        return {i: complex(t, s) for i, t, s in (*ints, *strs)}
+
+    @property
+    def tombstones(self) -> dict[Any, int]:
+        """A copy of the remembered expired ids: id -> the prediction's event time."""
+        ints, strs = self._state.tombstones()
+        return dict((*ints, *strs))
+
+    @property
+    def pending_count(self) -> int:
+        """How many predictions are pending (without copying them)."""
+        return self._state.pending_len()
+
+    @property
+    def tombstone_count(self) -> int:
+        """How many expired ids are remembered (without copying them)."""
+        return self._state.tombstones_len()
+
+    @property
+    def windows(self) -> dict[int, dict[str, float]]:
+        """A copy of the quality sums: window start -> metric -> value."""
+        names = self._state.metric_names()
+        return {s: dict(zip(names, v, strict=True)) for s, v in self._state.window_sums()}
+
+    @property
+    def hists(self) -> dict[int, np.ndarray]:
+        """A copy of the score histograms (binary): window start -> ``[negatives, positives]`` counts."""
+        if self.task != "binary":
+            return {}
+        return {s: np.asarray(h, dtype=np.int64).reshape(2, -1) for s, h in self._state.window_hists()}
 
     # --- inputs --------------------------------------------------------------------------------
 
@@ -211,22 +258,7 @@ class FeedbackJoin:
         ids = _ids(table, f.id, "predictions")
         times = _times(table, f.event_time, "predictions")
         scores = _floats(table, f.score, "predictions")
-        if not ids:
-            return
-        before = len(self.pending)
-        self.pending.update(zip(ids, (times + 1j * scores).tolist(), strict=True))
-        duplicates = before + len(ids) - len(self.pending)
-        self._count("predictions", times)
-        if duplicates:
-            self._window(int(times[0]) // self.window * self.window)["duplicates"] += duplicates
-        buckets = times // self.bucket
-        self._add_live(buckets, 1)
-        if buckets[0] == buckets[-1] and (buckets == buckets[0]).all():
-            self._pending_buckets.setdefault(int(buckets[0]), []).extend(ids)
-        else:
-            for b in np.unique(buckets).tolist():
-                idx = np.flatnonzero(buckets == b).tolist()
-                self._pending_buckets.setdefault(b, []).extend([ids[i] for i in idx])
+        self._state.add_predictions(f.id, ids, times, scores)
 
     def add_labels(self, batch: Any) -> Any:
         """Join a batch of labels; returns the feedback rows (a ``pyarrow.Table``)."""
@@ -237,129 +269,24 @@ class FeedbackJoin:
         ids = _ids(table, f.id, "labels")
         label_times = _times(table, f.label_time, "labels")
         labels = _floats(table, f.label, "labels")
-        pop = self.pending.pop
-        hits = [pop(i, None) for i in ids]
-        rows_list = [r for r, h in enumerate(hits) if h is not None]
-        rows = np.array(rows_list, dtype=np.int64)
-        found = np.zeros(len(hits), dtype=bool)
-        found[rows] = True
-        pairs = np.fromiter([hits[r] for r in rows_list], dtype=np.complex128, count=len(rows_list))
-        t_pred = pairs.real.astype(np.int64)
-        scores = pairs.imag.copy()
-        if t_pred.size:
-            self._add_live(t_pred // self.bucket, -1)
-        delay = label_times[rows] - t_pred
-        timely = delay <= self.ttl
-        # Labels after the ttl: their predictions expire now, the labels are late.
-        self._count("expired", t_pred[~timely])
-        self._count("late_labels", t_pred[~timely])
-        # Misses: late if the id expired recently, else orphans.
-        misses = np.flatnonzero(~found).tolist()
-        tomb = self.tombstones.pop
-        expired_at = [tomb(ids[r], None) for r in misses]
-        late_times = np.array([t for t in expired_at if t is not None], dtype=np.int64)
-        orphan_rows = [r for r, t in zip(misses, expired_at, strict=True) if t is None]
-        self._count("late_labels", late_times)
-        self._count("orphan_labels", label_times[orphan_rows])
-        joined = rows[timely]
-        t_ok, s_ok, y_ok = t_pred[timely], scores[timely], labels[joined]
-        self._quality(t_ok, s_ok, y_ok)
-        if label_times.size:
-            self._advance(int(label_times.max()))
-        starts = t_ok // self.window * self.window
-        predicted = (s_ok >= self.threshold).astype(np.float64) if self.task == "binary" else s_ok
-        return pa.table(
-            {
-                "event_id": pa.compute.cast(table.column(f.id).take(pa.array(joined)), pa.string()),
-                "event_time": t_ok,
-                "label_time": label_times[joined],
-                "delay_ms": delay[timely],
-                "window_start": starts,
-                "score": s_ok,
-                "prediction": predicted,
-                "label": y_ok,
-            }
-        )
-
-    def _quality(self, t: np.ndarray, score: np.ndarray, y: np.ndarray) -> None:
-        if t.size == 0:
-            return
-        starts = t // self.window * self.window
-        for s in np.unique(starts).tolist():
-            m = starts == s
-            p, yy = score[m], y[m]
-            w = self._window(s)
-            w["labeled"] += int(m.sum())
-            if self.task == "regression":
-                err = p - yy
-                w["abs_err_sum"] += float(np.abs(err).sum())
-                w["sq_err_sum"] += float((err * err).sum())
-                w["label_sum"] += float(yy.sum())
-                continue
-            pos = yy > 0.5
-            hat = p >= self.threshold
-            w["tp"] += int((pos & hat).sum())
-            w["fp"] += int((~pos & hat).sum())
-            w["fn"] += int((pos & ~hat).sum())
-            w["tn"] += int((~pos & ~hat).sum())
-            w["pos"] += int(pos.sum())
-            w["neg"] += int((~pos).sum())
-            pc = np.clip(p, _LOG_EPS, 1 - _LOG_EPS)
-            w["logloss_sum"] += float(-(np.where(pos, np.log(pc), np.log1p(-pc))).sum())
-            w["brier_sum"] += float(((p - pos) ** 2).sum())
-            bins = np.clip((p * self.hist_bins).astype(np.int64), 0, self.hist_bins - 1)
-            h = self.hists[s]
-            h[1] += np.bincount(bins[pos], minlength=self.hist_bins)
-            h[0] += np.bincount(bins[~pos], minlength=self.hist_bins)
-
-    def _add_live(self, buckets: np.ndarray, sign: int) -> None:
-        live = self._live
-        for b, k in zip(*(a.tolist() for a in np.unique(buckets, return_counts=True)), strict=True):
-            live[b] = live.get(b, 0) + sign * k
-
-    def _advance(self, t: int) -> None:
-        """Move the watermark to ``t`` and expire what it passed."""
-        if t <= self.watermark:
-            return
-        self.watermark = t
-        # A whole bucket b is past when (b + 1) * bucket + ttl <= watermark.
-        limit = (t - self.ttl) // self.bucket
-        for b in [b for b in self._pending_buckets if b < limit]:
-            ids = self._pending_buckets.pop(b)
-            if self._live.pop(b, 0) <= 0:
-                continue  # every prediction of the bucket was joined
-            expired_times = []
-            tombs = self._tomb_buckets.setdefault(b, [])
-            for i in ids:
-                entry = self.pending.get(i)
-                if entry is not None and int(entry.real) // self.bucket == b:
-                    del self.pending[i]
-                    self.tombstones[i] = int(entry.real)
-                    tombs.append(i)
-                    expired_times.append(int(entry.real))
-            self._count("expired", np.array(expired_times, dtype=np.int64))
-        forget = (t - self.ttl - self.late_horizon) // self.bucket
-        for b in [b for b in self._tomb_buckets if b < forget]:
-            for i in self._tomb_buckets.pop(b):
-                self.tombstones.pop(i, None)
+        rows = self._state.add_labels(f.id, ids, label_times, labels)
+        return pa.Table.from_batches([rows])
 
     # --- outputs -------------------------------------------------------------------------------
 
     def take_touched(self) -> list[int]:
         """The windows revised since the last call (sorted), and forget that they were."""
-        touched, self.touched = sorted(self.touched), set()
-        return touched
+        return self._state.take_touched()
 
     def quality_rows(self, windows: list[int] | None = None) -> list[tuple[int, str, float]]:
         """``(window_start, metric, value)`` for ``windows`` (default all), histograms included."""
-        out = []
-        for s in sorted(self.windows) if windows is None else windows:
-            out.extend((s, k, float(v)) for k, v in self.windows[s].items())
-            if s in self.hists:
-                h = self.hists[s]
-                out.extend((s, f"hist_neg_{i:03d}", float(n)) for i, n in enumerate(h[0].tolist()) if n)
-                out.extend((s, f"hist_pos_{i:03d}", float(n)) for i, n in enumerate(h[1].tolist()) if n)
-        return out
+        return self._state.quality_rows(windows)
+
+    def quality_table(self, windows: list[int] | None = None) -> Any:
+        """:meth:`quality_rows` as a ``pyarrow.Table`` (``window_start``, ``metric``, ``value``)."""
+        import pyarrow as pa
+
+        return pa.Table.from_batches([self._state.quality_batch(windows)])
 
 
 def auc_from_histograms(neg: np.ndarray, pos: np.ndarray) -> float:

@@ -22,3 +22,4 @@ pub use loader::{LoadOptions, NativeModel};
 pub use model::{Model, Scorer};
 pub use streamml_abi::{FieldSpec, ModelInfo, Task};
 pub mod drift;
+pub mod feedback;

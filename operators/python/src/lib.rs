@@ -13,6 +13,7 @@ mod codec;
 mod drift;
 mod dict_scorer;
 mod errors;
+mod feedback;
 mod model;
 mod one_row;
 mod py_values;
@@ -27,5 +28,6 @@ fn _streamml(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<codec::PyMessageScorer>()?;
     m.add_class::<drift::PyDriftCounters>()?;
     m.add_class::<dict_scorer::DictScorer>()?;
+    m.add_class::<feedback::PyFeedbackJoin>()?;
     Ok(())
 }

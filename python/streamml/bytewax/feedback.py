@@ -57,13 +57,17 @@ def _split(tag: str, batch: Any, id_field: str, shards: int) -> list[tuple[str, 
     return [(str(k), (str(k), tag, table.take(np.flatnonzero(keys == k)))) for k in np.unique(keys).tolist()]
 
 
+def _repeat(value: str | None, n: int) -> Any:
+    import pyarrow as pa
+
+    return pa.repeat(pa.scalar(value, pa.string()), n)
+
+
 class _JoinLogic(op.StatefulBatchLogic):
     def __init__(self, shard: str | None, join: FeedbackJoin, model: str, version: str) -> None:
         self.shard, self.join, self.model, self.version = shard, join, model, version
 
     def on_batch(self, values: list[tuple[str, str, Any]]) -> tuple[list[tuple[str, Any]], bool]:
-        import pyarrow as pa
-
         out: list[tuple[str, Any]] = []
         for shard, tag, table in values:
             self.shard = shard
@@ -73,28 +77,16 @@ class _JoinLogic(op.StatefulBatchLogic):
             fb = self.join.add_labels(table)
             if fb.num_rows:
                 n = fb.num_rows
-                fb = fb.add_column(1, "model", pa.array([self.model] * n, pa.string()))
-                fb = fb.add_column(2, "model_version", pa.array([self.version] * n, pa.string()))
+                fb = fb.add_column(1, "model", _repeat(self.model, n))
+                fb = fb.add_column(2, "model_version", _repeat(self.version, n))
                 out.append(("feedback", fb))
         touched = self.join.take_touched()
         if touched:
-            rows = self.join.quality_rows(touched)
-            n = len(rows)
-            out.append(
-                (
-                    "quality",
-                    pa.table(
-                        {
-                            "model": [self.model] * n,
-                            "model_version": [self.version] * n,
-                            "window_start": pa.array([r[0] for r in rows], pa.int64()),
-                            "shard": [self.shard] * n,
-                            "metric": [r[1] for r in rows],
-                            "value": pa.array([r[2] for r in rows], pa.float64()),
-                        }
-                    ),
-                )
-            )
+            q = self.join.quality_table(touched)  # window_start, metric, value
+            n = q.num_rows
+            q = q.add_column(0, "model", _repeat(self.model, n))
+            q = q.add_column(1, "model_version", _repeat(self.version, n))
+            out.append(("quality", q.add_column(3, "shard", _repeat(self.shard, n))))
         return out, op.StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> tuple[str | None, dict[str, Any]]:

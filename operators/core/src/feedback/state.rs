@@ -1,0 +1,435 @@
+//! The join state: pending predictions, tombstones, expiry buckets, windows.
+
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::Hash;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use rustc_hash::FxHashMap;
+
+use super::ids::IdColumn;
+use super::quality::{Tally, Window, DUPLICATES, EXPIRED, LATE, ORPHANS, PREDICTIONS};
+use super::{Config, FeedbackError, Task};
+
+/// The watermark before any label arrived.
+pub const INITIAL_WATERMARK: i64 = -(1 << 62);
+
+/// The state of one kind of id (`int64` or string).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Keyed<K: Hash + Eq> {
+    /// id -> (event time, score).
+    pub(crate) pending: FxHashMap<K, (i64, f64)>,
+    /// Expired ids -> their prediction's event time, kept for `late_horizon`.
+    pub(crate) tombstones: FxHashMap<K, i64>,
+    /// Expiry bucket -> the ids added in it (an id may be listed where it no
+    /// longer is: joined, or replaced by a later row; those are skipped).
+    pub(crate) pending_buckets: BTreeMap<i64, Vec<K>>,
+    /// Expiry bucket -> the ids that expired from it.
+    pub(crate) tomb_buckets: BTreeMap<i64, Vec<K>>,
+}
+
+impl<K: Hash + Eq> Default for Keyed<K> {
+    fn default() -> Self {
+        Self {
+            pending: FxHashMap::default(),
+            tombstones: FxHashMap::default(),
+            pending_buckets: BTreeMap::new(),
+            tomb_buckets: BTreeMap::new(),
+        }
+    }
+}
+
+/// What became of a label's id.
+enum Hit {
+    Pending(i64, f64),
+    Expired(i64),
+    Unknown,
+}
+
+impl<K: Hash + Eq + Clone> Keyed<K> {
+    /// Add predictions; returns how many replaced a pending row.
+    fn add(
+        &mut self,
+        keys: impl Iterator<Item = K>,
+        times: &[i64],
+        scores: &[f64],
+        bucket: i64,
+        live: &mut FxHashMap<i64, i64>,
+    ) -> u64 {
+        let mut duplicates = 0;
+        let mut run: Vec<K> = Vec::new();
+        let mut run_bucket = 0;
+        for ((key, &t), &s) in keys.zip(times).zip(scores) {
+            if self.pending.insert(key.clone(), (t, s)).is_some() {
+                duplicates += 1;
+            }
+            let b = t.div_euclid(bucket);
+            if b != run_bucket && !run.is_empty() {
+                self.flush_run(run_bucket, &mut run, live);
+            }
+            run_bucket = b;
+            run.push(key);
+        }
+        self.flush_run(run_bucket, &mut run, live);
+        duplicates
+    }
+
+    fn flush_run(&mut self, b: i64, run: &mut Vec<K>, live: &mut FxHashMap<i64, i64>) {
+        if !run.is_empty() {
+            *live.entry(b).or_default() += run.len() as i64;
+            self.pending_buckets.entry(b).or_default().append(run);
+        }
+    }
+
+    fn take<Q: Hash + Eq + ?Sized>(&mut self, key: &Q) -> Hit
+    where
+        K: Borrow<Q>,
+    {
+        if let Some((t, s)) = self.pending.remove(key) {
+            Hit::Pending(t, s)
+        } else if let Some(t) = self.tombstones.remove(key) {
+            Hit::Expired(t)
+        } else {
+            Hit::Unknown
+        }
+    }
+
+    /// Expire the pending ids listed in bucket `b` that are still there and
+    /// still in `b`; their event times go to `expired`.
+    fn expire(&mut self, b: i64, ids: Vec<K>, bucket: i64, expired: &mut Vec<i64>) {
+        let mut tombs = Vec::new();
+        for id in ids {
+            if let Some(&(t, _)) = self.pending.get(&id) {
+                if t.div_euclid(bucket) == b {
+                    self.pending.remove(&id);
+                    self.tombstones.insert(id.clone(), t);
+                    tombs.push(id);
+                    expired.push(t);
+                }
+            }
+        }
+        if !tombs.is_empty() {
+            self.tomb_buckets.entry(b).or_default().append(&mut tombs);
+        }
+    }
+
+    /// Forget the tombstones of buckets before `forget`.
+    fn forget(&mut self, forget: i64) {
+        while let Some(entry) = self.tomb_buckets.first_entry() {
+            if *entry.key() >= forget {
+                break;
+            }
+            for id in entry.remove() {
+                self.tombstones.remove(&id);
+            }
+        }
+    }
+}
+
+/// The join state and quality accounting of one shard.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeedbackJoin {
+    pub(crate) config: Config,
+    pub(crate) watermark: i64,
+    pub(crate) ints: Keyed<i64>,
+    pub(crate) strs: Keyed<Arc<str>>,
+    /// Predictions still pending per expiry bucket (an upper bound: replaced
+    /// rows are not subtracted); a bucket with none left expires unread.
+    pub(crate) live: FxHashMap<i64, i64>,
+    pub(crate) windows: BTreeMap<i64, Window>,
+    pub(crate) touched: BTreeSet<i64>,
+}
+
+/// The joined rows of one label batch (`rows` index the label batch).
+#[derive(Debug, Default, PartialEq)]
+pub struct Feedback {
+    pub rows: Vec<usize>,
+    pub event_time: Vec<i64>,
+    pub label_time: Vec<i64>,
+    pub delay: Vec<i64>,
+    pub window_start: Vec<i64>,
+    pub score: Vec<f64>,
+    pub prediction: Vec<f64>,
+    pub label: Vec<f64>,
+}
+
+impl Feedback {
+    /// The rows as the store's feedback columns (`event_id` as a string).
+    pub fn into_batch(self, ids: &IdColumn) -> RecordBatch {
+        let int = |v: Vec<i64>| Arc::new(Int64Array::from(v)) as ArrayRef;
+        let float = |v: Vec<f64>| Arc::new(Float64Array::from(v)) as ArrayRef;
+        let columns = vec![
+            ids.strings(&self.rows),
+            int(self.event_time),
+            int(self.label_time),
+            int(self.delay),
+            int(self.window_start),
+            float(self.score),
+            float(self.prediction),
+            float(self.label),
+        ];
+        RecordBatch::try_new(feedback_schema(), columns).expect("the columns match the schema")
+    }
+}
+
+fn feedback_schema() -> Arc<Schema> {
+    let f = |name: &str, t: DataType| Field::new(name, t, true);
+    Arc::new(Schema::new(vec![
+        f("event_id", DataType::Utf8),
+        f("event_time", DataType::Int64),
+        f("label_time", DataType::Int64),
+        f("delay_ms", DataType::Int64),
+        f("window_start", DataType::Int64),
+        f("score", DataType::Float64),
+        f("prediction", DataType::Float64),
+        f("label", DataType::Float64),
+    ]))
+}
+
+fn check_len(what: &'static str, column: &'static str, ids: usize, values: usize) -> Result<(), FeedbackError> {
+    if ids == values {
+        Ok(())
+    } else {
+        Err(FeedbackError::Length { what, column, ids, values })
+    }
+}
+
+impl FeedbackJoin {
+    /// An empty join.
+    pub fn new(config: Config) -> Result<Self, FeedbackError> {
+        config.validate()?;
+        Ok(Self {
+            config,
+            watermark: INITIAL_WATERMARK,
+            ints: Keyed::default(),
+            strs: Keyed::default(),
+            live: FxHashMap::default(),
+            windows: BTreeMap::new(),
+            touched: BTreeSet::new(),
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The largest label time seen.
+    pub fn watermark(&self) -> i64 {
+        self.watermark
+    }
+
+    /// The quality windows by start.
+    pub fn windows(&self) -> &BTreeMap<i64, Window> {
+        &self.windows
+    }
+
+    /// Pending predictions: `(id, event time, score)` of the integer ids, then of the string ids.
+    #[allow(clippy::type_complexity)]
+    pub fn pending(&self) -> (Vec<(i64, i64, f64)>, Vec<(&str, i64, f64)>) {
+        let ints = self.ints.pending.iter().map(|(k, &(t, s))| (*k, t, s)).collect();
+        let strs = self.strs.pending.iter().map(|(k, &(t, s))| (&**k, t, s)).collect();
+        (ints, strs)
+    }
+
+    /// Remembered expired ids: `(id, event time)`, integer ids then string ids.
+    #[allow(clippy::type_complexity)]
+    pub fn tombstones(&self) -> (Vec<(i64, i64)>, Vec<(&str, i64)>) {
+        let ints = self.ints.tombstones.iter().map(|(k, &t)| (*k, t)).collect();
+        let strs = self.strs.tombstones.iter().map(|(k, &t)| (&**k, t)).collect();
+        (ints, strs)
+    }
+
+    /// How many predictions are pending.
+    pub fn pending_len(&self) -> usize {
+        self.ints.pending.len() + self.strs.pending.len()
+    }
+
+    /// How many expired ids are remembered.
+    pub fn tombstones_len(&self) -> usize {
+        self.ints.tombstones.len() + self.strs.tombstones.len()
+    }
+
+    fn start(&self, t: i64) -> i64 {
+        t.div_euclid(self.config.window) * self.config.window
+    }
+
+    fn window(&mut self, start: i64) -> &mut Window {
+        self.touched.insert(start);
+        let config = &self.config;
+        self.windows.entry(start).or_insert_with(|| Window::new(config))
+    }
+
+    fn apply(&mut self, metric: usize, tally: &mut Tally) {
+        let counts: Vec<_> = tally.drain().collect();
+        for (start, n) in counts {
+            self.window(start).sums[metric] += n as f64;
+        }
+    }
+
+    fn count_times(&mut self, metric: usize, times: &[i64]) {
+        let mut tally = Tally::default();
+        for &t in times {
+            tally.add(self.start(t));
+        }
+        self.apply(metric, &mut tally);
+    }
+
+    /// Add a batch of predictions (ids, event times, scores) to the pending state.
+    pub fn add_predictions(&mut self, ids: &IdColumn, times: &[i64], scores: &[f64]) -> Result<(), FeedbackError> {
+        check_len("predictions", "event time", ids.len(), times.len())?;
+        check_len("predictions", "score", ids.len(), scores.len())?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let bucket = self.config.bucket;
+        let live = &mut self.live;
+        let duplicates = match ids {
+            IdColumn::Int(a) => self.ints.add(a.values().iter().copied(), times, scores, bucket, live),
+            IdColumn::Str(a) => self.strs.add(a.iter().map(|s| Arc::from(s.unwrap_or(""))), times, scores, bucket, live),
+            IdColumn::LargeStr(a) => {
+                self.strs.add(a.iter().map(|s| Arc::from(s.unwrap_or(""))), times, scores, bucket, live)
+            }
+        };
+        self.count_times(PREDICTIONS, times);
+        if duplicates > 0 {
+            let start = self.start(times[0]);
+            self.window(start).sums[DUPLICATES] += duplicates as f64;
+        }
+        Ok(())
+    }
+
+    /// Join a batch of labels (ids, label times, labels); returns the joined rows.
+    pub fn add_labels(&mut self, ids: &IdColumn, label_times: &[i64], labels: &[f64]) -> Result<Feedback, FeedbackError> {
+        check_len("labels", "label time", ids.len(), label_times.len())?;
+        check_len("labels", "label", ids.len(), labels.len())?;
+        let (ttl, bucket) = (self.config.ttl, self.config.bucket);
+        let mut out = Feedback::default();
+        let (mut expired, mut late, mut orphans) = (Tally::default(), Tally::default(), Tally::default());
+        let mut joined_buckets = Tally::default();
+        for (r, &lt) in label_times.iter().enumerate() {
+            let hit = match ids {
+                IdColumn::Int(a) => self.ints.take(&a.value(r)),
+                IdColumn::Str(a) => self.strs.take(a.value(r)),
+                IdColumn::LargeStr(a) => self.strs.take(a.value(r)),
+            };
+            match hit {
+                Hit::Pending(t, s) => {
+                    joined_buckets.add(t.div_euclid(bucket));
+                    let delay = lt - t;
+                    if delay <= ttl {
+                        out.rows.push(r);
+                        out.event_time.push(t);
+                        out.label_time.push(lt);
+                        out.delay.push(delay);
+                        out.score.push(s);
+                        out.label.push(labels[r]);
+                    } else {
+                        // After the ttl: the prediction expires now, the label is late.
+                        expired.add(self.start(t));
+                        late.add(self.start(t));
+                    }
+                }
+                Hit::Expired(t) => late.add(self.start(t)),
+                Hit::Unknown => orphans.add(self.start(lt)),
+            }
+        }
+        for (b, n) in joined_buckets.drain() {
+            *self.live.entry(b).or_default() -= n as i64;
+        }
+        self.apply(EXPIRED, &mut expired);
+        self.apply(LATE, &mut late);
+        self.apply(ORPHANS, &mut orphans);
+        out.window_start = out.event_time.iter().map(|&t| self.start(t)).collect();
+        self.quality(&out);
+        if let Some(&t) = label_times.iter().max() {
+            self.advance(t);
+        }
+        let threshold = self.config.threshold;
+        out.prediction = match self.config.task {
+            Task::Binary => out.score.iter().map(|&s| if s >= threshold { 1.0 } else { 0.0 }).collect(),
+            Task::Regression => out.score.clone(),
+        };
+        Ok(out)
+    }
+
+    /// Revise the windows of the joined rows, each window's rows in row order.
+    fn quality(&mut self, fb: &Feedback) {
+        let starts = &fb.window_start;
+        let mut distinct = Tally::default();
+        starts.iter().for_each(|&s| distinct.add(s));
+        let mut windows: Vec<i64> = distinct.drain().map(|(s, _)| s).collect();
+        windows.sort_unstable();
+        let config = self.config.clone();
+        if let [only] = windows[..] {
+            self.window(only).add_pairs(&config, &fb.score, &fb.label);
+            return;
+        }
+        let groups: Vec<Vec<usize>> = if windows.len() <= 8 {
+            // A batch spans a few windows: one pass per window, like numpy's masks.
+            windows.iter().map(|&w| (0..starts.len()).filter(|&i| starts[i] == w).collect()).collect()
+        } else {
+            let mut order: Vec<usize> = (0..starts.len()).collect();
+            order.sort_by_key(|&i| starts[i]); // stable: row order within a window
+            order.chunk_by(|&a, &b| starts[a] == starts[b]).map(<[usize]>::to_vec).collect()
+        };
+        for group in groups {
+            let score: Vec<f64> = group.iter().map(|&i| fb.score[i]).collect();
+            let label: Vec<f64> = group.iter().map(|&i| fb.label[i]).collect();
+            self.window(starts[group[0]]).add_pairs(&config, &score, &label);
+        }
+    }
+
+    /// Move the watermark to `t` and expire the buckets it passed.
+    fn advance(&mut self, t: i64) {
+        if t <= self.watermark {
+            return;
+        }
+        self.watermark = t;
+        let (ttl, bucket) = (self.config.ttl, self.config.bucket);
+        // A whole bucket b is past when (b + 1) * bucket + ttl <= watermark.
+        let limit = t.saturating_sub(ttl).div_euclid(bucket);
+        let mut expired = Vec::new();
+        loop {
+            let next = [self.ints.pending_buckets.keys().next(), self.strs.pending_buckets.keys().next()]
+                .into_iter()
+                .flatten()
+                .min()
+                .copied();
+            let Some(b) = next.filter(|&b| b < limit) else { break };
+            let ints = self.ints.pending_buckets.remove(&b).unwrap_or_default();
+            let strs = self.strs.pending_buckets.remove(&b).unwrap_or_default();
+            if self.live.remove(&b).unwrap_or(0) <= 0 {
+                continue; // every prediction of the bucket was joined
+            }
+            self.ints.expire(b, ints, bucket, &mut expired);
+            self.strs.expire(b, strs, bucket, &mut expired);
+        }
+        self.count_times(EXPIRED, &expired);
+        let forget = t.saturating_sub(ttl).saturating_sub(self.config.late_horizon).div_euclid(bucket);
+        self.ints.forget(forget);
+        self.strs.forget(forget);
+    }
+
+    /// The windows revised since the last call (ascending), and forget that they were.
+    pub fn take_touched(&mut self) -> Vec<i64> {
+        std::mem::take(&mut self.touched).into_iter().collect()
+    }
+
+    /// `(window_start, metric, value)` rows of `windows` (all when `None`), in
+    /// the given order; an unknown window is an error naming it.
+    pub fn quality_rows(&self, windows: Option<&[i64]>) -> Result<Vec<(i64, String, f64)>, i64> {
+        let starts: Vec<i64> = match windows {
+            Some(w) => w.to_vec(),
+            None => self.windows.keys().copied().collect(),
+        };
+        let mut out = Vec::new();
+        for s in starts {
+            let w = self.windows.get(&s).ok_or(s)?;
+            out.extend(w.rows(self.config.task).into_iter().map(|(k, v)| (s, k, v)));
+        }
+        Ok(out)
+    }
+}
