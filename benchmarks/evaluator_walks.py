@@ -7,7 +7,8 @@ walks apart. Prints min and median rows/s per case and each case's ratio to the 
 
 Run: ``python benchmarks/evaluator_walks.py [--rounds 15] [--walks lockstep,refill] [--trees 300]``
 (after ``make .venv/.bench-deps``; the model and the lleaves library come from build/bench when
-``benchmarks/compile_r1.py`` left them there, else they are trained and compiled first).
+``benchmarks/compile_r1.py`` left them there, else they are trained and compiled first: lleaves
+takes more than 10 minutes for the 2,000-tree model).
 """
 
 from __future__ import annotations
