@@ -13,6 +13,28 @@
 /// Rows (or, for one row, trees) walked together.
 pub const LANES: usize = 8;
 
+/// In a node's `feature`: its left child is a leaf (set for the refill walk only).
+pub const LEFT_LEAF: u32 = 1 << 30;
+/// In a node's `feature`: its right child is a leaf (set for the refill walk only).
+pub const RIGHT_LEAF: u32 = 1 << 31;
+/// The feature itself, without the leaf bits.
+pub const FEATURE: u32 = LEFT_LEAF - 1;
+/// Node 0 steps to itself and has no leaf children: where a refill lane
+/// with no task left waits.
+pub const SINK: u32 = 0;
+
+/// How blocks of rows go through the compact trees.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+    /// Tree by tree, groups of `LANES` rows in lockstep until the group's
+    /// deepest row reached its leaf.
+    #[default]
+    Lockstep,
+    /// `LANES` lanes over the (tree, row) tasks of a run of trees; a lane
+    /// whose task reached a leaf takes the next task (`refill.rs`).
+    Refill,
+}
+
 /// One node. A leaf's left child is itself and its threshold +inf (no value
 /// is greater), so a walk may take more steps than it needs.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +65,7 @@ pub struct Compact {
     pub leaf_of: Vec<u32>,
     /// False: every tree stays on the general walk.
     enabled: bool,
+    pub walk: Walk,
 }
 
 /// A numeric tree as the forest holds it, for `Compact::push`: per
@@ -59,23 +82,37 @@ pub struct Plain<'a> {
 }
 
 impl Compact {
-    /// `enabled: false` keeps every tree on the general walk (to compare
-    /// the two; `from_env` reads `STREAMML_EVALUATOR_COMPACT=0` as that).
-    pub fn new(enabled: bool) -> Self {
+    /// `enabled: false` keeps every tree on the general walk (to compare).
+    pub fn with_walk(enabled: bool, walk: Walk) -> Self {
         Self {
+            nodes: vec![Self::leaf_node(SINK)],
+            leaf_of: vec![0],
             enabled,
+            walk,
             ..Self::default()
         }
     }
 
-    pub fn from_env() -> Self {
-        Self::new(std::env::var_os("STREAMML_EVALUATOR_COMPACT").is_none_or(|v| v != "0"))
+    /// The walk `auto`, unless the environment says otherwise (to compare
+    /// walks in one process, as `examples/bench_walks.rs` does):
+    /// `STREAMML_EVALUATOR_COMPACT=0` is the general walk only,
+    /// `STREAMML_EVALUATOR_WALK=lockstep|refill` a compact walk.
+    pub fn from_env(auto: Walk) -> Self {
+        let enabled = std::env::var_os("STREAMML_EVALUATOR_COMPACT").is_none_or(|v| v != "0");
+        let walk = match std::env::var("STREAMML_EVALUATOR_WALK").as_deref() {
+            Ok("refill") => Walk::Refill,
+            Ok("lockstep") => Walk::Lockstep,
+            _ => auto,
+        };
+        Self::with_walk(enabled, walk)
     }
 
     /// Add the forest's next tree: in compact form if it is numeric (`Some`)
     /// and has no NaN threshold, else as `None`.
     pub fn push(&mut self, tree: Option<Plain<'_>>, depth: u32) {
-        let entry = tree.filter(|_| self.enabled).and_then(|t| self.add(&t).map(|root| CTree { root, depth }));
+        let entry = tree
+            .filter(|_| self.enabled)
+            .and_then(|t| self.add(&t).map(|root| CTree { root, depth }));
         self.trees.push(entry);
     }
 
@@ -87,6 +124,19 @@ impl Compact {
         // Breadth first, children side by side; `order` holds local ids
         // (`>= internal` for leaves).
         let base = self.nodes.len() as u32;
+        if internal == 0 && self.walk == Walk::Refill {
+            // The refill walk never stands on a leaf: a root that always goes
+            // left (no value is greater than +inf) to the tree's one leaf.
+            self.nodes.push(CNode {
+                threshold: f64::INFINITY,
+                feature: LEFT_LEAF | RIGHT_LEAF,
+                left: base + 1,
+            });
+            self.leaf_of.extend([0, t.leaf_base, t.leaf_base]);
+            self.nodes
+                .extend([Self::leaf_node(base + 1), Self::leaf_node(base + 2)]);
+            return Some(base);
+        }
         let mut order = vec![if internal == 0 { internal as u32 } else { 0 }];
         let mut at = 0;
         while at < order.len() {
@@ -110,17 +160,19 @@ impl Compact {
             let id = id as usize;
             let node = if id < internal {
                 let th = t.threshold[id];
+                let mut feature = t.feature[id];
+                if self.walk == Walk::Refill {
+                    let leaf = |c: u32| c as usize >= internal;
+                    feature |= if leaf(t.left[id]) { LEFT_LEAF } else { 0 };
+                    feature |= if leaf(t.right[id]) { RIGHT_LEAF } else { 0 };
+                }
                 CNode {
                     threshold: if t.lt { next_below(th) } else { th },
-                    feature: t.feature[id],
+                    feature,
                     left: base + children[pos],
                 }
             } else {
-                CNode {
-                    threshold: f64::INFINITY,
-                    feature: 0,
-                    left: me,
-                }
+                Self::leaf_node(me)
             };
             self.nodes.push(node);
             let leaf = if id < internal {
@@ -131,6 +183,15 @@ impl Compact {
             self.leaf_of.push(leaf);
         }
         Some(base)
+    }
+
+    /// A leaf at `me`: it steps to itself.
+    fn leaf_node(me: u32) -> CNode {
+        CNode {
+            threshold: f64::INFINITY,
+            feature: 0,
+            left: me,
+        }
     }
 
     /// Walk `LANES` rows of `rows` (row-major, `nf` values each, no NaN)

@@ -3,8 +3,9 @@
 //! stay in cache while the block's rows (row-major scratch) walk it. On a
 //! block without NaN, numeric trees take the compact walk (`compact.rs`).
 
-use crate::compact::{Compact, Plain, LANES};
+use crate::compact::{CTree, Compact, Plain, Walk, LANES};
 use crate::ir::TreesIr;
+use crate::refill::{self, MAX_TASKS};
 
 const DEFAULT_LEFT: u32 = 1;
 const MISSING_ZERO: u32 = 2;
@@ -75,7 +76,7 @@ pub struct Forest {
 
 impl Forest {
     pub fn build(ir: &TreesIr, n_features: usize) -> Result<Self, String> {
-        Self::build_with(ir, n_features, Compact::from_env())
+        Self::build_with(ir, n_features, Compact::from_env(refill::choose(&ir.trees)))
     }
 
     fn build_with(ir: &TreesIr, n_features: usize, compact: Compact) -> Result<Self, String> {
@@ -317,7 +318,11 @@ impl Forest {
         let feature: Vec<u32> = internal.iter().map(|n| n.feature).collect();
         let left: Vec<u32> = internal.iter().map(|n| local(n.left)).collect();
         let right: Vec<u32> = internal.iter().map(|n| local(n.right)).collect();
-        let leaf_base = if n_leaves > 0 { self.leaf_of[leaf_nodes] } else { 0 };
+        let leaf_base = if n_leaves > 0 {
+            self.leaf_of[leaf_nodes]
+        } else {
+            0
+        };
         let tree = plain.then_some(Plain {
             threshold: &threshold,
             feature: &feature,
@@ -381,6 +386,9 @@ impl Forest {
     ) {
         let whole = rows - rows % GROUP;
         let no_nan = !xs[..rows * nf].iter().any(|v| v.is_nan());
+        if no_nan && self.compact.walk == Walk::Refill {
+            return self.each_leaf_refill(xs, rows, nf, add);
+        }
         for (t, &(root, depth, first_leaf)) in self.roots.iter().enumerate() {
             let compact = self.compact.trees[t].filter(|_| no_nan);
             let mut r = 0;
@@ -423,6 +431,82 @@ impl Forest {
                 }
                 t += trees.len();
             }
+        }
+    }
+
+    /// `each_leaf` for rows without NaN by the refill walk (`refill.rs`):
+    /// runs of compact trees at most `MAX_TASKS` tasks at a time, the other
+    /// trees by the general walk.
+    fn each_leaf_refill(
+        &self,
+        xs: &[f64],
+        rows: usize,
+        nf: usize,
+        mut add: impl FnMut(usize, usize, usize),
+    ) {
+        const ROWS: usize = 64;
+        let mut ends = [0u32; MAX_TASKS];
+        let mut run: Vec<CTree> = Vec::with_capacity(MAX_TASKS);
+        for r0 in (0..rows).step_by(ROWS) {
+            let len = ROWS.min(rows - r0);
+            let block = &xs[r0 * nf..(r0 + len) * nf];
+            let mut t = 0;
+            while t < self.roots.len() {
+                if self.compact.trees[t].is_none() {
+                    self.general_tree(t, block, len, nf, |r, leaf| add(r0 + r, t, leaf));
+                    t += 1;
+                    continue;
+                }
+                run.clear();
+                run.extend(
+                    self.compact.trees[t..]
+                        .iter()
+                        .take(MAX_TASKS / len)
+                        .map_while(|c| *c),
+                );
+                self.compact.walk_refill(&run, block, len, nf, &mut ends);
+                for j in 0..run.len() {
+                    for (r, &end) in ends[j * len..(j + 1) * len].iter().enumerate() {
+                        add(r0 + r, t + j, self.compact.leaf_of[end as usize] as usize);
+                    }
+                }
+                t += run.len();
+            }
+        }
+    }
+
+    /// Rows `0..rows` of `xs` through tree `t` by the general walk.
+    fn general_tree(
+        &self,
+        t: usize,
+        xs: &[f64],
+        rows: usize,
+        nf: usize,
+        mut add: impl FnMut(usize, usize),
+    ) {
+        let (root, depth, first_leaf) = self.roots[t];
+        let whole = rows - rows % GROUP;
+        for r in (0..whole).step_by(GROUP) {
+            let block = &xs[r * nf..(r + GROUP) * nf];
+            let leaves = if self.lt {
+                self.walk_group::<true>(root, depth, first_leaf, block, nf)
+            } else {
+                self.walk_group::<false>(root, depth, first_leaf, block, nf)
+            };
+            leaves
+                .iter()
+                .enumerate()
+                .for_each(|(i, leaf)| add(r + i, *leaf));
+        }
+        for r in whole..rows {
+            let row = &xs[r * nf..(r + 1) * nf];
+            let trees = &self.roots[t..t + 1];
+            let leaf = if self.lt {
+                self.walk_trees::<true>(trees, row)[0]
+            } else {
+                self.walk_trees::<false>(trees, row)[0]
+            };
+            add(r, leaf);
         }
     }
 
@@ -571,7 +655,7 @@ mod tests {
         let mut trees = Vec::new();
         for t in 0..n_trees {
             let internal = next(12) as usize; // 0 is a single leaf
-            // node i's children: nodes 2i+1, 2i+2 when they exist, else leaves
+                                              // node i's children: nodes 2i+1, 2i+2 when they exist, else leaves
             let (mut left, mut right, mut leaves) = (vec![], vec![], 0i64);
             for i in 0..internal {
                 for (side, c) in [(&mut left, 2 * i + 1), (&mut right, 2 * i + 2)] {
@@ -626,28 +710,81 @@ mod tests {
 
     #[test]
     fn the_compact_walk_gives_the_general_walks_bits() {
-        let grid = [-2.5, -2.0, -1.5, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 1e-36];
+        // Every threshold of the grid (-2.0..=2.0 by 0.5) is also a value;
+        // -0.0 meets the 0.0 threshold, 1e-36 LightGBM's zero band.
+        let grid = [
+            -2.5,
+            -2.0,
+            -1.5,
+            -0.5,
+            0.0,
+            0.5,
+            1.0,
+            1.5,
+            2.0,
+            3.0,
+            1e-36,
+            -0.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -1.0,
+        ];
         for comparison in ["le", "lt"] {
             let ir = random_ir(0x9e37_79b9_7f4a_7c15, comparison, 40);
-            let general = Forest::build_with(&ir, 4, Compact::new(false)).expect("builds");
-            let compact = Forest::build_with(&ir, 4, Compact::new(true)).expect("builds");
-            assert!(compact.compact.trees.iter().any(Option::is_some));
-            assert!(compact.compact.trees.iter().any(Option::is_none));
-            for rows in [1, 7, 8, 21] {
-                for with_nan in [false, true] {
-                    let xs: Vec<f64> = (0..rows * 4)
-                        .map(|i| match i * 7 % 13 {
-                            12 if with_nan => f64::NAN,
-                            k => grid[k % grid.len()],
-                        })
-                        .collect();
-                    let (mut a, mut b) = (vec![0.0; rows], vec![0.0; rows]);
-                    general.raw_scores(&xs, rows, &mut a);
-                    compact.raw_scores(&xs, rows, &mut b);
-                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                    assert_eq!(bits(&a), bits(&b), "{comparison}, {rows} rows, NaN {with_nan}");
+            let general = Forest::build_with(&ir, 4, Compact::with_walk(false, Walk::Lockstep))
+                .expect("builds");
+            for walk in [Walk::Lockstep, Walk::Refill] {
+                let compact =
+                    Forest::build_with(&ir, 4, Compact::with_walk(true, walk)).expect("builds");
+                assert!(compact.compact.trees.iter().any(Option::is_some));
+                assert!(compact.compact.trees.iter().any(Option::is_none));
+                for rows in [1, 7, 8, 21, 64, 65, 200] {
+                    for with_nan in [false, true] {
+                        let xs: Vec<f64> = (0..rows * 4)
+                            .map(|i| match i * 7 % 17 {
+                                16 if with_nan => f64::NAN,
+                                k => grid[(k + i / 17) % grid.len()],
+                            })
+                            .collect();
+                        let (mut a, mut b) = (vec![0.0; rows], vec![0.0; rows]);
+                        general.raw_scores(&xs, rows, &mut a);
+                        compact.raw_scores(&xs, rows, &mut b);
+                        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(
+                            bits(&a),
+                            bits(&b),
+                            "{walk:?}, {comparison}, {rows} rows, NaN {with_nan}"
+                        );
+                    }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_refill_walk_serves_all_numeric_forests_and_single_leaves() {
+        // Only numeric trees (the first half of random_ir's), some of them a
+        // single leaf: every tree is compact, in runs longer than one pass.
+        let mut ir = random_ir(0x2545_f491_4f6c_dd1d, "le", 120);
+        ir.trees.truncate(60);
+        assert!(ir.trees.iter().any(|t| t.split_feature.is_empty()));
+        let general =
+            Forest::build_with(&ir, 4, Compact::with_walk(false, Walk::Lockstep)).expect("builds");
+        let refill =
+            Forest::build_with(&ir, 4, Compact::with_walk(true, Walk::Refill)).expect("builds");
+        assert!(refill.compact.trees.iter().all(Option::is_some));
+        for rows in [1, 3, 64, 100] {
+            let xs: Vec<f64> = (0..rows * 4)
+                .map(|i| (i * 5 % 11) as f64 * 0.5 - 2.5)
+                .collect();
+            let (mut a, mut b) = (vec![0.0; rows], vec![0.0; rows]);
+            general.raw_scores(&xs, rows, &mut a);
+            refill.raw_scores(&xs, rows, &mut b);
+            assert_eq!(
+                a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                b.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                "{rows} rows"
+            );
         }
     }
 }

@@ -12,6 +12,7 @@ mod ir;
 mod linear;
 mod model;
 mod payload;
+mod refill;
 
 pub use ir::Ir;
 pub use model::Evaluator;
