@@ -62,6 +62,7 @@ test-python: ## Python tests and doctests
 bench: setup $(VENV)/.bench-deps ## benchmarks (tables with ratios against peers measured in the same run)
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/compile_r1.py
+	$(PY) benchmarks/evaluator_walks.py
 	$(PY) benchmarks/kafka_score.py
 	$(PY) benchmarks/bytewax_r1.py
 	$(PY) benchmarks/monitoring.py
