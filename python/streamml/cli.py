@@ -124,6 +124,8 @@ def _score(args: argparse.Namespace) -> int:
         drift=not args.no_drift,
         drift_window_s=args.drift_window_s,
         store=args.store,
+        store_predictions=args.store_predictions,
+        score_field=args.score_field,
         watchdog=True,
     )
     scorer.install_signal_handlers()
@@ -161,6 +163,12 @@ def _add_score_parser(sub: Any) -> None:
     score.add_argument(
         "--store", help="store URI for drift counts per window (sqlite:///f.db, postgresql://..., duckdb:...)"
     )
+    score.add_argument(
+        "--store-predictions",
+        action="store_true",
+        help="also write each prediction to the store's predictions table (needs --store and --id-field)",
+    )
+    score.add_argument("--score-field", help="the output stored as the prediction's score (default: the first)")
     score.add_argument("--drift-window-s", type=float, default=60.0, help="drift window length in seconds (60)")
     score.add_argument(
         "--no-drift", action="store_true", help="keep no drift counters (default: on if the model has a reference)"

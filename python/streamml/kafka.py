@@ -45,6 +45,7 @@ from typing import Any, Literal
 from streamml import _streamml
 from streamml.drift import DriftMonitor, DriftWindows
 from streamml.errors import StreammlError
+from streamml.kafka_store import PredictionWriter, score_and_label_fields, timestamp_ms
 from streamml.model import Model
 
 log = logging.getLogger("streamml.kafka")
@@ -126,6 +127,12 @@ class Scorer:
         store: a store URI (``sqlite:///path``, ``postgresql://...``, ``duckdb:...``): each
             window's cumulative counts go to its ``drift`` table (and the reference to
             ``drift_reference``), under this scorer's shard, every few seconds and at exit.
+        store_predictions: also write every prediction to the store's ``predictions`` table
+            (event id from ``id_field``, event time = the message's timestamp, ``score`` from
+            ``score_field``, ``prediction`` from the ``label`` output if there is one), each batch
+            before its offsets are committed (see :mod:`streamml.kafka_store`). Needs ``store``
+            and ``id_field``.
+        score_field: the output stored as ``score`` (default: the model's first output).
         watchdog: exactly-once: end the process (exit status 3) when a transaction call
             blocks well past its timeout, for a supervisor to restart it (librdkafka 2.16's
             ``send_offsets_to_transaction`` can hang once the coordinator went away:
@@ -154,6 +161,8 @@ class Scorer:
         drift: bool = True,
         drift_window_s: float = 60.0,
         store: str | None = None,
+        store_predictions: bool = False,
+        score_field: str | None = None,
         watchdog: bool = False,
     ) -> None:
         if guarantee not in ("at-least-once", "exactly-once"):
@@ -224,9 +233,13 @@ class Scorer:
         self.shard = f"{group_id}/{instance or uuid.uuid4().hex[:12]}"
         reference = self.model.info.get("drift_reference") if drift else None
         self._drift = DriftWindows(reference, window_ms=int(drift_window_s * 1000)) if reference else None
-        if store is not None and self._drift is None:
+        self._predictions = self._prediction_writer(store, store_predictions, id_field, score_field, drift_window_s)
+        if store is not None and self._drift is None and self._predictions is None:
             why = "drift is off" if not drift else f"model '{self.model.name}' has no drift reference"
-            msg = f"--store {store}: the scorer writes drift counts there, but {why}"
+            msg = (
+                f"--store {store}: the scorer writes drift counts there, but {why} "
+                "(add --store-predictions to write predictions there)"
+            )
             raise KafkaScorerError(msg)
         self.store_uri = store
         self._store: Any = None
@@ -251,6 +264,31 @@ class Scorer:
         self.stats = {"in": 0, "out": 0, "dlq": 0, "batches": 0, "paused": 0}
 
     # --- running ------------------------------------------------------------------------------
+
+    def _prediction_writer(
+        self, store: str | None, on: bool, id_field: str | None, score_field: str | None, window_s: float
+    ) -> PredictionWriter | None:
+        if not on:
+            return None
+        if store is None:
+            msg = "--store-predictions needs a store URI (--store)"
+            raise KafkaScorerError(msg)
+        if id_field is None:
+            msg = "--store-predictions needs --id-field: the predictions table is keyed by event id"
+            raise KafkaScorerError(msg)
+        try:
+            score, label = score_and_label_fields(self.model.output_schema.names, score_field)
+        except ValueError as e:
+            raise KafkaScorerError(str(e)) from e
+        return PredictionWriter(
+            store,
+            model=self.model.name,
+            model_version=self.model.version,
+            id_field=id_field,
+            score_field=score,
+            label_field=label,
+            window_ms=int(window_s * 1000),
+        )
 
     def stop(self) -> None:
         """Ask the loop to finish: the pending batch is scored and committed, then :meth:`run` returns."""
@@ -433,6 +471,8 @@ class Scorer:
             if scoring.chunks:
                 return
             self._scoring = None
+            if self._predictions is not None:
+                self._predictions.flush()  # before the commit: a crash rewrites the same rows
             if self.transactional_id:
                 self._commit_batch_transaction(scoring.batch)
             else:
@@ -444,6 +484,8 @@ class Scorer:
 
     def _produce_scored(self, scoring: _Scoring, *, block: bool) -> None:
         batch, headers, produce = scoring.batch, self._headers, self._produce
+        writer = self._predictions
+        store_out = None if writer is None else (writer.add if self.format == "json" else writer.add_arrow)
         while scoring.chunks and (block or scoring.chunks[0].done()):
             outputs, errors, took = scoring.chunks.popleft().result()
             start = scoring.produced
@@ -455,6 +497,8 @@ class Scorer:
                 m = batch[start + i]
                 if out is not None:
                     produce(self.output_topic, m.key(), out, headers)
+                    if store_out is not None:
+                        store_out(out, timestamp_ms(m))
                 else:
                     produce(self.dlq_topic, m.key(), m.value(), [*headers, *_dlq_headers(m, reasons[i])])
         if scoring.chunks:
@@ -685,7 +729,11 @@ class Scorer:
             self._producer.flush(10)
         try:
             self._flush_drift(final=True)
+            if self._predictions is not None:
+                self._predictions.flush()  # rows kept from a failed write: one last attempt
         finally:
+            if self._predictions is not None:
+                self._predictions.close()
             if self._store is not None:
                 self._store.close()
             if self._metrics is not None:

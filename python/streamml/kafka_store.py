@@ -1,0 +1,172 @@
+"""Predictions of ``streamml score`` written straight into the store's ``predictions`` table.
+
+:class:`PredictionWriter` collects, for each scored message, its event id (the scorer's id
+field, as written in the output), its event time (the message's Kafka timestamp, ms) and the
+model's score, and writes them in one bulk ingest per batch, **before** the batch's offsets
+are committed: a crash re-scores the batch and rewrites the same rows, which the table's key
+(event id, model, model version) leaves alone, so the store holds each prediction once.
+
+A store that cannot be written does not stop scoring: the rows are kept and written with the
+next batch (at most ``MAX_KEPT_ROWS``; beyond that the oldest are dropped, counted and logged).
+
+Examples:
+    >>> writer = PredictionWriter("duckdb:", model="m", model_version="1", id_field="id",
+    ...                           score_field="probability", label_field="label", window_ms=60_000)
+    >>> writer.add(b'{"id":7,"probability":0.9,"label":1.0}', 1_700_000_123_456)
+    >>> writer.add(b'{"probability":0.2,"label":0.0}', 1_700_000_123_457)  # no id: not stored
+    >>> writer.flush()
+    1
+    >>> writer.store.query("SELECT event_id, window_start, score FROM predictions").to_pylist()
+    [{'event_id': '7', 'window_start': 1700000100000, 'score': 0.9}]
+    >>> writer.close()
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from streamml.store import Store
+
+log = logging.getLogger("streamml.kafka")
+
+#: Rows kept for the next attempt while the store cannot be written.
+MAX_KEPT_ROWS = 1_000_000
+
+
+class PredictionWriter:
+    """Collect scored messages and write them to ``predictions`` (see the module docs).
+
+    Args:
+        uri: the store URI.
+        model: the model's name (a key column).
+        model_version: the model's version (a key column).
+        id_field: the output field holding the event id.
+        score_field: the output field stored as ``score``.
+        label_field: the output field stored as ``prediction`` (``None``: the score).
+        window_ms: ``window_start`` is the event time floored to this window.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        model: str,
+        model_version: str,
+        id_field: str,
+        score_field: str,
+        label_field: str | None,
+        window_ms: int,
+    ) -> None:
+        """A writer for the store at ``uri`` (connected on first use)."""
+        self.uri = uri
+        self.model, self.model_version = model, model_version
+        self.id_field, self.score_field, self.label_field = id_field, score_field, label_field
+        self.window_ms = window_ms
+        self._rows: list[tuple[str, int, float, float]] = []
+        self._store: Store | None = None
+        #: Rows dropped because the store stayed unwritable for ``MAX_KEPT_ROWS`` rows.
+        self.dropped = 0
+
+    @property
+    def store(self) -> Store:
+        """The store connection (opened on first use)."""
+        if self._store is None:
+            self._store = Store(self.uri)
+        return self._store
+
+    def add(self, output: bytes, timestamp_ms: int) -> None:
+        """One JSON output and its message's timestamp; an output without the id is skipped."""
+        value = json.loads(output)
+        event_id = value.get(self.id_field)
+        score = value.get(self.score_field)
+        if event_id is None or not isinstance(score, (int, float)):
+            return
+        label = value.get(self.label_field) if self.label_field else score
+        label = float(label) if isinstance(label, (int, float)) else float(score)
+        self._rows.append((str(event_id), int(timestamp_ms), float(score), label))
+
+    def add_arrow(self, output: bytes, timestamp_ms: int) -> None:
+        """One Arrow IPC output (a stream of one or more rows) and its message's timestamp."""
+        import pyarrow as pa
+
+        table = pa.ipc.open_stream(output).read_all()
+        names = table.column_names
+        if self.id_field not in names or self.score_field not in names:
+            return
+        ids = table.column(self.id_field).to_pylist()
+        scores = table.column(self.score_field).to_pylist()
+        labels = table.column(self.label_field).to_pylist() if self.label_field in names else scores
+        for event_id, score, label in zip(ids, scores, labels, strict=True):
+            if event_id is not None and isinstance(score, (int, float)):
+                lab = float(label) if isinstance(label, (int, float)) else float(score)
+                self._rows.append((str(event_id), int(timestamp_ms), float(score), lab))
+
+    def flush(self) -> int:
+        """Write the collected rows; the number written (0 when the store failed: rows kept)."""
+        if not self._rows:
+            return 0
+        import pyarrow as pa
+
+        rows = self._rows
+        times = [r[1] for r in rows]
+        table = pa.table(
+            {
+                "event_id": pa.array([r[0] for r in rows], pa.string()),
+                "model": pa.array([self.model] * len(rows), pa.string()),
+                "model_version": pa.array([self.model_version] * len(rows), pa.string()),
+                "event_time": pa.array(times, pa.int64()),
+                "window_start": pa.array([t - t % self.window_ms for t in times], pa.int64()),
+                "score": pa.array([r[2] for r in rows], pa.float64()),
+                "prediction": pa.array([r[3] for r in rows], pa.float64()),
+            }
+        )
+        try:
+            self.store.write("predictions", table)
+        except Exception as e:  # a store outage must not stop scoring: keep the rows, retry
+            log.warning("predictions: could not write %d row(s) to %s (will retry): %s", len(rows), self.uri, e)
+            self.close()
+            if len(rows) > MAX_KEPT_ROWS:
+                drop = len(rows) - MAX_KEPT_ROWS
+                self.dropped += drop
+                del rows[:drop]
+                log.error("predictions: dropped the %d oldest unwritten row(s) (%d in all)", drop, self.dropped)
+            return 0
+        self._rows = []
+        return table.num_rows
+
+    def close(self) -> None:
+        """Close the store connection (rows not written yet stay collected)."""
+        if self._store is not None:
+            try:
+                self._store.close()
+            except Exception as e:  # closing a broken connection
+                log.debug("predictions: closing the store: %s", e)
+            self._store = None
+
+    def __len__(self) -> int:
+        """Rows collected and not written yet."""
+        return len(self._rows)
+
+
+def score_and_label_fields(output_names: list[str], score_field: str | None) -> tuple[str, str | None]:
+    """The output stored as ``score`` (given, else the first output) and as ``prediction`` (``label``).
+
+    Raises:
+        ValueError: ``score_field`` is not an output of the model.
+    """
+    if score_field is None:
+        score_field = output_names[0]
+    if score_field not in output_names:
+        msg = f"score field '{score_field}' is not an output of the model; the outputs are {output_names}"
+        raise ValueError(msg)
+    label = "label" if "label" in output_names and score_field != "label" else None
+    return score_field, label
+
+
+def timestamp_ms(message: Any) -> int:
+    """The message's Kafka timestamp in ms (now, when it has none)."""
+    kind, stamp = message.timestamp()
+    return stamp if kind != 0 and stamp > 0 else int(time.time() * 1000)
