@@ -129,14 +129,12 @@ def build_flow(model: Any, items: list[tuple[str, Any]], store_uri: str) -> Any:
     from bytewax.dataflow import Dataflow
     from bytewax.testing import TestingSource
 
-    from streamml.bytewax import predict
+    from streamml.bytewax import drift_counts, predict
     from streamml.bytewax.feedback import feedback_join
     from streamml.bytewax.store_sink import StoreSink
-    from streamml.drift import DriftMonitor
 
     name, version = model.info["name"], model.info["version"]
     window_ms = int(WINDOW.total_seconds() * 1000)
-    reference = model.info["drift_reference"]
 
     def tag(rows: Any, **extra: Any) -> Any:
         n = rows.num_rows
@@ -159,17 +157,6 @@ def build_flow(model: Any, items: list[tuple[str, Any]], store_uri: str) -> Any:
             {"event_id": events["event_id"], "event_time": events["event_time"], "probability": out["probability"]}
         )
 
-    def count_drift(state: dict[int, DriftMonitor] | None, pair: tuple[Any, Any]) -> tuple[dict, Any]:
-        state = state if state is not None else {}
-        events, out = pair
-        start = int(events["event_time"][0].as_py()) // window_ms * window_ms
-        monitor = state.setdefault(start, DriftMonitor(reference))
-        monitor.observe(events, out)
-        for old in [w for w in state if w < start - window_ms]:
-            del state[old]  # closed windows were written already
-        drift = monitor.table(model=name, model_version=version, window_start=start, shard="0")
-        return state, drift
-
     flow = Dataflow("streamml_demo")
     source = op.input("stream", flow, TestingSource(items, batch_size=1))
     kinds = op.branch("kind", source, lambda it: it[0] == "events")
@@ -180,7 +167,7 @@ def build_flow(model: Any, items: list[tuple[str, Any]], store_uri: str) -> Any:
     op.inspect("unscored", scoring.errs, unscored)
     scored = op.map("split", scoring.oks, lambda batch: (batch, batch.select(outputs)))
     preds = op.map("predictions", scored, predictions)
-    drift = op.key_rm("drift_rows", op.stateful_map("drift", op.key_on("one", scored, lambda _: "0"), count_drift))
+    drift = drift_counts("drift", scoring.oks, model, window=WINDOW)
     fb = feedback_join("feedback", preds, labels, ttl=TTL, window=WINDOW, model=name, model_version=version)
 
     def prediction_rows(p: Any) -> Any:

@@ -11,6 +11,8 @@
 * :func:`feedback_join` — joins predictions with the labels that arrive later
   (TTL in event time) into feedback rows and windowed quality
   (:class:`FeedbackStreams`); :class:`StoreSink` writes them to the store.
+* :func:`drift_counts` — drift counters per event-time window over scored batches,
+  emitted as ``drift`` table rows for the store.
 
 Examples:
     >>> import bytewax.operators as op
@@ -39,7 +41,17 @@ Examples:
 """
 
 from streamml.bytewax._predict import PredictFailure, PredictOut, predict, predict_op
+from streamml.bytewax.drift import drift_counts
 from streamml.bytewax.feedback import FeedbackStreams, feedback_join
 from streamml.bytewax.store_sink import StoreSink
 
-__all__ = ["FeedbackStreams", "PredictFailure", "PredictOut", "StoreSink", "feedback_join", "predict", "predict_op"]
+__all__ = [
+    "FeedbackStreams",
+    "PredictFailure",
+    "PredictOut",
+    "StoreSink",
+    "drift_counts",
+    "feedback_join",
+    "predict",
+    "predict_op",
+]
