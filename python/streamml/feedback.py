@@ -108,20 +108,33 @@ def _floats(table: Any, name: str, what: str) -> Any:
     return values.fill_null(math.nan) if values.null_count else values
 
 
-def _times(table: Any, name: str, what: str) -> Any:
+def event_times_ms(col: Any, what: str) -> Any:
+    """An event-time column as one int64 array of ms: integers as they are, timestamps converted.
+
+    Args:
+        col: an Arrow array or chunked array.
+        what: names the column in errors (``"feedback join: labels field 'label_time'"``).
+
+    Raises:
+        InputError: a null time, or a column that is neither integer nor timestamp.
+    """
     import pyarrow as pa
 
-    col = _column(table, name, what)
     if pa.types.is_timestamp(col.type):
         col = col.cast(pa.timestamp("ms")).cast(pa.int64())
     if col.null_count:
-        msg = f"feedback join: {what} field '{name}' has {col.null_count} null time(s); every row needs one"
+        msg = f"{what} has {col.null_count} null time(s); every row needs one"
         raise InputError(msg)
     try:
-        return _single(col.cast(pa.int64()))
+        values = col.cast(pa.int64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-        msg = f"feedback join: {what} field '{name}' is {col.type}; expected an integer time or a timestamp: {e}"
+        msg = f"{what} is {col.type}; expected an integer time or a timestamp: {e}"
         raise InputError(msg) from e
+    return _single(values) if isinstance(values, pa.ChunkedArray) else values
+
+
+def _times(table: Any, name: str, what: str) -> Any:
+    return event_times_ms(_column(table, name, what), f"feedback join: {what} field '{name}'")
 
 
 _FORMAT = "streamml.feedback_join/2"

@@ -45,22 +45,17 @@ from bytewax.dataflow import Stream, operator
 
 from streamml.drift import DriftMonitor
 from streamml.errors import InputError
+from streamml.feedback import event_times_ms
 
 
 def _window_starts(batch: Any, time_field: str, window_ms: int) -> Any:
     import numpy as np
-    import pyarrow as pa
 
     if time_field not in batch.schema.names:
         msg = f"drift_counts: the batch lacks the time field '{time_field}'; it has {batch.schema.names}"
         raise InputError(msg)
-    col = batch.column(time_field)
-    if pa.types.is_timestamp(col.type):
-        col = col.cast(pa.timestamp("ms")).cast(pa.int64())
-    if col.null_count:
-        msg = f"drift_counts: the time field '{time_field}' has {col.null_count} null(s); every row needs one"
-        raise InputError(msg)
-    times = np.asarray(col.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    times = event_times_ms(batch.column(time_field), f"drift_counts: the time field '{time_field}'")
+    times = np.asarray(times.to_numpy(zero_copy_only=False), dtype=np.int64)
     return times - times % window_ms
 
 
