@@ -514,22 +514,21 @@ class Scorer:
     def _submit_chunk(self, batch: list[Any], values: list[bytes], start: int) -> Any:
         """Score ``values[start:start + SCORE_CHUNK]`` on the worker thread (chunks run one at a time)."""
         end = start + SCORE_CHUNK
-        stamps = [m.timestamp()[1] for m in batch[start:end]] if self._drift is not None else None
+        stamps = [timestamp_ms(m) for m in batch[start:end]] if self._drift is not None else None
         return self._pool.submit(self._score_chunk, values[start:end], stamps)
 
     def _score_chunk(
-        self, values: list[bytes], stamps: list[int] | None
+        self, values: list[bytes], times: list[int] | None
     ) -> tuple[list[bytes | None], list[tuple[int, str]], float]:
+        """Score a chunk; with drift, ``times`` are the messages' timestamps (``timestamp_ms``)."""
         started = time.perf_counter()
-        if self._drift is None or stamps is None:
+        if self._drift is None or times is None:
             outputs, errors, _ = self._codec.score(values)
             return outputs, errors, time.perf_counter() - started
         # Each run of messages in one drift window is scored into that window's counters
         # (only this thread touches them while a batch is scored).
         outputs, errors = [], []
         window = self._drift.window_ms
-        now = int(time.time() * 1000)
-        times = [t if t > 0 else now for t in stamps]
         run = 0
         for i in range(1, len(values) + 1):
             if i < len(values) and times[i] // window == times[run] // window:

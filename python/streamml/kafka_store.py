@@ -80,13 +80,8 @@ class PredictionWriter:
     def add(self, output: bytes, timestamp_ms: int) -> None:
         """One JSON output and its message's timestamp; an output without the id is skipped."""
         value = json.loads(output)
-        event_id = value.get(self.id_field)
-        score = value.get(self.score_field)
-        if event_id is None or not isinstance(score, (int, float)):
-            return
-        label = value.get(self.label_field) if self.label_field else score
-        label = float(label) if isinstance(label, (int, float)) else float(score)
-        self._rows.append((str(event_id), int(timestamp_ms), float(score), label))
+        label = value.get(self.label_field) if self.label_field else None
+        self._add(value.get(self.id_field), timestamp_ms, value.get(self.score_field), label)
 
     def add_arrow(self, output: bytes, timestamp_ms: int) -> None:
         """One Arrow IPC output (a stream of one or more rows) and its message's timestamp."""
@@ -100,9 +95,14 @@ class PredictionWriter:
         scores = table.column(self.score_field).to_pylist()
         labels = table.column(self.label_field).to_pylist() if self.label_field in names else scores
         for event_id, score, label in zip(ids, scores, labels, strict=True):
-            if event_id is not None and isinstance(score, (int, float)):
-                lab = float(label) if isinstance(label, (int, float)) else float(score)
-                self._rows.append((str(event_id), int(timestamp_ms), float(score), lab))
+            self._add(event_id, timestamp_ms, score, label)
+
+    def _add(self, event_id: Any, timestamp_ms: int, score: Any, label: Any) -> None:
+        """One row; skipped without an id or a numeric score; ``prediction`` falls back to the score."""
+        if event_id is None or not isinstance(score, (int, float)):
+            return
+        prediction = float(label) if isinstance(label, (int, float)) else float(score)
+        self._rows.append((str(event_id), int(timestamp_ms), float(score), prediction))
 
     def flush(self) -> int:
         """Write the collected rows; the number written (0 when the store failed: rows kept)."""
