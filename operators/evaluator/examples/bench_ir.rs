@@ -5,6 +5,9 @@
 //! compact one (`src/compact.rs`). R1.ir.json: `streamml.compile.to_ir` of
 //! the LightGBM model `benchmarks/r1_models.py` trains, dumped as JSON.
 
+#[path = "common/normal_rows.rs"]
+mod normal_rows;
+
 use std::time::Instant;
 
 use streamml_evaluator::Evaluator;
@@ -19,19 +22,7 @@ fn main() {
     let text = std::fs::read_to_string(path).expect("read the IR");
     let evaluator = Evaluator::from_ir_text(&text).expect("a valid IR");
     let nf = evaluator.n_features();
-    // xorshift + Box-Muller: reproducible N(0, 1) without dependencies.
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut uniform = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let xs: Vec<f64> = (0..rows * nf)
-        .map(|_| {
-            (-2.0 * (uniform().max(1e-300)).ln()).sqrt() * (std::f64::consts::TAU * uniform()).cos()
-        })
-        .collect();
+    let xs = normal_rows::normal_values(rows * nf);
     // At least 5 calls and 0.5 s: a 1-row call is timed thousands of times.
     let mut best = f64::INFINITY;
     let mut check = 0.0;

@@ -8,6 +8,9 @@
 //! a rotating order; prints min and median rows/s per walk, and checks that
 //! every walk gives the same bits.
 
+#[path = "common/normal_rows.rs"]
+mod normal_rows;
+
 use std::time::Instant;
 
 use streamml_evaluator::Evaluator;
@@ -46,19 +49,7 @@ fn main() {
         })
         .collect();
     let nf = evaluators[0].n_features();
-    // xorshift + Box-Muller: reproducible N(0, 1) without dependencies.
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut uniform = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let xs: Vec<f64> = (0..rows * nf)
-        .map(|_| {
-            (-2.0 * (uniform().max(1e-300)).ln()).sqrt() * (std::f64::consts::TAU * uniform()).cos()
-        })
-        .collect();
+    let xs = normal_rows::normal_values(rows * nf);
     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     let reference = bits(&evaluators[0].score_rows(&xs, rows));
     for (walk, e) in walks.iter().zip(&evaluators) {
