@@ -10,6 +10,14 @@ on the same rows (R1's scoring set, seed 43):
 - PyFlink's Pandas UDF calling LightGBM's own predict (apache-flink, in its own virtualenv);
 - Python's ``Model.predict`` on the same rows (one thread, one call).
 
+Those runs are short (100k rows: a few seconds each), so job start-up and ``fromData``, which
+serialises every row into the job graph, weigh on every Flink case. A second table (``--generated
+N``, default 500,000; 0 skips it) runs the same cases on N rows that Flink's ``datagen`` source makes
+inside the job (a sequence id and 32 doubles uniform in [-3, 3]; the per-row function on N/10, it is
+slow): the steady rate per slot. It adds the DataStream operator (``StreammlStreams.predict``, from
+``toDataStream`` of the same table) beside its own no-model pipe. ``Model.predict`` is timed there on
+rows of the same distribution.
+
 Targets (issue 7): batching >= 10x the Pandas UDF, and within 2x of ``Model.predict``.
 """
 
@@ -45,6 +53,8 @@ PANDAS = "PyFlink Pandas UDF (LightGBM predict)"
 PREDICT = "Python Model.predict (one call)"
 BATCHED = "batching AsyncScalarFunction"
 PIPE = "no model (Flink pipe)"
+DATASTREAM = "DataStream StreammlStreams.predict"
+DATASTREAM_PIPE = "DataStream pipe, no model"
 #: The FlinkR1Bench cases that score (the same job as PIPE plus the model).
 JAVA_MODEL_CASES = ("per-row ScalarFunction", BATCHED, "ML_PREDICT (async, batched)")
 
@@ -61,29 +71,82 @@ def java_classpath() -> str:
                             out.read_text().strip()])
 
 
-def run_java(model: Path, rows_file: Path, runs: int) -> dict[str, list[float]]:
-    """Seconds per case and run from FlinkR1Bench."""
+#: Per case: (rows, seconds) of each run on generated rows.
+Generated = dict[str, list[tuple[int, float]]]
+
+
+def run_java(model: Path, rows_file: Path, runs: int, generated: int) -> tuple[dict[str, list[float]], Generated]:
+    """Seconds per case and run from FlinkR1Bench, and its runs on generated rows."""
     cmd = ["java", *JVM_OPENS, "-cp", java_classpath(), "dev.streamml.flink.bench.FlinkR1Bench",
-           str(model), str(rows_file), str(runs)]
+           str(model), str(rows_file), str(runs), str(generated)]
     done = subprocess.run(cmd, check=True, capture_output=True, text=True)
     seconds: dict[str, list[float]] = {}
+    gen: Generated = {}
     for line in done.stdout.splitlines():
-        if "\t" in line:
-            case, value = line.rsplit("\t", 1)
-            seconds.setdefault(case, []).append(float(value))
-    return seconds
+        cells = line.split("\t")
+        if len(cells) == 2:
+            seconds.setdefault(cells[0], []).append(float(cells[1]))
+        elif len(cells) == 4 and cells[0] == "generated":
+            gen.setdefault(cells[1], []).append((int(cells[2]), float(cells[3])))
+    return seconds, gen
 
 
-def run_pyflink(model_txt: Path, rows_file: Path, runs: int) -> list[float] | str:
-    """Seconds per run of the Pandas UDF, or why it could not run."""
+def run_pyflink(model_txt: Path, rows_file: Path, runs: int, generated: int) -> tuple[list[float], Generated] | str:
+    """Seconds per run of the Pandas UDF and its runs on generated rows, or why it could not run."""
     if not PYFLINK_PYTHON.is_file():
         return f"{PYFLINK_PYTHON} missing (make bench creates it)"
     script = Path(__file__).resolve().parent / "flink_r1_pyflink.py"
-    done = subprocess.run([str(PYFLINK_PYTHON), str(script), str(model_txt), str(rows_file), str(runs)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [str(PYFLINK_PYTHON), str(script), str(model_txt), str(rows_file), str(runs), str(generated)],
+        capture_output=True, text=True, check=False,
+    )
     if done.returncode != 0:
         return f"failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
-    return [float(v) for v in done.stdout.split()]
+    seconds, gen = [], []
+    for line in done.stdout.splitlines():
+        cells = line.split()
+        if len(cells) == 1:
+            seconds.append(float(cells[0]))
+        elif len(cells) == 3 and cells[0] == "generated":
+            gen.append((int(cells[1]), float(cells[2])))
+    return seconds, {PANDAS: gen}
+
+
+def time_predict(model: Model, x: np.ndarray, runs: int) -> list[float]:
+    """Seconds of each of ``runs`` ``Model.predict`` calls on all of ``x`` (one RecordBatch)."""
+    batch = pa.record_batch([pa.array(x[:, i]) for i in range(x.shape[1])], names=list(FEATURE_NAMES))
+    seconds = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        model.predict(batch)
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def generated_table(gen: Generated) -> str:
+    """The table of the runs on generated rows: median rows/s per case, and the ratios.
+
+    "rows/s over the pipe" takes the pipe's time (the same source, job and sink without the
+    model: the SQL pipe for the SQL cases, the DataStream pipe for the DataStream operator) out
+    of the case's, per row: what the model costs inside Flink.
+    """
+    rate = {case: statistics.median(n / s for n, s in runs) for case, runs in gen.items() if runs}
+    pipes = {case: DATASTREAM_PIPE if case == DATASTREAM else PIPE for case in (*JAVA_MODEL_CASES, DATASTREAM)}
+    table = []
+    for case, r in rate.items():
+        vs_pandas = f"{r / rate[PANDAS]:.1f}x" if PANDAS in rate else "-"
+        rows = statistics.median(n for n, _ in gen[case])
+        over = "-"
+        if pipes.get(case) in rate:
+            extra = 1 / r - 1 / rate[pipes[case]]  # seconds per row the model adds
+            over = f"{1 / extra:,.0f}" if extra > 0 else "-"
+        table.append((case, f"{rows:,.0f}", f"{r:,.0f}", vs_pandas, f"{r / rate[PREDICT]:.3f}x", over))
+    header = ("case", "rows", "rows/s per slot", "vs Pandas UDF", "vs Model.predict", "rows/s over the pipe")
+    lines = [plain_table([header, *table])]
+    if PANDAS in rate:
+        lines.append(f"batching / Pandas UDF: {rate[BATCHED] / rate[PANDAS]:.1f}x (target 10x)")
+    lines.append(f"Model.predict / batching: {rate[PREDICT] / rate[BATCHED]:.1f}x (target <= 2x)")
+    return "\n".join(lines)
 
 
 def plain_table(rows: list[tuple[str, ...]]) -> str:
@@ -100,6 +163,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--generated", type=int, default=500_000, help="rows for the datagen table (0: skip it)")
     args = parser.parse_args()
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
 
@@ -112,18 +176,17 @@ def main() -> None:
     np.ascontiguousarray(x, dtype="<f8").tofile(rows_file)
 
     model = Model.load(model_path)
-    batch = pa.record_batch([pa.array(x[:, i]) for i in range(x.shape[1])], names=list(FEATURE_NAMES))
-    predict_seconds = []
-    for _ in range(args.runs):
-        start = time.perf_counter()
-        model.predict(batch)
-        predict_seconds.append(time.perf_counter() - start)
+    predict_seconds = time_predict(model, x, args.runs)
 
-    seconds = run_java(Path(model_path), rows_file, args.runs)
-    pandas = run_pyflink(Path(trained.path), rows_file, args.runs)
-    if isinstance(pandas, list):
-        seconds[PANDAS] = pandas
+    seconds, gen = run_java(Path(model_path), rows_file, args.runs, args.generated)
+    pandas = run_pyflink(Path(trained.path), rows_file, args.runs, args.generated)
+    if not isinstance(pandas, str):
+        seconds[PANDAS] = pandas[0]
+        gen.update(pandas[1])
     seconds[PREDICT] = predict_seconds
+    if args.generated > 0:
+        uniform = np.random.default_rng(SCORE_SEED).uniform(-3, 3, (args.generated, len(FEATURE_NAMES)))
+        gen[PREDICT] = [(args.generated, s) for s in time_predict(model, uniform, args.runs)]
 
     median = {case: statistics.median(s) for case, s in seconds.items()}
     rate = {case: args.rows / m for case, m in median.items()}
@@ -140,7 +203,7 @@ def main() -> None:
           f"{info['cpu']}, {info['nproc']} cores")
     header = ("case", "rows/s per slot", "vs Pandas UDF", "vs Model.predict", "rows/s over the pipe")
     print(plain_table([header, *table]))
-    if not isinstance(pandas, list):
+    if isinstance(pandas, str):
         print(f"PyFlink Pandas UDF not measured: {pandas}")
     if PANDAS in rate:
         ok = rate[BATCHED] >= 10 * rate[PANDAS]
@@ -148,6 +211,10 @@ def main() -> None:
     ok = rate[BATCHED] * 2 >= rate[PREDICT]
     print(f"target batching within 2x of Model.predict: {'met' if ok else 'not met'} "
           f"({rate[PREDICT] / rate[BATCHED]:.1f}x slower)")
+    if args.generated > 0:
+        print(f"\nthe same cases on rows generated inside the job by datagen ({args.generated:,} rows; "
+              f"median of {args.runs} runs):")
+        print(generated_table(gen))
 
 
 if __name__ == "__main__":
