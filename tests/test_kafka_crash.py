@@ -228,3 +228,52 @@ def test_broker_restart_mid_run_loses_nothing(private_broker, s1: Model, s1_path
     assert set(counts) == set(range(n)), f"{n - len(counts)} input(s) lost"
     assert sum(counts.values()) - n <= BATCH, "more duplicates than the batch in flight"
     check_predictions(records, x, s1)
+
+
+def test_broker_restart_under_exactly_once_with_a_supervisor(
+    private_broker, s1: Model, s1_path: Path, tmp_path: Path
+) -> None:
+    # Exactly-once through a broker restart. librdkafka 2.16 may block a transaction call
+    # past its timeout once the coordinator went away (see the test above); the scorer's
+    # watchdog then exits with status 3, and this test is the supervisor that restarts it
+    # (docker-compose's `restart: on-failure`, a Kubernetes pod). Whether or not that
+    # happens, a read_committed consumer must see exactly one output per input.
+    bootstrap, script = private_broker
+    n = 50_000
+    with kafka_topics(bootstrap, ["in", "out", "dlq"], PARTITIONS) as (inp, out, dlq):
+        x = load(bootstrap, inp, n, seed=17)
+        group = f"g-{uuid.uuid4().hex[:8]}"
+        scorer = ScorerProcess(
+            scorer_args(bootstrap, inp, out, dlq, group, s1_path, "exactly-once", "one", static=False),
+            tmp_path / "scorer.log",
+        ).start()
+        restarts = 0
+
+        def supervised_progress() -> int:
+            nonlocal restarts
+            if not scorer.alive():
+                assert scorer.proc is not None
+                code = scorer.proc.returncode
+                assert code == 3, f"the scorer exited with {code}, not the watchdog's 3:\n{scorer.output()[-20000:]}"
+                restarts += 1
+                scorer.start()
+            return committed_total(bootstrap, group, inp, PARTITIONS)
+
+        try:
+            wait_until(lambda: supervised_progress() >= n // 3, 120, "a third committed")
+            script("restart")
+            try:
+                wait_until(lambda: supervised_progress() >= n, 420, "every input committed after the restart", 0.5)
+            except AssertionError as e:
+                raise AssertionError(f"{e}\n{scorer.dump()[-20000:]}") from None
+            assert scorer.stop() == 0, scorer.output()
+        finally:
+            if scorer.alive():
+                scorer.kill()
+        records = consume(bootstrap, out, at_least=n, committed=True)
+        assert consume(bootstrap, dlq, at_least=0, idle=0.5) == []
+    counts = Counter(json.loads(r.value)["id"] for r in records)
+    assert set(counts) == set(range(n)), f"{n - len(counts)} input(s) without output"
+    assert sum(counts.values()) == n, f"{sum(counts.values()) - n} duplicate output(s) seen with read_committed"
+    assert restarts <= 2, f"{restarts} restarts by the supervisor for one broker restart"
+    check_predictions(records, x, s1)
