@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from streamml import InputError, Model
@@ -181,8 +182,8 @@ def test_python_callable(rows: np.ndarray) -> None:
     outputs = pa.schema([("total", pa.float64(), False), ("big", pa.bool_(), False)])
 
     def fn(batch: pa.RecordBatch) -> pa.RecordBatch:
-        total = pa.compute.add(batch["a"], batch["b"])
-        return pa.record_batch({"total": total, "big": pa.compute.greater(total, 1.0)})
+        total = pc.add(batch["a"], batch["b"])
+        return pa.record_batch({"total": total, "big": pc.greater(total, 1.0)})
 
     model = Model.from_callable(fn, inputs, outputs, name="adder")
     x = rows[:100, :2]
@@ -239,8 +240,7 @@ def test_a_model_with_an_input_that_is_not_float64(rows: np.ndarray) -> None:
 
 def test_three_dimensions(models: dict[str, Model]) -> None:
     message = (
-        "predict_numpy expects a 2-D array (rows, inputs) or a 1-D array (one row); "
-        "got a 3-D array of shape [2, 3, 32]"
+        "predict_numpy expects a 2-D array (rows, inputs) or a 1-D array (one row); got a 3-D array of shape (2, 3, 32)"
     )
     with pytest.raises(InputError, match=f"^{re.escape(message)}$"):
         models["binary"].predict_numpy(np.zeros((2, 3, 32)))

@@ -30,6 +30,9 @@ use crate::numpy_out::{c_to_dict, to_dict};
 use crate::one_row::OneRow;
 
 /// From this many rows on, the GIL is released while the model scores.
+/// Below, releasing and re-taking it costs more than it frees: one row of a
+/// one-tree binary measured 5.0 µs with the GIL held against 8-10 µs
+/// released (on a loaded 2-core machine).
 const DETACH_ROWS: usize = 64;
 
 /// What a model keeps for `predict_numpy`.
@@ -95,20 +98,22 @@ pub fn predict_numpy<'py>(
     let model = pymodel.core();
     let inputs = model.input_schema().fields().len();
     let shape = array.shape();
-    let (rows, columns) = match *shape {
-        [columns] => (1, columns),
-        [rows, columns] => (rows, columns),
-        _ => {
-            return Err(new_err(
-                Kind::Input,
-                format!(
+    let (rows, columns) =
+        match *shape {
+            [columns] => (1, columns),
+            [rows, columns] => (rows, columns),
+            _ => {
+                return Err(new_err(
+                    Kind::Input,
+                    format!(
                     "predict_numpy expects a 2-D array (rows, inputs) or a 1-D array (one row); \
-                     got a {}-D array of shape {shape:?}",
-                    shape.len()
+                     got a {}-D array of shape ({})",
+                    shape.len(),
+                    shape.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
                 ),
-            ))
-        }
-    };
+                ))
+            }
+        };
     if columns != inputs {
         return Err(new_err(
             Kind::Input,
@@ -143,6 +148,7 @@ fn span(model: &Model) -> String {
     }
 }
 
+/// Score the rows of `view` (2-D, or 1-D for one row).
 fn score_view<'py, T: Element + Copy + Into<f64>>(
     py: Python<'py>,
     pymodel: &PyModel,
@@ -150,7 +156,9 @@ fn score_view<'py, T: Element + Copy + Into<f64>>(
     rows: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
     let view: ArrayView2<'_, T> = if view.ndim() == 1 {
-        view.view().insert_axis(Axis(0)).into_dimensionality::<Ix2>()
+        view.view()
+            .insert_axis(Axis(0))
+            .into_dimensionality::<Ix2>()
     } else {
         view.view().into_dimensionality::<Ix2>()
     }
@@ -168,7 +176,12 @@ fn score_view<'py, T: Element + Copy + Into<f64>>(
         model.score_prepared(&batch)
     }
     .map_err(|e| core_err(e.into()))?;
-    to_dict(py, &pymodel.numpy.out_keys, out.columns(), out.schema_ref().fields())
+    to_dict(
+        py,
+        &pymodel.numpy.out_keys,
+        out.columns(),
+        out.schema_ref().fields(),
+    )
 }
 
 /// One row of a binary through its reusable one-row array; `None` when
@@ -191,7 +204,9 @@ fn score_one<'py, T: Copy + Into<f64>>(
     }
     // SAFETY: the array is one row of the binary's own input layout, with
     // no nulls (see `OneRow`), borrowed for the call.
-    let scored = catch_unwind(AssertUnwindSafe(|| unsafe { native.predict_c(one.array()) }));
+    let scored = catch_unwind(AssertUnwindSafe(|| unsafe {
+        native.predict_c(one.array())
+    }));
     drop(one);
     let (array, schema) = scored
         .map_err(|_| new_err(Kind::Predict, format!("{} panicked", model.origin())))?
@@ -231,4 +246,3 @@ fn columns<T: Copy + Into<f64>>(view: &ArrayView2<'_, T>, model: &Model) -> PyRe
     RecordBatch::try_new_with_options(model.input_schema().clone(), columns, &options)
         .map_err(|e| new_err(Kind::Input, format!("cannot build the input batch: {e}")))
 }
-

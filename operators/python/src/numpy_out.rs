@@ -57,14 +57,19 @@ pub fn c_to_dict<'py>(
             let (kind, size) = in_place(array.child(i), schema.child(i)).expect("checked above");
             // SAFETY: the core checked the output against the declared
             // outputs: `rows` values of the child's type after its offsets.
-            let value = unsafe { read_c(py, array.child(i), kind, size, array.offset(), array.len()) };
+            let value =
+                unsafe { read_c(py, array.child(i), kind, size, array.offset(), array.len()) };
             dict.set_item(key.bind(py), value?)?;
         }
         return Ok(dict);
     }
     // SAFETY: as above; arrow-rs imports the array by move.
-    let data = unsafe { from_ffi(array, &schema) }
-        .map_err(|e| new_err(Kind::Predict, format!("cannot read the model's output: {e}")))?;
+    let data = unsafe { from_ffi(array, &schema) }.map_err(|e| {
+        new_err(
+            Kind::Predict,
+            format!("cannot read the model's output: {e}"),
+        )
+    })?;
     let out = StructArray::from(data);
     to_dict(py, keys, out.columns(), fields)
 }
@@ -153,7 +158,11 @@ unsafe fn slice<'a, T>(data: *const u8, start: usize, count: usize) -> &'a [T] {
 }
 
 /// An output column as a NumPy array (see the module docs).
-fn to_numpy<'py>(py: Python<'py>, column: &ArrayRef, field: &Arc<Field>) -> PyResult<Bound<'py, PyAny>> {
+fn to_numpy<'py>(
+    py: Python<'py>,
+    column: &ArrayRef,
+    field: &Arc<Field>,
+) -> PyResult<Bound<'py, PyAny>> {
     if column.null_count() == 0 {
         if let Some(array) = flat(py, column.as_ref()) {
             return Ok(array);
@@ -186,8 +195,16 @@ fn flat<'py>(py: Python<'py>, array: &dyn Array) -> Option<Bound<'py, PyAny>> {
         )*};
     }
     primitive!(
-        Float64Type, Float32Type, Int64Type, Int32Type, Int16Type, Int8Type, UInt64Type,
-        UInt32Type, UInt16Type, UInt8Type
+        Float64Type,
+        Float32Type,
+        Int64Type,
+        Int32Type,
+        Int16Type,
+        Int8Type,
+        UInt64Type,
+        UInt32Type,
+        UInt16Type,
+        UInt8Type
     );
     let bools = array.as_boolean_opt()?;
     Some(PyArray1::from_iter(py, bools.values().iter()).into_any())
