@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -191,28 +189,6 @@ def test_python_callable(rows: np.ndarray) -> None:
     assert want["big"].dtype == np.bool_
     assert_same(model.predict_numpy(x), want)
     assert_same(model.predict_numpy(x[3]), {k: v[3:4] for k, v in want.items()})
-
-
-def test_the_gil_is_released_for_many_rows(c_models: dict[str, Path]) -> None:
-    sleepy = Model.load(c_models["sleepy"])  # predict sleeps x[0] milliseconds, y = x
-    x = np.full((64, 1), 1.0)
-    x[0, 0] = 300.0
-    ticks = 0
-    done = threading.Event()
-
-    def count() -> None:
-        nonlocal ticks
-        while not done.is_set():
-            ticks += 1
-            time.sleep(0.001)
-
-    counter = threading.Thread(target=count)
-    counter.start()
-    out = sleepy.predict_numpy(x)
-    done.set()
-    counter.join()
-    np.testing.assert_array_equal(out["y"], x[:, 0])
-    assert ticks >= 30, f"only {ticks} ticks while a 300 ms batch scored: the GIL was held"
 
 
 # -- bad input ------------------------------------------------------------------------------------
