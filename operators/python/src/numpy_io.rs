@@ -14,7 +14,8 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
-use arrow_array::{ArrayRef, Float64Array, RecordBatch, RecordBatchOptions};
+use arrow_array::ffi::FFI_ArrowArray;
+use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch, RecordBatchOptions, StructArray};
 use arrow_buffer::{Buffer, ScalarBuffer};
 use arrow_schema::DataType;
 use numpy::ndarray::{ArrayView2, ArrayViewD, Axis, Ix2};
@@ -148,6 +149,12 @@ fn span(model: &Model) -> String {
     }
 }
 
+/// A C array borrowed across `py.detach`.
+#[derive(Clone, Copy)]
+struct SendArray<'a>(&'a FFI_ArrowArray);
+// SAFETY: plain C data, read by the one thread that scores with it.
+unsafe impl Send for SendArray<'_> {}
+
 /// Score the rows of `view` (2-D, or 1-D for one row).
 fn score_view<'py, T: Element + Copy + Into<f64>>(
     py: Python<'py>,
@@ -170,6 +177,27 @@ fn score_view<'py, T: Element + Copy + Into<f64>>(
     }
     let model = pymodel.core();
     let batch = columns(&view, model)?;
+    if let (Some(native), true) = (model.native(), rows > 0) {
+        // The batch is exactly the binary's input layout, without nulls:
+        // the C path, whose output is read in place like one row's.
+        let input = FFI_ArrowArray::new(&StructArray::from(batch).to_data());
+        let input = SendArray(&input);
+        // SAFETY: `input` is `rows` rows of the binary's declared inputs.
+        let score = move || {
+            let input = input;
+            catch_unwind(AssertUnwindSafe(|| unsafe { native.predict_c(input.0) }))
+        };
+        let scored = if rows >= DETACH_ROWS {
+            py.detach(score)
+        } else {
+            score()
+        };
+        let (array, schema) = scored
+            .map_err(|_| new_err(Kind::Predict, format!("{} panicked", model.origin())))?
+            .map_err(predict_err)?;
+        let keys = &pymodel.numpy.out_keys;
+        return c_to_dict(py, keys, model.output_schema().fields(), array, schema);
+    }
     let out = if rows >= DETACH_ROWS {
         py.detach(|| model.score_prepared(&batch))
     } else {
