@@ -5,9 +5,10 @@
 //! input must be float64 (float32 arrays are widened, exactly). One row of a
 //! binary goes through the binary's reusable one-row C array (see
 //! `one_row`): the values are written into it and the binary reads them in
-//! place, so the call allocates nothing but its outputs. More rows (and
-//! Python callables) are copied into float64 columns, the layout the ABI
-//! prescribes, and scored on the core's general path. NaN cells go through
+//! place, so the call allocates nothing but its outputs. More rows are
+//! copied into float64 columns, the layout the ABI prescribes, and go to the
+//! binary through the same C Data Interface call; a Python callable gets
+//! them as a record batch (the core's general path). NaN cells go through
 //! as NaN, which tree models read as missing, as they do NaN in a
 //! RecordBatch.
 
