@@ -149,6 +149,47 @@ class Model:
             raise TypeError(msg)
         return self._inner.predict_rows(data)
 
+    def predict_numpy(self, x: Any) -> dict[str, Any]:
+        """Score the rows of a NumPy array and return one NumPy array per output.
+
+        The fastest way to score one row from Python: no pyarrow on the way in or
+        out. The array's columns are the model's inputs in :attr:`input_schema`
+        order, so every input must be float64. NaN cells are missing values, as
+        NaN in a ``RecordBatch`` is. The results equal :meth:`predict`'s bit for bit.
+
+        Args:
+            x: a ``numpy.ndarray`` of float64 (float32 is widened exactly) of shape
+                ``(rows, inputs)``, or ``(inputs,)`` for one row; any memory order
+                (C, Fortran, strided views).
+
+        Returns:
+            ``{output name: numpy.ndarray}`` in :attr:`output_schema` order, each with
+            one entry per row: numbers and bools as 1-D arrays of their type,
+            per-class probabilities (a fixed-size list) as a 2-D ``(rows, classes)``
+            array, string labels as a 1-D array of Python ``str`` objects.
+
+        Raises:
+            TypeError: ``x`` is not a NumPy array, or not of float64 / float32.
+            InputError: ``x`` is not 1-D or 2-D, its column count is not the model's
+                input count, or the model has an input that is not float64.
+            PredictError: the model failed on the rows.
+
+        Examples:
+            >>> import numpy as np
+            >>> import pyarrow as pa
+            >>> import pyarrow.compute as pc
+            >>> from streamml import Model
+            >>> double = Model.from_callable(
+            ...     lambda b: pa.record_batch({"y": pc.multiply(b["x"], 2.0)}),
+            ...     input_schema=pa.schema([("x", pa.float64(), False)]),
+            ...     output_schema=pa.schema([("y", pa.float64(), False)]),
+            ...     name="double",
+            ... )
+            >>> double.predict_numpy(np.array([[1.5], [2.0]]))
+            {'y': array([3., 4.])}
+        """
+        return self._inner.predict_numpy(x)
+
     def __repr__(self) -> str:
         """Name, version and where the model comes from."""
         where = self._path if self._path is not None else "python callable"

@@ -15,6 +15,8 @@ mod dict_scorer;
 mod errors;
 mod feedback;
 mod model;
+mod numpy_io;
+mod numpy_out;
 mod one_row;
 mod py_values;
 mod rows;

@@ -14,6 +14,7 @@ use streamml_core::{LoadOptions, Model};
 use crate::arrow_io::{c_to_pyarrow, to_pyarrow, Capsules};
 use crate::callable::CallableScorer;
 use crate::errors::{core_err, input_err, load_err, new_err, predict_err, Kind};
+use crate::numpy_io::NumpyPath;
 use crate::rows::rows_to_batch;
 
 /// A loaded model. Use `streamml.Model`, which wraps this.
@@ -23,6 +24,8 @@ pub struct PyModel {
     /// Input field names as Python strings, for reading dicts without
     /// building a key per row.
     pub(crate) input_keys: Vec<Py<PyString>>,
+    /// What `predict_numpy` keeps (see `numpy_io`).
+    pub(crate) numpy: NumpyPath,
 }
 
 impl PyModel {
@@ -33,7 +36,12 @@ impl PyModel {
             .iter()
             .map(|f| PyString::intern(py, f.name()).unbind())
             .collect();
-        Self { model, input_keys }
+        let numpy = NumpyPath::new(py, &model);
+        Self {
+            model,
+            input_keys,
+            numpy,
+        }
     }
 
     /// The core model, for other classes of the binding.
@@ -161,6 +169,15 @@ impl PyModel {
                 .map_err(|e| core_err(e.into()))?
         };
         to_pyarrow(py, out)
+    }
+
+    /// Score a float64 (or float32) NumPy array of rows whose columns are the
+    /// inputs in order (-> dict of NumPy arrays, one per output).
+    fn predict_numpy<'py>(
+        &self,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        crate::numpy_io::predict_numpy(self, x)
     }
 
     /// Check a batch against the inputs and return what the model would get

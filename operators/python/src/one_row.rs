@@ -90,6 +90,11 @@ impl OneRow {
         true
     }
 
+    /// The row's values, in input order, to write directly.
+    pub fn values_mut(&mut self) -> &mut [f64] {
+        &mut self.values
+    }
+
     /// The filled row as a C array (borrowed by the binary).
     pub fn array(&self) -> &FFI_ArrowArray {
         &self.array
