@@ -122,7 +122,10 @@ impl Compact {
     pub fn push(&mut self, tree: Option<Plain<'_>>, depth: u32) {
         let entry = tree
             .filter(|_| self.enabled)
-            .and_then(|t| self.add(&t).map(|root| CTree { root, depth }));
+            .and_then(|t| self.add(&t).map(|root| CTree { root, depth }))
+            // A one-leaf tree of the refill layout has a root that steps to
+            // its leaf, so it takes a step in the lockstep walks too.
+            .map(|t| CTree { depth: t.depth.max(u32::from(self.walk == Walk::Refill)), ..t });
         self.trees.push(entry);
     }
 
@@ -250,7 +253,9 @@ fn walk(
             // SAFETY: children and features were range-checked when the
             // forest was built; offsets leave room for a row.
             let n = unsafe { nodes.get_unchecked(c[i] as usize) };
-            let v = unsafe { *xs.get_unchecked(offsets[i] + n.feature as usize) };
+            // The refill layout's leaf bits are masked off: small batches
+            // of a refill forest walk by lockstep (`Forest::each_leaf`).
+            let v = unsafe { *xs.get_unchecked(offsets[i] + (n.feature & FEATURE) as usize) };
             let next = n.left + u32::from(v > n.threshold);
             moved |= next != c[i];
             c[i] = next;
