@@ -84,6 +84,8 @@ class _Scoring:
     produced: int = 0
     dead: int = 0
     seconds: float = 0.0
+    #: Set when an aborted transaction rewound this batch before it was produced.
+    rewound: bool = False
 
 
 class KafkaScorerError(StreammlError):
@@ -251,6 +253,8 @@ class Scorer:
         self._fatal: Any = None
         self._pending: list[Any] = []
         self._scoring: _Scoring | None = None
+        #: The batch scored ahead while ``_scoring`` is finished (``_start_scoring``).
+        self._ahead: _Scoring | None = None
         self._first_arrival = 0.0
         self._assigned: set[tuple[str, int]] = set()
         self._paused = False
@@ -442,18 +446,32 @@ class Scorer:
     # --- one batch ----------------------------------------------------------------------------
 
     def _start_scoring(self) -> None:
-        """Hand the pending batch to the worker thread (in chunks); consuming goes on meanwhile.
+        """Hand the pending batch to the worker thread (in chunks), then finish the previous batch.
 
-        One batch is scored at a time: a previous one still in flight is finished first.
-        In exactly-once mode the batch's transaction begins here.
+        The worker scores the new batch while the previous one's outputs are produced and its
+        offsets committed (which waits for the broker's acknowledgements), so neither thread waits
+        on the other's part. Outputs still go out batch after batch, and one batch is produced
+        (and in exactly-once mode, in its transaction) at a time: the new batch's transaction
+        begins once the previous one is committed. If that commit aborts, the new batch is
+        rewound with it and its scores are dropped.
         """
-        self._finish_scoring(block=True)
-        if not self._pending:  # an aborted transaction rewound them
+        if not self._pending:
+            self._finish_scoring(block=True)
             return
         batch, self._pending = self._pending, []
         values = [m.value() or b"" for m in batch]
         chunks = deque(self._submit_chunk(batch, values, s) for s in range(0, len(values), SCORE_CHUNK))
-        self._scoring = _Scoring(batch, chunks)
+        ahead = _Scoring(batch, chunks)
+        self._ahead = ahead
+        try:
+            self._finish_scoring(block=True)
+        finally:
+            self._ahead = None
+        if ahead.rewound:
+            for chunk in chunks:  # the drift counters are the worker's until it is done with them
+                chunk.exception()
+            return
+        self._scoring = ahead
         if self.transactional_id:
             with self._transaction_errors(self._scoring):
                 self._producer.begin_transaction()
@@ -611,6 +629,10 @@ class Scorer:
             log.warning("aborting the transaction of %d message(s): %s; they will be scored again", len(batch), err)
             self._producer.abort_transaction(TXN_TIMEOUT)
             self._scoring = None
+            ahead = self._ahead
+            if ahead is not None and ahead is not scoring:
+                ahead.rewound = True
+                batch = [*batch, *ahead.batch]
             self._rewind([*batch, *self._pending])
             self._pending = []
         finally:
