@@ -22,7 +22,7 @@ use streamml_core::rows::RowBuilder;
 
 use crate::arrow_io::to_pyarrow;
 use crate::errors::{core_err, input_err, new_err, Kind};
-use crate::model::PyModel;
+use crate::model::{field_keys, PyModel};
 use crate::py_values::value;
 use crate::one_row::{read_output, OneRow};
 use crate::rows::{append_dict, type_of};
@@ -313,13 +313,7 @@ impl DictScorer {
     ) -> PyResult<Self> {
         let inner = model.get();
         let builder = RowBuilder::new(inner.model.input_schema().clone()).map_err(input_err)?;
-        let out_keys = inner
-            .model
-            .output_schema()
-            .fields()
-            .iter()
-            .map(|f| PyString::intern(py, f.name()).unbind())
-            .collect();
+        let out_keys = field_keys(py, inner.model.output_schema());
         let one_row = inner
             .model
             .native()

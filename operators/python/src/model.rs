@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
+use arrow_schema::Schema;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -16,6 +17,16 @@ use crate::callable::CallableScorer;
 use crate::errors::{core_err, input_err, load_err, new_err, predict_err, Kind};
 use crate::numpy_io::NumpyPath;
 use crate::rows::rows_to_batch;
+
+/// The names of `schema`'s fields as interned Python strings: dict keys
+/// for inputs read and outputs written, made once per model.
+pub(crate) fn field_keys(py: Python<'_>, schema: &Schema) -> Vec<Py<PyString>> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| PyString::intern(py, f.name()).unbind())
+        .collect()
+}
 
 /// A loaded model. Use `streamml.Model`, which wraps this.
 #[pyclass(name = "Model", module = "streamml._streamml", frozen)]
@@ -30,12 +41,7 @@ pub struct PyModel {
 
 impl PyModel {
     fn new(py: Python<'_>, model: Model) -> Self {
-        let input_keys = model
-            .input_schema()
-            .fields()
-            .iter()
-            .map(|f| PyString::intern(py, f.name()).unbind())
-            .collect();
+        let input_keys = field_keys(py, model.input_schema());
         let numpy = NumpyPath::new(py, &model);
         Self {
             model,

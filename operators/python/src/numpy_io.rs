@@ -27,7 +27,7 @@ use pyo3::types::{PyDict, PyString};
 use streamml_core::Model;
 
 use crate::errors::{core_err, new_err, predict_err, Kind};
-use crate::model::PyModel;
+use crate::model::{field_keys, PyModel};
 use crate::numpy_out::{c_to_dict, to_dict};
 use crate::one_row::OneRow;
 
@@ -67,12 +67,7 @@ impl NumpyPath {
             (None, Some(_)) => OneRow::new(model.input_schema()).map(Mutex::new),
             _ => None,
         };
-        let out_keys = model
-            .output_schema()
-            .fields()
-            .iter()
-            .map(|f| PyString::intern(py, f.name()).unbind())
-            .collect();
+        let out_keys = field_keys(py, model.output_schema());
         Self {
             refusal,
             one_row,
