@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pytest
 
+from rows_support import with_nans
 from streamml.errors import CompileError
 from streamml.workloads import FEATURE_NAMES, r1_data
 
@@ -22,12 +23,6 @@ from streamml.compile import from_lightgbm  # noqa: E402
 
 K_ZERO = from_lightgbm.K_ZERO
 ROWS = 10_000
-
-
-def _nans(x: np.ndarray, seed: int, share: float = 0.1) -> np.ndarray:
-    x = x.copy()
-    x[np.random.default_rng(seed).random(x.shape) < share] = np.nan
-    return x
 
 
 def _train(params: dict, x: np.ndarray, y: np.ndarray, rounds: int, **dataset) -> lgb.Booster:
@@ -60,9 +55,10 @@ def assert_probabilities(actual: np.ndarray, expected: np.ndarray) -> None:
 def r1_binary():
     """(booster, scoring rows): 50 trees of 31 leaves on R1 with 10% NaN cells."""
     x, y = r1_data(20_000)
-    booster = _train({"objective": "binary", "num_leaves": 31}, _nans(x, 1), y, 50, feature_name=list(FEATURE_NAMES))
+    params = {"objective": "binary", "num_leaves": 31}
+    booster = _train(params, with_nans(x, 1), y, 50, feature_name=list(FEATURE_NAMES))
     xs, _ = r1_data(ROWS, seed=43)
-    return booster, _nans(xs, 2)
+    return booster, with_nans(xs, 2)
 
 
 def _categorical_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -79,13 +75,13 @@ def categorical():
     """(booster, scoring rows) with integer-coded categorical features 3 and 4."""
     x, y = _categorical_data(20_000, 0)
     params = {"objective": "binary", "num_leaves": 31, "min_data_per_group": 5, "cat_smooth": 1, "max_cat_to_onehot": 4}
-    booster = _train(params, _nans(x, 3, 0.05), y, 40, categorical_feature=[3, 4])
+    booster = _train(params, with_nans(x, 3, 0.05), y, 40, categorical_feature=[3, 4])
     xs, _ = _categorical_data(ROWS, 5)
     rng = np.random.default_rng(6)
     odd = [0.0, -0.0, 0.7, -0.5, -0.999, -1.0, -1.5, np.nan, 1e-40, -1e-40, 1e10, 2.0**31, 2.0**32 + 2, 40.0, np.inf]
     xs[:, 3] += rng.choice(odd, ROWS, p=[0.5] + [0.5 / (len(odd) - 1)] * (len(odd) - 1))
     xs[:, 4] += rng.choice(odd, ROWS, p=[0.5] + [0.5 / (len(odd) - 1)] * (len(odd) - 1))
-    return booster, _nans(xs, 7, 0.05)
+    return booster, with_nans(xs, 7, 0.05)
 
 
 # -- parity ---------------------------------------------------------------------------------------
@@ -114,8 +110,8 @@ def test_binary_r1_with_nans(ir_predict, r1_binary) -> None:
 def test_regression(ir_predict) -> None:
     x, _ = r1_data(20_000)
     y = x[:, 0] * 2.0 - x[:, 1] + np.sin(x[:, 2])
-    booster = _train({"objective": "regression", "num_leaves": 31}, _nans(x, 11), y, 40)
-    xs = _nans(r1_data(ROWS, seed=43)[0], 12)
+    booster = _train({"objective": "regression", "num_leaves": 31}, with_nans(x, 11), y, 40)
+    xs = with_nans(r1_data(ROWS, seed=43)[0], 12)
     ir = from_lightgbm.to_ir(booster)
     assert (ir["task"], ir["link"], ir["classes"]) == ("regression", "identity", None)
     # boost_from_average: the init score is in the first tree's leaves, the IR's base is 0
@@ -126,8 +122,8 @@ def test_regression(ir_predict) -> None:
 def test_multiclass(ir_predict) -> None:
     x, _ = r1_data(20_000)
     y = np.digitize(x[:, 0] - x[:, 1], [-0.7, 0.7])
-    booster = _train({"objective": "multiclass", "num_class": 3, "num_leaves": 15}, _nans(x, 13), y, 20)
-    xs = _nans(r1_data(ROWS, seed=43)[0], 14)
+    booster = _train({"objective": "multiclass", "num_class": 3, "num_leaves": 15}, with_nans(x, 13), y, 20)
+    xs = with_nans(r1_data(ROWS, seed=43)[0], 14)
     ir = from_lightgbm.to_ir(booster)
     assert (ir["task"], ir["link"], ir["classes"]) == ("multiclass", "softmax", [0, 1, 2])
     assert ir["model"]["n_outputs"] == 3
@@ -168,12 +164,12 @@ def test_zero_as_missing(ir_predict) -> None:
     x = rng.standard_normal((20_000, 6))
     x[rng.random(x.shape) < 0.3] = 0.0
     y = ((x[:, 0] == 0) + x[:, 1] + rng.normal(0, 0.3, 20_000) > 0.5).astype(np.int64)
-    booster = _train({"objective": "binary", "zero_as_missing": True, "num_leaves": 15}, _nans(x, 21, 0.05), y, 30)
+    booster = _train({"objective": "binary", "zero_as_missing": True, "num_leaves": 15}, with_nans(x, 21, 0.05), y, 30)
     xs = rng.standard_normal((ROWS, 6))
     xs[rng.random(xs.shape) < 0.3] = 0.0
     tiny = [-0.0, 1e-36, -1e-36, 1e-35, -1e-35, 5e-324, -K_ZERO * 1.0000001, K_ZERO * 1.0000001]
     xs = np.where(rng.random(xs.shape) < 0.1, rng.choice(tiny, xs.shape), xs)
-    xs = _nans(xs, 22, 0.05)
+    xs = with_nans(xs, 22, 0.05)
     ir = from_lightgbm.to_ir(booster)
     assert {m for t in ir["model"]["trees"] for m in t["missing"]} == {"zero"}
     out = ir_predict(ir, xs)
@@ -226,7 +222,7 @@ def test_rows_at_thresholds(ir_predict, r1_binary) -> None:
     booster, _ = r1_binary
     xs = _threshold_rows(booster, 32, 30)
     assert_raw_equal(ir_predict, from_lightgbm.to_ir(booster), booster, xs)
-    assert_raw_equal(ir_predict, from_lightgbm.to_ir(booster), booster, _nans(xs, 31))
+    assert_raw_equal(ir_predict, from_lightgbm.to_ir(booster), booster, with_nans(xs, 31))
 
 
 def test_rows_at_thresholds_near_zero(ir_predict) -> None:
@@ -243,7 +239,7 @@ def test_rows_at_thresholds_near_zero(ir_predict) -> None:
     tiny = [0.0, -0.0, 1e-36, -1e-36, 1e-35, -1e-35, K_ZERO, -K_ZERO, 5e-324, -5e-324, 1e-34, -1e-34]
     xs = np.where(rng.random(xs.shape) < 0.3, rng.choice(tiny, xs.shape), xs)
     assert_raw_equal(ir_predict, ir, booster, xs)
-    assert_raw_equal(ir_predict, ir, booster, _nans(xs, 34))  # NaN is 0.0 for missing type None
+    assert_raw_equal(ir_predict, ir, booster, with_nans(xs, 34))  # NaN is 0.0 for missing type None
 
 
 @pytest.mark.parametrize(
@@ -268,7 +264,7 @@ def test_rows_at_thresholds_near_zero(ir_predict) -> None:
 )
 def test_other_objectives(ir_predict, params: dict, link: str, task: str) -> None:
     rng = np.random.default_rng(40)
-    x = _nans(rng.standard_normal((ROWS, 4)), 41)
+    x = with_nans(rng.standard_normal((ROWS, 4)), 41)
     signal = np.nan_to_num(x[:, 0]) - 0.5 * np.nan_to_num(x[:, 1])
     if task == "multiclass":
         y = np.digitize(signal + rng.normal(0, 0.3, ROWS), [-0.5, 0.5])
@@ -277,7 +273,7 @@ def test_other_objectives(ir_predict, params: dict, link: str, task: str) -> Non
     else:
         y = rng.poisson(np.exp(0.4 * signal)) + (params["objective"] == "gamma")
     booster = _train({"num_leaves": 15, **params}, x, y, 15)
-    xs = _nans(rng.standard_normal((ROWS, 4)), 42)
+    xs = with_nans(rng.standard_normal((ROWS, 4)), 42)
     ir = from_lightgbm.to_ir(booster)
     assert (ir["link"], ir["task"]) == (link, task)
     scale = params.get("sigmoid", 1.0)
@@ -298,8 +294,8 @@ def test_other_objectives(ir_predict, params: dict, link: str, task: str) -> Non
 def test_sklearn_classifier_with_string_labels(ir_predict) -> None:
     x, y = r1_data(20_000)
     labels = np.array(["no", "yes"])[y]
-    model = lgb.LGBMClassifier(n_estimators=30, num_leaves=15, verbose=-1, n_jobs=1).fit(_nans(x, 50), labels)
-    xs = _nans(r1_data(ROWS, seed=43)[0], 51)
+    model = lgb.LGBMClassifier(n_estimators=30, num_leaves=15, verbose=-1, n_jobs=1).fit(with_nans(x, 50), labels)
+    xs = with_nans(r1_data(ROWS, seed=43)[0], 51)
     ir = from_lightgbm.to_ir(model)
     assert ir["classes"] == ["no", "yes"]
     out = ir_predict(ir, xs)

@@ -13,6 +13,7 @@ import json
 import numpy as np
 import pytest
 
+from rows_support import with_nans
 from streamml.errors import CompileError
 from streamml.workloads import FEATURE_NAMES, r1_data
 
@@ -20,12 +21,6 @@ xgb = pytest.importorskip("xgboost")
 from streamml.compile import from_xgboost  # noqa: E402
 
 ROWS = 10_000
-
-
-def _nans(x: np.ndarray, seed: int, share: float = 0.1) -> np.ndarray:
-    x = x.copy()
-    x[np.random.default_rng(seed).random(x.shape) < share] = np.nan
-    return x
 
 
 def _train(params: dict, x: np.ndarray, y: np.ndarray, rounds: int, **dmatrix) -> xgb.Booster:
@@ -59,9 +54,9 @@ def assert_probabilities(actual: np.ndarray, expected: np.ndarray) -> None:
 def r1_binary():
     """(booster, scoring rows): binary:logistic on R1 with 10% NaN cells, 50 rounds."""
     x, y = r1_data(20_000)
-    booster = _train({"objective": "binary:logistic"}, _nans(x, 1), y, 50, feature_names=list(FEATURE_NAMES))
+    booster = _train({"objective": "binary:logistic"}, with_nans(x, 1), y, 50, feature_names=list(FEATURE_NAMES))
     xs, _ = r1_data(ROWS, seed=43)
-    return booster, _nans(xs, 2)
+    return booster, with_nans(xs, 2)
 
 
 # -- parity ---------------------------------------------------------------------------------------
@@ -92,8 +87,8 @@ def test_binary_logistic_with_nans(ir_predict, r1_binary) -> None:
 def test_regression(ir_predict) -> None:
     x, _ = r1_data(20_000)
     y = x[:, 0] * 2.0 - x[:, 1] + np.sin(x[:, 2]) + 10.0
-    booster = _train({"objective": "reg:squarederror"}, _nans(x, 3), y, 40)
-    xs = _nans(r1_data(ROWS, seed=43)[0], 4)
+    booster = _train({"objective": "reg:squarederror"}, with_nans(x, 3), y, 40)
+    xs = with_nans(r1_data(ROWS, seed=43)[0], 4)
     ir = from_xgboost.to_ir(booster)
     assert (ir["task"], ir["link"], ir["classes"]) == ("regression", "identity", None)
     expected = _predict(booster, xs)
@@ -103,8 +98,8 @@ def test_regression(ir_predict) -> None:
 def test_multiclass_softprob(ir_predict) -> None:
     x, _ = r1_data(20_000)
     y = np.digitize(x[:, 0] - x[:, 1], [-0.7, 0.7])
-    booster = _train({"objective": "multi:softprob", "num_class": 3}, _nans(x, 5), y, 20)
-    xs = _nans(r1_data(ROWS, seed=43)[0], 6)
+    booster = _train({"objective": "multi:softprob", "num_class": 3}, with_nans(x, 5), y, 20)
+    xs = with_nans(r1_data(ROWS, seed=43)[0], 6)
     ir = from_xgboost.to_ir(booster)
     assert (ir["task"], ir["link"], ir["classes"]) == ("multiclass", "softmax", [0, 1, 2])
     trees = ir["model"]["trees"]
@@ -159,7 +154,7 @@ def test_rows_at_thresholds(ir_predict, r1_binary) -> None:
     assert (xs.astype(np.float32).astype(np.float64) != xs).mean() > 0.3
     ir = from_xgboost.to_ir(booster)
     assert_margins_equal(ir_predict, ir, booster, xs)
-    assert_margins_equal(ir_predict, ir, booster, _nans(xs, 11))
+    assert_margins_equal(ir_predict, ir, booster, with_nans(xs, 11))
 
 
 @pytest.mark.parametrize(
@@ -177,7 +172,7 @@ def test_rows_at_thresholds(ir_predict, r1_binary) -> None:
 )
 def test_base_score(ir_predict, objective: str, base_score: float | None) -> None:
     rng = np.random.default_rng(20)
-    x = _nans(rng.standard_normal((ROWS, 4)), 21)
+    x = with_nans(rng.standard_normal((ROWS, 4)), 21)
     signal = np.nan_to_num(x[:, 0])
     if objective == "count:poisson":
         y = rng.poisson(np.exp(0.5 * signal + 0.7))
@@ -200,7 +195,7 @@ def test_base_score(ir_predict, objective: str, base_score: float | None) -> Non
         assert margin == pytest.approx(np.log(saved), rel=1e-6)
     else:
         assert margin == pytest.approx(saved, rel=1e-7)
-    xs = _nans(rng.standard_normal((ROWS, 4)), 22)
+    xs = with_nans(rng.standard_normal((ROWS, 4)), 22)
     assert_margins_equal(ir_predict, ir, booster, xs)
     column = "probability" if ir["task"] == "binary" else "prediction"
     assert_probabilities(ir_predict(ir, xs)[column], _predict(booster, xs))
@@ -224,7 +219,7 @@ def test_base_score(ir_predict, objective: str, base_score: float | None) -> Non
 )
 def test_other_objectives(ir_predict, params: dict, link: str, task: str) -> None:
     rng = np.random.default_rng(30)
-    x = _nans(rng.standard_normal((ROWS, 4)), 31)
+    x = with_nans(rng.standard_normal((ROWS, 4)), 31)
     signal = np.nan_to_num(x[:, 0])
     if task == "multiclass":
         y = np.digitize(signal + rng.normal(0, 0.3, ROWS), [-0.5, 0.5])
@@ -233,7 +228,7 @@ def test_other_objectives(ir_predict, params: dict, link: str, task: str) -> Non
     booster = _train(params, x, y, 10)
     ir = from_xgboost.to_ir(booster)
     assert (ir["link"], ir["task"]) == (link, task)
-    xs = _nans(rng.standard_normal((ROWS, 4)), 32)
+    xs = with_nans(rng.standard_normal((ROWS, 4)), 32)
     assert_margins_equal(ir_predict, ir, booster, xs)
     out = ir_predict(ir, xs)
     expected = _predict(booster, xs)
@@ -256,7 +251,7 @@ def test_categorical(ir_predict) -> None:
     x, y = _categorical_data(20_000, 40)
     types = ["q", "q", "q", "c", "c"]
     params = {"objective": "binary:logistic", "max_cat_to_onehot": 4, "tree_method": "hist"}
-    booster = _train(params, _nans(x, 41, 0.05), y, 30, feature_types=types, enable_categorical=True)
+    booster = _train(params, with_nans(x, 41, 0.05), y, 30, feature_types=types, enable_categorical=True)
     ir = from_xgboost.to_ir(booster)
     assert any(c is not None for t in ir["model"]["trees"] for c in t["categories"])
     xs, _ = _categorical_data(ROWS, 42)
@@ -264,7 +259,7 @@ def test_categorical(ir_predict) -> None:
     odd = [0.0, -0.0, 0.7, -0.5, -1.0, -1.5, np.nan, 1e-40, -1e-40, 1e10, 2.0**31, 40.0]
     for j in (3, 4):
         xs[:, j] += rng.choice(odd, ROWS, p=[0.5] + [0.5 / (len(odd) - 1)] * (len(odd) - 1))
-    xs = _nans(xs, 44, 0.05)
+    xs = with_nans(xs, 44, 0.05)
     assert_margins_equal(ir_predict, ir, booster, xs, feature_types=types, enable_categorical=True)
     expected = _predict(booster, xs, feature_types=types, enable_categorical=True)
     assert_probabilities(ir_predict(ir, xs)["probability"], expected)
@@ -275,8 +270,8 @@ def test_categorical(ir_predict) -> None:
 
 def test_sklearn_classifier(ir_predict) -> None:
     x, y = r1_data(20_000)
-    model = xgb.XGBClassifier(n_estimators=30, max_depth=4, n_jobs=1).fit(_nans(x, 50), y)
-    xs = _nans(r1_data(ROWS, seed=43)[0], 51)
+    model = xgb.XGBClassifier(n_estimators=30, max_depth=4, n_jobs=1).fit(with_nans(x, 50), y)
+    xs = with_nans(r1_data(ROWS, seed=43)[0], 51)
     ir = from_xgboost.to_ir(model)
     assert ir["classes"] == [0, 1]
     out = ir_predict(ir, xs)

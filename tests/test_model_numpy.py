@@ -17,18 +17,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from rows_support import with_nans
 from streamml import InputError, Model
 from streamml.compile import compile
 from streamml.workloads import FEATURE_NAMES, r1_data
 
 lgb = pytest.importorskip("lightgbm")
 ROWS = 3_000
-
-
-def with_nans(x: np.ndarray, seed: int, share: float = 0.1) -> np.ndarray:
-    x = x.copy()
-    x[np.random.default_rng(seed).random(x.shape) < share] = np.nan
-    return x
 
 
 def record_batch(x: np.ndarray, *, nan_as_null: bool = False) -> pa.RecordBatch:
