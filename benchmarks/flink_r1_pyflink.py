@@ -2,9 +2,11 @@
 
 Runs in its own virtualenv (apache-flink pins numpy and pyarrow apart from streamml's; ``make
 bench`` creates it from ``benchmarks/pyflink-constraints.txt``). Arguments: LIGHTGBM_MODEL_TXT
-ROWS_FILE (float64 little-endian, row-major, 32 per row) RUNS [GENERATED]. Prints ``seconds`` per
-run; with GENERATED > 0 also ``generated ROWS SECONDS`` per run on rows that Flink's datagen source
-makes inside the job (as ``FlinkR1Bench`` does: a sequence id, 32 doubles uniform in [-3, 3]).
+ROWS_FILE (float64 little-endian, row-major, 32 per row) RUNS [GENERATED [HASHED_INPUTS]]. Prints
+``seconds`` per run; with GENERATED > 0 also ``generated SOURCE ROWS SECONDS`` per run on rows made
+inside the job, as ``FlinkR1Bench`` makes them: source ``datagen``, Flink's datagen connector (a
+sequence id, 32 doubles uniform in [-3, 3]), and, given HASHED_INPUTS, source ``hashed``, a datagen
+sequence id under a view whose inputs are those SQL expressions of ``id``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ def main() -> None:
     """Time INSERT INTO blackhole SELECT r1(x0..x31) FROM rows, RUNS times."""
     model_file, rows_file, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
     generated = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+    hashed = sys.argv[5] if len(sys.argv) > 5 else None
     x = np.fromfile(rows_file, dtype="<f8").reshape(-1, N_FEATURES)
     names = [f"x{i}" for i in range(N_FEATURES)]
     frame = pd.DataFrame(x, columns=names)
@@ -49,18 +52,22 @@ def main() -> None:
         env.execute_sql(f"INSERT INTO sink SELECT id, r1({', '.join(names)}) FROM t").wait()
         print(time.perf_counter() - start, flush=True)
         if generated > 0:
-            env.execute_sql(datagen("g", generated, names))
-            start = time.perf_counter()
-            env.execute_sql(f"INSERT INTO sink SELECT id, r1({', '.join(names)}) FROM g").wait()
-            print("generated", generated, time.perf_counter() - start, flush=True)
+            env.execute_sql(datagen("datagen", generated, names))
+            if hashed is not None:
+                env.execute_sql(datagen("ids", generated, []))
+                env.execute_sql(f"CREATE TEMPORARY VIEW hashed AS SELECT id, {hashed} FROM ids")
+            for source in ("datagen", "hashed") if hashed is not None else ("datagen",):
+                start = time.perf_counter()
+                env.execute_sql(f"INSERT INTO sink SELECT id, r1({', '.join(names)}) FROM {source}").wait()
+                print("generated", source, generated, time.perf_counter() - start, flush=True)
 
 
 def datagen(name: str, rows: int, names: list[str]) -> str:
     """The DDL of a datagen table of ``rows`` rows: a sequence id and ``names`` uniform in [-3, 3]."""
     fields = "".join(f", '{f}' = '{v}'" for n in names for f, v in ((f"fields.{n}.min", -3), (f"fields.{n}.max", 3)))
-    columns = ", ".join(f"{n} DOUBLE" for n in names)
+    columns = "".join(f", {n} DOUBLE" for n in names)
     return (
-        f"CREATE TEMPORARY TABLE {name} (id BIGINT, {columns}) WITH ('connector' = 'datagen', "
+        f"CREATE TEMPORARY TABLE {name} (id BIGINT{columns}) WITH ('connector' = 'datagen', "
         f"'rows-per-second' = '1000000000', 'fields.id.kind' = 'sequence', 'fields.id.start' = '0', "
         f"'fields.id.end' = '{rows - 1}'{fields})"
     )

@@ -29,14 +29,25 @@ import org.apache.flink.types.Row;
  * (the pipe's ceiling), the per-row function, the batching function and ML_PREDICT (async,
  * batched). Driven by benchmarks/flink_r1.py, which writes the rows and prints the table.
  *
- * <p>Arguments: MODEL ROWS_FILE (float64 little-endian, row-major, 32 per row) RUNS [GENERATED].
- * Prints one line per case and run: {@code case<TAB>seconds}. With GENERATED &gt; 0 the cases run
- * again on GENERATED rows that Flink's datagen source makes inside the job (32 doubles uniform in
- * [-3, 3]; the per-row function on a tenth of them, it is slow): no rows are serialised into the
- * job graph, so start-up weighs little. Those lines are {@code generated<TAB>case<TAB>rows<TAB>seconds},
- * and there are two more cases: the same rows as a DataStream ({@code toDataStream}, copied into
- * rows of a {@link RowTypeInfo}) into a discarding sink, without a model and through {@link
- * StreammlStreams#predict} (the DataStream operator, its buffer in checkpointed state).
+ * <p>Arguments: MODEL ROWS_FILE (float64 little-endian, row-major, 32 per row) RUNS [GENERATED
+ * [HASHED_INPUTS]]. Prints one line per case and run: {@code case<TAB>seconds}. With GENERATED &gt;
+ * 0 the cases run again on GENERATED rows made inside the job (the per-row function on a tenth of
+ * them, it is slow): no rows are serialised into the job graph, so start-up weighs little. Two
+ * sources make them: {@code datagen}, Flink's datagen connector drawing 32 doubles uniform in [-3,
+ * 3] (a random draw and a boxed Double per value: it costs more per row than the model), and
+ * {@code hashed}, a datagen table of the sequence id alone under a view whose 32 inputs are the
+ * SQL expressions HASHED_INPUTS computes from {@code id} (a few integer operations per value). Those
+ * lines are {@code generated<TAB>source<TAB>case<TAB>rows<TAB>seconds}, and there are two more cases
+ * per source: the same rows as a DataStream ({@code toDataStream}, copied into rows of a {@link
+ * RowTypeInfo}) into a discarding sink, without a model and through {@link StreammlStreams#predict}
+ * (the DataStream operator, its buffer in checkpointed state). Before the runs it prints the
+ * hashed view's first and last rows, {@code sample<TAB>id<TAB>x0<TAB>...<TAB>x31} (the
+ * inputs by {@link Double#toHexString}), so the driver can
+ * check that its own copy of the formula gives the same values.
+ *
+ * <p>Every job runs with {@code pipeline.object-reuse} on and {@code
+ * table.exec.async-scalar.max-concurrent-operations} at twice the batch size (see {@link
+ * #config()}).
  */
 public final class FlinkR1Bench {
   private static final int FEATURES = 32;
@@ -46,15 +57,25 @@ public final class FlinkR1Bench {
     List<Row> rows = readRows(Path.of(args[1]));
     int runs = Integer.parseInt(args[2]);
     long generated = args.length > 3 ? Long.parseLong(args[3]) : 0;
+    String hashed = args.length > 4 ? args[4] : null;
     String features = IntStream.range(0, FEATURES).mapToObj(i -> "x" + i).collect(Collectors.joining(", "));
     String inputs = IntStream.range(0, FEATURES).mapToObj(i -> "x" + i + " DOUBLE").collect(Collectors.joining(", "));
+    String sum = IntStream.range(0, FEATURES).mapToObj(i -> "x" + i).collect(Collectors.joining(" + "));
+    List<String> sources = new ArrayList<>(List.of("datagen"));
+    if (hashed != null) {
+      sources.add("hashed");
+      printSample(hashed, generated);
+    }
     String[][] cases = {
-      {"no model (Flink pipe)", "SELECT id, x0 AS p FROM t"},
+      // The pipe reads every input (their sum), so a source that computes them computes them all.
+      {"no model (Flink pipe)", "SELECT id, " + sum + " AS p FROM t"},
       {"per-row ScalarFunction", "SELECT id, streamml_predict('" + model + "', " + features + ") FROM t"},
       {"batching AsyncScalarFunction", "SELECT id, streamml_predict_batched('" + model + "', " + features + ") FROM t"},
       {"ML_PREDICT (async, batched)", "SELECT id, probability FROM ML_PREDICT(TABLE t, MODEL m, DESCRIPTOR("
           + features + "), MAP['async', 'true', 'max-concurrent-operations', '2048'])"},
     };
+    // -Dbench.cases=REGEX runs only the cases whose names match (to try settings on a few).
+    String only = System.getProperty("bench.cases", ".*");
     // Run 0 warms the JVM and the planner up (the first job also starts class loading); not printed.
     for (int run = -1; run < runs; run++) {
       for (String[] c : cases) {
@@ -65,44 +86,89 @@ public final class FlinkR1Bench {
         tEnv.executeSql("CREATE MODEL m INPUT (" + inputs + ") OUTPUT (probability DOUBLE) WITH ("
             + "'provider' = 'streamml', 'path' = '" + model + "', 'max-batch-rows' = '1024', 'max-wait' = '20 ms')");
         tEnv.executeSql("CREATE TABLE sink (id BIGINT, p DOUBLE) WITH ('connector' = 'blackhole')");
-        long start = System.nanoTime();
-        tEnv.executeSql("INSERT INTO sink " + c[1]).await();
-        double seconds = (System.nanoTime() - start) / 1e9;
-        if (run >= 0) {
-          System.out.println(c[0] + "\t" + seconds);
-        }
-        if (generated > 0 && c == cases[cases.length - 1]) {
-          for (boolean withModel : new boolean[] {false, true}) {
-            double took = dataStream(model, generated, inputs, withModel);
-            if (run >= 0) {
-              String name = withModel ? "DataStream StreammlStreams.predict" : "DataStream pipe, no model";
-              System.out.println("generated\t" + name + "\t" + generated + "\t" + took);
-            }
-          }
-        }
-        if (generated > 0) {
-          long n = c[0].startsWith("per-row") ? generated / 10 : generated;
-          tEnv.executeSql(datagen("g", n, inputs));
+        long start;
+        double seconds;
+        if (c[0].matches(only)) {
           start = System.nanoTime();
-          tEnv.executeSql("INSERT INTO sink " + c[1].replace("FROM t", "FROM g").replace("TABLE t,", "TABLE g,")).await();
+          tEnv.executeSql("INSERT INTO sink " + c[1]).await();
           seconds = (System.nanoTime() - start) / 1e9;
           if (run >= 0) {
-            System.out.println("generated\t" + c[0] + "\t" + n + "\t" + seconds);
+            System.out.println(c[0] + "\t" + seconds);
+          }
+        }
+        for (String source : generated > 0 ? sources : List.<String>of()) {
+          for (boolean withModel : c == cases[cases.length - 1] ? new boolean[] {false, true} : new boolean[0]) {
+            String name = withModel ? "DataStream StreammlStreams.predict" : "DataStream pipe, no model";
+            if (name.matches(only)) {
+              double took = dataStream(model, source, generated, inputs, hashed, withModel);
+              if (run >= 0) {
+                System.out.println("generated\t" + source + "\t" + name + "\t" + generated + "\t" + took);
+              }
+            }
+          }
+          if (!c[0].matches(only)) {
+            continue;
+          }
+          long n = c[0].startsWith("per-row") ? generated / 10 : generated;
+          String g = generatedSource(tEnv, source, 0, n - 1, inputs, hashed);
+          start = System.nanoTime();
+          tEnv.executeSql("INSERT INTO sink " + c[1].replace("FROM t", "FROM " + g).replace("TABLE t,", "TABLE " + g + ",")).await();
+          seconds = (System.nanoTime() - start) / 1e9;
+          if (run >= 0) {
+            System.out.println("generated\t" + source + "\t" + c[0] + "\t" + n + "\t" + seconds);
           }
         }
       }
     }
   }
 
-  /** Seconds of a DataStream job over {@code rows} datagen rows, through the model or not. */
-  private static double dataStream(String model, long rows, String inputs, boolean withModel)
+  /**
+   * A table of the ids {@code first..last} and their inputs, named after the source: {@code
+   * datagen} (32 random inputs), or {@code hashed} (a view computing the inputs from the id by
+   * {@code hashed}'s expressions). Returns its name.
+   */
+  private static String generatedSource(
+      StreamTableEnvironment tEnv, String source, long first, long last, String inputs, String hashed) {
+    tEnv.executeSql("DROP TEMPORARY VIEW IF EXISTS " + source);
+    tEnv.executeSql("DROP TEMPORARY TABLE IF EXISTS " + source);
+    tEnv.executeSql("DROP TEMPORARY TABLE IF EXISTS ids");
+    if (source.equals("datagen")) {
+      tEnv.executeSql(datagen(source, first, last, inputs));
+    } else {
+      tEnv.executeSql(datagen("ids", first, last, ""));
+      tEnv.executeSql("CREATE TEMPORARY VIEW " + source + " AS SELECT id, " + hashed + " FROM ids");
+    }
+    return source;
+  }
+
+  /** Print the hashed view's first and last 100 rows of {@code generated} (or 1000). */
+  private static void printSample(String hashed, long generated) throws Exception {
+    long last = Math.max(generated, 1000) - 1;
+    for (long first : new long[] {0, last - 99}) {
+      StreamTableEnvironment tEnv = StreamTableEnvironment.create(environment());
+      String g = generatedSource(tEnv, "hashed", first, first + 99, "", hashed);
+      try (var rows = tEnv.executeSql("SELECT * FROM " + g).collect()) {
+        while (rows.hasNext()) {
+          Row row = rows.next();
+          StringBuilder line = new StringBuilder("sample\t").append(row.getField(0));
+          for (int i = 1; i <= FEATURES; i++) {
+            line.append('\t').append(Double.toHexString((Double) row.getField(i)));  // exact
+          }
+          System.out.println(line);
+        }
+      }
+    }
+  }
+
+  /** Seconds of a DataStream job over {@code rows} generated rows, through the model or not. */
+  private static double dataStream(
+      String model, String source, long rows, String inputs, String hashed, boolean withModel)
       throws Exception {
-    StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(new Configuration());
-    env.setParallelism(1);
+    StreamExecutionEnvironment env = environment();
     StreamTableEnvironment tEnv = StreamTableEnvironment.create(env);
-    tEnv.executeSql(datagen("g", rows, inputs));
+    String g = generatedSource(tEnv, source, 0, rows - 1, inputs, hashed);
     RowTypeInfo type = rowType();
-    DataStream<Row> stream = tEnv.toDataStream(tEnv.from("g")).map(r -> {
+    DataStream<Row> stream = tEnv.toDataStream(tEnv.from(g)).map(r -> {
       Row out = new Row(FEATURES + 1);
       for (int i = 0; i <= FEATURES; i++) {
         out.setField(i, r.getField(i));
@@ -131,22 +197,48 @@ public final class FlinkR1Bench {
     return new RowTypeInfo(types, names);
   }
 
-  /** A datagen table of {@code rows} rows: a sequence id and the inputs uniform in [-3, 3]. */
-  private static String datagen(String name, long rows, String inputs) {
-    StringBuilder ddl = new StringBuilder("CREATE TEMPORARY TABLE " + name + " (id BIGINT, " + inputs
-        + ") WITH ('connector' = 'datagen', 'rows-per-second' = '1000000000', 'fields.id.kind' = 'sequence',"
-        + " 'fields.id.start' = '0', 'fields.id.end' = '" + (rows - 1) + "'");
-    for (int i = 0; i < FEATURES; i++) {
+  /**
+   * A datagen table of the sequence ids {@code first..last} and, unless {@code inputs} is empty,
+   * the inputs uniform in [-3, 3].
+   */
+  private static String datagen(String name, long first, long last, String inputs) {
+    StringBuilder ddl = new StringBuilder("CREATE TEMPORARY TABLE " + name + " (id BIGINT"
+        + (inputs.isEmpty() ? "" : ", " + inputs) + ") WITH ('connector' = 'datagen', 'rows-per-second' ="
+        + " '1000000000', 'fields.id.kind' = 'sequence', 'fields.id.start' = '" + first + "',"
+        + " 'fields.id.end' = '" + last + "'");
+    for (int i = 0; i < (inputs.isEmpty() ? 0 : FEATURES); i++) {
       ddl.append(", 'fields.x").append(i).append(".min' = '-3', 'fields.x").append(i).append(".max' = '3'");
     }
     return ddl.append(")").toString();
   }
 
-  private static StreamTableEnvironment env(List<Row> rows) {
+  /**
+   * The settings of every job, a user's to choose: object reuse (Flink then hands a record to the
+   * next chained operator instead of copying it through its serializer) and room for two batches
+   * of 1024 rows in the async operator.
+   */
+  private static Configuration config() {
     Configuration config = new Configuration();
+    config.setString("pipeline.object-reuse", "true");
     config.setString("table.exec.async-scalar.max-concurrent-operations", "2048");
-    StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(config);
+    // -Dbench.flink.KEY=VALUE sets KEY (to try other settings).
+    for (String key : System.getProperties().stringPropertyNames()) {
+      if (key.startsWith("bench.flink.")) {
+        config.setString(key.substring("bench.flink.".length()), System.getProperty(key));
+      }
+    }
+    return config;
+  }
+
+  /** A local environment, parallelism 1, with {@link #config()}. */
+  private static StreamExecutionEnvironment environment() {
+    StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(config());
     env.setParallelism(1);
+    return env;
+  }
+
+  private static StreamTableEnvironment env(List<Row> rows) {
+    StreamExecutionEnvironment env = environment();
     StreamTableEnvironment tEnv = StreamTableEnvironment.create(env);
     tEnv.createTemporaryView("t", tEnv.fromDataStream(env.fromData(rows, rowType())));
     return tEnv;
