@@ -51,9 +51,7 @@ fn main() {
         })
         .collect();
     let nf = evaluators[0].n_features();
-    // Calls of fewer than 64 rows rotate over a pool of about 4,096 rows
-    // (one row repeated keeps its path's nodes in cache and its branches
-    // predicted); a round times the whole pool.
+    // Under 64 rows a round times the whole pool (see the module docs).
     let pool = if rows < 64 { 4096 / rows * rows } else { rows };
     let all = normal_rows::normal_values(pool * nf);
     let xs = &all[..rows * nf];
