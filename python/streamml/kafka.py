@@ -256,7 +256,7 @@ class Scorer:
         #: The batch scored ahead while ``_scoring`` is finished (``_start_scoring``).
         self._ahead: _Scoring | None = None
         self._first_arrival = 0.0
-        self._assigned: set[tuple[str, int]] = set()
+        self._assigned: set[int] = set()  # partitions of the input topic (the one subscribed)
         self._paused = False
         self._delivery_errors: list[str] = []
         self._consumer: Any = None
@@ -390,7 +390,7 @@ class Scorer:
                         raise KafkaScorerError(msg)
                     log.warning("consumer: %s", err)
                     continue
-                if (m.topic(), m.partition()) not in self._assigned:
+                if m.partition() not in self._assigned:
                     continue  # fetched before its partition was revoked
                 if not self._pending:
                     self._first_arrival = time.monotonic()
@@ -510,6 +510,9 @@ class Scorer:
             scoring.produced += len(outputs)
             scoring.seconds += took
             scoring.dead += len(errors)
+            if not errors and store_out is None:  # the common case, one produce call per output
+                self._produce_outputs(batch[start : start + len(outputs)], outputs)
+                continue
             reasons = dict(errors)
             for i, out in enumerate(outputs):
                 m = batch[start + i]
@@ -567,12 +570,27 @@ class Scorer:
                 self._producer.produce(topic, value, key, headers=headers)
                 return
             except BufferError:
-                # The producer's queue is full: stop fetching until it drains.
-                if not self._paused and self._assigned:
-                    self._consumer.pause(self._partitions())
-                    self._paused = True
-                    self.stats["paused"] += 1
-                self._producer.poll(0.05)
+                self._wait_for_room()
+
+    def _produce_outputs(self, messages: list[Any], outputs: list[bytes]) -> None:
+        """``_produce`` of each output to the output topic, with the key of its input, in one loop."""
+        send, topic, headers = self._producer.produce, self.output_topic, self._headers
+        done = 0
+        while done < len(outputs):
+            try:
+                for m, out in zip(messages[done:], outputs[done:], strict=True):
+                    send(topic, out, m.key(), headers=headers)
+                    done += 1
+            except BufferError:
+                self._wait_for_room()
+
+    def _wait_for_room(self) -> None:
+        """The producer's queue is full: stop fetching until it drains."""
+        if not self._paused and self._assigned:
+            self._consumer.pause(self._partitions())
+            self._paused = True
+            self.stats["paused"] += 1
+        self._producer.poll(0.05)
 
     def _commit_batch(self, batch: list[Any]) -> None:
         """At-least-once: wait until every output of the batch is acknowledged, then commit its offsets."""
@@ -585,7 +603,7 @@ class Scorer:
             )
             raise KafkaScorerError(msg)
         self._observe_end_to_end(batch)
-        self._commit(_next_offsets(batch))
+        self._commit(_next_offsets(self.input_topic, batch))
 
     def _commit(self, offsets: list[Any]) -> None:
         from confluent_kafka import KafkaException
@@ -606,7 +624,7 @@ class Scorer:
         """Exactly-once: the batch's offsets into its transaction, then commit it."""
         group = self._consumer.consumer_group_metadata()
         self._txn_deadline = time.monotonic() + TXN_TIMEOUT + WATCHDOG_GRACE
-        self._producer.send_offsets_to_transaction(_next_offsets(batch), group, TXN_TIMEOUT)
+        self._producer.send_offsets_to_transaction(_next_offsets(self.input_topic, batch), group, TXN_TIMEOUT)
         self._commit_transaction()
         self._observe_end_to_end(batch)
 
@@ -670,32 +688,32 @@ class Scorer:
         """Seek back to the first message of the batch on each partition (after an abort)."""
         from confluent_kafka import TopicPartition
 
-        first: dict[tuple[str, int], int] = {}
+        first: dict[int, int] = {}
         for m in batch:
-            first.setdefault((m.topic(), m.partition()), m.offset())
-        for (topic, partition), offset in first.items():
-            if (topic, partition) in self._assigned:
-                self._consumer.seek(TopicPartition(topic, partition, offset))
+            first.setdefault(m.partition(), m.offset())
+        for partition, offset in first.items():
+            if partition in self._assigned:
+                self._consumer.seek(TopicPartition(self.input_topic, partition, offset))
 
     # --- callbacks ----------------------------------------------------------------------------
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
-        self._assigned.update((p.topic, p.partition) for p in partitions)
+        self._assigned.update(p.partition for p in partitions)
         log.info("assigned %s", sorted(p.partition for p in partitions))
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         # Finish the work of these partitions while this member still owns them.
         self._flush_pending()
         for p in partitions:
-            self._assigned.discard((p.topic, p.partition))
+            self._assigned.discard(p.partition)
         log.info("revoked %s", sorted(p.partition for p in partitions))
 
     def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
         # Another member owns them now: drop their pending work, it is not ours to commit.
-        lost = {(p.topic, p.partition) for p in partitions}
-        self._pending = [m for m in self._pending if (m.topic(), m.partition()) not in lost]
+        lost = {p.partition for p in partitions}
+        self._pending = [m for m in self._pending if m.partition() not in lost]
         self._assigned -= lost
-        log.warning("lost %s", sorted(p for _, p in lost))
+        log.warning("lost %s", sorted(lost))
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
         if err is not None:
@@ -740,7 +758,7 @@ class Scorer:
     def _partitions(self) -> list[Any]:
         from confluent_kafka import TopicPartition
 
-        return [TopicPartition(t, p) for t, p in sorted(self._assigned)]
+        return [TopicPartition(self.input_topic, p) for p in sorted(self._assigned)]
 
     def _close(self) -> None:
         log.info("closing the consumer and the producer")
@@ -778,14 +796,14 @@ def _dlq_headers(m: Any, reason: str) -> list[tuple[str, bytes]]:
     ]
 
 
-def _next_offsets(batch: Sequence[Any]) -> list[Any]:
-    """The offsets to commit after ``batch``: one past its last message on each partition."""
+def _next_offsets(topic: str, batch: Sequence[Any]) -> list[Any]:
+    """The offsets to commit after ``batch`` (of ``topic``): one past its last message on each partition."""
     from confluent_kafka import TopicPartition
 
-    last: dict[tuple[str, int], int] = {}
+    last: dict[int, int] = {}
     for m in batch:
-        last[(m.topic(), m.partition())] = m.offset()
-    return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+        last[m.partition()] = m.offset()
+    return [TopicPartition(topic, p, o + 1) for p, o in last.items()]
 
 
 def _split_config(config: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
