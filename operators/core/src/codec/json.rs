@@ -21,13 +21,15 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::*;
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, SchemaRef};
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use rustc_hash::FxHashMap;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::codec::{Carry, MessageError};
 use crate::error::InputError;
 use crate::rows::{Cell, RowBuilder};
+
+mod flat;
 
 /// A field's value as read, before [`RowBuilder`] checks it.
 #[derive(Debug, Clone, Default)]
@@ -54,10 +56,13 @@ struct Slot {
 /// Reads messages of one schema; keeps its scratch space between calls.
 pub struct JsonDecoder {
     builder: RowBuilder,
-    /// By key; keys are short, so a fast hash (SipHash was 12% of decoding).
-    index: FxHashMap<String, Slot>,
+    /// Where each key goes: by key (a fast hash: SipHash was 12% of decoding)
+    /// and by its position in the last message (`flat::Keys`).
+    keys: flat::Keys,
     slots: Vec<Val>,
     carried: Vec<Option<Box<RawValue>>>,
+    /// Try the flat-object scanner (`flat.rs`) before serde_json.
+    flat: bool,
 }
 
 /// What [`JsonDecoder::decode`] read from a list of messages.
@@ -86,10 +91,19 @@ impl JsonDecoder {
         let slots = vec![Val::Unset; schema.fields().len()];
         Ok(Self {
             builder: RowBuilder::new(schema)?,
-            index,
+            keys: flat::Keys::new(index),
             slots,
             carried: vec![None; carry.len()],
+            // `STREAMML_JSON_FLAT=0`: serde_json's reader alone (to compare the two in one process).
+            flat: std::env::var_os("STREAMML_JSON_FLAT").is_none_or(|v| v != "0"),
         })
+    }
+
+    /// The same decoder with serde_json's reader alone (to compare the two).
+    #[cfg(test)]
+    pub(crate) fn general_only(mut self) -> Self {
+        self.flat = false;
+        self
     }
 
     /// Read each value as one JSON object of the inputs.
@@ -160,23 +174,10 @@ impl JsonDecoder {
     /// Read one message into the builder and its copied fields into
     /// `self.carried`; or the reason it cannot be read.
     fn read_one(&mut self, value: &[u8]) -> Result<(), String> {
-        for slot in &mut self.slots {
-            *slot = Val::Unset;
-        }
-        for c in &mut self.carried {
-            *c = None;
-        }
-        let mut reason = None;
-        let seed = Message {
-            index: &self.index,
-            slots: &mut self.slots,
-            carried: &mut self.carried,
-            reason: &mut reason,
-        };
-        let mut de = serde_json::Deserializer::from_slice(value);
-        let read = seed.deserialize(&mut de).and_then(|()| de.end());
-        if let Err(e) = read {
-            return Err(reason.unwrap_or_else(|| describe(&e)));
+        self.clear();
+        if !(self.flat && flat::read(value, &mut self.keys, &mut self.slots, &mut self.carried)) {
+            self.clear();
+            self.read_general(value)?;
         }
         let fields = self.builder.schema().fields();
         let mut cells = Vec::with_capacity(self.slots.len());
@@ -200,6 +201,33 @@ impl JsonDecoder {
             });
         }
         self.builder.append_row(&cells)?;
+        Ok(())
+    }
+
+    /// No value read yet.
+    fn clear(&mut self) {
+        for slot in &mut self.slots {
+            *slot = Val::Unset;
+        }
+        for c in &mut self.carried {
+            *c = None;
+        }
+    }
+
+    /// Read one message with serde_json into the slots (cleared).
+    fn read_general(&mut self, value: &[u8]) -> Result<(), String> {
+        let mut reason = None;
+        let seed = Message {
+            index: &self.keys.index,
+            slots: &mut self.slots,
+            carried: &mut self.carried,
+            reason: &mut reason,
+        };
+        let mut de = serde_json::Deserializer::from_slice(value);
+        let read = seed.deserialize(&mut de).and_then(|()| de.end());
+        if let Err(e) = read {
+            return Err(reason.unwrap_or_else(|| describe(&e)));
+        }
         Ok(())
     }
 }
