@@ -382,19 +382,20 @@ class Scorer:
             if not got and not self._pending:
                 self._update_lag()
                 return
-            for m in got:
-                err = m.error()
-                if err is not None:
-                    if err.fatal():
+            assigned = self._assigned
+            # Not ours: an error event, or a message fetched before its partition was revoked.
+            good = [m for m in got if m.error() is None and m.partition() in assigned]
+            if len(good) < len(got):
+                for m in got:
+                    err = m.error()
+                    if err is not None and err.fatal():
                         msg = f"fatal consumer error on topic '{self.input_topic}': {err}"
                         raise KafkaScorerError(msg)
-                    log.warning("consumer: %s", err)
-                    continue
-                if m.partition() not in self._assigned:
-                    continue  # fetched before its partition was revoked
-                if not self._pending:
-                    self._first_arrival = time.monotonic()
-                self._pending.append(m)
+                    if err is not None:
+                        log.warning("consumer: %s", err)
+            if good and not self._pending:
+                self._first_arrival = time.monotonic()
+            self._pending += good
 
     def _flush_pending(self) -> None:
         """Score, produce and commit everything consumed so far (before a rebalance, at exit)."""
