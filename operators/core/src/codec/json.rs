@@ -175,7 +175,7 @@ impl JsonDecoder {
     /// `self.carried`; or the reason it cannot be read.
     fn read_one(&mut self, value: &[u8]) -> Result<(), String> {
         self.clear();
-        if !(self.flat && flat::read(value, &mut self.keys, &mut self.slots, &mut self.carried)) {
+        if !(self.flat && flat::read(value, &mut self.keys, &mut self.slots, &mut self.carried).is_some()) {
             self.clear();
             self.read_general(value)?;
         }
