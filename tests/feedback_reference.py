@@ -9,6 +9,7 @@ part of the package.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -237,7 +238,10 @@ class PyFeedbackJoin:
             w["pos"] += int(pos.sum())
             w["neg"] += int((~pos).sum())
             pc = np.clip(p, _LOG_EPS, 1 - _LOG_EPS)
-            w["logloss_sum"] += float(-(np.where(pos, np.log(pc), np.log1p(-pc))).sum())
+            # log and log1p from the C library, as in Rust (numpy's SIMD log rounds differently on
+            # some CPUs); summed by numpy as before.
+            logs = [math.log(c) if q else math.log1p(-c) for c, q in zip(pc.tolist(), pos.tolist(), strict=True)]
+            w["logloss_sum"] += float(-np.array(logs, dtype=np.float64).sum())
             w["brier_sum"] += float(((p - pos) ** 2).sum())
             bins = np.clip((p * self.hist_bins).astype(np.int64), 0, self.hist_bins - 1)
             h = self.hists[s]

@@ -82,13 +82,17 @@ def expected(est: Any, x: Any, task: str) -> dict[str, np.ndarray]:
     return {"probabilities": proba, "label": label}
 
 
-def compare(got: dict[str, np.ndarray], want: dict[str, np.ndarray], *, exact: bool, who: str) -> None:
-    """Assert ``got`` matches ``want``: bit-equal if ``exact``, else within 1e-12; labels equal."""
+def compare(got: dict[str, np.ndarray], want: dict[str, np.ndarray], *, exact: bool, who: str, ulps: int = 0) -> None:
+    """Assert ``got`` matches ``want``: labels equal; the rest bit-equal if ``exact`` (within
+    ``ulps`` units in the last place when ``ulps`` > 0), else within 1e-12."""
     assert set(got) == set(want), who
     for name, w in want.items():
         g = np.asarray(got[name])
         if name == "label":
             np.testing.assert_array_equal(g.astype(w.dtype), w, err_msg=f"{who}: {name}")
+        elif exact and ulps:
+            assert g.shape == w.shape, f"{who}: {name}"
+            np.testing.assert_array_max_ulp(g, w, maxulp=ulps)
         elif exact:
             np.testing.assert_array_equal(g, w, err_msg=f"{who}: {name} is not bit-equal")
         else:
@@ -101,14 +105,26 @@ def check(ir_predict: Callable) -> Callable:
 
     Both the reference evaluator and the compiled binary (``ir_predict``) are
     compared with scikit-learn's ``predict`` / ``predict_proba`` on ``x`` (or on
-    ``sk_x``, the same rows as scikit-learn was fitted on them, e.g. a DataFrame).
+    ``sk_x``, the same rows as scikit-learn was fitted on them, e.g. a DataFrame),
+    and the binary with the reference, bit for bit.
+
+    Where scikit-learn's link is numpy's ``exp`` (softmax, and the ``exp`` link of a
+    Poisson loss), its outputs are allowed a few units in the last place: numpy's SIMD
+    ``exp`` (its AVX-512 loop, say) rounds differently from the C library's, which the
+    binary uses, on some CPUs, by one unit; ``exp`` itself is then within 2, a softmax
+    (one ``exp`` over the sum of all of them) within 4. Its sigmoid is scipy's ``expit``
+    (the C library's ``exp``): bit-equal.
     """
 
     def run(est: Any, x: np.ndarray, *, exact: bool = True, ir: dict | None = None, sk_x: Any = None) -> None:
         ir = to_ir(est) if ir is None else ir
         want = expected(est, x if sk_x is None else sk_x, ir["task"])
-        compare(reference.predict(ir, x), want, exact=exact, who="reference")
-        compare(ir_predict(ir, x), want, exact=exact, who="binary")
+        ulps = {"softmax": 4, "exp": 2}.get(ir.get("link"), 0)
+        ref = reference.predict(ir, x)
+        binary = ir_predict(ir, x)
+        compare(ref, want, exact=exact, who="reference", ulps=ulps)
+        compare(binary, want, exact=exact, who="binary", ulps=ulps)
+        compare(binary, ref, exact=exact, who="binary against the reference")
 
     return run
 

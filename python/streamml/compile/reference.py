@@ -4,10 +4,15 @@ It follows the IR's rules literally and is used by tests: converters are
 checked against the frameworks through it, and the compiled binaries are
 checked against it (a differential test of the native evaluator). It is
 vectorised over rows, tree by tree, and is not meant to be fast.
+
+The links take ``exp`` from the C library (Python's ``math.exp``), as the native evaluator does:
+numpy's own ``exp`` has SIMD loops (AVX-512 among them) that round differently in the last bit on
+some CPUs, and the reference must give the binary's bits on every machine.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -126,14 +131,27 @@ def _link(ir: dict[str, Any], raw: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):  # exp overflow is inf, as in the evaluator
         if link == "sigmoid":
             scale = ir["model"].get("sigmoid_scale", 1.0)
-            return 1.0 / (1.0 + np.exp(-scale * raw))
+            return 1.0 / (1.0 + libm_exp(-scale * raw))
         if link == "softmax":
-            e = np.exp(raw - raw.max(axis=1, keepdims=True))
+            e = libm_exp(raw - raw.max(axis=1, keepdims=True))
             return e / e.sum(axis=1, keepdims=True)
         if link == "exp":
-            return np.exp(raw)
+            return libm_exp(raw)
     msg = f"unknown link {link!r}"
     raise ValueError(msg)
+
+
+def _exp(v: float) -> float:
+    try:
+        return math.exp(v)
+    except OverflowError:
+        return math.inf
+
+
+def libm_exp(a: np.ndarray) -> np.ndarray:
+    """``exp`` of every element by the C library (overflow is inf), the same bits on every CPU."""
+    a = np.asarray(a, dtype=np.float64)
+    return np.fromiter(map(_exp, a.ravel().tolist()), dtype=np.float64, count=a.size).reshape(a.shape)
 
 
 def predict(ir: dict[str, Any], x: np.ndarray) -> dict[str, np.ndarray]:
