@@ -26,7 +26,10 @@ public class BatchingPredictFunction extends AsyncScalarFunction {
   private final BatchPolicy configured;
   private transient BatchPolicy policy;
   private transient ScorerCache scorers;
-  private transient Map<String, FutureBatcher> batchers;
+  private transient Map<String, FutureBatcher<Double>> batchers;
+  /** The last path looked up and its batcher: every call of a query names the same model. */
+  private transient String lastPath;
+  private transient FutureBatcher<Double> lastBatcher;
 
   public BatchingPredictFunction() {
     this(null);
@@ -49,28 +52,28 @@ public class BatchingPredictFunction extends AsyncScalarFunction {
   }
 
   public void eval(CompletableFuture<Double> result, String modelPath, Double... features) {
-    FutureBatcher batcher;
+    FutureBatcher<Double> batcher;
     try {
       batcher = batcher(modelPath);
     } catch (RuntimeException e) {
       result.completeExceptionally(e);
       return;
     }
-    batcher.add(features).whenComplete((outputs, error) -> {
-      if (error != null) {
-        result.completeExceptionally(error);
-      } else {
-        result.complete(outputs == null ? null : PredictFunction.toDouble(outputs[0]));
-      }
-    });
+    batcher.add(features, result);
   }
 
-  private synchronized FutureBatcher batcher(String modelPath) {
-    FutureBatcher batcher = batchers.get(modelPath);
+  private synchronized FutureBatcher<Double> batcher(String modelPath) {
+    if (modelPath != null && modelPath.equals(lastPath)) {
+      return lastBatcher;
+    }
+    FutureBatcher<Double> batcher = batchers.get(modelPath);
     if (batcher == null) {
-      batcher = new FutureBatcher(scorers.get(modelPath), policy);
+      batcher = new FutureBatcher<>(scorers.get(modelPath), policy,
+          outputs -> outputs == null ? null : PredictFunction.toDouble(outputs[0]));
       batchers.put(modelPath, batcher);
     }
+    lastPath = modelPath;
+    lastBatcher = batcher;
     return batcher;
   }
 
@@ -79,6 +82,8 @@ public class BatchingPredictFunction extends AsyncScalarFunction {
     if (batchers != null) {
       batchers.values().forEach(FutureBatcher::close);
       batchers.clear();
+      lastPath = null;
+      lastBatcher = null;
     }
     if (scorers != null) {
       scorers.close();

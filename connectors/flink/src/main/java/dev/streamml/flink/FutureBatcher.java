@@ -7,33 +7,37 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
 
 /**
  * Gathers concurrent calls into batches by the {@link BatchPolicy} rule and scores each batch in
- * one native call on a worker thread, completing each call's future with its row's outputs in
- * declared order (or null for a row that cannot be scored; or exceptionally when the native call
- * fails).
+ * one native call on a worker thread, completing each call's future with {@code result} applied to
+ * its row's outputs in declared order (null for a row that cannot be scored), or exceptionally when
+ * the native call fails. {@code result} runs on the worker thread, so the caller's thread pays for
+ * neither the scoring nor the conversion, and the caller's own future is completed directly (no
+ * second future per row).
  */
-final class FutureBatcher implements AutoCloseable {
+final class FutureBatcher<T> implements AutoCloseable {
   private final RowScorer scorer;
   private final BatchPolicy policy;
+  private final Function<Object[], T> result;
   private final ScheduledExecutorService timer;
   private final ExecutorService worker;
   private List<Object[]> rows = new ArrayList<>();
-  private List<CompletableFuture<Object[]>> futures = new ArrayList<>();
+  private List<CompletableFuture<T>> futures = new ArrayList<>();
   /** Counts batches started, so a timer set for an earlier batch does nothing. */
   private long generation;
 
-  FutureBatcher(RowScorer scorer, BatchPolicy policy) {
+  FutureBatcher(RowScorer scorer, BatchPolicy policy, Function<Object[], T> result) {
     this.scorer = scorer;
     this.policy = policy;
+    this.result = result;
     this.timer = Executors.newSingleThreadScheduledExecutor(daemon("streamml-batch-timer"));
     this.worker = Executors.newSingleThreadExecutor(daemon("streamml-batch-scorer"));
   }
 
-  /** Queue a row; the future completes when its batch has been scored. */
-  synchronized CompletableFuture<Object[]> add(Object[] row) {
-    CompletableFuture<Object[]> future = new CompletableFuture<>();
+  /** Queue a row; {@code future} completes when its batch has been scored. */
+  synchronized void add(Object[] row, CompletableFuture<T> future) {
     rows.add(row);
     futures.add(future);
     if (rows.size() >= policy.maxBatchRows()) {
@@ -42,7 +46,6 @@ final class FutureBatcher implements AutoCloseable {
       long batch = generation;
       timer.schedule(() -> flushIfStill(batch), policy.maxWait().toNanos(), TimeUnit.NANOSECONDS);
     }
-    return future;
   }
 
   private synchronized void flushIfStill(long batch) {
@@ -57,22 +60,28 @@ final class FutureBatcher implements AutoCloseable {
       return;
     }
     List<Object[]> batchRows = rows;
-    List<CompletableFuture<Object[]>> batchFutures = futures;
+    List<CompletableFuture<T>> batchFutures = futures;
     rows = new ArrayList<>();
     futures = new ArrayList<>();
     generation++;
     worker.execute(() -> score(batchRows, batchFutures));
   }
 
-  private void score(List<Object[]> batchRows, List<CompletableFuture<Object[]>> batchFutures) {
+  private void score(List<Object[]> batchRows, List<CompletableFuture<T>> batchFutures) {
+    RowScorer.Result scored;
     try {
-      RowScorer.Result result = scorer.score(batchRows);
-      for (int i = 0; i < batchFutures.size(); i++) {
-        batchFutures.get(i).complete(result.outputs(i));
-      }
+      scored = scorer.score(batchRows);
     } catch (RuntimeException e) {
-      for (CompletableFuture<Object[]> f : batchFutures) {
+      for (CompletableFuture<T> f : batchFutures) {
         f.completeExceptionally(e);
+      }
+      return;
+    }
+    for (int i = 0; i < batchFutures.size(); i++) {
+      try {
+        batchFutures.get(i).complete(result.apply(scored.outputs(i)));
+      } catch (RuntimeException e) {
+        batchFutures.get(i).completeExceptionally(e);
       }
     }
   }

@@ -3,16 +3,15 @@ package dev.streamml.flink;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import org.apache.arrow.vector.BigIntVector;
+import org.apache.arrow.vector.BaseIntVector;
 import org.apache.arrow.vector.BitVector;
 import org.apache.arrow.vector.FieldVector;
 import org.apache.arrow.vector.Float4Vector;
 import org.apache.arrow.vector.Float8Vector;
-import org.apache.arrow.vector.IntVector;
-import org.apache.arrow.vector.SmallIntVector;
-import org.apache.arrow.vector.TinyIntVector;
 import org.apache.arrow.vector.ValueVector;
 import org.apache.arrow.vector.VectorSchemaRoot;
+import org.apache.arrow.vector.types.FloatingPointPrecision;
+import org.apache.arrow.vector.types.pojo.ArrowType;
 import org.apache.arrow.vector.types.pojo.Field;
 
 /**
@@ -27,12 +26,30 @@ import org.apache.arrow.vector.types.pojo.Field;
 public final class RowScorer implements AutoCloseable {
   private final NativeModel model;
   private final List<Field> inputs;
+  /** Per input, how a Java value goes into its vector (the {@code KIND_} constants). */
+  private final int[] kinds;
+  private final boolean[] nullable;
   private final int outputIndex;
+
+  private static final int KIND_F64 = 0;
+  private static final int KIND_F32 = 1;
+  private static final int KIND_I64 = 2;
+  private static final int KIND_I32 = 3;
+  private static final int KIND_I16 = 4;
+  private static final int KIND_I8 = 5;
+  private static final int KIND_BOOL = 6;
+  private static final int KIND_OTHER = 7;
 
   /** Score through {@code model}, reading the output column {@code output} (null: the first). */
   public RowScorer(NativeModel model, String output) {
     this.model = model;
     this.inputs = model.inputSchema().getFields();
+    this.kinds = new int[inputs.size()];
+    this.nullable = new boolean[inputs.size()];
+    for (int c = 0; c < kinds.length; c++) {
+      kinds[c] = kind(inputs.get(c).getType());
+      nullable[c] = inputs.get(c).isNullable();
+    }
     List<Field> outputs = model.outputSchema().getFields();
     int index = 0;
     if (output != null) {
@@ -123,12 +140,8 @@ public final class RowScorer implements AutoCloseable {
     }
     try (VectorSchemaRoot batch = VectorSchemaRoot.create(model.inputSchema(), model.allocator())) {
       batch.allocateNew();
-      for (int c = 0; c < inputs.size(); c++) {
-        FieldVector vector = batch.getVector(c);
-        for (int r = 0; r < count; r++) {
-          set(vector, r, rows.get(valid[r])[c]);
-        }
-        vector.setValueCount(count);
+      for (int c = 0; c < kinds.length; c++) {
+        fill(batch.getVector(c), c, rows, valid, count);
       }
       batch.setRowCount(count);
       try (VectorSchemaRoot out = model.predict(batch)) {
@@ -150,49 +163,94 @@ public final class RowScorer implements AutoCloseable {
 
   /** Why a row cannot be scored, or null when it can. */
   private String check(Object[] row) {
-    if (row == null || row.length != inputs.size()) {
-      return "expected " + inputs.size() + " values in the model's input order "
+    if (row == null || row.length != kinds.length) {
+      return "expected " + kinds.length + " values in the model's input order "
           + names(inputs) + ", got " + (row == null ? "null" : String.valueOf(row.length));
     }
     for (int c = 0; c < row.length; c++) {
-      Field field = inputs.get(c);
       Object value = row[c];
       if (value == null) {
-        if (!field.isNullable()) {
-          return "input '" + field.getName() + "' is null; the model declares it non-nullable";
+        if (!nullable[c]) {
+          return "input '" + inputs.get(c).getName() + "' is null; the model declares it non-nullable";
         }
-      } else if (field.getType().getTypeID() == org.apache.arrow.vector.types.pojo.ArrowType.ArrowTypeID.Bool
-          ? !(value instanceof Boolean)
-          : !(value instanceof Number)) {
-        return "input '" + field.getName() + "' is a " + value.getClass().getSimpleName()
-            + ", expected a " + field.getType();
+      } else if (kinds[c] == KIND_BOOL ? !(value instanceof Boolean) : !(value instanceof Number)) {
+        return "input '" + inputs.get(c).getName() + "' is a " + value.getClass().getSimpleName()
+            + ", expected a " + inputs.get(c).getType();
       }
     }
     return null;
   }
 
-  private static void set(FieldVector vector, int row, Object value) {
-    if (value == null) {
-      vector.setNull(row);
-    } else if (vector instanceof Float8Vector v) {
-      v.set(row, ((Number) value).doubleValue());
-    } else if (vector instanceof Float4Vector v) {
-      v.set(row, ((Number) value).floatValue());
-    } else if (vector instanceof BigIntVector v) {
-      v.set(row, ((Number) value).longValue());
-    } else if (vector instanceof IntVector v) {
-      v.set(row, ((Number) value).intValue());
-    } else if (vector instanceof SmallIntVector v) {
-      v.set(row, ((Number) value).shortValue());
-    } else if (vector instanceof TinyIntVector v) {
-      v.set(row, ((Number) value).byteValue());
-    } else if (vector instanceof BitVector v) {
-      v.set(row, ((Boolean) value) ? 1 : 0);
-    } else {
-      throw new ModelException(
+  /** How values of {@code type} are set (KIND_OTHER: not by these functions). */
+  private static int kind(ArrowType type) {
+    if (type instanceof ArrowType.FloatingPoint f) {
+      return f.getPrecision() == FloatingPointPrecision.DOUBLE ? KIND_F64
+          : f.getPrecision() == FloatingPointPrecision.SINGLE ? KIND_F32 : KIND_OTHER;
+    }
+    if (type instanceof ArrowType.Int i && i.getIsSigned()) {
+      return switch (i.getBitWidth()) {
+        case 64 -> KIND_I64;
+        case 32 -> KIND_I32;
+        case 16 -> KIND_I16;
+        case 8 -> KIND_I8;
+        default -> KIND_OTHER;
+      };
+    }
+    return type instanceof ArrowType.Bool ? KIND_BOOL : KIND_OTHER;
+  }
+
+  /** Fill {@code vector} (input {@code c}) with column {@code c} of the valid rows. */
+  private void fill(FieldVector vector, int c, List<Object[]> rows, int[] valid, int count) {
+    switch (kinds[c]) {
+      case KIND_F64 -> {
+        Float8Vector v = (Float8Vector) vector;
+        for (int r = 0; r < count; r++) {
+          Object value = rows.get(valid[r])[c];
+          if (value == null) {
+            v.setNull(r);
+          } else {
+            v.set(r, ((Number) value).doubleValue());
+          }
+        }
+      }
+      case KIND_F32 -> {
+        Float4Vector v = (Float4Vector) vector;
+        for (int r = 0; r < count; r++) {
+          Object value = rows.get(valid[r])[c];
+          if (value == null) {
+            v.setNull(r);
+          } else {
+            v.set(r, ((Number) value).floatValue());
+          }
+        }
+      }
+      case KIND_BOOL -> {
+        BitVector v = (BitVector) vector;
+        for (int r = 0; r < count; r++) {
+          Object value = rows.get(valid[r])[c];
+          if (value == null) {
+            v.setNull(r);
+          } else {
+            v.set(r, ((Boolean) value) ? 1 : 0);
+          }
+        }
+      }
+      case KIND_OTHER -> throw new ModelException(
           "input '" + vector.getName() + "' has type " + vector.getField().getType()
               + ", which the Flink functions do not fill; score it with NativeModel.predict");
+      default -> {
+        BaseIntVector v = (BaseIntVector) vector;
+        for (int r = 0; r < count; r++) {
+          Object value = rows.get(valid[r])[c];
+          if (value == null) {
+            vector.setNull(r);
+          } else {
+            v.setWithPossibleTruncate(r, ((Number) value).longValue());
+          }
+        }
+      }
     }
+    vector.setValueCount(count);
   }
 
   private static String names(List<Field> fields) {

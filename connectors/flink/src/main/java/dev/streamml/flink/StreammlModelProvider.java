@@ -1,6 +1,5 @@
 package dev.streamml.flink;
 
-import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -178,7 +177,7 @@ public final class StreammlModelProvider implements PredictRuntimeProvider, Asyn
     private final Shape shape;
     private final BatchPolicy policy;
     private transient Opened opened;
-    private transient FutureBatcher batcher;
+    private transient FutureBatcher<Collection<RowData>> batcher;
 
     AsyncPredict(Shape shape, BatchPolicy policy) {
       this.shape = shape;
@@ -188,16 +187,14 @@ public final class StreammlModelProvider implements PredictRuntimeProvider, Asyn
     @Override
     public void open(FunctionContext context) {
       opened = shape.open();
-      batcher = new FutureBatcher(opened.scorer, policy);
+      batcher = new FutureBatcher<>(opened.scorer, policy, outputs -> List.of(opened.output(outputs)));
     }
 
     @Override
     public CompletableFuture<Collection<RowData>> asyncPredict(RowData features) {
-      List<RowData> none = new ArrayList<>(1);
-      return batcher.add(opened.features(features)).thenApply(outputs -> {
-        none.add(opened.output(outputs));
-        return none;
-      });
+      CompletableFuture<Collection<RowData>> result = new CompletableFuture<>();
+      batcher.add(opened.features(features), result);
+      return result;
     }
 
     @Override
