@@ -190,10 +190,29 @@ def private_broker(tmp_path: Path):
         shutil.rmtree(state, ignore_errors=True)
 
 
+class Supervisor:
+    """Restart the scorer when its watchdog ends it (status 3), as docker-compose's
+    `restart: on-failure` or a Kubernetes pod would; any other exit fails the test."""
+
+    def __init__(self, scorer: ScorerProcess, bootstrap: str, group: str, topic: str) -> None:
+        self.scorer, self.bootstrap, self.group, self.topic = scorer, bootstrap, group, topic
+        self.restarts = 0
+
+    def committed(self) -> int:
+        if not self.scorer.alive():
+            assert self.scorer.proc is not None
+            code = self.scorer.proc.returncode
+            assert code == 3, f"the scorer exited with {code}, not the watchdog's 3:\n{self.scorer.output()[-20000:]}"
+            self.restarts += 1
+            self.scorer.start()
+        return committed_total(self.bootstrap, self.group, self.topic, PARTITIONS)
+
+
 def test_broker_restart_mid_run_loses_nothing(private_broker, s1: Model, s1_path: Path, tmp_path: Path) -> None:
-    # At-least-once: with exactly-once, librdkafka 2.16's send_offsets_to_transaction can block
-    # past its timeout once the coordinator went away (confluentinc/librdkafka#5456, #5511, open);
-    # the scorer's watchdog then exits non-zero for a supervisor to restart it (not tested here).
+    # At-least-once through a broker restart. librdkafka 2.16 can lose the group coordinator
+    # for good once its broker went away (confluentinc/librdkafka#5456, #5511): the synchronous
+    # offset commit then never returns, and the scorer's watchdog exits with status 3 for a
+    # supervisor (this test) to restart it. Seen in CI about once in three runs on 2 cores.
     bootstrap, script = private_broker
     n = 100_000
     with kafka_topics(bootstrap, ["in", "out", "dlq"], PARTITIONS) as (inp, out, dlq):
@@ -205,20 +224,16 @@ def test_broker_restart_mid_run_loses_nothing(private_broker, s1: Model, s1_path
             scorer_args(bootstrap, inp, out, dlq, group, s1_path, "at-least-once", "one", static=False),
             tmp_path / "scorer.log",
         ).start()
+        supervisor = Supervisor(scorer, bootstrap, group, inp)
         try:
-            wait_until(lambda: committed_total(bootstrap, group, inp, PARTITIONS) >= n // 3, 120, "a third committed")
+            wait_until(lambda: supervisor.committed() >= n // 3, 120, "a third committed")
             script("restart")
-            assert scorer.alive(), scorer.output()
             try:
                 wait_until(
-                    lambda: committed_total(bootstrap, group, inp, PARTITIONS) >= n or not scorer.alive(),
-                    240,
-                    "every input committed after the restart",
-                    interval=0.5,
+                    lambda: supervisor.committed() >= n, 420, "every input committed after the restart", interval=0.5
                 )
             except AssertionError as e:
                 raise AssertionError(f"{e}\n{scorer.dump()[-20000:]}") from None
-            assert scorer.alive(), scorer.output()
             assert scorer.stop() == 0, scorer.output()
         finally:
             if scorer.alive():
@@ -226,7 +241,9 @@ def test_broker_restart_mid_run_loses_nothing(private_broker, s1: Model, s1_path
         records = consume(bootstrap, out, at_least=n)
     counts = Counter(json.loads(r.value)["id"] for r in records)
     assert set(counts) == set(range(n)), f"{n - len(counts)} input(s) lost"
-    assert sum(counts.values()) - n <= BATCH, "more duplicates than the batch in flight"
+    duplicates = sum(counts.values()) - n
+    assert duplicates <= BATCH * (1 + supervisor.restarts), f"{duplicates} duplicates: more than a batch per restart"
+    assert supervisor.restarts <= 2, f"{supervisor.restarts} restarts by the supervisor for one broker restart"
     check_predictions(records, x, s1)
 
 
@@ -247,23 +264,12 @@ def test_broker_restart_under_exactly_once_with_a_supervisor(
             scorer_args(bootstrap, inp, out, dlq, group, s1_path, "exactly-once", "one", static=False),
             tmp_path / "scorer.log",
         ).start()
-        restarts = 0
-
-        def supervised_progress() -> int:
-            nonlocal restarts
-            if not scorer.alive():
-                assert scorer.proc is not None
-                code = scorer.proc.returncode
-                assert code == 3, f"the scorer exited with {code}, not the watchdog's 3:\n{scorer.output()[-20000:]}"
-                restarts += 1
-                scorer.start()
-            return committed_total(bootstrap, group, inp, PARTITIONS)
-
+        supervisor = Supervisor(scorer, bootstrap, group, inp)
         try:
-            wait_until(lambda: supervised_progress() >= n // 3, 120, "a third committed")
+            wait_until(lambda: supervisor.committed() >= n // 3, 120, "a third committed")
             script("restart")
             try:
-                wait_until(lambda: supervised_progress() >= n, 420, "every input committed after the restart", 0.5)
+                wait_until(lambda: supervisor.committed() >= n, 420, "every input committed after the restart", 0.5)
             except AssertionError as e:
                 raise AssertionError(f"{e}\n{scorer.dump()[-20000:]}") from None
             assert scorer.stop() == 0, scorer.output()
@@ -275,5 +281,5 @@ def test_broker_restart_under_exactly_once_with_a_supervisor(
     counts = Counter(json.loads(r.value)["id"] for r in records)
     assert set(counts) == set(range(n)), f"{n - len(counts)} input(s) without output"
     assert sum(counts.values()) == n, f"{sum(counts.values()) - n} duplicate output(s) seen with read_committed"
-    assert restarts <= 2, f"{restarts} restarts by the supervisor for one broker restart"
+    assert supervisor.restarts <= 2, f"{supervisor.restarts} restarts by the supervisor for one broker restart"
     check_predictions(records, x, s1)

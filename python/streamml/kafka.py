@@ -70,7 +70,7 @@ SCORE_CHUNK = 250
 POLL_SLICE = 0.002
 #: At most this long (seconds) between two exports of the drift windows.
 DRIFT_FLUSH_S = 5.0
-#: Seconds a transaction call may take, and how much longer the watchdog waits before exiting.
+#: Seconds a transaction or commit call may take, and how much longer the watchdog waits before exiting.
 TXN_TIMEOUT = 60.0
 WATCHDOG_GRACE = 30.0
 
@@ -135,11 +135,14 @@ class Scorer:
             before its offsets are committed (see :mod:`streamml.kafka_store`). Needs ``store``
             and ``id_field``.
         score_field: the output stored as ``score`` (default: the model's first output).
-        watchdog: exactly-once: end the process (exit status 3) when a transaction call
-            blocks well past its timeout, for a supervisor to restart it (librdkafka 2.16's
-            ``send_offsets_to_transaction`` can hang once the coordinator went away:
-            confluentinc/librdkafka#5456). The open transaction is aborted by the restarted
-            scorer (same transactional id), so nothing is duplicated. ``streamml score`` sets it.
+        watchdog: end the process (exit status 3) when a call to the group or transaction
+            coordinator blocks well past its timeout, for a supervisor to restart it.
+            librdkafka 2.16 can lose the coordinator for good once its broker went away
+            (confluentinc/librdkafka#5456, #5511): exactly-once's ``send_offsets_to_transaction``
+            and at-least-once's synchronous offset commit then never return. Exactly-once: the
+            restarted scorer (same transactional id) aborts the open transaction, so nothing is
+            duplicated; at-least-once: the batch whose commit hung is scored again (at most one
+            batch of duplicates). ``streamml score`` sets it.
     """
 
     def __init__(
@@ -249,7 +252,8 @@ class Scorer:
         self._drift_warned = False
         self._stopping = False
         self._watchdog = watchdog
-        self._txn_deadline = 0.0  # monotonic; 0 while no transaction call runs
+        self._call_deadline = 0.0  # monotonic; 0 while no transaction or commit call runs
+        self._call_name = ""
         self._fatal: Any = None
         self._pending: list[Any] = []
         self._scoring: _Scoring | None = None
@@ -318,8 +322,8 @@ class Scorer:
         )
         if self.transactional_id:
             self._producer.init_transactions(30)
-            if self._watchdog:
-                threading.Thread(target=self._watch_transactions, name="streamml-watchdog", daemon=True).start()
+        if self._watchdog:
+            threading.Thread(target=self._watch_calls, name="streamml-watchdog", daemon=True).start()
         self._consumer = Consumer({**self._consumer_config, "error_cb": self._on_error})
         self._consumer.subscribe(
             [self.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
@@ -610,6 +614,7 @@ class Scorer:
         from confluent_kafka import KafkaException
 
         for attempt in range(60):
+            self._watch("commit", TXN_TIMEOUT)  # no timeout of its own: see the watchdog
             try:
                 self._consumer.commit(offsets=offsets, asynchronous=False)
                 return
@@ -620,11 +625,13 @@ class Scorer:
                     log.error("could not commit offsets (%s); they will be scored again", err)
                     return
                 time.sleep(0.5)
+            finally:
+                self._call_deadline = 0.0
 
     def _commit_batch_transaction(self, batch: list[Any]) -> None:
         """Exactly-once: the batch's offsets into its transaction, then commit it."""
         group = self._consumer.consumer_group_metadata()
-        self._txn_deadline = time.monotonic() + TXN_TIMEOUT + WATCHDOG_GRACE
+        self._watch("send_offsets_to_transaction", TXN_TIMEOUT)
         self._producer.send_offsets_to_transaction(_next_offsets(self.input_topic, batch), group, TXN_TIMEOUT)
         self._commit_transaction()
         self._observe_end_to_end(batch)
@@ -655,13 +662,13 @@ class Scorer:
             self._rewind([*batch, *self._pending])
             self._pending = []
         finally:
-            self._txn_deadline = 0.0
+            self._call_deadline = 0.0
 
     def _commit_transaction(self) -> None:
         from confluent_kafka import KafkaException
 
         while True:
-            self._txn_deadline = time.monotonic() + TXN_TIMEOUT + WATCHDOG_GRACE
+            self._watch("commit_transaction", TXN_TIMEOUT)
             try:
                 self._producer.commit_transaction(TXN_TIMEOUT)
                 return
@@ -670,17 +677,27 @@ class Scorer:
                     raise
                 log.warning("commit_transaction: %s; retrying", e.args[0])
 
-    def _watch_transactions(self) -> None:
+    def _watch(self, call: str, timeout: float) -> None:
+        """Arm the watchdog for a coordinator call that should be done within ``timeout`` seconds."""
+        self._call_name = call
+        self._call_deadline = time.monotonic() + timeout + WATCHDOG_GRACE
+
+    def _watch_calls(self) -> None:
         while True:
             time.sleep(1.0)
-            deadline = self._txn_deadline
+            deadline = self._call_deadline
             if deadline and time.monotonic() > deadline:
+                after = (
+                    f"transactional id {self.transactional_id}: the restart aborts the open transaction"
+                    if self.transactional_id
+                    else "at-least-once: the batch whose commit hung is scored again"
+                )
                 log.critical(
-                    "a Kafka transaction call has blocked %.0f s past its timeout (librdkafka#5456); exiting "
-                    "with status 3 for a supervisor to restart the scorer (transactional id %s: the restart "
-                    "aborts the open transaction)",
+                    "Kafka %s has blocked %.0f s past its timeout (the coordinator is lost: "
+                    "librdkafka#5456, #5511); exiting with status 3 for a supervisor to restart the scorer (%s)",
+                    self._call_name,
                     WATCHDOG_GRACE,
-                    self.transactional_id,
+                    after,
                 )
                 logging.shutdown()
                 os._exit(3)
