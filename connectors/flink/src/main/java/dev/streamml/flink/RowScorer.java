@@ -3,11 +3,10 @@ package dev.streamml.flink;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import org.apache.arrow.vector.BaseIntVector;
-import org.apache.arrow.vector.BitVector;
+import org.apache.arrow.memory.ArrowBuf;
+import org.apache.arrow.vector.BitVectorHelper;
 import org.apache.arrow.vector.FieldVector;
-import org.apache.arrow.vector.Float4Vector;
-import org.apache.arrow.vector.Float8Vector;
+import org.apache.arrow.vector.FixedWidthVector;
 import org.apache.arrow.vector.ValueVector;
 import org.apache.arrow.vector.VectorSchemaRoot;
 import org.apache.arrow.vector.types.FloatingPointPrecision;
@@ -139,10 +138,7 @@ public final class RowScorer implements AutoCloseable {
       return new Result(values, errors, outputIndex);
     }
     try (VectorSchemaRoot batch = VectorSchemaRoot.create(model.inputSchema(), model.allocator())) {
-      batch.allocateNew();
-      for (int c = 0; c < kinds.length; c++) {
-        fill(batch.getVector(c), c, rows, valid, count);
-      }
+      fill(batch, rows, valid, count);
       batch.setRowCount(count);
       try (VectorSchemaRoot out = model.predict(batch)) {
         int columns = out.getFieldVectors().size();
@@ -199,58 +195,47 @@ public final class RowScorer implements AutoCloseable {
     return type instanceof ArrowType.Bool ? KIND_BOOL : KIND_OTHER;
   }
 
-  /** Fill {@code vector} (input {@code c}) with column {@code c} of the valid rows. */
-  private void fill(FieldVector vector, int c, List<Object[]> rows, int[] valid, int count) {
-    switch (kinds[c]) {
-      case KIND_F64 -> {
-        Float8Vector v = (Float8Vector) vector;
-        for (int r = 0; r < count; r++) {
-          Object value = rows.get(valid[r])[c];
-          if (value == null) {
-            v.setNull(r);
-          } else {
-            v.set(r, ((Number) value).doubleValue());
-          }
-        }
+  /**
+   * Fill the batch's vectors with the valid rows, row by row (each row's values are read once, in
+   * the order they lie in memory), writing into the vectors' buffers directly: every value is
+   * first marked valid, and a null clears its bit.
+   */
+  private void fill(VectorSchemaRoot batch, List<Object[]> rows, int[] valid, int count) {
+    int columns = kinds.length;
+    ArrowBuf[] data = new ArrowBuf[columns];
+    ArrowBuf[] validity = new ArrowBuf[columns];
+    for (int c = 0; c < columns; c++) {
+      FieldVector vector = batch.getVector(c);
+      if (kinds[c] == KIND_OTHER) {
+        throw new ModelException("input '" + vector.getName() + "' has type " + vector.getField().getType()
+            + ", which the Flink functions do not fill; score it with NativeModel.predict");
       }
-      case KIND_F32 -> {
-        Float4Vector v = (Float4Vector) vector;
-        for (int r = 0; r < count; r++) {
-          Object value = rows.get(valid[r])[c];
-          if (value == null) {
-            v.setNull(r);
-          } else {
-            v.set(r, ((Number) value).floatValue());
-          }
+      ((FixedWidthVector) vector).allocateNew(count);
+      data[c] = vector.getDataBuffer();
+      validity[c] = vector.getValidityBuffer();
+      validity[c].setOne(0, BitVectorHelper.getValidityBufferSize(count));
+    }
+    for (int r = 0; r < count; r++) {
+      Object[] row = rows.get(valid[r]);
+      long at = r;
+      for (int c = 0; c < columns; c++) {
+        Object value = row[c];
+        if (value == null) {
+          BitVectorHelper.unsetBit(validity[c], r);
+          continue;
         }
-      }
-      case KIND_BOOL -> {
-        BitVector v = (BitVector) vector;
-        for (int r = 0; r < count; r++) {
-          Object value = rows.get(valid[r])[c];
-          if (value == null) {
-            v.setNull(r);
-          } else {
-            v.set(r, ((Boolean) value) ? 1 : 0);
-          }
-        }
-      }
-      case KIND_OTHER -> throw new ModelException(
-          "input '" + vector.getName() + "' has type " + vector.getField().getType()
-              + ", which the Flink functions do not fill; score it with NativeModel.predict");
-      default -> {
-        BaseIntVector v = (BaseIntVector) vector;
-        for (int r = 0; r < count; r++) {
-          Object value = rows.get(valid[r])[c];
-          if (value == null) {
-            vector.setNull(r);
-          } else {
-            v.setWithPossibleTruncate(r, ((Number) value).longValue());
-          }
+        ArrowBuf buf = data[c];
+        switch (kinds[c]) {
+          case KIND_F64 -> buf.setDouble(at * Double.BYTES, ((Number) value).doubleValue());
+          case KIND_F32 -> buf.setFloat(at * Float.BYTES, ((Number) value).floatValue());
+          case KIND_I64 -> buf.setLong(at * Long.BYTES, ((Number) value).longValue());
+          case KIND_I32 -> buf.setInt(at * Integer.BYTES, ((Number) value).intValue());
+          case KIND_I16 -> buf.setShort(at * Short.BYTES, ((Number) value).shortValue());
+          case KIND_I8 -> buf.setByte(at, ((Number) value).byteValue());
+          default -> BitVectorHelper.setValidityBit(buf, r, ((Boolean) value) ? 1 : 0); // KIND_BOOL
         }
       }
     }
-    vector.setValueCount(count);
   }
 
   private static String names(List<Field> fields) {

@@ -126,6 +126,28 @@ class NativeModelTest {
   }
 
   @Test
+  void rowScorerScoresBatchesLargerThanArrowsDefaultCapacity() {
+    // Arrow allocates 3,970 values by default; a batch past that must still be filled in full,
+    // and the rows it skips (every 7th has a null) must not shift the others' results.
+    int n = 10_000;
+    try (RowScorer scorer = RowScorer.open(Fixtures.built("panicking"), null)) {
+      List<Object[]> rows = new ArrayList<>();
+      for (int i = 0; i < n; i++) {
+        rows.add(new Object[] {i % 7 == 3 ? null : i * 0.25});
+      }
+      RowScorer.Result result = scorer.score(rows);
+      for (int i = 0; i < n; i++) {
+        if (i % 7 == 3) {
+          assertNull(result.value(i), "row " + i);
+          assertEquals("input 'x' is null; the model declares it non-nullable", result.error(i));
+        } else {
+          assertEquals(i * 0.25, result.value(i), "row " + i);
+        }
+      }
+    }
+  }
+
+  @Test
   void aClosedModelRefusesCalls() {
     NativeModel model = NativeModel.load(Fixtures.built("s1_logistic"));
     model.close();

@@ -46,8 +46,8 @@ import org.apache.flink.types.Row;
  * check that its own copy of the formula gives the same values.
  *
  * <p>Every job runs with {@code pipeline.object-reuse} on and {@code
- * table.exec.async-scalar.max-concurrent-operations} at twice the batch size (see {@link
- * #config()}).
+ * table.exec.async-scalar.max-concurrent-operations} at twice the batch size, no retry strategy
+ * and no timeout (see {@link #config()}).
  */
 public final class FlinkR1Bench {
   private static final int FEATURES = 32;
@@ -221,6 +221,9 @@ public final class FlinkR1Bench {
     Configuration config = new Configuration();
     config.setString("pipeline.object-reuse", "true");
     config.setString("table.exec.async-scalar.max-concurrent-operations", "2048");
+    // As BatchingPredictFunction recommends: no retry path and no timer per row.
+    config.setString("table.exec.async-scalar.retry-strategy", "NO_RETRY");
+    config.setString("table.exec.async-scalar.timeout", "0 s");
     // -Dbench.flink.KEY=VALUE sets KEY (to try other settings).
     for (String key : System.getProperties().stringPropertyNames()) {
       if (key.startsWith("bench.flink.")) {
