@@ -166,6 +166,7 @@ def cached_training(
     if not retrain and path.is_file() and meta.is_file():
         info = json.loads(meta.read_text())
         return path, float(info["train_seconds"]), True, str(info["trained_at"])
+    path.parent.mkdir(parents=True, exist_ok=True)  # a fresh checkout has no build/bench yet
     tmp = path.with_name(f".tmp{suffix}")  # an interrupted run leaves no half-written model behind
     t0 = time.perf_counter()
     train(tmp)

@@ -16,7 +16,9 @@
 //! - a QuickScorer-style table walk over u8 bins (per tree and feature, a
 //!   bin -> leaf-mask table; the masks ANDed, the lowest bit the leaf):
 //!   bit-exact, 0.62x (binning alone 1.8 us a row, then 4,559 lookups a row
-//!   on R1); kept on the local branch `table-walk`;
+//!   on R1); kept on the local branch `table-walk`. (The bit-vector walk of
+//!   `bits.rs`, which compares the doubles themselves, 32 rows per node, and
+//!   needs no tables, is what the forest now takes where it can;)
 //! - the lockstep walk over 64-row blocks in column order (one base register
 //!   for all lanes): 0.89-0.96x with 8, 16 or 32 lanes.
 
@@ -43,6 +45,10 @@ pub enum Walk {
     /// `LANES` lanes over the (tree, row) tasks of a run of trees; a lane
     /// whose task reached a leaf takes the next task (`refill.rs`).
     Refill,
+    /// Blocks of rows scan every node once, feature by feature, clearing
+    /// leaves from per-row bit vectors (`bits.rs`); the compact trees are
+    /// laid out as for `Lockstep`, which serves batches under a block.
+    Bits,
 }
 
 /// One node. A leaf's left child is itself and its threshold +inf (no value
@@ -106,12 +112,13 @@ impl Compact {
     /// The walk `auto`, unless the environment says otherwise (to compare
     /// walks in one process, as `examples/bench_walks.rs` does):
     /// `STREAMML_EVALUATOR_COMPACT=0` is the general walk only,
-    /// `STREAMML_EVALUATOR_WALK=lockstep|refill` a compact walk.
+    /// `STREAMML_EVALUATOR_WALK=lockstep|refill|bits` a compact walk.
     pub fn from_env(auto: Walk) -> Self {
         let enabled = std::env::var_os("STREAMML_EVALUATOR_COMPACT").is_none_or(|v| v != "0");
         let walk = match std::env::var("STREAMML_EVALUATOR_WALK").as_deref() {
             Ok("refill") => Walk::Refill,
             Ok("lockstep") => Walk::Lockstep,
+            Ok("bits") => Walk::Bits,
             _ => auto,
         };
         Self::with_walk(enabled, walk)
@@ -268,7 +275,7 @@ fn walk(
 }
 
 /// The largest double below `x` (finite `x`).
-fn next_below(x: f64) -> f64 {
+pub fn next_below(x: f64) -> f64 {
     if x == 0.0 {
         -f64::from_bits(1)
     } else if x > 0.0 {

@@ -6,6 +6,7 @@
 //! file, parses the IR and builds compact evaluation structures. So compiling
 //! needs no toolchain, and the binary's SHA-256 covers the model.
 
+mod bits;
 mod compact;
 mod forest;
 mod ir;

@@ -18,7 +18,7 @@ use crate::payload::{own_path, read_payload};
 const BLOCK: usize = 64;
 
 enum Kind {
-    Trees(Forest),
+    Trees(Box<Forest>),
     Linear(Linear),
 }
 
@@ -73,7 +73,7 @@ impl Evaluator {
             ModelIr::Trees(t) => {
                 let f = Forest::build(t, n_features)?;
                 let n = f.n_outputs;
-                (Kind::Trees(f), n)
+                (Kind::Trees(Box::new(f)), n)
             }
             ModelIr::Linear(l) => {
                 let m = Linear::build(l, n_features)?;

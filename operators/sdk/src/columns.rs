@@ -91,7 +91,7 @@ impl<'a> Input<'a> {
             )));
         }
         let ptr = unsafe { ptr.add(start) };
-        if (ptr as usize) % std::mem::align_of::<T::Native>() == 0 {
+        if (ptr as usize).is_multiple_of(std::mem::align_of::<T::Native>()) {
             Ok(Cow::Borrowed(unsafe {
                 std::slice::from_raw_parts(ptr, rows)
             }))
