@@ -32,6 +32,8 @@ pub const ROWS: usize = 32;
 /// Doubles in a 512-bit vector: a block is `ROWS / VECTOR` of them.
 #[cfg(target_arch = "x86_64")]
 const VECTOR: usize = 8;
+use crate::compact::{next_below, Plain};
+
 /// Most leaves a tree may have: one bit each.
 pub const MAX_LEAVES: usize = 64;
 
@@ -45,18 +47,6 @@ struct BNode {
     feature: u32,
 }
 
-/// A tree for `Bits::new`: per internal node its threshold (in compact
-/// form, go right iff `v > threshold`), feature and children, where a child
-/// `>= internal` (the node count) is the local leaf `child - internal`.
-pub struct BitsTree<'a> {
-    pub threshold: &'a [f64],
-    pub feature: &'a [u32],
-    pub left: &'a [u32],
-    pub right: &'a [u32],
-    /// The global leaf index of each local leaf.
-    pub leaves: &'a [u32],
-}
-
 /// A block's values of one feature (or bit vectors of one tree), one per row.
 #[derive(Debug, Clone, Copy)]
 #[repr(C, align(64))]
@@ -64,7 +54,8 @@ struct Lanes<T>([T; ROWS]);
 
 /// Which code scans: AVX-512 (F and CD) where the CPU has it, else the
 /// portable loop (AVX2 where the CPU has that).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// Declared slowest first (`detect` takes the greatest available).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kernel {
     #[default]
     Portable,
@@ -73,22 +64,32 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    /// The best this CPU runs, unless `STREAMML_EVALUATOR_SIMD=portable`
-    /// (or `avx2`) asks for less, to compare kernels in one process.
-    pub fn detect() -> Self {
-        let asked = std::env::var("STREAMML_EVALUATOR_SIMD").unwrap_or_default();
+    /// The kernels this CPU runs, slowest first.
+    pub fn available() -> Vec<Self> {
+        let mut kernels = vec![Kernel::Portable];
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
-            if asked != "portable" && asked != "avx2" && has!("avx512f") && has!("avx512cd") {
-                return Kernel::Avx512;
+            if has!("avx2") {
+                kernels.push(Kernel::Avx2);
             }
-            if asked != "portable" && has!("avx2") {
-                return Kernel::Avx2;
+            if has!("avx512f") && has!("avx512cd") {
+                kernels.push(Kernel::Avx512);
             }
         }
-        let _ = asked;
-        Kernel::Portable
+        kernels
+    }
+
+    /// The best this CPU runs, unless `STREAMML_EVALUATOR_SIMD=portable`
+    /// (or `avx2`) asks for less, to compare kernels in one process.
+    pub fn detect() -> Self {
+        let most = match std::env::var("STREAMML_EVALUATOR_SIMD").as_deref() {
+            Ok("portable") => Kernel::Portable,
+            Ok("avx2") => Kernel::Avx2,
+            _ => Kernel::Avx512,
+        };
+        let best = Self::available().into_iter().filter(|&k| k <= most).max();
+        best.unwrap_or(Kernel::Portable)
     }
 }
 
@@ -115,43 +116,48 @@ impl Bits {
         n_leaves <= MAX_LEAVES
     }
 
-    /// The scan over `trees` (`(forest index, tree)` pairs, each fitting),
-    /// for rows of `nf` features.
-    pub fn new<'a>(trees: impl IntoIterator<Item = (u32, BitsTree<'a>)>, nf: usize) -> Self {
-        let mut bits = Bits { start: vec![0], nf, kernel: Kernel::detect(), ..Bits::default() };
-        for (index, tree) in trees {
-            bits.trees.push(index);
-            let internal = tree.threshold.len();
-            // Leaves left to right, and each internal node's span of leaf positions.
-            let mut order = Vec::with_capacity(tree.leaves.len());
-            let mut span = vec![(0usize, 0usize); internal];
-            if internal == 0 {
-                order.push(tree.leaves[0]);
-            } else {
-                positions(&tree, 0, &mut order, &mut span);
-            }
-            debug_assert!(order.len() <= MAX_LEAVES);
-            let first = order[0];
-            bits.leaf_at.extend(&order);
-            bits.leaf_at.resize(bits.trees.len() * MAX_LEAVES, first);
-            for n in 0..internal {
-                // The kernels index columns by feature unchecked.
-                assert!((tree.feature[n] as usize) < nf, "feature out of range");
-                // Going right, the row leaves every leaf of the left subtree behind.
-                let (lo, _) = span[n];
-                let left = tree.left[n] as usize;
-                let hi = if left >= internal { lo + 1 } else { span[left].1 };
-                // The right subtree holds a leaf too, so hi - lo < 64.
-                let cleared = ((1u64 << (hi - lo)) - 1) << lo;
-                bits.nodes.push(BNode {
-                    threshold: tree.threshold[n],
-                    mask: !cleared,
-                    feature: tree.feature[n],
-                });
-            }
-            bits.start.push(bits.nodes.len() as u32);
+    /// An empty scan for rows of `nf` features; `push` adds the trees.
+    pub fn new(nf: usize) -> Self {
+        Bits { start: vec![0], nf, kernel: Kernel::detect(), ..Bits::default() }
+    }
+
+    /// Add tree `index` of the forest, if it has at most `MAX_LEAVES`
+    /// leaves (a binary tree has one more than its internal nodes).
+    pub fn push(&mut self, index: u32, tree: &Plain<'_>) -> bool {
+        let internal = tree.threshold.len();
+        if internal + 1 > MAX_LEAVES {
+            return false;
         }
-        bits
+        self.trees.push(index);
+        // Leaves left to right, and each internal node's span of leaf positions.
+        let mut order = Vec::with_capacity(internal + 1);
+        let mut span = vec![(0usize, 0usize); internal];
+        if internal == 0 {
+            order.push(tree.leaf_base);
+        } else {
+            positions(tree, 0, &mut order, &mut span);
+        }
+        let first = order[0];
+        self.leaf_at.extend(&order);
+        self.leaf_at.resize(self.trees.len() * MAX_LEAVES, first);
+        for n in 0..internal {
+            // The kernels index columns by feature unchecked.
+            assert!((tree.feature[n] as usize) < self.nf, "feature out of range");
+            // Going right, the row leaves every leaf of the left subtree behind.
+            let (lo, _) = span[n];
+            let left = tree.left[n] as usize;
+            let hi = if left >= internal { lo + 1 } else { span[left].1 };
+            // The right subtree holds a leaf too, so hi - lo < 64.
+            let cleared = ((1u64 << (hi - lo)) - 1) << lo;
+            let t = tree.threshold[n];
+            self.nodes.push(BNode {
+                threshold: if tree.lt { next_below(t) } else { t },
+                mask: !cleared,
+                feature: tree.feature[n],
+            });
+        }
+        self.start.push(self.nodes.len() as u32);
+        true
     }
 
     /// The same scan by another kernel (one this CPU runs: `Kernel::detect`).
@@ -374,12 +380,12 @@ impl Bits {
 
 /// Number the leaves under `n` left to right into `order`; `span[n]` becomes
 /// the range of positions under `n`.
-fn positions(tree: &BitsTree<'_>, n: usize, order: &mut Vec<u32>, span: &mut [(usize, usize)]) {
+fn positions(tree: &Plain<'_>, n: usize, order: &mut Vec<u32>, span: &mut [(usize, usize)]) {
     let internal = tree.threshold.len();
     let lo = order.len();
     for child in [tree.left[n] as usize, tree.right[n] as usize] {
         if child >= internal {
-            order.push(tree.leaves[child - internal]);
+            order.push(tree.leaf_base + (child - internal) as u32);
         } else {
             positions(tree, child, order, span);
         }

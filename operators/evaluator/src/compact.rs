@@ -87,6 +87,7 @@ pub struct Compact {
 /// A numeric tree as the forest holds it, for `Compact::push`: per
 /// internal node, the threshold, feature and children, where a child
 /// `>= internal` (the node count) is the leaf `child - internal`.
+#[derive(Clone, Copy)]
 pub struct Plain<'a> {
     pub threshold: &'a [f64],
     pub feature: &'a [u32],

@@ -3,8 +3,8 @@
 //! stay in cache while the block's rows (row-major scratch) walk it. On a
 //! block without NaN, numeric trees take the compact walk (`compact.rs`).
 
-use crate::bits::{Bits, BitsTree, Kernel, ROWS as BITS_ROWS};
-use crate::compact::{next_below, CTree, Compact, Plain, Walk, LANES};
+use crate::bits::{Bits, Kernel, ROWS as BITS_ROWS};
+use crate::compact::{CTree, Compact, Plain, Walk, LANES};
 use crate::ir::TreesIr;
 use crate::refill::{self, MAX_TASKS};
 
@@ -129,8 +129,8 @@ impl Forest {
             sigmoid_scale: ir.sigmoid_scale,
             n_trees: ir.trees.len(),
             max_depth: 0,
+            bits: (compact.walk == Walk::Bits).then(|| Box::new(Bits::new(n_features))),
             compact: Box::new(compact),
-            bits: None,
         };
         let mut counts = vec![0.0; n_outputs];
         for (t, tree) in ir.trees.iter().enumerate() {
@@ -140,41 +140,14 @@ impl Forest {
         if ir.aggregate == "mean" {
             f.mean_counts = Some(counts.iter().map(|c| c.max(1.0)).collect());
         }
-        if f.compact.walk == Walk::Bits {
-            f.bits = Some(Box::new(f.build_bits()));
-        }
+        f.add_sums();
         Ok(f)
     }
 
-    /// The bit-vector scan over every compact tree that fits it.
-    fn build_bits(&self) -> Bits {
-        let mut trees = Vec::new();
-        for (t, &(root, _, first_leaf)) in self.roots.iter().enumerate() {
-            // A tree's nodes run from its root (its first node, or its one
-            // leaf) to the next tree's root; its leaf nodes start at first_leaf.
-            let (base, first) = (root as usize, first_leaf as usize);
-            let end = self.roots.get(t + 1).map_or(self.nodes.len(), |r| r.0 as usize);
-            if self.compact.trees[t].is_none() || !Bits::fits(end - first) {
-                continue;
-            }
-            let internal = &self.nodes[base..first];
-            let local = |c: i32| (c as usize - base) as u32;
-            let lt = self.lt;
-            trees.push((
-                t as u32,
-                internal.iter().map(|n| if lt { next_below(n.threshold) } else { n.threshold }).collect::<Vec<_>>(),
-                internal.iter().map(|n| n.feature).collect::<Vec<_>>(),
-                internal.iter().map(|n| local(n.left)).collect::<Vec<_>>(),
-                internal.iter().map(|n| local(n.right)).collect::<Vec<_>>(),
-                self.leaf_of[first..end].to_vec(),
-            ));
-        }
-        let mut bits = Bits::new(
-            trees.iter().map(|(t, threshold, feature, left, right, leaves)| {
-                (*t, BitsTree { threshold, feature, left, right, leaves })
-            }),
-            self.n_features,
-        );
+    /// Let the bit-vector walk add up the whole forest when it took every
+    /// tree and each adds to one output.
+    fn add_sums(&mut self) {
+        let Some(bits) = self.bits.as_deref_mut() else { return };
         let outputs: Option<Vec<usize>> = self
             .outputs
             .iter()
@@ -186,7 +159,6 @@ impl Forest {
         if let (true, Some(outputs)) = (bits.slots() == self.roots.len(), outputs) {
             bits.add_sums(&outputs, self.n_outputs, &self.leaves);
         }
-        bits
     }
 
     fn add_tree(&mut self, tree: &crate::ir::TreeIr, counts: &mut [f64]) -> Result<(), String> {
@@ -383,6 +355,11 @@ impl Forest {
             lt: self.lt,
         });
         self.compact.push(tree, depth);
+        // The bit-vector walk takes the trees in compact form.
+        let index = self.compact.trees.len() - 1;
+        if let (Some(bits), Some(tree), Some(_)) = (self.bits.as_deref_mut(), tree, self.compact.trees[index]) {
+            bits.push(index as u32, &tree);
+        }
     }
 
     /// Raw scores for `rows` rows of row-major features `xs` (already
@@ -895,15 +872,8 @@ mod tests {
                                 k => grid[(k + i / 17) % grid.len()],
                             })
                             .collect();
-                        let (mut a, mut b) = (vec![0.0; rows], vec![0.0; rows]);
-                        general.raw_scores(&xs, rows, &mut a);
-                        compact.raw_scores(&xs, rows, &mut b);
-                        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                        assert_eq!(
-                            bits(&a),
-                            bits(&b),
-                            "{walk:?} {kernel:?}, {comparison}, {rows} rows, NaN {with_nan}"
-                        );
+                        let case = format!("{walk:?} {kernel:?}, {comparison}, {rows} rows, NaN {with_nan}");
+                        assert_same_bits(&general, &compact, &xs, rows, &case);
                     }
                 }
             }
@@ -930,34 +900,25 @@ mod tests {
                 let xs: Vec<f64> = (0..rows * 4)
                     .map(|i| (i * 5 % 11) as f64 * 0.5 - 2.5)
                     .collect();
-                let (mut a, mut b) = (vec![0.0; rows], vec![0.0; rows]);
-                general.raw_scores(&xs, rows, &mut a);
-                compact.raw_scores(&xs, rows, &mut b);
-                assert_eq!(
-                    a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-                    b.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-                    "{walk:?} {kernel:?}, {rows} rows"
-                );
+                assert_same_bits(&general, &compact, &xs, rows, &format!("{walk:?} {kernel:?}, {rows} rows"));
             }
         }
     }
 
     /// Every compact walk, the bit-vector one once per kernel this CPU runs.
     fn walks() -> Vec<(Walk, Kernel)> {
-        let mut kernels = vec![Kernel::Portable];
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::is_x86_feature_detected as has;
-            if has!("avx2") {
-                kernels.push(Kernel::Avx2);
-            }
-            if has!("avx512f") && has!("avx512cd") {
-                kernels.push(Kernel::Avx512);
-            }
-        }
         let mut walks = vec![(Walk::Lockstep, Kernel::Portable), (Walk::Refill, Kernel::Portable)];
-        walks.extend(kernels.into_iter().map(|k| (Walk::Bits, k)));
+        walks.extend(Kernel::available().into_iter().map(|k| (Walk::Bits, k)));
         walks
+    }
+
+    /// Assert that `other` gives `general`'s raw scores, bit for bit, on `rows` rows of `xs`.
+    fn assert_same_bits(general: &Forest, other: &Forest, xs: &[f64], rows: usize, case: &str) {
+        let (mut a, mut b) = (vec![0.0; rows], vec![0.0; rows]);
+        general.raw_scores(xs, rows, &mut a);
+        other.raw_scores(xs, rows, &mut b);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a), bits(&b), "{case}");
     }
 
     fn built(ir: &TreesIr, walk: Walk, kernel: Kernel) -> Forest {
@@ -993,14 +954,7 @@ mod tests {
             let rows = 96;
             // Values from -0.5 to 0.45: every depth of every chain is reached.
             let xs: Vec<f64> = (0..rows * 4).map(|i| (i * 37 % 96) as f64 / 100.0 - 0.5).collect();
-            let (mut a, mut b) = (vec![0.0; rows], vec![0.0; rows]);
-            general.raw_scores(&xs, rows, &mut a);
-            bits.raw_scores(&xs, rows, &mut b);
-            assert_eq!(
-                a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-                b.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-                "{kernel:?}"
-            );
+            assert_same_bits(&general, &bits, &xs, rows, &format!("{kernel:?}"));
         }
     }
 }
