@@ -189,17 +189,17 @@ def test_max_wait_is_the_age_of_the_oldest_row_not_inactivity() -> None:
     assert logic.on_batch([2]) == ([], BatchLogic.RETAIN)
     assert logic.notify_at() == t0 + timedelta(seconds=10), "a new row does not restart the wait"
     clock.now = t0 + timedelta(seconds=10)
-    assert logic.on_batch([3]) == ([1, 2, 3], BatchLogic.DISCARD)
+    assert logic.on_batch([3]) == ([[1, 2, 3]], BatchLogic.DISCARD), "one output per scored batch"
     assert logic.notify_at() is None
     clock.now = t0 + timedelta(seconds=11)
     logic.on_batch([4])
     snap = logic.snapshot()
     assert snap == ([4], clock.now)
     resumed = BatchLogic(score, max_rows=100, max_wait=timedelta(seconds=10), resume=snap, clock=clock)
-    assert resumed.on_notify() == ([4], BatchLogic.DISCARD)
+    assert resumed.on_notify() == ([[4]], BatchLogic.DISCARD)
     full = BatchLogic(score, max_rows=2, max_wait=None, resume=None, clock=clock)
-    assert full.on_batch([5, 6, 7, 8, 9]) == ([5, 6, 7, 8], BatchLogic.RETAIN)
-    assert full.on_eof() == ([9], BatchLogic.DISCARD)
+    assert full.on_batch([5, 6, 7, 8, 9]) == ([[5, 6], [7, 8]], BatchLogic.RETAIN)
+    assert full.on_eof() == ([[9]], BatchLogic.DISCARD)
     assert scored == [[1, 2, 3], [4], [5, 6], [7, 8], [9]]
 
 

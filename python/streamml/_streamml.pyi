@@ -56,7 +56,7 @@ class DictScorer:
     # DictScorer(model: Model, nest: str | None = None, failure: Any = None); scorer(item) scores one item.
     __init__: Callable[[DictScorer, Model, str | None, Any], None]
     __call__: Callable[[Any], Any]
-    def score_batch(self, items: Any) -> list[Any]: ...
+    def score_split(self, items: Any) -> tuple[list[Any], list[Any]]: ...
 
 class FeedbackJoinState:
     # FeedbackJoinState(*, ttl, window, task, threshold, hist_bins, late_horizon, bucket); see streamml.feedback.

@@ -35,7 +35,7 @@ pub struct DictScorer {
     out_keys: Vec<Py<PyString>>,
     /// Put the outputs in a dict under this key instead of merging them.
     nest: Option<Py<PyString>>,
-    /// `failure(item, reason)` builds what `score_batch` returns for a bad item.
+    /// `failure(item, reason)` builds what `score_split` returns for a bad item.
     failure: Option<Py<PyAny>>,
     /// Builders ready for reuse (their columns are allocated once).
     builders: Mutex<Vec<RowBuilder>>,
@@ -301,7 +301,7 @@ impl DictScorer {
 #[pymethods]
 impl DictScorer {
     /// A scorer for `model`; outputs are merged into each dict, or put in a
-    /// dict under `nest`. `failure(item, reason)` makes `score_batch`'s
+    /// dict under `nest`. `failure(item, reason)` makes `score_split`'s
     /// refusals (default: `(item, reason)` tuples).
     #[new]
     #[pyo3(signature = (model, nest=None, failure=None))]
@@ -345,9 +345,15 @@ impl DictScorer {
         }
     }
 
-    /// Score a list of items in one native call. Returns one entry per
-    /// item, in order: the scored item, or `failure(item, reason)`.
-    fn score_batch<'py>(&self, py: Python<'py>, items: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    /// Score a list of items in one native call. Returns `(oks, errs)`:
+    /// the scored items in order, and `failure(item, reason)` for each item
+    /// that could not be scored. Two lists, so that a flow splits them once
+    /// per batch rather than with a Python call per item.
+    fn score_split<'py>(
+        &self,
+        py: Python<'py>,
+        items: &Bound<'py, PyAny>,
+    ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
         let items: Vec<Bound<'py, PyAny>> = items.try_iter()?.collect::<PyResult<_>>()?;
         let mut rows = Vec::with_capacity(items.len());
         let mut oks = Vec::with_capacity(items.len());
@@ -363,20 +369,21 @@ impl DictScorer {
             }
         }
         self.score_rows(py, rows, &mut oks, &mut errs)?;
-        if errs.is_empty() && oks.iter().enumerate().all(|(n, (i, _))| n == *i) {
-            return PyList::new(py, oks.into_iter().map(|(_, v)| v));
+        // Oks come in item order unless a batch fell back to rows one by one.
+        if !oks.is_sorted_by_key(|(i, _)| *i) {
+            oks.sort_by_key(|(i, _)| *i);
         }
-        let mut slots: Vec<Option<Bound<'py, PyAny>>> = vec![None; items.len()];
-        for (i, v) in oks {
-            slots[i] = Some(v);
-        }
+        errs.sort_by_key(|(i, _)| *i);
+        let ok_list = PyList::new(py, oks.into_iter().map(|(_, v)| v))?;
+        let err_list = PyList::empty(py);
         for (i, reason) in errs {
+            let item = &items[i];
             let f = match &self.failure {
-                Some(f) => f.bind(py).call1((&items[i], reason))?,
-                None => PyTuple::new(py, [items[i].clone(), PyString::new(py, &reason).into_any()])?.into_any(),
+                Some(f) => f.bind(py).call1((item, reason))?,
+                None => PyTuple::new(py, [item.clone(), PyString::new(py, &reason).into_any()])?.into_any(),
             };
-            slots[i] = Some(f);
+            err_list.append(f)?;
         }
-        PyList::new(py, slots.into_iter().map(|v| v.expect("every item is answered")))
+        Ok((ok_list, err_list))
     }
 }

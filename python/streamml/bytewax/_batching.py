@@ -24,11 +24,11 @@ def _utc_now() -> datetime:
 
 
 class BatchLogic(StatefulBatchLogic[Any, Any, State]):
-    """One key's rows waiting to be scored."""
+    """One key's rows waiting to be scored; emits what ``score`` returns, once per scored batch."""
 
     def __init__(
         self,
-        score: Callable[[list[Any]], list[Any]],
+        score: Callable[[list[Any]], Any],
         max_rows: int,
         max_wait: timedelta | None,
         resume: State | None,
@@ -47,7 +47,7 @@ class BatchLogic(StatefulBatchLogic[Any, Any, State]):
         return out, (StatefulBatchLogic.DISCARD if not self._pending else StatefulBatchLogic.RETAIN)
 
     def _flush(self) -> list[Any]:
-        out = self._score(self._pending) if self._pending else []
+        out = [self._score(self._pending)] if self._pending else []
         self._pending = []
         self._first = None
         return out
@@ -63,7 +63,7 @@ class BatchLogic(StatefulBatchLogic[Any, Any, State]):
             n = self._max_rows
             full = len(self._pending) // n * n
             for start in range(0, full, n):
-                out.extend(self._score(self._pending[start : start + n]))
+                out.append(self._score(self._pending[start : start + n]))
             del self._pending[:full]
             # The rows left came in this call (fewer than max_rows were waiting before).
             self._first = now if self._pending else None
@@ -91,7 +91,7 @@ class BatchLogic(StatefulBatchLogic[Any, Any, State]):
 
 
 def batch_builder(
-    score: Callable[[list[Any]], list[Any]], max_rows: int, max_wait: timedelta | None
+    score: Callable[[list[Any]], Any], max_rows: int, max_wait: timedelta | None
 ) -> Callable[[State | None], BatchLogic]:
     """The ``builder`` of ``op.stateful_batch``: a :class:`BatchLogic` per key."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from operator import itemgetter
 from typing import Any
 
 import bytewax.operators as op
@@ -96,13 +97,14 @@ def predict_op(model: Model | str | os.PathLike[str], *, nest: str | None = None
     return _scorer(model, nest)
 
 
-def _is_failure(item: Any) -> bool:
-    return isinstance(item[1], PredictFailure)
+def _keyed_oks(key_split: tuple[str, tuple[list[Any], list[PredictFailure]]]) -> list[tuple[str, Any]]:
+    key, (oks, _) = key_split
+    return [(key, v) for v in oks]
 
 
-def _rekey_failure(key_failure: tuple[str, PredictFailure]) -> PredictFailure:
-    key, failure = key_failure
-    return PredictFailure((key, failure.item), failure.reason)
+def _keyed_errs(key_split: tuple[str, tuple[list[Any], list[PredictFailure]]]) -> list[PredictFailure]:
+    key, (_, errs) = key_split
+    return [PredictFailure((key, f.item), f.reason) for f in errs]
 
 
 @operator
@@ -154,10 +156,12 @@ def predict(
         TypeError: ``max_wait`` is not a ``timedelta``.
     """
     scorer = _scorer(model, nest)
+    # Each batch is scored into one (oks, errs) pair, split into the two
+    # streams once per batch: a per-item op.branch costs more than scoring.
     if max_batch_rows is None and max_wait is None:
-        scored = op.flat_map_batch("score", up, scorer.score_batch)
-        split = op.branch("split", scored, PredictFailure.__instancecheck__)
-        return PredictOut(oks=split.falses, errs=split.trues)
+        scored = op.flat_map_batch("score", up, lambda items: [scorer.score_split(items)])
+        oks = op.flat_map("oks", scored, itemgetter(0))
+        return PredictOut(oks=oks, errs=op.flat_map("errs", scored, itemgetter(1)))
     if max_wait is not None and not isinstance(max_wait, timedelta):
         msg = f"max_wait must be a datetime.timedelta, got a {type(max_wait).__name__}"
         raise TypeError(msg)
@@ -168,7 +172,5 @@ def predict(
     if not isinstance(rows, int) or rows < 1:
         msg = f"max_batch_rows must be an integer of at least 1, got {max_batch_rows!r}"
         raise ValueError(msg)
-    scored = op.stateful_batch("batch", up, batch_builder(scorer.score_batch, rows, max_wait))
-    split = op.branch("split", scored, _is_failure)
-    errs = op.map("errs", split.trues, _rekey_failure)
-    return PredictOut(oks=split.falses, errs=errs)
+    scored = op.stateful_batch("batch", up, batch_builder(scorer.score_split, rows, max_wait))
+    return PredictOut(oks=op.flat_map("oks", scored, _keyed_oks), errs=op.flat_map("errs", scored, _keyed_errs))
