@@ -157,7 +157,7 @@ def predict(
     """
     scorer = _scorer(model, nest)
     # Each batch is scored into one (oks, errs) pair, split into the two
-    # streams once per batch: a per-item op.branch costs more than scoring.
+    # streams once per batch rather than by a Python call per item (op.branch).
     if max_batch_rows is None and max_wait is None:
         scored = op.flat_map_batch("score", up, lambda items: [scorer.score_split(items)])
         oks = op.flat_map("oks", scored, itemgetter(0))
