@@ -242,7 +242,12 @@ def test_broker_restart_mid_run_loses_nothing(private_broker, s1: Model, s1_path
     counts = Counter(json.loads(r.value)["id"] for r in records)
     assert set(counts) == set(range(n)), f"{n - len(counts)} input(s) lost"
     duplicates = sum(counts.values()) - n
-    assert duplicates <= BATCH * (1 + supervisor.restarts), f"{duplicates} duplicates: more than a batch per restart"
+    # A batch is scored again after a restart of the scorer, or when the scorer gave up committing
+    # it (the coordinator gone for 30 s of retries: it logs that and goes on, and the group, once
+    # back, hands out the partitions from the last commit). Seen in CI: two commits given up, 2,000.
+    given_up = scorer.output().count("could not commit offsets")
+    bound = BATCH * (1 + supervisor.restarts + given_up)
+    assert duplicates <= bound, f"{duplicates} duplicates: more than a batch per restart or commit given up ({bound})"
     assert supervisor.restarts <= 2, f"{supervisor.restarts} restarts by the supervisor for one broker restart"
     check_predictions(records, x, s1)
 
