@@ -369,7 +369,7 @@ impl DictScorer {
             }
         }
         self.score_rows(py, rows, &mut oks, &mut errs)?;
-        // Oks come in item order unless a batch fell back to rows one by one.
+        // Out of item order when record batches and dicts are mixed, or rows fell back one by one.
         if !oks.is_sorted_by_key(|(i, _)| *i) {
             oks.sort_by_key(|(i, _)| *i);
         }
