@@ -123,10 +123,10 @@ impl Bits {
 
     /// Add tree `index` of the forest, if it has at most `MAX_LEAVES`
     /// leaves (a binary tree has one more than its internal nodes).
-    pub fn push(&mut self, index: u32, tree: &Plain<'_>) -> bool {
+    pub fn push(&mut self, index: u32, tree: &Plain<'_>) {
         let internal = tree.threshold.len();
-        if internal + 1 > MAX_LEAVES {
-            return false;
+        if !Self::fits(internal + 1) {
+            return;
         }
         self.trees.push(index);
         // Leaves left to right, and each internal node's span of leaf positions.
@@ -157,7 +157,6 @@ impl Bits {
             });
         }
         self.start.push(self.nodes.len() as u32);
-        true
     }
 
     /// The same scan by another kernel (one this CPU runs: `Kernel::detect`).

@@ -18,7 +18,7 @@
 //!   bit-exact, 0.62x (binning alone 1.8 us a row, then 4,559 lookups a row
 //!   on R1); kept on the local branch `table-walk`. (The bit-vector walk of
 //!   `bits.rs`, which compares the doubles themselves, 32 rows per node, and
-//!   needs no tables, is what the forest now takes where it can;)
+//!   needs no tables, is what the forest now takes where it can.)
 //! - the lockstep walk over 64-row blocks in column order (one base register
 //!   for all lanes): 0.89-0.96x with 8, 16 or 32 lanes.
 
