@@ -1,14 +1,22 @@
 """R1 in a one-worker Bytewax flow: events/s for streamml and its peers, measured in the same run.
 
 Cases (each a flow ``TestingSource(events, batch_size=1000)`` -> step -> a sink
-that keeps the items; an event is a dict of R1's 32 float features, the output
-the dict with the model's outputs added):
+that counts the items and drops them, as a sink that writes them out does; an
+event is a dict of R1's 32 float features, the output the dict with the model's
+outputs added):
 
 * ``op.map`` calling LightGBM per event (the plain way);
 * ``op.flat_map_batch`` calling LightGBM per Bytewax batch (numpy built from the dicts);
 * ``op.map(predict_op(model))``;
 * ``streamml.bytewax.predict`` (one native call per Bytewax batch);
 * a no-op ``op.map`` (the ceiling).
+
+The cases run in rounds (``--rounds``, each round every case in a rotated
+order) and the table gives each case's median over the rounds: on a shared,
+noisy machine a burst then slows one round of every case, not every round of
+one case. Bytewax's ``TestingSink`` (which keeps every output in a list) is not
+used for throughput: the garbage collector's walks of that growing list cost
+the cases that make new items, which a sink writing them out does not.
 
 Then the latency ``predict(max_batch_rows=512, max_wait=5ms)`` adds per event
 in a flow fed at a steady 1,000 events/s (p50/p99 of sink time minus emit
@@ -32,7 +40,7 @@ import numpy as np
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import DynamicSource, StatelessSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from bytewax.testing import TestingSink, TestingSource, run_main
+from bytewax.testing import TestingSource, run_main
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import base_machine_info, format_value
@@ -43,17 +51,46 @@ from streamml.workloads import FEATURE_NAMES, r1_record_batch
 BATCH_SIZE = 1000
 
 
-def throughput(name: str, events: list[dict], step: Any) -> tuple[str, float, int]:
+class _CountPartition(StatelessSinkPartition[Any]):
+    def __init__(self, count: list[int]) -> None:
+        self._count = count
+
+    def write_batch(self, items: list[Any]) -> None:
+        self._count[0] += len(items)
+
+
+class _CountSink(DynamicSink[Any]):
+    """Counts what reaches it and keeps nothing."""
+
+    def __init__(self, count: list[int]) -> None:
+        self._count = count
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _CountPartition:
+        return _CountPartition(self._count)
+
+
+def throughput(name: str, events: list[dict], step: Any) -> float:
     """Events/s of ``input -> step -> sink`` over ``events`` (one worker)."""
     flow = Dataflow("bench")
     up = op.input("in", flow, TestingSource(events, batch_size=BATCH_SIZE))
-    out: list = []
-    op.output("out", step(up), TestingSink(out))
+    count = [0]
+    op.output("out", step(up), _CountSink(count))
     t0 = time.perf_counter()
     run_main(flow)
     seconds = time.perf_counter() - t0
-    assert len(out) == len(events), f"{name}: {len(out)} outputs for {len(events)} events"
-    return name, len(events) / seconds, len(events)
+    assert count[0] == len(events), f"{name}: {count[0]} outputs for {len(events)} events"
+    return len(events) / seconds
+
+
+def rounds(cases: list[tuple[str, list[dict], Any]], n: int) -> list[tuple[str, float, int, list[float]]]:
+    """Every case ``n`` times, in rounds whose order rotates; per case its median, events and rates."""
+    rates: list[list[float]] = [[] for _ in cases]
+    for r in range(n):
+        for k in range(len(cases)):
+            i = (r + k) % len(cases)
+            name, events, step = cases[i]
+            rates[i].append(throughput(name, events, step))
+    return [(name, float(np.median(rs)), len(ev), rs) for (name, ev, _), rs in zip(cases, rates, strict=True)]
 
 
 def lightgbm_cases(booster: lightgbm.Booster) -> tuple[Any, Any]:
@@ -130,6 +167,7 @@ def latency(events: list[dict], step: Any, rate: float) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer events per case")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of every case (median reported)")
     args = parser.parse_args()
     scale = 0.2 if args.quick else 1.0
 
@@ -147,15 +185,15 @@ def main() -> None:
     check = score_op(events[0])["probability"]
     assert abs(check - booster.predict(np.array([[events[0][n] for n in FEATURE_NAMES]]))[0]) < 1e-9
 
-    results = [
-        throughput("op.map: LightGBM per event", take(2_000), lambda up: op.map("s", up, per_event)),
-        throughput(
-            "op.flat_map_batch: LightGBM per batch", take(100_000), lambda up: op.flat_map_batch("s", up, per_batch)
-        ),
-        throughput("op.map(predict_op)", take(100_000), lambda up: op.map("s", up, score_op)),
-        throughput("streamml.bytewax.predict", take(200_000), lambda up: predict("s", up, model).oks),
-        throughput("no-op op.map (ceiling)", take(1_000_000), lambda up: op.map("s", up, lambda e: e)),
+    cases = [
+        ("op.map: LightGBM per event", take(2_000), lambda up: op.map("s", up, per_event)),
+        ("op.flat_map_batch: LightGBM per batch", take(100_000), lambda up: op.flat_map_batch("s", up, per_batch)),
+        ("op.map(predict_op)", take(100_000), lambda up: op.map("s", up, score_op)),
+        ("streamml.bytewax.predict", take(200_000), lambda up: predict("s", up, model).oks),
+        ("no-op op.map (ceiling)", take(1_000_000), lambda up: op.map("s", up, lambda e: e)),
     ]
+    measured = rounds(cases, args.rounds)
+    results = [(name, rate, n) for name, rate, n, _ in measured]
     # Context, not peers: the model binary's own speed outside Bytewax (what the flows can reach).
     batch = r1_record_batch(20_000)
     t0 = time.perf_counter()
@@ -172,13 +210,19 @@ def main() -> None:
         ("(no flow) predict_op(event) in a Python loop", single, len(one)),
     ]
     plain = results[0][1]
-    print(f"R1 (LightGBM, 300 trees, 32 features) in a 1-worker Bytewax flow, TestingSource batch_size={BATCH_SIZE}")
+    print(
+        f"R1 (LightGBM, 300 trees, 32 features) in a 1-worker Bytewax flow, TestingSource batch_size={BATCH_SIZE}, "
+        "into a counting sink"
+    )
     print(f"machine: {base_machine_info()}")
     w = max(len(r[0]) for r in results)
     print(f"{'case':<{w}}  {'events':>9}  {'events/s':>11}  {'x plain op.map':>14}")
     print("-" * (w + 40))
     for name, rate, n in results:
         print(f"{name:<{w}}  {n:>9,}  {format_value(rate):>11}  {format_value(rate / plain):>14}")
+    print(f"(flows: the median of {args.rounds} rounds; per round, events/s:)")
+    for name, _, _, rates in measured:
+        print(f"  {name:<{w}}  " + "  ".join(format_value(r) for r in rates))
 
     n_lat = max(int(3_000 * scale), 1_000)
     lat_events = take(n_lat)

@@ -83,7 +83,6 @@ def predict_op(model: Model | str | os.PathLike[str], *, nest: str | None = None
     Examples:
         >>> import pyarrow as pa
         >>> import pyarrow.compute as pc
-    >>> import pyarrow.compute as pc
         >>> from streamml import Model
         >>> double = Model.from_callable(
         ...     lambda b: pa.record_batch({"y": pc.multiply(b["x"], 2.0)}),
