@@ -26,8 +26,9 @@ import org.apache.flink.types.Row;
 
 /**
  * Rows/s per slot (parallelism 1, a local MiniCluster) scoring R1 rows through Flink SQL: no model
- * (the pipe's ceiling), the per-row function, the batching function and ML_PREDICT (async,
- * batched). Driven by benchmarks/flink_r1.py, which writes the rows and prints the table.
+ * (the pipe's ceiling), an async function without a model ({@link AsyncSum}: the ceiling of the
+ * async path), the per-row function, the batching function and ML_PREDICT (async, batched).
+ * Driven by benchmarks/flink_r1.py, which writes the rows and prints the table.
  *
  * <p>Arguments: MODEL ROWS_FILE (float64 little-endian, row-major, 32 per row) RUNS [GENERATED
  * [HASHED_INPUTS]]. Prints one line per case and run: {@code case<TAB>seconds}. With GENERATED &gt;
@@ -69,6 +70,7 @@ public final class FlinkR1Bench {
     String[][] cases = {
       // The pipe reads every input (their sum), so a source that computes them computes them all.
       {"no model (Flink pipe)", "SELECT id, " + sum + " AS p FROM t"},
+      {"async no-op AsyncScalarFunction", "SELECT id, async_sum(" + features + ") AS p FROM t"},
       {"per-row ScalarFunction", "SELECT id, streamml_predict('" + model + "', " + features + ") FROM t"},
       {"batching AsyncScalarFunction", "SELECT id, streamml_predict_batched('" + model + "', " + features + ") FROM t"},
       {"ML_PREDICT (async, batched)", "SELECT id, probability FROM ML_PREDICT(TABLE t, MODEL m, DESCRIPTOR("
@@ -81,6 +83,7 @@ public final class FlinkR1Bench {
       for (String[] c : cases) {
         StreamTableEnvironment tEnv = env(rows);
         tEnv.createTemporarySystemFunction("streamml_predict", PredictFunction.class);
+        tEnv.createTemporarySystemFunction("async_sum", AsyncSum.class);
         tEnv.createTemporarySystemFunction("streamml_predict_batched",
             new BatchingPredictFunction(new BatchPolicy(1024, Duration.ofMillis(20))));
         tEnv.executeSql("CREATE MODEL m INPUT (" + inputs + ") OUTPUT (probability DOUBLE) WITH ("
