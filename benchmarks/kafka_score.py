@@ -343,7 +343,8 @@ def latency_run(broker: Broker, model_path: Path, x: np.ndarray, rate: int, seco
         reader = consumer_for(broker.bootstrap, topic)
         while not stop_reading.is_set():
             # A short timeout: consume() waits until it has num_messages or times out, and
-            # the receive time is taken when it returns (5 ms added up to 5 ms to every leg).
+            # the receive time is taken when it returns (at 5 ms, up to 5 ms was added to each
+            # receive time, so to the end-to-end and reader legs).
             for m in reader.consume(num_messages=10_000, timeout=0.001):
                 if m.error() is None:
                     record(m)
