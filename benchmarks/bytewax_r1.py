@@ -8,6 +8,10 @@ outputs added):
 * ``op.map`` calling LightGBM per event (the plain way);
 * ``op.flat_map_batch`` calling LightGBM per Bytewax batch (numpy built from the dicts);
 * ``op.map(predict_op(model))``;
+* ``op.map(predict_op)`` with S1 (the hand-written logistic binary of
+  ``make models``, a few ns of compute on the same 32 inputs): the cost of the
+  binding and the flow alone, so R1's ``predict_op`` minus it is R1's own
+  one-row evaluation;
 * ``streamml.bytewax.predict`` (one native call per Bytewax batch);
 * a no-op ``op.map`` (the ceiling).
 
@@ -45,7 +49,9 @@ from bytewax.testing import TestingSource, run_main
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import base_machine_info, format_value
 from r1_models import R1_ROWS, R1_TREES, compile_streamml, train_lightgbm
+from streamml import Model
 from streamml.bytewax import predict, predict_op
+from streamml.testing import example_model
 from streamml.workloads import FEATURE_NAMES, r1_record_batch
 
 BATCH_SIZE = 1000
@@ -182,6 +188,7 @@ def main() -> None:
 
     per_event, per_batch = lightgbm_cases(booster)
     score_op = predict_op(model)
+    s1_op = predict_op(Model.load(example_model("s1_logistic")))
     check = score_op(events[0])["probability"]
     assert abs(check - booster.predict(np.array([[events[0][n] for n in FEATURE_NAMES]]))[0]) < 1e-9
 
@@ -189,6 +196,7 @@ def main() -> None:
         ("op.map: LightGBM per event", take(2_000), lambda up: op.map("s", up, per_event)),
         ("op.flat_map_batch: LightGBM per batch", take(100_000), lambda up: op.flat_map_batch("s", up, per_batch)),
         ("op.map(predict_op)", take(100_000), lambda up: op.map("s", up, score_op)),
+        ("op.map(predict_op), S1: binding + flow only", take(100_000), lambda up: op.map("s", up, s1_op)),
         ("streamml.bytewax.predict", take(200_000), lambda up: predict("s", up, model).oks),
         ("no-op op.map (ceiling)", take(1_000_000), lambda up: op.map("s", up, lambda e: e)),
     ]
@@ -223,6 +231,12 @@ def main() -> None:
     print(f"(flows: the median of {args.rounds} rounds; per round, events/s:)")
     for name, _, _, rates in measured:
         print(f"  {name:<{w}}  " + "  ".join(format_value(r) for r in rates))
+    rate = {name: r for name, r, _ in results}
+    r1_us, s1_us = 1e6 / rate["op.map(predict_op)"], 1e6 / rate["op.map(predict_op), S1: binding + flow only"]
+    print(
+        f"op.map(predict_op) per event: R1 {r1_us:.2f} µs, S1 {s1_us:.2f} µs, so R1's one-row evaluation "
+        f"{r1_us - s1_us:.2f} µs; 100k events/s is 10 µs an event"
+    )
 
     n_lat = max(int(3_000 * scale), 1_000)
     lat_events = take(n_lat)

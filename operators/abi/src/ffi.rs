@@ -226,6 +226,11 @@ pub fn schema_matches(schema: &FFI_ArrowSchema, expected: &FFI_ArrowSchema) -> b
         }
         true
     }
+    // One schema matches itself: a host handing a binary's own input layout
+    // back (the one-row paths) skips the walk over every field.
+    if std::ptr::eq(schema, expected) {
+        return !schema_is_released(schema);
+    }
     // SAFETY: both are valid schemas (checked for release before reading).
     unsafe { same(raw(schema), raw(expected), true) }
 }
@@ -304,6 +309,10 @@ mod tests {
         )];
         assert!(!schema_matches(&ffi(dict.clone()), &ffi(dict)));
         assert!(!schema_matches(&FFI_ArrowSchema::empty(), &ffi(a())));
+        let same = ffi(a());
+        assert!(schema_matches(&same, &same));
+        let released = FFI_ArrowSchema::empty();
+        assert!(!schema_matches(&released, &released));
         assert!(schema_is_released(&FFI_ArrowSchema::empty()));
     }
 
