@@ -31,6 +31,15 @@ Run: ``make bench`` or ``.venv/bin/python benchmarks/bytewax_r1.py [--quick]``.
 
 from __future__ import annotations
 
+# ruff: noqa: E402  (the thread limits below must be set before numpy is imported)
+import os
+
+# A one-worker flow on one thread: without this, numpy's and scipy's OpenBLAS
+# pools (scipy comes with LightGBM) keep server threads that poll the two cores
+# the flow runs on, though no case makes a BLAS call. Set before numpy loads.
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_name] = "1"
+
 import argparse
 import sys
 import time
