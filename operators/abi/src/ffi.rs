@@ -206,7 +206,8 @@ unsafe fn same_cstr(a: *const c_char, b: *const c_char) -> bool {
 /// Whether two schemas have the same formats, child names and nesting,
 /// compared in place (no allocation, no UTF-8 checks: cheap enough for every
 /// call). The top-level name, flags and metadata are not compared, and a
-/// dictionary-encoded field never matches.
+/// dictionary-encoded field never matches another schema's. A schema that is
+/// not released matches itself (the same pointer) without being walked.
 pub fn schema_matches(schema: &FFI_ArrowSchema, expected: &FFI_ArrowSchema) -> bool {
     unsafe fn same(a: &RawArrowSchema, b: &RawArrowSchema, top: bool) -> bool {
         if a.format.is_null() || a.release.is_none() || b.format.is_null() || b.release.is_none() {
