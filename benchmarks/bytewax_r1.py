@@ -64,6 +64,9 @@ from streamml.testing import example_model
 from streamml.workloads import FEATURE_NAMES, r1_record_batch
 
 BATCH_SIZE = 1000
+#: The two predict_op cases, whose difference is R1's one-row evaluation in a flow.
+PREDICT_OP = "op.map(predict_op)"
+PREDICT_OP_S1 = "op.map(predict_op), S1: binding + flow only"
 
 
 class _CountPartition(StatelessSinkPartition[Any]):
@@ -204,8 +207,8 @@ def main() -> None:
     cases = [
         ("op.map: LightGBM per event", take(2_000), lambda up: op.map("s", up, per_event)),
         ("op.flat_map_batch: LightGBM per batch", take(100_000), lambda up: op.flat_map_batch("s", up, per_batch)),
-        ("op.map(predict_op)", take(100_000), lambda up: op.map("s", up, score_op)),
-        ("op.map(predict_op), S1: binding + flow only", take(100_000), lambda up: op.map("s", up, s1_op)),
+        (PREDICT_OP, take(100_000), lambda up: op.map("s", up, score_op)),
+        (PREDICT_OP_S1, take(100_000), lambda up: op.map("s", up, s1_op)),
         ("streamml.bytewax.predict", take(200_000), lambda up: predict("s", up, model).oks),
         ("no-op op.map (ceiling)", take(1_000_000), lambda up: op.map("s", up, lambda e: e)),
     ]
@@ -241,7 +244,7 @@ def main() -> None:
     for name, _, _, rates in measured:
         print(f"  {name:<{w}}  " + "  ".join(format_value(r) for r in rates))
     rate = {name: r for name, r, _ in results}
-    r1_us, s1_us = 1e6 / rate["op.map(predict_op)"], 1e6 / rate["op.map(predict_op), S1: binding + flow only"]
+    r1_us, s1_us = 1e6 / rate[PREDICT_OP], 1e6 / rate[PREDICT_OP_S1]
     print(
         f"op.map(predict_op) per event: R1 {r1_us:.2f} µs, S1 {s1_us:.2f} µs, so R1's one-row evaluation "
         f"{r1_us - s1_us:.2f} µs; 100k events/s is 10 µs an event"
