@@ -23,12 +23,14 @@ FEATURES = [f"x{i}" for i in range(32)]
 
 
 @contextlib.contextmanager
-def kafka_topics(bootstrap: str, names: Sequence[str], partitions: int = 3) -> Iterator[list[str]]:
-    """Create uuid-suffixed topics; delete them afterwards."""
+def kafka_topics(
+    bootstrap: str, names: Sequence[str], partitions: int = 3, config: dict[str, str] | None = None
+) -> Iterator[list[str]]:
+    """Create uuid-suffixed topics (with topic ``config``, if given); delete them afterwards."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     suffix = uuid.uuid4().hex[:10]
     topics = [f"test-{n}-{suffix}" for n in names]
-    for future in admin.create_topics([NewTopic(t, partitions, 1) for t in topics]).values():
+    for future in admin.create_topics([NewTopic(t, partitions, 1, config=config or {}) for t in topics]).values():
         future.result(30)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # metadata of new topics takes a moment to settle
@@ -65,9 +67,12 @@ def produce(
     values: Sequence[bytes],
     keys: Sequence[bytes | None],
     timestamps: Sequence[int] | None = None,
+    max_bytes: int = 1_000_000,
 ) -> None:
     """Produce values with keys (and message timestamps, ms), in order, and wait until all are acknowledged."""
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True})
+    p = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True, "message.max.bytes": max_bytes}
+    )
     stamps = timestamps if timestamps is not None else [0] * len(values)
     for v, k, t in zip(values, keys, stamps, strict=True):
         while True:

@@ -100,7 +100,7 @@ def _score(args: argparse.Namespace) -> int:
     import logging
     import signal
 
-    from streamml.kafka import Scorer, parse_properties
+    from streamml.kafka import KafkaScorerError, Scorer, parse_properties
 
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID` prints every thread's stack
 
@@ -127,9 +127,14 @@ def _score(args: argparse.Namespace) -> int:
         store_predictions=args.store_predictions,
         score_field=args.score_field,
         watchdog=True,
+        store_retry_s=args.store_retry_s,
     )
     scorer.install_signal_handlers()
-    scorer.run()
+    try:
+        scorer.run()
+    except KafkaScorerError as e:  # stopped without committing the unfinished work (logged)
+        print(f"streamml score: error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -169,6 +174,12 @@ def _add_score_parser(sub: Any) -> None:
         help="also write each prediction to the store's predictions table (needs --store and --id-field)",
     )
     score.add_argument("--score-field", help="the output stored as the prediction's score (default: the first)")
+    score.add_argument(
+        "--store-retry-s",
+        type=float,
+        default=30.0,
+        help="with --store-predictions, retry a store that fails this long, then stop without committing (default 30)",
+    )
     score.add_argument("--drift-window-s", type=float, default=60.0, help="drift window length in seconds (60)")
     score.add_argument(
         "--no-drift", action="store_true", help="keep no drift counters (default: on if the model has a reference)"

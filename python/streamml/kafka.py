@@ -11,11 +11,21 @@ headers naming the error and where it came from; the rest keep flowing.
 Delivery:
 
 * ``at-least-once`` (default): the consumer's offsets are committed only after
-  every output of the batch has been acknowledged (``flush``); a crash
+  every output and dead letter of the batch has been acknowledged (``flush``)
+  and, with ``store_predictions``, its predictions are in the store; a crash
   re-scores at most the batch in flight.
 * ``exactly-once``: each batch is one Kafka transaction holding its outputs,
   its dead letters and its consumer offsets; read the output with
   ``isolation.level=read_committed``.
+
+Commit only what was produced: when a batch cannot be finished (an output or
+dead letter the broker refused, a model that fails on every message, a store
+that stays down, a fatal Kafka error) the scorer stops without committing it
+(exactly-once: the transaction is aborted) and :meth:`Scorer.run` raises
+:class:`KafkaScorerError`; a restart scores it again. The statistics count
+committed batches only. A message whose output or dead letter would exceed the
+topic's message size limit goes to the dead-letter topic, truncated if need
+be, with headers giving its original size, topic, partition and offset.
 
 Batches follow the design's rule: a batch is scored when it holds
 ``max_batch_rows`` messages or when its oldest message has waited
@@ -62,6 +72,8 @@ HEADER_ERROR = "streamml.error"
 HEADER_TOPIC = "streamml.source.topic"
 HEADER_PARTITION = "streamml.source.partition"
 HEADER_OFFSET = "streamml.source.offset"
+#: Header on a truncated dead letter: the size (bytes) of the message it copies.
+HEADER_SIZE = "streamml.source.size"
 
 
 #: Messages scored per call of the Rust step: the next chunk is scored while one is produced.
@@ -73,6 +85,23 @@ DRIFT_FLUSH_S = 5.0
 #: Seconds a transaction or commit call may take, and how much longer the watchdog waits before exiting.
 TXN_TIMEOUT = 60.0
 WATCHDOG_GRACE = 30.0
+#: Bytes a record needs beyond its key, value and headers (batch and record framing), with room to spare:
+#: outputs and dead letters are kept this far under the limit.
+RECORD_OVERHEAD = 512
+#: A dead letter's reason is cut to this many characters.
+MAX_REASON = 2000
+#: A batch whose messages all failed inside the model (at least this many) stops the scorer:
+#: the model is failing, not the messages, and dead-lettering the whole stream would commit it.
+MODEL_FAULT_ROWS = 32
+#: Transactions aborted one after another before the scorer gives up (a batch that can never commit).
+MAX_ABORTS_IN_A_ROW = 5
+#: librdkafka's default ``message.max.bytes`` and Kafka's default topic ``max.message.bytes``.
+DEFAULT_MESSAGE_MAX_BYTES = 1_000_000
+DEFAULT_TOPIC_MAX_BYTES = 1_048_588
+#: In a reason, the mark of a model that failed (``PredictError``'s text), not of a message that could not be read.
+_MODEL_FAILED = " failed on a batch of "
+#: Client properties an admin client shares with the producer (where the brokers are and how to reach them).
+_ADMIN_KEYS = {"bootstrap.servers", "security.protocol", "client.id", "socket.timeout.ms", "broker.address.family"}
 
 
 @dataclass
@@ -143,6 +172,8 @@ class Scorer:
             restarted scorer (same transactional id) aborts the open transaction, so nothing is
             duplicated; at-least-once: the batch whose commit hung is scored again (at most one
             batch of duplicates). ``streamml score`` sets it.
+        store_retry_s: with ``store_predictions``, how long (seconds) a batch retries a store
+            that cannot be written before the scorer stops without committing it.
     """
 
     def __init__(
@@ -169,6 +200,7 @@ class Scorer:
         store_predictions: bool = False,
         score_field: str | None = None,
         watchdog: bool = False,
+        store_retry_s: float = 30.0,
     ) -> None:
         if guarantee not in ("at-least-once", "exactly-once"):
             msg = f"guarantee '{guarantee}' is not one of at-least-once, exactly-once"
@@ -237,6 +269,8 @@ class Scorer:
         #: Names this process's drift counts in the store (one row set per scorer).
         self.shard = f"{group_id}/{instance or uuid.uuid4().hex[:12]}"
         reference = self.model.info.get("drift_reference") if drift else None
+        if reference:
+            _check_drift_reference(self.model, reference)
         self._drift = DriftWindows(reference, window_ms=int(drift_window_s * 1000)) if reference else None
         self._predictions = self._prediction_writer(store, store_predictions, id_field, score_field, drift_window_s)
         if store is not None and self._drift is None and self._predictions is None:
@@ -247,6 +281,7 @@ class Scorer:
             )
             raise KafkaScorerError(msg)
         self.store_uri = store
+        self.store_retry_s = store_retry_s
         self._store: Any = None
         self._drift_flushed = 0.0
         self._drift_warned = False
@@ -263,6 +298,11 @@ class Scorer:
         self._assigned: set[int] = set()  # partitions of the input topic (the one subscribed)
         self._paused = False
         self._delivery_errors: list[str] = []
+        #: Why the run stopped without committing its unfinished work (``None`` while it runs well).
+        self._failure: str | None = None
+        self._aborts_in_a_row = 0
+        #: The size limit (bytes) of a message to the output or dead-letter topic (set in ``run``).
+        self._max_bytes = DEFAULT_MESSAGE_MAX_BYTES - RECORD_OVERHEAD
         self._consumer: Any = None
         self._producer: Any = None
         self._metrics: _Metrics | None = None
@@ -311,12 +351,27 @@ class Scorer:
         """Consume, score and produce until :meth:`stop` is called.
 
         Raises:
-            KafkaScorerError: a fatal Kafka error (e.g. this producer was fenced by another
-                with the same transactional id); offsets of unfinished work are not committed.
+            KafkaScorerError: a batch could not be finished (a fatal Kafka error, e.g. this
+                producer was fenced by another with the same transactional id; an output the
+                broker refused; a model failing on every message; a store that stayed down).
+                Nothing unfinished was committed: a restart scores it again.
         """
+        try:
+            self._run()
+        except BaseException as e:
+            self._abandon(e)
+            raise
+        finally:
+            self._close()
+
+    def _run(self) -> None:
         from confluent_kafka import Consumer, Producer
 
         self._metrics = _Metrics(self.metrics_port)
+        limit = _message_limit(self._producer_config, [self.output_topic, self.dlq_topic])
+        self._max_bytes = limit - RECORD_OVERHEAD
+        # The producer refuses at once what the broker would refuse later (a batch's framing < 128 bytes).
+        self._producer_config["message.max.bytes"] = limit - 128
         self._producer = Producer(
             {**self._producer_config, "error_cb": self._on_error, "on_delivery": self._on_delivery}
         )
@@ -339,20 +394,42 @@ class Scorer:
             self.max_batch_rows,
             self.max_wait * 1000,
         )
-        try:
-            while not self._stopping:
-                self._collect()
-                if self._pending and (
-                    len(self._pending) >= self.max_batch_rows or time.monotonic() - self._first_arrival >= self.max_wait
-                ):
-                    self._start_scoring()
-                self._finish_scoring(block=False)
-                if self._scoring is None:
-                    self._flush_drift()  # also while idle: the last window's counts get out
-            self._check_fatal()
-            self._flush_pending()  # drain
-        finally:
-            self._close()
+        while not self._stopping:
+            self._collect()
+            if self._pending and (
+                len(self._pending) >= self.max_batch_rows or time.monotonic() - self._first_arrival >= self.max_wait
+            ):
+                self._start_scoring()
+            self._finish_scoring(block=False)
+            if self._scoring is None:
+                self._flush_drift()  # also while idle: the last window's counts get out
+        self._check_fatal()
+        self._flush_pending()  # drain
+
+    def _abandon(self, error: BaseException) -> None:
+        """The run failed: commit nothing more (abort an open transaction) and say what a restart re-scores."""
+        self._failure = str(error) or type(error).__name__
+        unfinished = [
+            *(self._scoring.batch if self._scoring is not None else []),
+            *(self._ahead.batch if self._ahead is not None and self._ahead is not self._scoring else []),
+            *self._pending,
+        ]
+        if self.transactional_id and self._producer is not None:
+            try:
+                self._producer.abort_transaction(10)
+            except Exception as e:  # no transaction open, or the producer is fenced: nothing to abort
+                log.debug("abort_transaction: %s", e)
+        firsts: dict[int, int] = {}
+        for m in unfinished:
+            firsts[m.partition()] = min(firsts.get(m.partition(), m.offset()), m.offset())
+        where = ", ".join(f"partition {p} from offset {o}" for p, o in sorted(firsts.items())) or "none pending"
+        log.error(
+            "stopping without committing %d consumed message(s) of '%s' (%s): %s; a restart scores them again",
+            len(unfinished),
+            self.input_topic,
+            where,
+            self._failure,
+        )
 
     def _check_fatal(self) -> None:
         if self._fatal is not None:
@@ -493,20 +570,22 @@ class Scorer:
             self._produce_scored(scoring, block=block)
             if scoring.chunks:
                 return
-            self._scoring = None
             if self._predictions is not None:
-                self._predictions.flush()  # before the commit: a crash rewrites the same rows
+                self._store_predictions()  # before the commit: a crash rewrites the same rows
             if self.transactional_id:
                 self._commit_batch_transaction(scoring.batch)
             else:
                 self._commit_batch(scoring.batch)
+            self._scoring = None
+            self._aborts_in_a_row = 0
+            self._count_committed(scoring)
         if self._paused:
             self._consumer.resume(self._partitions())
             self._paused = False
         self._update_lag()
 
     def _produce_scored(self, scoring: _Scoring, *, block: bool) -> None:
-        batch, headers, produce = scoring.batch, self._headers, self._produce
+        batch, headers = scoring.batch, self._headers
         writer = self._predictions
         store_out = None if writer is None else (writer.add if self.format == "json" else writer.add_arrow)
         while scoring.chunks and (block or scoring.chunks[0].done()):
@@ -514,28 +593,78 @@ class Scorer:
             start = scoring.produced
             scoring.produced += len(outputs)
             scoring.seconds += took
-            scoring.dead += len(errors)
-            if not errors and store_out is None:  # the common case, one produce call per output
-                self._produce_outputs(batch[start : start + len(outputs)], outputs)
-                continue
+            if errors:
+                _check_model_fault(errors, len(outputs))
+            first = 0
+            if not errors and store_out is None:
+                # The common case, one produce call per output; an output too large for its topic
+                # (refused by the producer at once) sends the rest of the chunk down the per-message path.
+                first = self._produce_outputs(batch[start : start + len(outputs)], outputs)
+                if first == len(outputs):
+                    continue
             reasons = dict(errors)
-            for i, out in enumerate(outputs):
-                m = batch[start + i]
-                if out is not None:
-                    produce(self.output_topic, m.key(), out, headers)
+            for i in range(first, len(outputs)):
+                m, out = batch[start + i], outputs[i]
+                if out is not None and self._fits(m.key(), out, headers):
+                    self._produce(self.output_topic, m.key(), out, headers)
                     if store_out is not None:
                         store_out(out, timestamp_ms(m))
-                else:
-                    produce(self.dlq_topic, m.key(), m.value(), [*headers, *_dlq_headers(m, reasons[i])])
-        if scoring.chunks:
-            return
-        metrics = self._metrics
-        if metrics is not None:
-            metrics.batch(len(batch), scoring.dead, scoring.seconds)
+                    continue
+                if out is not None:
+                    reasons[i] = (
+                        f"the output ({len(out)} bytes) does not fit the message size limit ({self._max_bytes} "
+                        f"bytes) of topic '{self.output_topic}'; raise the topic's max.message.bytes (and "
+                        "-X producer.message.max.bytes) to publish it"
+                    )
+                scoring.dead += 1
+                self._dead_letter(m, reasons[i])
+
+    def _count_committed(self, scoring: _Scoring) -> None:
+        """Statistics and metrics of a committed batch (only committed work is counted)."""
+        batch = scoring.batch
+        if self._metrics is not None:
+            self._metrics.batch(len(batch), scoring.dead, scoring.seconds)
         self.stats["in"] += len(batch)
         self.stats["dlq"] += scoring.dead
         self.stats["out"] += len(batch) - scoring.dead
         self.stats["batches"] += 1
+
+    def _fits(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> bool:
+        """Whether a message fits the topics' size limit (with room for the record's framing)."""
+        return _record_size(key, value, headers) <= self._max_bytes
+
+    def _dead_letter(self, m: Any, reason: str) -> None:
+        """Send ``m`` to the dead-letter topic with the reason; cut to the topic's size limit if need be."""
+        value, key = m.value() or b"", m.key()
+        headers = [*self._headers, *_dlq_headers(m, reason[:MAX_REASON])]
+        room = self._max_bytes - _record_size(key, b"", headers) - len(HEADER_SIZE) - 20
+        if len(value) > room:
+            if key is not None and len(key) > self._max_bytes // 2:  # a key nearly as large as the limit
+                key = key[: self._max_bytes // 2]
+                room = self._max_bytes - _record_size(key, b"", headers) - len(HEADER_SIZE) - 20
+            headers.append((HEADER_SIZE, str(len(value)).encode()))
+            value = value[: max(room, 0)]
+        self._produce(self.dlq_topic, key, value, headers)
+
+    def _store_predictions(self) -> None:
+        """Write the batch's predictions; retry a store that fails for ``store_retry_s``, then stop."""
+        writer = self._predictions
+        assert writer is not None
+        deadline = time.monotonic() + self.store_retry_s
+        pause = 0.2
+        while True:
+            writer.flush()
+            if not len(writer):
+                return
+            if time.monotonic() >= deadline:
+                msg = (
+                    f"could not write {len(writer)} prediction(s) to the store {self.store_uri} for "
+                    f"{self.store_retry_s:.0f} s (last error: {writer.error}); the batch is not committed"
+                )
+                raise KafkaScorerError(msg)
+            self._producer.poll(0)
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 2, 5.0)
 
     def _submit_chunk(self, batch: list[Any], values: list[bytes], start: int) -> Any:
         """Score ``values[start:start + SCORE_CHUNK]`` on the worker thread (chunks run one at a time)."""
@@ -577,8 +706,15 @@ class Scorer:
             except BufferError:
                 self._wait_for_room()
 
-    def _produce_outputs(self, messages: list[Any], outputs: list[bytes]) -> None:
-        """``_produce`` of each output to the output topic, with the key of its input, in one loop."""
+    def _produce_outputs(self, messages: list[Any], outputs: list[bytes]) -> int:
+        """``_produce`` of each output to the output topic, with the key of its input, in one loop.
+
+        Returns how many were produced: all of them, or those before the first one the producer
+        refused as too large (``message.max.bytes`` is set to the topics' limit, so the check is
+        the producer's own and costs nothing here).
+        """
+        from confluent_kafka import KafkaError, KafkaException
+
         send, topic, headers = self._producer.produce, self.output_topic, self._headers
         done = 0
         while done < len(outputs):
@@ -588,6 +724,11 @@ class Scorer:
                     done += 1
             except BufferError:
                 self._wait_for_room()
+            except KafkaException as e:
+                if e.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
+                    raise
+                return done
+        return done
 
     def _wait_for_room(self) -> None:
         """The producer's queue is full: stop fetching until it drains."""
@@ -651,6 +792,13 @@ class Scorer:
             batch = scoring.batch
             if err.fatal() or not err.txn_requires_abort():
                 msg = f"transaction of {len(batch)} message(s) from '{self.input_topic}' failed: {err}"
+                raise KafkaScorerError(msg) from e
+            self._aborts_in_a_row += 1
+            if self._aborts_in_a_row > MAX_ABORTS_IN_A_ROW:
+                msg = (
+                    f"{self._aborts_in_a_row} transactions aborted in a row (last: {err}); "
+                    f"the batch from '{self.input_topic}' cannot be committed"
+                )
                 raise KafkaScorerError(msg) from e
             log.warning("aborting the transaction of %d message(s): %s; they will be scored again", len(batch), err)
             self._producer.abort_transaction(TXN_TIMEOUT)
@@ -720,8 +868,10 @@ class Scorer:
         log.info("assigned %s", sorted(p.partition for p in partitions))
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
-        # Finish the work of these partitions while this member still owns them.
-        self._flush_pending()
+        if self._failure is not None:  # closing after a failure: unfinished work is not committed
+            self._pending = []
+        else:  # finish the work of these partitions while this member still owns them
+            self._flush_pending()
         for p in partitions:
             self._assigned.discard(p.partition)
         log.info("revoked %s", sorted(p.partition for p in partitions))
@@ -803,6 +953,56 @@ class Scorer:
             self.stats["dlq"],
             self.stats["batches"],
         )
+
+
+def _message_limit(producer_config: Mapping[str, Any], topics: Sequence[str]) -> int:
+    """The size (bytes) a message to any of ``topics`` may have, framing included.
+
+    The smallest of the producer's ``message.max.bytes`` and each topic's ``max.message.bytes``
+    (asked of the broker; a topic it cannot describe, e.g. not created yet, has the broker's
+    default). A message over it would be refused by the broker after it was produced.
+    """
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    limit = int(producer_config.get("message.max.bytes", DEFAULT_MESSAGE_MAX_BYTES))
+    admin_config = {k: v for k, v in producer_config.items() if k in _ADMIN_KEYS or k.startswith(("ssl.", "sasl."))}
+    admin = AdminClient(admin_config)
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, t) for t in topics]
+    for resource, future in admin.describe_configs(resources, request_timeout=10).items():
+        try:
+            entry = future.result(15).get("max.message.bytes")
+        except KafkaException as e:
+            log.info("cannot read max.message.bytes of topic '%s' (%s); assuming the default", resource.name, e)
+            entry = None
+        topic_limit = int(entry.value) if entry is not None and entry.value else DEFAULT_TOPIC_MAX_BYTES
+        limit = min(limit, topic_limit)
+    return limit
+
+
+def _record_size(key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]) -> int:
+    """The bytes a record takes towards the size limit (key, value, headers; framing is in ``_max_bytes``)."""
+    return len(key or b"") + len(value) + sum(len(k) + len(v) + 4 for k, v in headers)
+
+
+def _check_model_fault(errors: Sequence[tuple[int, str]], rows: int) -> None:
+    """Stop when a chunk's messages all failed inside the model: the model is failing, not the messages."""
+    failed = [reason for _, reason in errors if _MODEL_FAILED in reason]
+    if len(failed) == rows and rows >= MODEL_FAULT_ROWS:
+        msg = f"the model failed on all {rows} message(s) of a batch (first: {failed[0]}); fix or roll back the model"
+        raise KafkaScorerError(msg)
+
+
+def _check_drift_reference(model: Model, reference: Any) -> None:
+    """Refuse at start a drift reference that every batch would fail on."""
+    try:
+        DriftMonitor(reference)
+    except Exception as e:
+        msg = (
+            f"model '{model.name}' carries a drift reference that cannot be used: {e}; "
+            "compile it again with --reference, or score with --no-drift"
+        )
+        raise KafkaScorerError(msg) from e
 
 
 def _dlq_headers(m: Any, reason: str) -> list[tuple[str, bytes]]:

@@ -6,8 +6,9 @@ model's score, and writes them in one bulk ingest per batch, **before** the batc
 are committed: a crash re-scores the batch and rewrites the same rows, which the table's key
 (event id, model, model version) leaves alone, so the store holds each prediction once.
 
-A store that cannot be written does not stop scoring: the rows are kept and written with the
-next batch (at most ``MAX_KEPT_ROWS``; beyond that the oldest are dropped, counted and logged).
+A write that fails keeps its rows for the next attempt; the scorer retries for a while and,
+if the store stays down, stops without committing the batch (the stored predictions are part of
+what a batch produces, so an offset is never committed past a prediction the store did not take).
 
 Examples:
     >>> writer = PredictionWriter("duckdb:", model="m", model_version="1", id_field="id",
@@ -31,9 +32,6 @@ from typing import Any
 from streamml.store import Store
 
 log = logging.getLogger("streamml.kafka")
-
-#: Rows kept for the next attempt while the store cannot be written.
-MAX_KEPT_ROWS = 1_000_000
 
 
 class PredictionWriter:
@@ -67,8 +65,8 @@ class PredictionWriter:
         self.window_ms = window_ms
         self._rows: list[tuple[str, int, float, float]] = []
         self._store: Store | None = None
-        #: Rows dropped because the store stayed unwritable for ``MAX_KEPT_ROWS`` rows.
-        self.dropped = 0
+        #: Why the last write failed (``None`` after a write that succeeded).
+        self.error: str | None = None
 
     @property
     def store(self) -> Store:
@@ -125,16 +123,13 @@ class PredictionWriter:
         )
         try:
             self.store.write("predictions", table)
-        except Exception as e:  # a store outage must not stop scoring: keep the rows, retry
-            log.warning("predictions: could not write %d row(s) to %s (will retry): %s", len(rows), self.uri, e)
+        except Exception as e:  # a store outage: keep the rows; the caller retries or stops
+            self.error = str(e)
+            log.warning("predictions: could not write %d row(s) to %s: %s", len(rows), self.uri, e)
             self.close()
-            if len(rows) > MAX_KEPT_ROWS:
-                drop = len(rows) - MAX_KEPT_ROWS
-                self.dropped += drop
-                del rows[:drop]
-                log.error("predictions: dropped the %d oldest unwritten row(s) (%d in all)", drop, self.dropped)
             return 0
         self._rows = []
+        self.error = None
         return table.num_rows
 
     def close(self) -> None:
