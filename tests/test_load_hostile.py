@@ -263,7 +263,9 @@ def test_an_unlisted_binary_is_refused_before_its_code_runs(
 def test_a_bad_trust_file_is_refused_naming_its_line(compiled: Path, tmp_path: Path) -> None:
     trust = tmp_path / "trusted.txt"
     trust.write_text(f"{sha(compiled)}\nnot-a-digest\n")
-    refused(compiled, f"trust file '{trust}' line 2: 'not-a-digest' is not a SHA-256 (64 hex digits)", trust_file=str(trust))
+    refused(
+        compiled, f"trust file '{trust}' line 2: 'not-a-digest' is not a SHA-256 (64 hex digits)", trust_file=str(trust)
+    )
 
 
 def test_the_private_cache_is_owner_only_bounded_and_keeps_no_failed_copy(compiled: Path, tmp_path: Path) -> None:
