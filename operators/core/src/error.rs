@@ -51,7 +51,9 @@ pub enum LoadErrorKind {
     },
     #[error("{0}")]
     BadOption(String),
-    #[error("the binary's drift_reference is invalid: {0}; re-compile it with a valid --reference")]
+    #[error(
+        "the binary's drift_reference is invalid: {0}; re-compile it with a valid --reference"
+    )]
     BadDriftReference(String),
     /// A compiled binary whose footer or IR is invalid (seen without loading it).
     #[error("{0}")]

@@ -26,8 +26,8 @@ use streamml_abi::{
 };
 
 use crate::error::{LoadError, LoadErrorKind, PredictError};
-use crate::trust::TrustList;
 use crate::model::{panic_text, Scorer};
+use crate::trust::TrustList;
 
 /// How to load a model binary.
 #[derive(Debug, Clone, Default)]
@@ -45,7 +45,11 @@ pub struct LoadOptions {
 /// Read the file and check it against the options, before anything runs:
 /// a regular file under the cap, the expected SHA-256, the trust list.
 /// Returns the bytes and their SHA-256.
-fn read_checked(path: &Path, options: &LoadOptions, trust: bool) -> Result<(Vec<u8>, String), LoadError> {
+fn read_checked(
+    path: &Path,
+    options: &LoadOptions,
+    trust: bool,
+) -> Result<(Vec<u8>, String), LoadError> {
     let fail = |kind: LoadErrorKind| LoadError::new(path, kind);
     let cap = crate::vet::max_bytes(options.max_bytes).map_err(fail)?;
     let bytes = crate::vet::read_regular(path, cap).map_err(fail)?;
@@ -85,7 +89,10 @@ fn read_checked(path: &Path, options: &LoadOptions, trust: bool) -> Result<(Vec<
 /// the file is a library without a compiled footer (a hand-written binary,
 /// whose info only its own code can give). The file passes the same checks
 /// as [`NativeModel::load`] but the trust list: nothing of it runs.
-pub fn inspect_compiled(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Option<(ModelInfo, String)>, LoadError> {
+pub fn inspect_compiled(
+    path: impl AsRef<Path>,
+    options: &LoadOptions,
+) -> Result<Option<(ModelInfo, String)>, LoadError> {
     let path = path.as_ref();
     let fail = |kind: LoadErrorKind| LoadError::new(path, kind);
     let (bytes, sha256) = read_checked(path, options, false)?;
@@ -93,8 +100,11 @@ pub fn inspect_compiled(path: impl AsRef<Path>, options: &LoadOptions) -> Result
     if !streamml_ir::has_footer(&bytes) {
         return Ok(None);
     }
-    let info = streamml_ir::info_of_binary(&bytes)
-        .map_err(|e| fail(LoadErrorKind::NotCompiled(format!("its compiled model is invalid: {e}"))))?;
+    let info = streamml_ir::info_of_binary(&bytes).map_err(|e| {
+        fail(LoadErrorKind::NotCompiled(format!(
+            "its compiled model is invalid: {e}"
+        )))
+    })?;
     check_drift_reference(&info).map_err(fail)?;
     Ok(Some((info, sha256)))
 }
@@ -147,7 +157,10 @@ pub const MAX_CACHED: usize = 32;
 fn private_dir() -> std::io::Result<PathBuf> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     let dir = cache_dir();
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
     let meta = std::fs::symlink_metadata(&dir)?;
     let uid = unsafe { libc::geteuid() };
     if !meta.is_dir() || meta.uid() != uid {
@@ -200,7 +213,9 @@ fn private_copy(bytes: &[u8], sha256: &str) -> std::io::Result<(PathBuf, bool)> 
 /// Keep at most [`MAX_CACHED`] binaries: remove the least recently written
 /// others. (A removed file stays mapped in processes that loaded it.)
 fn evict(dir: &Path, keep: &Path, suffix: &str) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().ends_with(suffix) && e.path() != keep)

@@ -20,7 +20,8 @@ pub struct TrustList {
 }
 
 fn digest(text: &str) -> Option<String> {
-    (text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())).then(|| text.to_ascii_lowercase())
+    (text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| text.to_ascii_lowercase())
 }
 
 impl TrustList {
@@ -51,7 +52,10 @@ impl TrustList {
                 continue;
             }
             let d = digest(line).ok_or_else(|| {
-                format!("{source} line {}: '{line}' is not a SHA-256 (64 hex digits)", i + 1)
+                format!(
+                    "{source} line {}: '{line}' is not a SHA-256 (64 hex digits)",
+                    i + 1
+                )
             })?;
             digests.insert(d);
         }
@@ -65,7 +69,8 @@ impl TrustList {
         if !meta.is_file() || meta.len() > 16 << 20 {
             return Err(format!("{source} is not a regular file of at most 16 MiB"));
         }
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {source}: {e}"))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {source}: {e}"))?;
         Self::parse(&text, source)
     }
 
@@ -115,7 +120,10 @@ mod tests {
     #[test]
     fn a_line_that_is_not_a_digest_is_refused_by_its_number() {
         let e = TrustList::parse(&format!("{A}\nabc\n"), "trust file 't'").unwrap_err();
-        assert_eq!(e, "trust file 't' line 2: 'abc' is not a SHA-256 (64 hex digits)");
+        assert_eq!(
+            e,
+            "trust file 't' line 2: 'abc' is not a SHA-256 (64 hex digits)"
+        );
         let e = TrustList::from_digests(["xyz"], "trusted_sha256").unwrap_err();
         assert_eq!(e, "trusted_sha256: 'xyz' is not a SHA-256 (64 hex digits)");
     }

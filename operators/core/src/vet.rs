@@ -65,7 +65,10 @@ pub fn read_regular(path: &Path, cap: u64) -> Result<Vec<u8>, LoadErrorKind> {
         return Err(LoadErrorKind::NotRegularFile(describe(&meta.file_type())));
     }
     if meta.len() > cap {
-        return Err(LoadErrorKind::TooLarge { size: meta.len(), cap });
+        return Err(LoadErrorKind::TooLarge {
+            size: meta.len(),
+            cap,
+        });
     }
     // O_NONBLOCK: if the path was swapped for a FIFO since the stat, the
     // open does not wait for a writer; the fstat below then refuses it.
@@ -78,13 +81,19 @@ pub fn read_regular(path: &Path, cap: u64) -> Result<Vec<u8>, LoadErrorKind> {
         return Err(LoadErrorKind::NotRegularFile(describe(&meta.file_type())));
     }
     if meta.len() > cap {
-        return Err(LoadErrorKind::TooLarge { size: meta.len(), cap });
+        return Err(LoadErrorKind::TooLarge {
+            size: meta.len(),
+            cap,
+        });
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     // One byte more than the cap: a file that grows while read is caught.
     (&file as &File).take(cap + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > cap {
-        return Err(LoadErrorKind::TooLarge { size: bytes.len() as u64, cap });
+        return Err(LoadErrorKind::TooLarge {
+            size: bytes.len() as u64,
+            cap,
+        });
     }
     Ok(bytes)
 }
@@ -114,7 +123,10 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 /// Check that `bytes` is an ELF shared library for this machine (64-bit,
 /// little-endian) whose program headers, loadable and dynamic segments and
 /// section headers lie inside the file.
-#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
 pub fn check_elf(bytes: &[u8]) -> Result<(), String> {
     let n = bytes.len() as u64;
     if bytes.len() < EHDR_LEN || &bytes[..4] != b"\x7fELF" {
@@ -128,7 +140,9 @@ pub fn check_elf(bytes: &[u8]) -> Result<(), String> {
     }
     let (e_type, machine) = (u16_at(bytes, 16), u16_at(bytes, 18));
     if e_type != ET_DYN {
-        return Err(format!("its ELF type is {e_type}; expected {ET_DYN} (a shared library)"));
+        return Err(format!(
+            "its ELF type is {e_type}; expected {ET_DYN} (a shared library)"
+        ));
     }
     if machine != MACHINE.0 {
         return Err(format!(
@@ -146,9 +160,13 @@ pub fn check_elf(bytes: &[u8]) -> Result<(), String> {
     }
     let inside = |off: u64, len: u64| off.checked_add(len).is_some_and(|end| end <= n);
     if !inside(phoff, u64::from(phnum) * PHDR_LEN as u64) {
-        return Err(format!("its program headers (at {phoff}) end past the file's {n} bytes: the file is truncated"));
+        return Err(format!(
+            "its program headers (at {phoff}) end past the file's {n} bytes: the file is truncated"
+        ));
     }
-    if shoff != 0 && (shentsize as usize != SHDR_LEN || !inside(shoff, u64::from(shnum) * SHDR_LEN as u64)) {
+    if shoff != 0
+        && (shentsize as usize != SHDR_LEN || !inside(shoff, u64::from(shnum) * SHDR_LEN as u64))
+    {
         return Err(format!(
             "its section headers ({shnum} of {shentsize} bytes at {shoff}) end past the file's {n} bytes: the file is truncated"
         ));
@@ -157,11 +175,19 @@ pub fn check_elf(bytes: &[u8]) -> Result<(), String> {
     for i in 0..phnum as usize {
         let at = phoff as usize + i * PHDR_LEN;
         let p_type = u32_at(bytes, at);
-        let (offset, filesz, memsz) = (u64_at(bytes, at + 8), u64_at(bytes, at + 32), u64_at(bytes, at + 40));
+        let (offset, filesz, memsz) = (
+            u64_at(bytes, at + 8),
+            u64_at(bytes, at + 32),
+            u64_at(bytes, at + 40),
+        );
         if p_type != PT_LOAD && p_type != PT_DYNAMIC {
             continue;
         }
-        let what = if p_type == PT_LOAD { "loadable segment" } else { "dynamic segment" };
+        let what = if p_type == PT_LOAD {
+            "loadable segment"
+        } else {
+            "dynamic segment"
+        };
         if !inside(offset, filesz) {
             return Err(format!(
                 "its {what} {i} (bytes {offset}..{}) ends past the file's {n} bytes: the file is truncated",
@@ -170,7 +196,9 @@ pub fn check_elf(bytes: &[u8]) -> Result<(), String> {
         }
         if p_type == PT_LOAD {
             if filesz > memsz {
-                return Err(format!("its loadable segment {i} has {filesz} file bytes but {memsz} in memory"));
+                return Err(format!(
+                    "its loadable segment {i} has {filesz} file bytes but {memsz} in memory"
+                ));
             }
             loads += 1;
         } else {
@@ -184,12 +212,19 @@ pub fn check_elf(bytes: &[u8]) -> Result<(), String> {
 }
 
 /// Other systems: their loaders read their own formats; no check here.
-#[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
 pub fn check_elf(_bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-#[cfg(all(test, target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+#[cfg(all(
+    test,
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
 mod tests {
     use super::*;
 
@@ -205,7 +240,10 @@ mod tests {
         b[32..40].copy_from_slice(&64u64.to_le_bytes());
         b[54..56].copy_from_slice(&(PHDR_LEN as u16).to_le_bytes());
         b[56..58].copy_from_slice(&2u16.to_le_bytes());
-        for (i, (t, off, sz)) in [(PT_LOAD, 0u64, len as u64), (PT_DYNAMIC, 64, 8)].into_iter().enumerate() {
+        for (i, (t, off, sz)) in [(PT_LOAD, 0u64, len as u64), (PT_DYNAMIC, 64, 8)]
+            .into_iter()
+            .enumerate()
+        {
             let at = 64 + i * PHDR_LEN;
             b[at..at + 4].copy_from_slice(&t.to_le_bytes());
             b[at + 8..at + 16].copy_from_slice(&off.to_le_bytes());
@@ -227,15 +265,23 @@ mod tests {
             check_elf(&b[..2048]).unwrap_err(),
             "its loadable segment 0 (bytes 0..4096) ends past the file's 2048 bytes: the file is truncated"
         );
-        assert_eq!(check_elf(&b[..100]).unwrap_err(), "its program headers (at 64) end past the file's 100 bytes: the file is truncated");
-        assert_eq!(check_elf(&b[..10]).unwrap_err(), "it does not start with an ELF header");
+        assert_eq!(
+            check_elf(&b[..100]).unwrap_err(),
+            "its program headers (at 64) end past the file's 100 bytes: the file is truncated"
+        );
+        assert_eq!(
+            check_elf(&b[..10]).unwrap_err(),
+            "it does not start with an ELF header"
+        );
     }
 
     #[test]
     fn another_machine_class_or_type_is_refused() {
         let mut b = elf(4096);
         b[18..20].copy_from_slice(&40u16.to_le_bytes());
-        assert!(check_elf(&b).unwrap_err().starts_with("it is built for ELF machine 40; this host is"));
+        assert!(check_elf(&b)
+            .unwrap_err()
+            .starts_with("it is built for ELF machine 40; this host is"));
         let mut c = elf(4096);
         c[4] = 1;
         assert_eq!(
@@ -244,7 +290,10 @@ mod tests {
         );
         let mut e = elf(4096);
         e[16] = 2;
-        assert_eq!(check_elf(&e).unwrap_err(), "its ELF type is 2; expected 3 (a shared library)");
+        assert_eq!(
+            check_elf(&e).unwrap_err(),
+            "its ELF type is 2; expected 3 (a shared library)"
+        );
         let mut h = elf(4096);
         h[56..58].copy_from_slice(&u16::MAX.to_le_bytes());
         assert!(check_elf(&h).unwrap_err().contains("65535 program headers"));
@@ -254,6 +303,8 @@ mod tests {
     fn an_overflowing_segment_offset_is_refused() {
         let mut b = elf(4096);
         b[64 + 8..64 + 16].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert!(check_elf(&b).unwrap_err().contains("ends past the file's 4096 bytes"));
+        assert!(check_elf(&b)
+            .unwrap_err()
+            .contains("ends past the file's 4096 bytes"));
     }
 }

@@ -11,12 +11,18 @@ use streamml_core::{LoadErrorKind, LoadOptions, Model, TrustList};
 use support::*;
 
 fn hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn refused(path: &Path, options: &LoadOptions) -> String {
     let err = load_error(path, options);
-    assert!(err.to_string().contains(&format!("'{}'", path.display())), "{err}");
+    assert!(
+        err.to_string().contains(&format!("'{}'", path.display())),
+        "{err}"
+    );
     err.kind.to_string()
 }
 
@@ -28,22 +34,40 @@ fn a_fifo_a_device_and_a_directory_are_refused_without_reading() {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     // No writer ever opens the FIFO: a blocking open would hang here.
     let o = LoadOptions::default();
-    assert_eq!(refused(&fifo, &o), "it is a FIFO; a model binary must be a regular file");
+    assert_eq!(
+        refused(&fifo, &o),
+        "it is a FIFO; a model binary must be a regular file"
+    );
     assert_eq!(
         refused(Path::new("/dev/zero"), &o),
         "it is a character device; a model binary must be a regular file"
     );
-    assert_eq!(refused(&dir.path, &o), "it is a directory; a model binary must be a regular file");
+    assert_eq!(
+        refused(&dir.path, &o),
+        "it is a directory; a model binary must be a regular file"
+    );
 }
 
 #[test]
 fn a_file_over_the_cap_is_refused() {
     let built = linear_model();
     let size = std::fs::metadata(&built.path).unwrap().len();
-    let options = LoadOptions { max_bytes: Some(size - 1), ..LoadOptions::default() };
+    let options = LoadOptions {
+        max_bytes: Some(size - 1),
+        ..LoadOptions::default()
+    };
     let kind = refused(&built.path, &options);
-    assert!(kind.starts_with(&format!("the file has {size} bytes, over the cap of {}", size - 1)), "{kind}");
-    let exact = LoadOptions { max_bytes: Some(size), ..LoadOptions::default() };
+    assert!(
+        kind.starts_with(&format!(
+            "the file has {size} bytes, over the cap of {}",
+            size - 1
+        )),
+        "{kind}"
+    );
+    let exact = LoadOptions {
+        max_bytes: Some(size),
+        ..LoadOptions::default()
+    };
     Model::load(&built.path, &exact).expect("a file of exactly the cap loads");
 }
 
@@ -56,8 +80,14 @@ fn truncated_libraries_are_refused_before_dlopen() {
         let cut = dir.path.join(format!("cut{pct}.so"));
         std::fs::write(&cut, &bytes[..bytes.len() * pct / 100]).unwrap();
         let err = load_error(&cut, &LoadOptions::default());
-        assert!(matches!(err.kind, LoadErrorKind::BadElf(_)), "{pct}%: {err}");
-        assert!(err.to_string().contains("the file is truncated"), "{pct}%: {err}");
+        assert!(
+            matches!(err.kind, LoadErrorKind::BadElf(_)),
+            "{pct}%: {err}"
+        );
+        assert!(
+            err.to_string().contains("the file is truncated"),
+            "{pct}%: {err}"
+        );
     }
 }
 
@@ -68,8 +98,12 @@ fn a_trust_list_refuses_other_binaries_before_their_code_runs() {
     let aborts = fixture("constructor_aborts");
     let good = linear_model();
     let good_sha = hex(&std::fs::read(&good.path).unwrap());
-    let list = TrustList::parse(&format!("# ours\n{good_sha}\n"), "trust file 'models.txt'").unwrap();
-    let options = LoadOptions { trusted: Some(list), ..LoadOptions::default() };
+    let list =
+        TrustList::parse(&format!("# ours\n{good_sha}\n"), "trust file 'models.txt'").unwrap();
+    let options = LoadOptions {
+        trusted: Some(list),
+        ..LoadOptions::default()
+    };
     Model::load(&good.path, &options).expect("a listed binary loads");
     let sha = hex(&std::fs::read(&aborts.path).unwrap());
     assert_eq!(

@@ -47,7 +47,11 @@ impl Evaluator {
         let (ir, checked) = streamml_ir::load(text)?;
         let n_features = ir.features.len();
         let kind = match &ir.model {
-            ModelIr::Trees(t) => Kind::Trees(Box::new(Forest::build(t, n_features, &checked.tree_depths)?)),
+            ModelIr::Trees(t) => Kind::Trees(Box::new(Forest::build(
+                t,
+                n_features,
+                &checked.tree_depths,
+            )?)),
             ModelIr::Linear(l) => Kind::Linear(Linear::build(l, n_features)?),
         };
         let scaler = ir

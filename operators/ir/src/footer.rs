@@ -101,7 +101,10 @@ mod tests {
         let n = bad.len();
         bad[n - 16..n - 8].copy_from_slice(&u64::MAX.to_le_bytes());
         let e = read_payload(&bad).unwrap_err();
-        assert!(e.contains(&format!("says the IR has {} bytes", u64::MAX)), "{e}");
+        assert!(
+            e.contains(&format!("says the IR has {} bytes", u64::MAX)),
+            "{e}"
+        );
     }
 
     #[test]

@@ -42,17 +42,27 @@ fn a_balanced_tree_is_valid_and_its_depth_counted() {
 fn a_cycle_is_refused() {
     // 0 -> 1 -> 0
     let e = error(doc(tree(vec![1, 0], vec![-1, -2], 3)));
-    assert_eq!(e, "tree 0: node 0 is reached twice (from node 1); a tree has no cycles or shared children");
+    assert_eq!(
+        e,
+        "tree 0: node 0 is reached twice (from node 1); a tree has no cycles or shared children"
+    );
 }
 
 #[test]
 fn shared_children_are_refused_before_any_exponential_walk() {
     // 48 nodes, each pointing twice at the next: 2^48 paths, 48 nodes.
     let n = 48;
-    let left: Vec<i64> = (1..=n as i64).map(|i| if i < n as i64 { i } else { -1 }).collect();
-    let right: Vec<i64> = (1..=n as i64).map(|i| if i < n as i64 { i } else { -2 }).collect();
+    let left: Vec<i64> = (1..=n as i64)
+        .map(|i| if i < n as i64 { i } else { -1 })
+        .collect();
+    let right: Vec<i64> = (1..=n as i64)
+        .map(|i| if i < n as i64 { i } else { -2 })
+        .collect();
     let e = error(doc(tree(left, right, n + 1)));
-    assert_eq!(e, "tree 0: node 1 is reached twice (from node 0); a tree has no cycles or shared children");
+    assert_eq!(
+        e,
+        "tree 0: node 1 is reached twice (from node 0); a tree has no cycles or shared children"
+    );
 }
 
 #[test]
@@ -70,17 +80,32 @@ fn a_200k_node_chain_is_refused_by_depth_without_recursion() {
 fn a_huge_category_is_refused_before_any_allocation() {
     let mut t = tree(vec![-1], vec![-2], 2);
     t["categories"] = json!([[1, 4611686018427387904i64]]);
-    assert_eq!(error(doc(t)), format!("tree 0: node 0: category 4611686018427387904 is outside 0..={MAX_CATEGORY}"));
+    assert_eq!(
+        error(doc(t)),
+        format!("tree 0: node 0: category 4611686018427387904 is outside 0..={MAX_CATEGORY}")
+    );
     let mut neg = tree(vec![-1], vec![-2], 2);
     neg["categories"] = json!([[-3]]);
-    assert_eq!(error(doc(neg)), format!("tree 0: node 0: category -3 is outside 0..={MAX_CATEGORY}"));
+    assert_eq!(
+        error(doc(neg)),
+        format!("tree 0: node 0: category -3 is outside 0..={MAX_CATEGORY}")
+    );
 }
 
 #[test]
 fn indices_out_of_range_and_unreachable_nodes_are_refused() {
-    assert_eq!(error(doc(tree(vec![7], vec![-2], 2))), "tree 0: node 0: child 7 is not a node (there are 1)");
-    assert_eq!(error(doc(tree(vec![-9], vec![-2], 2))), "tree 0: node 0: child -9 is not a leaf (there are 2)");
-    assert_eq!(error(doc(tree(vec![-1, -2], vec![-3, -1], 3))), "tree 0: node 1 is not reachable from the root");
+    assert_eq!(
+        error(doc(tree(vec![7], vec![-2], 2))),
+        "tree 0: node 0: child 7 is not a node (there are 1)"
+    );
+    assert_eq!(
+        error(doc(tree(vec![-9], vec![-2], 2))),
+        "tree 0: node 0: child -9 is not a leaf (there are 2)"
+    );
+    assert_eq!(
+        error(doc(tree(vec![-1, -2], vec![-3, -1], 3))),
+        "tree 0: node 1 is not reachable from the root"
+    );
     let mut f = tree(vec![-1], vec![-2], 2);
     f["split_feature"] = json!([2]);
     assert_eq!(error(doc(f)), "tree 0: node 0 splits on feature 2 of 2");
@@ -96,7 +121,10 @@ fn outputs_must_fit_the_task_and_link() {
     d["link"] = json!("softmax");
     d["task"] = json!("regression");
     d["classes"] = Value::Null;
-    assert_eq!(error(d), "link softmax with 1 output(s); expected at least 2");
+    assert_eq!(
+        error(d),
+        "link softmax with 1 output(s); expected at least 2"
+    );
     let mut m = doc(tree(vec![-1], vec![-2], 2));
     m["task"] = json!("multiclass");
     m["classes"] = json!([0, 1, 2]);
@@ -123,8 +151,24 @@ fn a_zero_or_non_finite_scale_is_refused() {
 fn validation_is_linear_in_nodes() {
     // A complete tree of 2^17 - 1 internal nodes validates quickly.
     let n = (1usize << 17) - 1;
-    let left: Vec<i64> = (0..n).map(|i| if 2 * i + 1 < n { (2 * i + 1) as i64 } else { !((2 * i + 1 - n) as i64) }).collect();
-    let right: Vec<i64> = (0..n).map(|i| if 2 * i + 2 < n { (2 * i + 2) as i64 } else { !((2 * i + 2 - n) as i64) }).collect();
+    let left: Vec<i64> = (0..n)
+        .map(|i| {
+            if 2 * i + 1 < n {
+                (2 * i + 1) as i64
+            } else {
+                !((2 * i + 1 - n) as i64)
+            }
+        })
+        .collect();
+    let right: Vec<i64> = (0..n)
+        .map(|i| {
+            if 2 * i + 2 < n {
+                (2 * i + 2) as i64
+            } else {
+                !((2 * i + 2 - n) as i64)
+            }
+        })
+        .collect();
     let text = doc(tree(left, right, n + 1)).to_string();
     let ir = Ir::parse(&text).unwrap();
     let start = std::time::Instant::now();

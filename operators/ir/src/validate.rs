@@ -102,7 +102,9 @@ pub fn validate(ir: &Ir) -> Result<Checked, String> {
                 scale.len()
             ));
         }
-        if let Some(j) = (0..nf).find(|&j| !mean[j].is_finite() || !scale[j].is_finite() || scale[j] == 0.0) {
+        if let Some(j) =
+            (0..nf).find(|&j| !mean[j].is_finite() || !scale[j].is_finite() || scale[j] == 0.0)
+        {
             return Err(format!(
                 "standard_scaler for feature '{}': mean {} and scale {}; expected finite values and a non-zero scale",
                 ir.features[j], mean[j], scale[j]
@@ -114,13 +116,21 @@ pub fn validate(ir: &Ir) -> Result<Checked, String> {
         "sigmoid" => Link::Sigmoid,
         "softmax" => Link::Softmax,
         "exp" => Link::Exp,
-        other => return Err(format!("link '{other}'; expected identity, sigmoid, softmax or exp")),
+        other => {
+            return Err(format!(
+                "link '{other}'; expected identity, sigmoid, softmax or exp"
+            ))
+        }
     };
     let task = match ir.task.as_str() {
         "regression" => Task::Regression,
         "binary" => Task::Binary,
         "multiclass" => Task::Multiclass,
-        other => return Err(format!("task '{other}'; expected regression, binary or multiclass")),
+        other => {
+            return Err(format!(
+                "task '{other}'; expected regression, binary or multiclass"
+            ))
+        }
     };
     let binary_label = match ir.binary_label.as_str() {
         "probability_gt_half" => BinaryLabel::ProbabilityGtHalf,
@@ -170,14 +180,25 @@ pub fn validate(ir: &Ir) -> Result<Checked, String> {
         _ => {}
     }
     if link == Link::Softmax && n_outputs < 2 {
-        return Err(format!("link softmax with {n_outputs} output(s); expected at least 2"));
+        return Err(format!(
+            "link softmax with {n_outputs} output(s); expected at least 2"
+        ));
     }
-    Ok(Checked { task, link, binary_label, classes, n_outputs, tree_depths })
+    Ok(Checked {
+        task,
+        link,
+        binary_label,
+        classes,
+        n_outputs,
+        tree_depths,
+    })
 }
 
 fn check_outputs(n: usize) -> Result<(), String> {
     if n == 0 || n > MAX_OUTPUTS {
-        return Err(format!("the model has {n} outputs; expected 1 to {MAX_OUTPUTS}"));
+        return Err(format!(
+            "the model has {n} outputs; expected 1 to {MAX_OUTPUTS}"
+        ));
     }
     Ok(())
 }
@@ -187,9 +208,16 @@ fn parse_classes(classes: Option<&[Value]>) -> Result<Classes, String> {
         return Ok(Classes::None);
     };
     if classes.iter().all(Value::is_i64) {
-        Ok(Classes::Int(classes.iter().filter_map(Value::as_i64).collect()))
+        Ok(Classes::Int(
+            classes.iter().filter_map(Value::as_i64).collect(),
+        ))
     } else if classes.iter().all(Value::is_string) {
-        Ok(Classes::Str(classes.iter().filter_map(|c| c.as_str().map(str::to_string)).collect()))
+        Ok(Classes::Str(
+            classes
+                .iter()
+                .filter_map(|c| c.as_str().map(str::to_string))
+                .collect(),
+        ))
     } else {
         Err("classes must be all integers or all strings".into())
     }
@@ -205,9 +233,17 @@ fn check_linear(l: &LinearIr, nf: usize) -> Result<(), String> {
         ));
     }
     if let Some(row) = l.coef.iter().find(|r| r.len() != nf) {
-        return Err(format!("linear: a coefficient row has {} values for {nf} features", row.len()));
+        return Err(format!(
+            "linear: a coefficient row has {} values for {nf} features",
+            row.len()
+        ));
     }
-    let finite = l.coef.iter().flatten().chain(&l.intercept).all(|v| v.is_finite());
+    let finite = l
+        .coef
+        .iter()
+        .flatten()
+        .chain(&l.intercept)
+        .all(|v| v.is_finite());
     if !finite || !l.sigmoid_scale.is_finite() {
         return Err("linear: coefficients, intercepts and sigmoid_scale must be finite".into());
     }
@@ -228,7 +264,9 @@ fn check_trees(t: &TreesIr, nf: usize) -> Result<Vec<usize>, String> {
     let mut budget = Budget { nodes: 0, words: 0 };
     let mut depths = Vec::with_capacity(t.trees.len());
     for (i, tree) in t.trees.iter().enumerate() {
-        depths.push(check_tree(tree, nf, t.n_outputs, &mut budget).map_err(|e| format!("tree {i}: {e}"))?);
+        depths.push(
+            check_tree(tree, nf, t.n_outputs, &mut budget).map_err(|e| format!("tree {i}: {e}"))?,
+        );
     }
     Ok(depths)
 }
@@ -239,7 +277,12 @@ struct Budget {
 }
 
 /// One tree: columns, indices, shape (a tree, reached from node 0), leaves.
-fn check_tree(tree: &TreeIr, nf: usize, n_outputs: usize, budget: &mut Budget) -> Result<usize, String> {
+fn check_tree(
+    tree: &TreeIr,
+    nf: usize,
+    n_outputs: usize,
+    budget: &mut Budget,
+) -> Result<usize, String> {
     let n = tree.split_feature.len();
     for (name, len) in [
         ("threshold", tree.threshold.len()),
@@ -256,15 +299,25 @@ fn check_tree(tree: &TreeIr, nf: usize, n_outputs: usize, budget: &mut Budget) -
     let n_leaves = tree.leaf_value.len();
     budget.nodes += n + n_leaves;
     if budget.nodes > MAX_NODES {
-        return Err(format!("the forest has more than {MAX_NODES} nodes and leaves"));
+        return Err(format!(
+            "the forest has more than {MAX_NODES} nodes and leaves"
+        ));
     }
     if n_leaves != n + 1 {
         return Err(format!("{n_leaves} leaves for {n} internal nodes; a binary tree has one more leaf than internal nodes"));
     }
     match tree.output {
-        Some(k) if k >= n_outputs => return Err(format!("output {k} is out of range for {n_outputs} outputs")),
+        Some(k) if k >= n_outputs => {
+            return Err(format!(
+                "output {k} is out of range for {n_outputs} outputs"
+            ))
+        }
         Some(_) => {
-            if let Some(v) = tree.leaf_value.iter().find(|v| !v.as_f64().is_some_and(f64::is_finite)) {
+            if let Some(v) = tree
+                .leaf_value
+                .iter()
+                .find(|v| !v.as_f64().is_some_and(f64::is_finite))
+            {
                 return Err(format!("leaf value {v} is not a finite number"));
             }
         }
@@ -274,32 +327,45 @@ fn check_tree(tree: &TreeIr, nf: usize, n_outputs: usize, budget: &mut Budget) -
                     a.len() == n_outputs && a.iter().all(|x| x.as_f64().is_some_and(f64::is_finite))
                 });
                 if !ok {
-                    return Err(format!("vector leaf {v} is not a list of {n_outputs} finite numbers"));
+                    return Err(format!(
+                        "vector leaf {v} is not a list of {n_outputs} finite numbers"
+                    ));
                 }
             }
         }
     }
     for i in 0..n {
         if tree.split_feature[i] >= nf {
-            return Err(format!("node {i} splits on feature {} of {nf}", tree.split_feature[i]));
+            return Err(format!(
+                "node {i} splits on feature {} of {nf}",
+                tree.split_feature[i]
+            ));
         }
         if !matches!(tree.missing[i].as_str(), "nan" | "zero" | "none") {
-            return Err(format!("node {i}: missing mode '{}'; expected nan, zero or none", tree.missing[i]));
+            return Err(format!(
+                "node {i}: missing mode '{}'; expected nan, zero or none",
+                tree.missing[i]
+            ));
         }
         if let Some(Some(cats)) = tree.categories.as_ref().map(|c| &c[i]) {
             if let Some(c) = cats.iter().find(|c| !(0..=MAX_CATEGORY).contains(*c)) {
-                return Err(format!("node {i}: category {c} is outside 0..={MAX_CATEGORY}"));
+                return Err(format!(
+                    "node {i}: category {c} is outside 0..={MAX_CATEGORY}"
+                ));
             }
             let max = cats.iter().copied().max().unwrap_or(0) as usize;
             budget.words += max / 64 + 1;
             if budget.words > MAX_CATEGORY_WORDS {
                 return Err(format!(
                     "the categorical splits need more than {MAX_CATEGORY_WORDS} bitset words ({} MiB)",
-                    MAX_CATEGORY_WORDS * 8 >> 20
+                    (MAX_CATEGORY_WORDS * 8) >> 20
                 ));
             }
         } else if !tree.threshold[i].is_finite() {
-            return Err(format!("node {i}: threshold {} is not finite", tree.threshold[i]));
+            return Err(format!(
+                "node {i}: threshold {} is not finite",
+                tree.threshold[i]
+            ));
         }
     }
     if n == 0 {
@@ -315,7 +381,9 @@ fn check_tree(tree: &TreeIr, nf: usize, n_outputs: usize, budget: &mut Budget) -
     while let Some((node, depth)) = stack.pop() {
         let d = depth + 1;
         if d > MAX_DEPTH {
-            return Err(format!("node {node} is at depth {depth}; trees deeper than {MAX_DEPTH} are refused"));
+            return Err(format!(
+                "node {node} is at depth {depth}; trees deeper than {MAX_DEPTH} are refused"
+            ));
         }
         for c in [tree.left[node], tree.right[node]] {
             if c >= 0 {
@@ -330,9 +398,12 @@ fn check_tree(tree: &TreeIr, nf: usize, n_outputs: usize, budget: &mut Budget) -
                 nodes += 1;
                 stack.push((c, d));
             } else {
-                let leaf = usize::try_from(!c).ok().filter(|&l| l < n_leaves).ok_or_else(|| {
-                    format!("node {node}: child {c} is not a leaf (there are {n_leaves})")
-                })?;
+                let leaf = usize::try_from(!c)
+                    .ok()
+                    .filter(|&l| l < n_leaves)
+                    .ok_or_else(|| {
+                        format!("node {node}: child {c} is not a leaf (there are {n_leaves})")
+                    })?;
                 if std::mem::replace(&mut leaf_seen[leaf], true) {
                     return Err(format!(
                         "leaf {leaf} is reached twice (from node {node}); a tree has no shared leaves"
@@ -344,9 +415,20 @@ fn check_tree(tree: &TreeIr, nf: usize, n_outputs: usize, budget: &mut Budget) -
         }
     }
     if nodes != n || leaves != n_leaves {
-        let lost = node_seen.iter().position(|s| !s).map(|i| format!("node {i}"));
-        let lost = lost.or_else(|| leaf_seen.iter().position(|s| !s).map(|i| format!("leaf {i}")));
-        return Err(format!("{} is not reachable from the root", lost.unwrap_or_default()));
+        let lost = node_seen
+            .iter()
+            .position(|s| !s)
+            .map(|i| format!("node {i}"));
+        let lost = lost.or_else(|| {
+            leaf_seen
+                .iter()
+                .position(|s| !s)
+                .map(|i| format!("leaf {i}"))
+        });
+        return Err(format!(
+            "{} is not reachable from the root",
+            lost.unwrap_or_default()
+        ));
     }
     Ok(deepest)
 }
