@@ -315,3 +315,13 @@ def test_model_load_in_process_refuses_a_truncated_binary(compiled: Path, tmp_pa
     cut.write_bytes(compiled.read_bytes()[: compiled.stat().st_size // 2])
     with pytest.raises(ModelLoadError, match="the file is truncated"):
         Model.load(cut)
+
+
+def test_the_bytewax_operators_pass_a_trust_list_for_a_path(compiled: Path, s1_path: Path) -> None:
+    from streamml import ModelLoadError
+    from streamml.bytewax import predict_op
+
+    with pytest.raises(ModelLoadError, match=f"its sha256 {sha(s1_path)} is not in the trusted_sha256 list"):
+        predict_op(s1_path, trusted_sha256=[sha(compiled)])
+    score = predict_op(compiled, trusted_sha256=sha(compiled))
+    assert set(score({f"f{j}": 0.5 for j in range(4)})) == {"f0", "f1", "f2", "f3", "probability", "label"}
