@@ -19,7 +19,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from streamml import CompileError, Model
 from streamml.cli import main
-from streamml.compile import FOOTER_MAGIC, compile, evaluator_path, to_ir
+from streamml.compile import FOOTER_LEN, FOOTER_MAGIC, compile, evaluator_path, to_ir
 from streamml.compile.drift import numeric_counts
 from streamml.workloads import FEATURE_NAMES, r1_data
 
@@ -42,7 +42,10 @@ def test_binary_is_the_evaluator_plus_the_ir(tmp_path: Path, logistic: LogisticR
     assert data.startswith(evaluator)
     assert data.endswith(FOOTER_MAGIC)
     size = int.from_bytes(data[-16:-8], "little")
-    ir = json.loads(data[-16 - size : -16])
+    payload = data[-FOOTER_LEN - size : -FOOTER_LEN]
+    assert data[-FOOTER_LEN:-16] == hashlib.sha256(payload).digest()
+    assert len(data) == len(evaluator) + size + FOOTER_LEN
+    ir = json.loads(payload)
     assert (ir["name"], ir["model_version"], ir["framework"]) == ("lr", "7", "scikit-learn")
     model = Model.load(path)
     assert model.sha256 == hashlib.sha256(data).hexdigest()

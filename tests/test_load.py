@@ -77,7 +77,8 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_not_a_shared_library(tmp_path: Path) -> None:
     path = tmp_path / "model.so"
     path.write_text("this is a text file, not a shared library\n")
-    with pytest.raises(ModelLoadError, match=re.escape(f"'{path}': not a loadable shared library")):
+    expected = f"'{path}': not a well-formed shared library for this machine: it does not start with an ELF header"
+    with pytest.raises(ModelLoadError, match=re.escape(expected)):
         Model.load(path)
 
 

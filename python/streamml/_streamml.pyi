@@ -12,7 +12,17 @@ ABI_HEADER: str
 
 class Model:
     @staticmethod
-    def load(path: str | PathLike[str], sha256: str | None = None) -> Model: ...
+    def load(
+        path: str | PathLike[str],
+        sha256: str | None = None,
+        trusted: list[str] | None = None,
+        trusted_file: str | PathLike[str] | None = None,
+        max_bytes: int | None = None,
+    ) -> Model: ...
+    @staticmethod
+    def inspect_compiled(
+        path: str | PathLike[str], sha256: str | None = None, max_bytes: int | None = None
+    ) -> tuple[str, str] | None: ...
     @staticmethod
     def from_callable(
         func: Any, input_schema: Any, output_schema: Any, name: str, version: str, task: str

@@ -16,21 +16,43 @@ import json
 import pickle
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from streamml.errors import StreammlError
 from streamml.model import Model
 
 
+def _trust(path: str | None) -> Path | None:
+    return Path(path) if path else None
+
+
 def _inspect(args: argparse.Namespace) -> int:
-    model = Model.load(args.model, sha256=args.sha256)
-    info = model.info
+    from streamml import _streamml
+    from streamml.errors import ModelLoadError
+
+    # A compiled binary's info is read from its footer: none of its code runs.
+    found = _streamml.Model.inspect_compiled(args.model, args.sha256)
+    if found is not None:
+        info_json, sha256 = found
+        info, path, how = json.loads(info_json), args.model, "read from the compiled footer; no code ran"
+    elif not args.run_binary:
+        msg = (
+            f"cannot inspect model binary '{args.model}' without running it: it is not a compiled "
+            "binary (no streamml footer), so only its own code can give its info; "
+            "pass --run to load it (this runs its native code; add --trusted-models FILE to restrict which)"
+        )
+        raise ModelLoadError(msg)
+    else:
+        model = Model.load(args.model, sha256=args.sha256, trusted_sha256=_trust(args.trusted_models))
+        info, path, sha256, how = model.info, model.path, model.sha256, "from the loaded binary's code"
     if args.json:
-        print(json.dumps({**info, "sha256": model.sha256, "path": model.path}, indent=2))
+        print(json.dumps({**info, "sha256": sha256, "path": path}, indent=2))
         return 0
     print(f"model      {info['name']} {info['version']}")
-    print(f"file       {model.path}")
-    print(f"sha256     {model.sha256}")
+    print(f"file       {path}")
+    print(f"sha256     {sha256}")
+    print(f"info       {how}")
     print(f"task       {info['task']}")
     print(f"framework  {info['framework']}")
     print(f"abi        v{info['abi_version']}")
@@ -106,7 +128,7 @@ def _score(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     scorer = Scorer(
-        Model.load(args.model, sha256=args.sha256),
+        Model.load(args.model, sha256=args.sha256, trusted_sha256=_trust(args.trusted_models)),
         args.bootstrap_servers,
         args.input_topic,
         args.output_topic,
@@ -142,6 +164,9 @@ def _add_score_parser(sub: Any) -> None:
     score = sub.add_parser("score", help="score a Kafka topic into another (micro-batches, exactly-once, DLQ)")
     score.add_argument("--model", required=True, help="the model binary")
     score.add_argument("--sha256", help="refuse the model unless its SHA-256 is this")
+    score.add_argument(
+        "--trusted-models", metavar="FILE", help="load only binaries whose SHA-256 is listed in FILE (one per line)"
+    )
     score.add_argument("--bootstrap-servers", required=True, help="Kafka brokers, host:port[,host:port...]")
     score.add_argument("--input-topic", required=True, help="the topic to score")
     score.add_argument("--output-topic", required=True, help="where the predictions go")
@@ -218,6 +243,15 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("model", help="path to the model binary")
     inspect.add_argument("--json", action="store_true", help="print the info document as JSON")
     inspect.add_argument("--sha256", help="refuse the file unless its SHA-256 is this")
+    inspect.add_argument(
+        "--run",
+        dest="run_binary",
+        action="store_true",
+        help="for a binary that is not compiled by streamml: load it (runs its code) to read its info",
+    )
+    inspect.add_argument(
+        "--trusted-models", metavar="FILE", help="with --run: load only binaries whose SHA-256 is listed in FILE"
+    )
     inspect.set_defaults(run=_inspect)
 
     comp = sub.add_parser("compile", help="compile a trained model into a model binary")

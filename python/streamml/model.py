@@ -15,6 +15,21 @@ if TYPE_CHECKING:
 Task = Literal["regression", "binary", "multiclass", "other"]
 
 
+#: A trust list as :meth:`Model.load` takes it: a digest, digests, or a trust file's path.
+TrustedSha256 = str | Iterable[str] | os.PathLike[str] | None
+
+
+def _trust_args(trusted: TrustedSha256) -> tuple[list[str] | None, str | None]:
+    """(digests, trust file) for the binding from a ``trusted_sha256`` argument."""
+    if trusted is None:
+        return None, None
+    if isinstance(trusted, os.PathLike):
+        return None, os.fspath(trusted)
+    if isinstance(trusted, str):
+        return [trusted], None
+    return [str(d) for d in trusted], None
+
+
 class Model:
     """A model ready to score: a model binary or a wrapped Python callable.
 
@@ -46,20 +61,40 @@ class Model:
         self._callable = fn
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, sha256: str | None = None) -> Model:
-        """Load and verify a model binary.
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        sha256: str | None = None,
+        trusted_sha256: TrustedSha256 = None,
+        max_bytes: int | None = None,
+    ) -> Model:
+        """Load and verify a model binary. Loading a binary runs its native code.
+
+        Before anything in the file runs, it must be a regular file under the size cap
+        whose ELF headers fit the file; if ``sha256`` or a trust list is given, its SHA-256
+        must match. A compiled binary then checks its IR (footer checksum, a valid forest).
 
         Args:
             path: the model binary (a shared library exporting ``streamml_model_init``).
             sha256: if given, refuse the file unless its SHA-256 (hex) is this.
+            trusted_sha256: refuse the file unless its SHA-256 is listed: one hex digest,
+                an iterable of digests, or a :class:`pathlib.Path` of a trust file (one digest
+                per line, ``#`` comments). Without it, the trust file named by
+                ``$STREAMML_TRUSTED_MODELS`` applies, if set. An unlisted file is refused
+                before it is opened as a library, so its code never runs.
+            max_bytes: refuse larger files (default ``$STREAMML_MAX_MODEL_BYTES``, else 256 MiB).
 
         Raises:
-            ModelLoadError: the file is missing, not a library, not a streamml model
-                binary, speaks another ABI version, fails its init, has an invalid
-                info document, or does not have the expected SHA-256.
+            ModelLoadError: the file is missing, not a regular file, too large, not a
+                well-formed library for this machine, not listed in the trust list, not a
+                streamml model binary, speaks another ABI version, fails its init (an
+                invalid or edited IR), has an invalid info document or drift reference, or
+                does not have the expected SHA-256. The message names the file.
         """
         path = os.fspath(path)
-        return cls(_streamml.Model.load(path, sha256), path=path)
+        digests, trust_file = _trust_args(trusted_sha256)
+        return cls(_streamml.Model.load(path, sha256, digests, trust_file, max_bytes), path=path)
 
     @classmethod
     def from_callable(

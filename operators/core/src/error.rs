@@ -31,6 +31,33 @@ pub enum LoadErrorKind {
     Io(#[from] std::io::Error),
     #[error("sha256 is {got}, expected {expected}; the file is not the binary you meant to load")]
     ShaMismatch { expected: String, got: String },
+    #[error("it is {0}; a model binary must be a regular file")]
+    NotRegularFile(&'static str),
+    #[error(
+        "the file has {size} bytes, over the cap of {cap}; if this binary is meant to be that \
+         large, raise the cap (STREAMML_MAX_MODEL_BYTES or the host's max_bytes option)"
+    )]
+    TooLarge { size: u64, cap: u64 },
+    #[error("not a well-formed shared library for this machine: {0}")]
+    BadElf(String),
+    #[error(
+        "its sha256 {sha256} is not in the {source_name} ({count} digest(s)); loading a binary runs \
+         its code, so only listed binaries load: add the digest there if you trust this file"
+    )]
+    Untrusted {
+        sha256: String,
+        source_name: String,
+        count: usize,
+    },
+    #[error("{0}")]
+    BadOption(String),
+    #[error(
+        "the binary's drift_reference is invalid: {0}; re-compile it with a valid --reference"
+    )]
+    BadDriftReference(String),
+    /// A compiled binary whose footer or IR is invalid (seen without loading it).
+    #[error("{0}")]
+    NotCompiled(String),
     #[error("not a loadable shared library ({0})")]
     NotALibrary(String),
     #[error(

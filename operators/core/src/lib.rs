@@ -15,10 +15,13 @@ pub mod input;
 pub mod loader;
 pub mod model;
 pub mod rows;
+pub mod trust;
+pub mod vet;
 
 pub use batcher::{Batch, BatchPolicy, FlushReason, MicroBatcher};
 pub use error::{Error, InputError, LoadError, LoadErrorKind, PredictError};
-pub use loader::{LoadOptions, NativeModel};
+pub use loader::{inspect_compiled, LoadOptions, NativeModel};
+pub use trust::TrustList;
 pub use model::{Model, Scorer};
 pub use streamml_abi::{FieldSpec, ModelInfo, Task};
 pub mod drift;

@@ -1,9 +1,14 @@
 //! Load, verify and call a model binary (ABI v1, `docs/abi.md`).
 //!
-//! Before anything in the binary runs, the loader hashes the file (and
-//! compares the hash when one is expected). Then it opens the library, looks
-//! up `streamml_model_init`, asks for ABI v1, checks the function table and
-//! parses the info. Any failure is a [`LoadError`] naming the file.
+//! Before anything in the binary runs, the loader checks that the file is a
+//! regular file under the size cap, hashes it (and compares the hash with
+//! the expected one and the trust list, when given), and checks its ELF
+//! headers (`vet.rs`). Then it opens a private copy of those exact bytes,
+//! looks up `streamml_model_init`, asks for ABI v1, checks the function
+//! table, parses the info and checks its drift reference. Any failure is a
+//! [`LoadError`] naming the file, and leaves no copy behind.
+//! [`inspect_compiled`] reads a compiled binary's info from its footer
+//! without loading it.
 
 use std::ffi::CStr;
 use std::mem::ManuallyDrop;
@@ -22,12 +27,99 @@ use streamml_abi::{
 
 use crate::error::{LoadError, LoadErrorKind, PredictError};
 use crate::model::{panic_text, Scorer};
+use crate::trust::TrustList;
 
 /// How to load a model binary.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// Refuse the file unless its SHA-256 (lowercase hex) is this.
     pub expected_sha256: Option<String>,
+    /// Refuse the file unless its SHA-256 is in this list. `None`: the list
+    /// `$STREAMML_TRUSTED_MODELS` names, if set; else any file loads.
+    pub trusted: Option<TrustList>,
+    /// Refuse files larger than this; `None`: `$STREAMML_MAX_MODEL_BYTES`,
+    /// else [`crate::vet::DEFAULT_MAX_BYTES`].
+    pub max_bytes: Option<u64>,
+}
+
+/// Read the file and check it against the options, before anything runs:
+/// a regular file under the cap, the expected SHA-256, the trust list.
+/// Returns the bytes and their SHA-256.
+fn read_checked(
+    path: &Path,
+    options: &LoadOptions,
+    trust: bool,
+) -> Result<(Vec<u8>, String), LoadError> {
+    let fail = |kind: LoadErrorKind| LoadError::new(path, kind);
+    let cap = crate::vet::max_bytes(options.max_bytes).map_err(fail)?;
+    let bytes = crate::vet::read_regular(path, cap).map_err(fail)?;
+    let sha256 = sha256_hex(&bytes);
+    if let Some(expected) = &options.expected_sha256 {
+        if !expected.eq_ignore_ascii_case(&sha256) {
+            return Err(fail(LoadErrorKind::ShaMismatch {
+                expected: expected.to_lowercase(),
+                got: sha256,
+            }));
+        }
+    }
+    if trust {
+        let from_env;
+        let list = match &options.trusted {
+            Some(list) => Some(list),
+            None => {
+                from_env = TrustList::from_env().map_err(|e| fail(LoadErrorKind::BadOption(e)))?;
+                from_env.as_ref()
+            }
+        };
+        if let Some(list) = list {
+            if !list.allows(&sha256) {
+                return Err(fail(LoadErrorKind::Untrusted {
+                    sha256,
+                    source_name: list.source().to_string(),
+                    count: list.len(),
+                }));
+            }
+        }
+    }
+    Ok((bytes, sha256))
+}
+
+/// The info of a compiled binary (`streamml compile`), read from its footer
+/// and IR without loading or running it, and its SHA-256; `Ok(None)` when
+/// the file is a library without a compiled footer (a hand-written binary,
+/// whose info only its own code can give). The file passes the same checks
+/// as [`NativeModel::load`] but the trust list: nothing of it runs.
+pub fn inspect_compiled(
+    path: impl AsRef<Path>,
+    options: &LoadOptions,
+) -> Result<Option<(ModelInfo, String)>, LoadError> {
+    let path = path.as_ref();
+    let fail = |kind: LoadErrorKind| LoadError::new(path, kind);
+    let (bytes, sha256) = read_checked(path, options, false)?;
+    crate::vet::check_elf(&bytes).map_err(|e| fail(LoadErrorKind::BadElf(e)))?;
+    if !streamml_ir::has_footer(&bytes) {
+        return Ok(None);
+    }
+    let info = streamml_ir::info_of_binary(&bytes).map_err(|e| {
+        fail(LoadErrorKind::NotCompiled(format!(
+            "its compiled model is invalid: {e}"
+        )))
+    })?;
+    check_drift_reference(&info).map_err(fail)?;
+    Ok(Some((info, sha256)))
+}
+
+/// A drift reference must parse and name columns the model has, of types it
+/// can count: otherwise every batch of a host that counts drift would fail.
+fn check_drift_reference(info: &ModelInfo) -> Result<(), LoadErrorKind> {
+    let Some(reference) = &info.drift_reference else {
+        return Ok(());
+    };
+    let inputs = info.input_schema()?;
+    let outputs = info.output_schema()?;
+    crate::drift::DriftCounters::from_reference(reference)
+        .and_then(|c| c.check_columns(&inputs, &outputs))
+        .map_err(|e| LoadErrorKind::BadDriftReference(e.0))
 }
 
 /// The SHA-256 of some bytes, as lowercase hex.
@@ -57,25 +149,96 @@ fn cache_dir() -> PathBuf {
     base.join("streamml").join("binaries")
 }
 
-/// Write the exact bytes that were hashed to a private file named by their
-/// hash, and return its path. The system loader keeps one copy of a library
-/// per path for the life of the process, and the file at the user's path
-/// may change between hashing and opening; loading the content-addressed
-/// copy means the code that runs is always the code that was verified.
-fn private_copy(bytes: &[u8], sha256: &str) -> std::io::Result<PathBuf> {
+/// Binaries kept in the cache; older ones are removed when a new one is written.
+pub const MAX_CACHED: usize = 32;
+
+/// The cache directory, created owner-only (0700). An existing directory
+/// must belong to this user; it is made 0700 if it was not.
+fn private_dir() -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     let dir = cache_dir();
-    std::fs::create_dir_all(&dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
+    let meta = std::fs::symlink_metadata(&dir)?;
+    let uid = unsafe { libc::geteuid() };
+    if !meta.is_dir() || meta.uid() != uid {
+        return Err(std::io::Error::other(format!(
+            "the binary cache {} is not a directory of this user (uid {uid}); set STREAMML_CACHE_DIR to a private directory",
+            dir.display()
+        )));
+    }
+    if meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(dir)
+}
+
+/// Write the exact bytes that were hashed to a private file (0600) named by
+/// their hash, and return its path and whether this call wrote it. The
+/// system loader keeps one copy of a library per path for the life of the
+/// process, and the file at the user's path may change between hashing and
+/// opening; loading the content-addressed copy means the code that runs is
+/// always the code that was verified. (`dlopen` maps the file executable
+/// without needing its execute bit.)
+fn private_copy(bytes: &[u8], sha256: &str) -> std::io::Result<(PathBuf, bool)> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = private_dir()?;
     let suffix = std::env::consts::DLL_SUFFIX;
     let path = dir.join(format!("{sha256}{suffix}"));
     if let Ok(existing) = std::fs::read(&path) {
         if sha256_hex(&existing) == sha256 {
-            return Ok(path);
+            return Ok((path, false));
         }
     }
     let tmp = dir.join(format!(".{sha256}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, &path)?;
-    Ok(path)
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(bytes))
+        .and_then(|_| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    evict(&dir, &path, suffix);
+    Ok((path, true))
+}
+
+/// Keep at most [`MAX_CACHED`] binaries: remove the least recently written
+/// others. (A removed file stays mapped in processes that loaded it.)
+fn evict(dir: &Path, keep: &Path, suffix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(suffix) && e.path() != keep)
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    if files.len() < MAX_CACHED {
+        return;
+    }
+    files.sort();
+    for (_, path) in &files[..files.len() + 1 - MAX_CACHED] {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Removes a private copy this load wrote, unless the load succeeded.
+struct CopyGuard(Option<PathBuf>);
+
+impl Drop for CopyGuard {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// The input schema exported once, read-only, shared by every call.
@@ -125,17 +288,10 @@ impl NativeModel {
     pub fn load(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Self, LoadError> {
         let path = path.as_ref();
         let fail = |kind: LoadErrorKind| LoadError::new(path, kind);
-        let bytes = std::fs::read(path).map_err(|e| fail(e.into()))?;
-        let sha256 = sha256_hex(&bytes);
-        if let Some(expected) = &options.expected_sha256 {
-            if !expected.eq_ignore_ascii_case(&sha256) {
-                return Err(fail(LoadErrorKind::ShaMismatch {
-                    expected: expected.to_lowercase(),
-                    got: sha256,
-                }));
-            }
-        }
-        let verified = private_copy(&bytes, &sha256).map_err(|e| fail(e.into()))?;
+        let (bytes, sha256) = read_checked(path, options, true)?;
+        crate::vet::check_elf(&bytes).map_err(|e| fail(LoadErrorKind::BadElf(e)))?;
+        let (verified, written) = private_copy(&bytes, &sha256).map_err(|e| fail(e.into()))?;
+        let mut copy = CopyGuard(written.then(|| verified.clone()));
         drop(bytes);
         // SAFETY: loading a library runs its initialisers; that is what
         // loading a model binary means. The hash above says which bytes run.
@@ -207,11 +363,13 @@ impl NativeModel {
                 format!("the outputs cannot be exported to the C Data Interface: {e}"),
             )))
         })?;
+        check_drift_reference(&info).map_err(fail)?;
         let outputs_fixed_width = output_schema
             .fields()
             .iter()
             .all(|f| f.data_type().primitive_width().is_some());
         let table = guard.disarm();
+        copy.0 = None;
         Ok(Self {
             path: path.to_path_buf(),
             origin: format!("model binary '{}'", path.display()),

@@ -69,8 +69,6 @@ pub struct Forest {
     /// `Some(tree count per output)` for `aggregate: mean`.
     mean_counts: Option<Vec<f64>>,
     pub sigmoid_scale: f64,
-    pub n_trees: usize,
-    pub max_depth: usize,
     /// The numeric trees again, for blocks without NaN (`compact.rs`).
     compact: Box<Compact>,
     /// The numeric trees of at most 64 leaves for the bit-vector walk
@@ -79,11 +77,16 @@ pub struct Forest {
 }
 
 impl Forest {
-    pub fn build(ir: &TreesIr, n_features: usize) -> Result<Self, String> {
-        Self::build_with(ir, n_features, Compact::from_env(choose_walk(&ir.trees)))
+    /// Build from trees that `streamml_ir::validate` accepted; `depths` are
+    /// the depths it found, one per tree.
+    pub fn build(ir: &TreesIr, n_features: usize, depths: &[usize]) -> Result<Self, String> {
+        Self::build_with(ir, n_features, depths, Compact::from_env(choose_walk(&ir.trees)))
     }
 
-    fn build_with(ir: &TreesIr, n_features: usize, compact: Compact) -> Result<Self, String> {
+    fn build_with(ir: &TreesIr, n_features: usize, depths: &[usize], compact: Compact) -> Result<Self, String> {
+        if depths.len() != ir.trees.len() {
+            return Err(format!("{} depths for {} trees", depths.len(), ir.trees.len()));
+        }
         let n_outputs = ir.n_outputs;
         if n_outputs == 0 || ir.base_score.len() != n_outputs {
             return Err(format!(
@@ -127,14 +130,12 @@ impl Forest {
             base_score: ir.base_score.clone(),
             mean_counts: None,
             sigmoid_scale: ir.sigmoid_scale,
-            n_trees: ir.trees.len(),
-            max_depth: 0,
             bits: (compact.walk == Walk::Bits).then(|| Box::new(Bits::new(n_features))),
             compact: Box::new(compact),
         };
         let mut counts = vec![0.0; n_outputs];
         for (t, tree) in ir.trees.iter().enumerate() {
-            f.add_tree(tree, &mut counts)
+            f.add_tree(tree, depths[t], &mut counts)
                 .map_err(|e| format!("tree {t}: {e}"))?;
         }
         if ir.aggregate == "mean" {
@@ -161,7 +162,7 @@ impl Forest {
         }
     }
 
-    fn add_tree(&mut self, tree: &crate::ir::TreeIr, counts: &mut [f64]) -> Result<(), String> {
+    fn add_tree(&mut self, tree: &crate::ir::TreeIr, d: usize, counts: &mut [f64]) -> Result<(), String> {
         let n = tree.split_feature.len();
         for (name, len) in [
             ("threshold", tree.threshold.len()),
@@ -323,11 +324,9 @@ impl Forest {
         } else {
             node_base as u32
         };
-        let d = depth(&self.nodes, root as usize, leaf_nodes as usize);
         self.push_compact(node_base as usize, leaf_nodes as usize, n_leaves, d as u32);
         self.roots.push((root, d as u32, leaf_nodes as u32));
         self.outputs.push(output);
-        self.max_depth = self.max_depth.max(d);
         Ok(())
     }
 
@@ -751,17 +750,6 @@ fn choose_walk(trees: &[crate::ir::TreeIr]) -> Walk {
     }
 }
 
-/// Steps from `c` to the deepest leaf node (the tree's leaf nodes start at `first_leaf`).
-fn depth(nodes: &[Node], c: usize, first_leaf: usize) -> usize {
-    if c >= first_leaf {
-        0
-    } else {
-        let n = nodes[c];
-        let left = depth(nodes, n.left as usize, first_leaf);
-        1 + left.max(depth(nodes, n.right as usize, first_leaf))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -857,7 +845,7 @@ mod tests {
         ];
         for comparison in ["le", "lt"] {
             let ir = random_ir(0x9e37_79b9_7f4a_7c15, comparison, 40);
-            let general = Forest::build_with(&ir, 4, Compact::with_walk(false, Walk::Lockstep))
+            let general = Forest::build_with(&ir, 4, &tree_depths(&ir), Compact::with_walk(false, Walk::Lockstep))
                 .expect("builds");
             for (walk, kernel) in walks() {
                 let compact = built(&ir, walk, kernel);
@@ -888,7 +876,7 @@ mod tests {
         ir.trees.truncate(60);
         assert!(ir.trees.iter().any(|t| t.split_feature.is_empty()));
         let general =
-            Forest::build_with(&ir, 4, Compact::with_walk(false, Walk::Lockstep)).expect("builds");
+            Forest::build_with(&ir, 4, &tree_depths(&ir), Compact::with_walk(false, Walk::Lockstep)).expect("builds");
         for (walk, kernel) in walks().into_iter().filter(|(w, _)| *w != Walk::Lockstep) {
             let compact = built(&ir, walk, kernel);
             assert!(compact.compact.trees.iter().all(Option::is_some));
@@ -921,8 +909,28 @@ mod tests {
         assert_eq!(bits(&a), bits(&b), "{case}");
     }
 
+    /// Each tree's depth, as validation finds it.
+    fn tree_depths(ir: &TreesIr) -> Vec<usize> {
+        ir.trees
+            .iter()
+            .map(|t| {
+                let mut stack = vec![(0i64, 0usize)];
+                let mut deepest = 0;
+                while let Some((c, d)) = stack.pop() {
+                    if c < 0 || t.left.is_empty() {
+                        deepest = deepest.max(d);
+                    } else {
+                        stack.push((t.left[c as usize], d + 1));
+                        stack.push((t.right[c as usize], d + 1));
+                    }
+                }
+                deepest
+            })
+            .collect()
+    }
+
     fn built(ir: &TreesIr, walk: Walk, kernel: Kernel) -> Forest {
-        let mut f = Forest::build_with(ir, 4, Compact::with_walk(true, walk)).expect("builds");
+        let mut f = Forest::build_with(ir, 4, &tree_depths(ir), Compact::with_walk(true, walk)).expect("builds");
         f.bits = f.bits.take().map(|b| Box::new(b.with_kernel(kernel)));
         f
     }
@@ -946,7 +954,7 @@ mod tests {
         let mut ir = random_ir(7, "le", 2);
         ir.trees = vec![chain(63, 0.3), chain(64, 0.2), chain(63, -0.1)];
         let general =
-            Forest::build_with(&ir, 4, Compact::with_walk(false, Walk::Lockstep)).expect("builds");
+            Forest::build_with(&ir, 4, &tree_depths(&ir), Compact::with_walk(false, Walk::Lockstep)).expect("builds");
         for (walk, kernel) in walks().into_iter().filter(|(w, _)| *w == Walk::Bits) {
             let bits = built(&ir, walk, kernel);
             let slots = bits.bits.as_ref().expect("the bit-vector walk").trees.clone();

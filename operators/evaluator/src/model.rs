@@ -2,16 +2,16 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
 use streamml_sdk::arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder};
 use streamml_sdk::arrow_array::{ArrayRef, FixedSizeListArray, Float64Array};
 use streamml_sdk::arrow_schema::{DataType, Field};
-use streamml_sdk::{FieldSpec, Input, Model, ModelInfo, PredictError, Task, ABI_VERSION};
+use streamml_sdk::{Input, Model, ModelInfo, PredictError, Task};
 
 use crate::forest::Forest;
-use crate::ir::{Ir, ModelIr, Preprocess};
+use crate::ir::{ModelIr, Preprocess};
 use crate::linear::Linear;
-use crate::payload::{own_path, read_payload};
+use crate::payload::own_path;
+use streamml_ir::{build_info, read_payload, BinaryLabel, Classes, Link};
 
 /// Rows scored together: the row-major scratch (BLOCK x features) and the
 /// raw scores stay in L1/L2 while every tree is walked once per block.
@@ -20,29 +20,6 @@ const BLOCK: usize = 64;
 enum Kind {
     Trees(Box<Forest>),
     Linear(Linear),
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Link {
-    Identity,
-    Sigmoid,
-    Softmax,
-    Exp,
-}
-
-/// When a binary model says `classes[1]` (`docs/ir.md`, outputs).
-#[derive(Clone, Copy, PartialEq)]
-enum BinaryLabel {
-    ProbabilityGtHalf,
-    RawGtZero,
-    RawGeZero,
-    Argmax,
-}
-
-enum Classes {
-    None,
-    Int(Vec<i64>),
-    Str(Vec<String>),
 }
 
 pub struct Evaluator {
@@ -65,90 +42,32 @@ impl Evaluator {
         Self::from_ir_text(read_payload(&bytes)?)
     }
 
-    /// Build from an IR document.
+    /// Build from an IR document, after validating it (`streamml-ir`).
     pub fn from_ir_text(text: &str) -> Result<Self, String> {
-        let ir = Ir::parse(text)?;
+        let (ir, checked) = streamml_ir::load(text)?;
         let n_features = ir.features.len();
-        let (kind, n_outputs) = match &ir.model {
-            ModelIr::Trees(t) => {
-                let f = Forest::build(t, n_features)?;
-                let n = f.n_outputs;
-                (Kind::Trees(Box::new(f)), n)
-            }
-            ModelIr::Linear(l) => {
-                let m = Linear::build(l, n_features)?;
-                let n = m.n_outputs;
-                (Kind::Linear(m), n)
-            }
+        let kind = match &ir.model {
+            ModelIr::Trees(t) => Kind::Trees(Box::new(Forest::build(
+                t,
+                n_features,
+                &checked.tree_depths,
+            )?)),
+            ModelIr::Linear(l) => Kind::Linear(Linear::build(l, n_features)?),
         };
-        let link = match ir.link.as_str() {
-            "identity" => Link::Identity,
-            "sigmoid" => Link::Sigmoid,
-            "softmax" => Link::Softmax,
-            "exp" => Link::Exp,
-            other => {
-                return Err(format!(
-                    "link '{other}'; expected identity, sigmoid, softmax or exp"
-                ))
-            }
-        };
-        let task = match ir.task.as_str() {
-            "regression" => Task::Regression,
-            "binary" => Task::Binary,
-            "multiclass" => Task::Multiclass,
-            other => {
-                return Err(format!(
-                    "task '{other}'; expected regression, binary or multiclass"
-                ))
-            }
-        };
-        let binary_label = match ir.binary_label.as_str() {
-            "probability_gt_half" => BinaryLabel::ProbabilityGtHalf,
-            "raw_gt_zero" => BinaryLabel::RawGtZero,
-            "raw_ge_zero" => BinaryLabel::RawGeZero,
-            "argmax" => BinaryLabel::Argmax,
-            other => {
-                return Err(format!(
-                    "binary_label '{other}'; expected probability_gt_half, raw_gt_zero, raw_ge_zero or argmax"
-                ))
-            }
-        };
-        let classes = parse_classes(ir.classes.as_deref())?;
-        let n_classes = match &classes {
-            Classes::None => 0,
-            Classes::Int(c) => c.len(),
-            Classes::Str(c) => c.len(),
-        };
-        match task {
-            Task::Regression if n_outputs != 1 => {
-                return Err(format!("regression with {n_outputs} outputs"))
-            }
-            Task::Binary if n_classes != 2 || n_outputs > 2 => {
-                return Err(format!(
-                    "binary with {n_classes} classes and {n_outputs} outputs"
-                ))
-            }
-            Task::Multiclass if n_classes != n_outputs || n_classes < 2 => {
-                return Err(format!(
-                    "multiclass with {n_classes} classes and {n_outputs} outputs"
-                ))
-            }
-            _ => {}
-        }
         let scaler = ir
             .preprocess
             .as_ref()
             .map(|Preprocess::StandardScaler { mean, scale }| (mean.clone(), scale.clone()));
-        let info = build_info(&ir, task, &classes, n_outputs, &kind);
+        let info = build_info(&ir, &checked);
         Ok(Self {
             info,
             n_features,
             scaler,
             kind,
-            link,
-            task,
-            binary_label,
-            classes,
+            link: checked.link,
+            task: checked.task,
+            binary_label: checked.binary_label,
+            classes: checked.classes,
         })
     }
 
@@ -360,85 +279,5 @@ impl Evaluator {
                 Arc::new(b.finish())
             }
         }
-    }
-}
-
-fn parse_classes(classes: Option<&[Value]>) -> Result<Classes, String> {
-    let Some(classes) = classes else {
-        return Ok(Classes::None);
-    };
-    if classes.iter().all(|c| c.is_i64()) {
-        Ok(Classes::Int(
-            classes
-                .iter()
-                .map(|c| c.as_i64().expect("checked"))
-                .collect(),
-        ))
-    } else if classes.iter().all(|c| c.is_string()) {
-        Ok(Classes::Str(
-            classes
-                .iter()
-                .map(|c| c.as_str().expect("checked").to_string())
-                .collect(),
-        ))
-    } else {
-        Err("classes must be all integers or all strings".into())
-    }
-}
-
-fn build_info(ir: &Ir, task: Task, classes: &Classes, n_outputs: usize, kind: &Kind) -> ModelInfo {
-    let label_type = match classes {
-        Classes::Str(_) => "utf8",
-        _ => "int64",
-    };
-    let outputs = match task {
-        Task::Regression | Task::Other => vec![FieldSpec::new("prediction", "float64", false)],
-        Task::Binary => vec![
-            FieldSpec::new("probability", "float64", false),
-            FieldSpec::new("label", label_type, false),
-        ],
-        Task::Multiclass => vec![
-            FieldSpec::new(
-                "probabilities",
-                format!("fixed_size_list<float64, {n_outputs}>"),
-                false,
-            ),
-            FieldSpec::new("label", label_type, false),
-        ],
-    };
-    let mut metadata = ir.metadata.clone();
-    match kind {
-        Kind::Trees(f) => {
-            metadata.insert("trees".into(), Value::from(f.n_trees));
-            metadata.insert("max_depth".into(), Value::from(f.max_depth));
-        }
-        Kind::Linear(_) => {
-            metadata.insert("model_type".into(), Value::from("linear"));
-        }
-    }
-    metadata.insert(
-        "evaluator".into(),
-        Value::from(concat!("streamml-evaluator ", env!("CARGO_PKG_VERSION"))),
-    );
-    if let Some(c) = &ir.classes {
-        metadata.insert("classes".into(), Value::from(c.clone()));
-    }
-    if ir.preprocess.is_some() {
-        metadata.insert("preprocess".into(), Value::from("standard_scaler"));
-    }
-    ModelInfo {
-        abi_version: ABI_VERSION,
-        name: ir.name.clone(),
-        version: ir.model_version.clone(),
-        task,
-        framework: ir.framework.clone(),
-        inputs: ir
-            .features
-            .iter()
-            .map(|f| FieldSpec::new(f, "float64", true))
-            .collect(),
-        outputs,
-        drift_reference: ir.drift_reference.clone(),
-        metadata,
     }
 }

@@ -6,7 +6,7 @@
 use jni::objects::{JClass, JString};
 use jni::sys::{jlong, jstring};
 use jni::JNIEnv;
-use streamml_core::{LoadOptions, Model};
+use streamml_core::{LoadOptions, Model, TrustList};
 
 use crate::ffi;
 use crate::guard::{run, ShimError, ShimResult};
@@ -33,15 +33,29 @@ pub extern "system" fn Java_dev_streamml_flink_NativeBridge_load<'l>(
     _class: JClass<'l>,
     path: JString<'l>,
     sha256: JString<'l>,
+    trusted_file: JString<'l>,
 ) -> jlong {
-    run(&mut env, |env| inner_load(env, &path, &sha256))
+    run(&mut env, |env| inner_load(env, &path, &sha256, &trusted_file))
 }
 
-fn inner_load(env: &mut JNIEnv<'_>, path: &JString<'_>, sha256: &JString<'_>) -> ShimResult<jlong> {
+fn inner_load(
+    env: &mut JNIEnv<'_>,
+    path: &JString<'_>,
+    sha256: &JString<'_>,
+    trusted_file: &JString<'_>,
+) -> ShimResult<jlong> {
     let path =
         optional_string(env, path)?.ok_or_else(|| ShimError("the model path is null".into()))?;
+    let trusted = match optional_string(env, trusted_file)? {
+        Some(f) => Some(TrustList::from_file(std::path::Path::new(&f)).map_err(|e| {
+            ShimError(format!("cannot load model binary '{path}': {e}"))
+        })?),
+        None => None,
+    };
     let options = LoadOptions {
         expected_sha256: optional_string(env, sha256)?,
+        trusted,
+        max_bytes: None,
     };
     let model = Model::load(&path, &options)?;
     Ok(Box::into_raw(Box::new(model)) as jlong)

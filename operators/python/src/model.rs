@@ -10,13 +10,41 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 use pyo3_arrow::{PyRecordBatch, PyRecordBatchReader, PySchema, PyTable};
 use streamml_abi::Task;
-use streamml_core::{LoadOptions, Model};
+use streamml_core::{LoadOptions, Model, TrustList};
 
 use crate::arrow_io::{c_to_pyarrow, to_pyarrow, Capsules};
 use crate::callable::CallableScorer;
 use crate::errors::{core_err, input_err, load_err, new_err, predict_err, Kind};
 use crate::numpy_io::NumpyPath;
 use crate::rows::rows_to_batch;
+
+/// Load options from the binding's arguments; a bad trust list is a load
+/// error naming the model file.
+fn load_options(
+    path: &std::path::Path,
+    sha256: Option<String>,
+    trusted: Option<Vec<String>>,
+    trusted_file: Option<PathBuf>,
+    max_bytes: Option<u64>,
+) -> PyResult<LoadOptions> {
+    let bad = |e: String| {
+        new_err(
+            Kind::Load,
+            format!("cannot load model binary '{}': {e}", path.display()),
+        )
+    };
+    let trusted = match (trusted, trusted_file) {
+        (Some(_), Some(_)) => return Err(bad("give trusted digests or a trust file, not both".into())),
+        (Some(d), None) => Some(TrustList::from_digests(d, "trusted_sha256 list").map_err(bad)?),
+        (None, Some(f)) => Some(TrustList::from_file(&f).map_err(bad)?),
+        (None, None) => None,
+    };
+    Ok(LoadOptions {
+        expected_sha256: sha256,
+        trusted,
+        max_bytes,
+    })
+}
 
 /// The names of `schema`'s fields as interned Python strings: dict keys
 /// for inputs read and outputs written, made once per model.
@@ -63,17 +91,41 @@ impl PyModel {
 
 #[pymethods]
 impl PyModel {
-    /// Load and verify a model binary.
+    /// Load and verify a model binary. `trusted` (digests) or `trusted_file`
+    /// (a trust file) restrict it to listed SHA-256s; else
+    /// `$STREAMML_TRUSTED_MODELS` does, if set.
     #[staticmethod]
-    #[pyo3(signature = (path, sha256=None))]
-    fn load(py: Python<'_>, path: PathBuf, sha256: Option<String>) -> PyResult<Self> {
-        let options = LoadOptions {
-            expected_sha256: sha256,
-        };
+    #[pyo3(signature = (path, sha256=None, trusted=None, trusted_file=None, max_bytes=None))]
+    fn load(
+        py: Python<'_>,
+        path: PathBuf,
+        sha256: Option<String>,
+        trusted: Option<Vec<String>>,
+        trusted_file: Option<PathBuf>,
+        max_bytes: Option<u64>,
+    ) -> PyResult<Self> {
+        let options = load_options(&path, sha256, trusted, trusted_file, max_bytes)?;
         let model = py
             .detach(|| Model::load(&path, &options))
             .map_err(load_err)?;
         Ok(Self::new(py, model))
+    }
+
+    /// A compiled binary's info (JSON) and SHA-256, read from its footer
+    /// without loading it; `None` for a binary that is not compiled.
+    #[staticmethod]
+    #[pyo3(signature = (path, sha256=None, max_bytes=None))]
+    fn inspect_compiled(
+        py: Python<'_>,
+        path: PathBuf,
+        sha256: Option<String>,
+        max_bytes: Option<u64>,
+    ) -> PyResult<Option<(String, String)>> {
+        let options = load_options(&path, sha256, None, None, max_bytes)?;
+        let found = py
+            .detach(|| streamml_core::inspect_compiled(&path, &options))
+            .map_err(load_err)?;
+        Ok(found.map(|(info, sha)| (info.to_json(), sha)))
     }
 
     /// Wrap a Python callable `fn(pyarrow.RecordBatch) -> Arrow batch`.

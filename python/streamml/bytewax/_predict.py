@@ -13,7 +13,7 @@ from bytewax.dataflow import Stream, operator
 
 from streamml import _streamml
 from streamml.bytewax._batching import batch_builder
-from streamml.model import Model
+from streamml.model import Model, TrustedSha256
 
 #: ``max_batch_rows`` when only ``max_wait`` is given.
 DEFAULT_MAX_BATCH_ROWS = 4096
@@ -46,23 +46,27 @@ class PredictOut:
     errs: Stream[PredictFailure]
 
 
-def _model(model: Model | str | os.PathLike[str]) -> Model:
+def _model(model: Model | str | os.PathLike[str], trusted_sha256: TrustedSha256 = None) -> Model:
     if isinstance(model, Model):
         return model
     if isinstance(model, (str, os.PathLike)):
-        return Model.load(model)
+        return Model.load(model, trusted_sha256=trusted_sha256)
     msg = f"model must be a streamml.Model or the path of a model binary, got a {type(model).__name__}"
     raise TypeError(msg)
 
 
-def _scorer(model: Model | str | os.PathLike[str], nest: str | None) -> _streamml.DictScorer:
+def _scorer(
+    model: Model | str | os.PathLike[str], nest: str | None, trusted_sha256: TrustedSha256 = None
+) -> _streamml.DictScorer:
     if nest is not None and not isinstance(nest, str):
         msg = f"nest must be a field name (str) or None, got a {type(nest).__name__}"
         raise TypeError(msg)
-    return _streamml.DictScorer(_model(model)._inner, nest, PredictFailure)
+    return _streamml.DictScorer(_model(model, trusted_sha256)._inner, nest, PredictFailure)
 
 
-def predict_op(model: Model | str | os.PathLike[str], *, nest: str | None = None) -> Any:
+def predict_op(
+    model: Model | str | os.PathLike[str], *, nest: str | None = None, trusted_sha256: TrustedSha256 = None
+) -> Any:
     """Make a mapper that scores one item with a model, for ``op.map``.
 
     The mapper is native code: a dict's values go straight into the model
@@ -72,6 +76,7 @@ def predict_op(model: Model | str | os.PathLike[str], *, nest: str | None = None
         model: a :class:`streamml.Model` or the path of a model binary.
         nest: put the outputs in a dict under this field instead of merging
             them into the item.
+        trusted_sha256: for a path, the trust list :meth:`streamml.Model.load` takes.
 
     Returns:
         ``mapper(item)``: for a dict, a copy with the outputs added; for a
@@ -93,7 +98,7 @@ def predict_op(model: Model | str | os.PathLike[str], *, nest: str | None = None
         >>> score(("user-1", {"x": 1.5}))
         ('user-1', {'x': 1.5, 'prediction': {'y': 3.0}})
     """
-    return _scorer(model, nest)
+    return _scorer(model, nest, trusted_sha256)
 
 
 def _keyed_oks(key_split: tuple[str, tuple[list[Any], list[PredictFailure]]]) -> list[tuple[str, Any]]:
@@ -115,6 +120,7 @@ def predict(
     max_batch_rows: int | None = None,
     max_wait: timedelta | None = None,
     nest: str | None = None,
+    trusted_sha256: TrustedSha256 = None,
 ) -> PredictOut:
     """Score a stream with a model, one native call per batch.
 
@@ -143,6 +149,7 @@ def predict(
         max_batch_rows: score a key's rows once this many are buffered.
         max_wait: score a key's rows once the oldest has waited this long.
         nest: put the outputs in a dict under this field instead of merging them.
+        trusted_sha256: for a path, the trust list :meth:`streamml.Model.load` takes.
 
     Returns:
         ``oks``: the items with the outputs added (``(key, scored)`` when
@@ -154,7 +161,7 @@ def predict(
         ValueError: ``max_batch_rows`` is less than 1 or ``max_wait`` is not positive.
         TypeError: ``max_wait`` is not a ``timedelta``.
     """
-    scorer = _scorer(model, nest)
+    scorer = _scorer(model, nest, trusted_sha256)
     # Each batch is scored into one (oks, errs) pair, split into the two
     # streams once per batch rather than by a Python call per item (op.branch).
     if max_batch_rows is None and max_wait is None:

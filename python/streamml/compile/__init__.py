@@ -20,6 +20,7 @@ Examples:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -29,7 +30,10 @@ from typing import Any
 
 from streamml.errors import CompileError
 
-FOOTER_MAGIC = b"SMLIR\0v1"
+#: The last 8 bytes of a model binary: footer version 2 (``docs/ir.md``, "The binary").
+FOOTER_MAGIC = b"SMLIR\0v2"
+#: The footer after the IR: its SHA-256 (32 bytes), its length (u64, little-endian), the magic.
+FOOTER_LEN = 32 + 8 + 8
 SUPPORTED_FRAMEWORKS = (
     "LightGBM (Booster, LGBMModel, text or JSON model files), "
     "XGBoost (Booster, XGBModel, .json or .ubj files), scikit-learn estimators"
@@ -94,13 +98,14 @@ def _file_to_ir(path: Path, features: list[str] | None) -> dict[str, Any]:
 
 
 def write_binary(ir: dict[str, Any], output: str | os.PathLike[str]) -> Path:
-    """Write a model binary: the evaluator, then the IR and its footer."""
+    """Write a model binary: the evaluator, then the IR and its footer (SHA-256, length, magic)."""
     output = Path(output)
     payload = json.dumps(ir, separators=(",", ":"), allow_nan=False).encode()
     tmp = output.with_name(f".{output.name}.tmp")
     shutil.copyfile(evaluator_path(), tmp)
     with tmp.open("ab") as f:
         f.write(payload)
+        f.write(hashlib.sha256(payload).digest())
         f.write(struct.pack("<Q", len(payload)))
         f.write(FOOTER_MAGIC)
     tmp.chmod(0o755)

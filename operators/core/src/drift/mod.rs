@@ -86,6 +86,28 @@ impl DriftCounters {
         Ok(Self { counters })
     }
 
+    /// Check that every counter names a column these schemas have, of a type
+    /// it can count (a slot of a fixed-size list for `name[k]` scores), so a
+    /// binary whose reference would fail every batch is refused at load.
+    pub fn check_columns(&self, inputs: &arrow_schema::Schema, outputs: &arrow_schema::Schema) -> Result<(), DriftError> {
+        for c in &self.counters {
+            let (schema, side) = match c.role {
+                Role::Feature => (inputs, "inputs"),
+                Role::Score => (outputs, "outputs"),
+            };
+            let Ok(field) = schema.field_with_name(&c.column) else {
+                return err(format!("counter '{}' names column '{}', which is not among the model's {side}", c.name, c.column));
+            };
+            let item = match (c.slot, field.data_type()) {
+                (Some(k), DataType::FixedSizeList(item, size)) if k < *size as usize => item.data_type().clone(),
+                (Some(k), t) => return err(format!("counter '{}' needs slot {k} of a list, but '{}' is {t}", c.name, c.column)),
+                (None, t) => t.clone(),
+            };
+            binning::as_f64(&arrow_array::new_empty_array(&item)).map_err(|e| DriftError(format!("counter '{}': column '{}' {e}", c.name, c.column)))?;
+        }
+        Ok(())
+    }
+
     /// Count the feature columns of an input batch (matched by name).
     pub fn observe(&mut self, batch: &RecordBatch) -> Result<(), DriftError> {
         self.observe_role(batch, Role::Feature)

@@ -3,6 +3,7 @@
 Run by Maven (generate-test-resources) with the checkout's .venv. Writes to ``--out``:
 
 - ``lgbm_small.so``: a small LightGBM model on the R1 features, compiled by ``streamml compile``;
+- ``lgbm_cycle.so``: the same with a cycle in its first tree (a valid checksum), which must be refused;
 - ``rows.tsv``: ``id``, ``x0..x31`` and each model's first output as Python computed it, every
   float64 written as the 16 hex digits of its IEEE-754 bits, so the Java side compares bit for bit;
 - ``models.properties``: the model binaries' paths, by the column names of ``rows.tsv``.
@@ -20,6 +21,7 @@ import pyarrow as pa
 
 from streamml import Model
 from streamml.compile import compile as compile_model
+from streamml.compile import to_ir, write_binary
 from streamml.workloads import FEATURE_NAMES, r1_data
 
 N_ROWS = 500
@@ -46,6 +48,9 @@ def main() -> None:
     )
     lgbm_path = compile_model(booster, args.out / "lgbm_small.so", name="lgbm_small", version="1")
     models = {"s1": args.models / "s1_logistic.so", "lgbm": Path(lgbm_path)}
+    cycle = to_ir(booster)
+    cycle["model"]["trees"][0]["left"][1] = 0  # node 1 leads back to the root
+    write_binary(cycle, args.out / "lgbm_cycle.so")
 
     x, _ = r1_data(N_ROWS, seed=7)
     # Missing values (NaN) take the trees' default branches; they must match too.

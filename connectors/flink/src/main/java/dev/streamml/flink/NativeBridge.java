@@ -12,8 +12,11 @@ final class NativeBridge {
 
   private NativeBridge() {}
 
-  /** Load and verify a model binary; returns a handle for the other calls. */
-  static native long load(String path, String expectedSha256);
+  /**
+   * Load and verify a model binary; returns a handle for the other calls. {@code trustedModels}:
+   * a trust file (one SHA-256 per line) or null for {@code $STREAMML_TRUSTED_MODELS}, if set.
+   */
+  static native long load(String path, String expectedSha256, String trustedModels);
 
   static native String infoJson(long handle);
 

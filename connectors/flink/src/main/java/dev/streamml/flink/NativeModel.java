@@ -55,10 +55,28 @@ public final class NativeModel implements AutoCloseable {
    * (lowercase hex; {@code null}: no check).
    */
   public static NativeModel load(String path, String sha256) {
+    return load(path, sha256, null);
+  }
+
+  /** The JVM system property naming a trust file for every load that names none. */
+  public static final String TRUSTED_MODELS_PROPERTY = "streamml.trusted-models";
+
+  /**
+   * Load the model binary at {@code path}. Loading a binary runs its native code: with a trust
+   * file ({@code trustedModels}, else the system property {@value #TRUSTED_MODELS_PROPERTY}, else
+   * the file {@code $STREAMML_TRUSTED_MODELS} names), a binary whose SHA-256 is not listed in it is
+   * refused before it is opened. Every refusal (not a regular file, over the size cap, a truncated
+   * or foreign library, an edited or invalid model) is a {@link ModelException} naming the file.
+   *
+   * @param sha256 refuse the binary unless its SHA-256 is this (lowercase hex); null: no check
+   * @param trustedModels a trust file: one SHA-256 per line, {@code #} comments; null: see above
+   */
+  public static NativeModel load(String path, String sha256, String trustedModels) {
     if (path == null) {
       throw new ModelException("the model path is null");
     }
-    return new NativeModel(path, NativeBridge.load(path, sha256));
+    String trust = trustedModels != null ? trustedModels : System.getProperty(TRUSTED_MODELS_PROPERTY);
+    return new NativeModel(path, NativeBridge.load(path, sha256, trust));
   }
 
   /** The path the model was loaded from. */

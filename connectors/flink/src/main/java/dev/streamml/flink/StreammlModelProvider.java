@@ -21,14 +21,16 @@ import org.apache.flink.table.types.logical.LogicalType;
 public final class StreammlModelProvider implements PredictRuntimeProvider, AsyncPredictRuntimeProvider {
   private final String path;
   private final String sha256;
+  private final String trustedModels;
   private final BatchPolicy policy;
   private final ResolvedSchema inputs;
   private final ResolvedSchema outputs;
 
-  StreammlModelProvider(
-      String path, String sha256, BatchPolicy policy, ResolvedSchema inputs, ResolvedSchema outputs) {
+  StreammlModelProvider(String path, String sha256, String trustedModels, BatchPolicy policy,
+      ResolvedSchema inputs, ResolvedSchema outputs) {
     this.path = path;
     this.sha256 = sha256;
+    this.trustedModels = trustedModels;
     this.policy = policy;
     this.inputs = inputs;
     this.outputs = outputs;
@@ -36,17 +38,17 @@ public final class StreammlModelProvider implements PredictRuntimeProvider, Asyn
 
   @Override
   public PredictFunction createPredictFunction(ModelProvider.Context context) {
-    return new SyncPredict(new Shape(path, sha256, inputs, outputs));
+    return new SyncPredict(new Shape(path, sha256, trustedModels, inputs, outputs));
   }
 
   @Override
   public AsyncPredictFunction createAsyncPredictFunction(ModelProvider.Context context) {
-    return new AsyncPredict(new Shape(path, sha256, inputs, outputs), policy);
+    return new AsyncPredict(new Shape(path, sha256, trustedModels, inputs, outputs), policy);
   }
 
   @Override
   public ModelProvider copy() {
-    return new StreammlModelProvider(path, sha256, policy, inputs, outputs);
+    return new StreammlModelProvider(path, sha256, trustedModels, policy, inputs, outputs);
   }
 
   /** The model, and how SQL rows map to its inputs and outputs. */
@@ -54,13 +56,15 @@ public final class StreammlModelProvider implements PredictRuntimeProvider, Asyn
     private static final long serialVersionUID = 1L;
     final String path;
     final String sha256;
+    final String trustedModels;
     final LogicalType[] inputTypes;
     final String[] outputNames;
     final LogicalType[] outputTypes;
 
-    Shape(String path, String sha256, ResolvedSchema inputs, ResolvedSchema outputs) {
+    Shape(String path, String sha256, String trustedModels, ResolvedSchema inputs, ResolvedSchema outputs) {
       this.path = path;
       this.sha256 = sha256;
+      this.trustedModels = trustedModels;
       this.inputTypes = inputs.getColumns().stream()
           .map(c -> c.getDataType().getLogicalType()).toArray(LogicalType[]::new);
       this.outputNames = outputs.getColumns().stream().map(Column::getName).toArray(String[]::new);
@@ -70,7 +74,7 @@ public final class StreammlModelProvider implements PredictRuntimeProvider, Asyn
 
     /** Open the binary and check that the model's declared columns fit it. */
     Opened open() {
-      NativeModel model = NativeModel.load(path, sha256);
+      NativeModel model = NativeModel.load(path, sha256, trustedModels);
       try {
         List<Field> modelInputs = model.inputSchema().getFields();
         if (modelInputs.size() != inputTypes.length) {

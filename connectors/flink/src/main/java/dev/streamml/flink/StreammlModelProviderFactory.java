@@ -30,6 +30,11 @@ public class StreammlModelProviderFactory implements ModelProviderFactory {
       .withDescription("The model binary (.so) to load on every task manager.");
   public static final ConfigOption<String> SHA256 = ConfigOptions.key("sha256").stringType().noDefaultValue()
       .withDescription("Refuse the binary unless its SHA-256 is this (lowercase hex).");
+  public static final ConfigOption<String> TRUSTED_MODELS = ConfigOptions.key("trusted-models").stringType()
+      .noDefaultValue()
+      .withDescription("A trust file on every task manager (one SHA-256 per line, # comments): any binary"
+          + " not listed is refused before its code runs. Default: the system property"
+          + " streamml.trusted-models, else $STREAMML_TRUSTED_MODELS.");
   public static final ConfigOption<Integer> MAX_BATCH_ROWS = ConfigOptions.key("max-batch-rows").intType()
       .defaultValue(BatchPolicy.DEFAULT.maxBatchRows())
       .withDescription("Async ML_PREDICT: flush a batch at this many rows.");
@@ -45,6 +50,7 @@ public class StreammlModelProviderFactory implements ModelProviderFactory {
     return new StreammlModelProvider(
         options.get(PATH),
         options.getOptional(SHA256).orElse(null),
+        options.getOptional(TRUSTED_MODELS).orElse(null),
         new BatchPolicy(options.get(MAX_BATCH_ROWS), options.get(MAX_WAIT)),
         context.getCatalogModel().getResolvedInputSchema(),
         context.getCatalogModel().getResolvedOutputSchema());
@@ -62,6 +68,6 @@ public class StreammlModelProviderFactory implements ModelProviderFactory {
 
   @Override
   public Set<ConfigOption<?>> optionalOptions() {
-    return Set.of(SHA256, MAX_BATCH_ROWS, MAX_WAIT);
+    return Set.of(SHA256, TRUSTED_MODELS, MAX_BATCH_ROWS, MAX_WAIT);
   }
 }

@@ -88,4 +88,25 @@ class MlPredictTest {
     assertTrue(ExceptionUtils.findThrowableWithMessage(e, "has no output 'score'").isPresent(),
         ExceptionUtils.stringifyException(e));
   }
+
+  @Test
+  void theTrustedModelsOptionRefusesAnUnlistedBinaryAndLoadsAListedOne() throws Exception {
+    List<FixtureRow> rows = Fixtures.rows().subList(0, 5);
+    java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("trust");
+    java.nio.file.Path trust = dir.resolve("trusted.txt");
+    String lgbmSha;
+    try (NativeModel lgbm = NativeModel.load(Fixtures.model("lgbm"))) {
+      lgbmSha = lgbm.sha256();
+    }
+    java.nio.file.Files.writeString(trust, lgbmSha + "  # the only model this job may run\n");
+    String option = ", 'trusted-models' = '" + trust + "'";
+    StreamTableEnvironment refused = env(rows, Fixtures.model("s1"), option);
+    Exception e = assertThrows(Exception.class, () -> predict(refused, ""));
+    assertTrue(ExceptionUtils.findThrowableWithMessage(e,
+        "is not in the trust file '" + trust + "' (1 digest(s))").isPresent(), ExceptionUtils.stringifyException(e));
+    Map<Integer, Double> got = predict(env(rows, Fixtures.model("lgbm"), option), "");
+    for (FixtureRow r : rows) {
+      assertEquals(r.lgbm(), got.get(r.id()), "id " + r.id());
+    }
+  }
 }
