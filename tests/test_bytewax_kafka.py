@@ -102,4 +102,4 @@ def test_example_flow_scores_kafka_events(kafka_bootstrap: str, topics: dict[str
     source = f"{topics['in']}[0]"
     assert reasons[f"{source}@51"]["reason"].startswith(f"{source}@51: not JSON; Expecting property name")
     assert reasons[f"{source}@52"]["reason"] == f"{source}@52: expected a JSON object, got list"
-    assert reasons["missing field 'f1'"]["item"] == ["0", {"id": -1, names[0]: 1.0}]
+    assert reasons['field \'f1\' is absent; send null for a missing value, or set missing_fields="null" to read absent fields as null']["item"] == ["0", {"id": -1, names[0]: 1.0}]

@@ -25,7 +25,7 @@ class PredictFailure:
 
     Attributes:
         item: the item as it came (a dict, a ``(key, dict)`` pair, a record batch...).
-        reason: what was wrong, naming the field (``missing field 'x3'``,
+        reason: what was wrong, naming the field (``field 'x3' is absent; ...``,
             ``field 'x3' is a string, expected float64``...).
     """
 
@@ -55,14 +55,16 @@ def _model(model: Model | str | os.PathLike[str]) -> Model:
     raise TypeError(msg)
 
 
-def _scorer(model: Model | str | os.PathLike[str], nest: str | None) -> _streamml.DictScorer:
+def _scorer(model: Model | str | os.PathLike[str], nest: str | None, missing_fields: str) -> _streamml.DictScorer:
     if nest is not None and not isinstance(nest, str):
         msg = f"nest must be a field name (str) or None, got a {type(nest).__name__}"
         raise TypeError(msg)
-    return _streamml.DictScorer(_model(model)._inner, nest, PredictFailure)
+    return _streamml.DictScorer(_model(model)._inner, nest, PredictFailure, missing_fields)
 
 
-def predict_op(model: Model | str | os.PathLike[str], *, nest: str | None = None) -> Any:
+def predict_op(
+    model: Model | str | os.PathLike[str], *, nest: str | None = None, missing_fields: str = "error"
+) -> Any:
     """Make a mapper that scores one item with a model, for ``op.map``.
 
     The mapper is native code: a dict's values go straight into the model
@@ -72,6 +74,9 @@ def predict_op(model: Model | str | os.PathLike[str], *, nest: str | None = None
         model: a :class:`streamml.Model` or the path of a model binary.
         nest: put the outputs in a dict under this field instead of merging
             them into the item.
+        missing_fields: an input field absent from a dict: ``"error"`` (default;
+            an explicit ``None`` is a missing value where the input is nullable)
+            or ``"null"`` (read as ``None``).
 
     Returns:
         ``mapper(item)``: for a dict, a copy with the outputs added; for a
@@ -93,7 +98,7 @@ def predict_op(model: Model | str | os.PathLike[str], *, nest: str | None = None
         >>> score(("user-1", {"x": 1.5}))
         ('user-1', {'x': 1.5, 'prediction': {'y': 3.0}})
     """
-    return _scorer(model, nest)
+    return _scorer(model, nest, missing_fields)
 
 
 def _keyed_oks(key_split: tuple[str, tuple[list[Any], list[PredictFailure]]]) -> list[tuple[str, Any]]:
@@ -115,6 +120,7 @@ def predict(
     max_batch_rows: int | None = None,
     max_wait: timedelta | None = None,
     nest: str | None = None,
+    missing_fields: str = "error",
 ) -> PredictOut:
     """Score a stream with a model, one native call per batch.
 
@@ -143,6 +149,9 @@ def predict(
         max_batch_rows: score a key's rows once this many are buffered.
         max_wait: score a key's rows once the oldest has waited this long.
         nest: put the outputs in a dict under this field instead of merging them.
+        missing_fields: an input field absent from a dict: ``"error"`` (default: the
+            item goes to ``errs``, naming the field; an explicit ``None`` is a missing
+            value where the input is nullable) or ``"null"`` (read as ``None``).
 
     Returns:
         ``oks``: the items with the outputs added (``(key, scored)`` when
@@ -154,7 +163,7 @@ def predict(
         ValueError: ``max_batch_rows`` is less than 1 or ``max_wait`` is not positive.
         TypeError: ``max_wait`` is not a ``timedelta``.
     """
-    scorer = _scorer(model, nest)
+    scorer = _scorer(model, nest, missing_fields)
     # Each batch is scored into one (oks, errs) pair, split into the two
     # streams once per batch rather than by a Python call per item (op.branch).
     if max_batch_rows is None and max_wait is None:
