@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import bytewax.operators as op
@@ -112,7 +111,8 @@ def via_codec(fmt: str) -> Callable[[Model, dict[str, Any], str], Outcome]:
         codec = _streamml.MessageScorer.create(model._inner, fmt, missing_fields=mode)
         outputs, errors, _ = codec.score([encode(e, fmt)])
         if errors:
-            assert errors[0][0] == 0 and outputs == [None], (outputs, errors)
+            assert errors[0][0] == 0, errors
+            assert outputs == [None], outputs
             return None, errors[0][1]
         return decode(outputs[0], fmt)[model.output_schema.names[0]], None
 
@@ -124,7 +124,10 @@ def encode(e: dict[str, Any], fmt: str) -> bytes:
         return json.dumps(e).encode()
     # One row: an explicit null is a null float64, an absent field no column ({}: no columns).
     columns = {k: pa.array([v], pa.float64() if v is None else None) for k, v in e.items()}
-    struct = pa.StructArray.from_arrays(list(columns.values()), list(columns)) if columns else pa.array([{}], pa.struct([]))
+    if columns:
+        struct = pa.StructArray.from_arrays(list(columns.values()), list(columns))
+    else:
+        struct = pa.array([{}], pa.struct([]))
     batch = pa.RecordBatch.from_struct_array(struct)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, batch.schema) as w:
