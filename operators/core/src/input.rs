@@ -22,7 +22,7 @@ use std::sync::Arc;
 use arrow_array::ffi::{from_ffi, FFI_ArrowArray, FFI_ArrowSchema};
 use arrow_array::{new_null_array, Array, ArrayRef, RecordBatch, RecordBatchOptions, StructArray};
 use arrow_cast::{cast_with_options, CastOptions};
-use arrow_schema::{DataType, Field, FieldRef, Schema, SchemaRef};
+use arrow_schema::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
 
 use crate::error::InputError;
 use crate::rows::MissingFields;
@@ -184,13 +184,20 @@ pub unsafe fn import_c_batch(array: FFI_ArrowArray, schema: &FFI_ArrowSchema) ->
     let data = catch_unwind(AssertUnwindSafe(|| unsafe { from_ffi(array, schema) }))
         .map_err(|p| bad(format!("it could not be imported ({})", crate::model::panic_text(&*p))))?
         .map_err(|e| bad(e.to_string()))?;
-    data.validate_full().map_err(|e| bad(e.to_string()))?;
-    if !matches!(data.data_type(), DataType::Struct(_)) {
+    let DataType::Struct(fields) = data.data_type() else {
         return Err(InputError::Other(format!(
             "the input is a {}, expected a struct array (a record batch)",
             data.data_type()
         )));
-    }
+    };
+    // Nulls in a column its producer called non-nullable are not a lie about
+    // memory: [`prepare`] names them against the declared inputs.
+    let relaxed: Fields = fields.iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    let data = data
+        .into_builder()
+        .data_type(DataType::Struct(relaxed))
+        .build() // validates in full
+        .map_err(|e| bad(e.to_string()))?;
     Ok(RecordBatch::from(StructArray::from(data)))
 }
 

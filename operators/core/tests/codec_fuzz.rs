@@ -115,6 +115,7 @@ fn check_corpus(kind: &str, json: bool) {
         } else {
             let reason = reason.unwrap_or_else(|| panic!("{kind}/{name} was scored"));
             assert!(!reason.is_empty(), "{kind}/{name}");
+            eprintln!("{kind}/{name}: {}", &reason[..reason.len().min(160)]);
         }
     }
 }
