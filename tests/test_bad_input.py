@@ -10,6 +10,9 @@ import pytest
 
 from streamml import InputError, Model, PredictError
 
+#: How every host words an input field absent from an event (the core's rule).
+ABSENT = 'is absent; send null for a missing value, or set missing_fields="null" to read absent fields as null'
+
 
 def good() -> dict[str, pa.Array]:
     return {"x0": pa.array([1.0, 2.0, 3.0]), "x1": pa.array([0.0, 0.0, 0.0]), "x2": pa.array([0.0, 0.0, 0.0])}
@@ -86,7 +89,7 @@ def test_output_with_the_wrong_row_count_is_refused(c_models: dict[str, Path]) -
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
-        ([{"x0": 1.0, "x2": 1.0}], "row 0: missing field 'x1'"),
+        ([{"x0": 1.0, "x2": 1.0}], f"row 0: field 'x1' {ABSENT}"),
         (
             [{"x0": 1.0, "x1": 1.0, "x2": 1.0}, {"x0": "1", "x1": 1.0, "x2": 1.0}],
             "row 1: field 'x0' is a string, expected float64",
@@ -111,3 +114,73 @@ def test_unscorable_objects_are_type_errors(linear: Model, data: object) -> None
 def test_input_errors_are_value_errors(linear: Model) -> None:
     with pytest.raises(ValueError, match="missing required column"):
         linear.predict(pa.record_batch({"x0": [1.0]}))
+
+
+#: Run in a child process (a crash would end it, not the test run): build a struct array of the
+#: model's inputs (3 rows), export it through the C Data Interface, make it lie, and score it.
+LYING_ARRAY = r"""
+import ctypes, sys
+import pyarrow as pa
+from streamml import InputError, Model
+
+model = Model.load(sys.argv[1])
+lie = sys.argv[2]
+names = list(model.input_schema.names)
+columns = [pa.array([1.0, 2.0, 3.0]) for _ in names]
+if lie.startswith("extra-column"):  # not the binary's layout: the general (importing) path
+    names.append("note")
+    columns.append(pa.array(["a", "b", "c"]))
+array = (ctypes.c_int64 * 10)()  # struct ArrowArray: length, null_count, offset, ... (80 bytes)
+schema = (ctypes.c_int64 * 9)()  # struct ArrowSchema (72 bytes)
+pa.StructArray.from_arrays(columns, names)._export_to_c(ctypes.addressof(array), ctypes.addressof(schema))
+children = ctypes.cast(array[6], ctypes.POINTER(ctypes.c_void_p))
+first = (ctypes.c_int64 * 10).from_address(children[0])
+if lie.endswith("struct-length"):
+    array[0] = 1_000_000  # the struct claims a million rows; its children hold 3
+elif lie.endswith("child-length"):
+    first[0] = 2  # the first child holds 2 values for a struct of 3 rows
+elif lie.endswith("negative-offset"):
+    array[2] = -5
+new_capsule = ctypes.pythonapi.PyCapsule_New
+new_capsule.restype = ctypes.py_object
+new_capsule.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+NAMES = (b"arrow_schema", b"arrow_array")
+
+
+class Lying:
+    def __arrow_c_array__(self, requested_schema=None):
+        return (
+            new_capsule(ctypes.addressof(schema), NAMES[0], None),
+            new_capsule(ctypes.addressof(array), NAMES[1], None),
+        )
+
+
+try:
+    model.predict(Lying())
+except InputError as e:
+    print(e)
+    sys.exit(0)
+print("scored")
+sys.exit(1)
+"""
+
+
+@pytest.mark.parametrize(
+    ("lie", "message"),
+    [
+        ("struct-length", "child 'x0' has 3 value(s) (from offset 0) but its parent needs 1000000"),
+        ("child-length", "child 'x0' has 2 value(s) (from offset 0) but its parent needs 3"),
+        ("negative-offset", "the input has a negative length or offset"),
+        ("extra-column-struct-length", "child 'x0' has 3 value(s) (from offset 0) but its parent needs 1000000"),
+        ("extra-column-child-length", "child 'x0' has 2 value(s) (from offset 0) but its parent needs 3"),
+    ],
+)
+def test_a_lying_c_array_is_an_input_error_not_a_crash(s1_path: Path, lie: str, message: str) -> None:
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", LYING_ARRAY, str(s1_path), lie], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert run.returncode == 0, (run.returncode, run.stdout, run.stderr[-2000:])
+    assert run.stdout.strip() == f"the input is not a valid Arrow array: {message}; fix its producer"

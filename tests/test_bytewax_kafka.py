@@ -14,6 +14,7 @@ import pytest
 from streamml import Model
 from streamml.bytewax.testing import train_small_lightgbm
 from streamml.testing import REPO_ROOT
+from test_bad_input import ABSENT
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -102,4 +103,4 @@ def test_example_flow_scores_kafka_events(kafka_bootstrap: str, topics: dict[str
     source = f"{topics['in']}[0]"
     assert reasons[f"{source}@51"]["reason"].startswith(f"{source}@51: not JSON; Expecting property name")
     assert reasons[f"{source}@52"]["reason"] == f"{source}@52: expected a JSON object, got list"
-    assert reasons["missing field 'f1'"]["item"] == ["0", {"id": -1, names[0]: 1.0}]
+    assert reasons[f"field 'f1' {ABSENT}"]["item"] == ["0", {"id": -1, names[0]: 1.0}]

@@ -19,7 +19,7 @@ MALFORMED = {
     "truncated": (lambda v: v[: len(v) // 2], "invalid JSON: EOF while parsing"),
     "not-json": (lambda v: b"id=1;x0=2", "invalid JSON: expected value"),
     "array": (lambda v: b"[" + v + b"]", "expected a JSON object, got an array"),
-    "missing": (lambda v: v.replace(b'"x7":', b'"y7":'), "missing field 'x7'"),
+    "missing": (lambda v: v.replace(b'"x7":', b'"y7":'), "field 'x7' is absent; send null for a missing value"),
     "wrong-type": (lambda v: v.replace(b'"x3":', b'"x3":"oops","z":'), "field 'x3' is a string, expected float64"),
     "null": (lambda v: v.replace(b'"x0":', b'"x0":null,"z":'), "field 'x0' is null but the input is not nullable"),
     "empty": (lambda v: b"", "invalid JSON: EOF while parsing"),

@@ -150,6 +150,7 @@ def _score(args: argparse.Namespace) -> int:
         score_field=args.score_field,
         watchdog=True,
         store_retry_s=args.store_retry_s,
+        missing_fields=args.missing_fields,
     )
     scorer.install_signal_handlers()
     try:
@@ -179,6 +180,12 @@ def _add_score_parser(sub: Any) -> None:
         default=[],
         metavar="NAME",
         help="another input field copied into each output, after the id (null where missing; repeatable)",
+    )
+    score.add_argument(
+        "--missing-fields",
+        choices=["error", "null"],
+        default="error",
+        help="an input field absent from a message: dead-letter it (error, default) or read it as null",
     )
     score.add_argument("--max-batch-rows", type=int, default=1000, help="score a batch at this size (default 1000)")
     score.add_argument(

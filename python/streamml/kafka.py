@@ -164,6 +164,9 @@ class Scorer:
             before its offsets are committed (see :mod:`streamml.kafka_store`). Needs ``store``
             and ``id_field``.
         score_field: the output stored as ``score`` (default: the model's first output).
+        missing_fields: ``"error"`` (default): a message without an input field goes to the
+            dead-letter topic, naming the field (an explicit ``null`` is a missing value where
+            the input is nullable); ``"null"``: an absent input field is read as null.
         watchdog: end the process (exit status 3) when a call to the group or transaction
             coordinator blocks well past its timeout, for a supervisor to restart it.
             librdkafka 2.16 can lose the coordinator for good once its broker went away
@@ -201,6 +204,7 @@ class Scorer:
         score_field: str | None = None,
         watchdog: bool = False,
         store_retry_s: float = 30.0,
+        missing_fields: str = "error",
     ) -> None:
         if guarantee not in ("at-least-once", "exactly-once"):
             msg = f"guarantee '{guarantee}' is not one of at-least-once, exactly-once"
@@ -231,7 +235,9 @@ class Scorer:
             msg = f"carry_fields is the string {carry_fields!r}; pass a list of field names"
             raise KafkaScorerError(msg)
         self.carry_fields = list(carry_fields)
-        self._codec = _streamml.MessageScorer.create(self.model._inner, format, id_field, self.carry_fields)
+        self._codec = _streamml.MessageScorer.create(
+            self.model._inner, format, id_field, self.carry_fields, missing_fields
+        )
         common, consumer_only, producer_only = _split_config(config or {})
         self._consumer_config = {
             "bootstrap.servers": bootstrap_servers,

@@ -159,7 +159,7 @@ class Model:
         """The file the model was loaded from; ``None`` for a callable."""
         return self._path
 
-    def predict(self, data: Any) -> pa.RecordBatch | pa.Table:
+    def predict(self, data: Any, *, missing_fields: str = "error") -> pa.RecordBatch | pa.Table:
         """Score data and return the declared outputs, one row per input row.
 
         Args:
@@ -168,6 +168,9 @@ class Model:
                 ``__arrow_c_stream__`` (``pyarrow.Table``, ``polars.DataFrame``, a
                 ``RecordBatchReader``) -> a ``pyarrow.Table``; or an iterable of dicts
                 -> a ``pyarrow.RecordBatch``.
+            missing_fields: for dicts, an input field absent from one: ``"error"``
+                (default; an explicit ``None`` is a missing value where the input is
+                nullable) or ``"null"`` (read as ``None``).
 
         Raises:
             InputError: a required column or field is missing, has a type that cannot
@@ -182,7 +185,7 @@ class Model:
                 "(pyarrow, polars...) or a list of dicts"
             )
             raise TypeError(msg)
-        return self._inner.predict_rows(data)
+        return self._inner.predict_rows(data, missing_fields)
 
     def predict_numpy(self, x: Any) -> dict[str, Any]:
         """Score the rows of a NumPy array and return one NumPy array per output.

@@ -16,12 +16,16 @@
 //! and the first null row. NaN is a value, not a null: models decide.
 
 use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow_array::ffi::{from_ffi, FFI_ArrowArray, FFI_ArrowSchema};
+use arrow_array::{new_null_array, Array, ArrayRef, RecordBatch, RecordBatchOptions, StructArray};
 use arrow_cast::{cast_with_options, CastOptions};
-use arrow_schema::{DataType, Field, SchemaRef};
+use arrow_schema::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
 
 use crate::error::InputError;
+use crate::rows::MissingFields;
 
 /// Return the batch of exactly the declared input columns, in declared
 /// order, with declared types. Zero-copy where no cast is needed.
@@ -61,6 +65,156 @@ pub fn prepare(batch: &RecordBatch, inputs: &SchemaRef) -> Result<RecordBatch, I
     let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
     RecordBatch::try_new_with_options(inputs.clone(), columns, &options)
         .map_err(|e| InputError::Other(format!("cannot assemble the model input: {e}")))
+}
+
+/// [`prepare`] for one event of a message host (an Arrow IPC message): an
+/// input column the batch lacks is an error for every row, worded as for
+/// rows ([`crate::rows::absent_field`]), unless `missing` reads it as a
+/// column of nulls. Errors are the message's reason.
+pub fn prepare_event(
+    batch: &RecordBatch,
+    inputs: &SchemaRef,
+    missing: MissingFields,
+) -> Result<RecordBatch, String> {
+    match prepare(batch, inputs) {
+        Err(InputError::MissingColumn { .. }) => {}
+        prepared => return prepared.map_err(|e| e.to_string()),
+    }
+    let schema = batch.schema_ref();
+    let absent = inputs
+        .fields()
+        .iter()
+        .filter(|f| schema.column_with_name(f.name()).is_none());
+    let mut fields: Vec<FieldRef> = schema.fields().iter().cloned().collect();
+    let mut columns = batch.columns().to_vec();
+    for field in absent {
+        missing.absent(field.name())?;
+        if !field.is_nullable() {
+            return Err(crate::rows::null_in_non_nullable(field.name()));
+        }
+        fields.push(field.clone());
+        columns.push(new_null_array(field.data_type(), batch.num_rows()));
+    }
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    let filled = RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &options)
+        .map_err(|e| format!("cannot add the absent inputs as nulls: {e}"))?;
+    prepare(&filled, inputs).map_err(|e| e.to_string())
+}
+
+/// Check what a foreign C struct array (a batch imported from a host, not
+/// yet read) says about itself, before anything reads it: lengths and
+/// offsets not negative and not overflowing, each child long enough for its
+/// parent's rows, the children the schema names, and the buffers a
+/// fixed-width or struct array needs present. The C Data Interface carries
+/// no buffer sizes, so this is what can be checked without trusting the
+/// lengths; [`import_c_batch`] validates the imported arrays in full after.
+pub fn check_c_array(array: &FFI_ArrowArray, schema: &FFI_ArrowSchema) -> Result<(), InputError> {
+    catch_unwind(AssertUnwindSafe(|| check_c_node(array, schema, "the input", None)))
+        .unwrap_or_else(|p| Err(format!("it could not be read ({})", crate::model::panic_text(&*p))))
+        .map_err(|reason| InputError::Other(format!("the input is not a valid Arrow array: {reason}; fix its producer")))
+}
+
+fn check_c_node(array: &FFI_ArrowArray, schema: &FFI_ArrowSchema, name: &str, needed: Option<usize>) -> Result<(), String> {
+    if array.is_released() {
+        return Err(format!("{name} is released"));
+    }
+    let (len, offset) = (array.len(), array.offset());
+    if i64::try_from(len).is_err() || i64::try_from(offset).is_err() {
+        return Err(format!("{name} has a negative length or offset"));
+    }
+    let end = len
+        .checked_add(offset)
+        .filter(|e| i64::try_from(*e).is_ok())
+        .ok_or_else(|| format!("{name}: offset {offset} plus length {len} overflows"))?;
+    if let Some(needed) = needed {
+        if len < needed {
+            return Err(format!(
+                "{name} has {len} value(s) (from offset {offset}) but its parent needs {needed}"
+            ));
+        }
+    }
+    if array.num_children() != usize::try_from(schema.n_children).unwrap_or(usize::MAX) {
+        return Err(format!(
+            "{name} has {} child array(s), its schema {}",
+            array.num_children(),
+            schema.n_children
+        ));
+    }
+    let nulls = array.null_count_opt() != Some(0);
+    let needs_buffer = |i: usize, what: &str| -> Result<(), String> {
+        if array.num_buffers() <= i || array.buffer(i).is_null() {
+            return Err(format!("{name} has no {what} buffer"));
+        }
+        Ok(())
+    };
+    let format = schema.format();
+    let fixed = matches!(format, "b" | "c" | "C" | "s" | "S" | "i" | "I" | "l" | "L" | "e" | "f" | "g");
+    if fixed || format == "+s" {
+        if array.num_buffers() != if fixed { 2 } else { 1 } {
+            return Err(format!("{name} has {} buffer(s), its type {format} has {}", array.num_buffers(), if fixed { 2 } else { 1 }));
+        }
+        if end > 0 && nulls {
+            needs_buffer(0, "validity")?;
+        }
+        if end > 0 && fixed {
+            needs_buffer(1, "values")?;
+        }
+    }
+    if format == "+s" {
+        for i in 0..array.num_children() {
+            let child = schema.child(i);
+            let child_name = format!("child '{}'", child.name().unwrap_or(""));
+            check_c_node(array.child(i), child, &child_name, Some(end))?;
+        }
+    }
+    Ok(())
+}
+
+/// A foreign C struct array as a record batch: [`check_c_array`] first,
+/// then imported (moved) and validated in full (`ArrayData::validate_full`),
+/// so that lying lengths or offsets are an [`InputError`], never a crash.
+///
+/// # Safety
+/// `array` and `schema` must be C Data Interface structs that a producer
+/// filled in (their pointers are followed); what they claim is checked.
+pub unsafe fn import_c_batch(array: FFI_ArrowArray, schema: &FFI_ArrowSchema) -> Result<RecordBatch, InputError> {
+    check_c_array(&array, schema)?;
+    let bad = |reason: String| InputError::Other(format!("the input is not a valid Arrow array: {reason}; fix its producer"));
+    // SAFETY: as the caller promises; the structure was checked above.
+    let data = catch_unwind(AssertUnwindSafe(|| unsafe { from_ffi(array, schema) }))
+        .map_err(|p| bad(format!("it could not be imported ({})", crate::model::panic_text(&*p))))?
+        .map_err(|e| bad(e.to_string()))?;
+    let DataType::Struct(fields) = data.data_type() else {
+        return Err(InputError::Other(format!(
+            "the input is a {}, expected a struct array (a record batch)",
+            data.data_type()
+        )));
+    };
+    // Nulls in a column its producer called non-nullable are not a lie about
+    // memory: [`prepare`] names them against the declared inputs.
+    let relaxed: Fields = fields.iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    let data = data
+        .into_builder()
+        .data_type(DataType::Struct(relaxed))
+        .build() // validates in full
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(RecordBatch::from(StructArray::from(data)))
+}
+
+/// Validate a record batch imported from a host by someone else's importer
+/// (a stream's batches): every column in full.
+pub fn validate_imported(batch: &RecordBatch) -> Result<(), InputError> {
+    for (field, column) in batch.schema_ref().fields().iter().zip(batch.columns()) {
+        let checked = catch_unwind(AssertUnwindSafe(|| column.to_data().validate_full()))
+            .unwrap_or_else(|p| Err(arrow_schema::ArrowError::InvalidArgumentError(crate::model::panic_text(&*p))));
+        if let Err(e) = checked {
+            return Err(InputError::Other(format!(
+                "the input is not a valid Arrow array: column '{}': {e}; fix its producer",
+                field.name()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Cast one column to its declared field, check its nulls.

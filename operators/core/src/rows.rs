@@ -6,6 +6,13 @@
 //! Values follow the same cast rules as columns ([`crate::input`]): numbers
 //! into float fields, integers into integer fields, strings into string
 //! fields, booleans into bool fields.
+//!
+//! [`MissingFields`] is the one rule every host follows for an input field
+//! that an event lacks (a JSON message, a dict, an Arrow IPC message, a
+//! Flink row by name): **absent is not null**. An absent field is an error
+//! for that event, worded by [`absent_field`]; an explicit null is a missing
+//! value where the input is nullable. A host may opt in to reading absent
+//! fields as null ([`MissingFields::Null`]).
 
 use std::sync::Arc;
 
@@ -17,6 +24,54 @@ use arrow_schema::{DataType, SchemaRef};
 
 use crate::error::InputError;
 use crate::input::{coerce, type_name};
+
+/// What a host does with an input field absent from an event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MissingFields {
+    /// The event is refused with [`absent_field`] (the default).
+    #[default]
+    Error,
+    /// The field is read as null (then refused only where the input is not nullable).
+    Null,
+}
+
+impl MissingFields {
+    /// The cell of an absent field `name`: null, or the error naming it.
+    pub fn absent<'a>(self, name: &str) -> Result<Cell<'a>, String> {
+        match self {
+            MissingFields::Null => Ok(Cell::Null),
+            MissingFields::Error => Err(absent_field(name)),
+        }
+    }
+}
+
+impl std::str::FromStr for MissingFields {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "error" => Ok(MissingFields::Error),
+            "null" => Ok(MissingFields::Null),
+            _ => Err(format!(
+                "missing_fields is '{s}', expected \"error\" (an absent input field refuses the event) \
+                 or \"null\" (an absent input field is read as null)"
+            )),
+        }
+    }
+}
+
+/// Why an event without the input field `name` is refused: the same words in every host.
+pub fn absent_field(name: &str) -> String {
+    format!(
+        "field '{name}' is absent; send null for a missing value, or set missing_fields=\"null\" \
+         to read absent fields as null"
+    )
+}
+
+/// Why an event with a null (or, read as null, absent) non-nullable input is refused.
+pub fn null_in_non_nullable(name: &str) -> String {
+    format!("field '{name}' is null but the input is not nullable")
+}
 
 /// One value of a row, as a host read it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -168,10 +223,7 @@ impl RowBuilder {
         }
         for ((column, cell), field) in self.columns.iter().zip(cells).zip(self.schema.fields()) {
             if matches!(cell, Cell::Null) && !field.is_nullable() {
-                return Err(format!(
-                    "field '{}' is null but the input is not nullable",
-                    field.name()
-                ));
+                return Err(null_in_non_nullable(field.name()));
             }
             if !column.accepts(cell) {
                 return Err(format!(

@@ -145,6 +145,8 @@ fn inner_predict(
     let model = model(handle)?;
     // SAFETY: Java exported a batch into these structs and hands them over.
     let (array, schema) = unsafe { ffi::take_input(in_array, in_schema)? };
+    // What Java exported is checked before anything reads it.
+    streamml_core::input::check_c_array(&array, &schema).map_err(|e| ShimError(e.to_string()))?;
     // The zero-copy path when the batch is exactly the declared layout.
     // SAFETY: the array and schema describe each other (Java exported both).
     let output = match unsafe { model.try_predict_c(&schema, &array) } {

@@ -10,7 +10,7 @@ use arrow_array::ffi::{from_ffi, FFI_ArrowArray, FFI_ArrowSchema};
 use arrow_array::{Array, RecordBatch, StructArray};
 use arrow_data::transform::MutableArrayData;
 use arrow_data::ArrayData;
-use arrow_schema::{DataType, Schema, SchemaRef};
+use arrow_schema::{Schema, SchemaRef};
 
 use crate::guard::{ShimError, ShimResult};
 
@@ -43,18 +43,11 @@ pub unsafe fn take_input(array: i64, schema: i64) -> ShimResult<(FFI_ArrowArray,
     Ok((array, schema))
 }
 
-/// Import an input struct array (the batch Java exported) as a record batch.
+/// Import an input struct array (the batch Java exported) as a record batch,
+/// checked and validated in full (lying lengths or offsets are an error).
 pub fn import_batch(array: FFI_ArrowArray, schema: &FFI_ArrowSchema) -> ShimResult<RecordBatch> {
     // SAFETY: the array and schema come from `take_input`, which owns them.
-    let data = unsafe { from_ffi(array, schema) }
-        .map_err(|e| ShimError(format!("the input is not a valid Arrow array: {e}")))?;
-    if !matches!(data.data_type(), DataType::Struct(_)) {
-        return Err(ShimError(format!(
-            "the input is a {}, expected a struct array (export a VectorSchemaRoot)",
-            data.data_type()
-        )));
-    }
-    Ok(RecordBatch::from(StructArray::from(data)))
+    unsafe { streamml_core::input::import_c_batch(array, schema) }.map_err(|e| ShimError(e.to_string()))
 }
 
 /// Whether an exported array and all its children start at offset 0.

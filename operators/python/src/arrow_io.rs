@@ -3,9 +3,13 @@
 //! A batch whose schema is exactly a binary's declared input layout goes to
 //! the binary as the very `ArrowArray` its producer exported (no import into
 //! arrow-rs, no copy), and the binary's output goes to pyarrow as it came.
-//! Anything else is imported with pyarrow-compatible generality (pyo3-arrow)
-//! and takes the core's general path: mapping by name, casts, errors naming
-//! the column.
+//! Anything else is imported and takes the core's general path: mapping by
+//! name, casts, errors naming the column.
+//!
+//! A foreign array is someone else's bytes: its structure is checked before
+//! the binary reads it (`input::check_c_array`), and an imported one is
+//! validated in full (`input::import_c_batch`, `input::validate_imported`),
+//! so lying lengths or offsets raise `InputError` instead of crashing.
 
 use std::ffi::CStr;
 use std::sync::Arc;
@@ -19,9 +23,10 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyCapsule, PyTuple};
 use pyo3_arrow::ffi::to_array_pycapsules;
 use pyo3_arrow::PyRecordBatch;
+use streamml_core::input::{check_c_array, import_c_batch, validate_imported};
 use streamml_core::{Model, PredictError};
 
-use crate::errors::{new_err, Kind};
+use crate::errors::{input_err, new_err, Kind};
 
 const SCHEMA_CAPSULE: &CStr = c"arrow_schema";
 const ARRAY_CAPSULE: &CStr = c"arrow_array";
@@ -63,6 +68,8 @@ impl<'py> Capsules<'py> {
             .array
             .pointer_checked(Some(ARRAY_CAPSULE))?
             .cast::<FFI_ArrowArray>();
+        // SAFETY: the capsules hold a schema and an array their producer filled in.
+        unsafe { check_c_array(&*array.as_ptr(), &*schema.as_ptr()) }.map_err(input_err)?;
         let pointers = SendPtrs(schema.as_ptr(), array.as_ptr());
         // SAFETY: the capsules own both structs and outlive this call; they
         // are only read (borrowed), never moved or released here.
@@ -72,9 +79,23 @@ impl<'py> Capsules<'py> {
         }))
     }
 
-    /// Import as an arrow-rs record batch (moves the array out of its capsule).
+    /// Import as an arrow-rs record batch (moves the array out of its
+    /// capsule), checked and validated in full.
     pub fn into_batch(self) -> PyResult<RecordBatch> {
-        Ok(PyRecordBatch::from_arrow_pycapsule(&self.schema, &self.array)?.into_inner())
+        let schema = self
+            .schema
+            .pointer_checked(Some(SCHEMA_CAPSULE))?
+            .cast::<FFI_ArrowSchema>();
+        let array = self
+            .array
+            .pointer_checked(Some(ARRAY_CAPSULE))?
+            .cast::<FFI_ArrowArray>();
+        // SAFETY: the capsule owns the array; it is moved out and a released
+        // one left behind (the capsule's destructor then does nothing), as
+        // the PyCapsule interface prescribes for a consumer.
+        let array = unsafe { std::ptr::replace(array.as_ptr(), FFI_ArrowArray::empty()) };
+        // SAFETY: a schema and an array their producer filled in; checked there.
+        unsafe { import_c_batch(array, &*schema.as_ptr()) }.map_err(input_err)
     }
 }
 
@@ -125,4 +146,29 @@ pub fn to_pyarrow(py: Python<'_>, batch: RecordBatch) -> PyResult<Bound<'_, PyAn
     let array = StructArray::from(batch);
     let capsules = to_array_pycapsules(py, field, &array, None)?;
     import.bind(py).call1(capsules)
+}
+
+/// The next batch of a foreign stream, validated in full; a panic of the
+/// importer on lying bytes is an `InputError` too.
+pub fn next_checked(
+    reader: &mut Box<dyn arrow_array::RecordBatchReader + Send>,
+) -> PyResult<Option<RecordBatch>> {
+    let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.next()))
+        .map_err(|p| {
+            new_err(
+                Kind::Input,
+                format!(
+                    "cannot read the input stream: the input is not a valid Arrow array ({}); fix its producer",
+                    streamml_abi::panic_message(&*p)
+                ),
+            )
+        })?;
+    match next {
+        None => Ok(None),
+        Some(Err(e)) => Err(new_err(Kind::Input, format!("cannot read the input stream: {e}"))),
+        Some(Ok(batch)) => {
+            validate_imported(&batch).map_err(input_err)?;
+            Ok(Some(batch))
+        }
+    }
 }

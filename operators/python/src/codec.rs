@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyList};
 use streamml_core::codec::{Carry, Format, MessageScorer};
+use streamml_core::rows::MissingFields;
 
 use crate::drift::PyDriftCounters;
 use crate::errors::{input_err, new_err, Kind};
@@ -23,15 +24,19 @@ pub struct PyMessageScorer {
 #[pymethods]
 impl PyMessageScorer {
     /// A scorer of `model` for messages in `format` (`json` or `arrow`) that
-    /// copies `id_field`, then `carry_fields`, from each input to its output.
+    /// copies `id_field`, then `carry_fields`, from each input to its output;
+    /// `missing_fields`: `"error"` (an input field absent from a message
+    /// refuses it) or `"null"` (it is read as null).
     #[staticmethod]
-    #[pyo3(signature = (model, format, id_field=None, carry_fields=Vec::new()))]
+    #[pyo3(signature = (model, format, id_field=None, carry_fields=Vec::new(), missing_fields="error"))]
     fn create(
         model: &PyModel,
         format: &str,
         id_field: Option<String>,
         carry_fields: Vec<String>,
+        missing_fields: &str,
     ) -> PyResult<Self> {
+        let missing: MissingFields = missing_fields.parse().map_err(|m: String| new_err(Kind::Input, m))?;
         let format: Format = format
             .parse()
             .map_err(|m: String| new_err(Kind::Input, m))?;
@@ -39,7 +44,9 @@ impl PyMessageScorer {
             id_field,
             fields: carry_fields,
         };
-        let inner = MessageScorer::new(model.core().clone(), format, carry).map_err(input_err)?;
+        let inner = MessageScorer::new(model.core().clone(), format, carry)
+            .map_err(input_err)?
+            .with_missing_fields(missing);
         Ok(Self { inner })
     }
 

@@ -17,8 +17,7 @@ use arrow_schema::{Field, Schema};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
-use pyo3_arrow::PyRecordBatch;
-use streamml_core::rows::RowBuilder;
+use streamml_core::rows::{MissingFields, RowBuilder};
 
 use crate::arrow_io::to_pyarrow;
 use crate::errors::{core_err, input_err, new_err, Kind};
@@ -41,6 +40,8 @@ pub struct DictScorer {
     builders: Mutex<Vec<RowBuilder>>,
     /// The one-row fast path, for binaries whose inputs are all float64.
     one_row: Option<Mutex<OneRow>>,
+    /// What an input field absent from a dict is.
+    missing: MissingFields,
 }
 
 /// One dict of a batch: where it was, its key (if it came as a pair).
@@ -140,7 +141,7 @@ impl DictScorer {
         let mut values = Vec::with_capacity(pymodel.input_keys.len());
         let mut accepted = Vec::with_capacity(rows.len());
         for row in rows {
-            match append_dict(&mut builder, &row.dict, &pymodel.input_keys, &mut values) {
+            match append_dict(&mut builder, &row.dict, &pymodel.input_keys, self.missing, &mut values) {
                 Ok(()) => accepted.push(row),
                 Err(reason) => errs.push((row.index, reason)),
             }
@@ -258,7 +259,7 @@ impl DictScorer {
         key: Option<Bound<'py, PyAny>>,
         data: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let batch = data.extract::<PyRecordBatch>()?.into_inner();
+        let batch = crate::arrow_io::Capsules::export(data)?.into_batch()?;
         let model = &self.model.get().model;
         let out = py.detach(|| model.predict(&batch)).map_err(core_err)?;
         let added: Vec<(Arc<Field>, ArrayRef)> = match &self.nest {
@@ -302,15 +303,18 @@ impl DictScorer {
 impl DictScorer {
     /// A scorer for `model`; outputs are merged into each dict, or put in a
     /// dict under `nest`. `failure(item, reason)` makes `score_split`'s
-    /// refusals (default: `(item, reason)` tuples).
+    /// refusals (default: `(item, reason)` tuples). `missing_fields`:
+    /// `"error"` (an absent input field refuses the item) or `"null"`.
     #[new]
-    #[pyo3(signature = (model, nest=None, failure=None))]
+    #[pyo3(signature = (model, nest=None, failure=None, missing_fields="error"))]
     fn new(
         py: Python<'_>,
         model: Py<PyModel>,
         nest: Option<String>,
         failure: Option<Py<PyAny>>,
+        missing_fields: &str,
     ) -> PyResult<Self> {
+        let missing: MissingFields = missing_fields.parse().map_err(|m: String| new_err(Kind::Input, m))?;
         let inner = model.get();
         let builder = RowBuilder::new(inner.model.input_schema().clone()).map_err(input_err)?;
         let out_keys = field_keys(py, inner.model.output_schema());
@@ -326,6 +330,7 @@ impl DictScorer {
             failure,
             builders: Mutex::new(vec![builder]),
             one_row,
+            missing,
         })
     }
 

@@ -203,24 +203,27 @@ impl PyModel {
             let out = self.score(py, &capsules.into_batch()?)?;
             return to_pyarrow(py, out);
         }
-        let reader = data.extract::<PyRecordBatchReader>()?.into_reader()?;
+        let mut reader = data.extract::<PyRecordBatchReader>()?.into_reader()?;
         let mut outputs = Vec::new();
-        for batch in reader {
-            let batch = batch
-                .map_err(|e| new_err(Kind::Input, format!("cannot read the input stream: {e}")))?;
+        // A foreign stream's batches are validated in full before use.
+        while let Some(batch) = crate::arrow_io::next_checked(&mut reader)? {
             outputs.push(self.score(py, &batch)?);
             py.check_signals()?;
         }
         PyTable::try_new(outputs, self.model.output_schema().clone())?.into_pyarrow(py)
     }
 
-    /// Score a sequence of dicts (-> pyarrow.RecordBatch).
+    /// Score a sequence of dicts (-> pyarrow.RecordBatch); `missing_fields`:
+    /// `"error"` (an absent input field refuses the rows) or `"null"`.
+    #[pyo3(signature = (rows, missing_fields="error"))]
     fn predict_rows<'py>(
         &self,
         py: Python<'py>,
         rows: &Bound<'py, PyAny>,
+        missing_fields: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let batch = rows_to_batch(rows, self.model.input_schema(), &self.input_keys)?;
+        let missing = missing_fields.parse().map_err(|m: String| new_err(Kind::Input, m))?;
+        let batch = rows_to_batch(rows, self.model.input_schema(), &self.input_keys, missing)?;
         let out = {
             let model = &self.model;
             py.detach(|| model.score_prepared(&batch))

@@ -5,7 +5,7 @@ use arrow_schema::SchemaRef;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 use streamml_core::input::type_name;
-use streamml_core::rows::{Cell, RowBuilder};
+use streamml_core::rows::{Cell, MissingFields, RowBuilder};
 use streamml_core::InputError;
 
 use crate::errors::input_err;
@@ -16,40 +16,46 @@ pub fn rows_to_batch(
     rows: &Bound<'_, PyAny>,
     schema: &SchemaRef,
     keys: &[Py<PyString>],
+    missing: MissingFields,
 ) -> PyResult<RecordBatch> {
     let mut builder = RowBuilder::new(schema.clone()).map_err(input_err)?;
-    let mut values: Vec<Bound<'_, PyAny>> = Vec::with_capacity(keys.len());
+    let mut values: Vec<Option<Bound<'_, PyAny>>> = Vec::with_capacity(keys.len());
     for (row, item) in rows.try_iter()?.enumerate() {
         let item = item?;
         let bad = |reason: String| input_err(InputError::Row { row, reason });
         let dict = item
             .cast::<PyDict>()
             .map_err(|_| bad(format!("expected a dict, got a {}", type_of(&item))))?;
-        append_dict(&mut builder, dict, keys, &mut values).map_err(bad)?;
+        append_dict(&mut builder, dict, keys, missing, &mut values).map_err(bad)?;
     }
     builder.finish().map_err(input_err)
 }
 
 /// Read one dict by the builder's schema (`keys` are its field names as
-/// Python strings) and append it, or refuse it whole with the reason.
-/// `values` is scratch space, reused across rows.
+/// Python strings) and append it, or refuse it whole with the reason. An
+/// absent key is as `missing` says (the core's rule, [`MissingFields`]).
+/// `values` is scratch space, reused across rows (`None`: absent).
 pub fn append_dict<'py>(
     builder: &mut RowBuilder,
     dict: &Bound<'py, PyDict>,
     keys: &[Py<PyString>],
-    values: &mut Vec<Bound<'py, PyAny>>,
+    missing: MissingFields,
+    values: &mut Vec<Option<Bound<'py, PyAny>>>,
 ) -> Result<(), String> {
     let schema = builder.schema().clone();
     values.clear();
     for (key, field) in keys.iter().zip(schema.fields()) {
         match dict.get_item(key.bind(dict.py())) {
-            Ok(Some(v)) => values.push(v),
-            Ok(None) => return Err(format!("missing field '{}'", field.name())),
+            Ok(v) => values.push(v),
             Err(e) => return Err(format!("cannot read field '{}': {e}", field.name())),
         }
     }
     let mut cells = Vec::with_capacity(values.len());
     for (v, field) in values.iter().zip(schema.fields()) {
+        let Some(v) = v else {
+            cells.push(missing.absent(field.name())?);
+            continue;
+        };
         cells.push(cell(v).map_err(|what| {
             format!(
                 "field '{}' is {what}, expected {}",

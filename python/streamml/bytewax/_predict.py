@@ -25,7 +25,7 @@ class PredictFailure:
 
     Attributes:
         item: the item as it came (a dict, a ``(key, dict)`` pair, a record batch...).
-        reason: what was wrong, naming the field (``missing field 'x3'``,
+        reason: what was wrong, naming the field (``field 'x3' is absent; ...``,
             ``field 'x3' is a string, expected float64``...).
     """
 
@@ -56,16 +56,23 @@ def _model(model: Model | str | os.PathLike[str], trusted_sha256: TrustedSha256 
 
 
 def _scorer(
-    model: Model | str | os.PathLike[str], nest: str | None, trusted_sha256: TrustedSha256 = None
+    model: Model | str | os.PathLike[str],
+    nest: str | None,
+    missing_fields: str,
+    trusted_sha256: TrustedSha256 = None,
 ) -> _streamml.DictScorer:
     if nest is not None and not isinstance(nest, str):
         msg = f"nest must be a field name (str) or None, got a {type(nest).__name__}"
         raise TypeError(msg)
-    return _streamml.DictScorer(_model(model, trusted_sha256)._inner, nest, PredictFailure)
+    return _streamml.DictScorer(_model(model, trusted_sha256)._inner, nest, PredictFailure, missing_fields)
 
 
 def predict_op(
-    model: Model | str | os.PathLike[str], *, nest: str | None = None, trusted_sha256: TrustedSha256 = None
+    model: Model | str | os.PathLike[str],
+    *,
+    nest: str | None = None,
+    missing_fields: str = "error",
+    trusted_sha256: TrustedSha256 = None,
 ) -> Any:
     """Make a mapper that scores one item with a model, for ``op.map``.
 
@@ -76,6 +83,9 @@ def predict_op(
         model: a :class:`streamml.Model` or the path of a model binary.
         nest: put the outputs in a dict under this field instead of merging
             them into the item.
+        missing_fields: an input field absent from a dict: ``"error"`` (default;
+            an explicit ``None`` is a missing value where the input is nullable)
+            or ``"null"`` (read as ``None``).
         trusted_sha256: for a path, the trust list :meth:`streamml.Model.load` takes.
 
     Returns:
@@ -98,7 +108,7 @@ def predict_op(
         >>> score(("user-1", {"x": 1.5}))
         ('user-1', {'x': 1.5, 'prediction': {'y': 3.0}})
     """
-    return _scorer(model, nest, trusted_sha256)
+    return _scorer(model, nest, missing_fields, trusted_sha256)
 
 
 def _keyed_oks(key_split: tuple[str, tuple[list[Any], list[PredictFailure]]]) -> list[tuple[str, Any]]:
@@ -120,6 +130,7 @@ def predict(
     max_batch_rows: int | None = None,
     max_wait: timedelta | None = None,
     nest: str | None = None,
+    missing_fields: str = "error",
     trusted_sha256: TrustedSha256 = None,
 ) -> PredictOut:
     """Score a stream with a model, one native call per batch.
@@ -149,6 +160,9 @@ def predict(
         max_batch_rows: score a key's rows once this many are buffered.
         max_wait: score a key's rows once the oldest has waited this long.
         nest: put the outputs in a dict under this field instead of merging them.
+        missing_fields: an input field absent from a dict: ``"error"`` (default: the
+            item goes to ``errs``, naming the field; an explicit ``None`` is a missing
+            value where the input is nullable) or ``"null"`` (read as ``None``).
         trusted_sha256: for a path, the trust list :meth:`streamml.Model.load` takes.
 
     Returns:
@@ -161,7 +175,7 @@ def predict(
         ValueError: ``max_batch_rows`` is less than 1 or ``max_wait`` is not positive.
         TypeError: ``max_wait`` is not a ``timedelta``.
     """
-    scorer = _scorer(model, nest, trusted_sha256)
+    scorer = _scorer(model, nest, missing_fields, trusted_sha256)
     # Each batch is scored into one (oks, errs) pair, split into the two
     # streams once per batch rather than by a Python call per item (op.branch).
     if max_batch_rows is None and max_wait is None:

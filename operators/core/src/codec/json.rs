@@ -25,9 +25,9 @@ use rustc_hash::FxHashMap;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::codec::{Carry, MessageError};
+use crate::codec::{guarded, Carry, MessageError};
 use crate::error::InputError;
-use crate::rows::{Cell, RowBuilder};
+use crate::rows::{Cell, MissingFields, RowBuilder};
 
 mod flat;
 
@@ -63,6 +63,10 @@ pub struct JsonDecoder {
     carried: Vec<Option<Box<RawValue>>>,
     /// Try the flat-object scanner (`flat.rs`) before serde_json.
     flat: bool,
+    /// What an input field absent from a message is.
+    missing: MissingFields,
+    /// A panic interrupted a message: the builder's columns may disagree.
+    torn: bool,
 }
 
 /// What [`JsonDecoder::decode`] read from a list of messages.
@@ -96,7 +100,15 @@ impl JsonDecoder {
             carried: vec![None; carry.len()],
             // `STREAMML_JSON_FLAT=0`: serde_json's reader alone (to compare the two in one process).
             flat: std::env::var_os("STREAMML_JSON_FLAT").is_none_or(|v| v != "0"),
+            missing: MissingFields::Error,
+            torn: false,
         })
+    }
+
+    /// The same decoder reading absent input fields as `missing` says.
+    pub fn with_missing_fields(mut self, missing: MissingFields) -> Self {
+        self.missing = missing;
+        self
     }
 
     /// The same decoder with serde_json's reader alone (to compare the two).
@@ -112,13 +124,17 @@ impl JsonDecoder {
         let mut carried = Vec::with_capacity(values.len() * self.carried.len());
         let mut errors = Vec::new();
         for (i, value) in values.iter().enumerate() {
-            match self.read_one(value) {
+            match self.read_guarded(value) {
                 Ok(()) => {
                     rows.push(i);
                     carried.extend(self.carried.iter_mut().map(Option::take));
                 }
                 Err(reason) => errors.push(MessageError { index: i, reason }),
             }
+        }
+        if std::mem::take(&mut self.torn) {
+            self.builder = RowBuilder::new(self.builder.schema().clone()).expect("built once already");
+            return self.reread(values, rows, errors);
         }
         match self.builder.finish() {
             Ok(batch) => Decoded {
@@ -146,6 +162,17 @@ impl JsonDecoder {
         }
     }
 
+    /// Decode the messages `good` again (after a panic tore the builder).
+    fn reread(&mut self, values: &[&[u8]], good: Vec<usize>, errors: Vec<MessageError>) -> Decoded {
+        let subset: Vec<&[u8]> = good.iter().map(|&i| values[i]).collect();
+        let mut all = self.decode(&subset);
+        all.rows = all.rows.iter().map(|&r| good[r]).collect();
+        all.errors.iter_mut().for_each(|e| e.index = good[e.index]);
+        all.errors.extend(errors);
+        all.errors.sort_by_key(|e| e.index);
+        all
+    }
+
     fn isolate(
         &mut self,
         values: &[&[u8]],
@@ -171,6 +198,21 @@ impl JsonDecoder {
         all
     }
 
+    /// [`Self::read_one`], with a panic (a bug, never expected) made the
+    /// message's error: one message never takes its batch down. After a
+    /// panic the builder may be torn (`self.torn`): `decode` then reads the
+    /// good messages again into a fresh one.
+    fn read_guarded(&mut self, value: &[u8]) -> Result<(), String> {
+        let mut panicked = true;
+        let read = guarded("invalid JSON: the reader failed on this message", || {
+            let read = self.read_one(value);
+            panicked = false;
+            read
+        });
+        self.torn |= panicked;
+        read
+    }
+
     /// Read one message into the builder and its copied fields into
     /// `self.carried`; or the reason it cannot be read.
     fn read_one(&mut self, value: &[u8]) -> Result<(), String> {
@@ -183,8 +225,7 @@ impl JsonDecoder {
         let mut cells = Vec::with_capacity(self.slots.len());
         for (slot, field) in self.slots.iter().zip(fields) {
             cells.push(match slot {
-                Val::Unset if field.is_nullable() => Cell::Null,
-                Val::Unset => return Err(format!("missing field '{}'", field.name())),
+                Val::Unset => self.missing.absent(field.name())?,
                 Val::Nested(kind) => {
                     return Err(format!(
                         "field '{}' is {kind}, expected {}",

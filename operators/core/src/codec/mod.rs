@@ -9,6 +9,15 @@
 //! model fails on the whole batch, each message is scored alone, so one
 //! poison message cannot take its neighbours down with it.
 //!
+//! An input field absent from a message is that message's error (for an IPC
+//! message: every row of it), worded by [`crate::rows::absent_field`]; an
+//! explicit null is a missing value where the input is nullable; see
+//! [`MessageScorer::with_missing_fields`] for the opt-in that reads absent
+//! fields as null. Hostile bytes are each message's error too: lengths are
+//! checked against the bytes before anything is allocated, arrays are
+//! validated in full, and a panic while one message is read becomes its
+//! error ([`ipc`], [`json`]).
+//!
 //! [`Carry`] names the input fields copied into every output beside the
 //! predictions: the id field first, then the carried fields, each as written
 //! in the input (JSON: the raw value; Arrow: the column).
@@ -21,6 +30,7 @@ use arrow_array::RecordBatch;
 use crate::drift::DriftCounters;
 use crate::error::InputError;
 use crate::model::Model;
+use crate::rows::MissingFields;
 
 /// How message values are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +150,7 @@ pub struct MessageScorer {
     model: Model,
     format: Format,
     carry: Carry,
+    missing: MissingFields,
 }
 
 impl MessageScorer {
@@ -154,7 +165,15 @@ impl MessageScorer {
             model,
             format,
             carry,
+            missing: MissingFields::Error,
         })
+    }
+
+    /// The same scorer reading input fields absent from a message as `missing`
+    /// says (default: [`MissingFields::Error`], the message is refused).
+    pub fn with_missing_fields(mut self, missing: MissingFields) -> Self {
+        self.missing = missing;
+        self
     }
 
     pub fn model(&self) -> &Model {
@@ -183,8 +202,10 @@ impl MessageScorer {
     }
 
     fn score_json(&self, values: &[&[u8]], scored: &mut Scored, drift: &mut Option<&mut DriftCounters>) {
-        let mut decoder = json::JsonDecoder::new(self.model.input_schema().clone(), &self.carry)
-            .expect("checked in new");
+        let mut decoder = match json::JsonDecoder::new(self.model.input_schema().clone(), &self.carry) {
+            Ok(d) => d.with_missing_fields(self.missing),
+            Err(e) => return fail_all(scored, &(0..values.len()).collect::<Vec<_>>(), &e.to_string()),
+        };
         let decoded = decoder.decode(values);
         scored.errors.extend(decoded.errors);
         let width = self.carry.len();
@@ -224,7 +245,7 @@ impl MessageScorer {
     }
 
     fn score_ipc(&self, values: &[&[u8]], scored: &mut Scored, drift: &mut Option<&mut DriftCounters>) {
-        let (messages, errors) = ipc::decode(values, self.model.input_schema(), &self.carry);
+        let (messages, errors) = ipc::decode(values, self.model.input_schema(), &self.carry, self.missing);
         scored.errors.extend(errors);
         if messages.is_empty() {
             return;
@@ -264,6 +285,31 @@ fn count(drift: &mut Option<&mut DriftCounters>, inputs: &RecordBatch, outputs: 
     if let Err(e) = counted {
         scored.drift_error.get_or_insert_with(|| e.to_string());
     }
+}
+
+thread_local! {
+    /// Whether this thread is inside [`guarded`] (its panics are not printed).
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `read` (one message's decoding); a panic in it (arrow-ipc's reader
+/// still panics on some malformed schemas and buffers) becomes the error
+/// `"{what} (<the panic's message>)"`, and is not printed: the message's
+/// error carries it. Panics elsewhere print as before (the hook chains).
+pub(crate) fn guarded<T>(what: &str, read: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(std::cell::Cell::get) {
+                previous(info)
+            }
+        }));
+    });
+    let outer = QUIET.replace(true);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(read));
+    QUIET.set(outer);
+    result.unwrap_or_else(|p| Err(format!("{what} ({})", crate::model::panic_text(&*p))))
 }
 
 fn fail_all(scored: &mut Scored, indices: &[usize], reason: &str) {

@@ -78,13 +78,34 @@ fn json_messages_are_scored_and_carry_their_id() {
     let values: Vec<&[u8]> = vec![
         br#"{"id": "e1", "a": 1.5, "b": 2, "extra": [1, {"x": 2}]}"#,
         br#"{"b": null, "a": 3, "id": {"k": [1, 2]}}"#,
-        br#"{"a": 0.1}"#,
+        br#"{"a": 0.1, "b": null}"#,
     ];
     let scored = json_scorer().score(&values);
     assert!(scored.errors.is_empty(), "{:?}", scored.errors);
     assert_eq!(text(&scored, 0), r#"{"id":"e1","y":5.5}"#);
     assert_eq!(text(&scored, 1), r#"{"id":{"k": [1, 2]},"y":null}"#);
     assert_eq!(text(&scored, 2), r#"{"y":null}"#);
+}
+
+#[test]
+fn an_absent_input_is_the_message_error_unless_read_as_null() {
+    let values: Vec<&[u8]> = vec![br#"{"a": 0.1}"#, br#"{"b": 1}"#, br#"{"a": 0.1, "b": null}"#];
+    let strict = json_scorer().score(&values);
+    let reasons: Vec<_> = strict.errors.iter().map(|e| (e.index, e.reason.as_str())).collect();
+    assert_eq!(
+        reasons,
+        [
+            (0, r#"field 'b' is absent; send null for a missing value, or set missing_fields="null" to read absent fields as null"#),
+            (1, r#"field 'a' is absent; send null for a missing value, or set missing_fields="null" to read absent fields as null"#),
+        ]
+    );
+    assert_eq!(text(&strict, 2), r#"{"y":null}"#);
+    let lenient = json_scorer().with_missing_fields(MissingFields::Null).score(&values);
+    let reasons: Vec<_> = lenient.errors.iter().map(|e| (e.index, e.reason.as_str())).collect();
+    // Read as null, `a` is still not nullable.
+    assert_eq!(reasons, [(1, "field 'a' is null but the input is not nullable")]);
+    assert_eq!(text(&lenient, 0), r#"{"y":null}"#);
+    assert_eq!(text(&lenient, 2), r#"{"y":null}"#);
 }
 
 #[test]
@@ -119,7 +140,7 @@ fn each_bad_json_message_gets_its_own_reason() {
     );
     assert_eq!(reasons[1], (2, "expected a JSON object, got an array"));
     assert_eq!(reasons[2], (3, "expected a JSON object, got a string"));
-    assert_eq!(reasons[3], (4, "missing field 'a'"));
+    assert_eq!(reasons[3], (4, "field 'a' is absent; send null for a missing value, or set missing_fields=\"null\" to read absent fields as null"));
     assert_eq!(reasons[4], (5, "field 'a' is a string, expected float64"));
     assert_eq!(reasons[5], (6, "field 'b' is a float, expected int64"));
     assert_eq!(reasons[6], (7, "field 'a' is an array, expected float64"));
@@ -202,7 +223,7 @@ fn arrow_messages_round_trip_with_their_id_column() {
     assert!(
         scored.errors[1]
             .reason
-            .starts_with("missing required column 'a'"),
+            .starts_with("field 'a' is absent; send null for a missing value"),
         "{}",
         scored.errors[1].reason
     );
@@ -295,7 +316,7 @@ fn a_missing_carried_field_is_null_and_a_bad_message_still_a_dead_letter() {
         .map(|e| (e.index, e.reason.as_str()))
         .collect();
     assert_eq!(reasons.len(), 2, "{reasons:?}");
-    assert_eq!(reasons[0], (1, "missing field 'a'"));
+    assert_eq!(reasons[0], (1, "field 'a' is absent; send null for a missing value, or set missing_fields=\"null\" to read absent fields as null"));
     assert!(reasons[1].0 == 2 && reasons[1].1.contains("a is 13"), "{reasons:?}");
     assert_eq!(text(&scored, 0), r#"{"id":1,"t":null,"y":3.0}"#);
     // The batch failed (a = 13) and was scored message by message: the
@@ -370,4 +391,42 @@ fn arrow_outputs_carry_the_named_columns() {
     assert_eq!(names, ["t", "y"]);
     assert_eq!(out.column(0).data_type(), &DataType::Null);
     assert_eq!(out.column(0).logical_null_count(), 2);
+}
+
+#[test]
+fn an_ipc_message_without_an_input_is_refused_for_all_its_rows_unless_read_as_null() {
+    let only_a = RecordBatch::try_from_iter(vec![(
+        "a",
+        Arc::new(Float64Array::from(vec![1.0, 2.0])) as arrow_array::ArrayRef,
+    )])
+    .unwrap();
+    let only_b = RecordBatch::try_from_iter(vec![(
+        "b",
+        Arc::new(Int64Array::from(vec![1])) as arrow_array::ArrayRef,
+    )])
+    .unwrap();
+    let values = [ipc(&only_a), ipc(&only_b)];
+    let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+    let strict = MessageScorer::new(model(), Format::Arrow, Carry::default()).unwrap().score(&refs);
+    let reasons: Vec<_> = strict.errors.iter().map(|e| (e.index, e.reason.as_str())).collect();
+    assert_eq!(
+        reasons,
+        [
+            (0, r#"field 'b' is absent; send null for a missing value, or set missing_fields="null" to read absent fields as null"#),
+            (1, r#"field 'a' is absent; send null for a missing value, or set missing_fields="null" to read absent fields as null"#),
+        ]
+    );
+    let lenient = MessageScorer::new(model(), Format::Arrow, Carry::default())
+        .unwrap()
+        .with_missing_fields(MissingFields::Null)
+        .score(&refs);
+    let reasons: Vec<_> = lenient.errors.iter().map(|e| (e.index, e.reason.as_str())).collect();
+    assert_eq!(reasons, [(1, "field 'a' is null but the input is not nullable")]);
+    let out = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(lenient.outputs[0].clone().unwrap()), None)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.num_rows(), 2);
+    assert_eq!(out.column(0).null_count(), 2);
 }

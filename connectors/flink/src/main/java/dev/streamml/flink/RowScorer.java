@@ -3,6 +3,7 @@ package dev.streamml.flink;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.vector.BitVectorHelper;
 import org.apache.arrow.vector.FieldVector;
@@ -21,6 +22,11 @@ import org.apache.arrow.vector.types.pojo.Field;
  * input the model declares non-nullable, or a value that is not a number (or boolean, for a bool
  * input) is not sent to the model; its result is {@code null} and {@link Result#error(int)} says
  * why. The other rows of the batch are scored.
+ *
+ * <p>Rows given by field name ({@link #scoreNamed}) follow the rule of every streamml host: an input
+ * field the row lacks is an error for that row ({@link MissingFields#absent}), unless the scorer was
+ * made with {@link MissingFields#NULL}; an explicit null is a missing value where the input is
+ * nullable; fields that are not inputs are ignored.
  */
 public final class RowScorer implements AutoCloseable {
   private final NativeModel model;
@@ -29,6 +35,7 @@ public final class RowScorer implements AutoCloseable {
   private final int[] kinds;
   private final boolean[] nullable;
   private final int outputIndex;
+  private final MissingFields missing;
 
   private static final int KIND_F64 = 0;
   private static final int KIND_F32 = 1;
@@ -41,7 +48,16 @@ public final class RowScorer implements AutoCloseable {
 
   /** Score through {@code model}, reading the output column {@code output} (null: the first). */
   public RowScorer(NativeModel model, String output) {
+    this(model, output, MissingFields.ERROR);
+  }
+
+  /**
+   * Score through {@code model}, reading the output column {@code output} (null: the first); an input
+   * field absent from a row given by name is as {@code missing} says.
+   */
+  public RowScorer(NativeModel model, String output, MissingFields missing) {
     this.model = model;
+    this.missing = missing;
     this.inputs = model.inputSchema().getFields();
     this.kinds = new int[inputs.size()];
     this.nullable = new boolean[inputs.size()];
@@ -155,6 +171,37 @@ public final class RowScorer implements AutoCloseable {
       }
     }
     return new Result(values, errors, outputIndex);
+  }
+
+  /**
+   * Score rows given by field name in one native call: each map's input fields are put in declared
+   * order (fields that are not inputs are ignored); a row that lacks an input field is refused
+   * ({@link MissingFields#absent}) unless this scorer reads absent fields as null.
+   */
+  public Result scoreNamed(List<? extends Map<String, ?>> rows) {
+    int n = rows.size();
+    List<Object[]> positional = new ArrayList<>(n);
+    String[] absent = new String[n];
+    for (int i = 0; i < n; i++) {
+      Map<String, ?> row = rows.get(i);
+      Object[] values = new Object[inputs.size()];
+      for (int c = 0; c < values.length && absent[i] == null; c++) {
+        String name = inputs.get(c).getName();
+        if (row != null && row.containsKey(name)) {
+          values[c] = row.get(name);
+        } else if (missing == MissingFields.ERROR) {
+          absent[i] = MissingFields.absent(name);
+        }
+      }
+      positional.add(absent[i] == null ? values : null);
+    }
+    Result result = score(positional);
+    for (int i = 0; i < n; i++) {
+      if (absent[i] != null) {
+        result.errors[i] = absent[i];
+      }
+    }
+    return result;
   }
 
   /** Why a row cannot be scored, or null when it can. */
