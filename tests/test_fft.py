@@ -1,0 +1,242 @@
+"""Fast-and-frugal trees: the estimator, its description, and its compiled binary.
+
+The binary must give the estimator's decisions and probabilities on every row
+(NaN cells as nulls in every other row, see ``ir_predict``), and the tree must
+be about as good as a depth-limited decision tree while reading at most
+``max_levels`` cues. The rules of construction are tested on hand-worked data
+in ``operators/train`` (Rust); here the Python side on the same data.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
+from sklearn.metrics import balanced_accuracy_score
+from sklearn.model_selection import train_test_split
+from sklearn.tree import DecisionTreeClassifier
+from sklearn.utils.estimator_checks import check_estimator
+
+from streamml import Model
+from streamml.compile import compile, to_ir
+from streamml.errors import CompileError
+from streamml.models import FastFrugalTreeClassifier
+
+# y = (a > 3) or (b > 0); c is constant (the Rust tests work this data by hand).
+A = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 1.0, 2.0]
+B = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0]
+C = [0.0] * 8
+Y = np.array([0, 0, 0, 1, 1, 1, 1, 1])
+HAND = pd.DataFrame({"a": A, "b": B, "c": C})
+
+
+def datasets():
+    x, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    yield "breast_cancer", x, y.to_numpy()
+    x, y = load_wine(return_X_y=True, as_frame=True)
+    yield "wine", x, (y.to_numpy() == 0).astype(int)  # class_0 against the others
+    x, y = load_diabetes(return_X_y=True, as_frame=True)
+    yield "diabetes", x, (y.to_numpy() > np.median(y)).astype(int)  # progression above the median
+
+
+@pytest.mark.parametrize(("name", "x", "y"), list(datasets()), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("algorithm", ["ifan", "dfan"])
+def test_bundled_data_sets_binary_parity_and_accuracy(name, x, y, algorithm, ir_predict, tmp_path):
+    max_levels = 4
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.3, random_state=0, stratify=y)
+    fft = FastFrugalTreeClassifier(max_levels=max_levels, algorithm=algorithm).fit(x_train, y_train)
+    tree = DecisionTreeClassifier(max_depth=max_levels, random_state=0).fit(x_train, y_train)
+    ours = balanced_accuracy_score(y_test, fft.predict(x_test))
+    peer = balanced_accuracy_score(y_test, tree.predict(x_test))
+    print(f"{name} {algorithm}: FFT bacc {ours:.4f} ({fft.n_levels_} cues), DecisionTree(max_depth=4) {peer:.4f}")
+    assert fft.n_levels_ <= max_levels
+    assert ours >= peer - 0.03, (ours, peer)
+    # The binary, on every row, with missing cells too.
+    ir = to_ir(fft)
+    xs = x.copy()
+    xs.iloc[::7, :] = np.nan
+    got = ir_predict(ir, xs[ir["features"]].to_numpy())
+    assert np.array_equal(got["label"], fft.predict(xs))
+    assert np.array_equal(got["probability"], fft.predict_proba(xs)[:, 1])
+    # compile() with a drift reference, as for every model.
+    path = compile(fft, tmp_path / "fft.so", reference=pa.Table.from_pandas(x_train, preserve_index=False))
+    model = Model.load(path)
+    assert [f["name"] for f in model.info["drift_reference"]["features"]] == ir["features"]
+    out = model.predict(pa.Table.from_pandas(x, preserve_index=False))
+    assert np.array_equal(out.column("label").to_numpy(), fft.predict(x))
+
+
+def test_describe_gives_words_and_levels():
+    fft = FastFrugalTreeClassifier(max_levels=3).fit(HAND, Y)
+    d = fft.describe()
+    assert d.text == "If a > 3, decide signal. If b > 0, decide signal, otherwise, decide noise."
+    assert d.levels == [
+        {
+            "level": 1, "cue": "a", "kind": "numeric", "direction": ">", "threshold": 3.0, "exit": "signal",
+            "reached": 8, "signal_pos": 3, "signal_neg": 0, "noise_pos": 0, "noise_neg": 0,
+            "hi": 3, "fa": 0, "mi": 0, "cr": 0, "sens": 1.0, "spec": float("nan"),
+        } | {"spec": d.levels[0]["spec"]},
+        {
+            "level": 2, "cue": "b", "kind": "numeric", "direction": ">", "threshold": 0.0, "exit": "both",
+            "reached": 5, "signal_pos": 2, "signal_neg": 0, "noise_pos": 0, "noise_neg": 3,
+            "hi": 5, "fa": 0, "mi": 0, "cr": 3, "sens": 1.0, "spec": 1.0,
+        },
+    ]  # fmt: skip
+    assert np.isnan(d.levels[0]["spec"])  # no negative decided at level 1
+    assert fft.feature_names_in_.tolist() == ["a", "b", "c"]
+    assert fft.classes_.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "words"),
+    [
+        ("ifan", "If a > 3, decide signal. If b > 0, decide signal, otherwise, decide noise."),
+        ("dfan", "If a > 3, decide signal. If b > 0, decide signal, otherwise, decide noise."),
+        ("max", "If a > 3, decide signal. If b > 0, decide signal. If c > 0, decide signal, otherwise, decide noise."),
+        ("zigzag", "If a > 3, decide signal. If b <= 0, decide noise. If c > 0, decide signal, otherwise, decide noise."),
+    ],
+)
+def test_hand_worked_tree_per_algorithm(algorithm, words, ir_predict):
+    fft = FastFrugalTreeClassifier(max_levels=3, algorithm=algorithm).fit(HAND, Y)
+    assert fft.describe().text == words
+    ir = to_ir(fft)
+    got = ir_predict(ir, HAND[ir["features"]].to_numpy())
+    assert np.array_equal(got["label"], fft.predict(HAND))
+
+
+def test_goals_choose_their_thresholds():
+    # x = 1..10, positives at 5, 9, 10: bacc, acc and unit costs take x > 8;
+    # wacc with sens_w .9 and misses costing 10 take x > 4.
+    x = pd.DataFrame({"x": np.arange(1.0, 11.0)})
+    y = np.isin(np.arange(1, 11), [5, 9, 10]).astype(int)
+
+    def words(**kw):
+        return FastFrugalTreeClassifier(max_levels=1, **kw).fit(x, y).describe().text
+
+    assert words(goal="bacc") == "If x > 8, decide signal, otherwise, decide noise."
+    assert words(goal="acc", goal_threshold="acc") == "If x > 8, decide signal, otherwise, decide noise."
+    assert words(goal="wacc", sens_w=0.9) == "If x > 4, decide signal, otherwise, decide noise."
+    cost = {"mi": 10.0}
+    assert words(goal="cost", goal_threshold="cost", cost_outcomes=cost) == (
+        "If x > 4, decide signal, otherwise, decide noise."
+    )
+    assert words(goal="cost", goal_threshold="cost") == "If x > 8, decide signal, otherwise, decide noise."
+
+
+def test_decision_is_the_exit_not_the_majority_of_the_exit(ir_predict):
+    # bacc on imbalanced data: the signal exit x > 4 holds 3 positives of 6
+    # rows... probability 0.5 and a signal decision; the binary agrees.
+    x = pd.DataFrame({"x": np.arange(1.0, 11.0)})
+    y = np.isin(np.arange(1, 11), [5, 9, 10]).astype(int)
+    fft = FastFrugalTreeClassifier(max_levels=1, goal="wacc", sens_w=0.9).fit(x, y)
+    p = fft.predict_proba(x)[:, 1]
+    assert p.tolist() == [0.0] * 4 + [0.5] * 6
+    assert fft.predict(x).tolist() == [0] * 4 + [1] * 6
+    got = ir_predict(to_ir(fft), x.to_numpy())
+    assert got["label"].tolist() == [0] * 4 + [1] * 6
+    assert got["probability"].tolist() == p.tolist()
+
+
+def test_missing_values_pass_on_and_take_the_majority_at_the_last_level(ir_predict):
+    fft = FastFrugalTreeClassifier(max_levels=2).fit(HAND, Y)
+    rows = pd.DataFrame({"a": [np.nan, np.nan, 5.0], "b": [1.0, np.nan, np.nan], "c": [0.0, 0.0, 0.0]})
+    # NaN in a: on to b (1 > 0: signal); NaN in b at the last level: the
+    # training majority (5 positives of 8: signal); a > 3 exits first.
+    assert fft.predict(rows).tolist() == [1, 1, 1]
+    assert fft.tree_["missing_decision"] is True
+    ir = to_ir(fft)
+    got = ir_predict(ir, rows[ir["features"]].to_numpy())
+    assert got["label"].tolist() == [1, 1, 1]
+    assert got["probability"].tolist() == fft.predict_proba(rows)[:, 1].tolist()
+    # Missing values in fit are left out of the threshold search.
+    train = HAND.assign(a=[1.0, 2.0, np.nan, 4.0, 5.0, 6.0, 1.0, np.nan])
+    assert FastFrugalTreeClassifier(max_levels=1).fit(train, Y).describe().levels[0]["threshold"] == 2.0
+
+
+def test_constant_columns_are_never_chosen_and_alone_still_fit():
+    fft = FastFrugalTreeClassifier(max_levels=4).fit(HAND, Y)
+    assert "c" not in [lv["cue"] for lv in fft.describe().levels]
+    only = FastFrugalTreeClassifier().fit(HAND[["c"]], Y)
+    assert only.describe().text == "If c > 0, decide signal, otherwise, decide noise."
+    assert only.predict(HAND[["c"]]).tolist() == [0] * 8
+
+
+def test_a_single_class_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"^y has a single class \(1 in all 8 rows\); a fast-and-frugal tree needs two classes$"):
+        FastFrugalTreeClassifier().fit(HAND, np.ones(8, dtype=int))
+    with pytest.raises(ValueError, match="y has 3 classes; a fast-and-frugal tree is a binary classifier"):
+        FastFrugalTreeClassifier().fit(HAND, np.arange(8) % 3)
+    with pytest.raises(ValueError, match="algorithm must be one of ifan, dfan, max, zigzag; got 'fan'"):
+        FastFrugalTreeClassifier(algorithm="fan").fit(HAND, Y)
+
+
+def test_categorical_cues_by_sets_of_levels(ir_predict):
+    colour = ["red", "blue", "green", "grey", "red", "blue", "green", "grey"] * 3
+    y = np.array([c in ("red", "grey") for c in colour], dtype=int)
+    frame = pd.DataFrame({"colour": pd.Categorical(colour), "noise": np.linspace(0, 1, 24)})
+    fft = FastFrugalTreeClassifier(max_levels=2).fit(frame, y)
+    assert fft.describe().text == "If colour = {grey, red}, decide signal, otherwise, decide noise."
+    # A level unseen in fit is in no set; a null is missing (the majority: noise).
+    rows = pd.DataFrame({"colour": ["grey", "purple", None], "noise": [0.0, 0.0, 0.0]})
+    assert fft.predict(rows).tolist() == [1, 0, 0]
+    with pytest.raises(CompileError, match="cue 'colour' is categorical with levels \\['grey', 'red'\\]"):
+        to_ir(fft)
+    # The same data as integer codes compiles (exact category match).
+    codes = {"red": 0, "blue": 1, "green": 2, "grey": 3}
+    numeric = pd.DataFrame({"colour": [codes[c] for c in colour], "noise": np.linspace(0, 1, 24)})
+    fft = FastFrugalTreeClassifier(max_levels=2, categorical_features=["colour"]).fit(numeric, y)
+    assert fft.describe().text == "If colour = {3, 0}, decide signal, otherwise, decide noise."
+    ir = to_ir(fft)
+    assert ir["model"]["trees"][0]["categories"] == [[0, 3]]
+    probe = np.array([[0.0], [3.0], [1.0], [2.5], [np.nan], [7.0]])
+    got = ir_predict(ir, probe)
+    want = fft.predict(pd.DataFrame({"colour": probe[:, 0], "noise": 0.0}))
+    assert got["label"].tolist() == want.tolist() == [1, 1, 0, 0, 0, 0]
+
+
+def test_inputs_from_numpy_pandas_polars_and_pyarrow_agree():
+    x, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    fft = FastFrugalTreeClassifier().fit(x, y)
+    want = fft.predict_proba(x)
+    for data in (pa.Table.from_pandas(x), pl.from_pandas(x), pa.RecordBatch.from_pandas(x)):
+        assert np.array_equal(FastFrugalTreeClassifier().fit(data, y).predict_proba(data), want)
+    plain = FastFrugalTreeClassifier().fit(x.to_numpy(), y)
+    assert np.array_equal(plain.predict_proba(x.to_numpy()), want)
+    assert not hasattr(plain, "feature_names_in_")
+
+
+def test_params_clone_and_pickle():
+    fft = FastFrugalTreeClassifier(max_levels=3, algorithm="dfan", cost_cues={"a": 1.0})
+    assert fft.get_params()["algorithm"] == "dfan"
+    assert clone(fft).set_params(max_levels=2).max_levels == 2
+    fitted = fft.fit(HAND, Y)
+    again = pickle.loads(pickle.dumps(fitted))
+    assert np.array_equal(again.predict_proba(HAND), fitted.predict_proba(HAND))
+    assert fitted.score(HAND, Y) == 1.0
+
+
+# check_estimator runs multiclass data through some checks; an FFT is binary.
+EXPECTED_FAILED_CHECKS = {
+    "check_classifiers_train": "an FFT is a binary classifier; the check fits three classes",
+    "check_classifiers_classes": "an FFT is a binary classifier; the check fits three classes",
+    "check_classifiers_one_label_sample_weights": "fit takes no sample_weight",
+    "check_classifiers_regression_target": "the check expects scikit-learn's exact message for continuous y",
+    "check_supervised_y_2d": "an FFT is a binary classifier; the check fits three classes",
+    "check_fit_idempotent": "an FFT is a binary classifier; the check fits three classes",
+}
+
+
+def test_check_estimator_with_documented_exceptions():
+    results = check_estimator(
+        FastFrugalTreeClassifier(), expected_failed_checks=EXPECTED_FAILED_CHECKS, on_fail=None
+    )
+    failed = {r["check_name"]: str(r["exception"]) for r in results if r["status"] == "failed"}
+    assert failed == {}
+    unexpected_pass = {r["check_name"] for r in results if r["check_name"] in EXPECTED_FAILED_CHECKS and r["status"] == "passed"}
+    assert unexpected_pass == set()
