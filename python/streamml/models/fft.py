@@ -47,7 +47,13 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import _check_feature_names, _check_n_features, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_feature_names,
+    _check_n_features,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
 ALGORITHMS = ("ifan", "dfan", "max", "zigzag")
 GOALS = ("acc", "bacc", "wacc", "cost")
@@ -137,10 +143,11 @@ class FastFrugalTreeClassifier(ClassifierMixin, BaseEstimator):
         from streamml import _streamml
 
         goals = self._check_params()
+        if y is None:
+            msg = f"{type(self).__name__} requires y to be passed, but the target y is None"
+            raise ValueError(msg)
         batch, cues = self._encode(X, reset=True)
-        y = np.asarray(y)
-        if y.ndim != 1:
-            y = np.ravel(y) if y.ndim == 2 and y.shape[1] == 1 else y
+        y = column_or_1d(y, warn=True)
         if y.shape[0] != batch.num_rows:
             msg = f"X has {batch.num_rows} rows but y has {y.shape[0]}; pass one label per row"
             raise ValueError(msg)
@@ -151,12 +158,15 @@ class FastFrugalTreeClassifier(ClassifierMixin, BaseEstimator):
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) == 1:
             msg = (
-                f"y has a single class ({self.classes_[0]!r} in all {len(y)} rows); "
+                f"y has one class only ({self.classes_.tolist()[0]!r} in all {len(y)} rows); "
                 "a fast-and-frugal tree needs two classes"
             )
             raise ValueError(msg)
         if len(self.classes_) > 2:
-            msg = f"y has {len(self.classes_)} classes; a fast-and-frugal tree is a binary classifier: pass two classes"
+            msg = (
+                f"Only binary classification is supported. The type of the target is {kind}: y has "
+                f"{len(self.classes_)} classes; a fast-and-frugal tree decides between two: pass two classes"
+            )
             raise ValueError(msg)
         import pyarrow as pa
 
@@ -282,7 +292,7 @@ class FastFrugalTreeClassifier(ClassifierMixin, BaseEstimator):
             _check_n_features(self, table, reset=reset)
             _check_feature_names(self, X if _is_pandas(X) else table, reset=reset)
             names = table.column_names
-            if reset and not hasattr(self, "feature_names_in_"):
+            if reset and not _is_pandas(X) and not hasattr(self, "feature_names_in_"):
                 self.feature_names_in_ = np.asarray(names, dtype=object)
             columns = [table.column(j).combine_chunks() for j in range(table.num_columns)]
             if table.num_rows == 0:
