@@ -23,19 +23,21 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
-from sklearn.tree import DecisionTreeClassifier  # noqa: E402
+import numpy as np
+import pyarrow as pa
+from sklearn.tree import DecisionTreeClassifier
 
-from harness import base_machine_info, format_table, limit_threads  # noqa: E402
-from streamml import Model  # noqa: E402
-from streamml.compile import compile  # noqa: E402
-from streamml.models import FastFrugalTreeClassifier  # noqa: E402
-from streamml.workloads import FEATURE_NAMES, r1_data  # noqa: E402
+from harness import base_machine_info, format_table, limit_threads
+from streamml import Model
+from streamml.compile import compile
+from streamml.models import FastFrugalTreeClassifier
+from streamml.workloads import FEATURE_NAMES, r1_data
 
 
 @dataclass
 class Row:
+    """One line of the table."""
+
     section: str
     case: str
     value: float
@@ -79,11 +81,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         assert np.array_equal(model.predict(inputs).column("label").to_numpy(), fft.predict(batch))
         n = batch.num_rows
         dt_score = n / best_seconds(lambda: tree.predict_proba(x), args.rounds)
-        rows.append(Row("scoring, 1 thread", "scikit-learn DecisionTree predict_proba (numpy)", dt_score, "rows/s", None, False))
+        rows.append(
+            Row("scoring, 1 thread", "scikit-learn DecisionTree predict_proba (numpy)", dt_score, "rows/s", None, False)
+        )
         est = n / best_seconds(lambda: fft.predict_proba(batch), args.rounds)
         rows.append(Row("scoring, 1 thread", "streamml FFT predict_proba (estimator)", est, "rows/s", dt_score, False))
         binary = n / best_seconds(lambda: model.predict(inputs), args.rounds)
-        rows.append(Row("scoring, 1 thread", "streamml FFT binary, Model.predict(RecordBatch)", binary, "rows/s", dt_score, False))
+        rows.append(
+            Row(
+                "scoring, 1 thread",
+                "streamml FFT binary, Model.predict(RecordBatch)",
+                binary,
+                "rows/s",
+                dt_score,
+                False,
+            )
+        )
     info = base_machine_info()
     print(f"FFT benchmark: {args.rows:,} rows x 32 cues (R1), best of {args.rounds}")
     print(f"machine: {info['cpu']}, {info['nproc']} cores; {info['thread_pools']}")

@@ -94,6 +94,9 @@ pub fn fft_fit(
     serde_json::to_string(&tree).map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
+/// Decisions (1 = signal) and probabilities of signal, as NumPy arrays.
+type Predictions<'py> = (Bound<'py, PyArray1<u8>>, Bound<'py, PyArray1<f64>>);
+
 /// Decisions (1 = signal) and probabilities of signal; column `j` of the
 /// batch is the tree's cue `j`.
 #[pyfunction]
@@ -101,7 +104,7 @@ pub fn fft_predict<'py>(
     py: Python<'py>,
     tree: &str,
     batch: PyRecordBatch,
-) -> PyResult<(Bound<'py, PyArray1<u8>>, Bound<'py, PyArray1<f64>>)> {
+) -> PyResult<Predictions<'py>> {
     let tree: Fft = serde_json::from_str(tree)
         .map_err(|e| PyValueError::new_err(format!("the fitted tree does not parse ({e}); fit the estimator again")))?;
     let batch = batch.into_inner();

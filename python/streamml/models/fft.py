@@ -296,10 +296,13 @@ class FastFrugalTreeClassifier(ClassifierMixin, BaseEstimator):
                 self.feature_names_in_ = np.asarray(names, dtype=object)
             columns = [table.column(j).combine_chunks() for j in range(table.num_columns)]
             if table.num_rows == 0:
-                msg = f"Found array with 0 sample(s) (shape=({table.num_rows}, {table.num_columns})) while a minimum of 1 is required."
+                msg = (
+                    f"Found array with 0 sample(s) (shape=(0, {table.num_columns})) while a minimum of 1 is "
+                    "required; pass at least one row"
+                )
                 raise ValueError(msg)
         cues = self._cues(names, columns) if reset else self.cues_
-        encoded = [_encode_column(col, cue) for col, cue in zip(columns, cues)]
+        encoded = [_encode_column(col, cue) for col, cue in zip(columns, cues, strict=True)]
         return pa.RecordBatch.from_arrays(encoded, names=[f"c{j}" for j in range(len(encoded))]), cues
 
     def _cues(self, names: list[str], columns: list[Any]) -> list[dict[str, Any]]:
@@ -308,7 +311,7 @@ class FastFrugalTreeClassifier(ClassifierMixin, BaseEstimator):
 
         marked = set(self.categorical_features or [])
         cues = []
-        for j, (name, col) in enumerate(zip(names, columns)):
+        for j, (name, col) in enumerate(zip(names, columns, strict=True)):
             t = col.type
             if pa.types.is_dictionary(t):
                 col = col.dictionary_decode()
