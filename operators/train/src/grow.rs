@@ -30,8 +30,6 @@
 //! FFTrees split numeric cues at the median for these two; here they use the
 //! same optimised tests as the fan algorithms.
 
-use std::collections::HashMap;
-
 use crate::cuerank::{rank_cue, CueStat, Scratch};
 use crate::goal::{first_near_max, Counts, Goal, OutcomeCosts, Scoring, NEAR};
 use crate::tree::{Cue, Exit, Fft, Level, Test};
@@ -101,7 +99,7 @@ pub fn fit(cues: &[Cue], y: &[bool], p: &Params) -> Result<Fft, FitError> {
     }
     let positives = y.iter().filter(|&&v| v).count();
     let missing_decision = 2 * positives > y.len();
-    let mut grower = Grower { cues, y, p, scoring, scratch, full, missing_decision, dfan_cache: HashMap::new() };
+    let mut grower = Grower { cues, y, p, scoring, scratch, full, missing_decision };
     let levels = match p.algorithm {
         Algorithm::Ifan | Algorithm::Dfan => grower.best_fan_tree(),
         Algorithm::Max => grower.max(),
@@ -144,8 +142,27 @@ struct Grower<'a> {
     scratch: Scratch,
     full: Vec<Option<CueStat>>,
     missing_decision: bool,
-    /// dfan's rankings by exit prefix (the rows left depend only on it).
-    dfan_cache: HashMap<Vec<Exit>, Vec<Option<CueStat>>>,
+}
+
+/// A tree grown up to some level, and what is left to decide.
+struct Branch {
+    rows: Vec<u32>,
+    decided: Counts,
+    /// Total cost of the cue look-ups so far.
+    cue_cost: f64,
+    used: Vec<bool>,
+    levels: Vec<Level>,
+    /// The exits so far as bits (level 1 lowest, signal 1): the exit
+    /// structures that continue with noise exits have the smallest number.
+    structure: usize,
+    /// Counts and cue cost of the tree if it ended at its last level (both ways).
+    if_stopped: Option<(Counts, f64)>,
+}
+
+struct Grown {
+    value: f64,
+    structure: usize,
+    levels: Vec<Level>,
 }
 
 impl Grower<'_> {
@@ -154,118 +171,109 @@ impl Grower<'_> {
         self.scoring.value(self.p.goal_chase, &s.counts, self.p.cue_costs[cue] * n)
     }
 
+    /// Grow the trees of every exit structure and keep the best. Structures
+    /// that share their first exits share those levels, so the levels are
+    /// grown depth-first, once per exit prefix.
     fn best_fan_tree(&mut self) -> Vec<Level> {
-        let structures = 1usize << (self.p.max_levels - 1).min(20);
-        let mut best: Option<(f64, Vec<Level>)> = None;
-        for t in 0..structures {
-            let exits: Vec<Exit> = (0..self.p.max_levels)
-                .map(|k| match k {
-                    _ if k + 1 == self.p.max_levels => Exit::Both,
-                    _ if (t >> k) & 1 == 1 => Exit::Signal,
-                    _ => Exit::Noise,
-                })
-                .collect();
-            let levels = self.grow(&exits);
-            let v = self.tree_value(&levels);
-            if best.as_ref().is_none_or(|(bv, _)| v > *bv) {
-                best = Some((v, levels));
-            }
-        }
-        best.expect("at least one exit structure").1
-    }
-
-    /// The training value of a tree under `goal` (NaN loses to any number).
-    fn tree_value(&self, levels: &[Level]) -> f64 {
-        let tree = Fft { levels: levels.to_vec(), missing_decision: self.missing_decision, p_signal: vec![], p_noise: vec![] };
-        let mut cost_through = Vec::with_capacity(levels.len());
-        let mut acc = 0.0;
-        for l in levels {
-            acc += self.p.cue_costs[l.cue];
-            cost_through.push(acc);
-        }
-        let mut counts = Counts::default();
-        let mut cue_cost = 0.0;
-        for (i, &pos) in self.y.iter().enumerate() {
-            let o = tree.route(|c| self.cues[c].values[i]);
-            cue_cost += cost_through[o.level];
-            add(&mut counts, o.signal, pos);
-        }
-        let v = self.scoring.value(self.p.goal, &counts, cue_cost);
-        if v.is_nan() {
-            f64::NEG_INFINITY
-        } else {
-            v
-        }
-    }
-
-    fn ranking(&mut self, prefix: &[Exit], rows: &[u32]) -> Vec<Option<CueStat>> {
-        if self.p.algorithm == Algorithm::Ifan || prefix.is_empty() {
-            return self.full.clone();
-        }
-        if let Some(r) = self.dfan_cache.get(prefix) {
-            return r.clone();
-        }
-        let (y, goal, scoring) = (self.y, self.p.goal_threshold, self.scoring);
-        let r: Vec<Option<CueStat>> =
-            self.cues.iter().map(|c| rank_cue(c, Some(rows), y, goal, &scoring, &mut self.scratch)).collect();
-        self.dfan_cache.insert(prefix.to_vec(), r.clone());
-        r
-    }
-
-    /// Grow the tree of one exit structure.
-    fn grow(&mut self, exits: &[Exit]) -> Vec<Level> {
         let n = self.y.len();
-        let mut rows: Vec<u32> = (0..n as u32).collect();
-        let mut decided = Counts::default();
-        let mut cue_cost = 0.0;
-        let mut used = vec![false; self.cues.len()];
-        let mut levels: Vec<Level> = Vec::new();
-        for (k, &exit) in exits.iter().enumerate() {
-            let ranking = self.ranking(&exits[..k], &rows);
-            let repeat = self.p.algorithm == Algorithm::Dfan;
-            let chase: Vec<Option<f64>> = ranking
-                .iter()
-                .enumerate()
-                .map(|(c, s)| match s {
-                    Some(s) if repeat || !used[c] => Some(self.chase_value(c, s)),
-                    _ => None,
-                })
-                .collect();
-            let Some(cue) = pick(&chase) else { break };
-            let test = ranking[cue].as_ref().expect("picked cues are ranked").test.clone();
-            used[cue] = true;
-            cue_cost += self.p.cue_costs[cue] * rows.len() as f64;
-            // The tree as it stands if this level exited both ways.
-            let mut asif = decided;
-            let mut left = Vec::with_capacity(rows.len());
-            let values = self.cues[cue].values;
-            for &r in &rows {
-                let (t, pos) = (test.eval(values[r as usize]), self.y[r as usize]);
-                add(&mut asif, t.unwrap_or(self.missing_decision), pos);
+        let root = Branch {
+            rows: (0..n as u32).collect(),
+            decided: Counts::default(),
+            cue_cost: 0.0,
+            used: vec![false; self.cues.len()],
+            levels: Vec::new(),
+            structure: 0,
+            if_stopped: None,
+        };
+        let mut best: Option<Grown> = None;
+        self.explore(root, &mut best);
+        best.expect("the first level always has a cue").levels
+    }
+
+    /// Add the next level to a partly grown tree, for each exit it may take.
+    fn explore(&mut self, b: Branch, best: &mut Option<Grown>) {
+        let k = b.levels.len();
+        let ranking = if self.p.algorithm == Algorithm::Dfan && k > 0 {
+            let (y, goal, scoring) = (self.y, self.p.goal_threshold, self.scoring);
+            self.cues.iter().map(|c| rank_cue(c, Some(&b.rows), y, goal, &scoring, &mut self.scratch)).collect()
+        } else {
+            self.full.clone()
+        };
+        let repeat = self.p.algorithm == Algorithm::Dfan;
+        let chase: Vec<Option<f64>> = ranking
+            .iter()
+            .enumerate()
+            .map(|(c, s)| match s {
+                Some(s) if repeat || !b.used[c] => Some(self.chase_value(c, s)),
+                _ => None,
+            })
+            .collect();
+        let Some(cue) = pick(&chase) else {
+            // No cue left: the tree ends at its previous level.
+            let (counts, cost) = b.if_stopped.expect("the first level always has a cue");
+            return self.offer(best, b.levels, b.structure, counts, cost);
+        };
+        let test = ranking[cue].as_ref().expect("picked cues are ranked").test.clone();
+        let values = self.cues[cue].values;
+        let outcomes: Vec<Option<bool>> = b.rows.iter().map(|&r| test.eval(values[r as usize])).collect();
+        // The tree as it stands if this level exited both ways.
+        let mut both = b.decided;
+        for (&r, t) in b.rows.iter().zip(&outcomes) {
+            add(&mut both, t.unwrap_or(self.missing_decision), self.y[r as usize]);
+        }
+        let cue_cost = b.cue_cost + self.p.cue_costs[cue] * b.rows.len() as f64;
+        let perfect = (self.scoring.value(self.p.goal_chase, &both, cue_cost) - self.p.goal_chase.perfect()).abs() <= NEAR;
+        let last = k + 1 == self.p.max_levels;
+        let exits: &[Exit] = if last { &[Exit::Both] } else { &[Exit::Noise, Exit::Signal] };
+        for &exit in exits {
+            let mut decided = b.decided;
+            let mut rows = Vec::new();
+            for (&r, &t) in b.rows.iter().zip(&outcomes) {
+                let pos = self.y[r as usize];
                 match (exit, t) {
                     (Exit::Signal, Some(true)) => add(&mut decided, true, pos),
                     (Exit::Noise, Some(false)) => add(&mut decided, false, pos),
                     (Exit::Both, t) => add(&mut decided, t.unwrap_or(self.missing_decision), pos),
-                    _ => left.push(r),
+                    _ => rows.push(r),
                 }
             }
-            levels.push(Level { cue, test, exit, stats: Default::default() });
-            rows = left;
-            let asif_value = self.scoring.value(self.p.goal_chase, &asif, cue_cost);
+            let mut levels = b.levels.clone();
+            levels.push(Level { cue, test: test.clone(), exit, stats: Default::default() });
+            let structure = b.structure | (usize::from(exit == Exit::Signal) << k);
             let one_class = rows.iter().all(|&r| self.y[r as usize]) || rows.iter().all(|&r| !self.y[r as usize]);
-            let stop = (asif_value - self.p.goal_chase.perfect()).abs() <= NEAR
+            let stop = last
+                || perfect
                 || rows.is_empty()
                 || k + 1 == self.cues.len()
-                || (rows.len() as f64) < self.p.stopping_par * n as f64
+                || (rows.len() as f64) < self.p.stopping_par * self.y.len() as f64
                 || (self.p.algorithm == Algorithm::Dfan && one_class);
             if stop {
-                break;
+                // The last level exits both ways: the tree is `both`.
+                self.offer(best, levels, structure, both, cue_cost);
+            } else {
+                let mut used = b.used.clone();
+                used[cue] = true;
+                let next = Branch { rows, decided, cue_cost, used, levels, structure, if_stopped: Some((both, cue_cost)) };
+                self.explore(next, best);
             }
         }
-        if let Some(last) = levels.last_mut() {
-            last.exit = Exit::Both;
+    }
+
+    /// Keep a finished tree if its `goal` beats the best so far (ties: the
+    /// smaller exit structure).
+    fn offer(&self, best: &mut Option<Grown>, mut levels: Vec<Level>, structure: usize, counts: Counts, cost: f64) {
+        if let Some(l) = levels.last_mut() {
+            l.exit = Exit::Both;
         }
-        levels
+        let v = self.scoring.value(self.p.goal, &counts, cost);
+        let value = if v.is_nan() { f64::NEG_INFINITY } else { v };
+        let better = match best {
+            None => true,
+            Some(g) => value > g.value || (value == g.value && structure < g.structure),
+        };
+        if better {
+            *best = Some(Grown { value, structure, levels });
+        }
     }
 
     /// (cue, test, ppv, npv) of every cue with values, in column order.

@@ -24,7 +24,7 @@ mod goal;
 mod grow;
 mod tree;
 
-pub use cuerank::{radix_sort, rank_cue, CueStat, Scratch};
+pub use cuerank::{rank_cue, CueStat, Scratch};
 pub use goal::{Counts, Goal, OutcomeCosts, Scoring};
 pub use grow::{fit, Algorithm, FitError, Params};
 pub use tree::{Cue, CueKind, Exit, Fft, Level, LevelStats, Outcome, Test};
