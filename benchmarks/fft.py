@@ -48,18 +48,8 @@ class Row:
     lower_is_better: bool = True
 
 
-def best_seconds(fn: Callable[[], Any], rounds: int, clock: Callable[[], float] = time.perf_counter) -> float:
-    """The fastest of ``rounds`` calls, by ``clock``."""
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = clock()
-        fn()
-        best = min(best, clock() - t0)
-    return best
-
-
-def fit_seconds(fn: Callable[[], Any], rounds: int) -> tuple[float, float]:
-    """(best wall seconds, best CPU seconds of this process) over ``rounds`` fits."""
+def best_wall_and_cpu(fn: Callable[[], Any], rounds: int) -> tuple[float, float]:
+    """(best wall seconds, best CPU seconds of this process) over ``rounds`` calls."""
     wall, cpu = float("inf"), float("inf")
     for _ in range(rounds):
         w0, c0 = time.perf_counter(), time.process_time()
@@ -79,14 +69,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     rows: list[Row] = []
     with limit_threads():
         tree = DecisionTreeClassifier(max_depth=5, random_state=0)
-        dt_wall, dt_cpu = fit_seconds(lambda: tree.fit(x, y), max(1, args.rounds - 1))
+        dt_wall, dt_cpu = best_wall_and_cpu(lambda: tree.fit(x, y), max(1, args.rounds - 1))
         peer = "scikit-learn DecisionTreeClassifier(max_depth=5)"
         rows.append(Row("fit, 1 thread, CPU seconds", peer, dt_cpu, "s"))
         rows.append(Row("fit, 1 thread, wall seconds", peer, dt_wall, "s"))
         ffts = {}
         for algorithm in ("ifan", "dfan"):
             fft = FastFrugalTreeClassifier(max_levels=5, algorithm=algorithm)
-            wall, cpu = fit_seconds(lambda fft=fft: fft.fit(batch, y), args.rounds)
+            wall, cpu = best_wall_and_cpu(lambda fft=fft: fft.fit(batch, y), args.rounds)
             ffts[algorithm] = fft
             case = f"streamml FFT {algorithm}, max_levels=5"
             rows.append(Row("fit, 1 thread, CPU seconds", case, cpu, "s", dt_cpu))
@@ -96,24 +86,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         model = Model.load(path)
         inputs = batch.select(model.input_schema.names)
         assert np.array_equal(model.predict(inputs).column("label").to_numpy(), fft.predict(batch))
-        n = batch.num_rows
-        dt_score = n / best_seconds(lambda: tree.predict_proba(x), args.rounds)
-        rows.append(
-            Row("scoring, 1 thread", "scikit-learn DecisionTree predict_proba (numpy)", dt_score, "rows/s", None, False)
-        )
-        est = n / best_seconds(lambda: fft.predict_proba(batch), args.rounds)
-        rows.append(Row("scoring, 1 thread", "streamml FFT predict_proba (estimator)", est, "rows/s", dt_score, False))
-        binary = n / best_seconds(lambda: model.predict(inputs), args.rounds)
-        rows.append(
-            Row(
-                "scoring, 1 thread",
-                "streamml FFT binary, Model.predict(RecordBatch)",
-                binary,
-                "rows/s",
-                dt_score,
-                False,
-            )
-        )
+        for n in (100_000, batch.num_rows):
+            part, xs, est_part = inputs.slice(0, n), x[:n], batch.slice(0, n)
+            reps = max(args.rounds, 10 * 100_000 // n)
+            cases = [
+                ("scikit-learn DecisionTree predict_proba (numpy)", lambda xs=xs: tree.predict_proba(xs)),
+                ("streamml FFT predict_proba (estimator)", lambda b=est_part: fft.predict_proba(b)),
+                ("streamml FFT binary, Model.predict(RecordBatch)", lambda b=part: model.predict(b)),
+            ]
+            peer_rate: dict[str, float] = {}
+            for label, fn in cases:
+                wall, cpu = best_wall_and_cpu(fn, reps)
+                for clock, seconds in (("CPU", cpu), ("wall", wall)):
+                    section = f"scoring {n:,} rows a batch, 1 thread, rows/s by {clock} time"
+                    rate = n / seconds
+                    rows.append(Row(section, label, rate, "rows/s", peer_rate.get(clock), False))
+                    peer_rate.setdefault(clock, rate)
     info = base_machine_info()
     print(f"FFT benchmark: {args.rows:,} rows x 32 cues (R1), best of {args.rounds}")
     print(f"machine: {info['cpu']}, {info['nproc']} cores; {info['thread_pools']}")
@@ -125,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             return "peer"
         return f"{(r.peer / r.value if r.lower_is_better else r.value / r.peer):.1f}x"
 
-    rows.sort(key=lambda r: r.section)
+    order = list(dict.fromkeys(r.section for r in rows))
+    rows.sort(key=lambda r: (not r.section.startswith("fit"), order.index(r.section)))
     print(format_table(rows, ratio))
 
 

@@ -144,3 +144,32 @@ fn categorical_cues_split_by_sets_of_levels() {
     let t = fit(&[cue], &y, &params(3, Algorithm::Ifan, Goal::Bacc, 1)).unwrap();
     assert_eq!(shape(&t), vec![(0, Test::In { codes: vec![1, 3] }, Exit::Both)]);
 }
+
+// Seven positives with a > 5 (all with b = 1); below, positives have a <= 2
+// and b > 2. On all rows a > 5 ranks first (bacc .889) and b's best test is
+// b <= 1 (.639, over b > 2 at .611).
+const DA: [f64; 13] = [6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 4.0, 5.0, 1.0, 2.0, 3.0, 4.0];
+const DB: [f64; 13] = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 3.0, 4.0, 1.0, 2.0];
+const DY: [bool; 13] = [true, true, true, true, true, true, true, false, false, true, true, false, false];
+
+fn le(t: f64) -> Test {
+    Test::LessEqual { threshold: t }
+}
+
+#[test]
+fn ifan_keeps_the_full_data_tests() {
+    // Noise first: a <= 5 decides noise, then b <= 1 signals the seven: .889.
+    // Signal first: the rows left get b <= 1 (2 false alarms, 2 misses): .639.
+    let t = fit(&[num(&DA), num(&DB)], &DY, &params(2, Algorithm::Ifan, Goal::Bacc, 2)).unwrap();
+    assert_eq!(shape(&t), vec![(0, gt(5.0), Exit::Noise), (1, le(1.0), Exit::Both)]);
+}
+
+#[test]
+fn dfan_retests_the_rows_left_and_may_repeat_a_cue() {
+    // Noise first leaves seven positives: growth stops (one class), .889.
+    // Signal first leaves six rows where a <= 2 and b > 2 are both perfect:
+    // the first column wins, so a is used twice; the tree is perfect.
+    let t = fit(&[num(&DA), num(&DB)], &DY, &params(2, Algorithm::Dfan, Goal::Bacc, 2)).unwrap();
+    assert_eq!(shape(&t), vec![(0, gt(5.0), Exit::Signal), (0, le(2.0), Exit::Both)]);
+    assert_eq!(t.levels[1].stats.cumulative, Counts { hi: 9, fa: 0, mi: 0, cr: 4 });
+}
