@@ -285,3 +285,19 @@ def test_streamml_compile_takes_a_pickled_fft(tmp_path, capsys):
     assert model.info["metadata"]["in_words"] == fft.describe().text
     got = model.predict(pa.Table.from_pandas(HAND, preserve_index=False))
     assert got.column("label").to_pylist() == fft.predict(HAND).tolist()
+
+
+def test_fit_releases_the_gil():
+    from test_gil import ticks_while
+
+    from streamml import _streamml
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((150_000, 8))
+    y = pa.array(x[:, 0] + x[:, 1] * x[:, 2] > 0)
+    batch = pa.record_batch([pa.array(x[:, j]) for j in range(8)], names=[f"x{j}" for j in range(8)])
+    args = (batch, [0] * 8, y, 4, "dfan", "bacc", "bacc", "bacc", 0.5, (0.0, 1.0, 1.0, 0.0), [0.0] * 8, 0.1)
+    tree, ticks, elapsed = ticks_while(lambda: _streamml.fft_fit(*args))
+    assert '"levels"' in tree
+    # Held GIL: the counter thread would not tick while Rust grows the trees.
+    assert ticks >= elapsed * 1000 / 20, f"only {ticks} ticks in {elapsed:.3f}s: the GIL was held"
