@@ -201,6 +201,8 @@ def test_a_single_class_is_a_clear_error():
         FastFrugalTreeClassifier().fit(HAND, np.arange(8) % 3)
     with pytest.raises(ValueError, match="algorithm must be one of ifan, dfan, max, zigzag; got 'fan'"):
         FastFrugalTreeClassifier(algorithm="fan").fit(HAND, Y)
+    with pytest.raises(ValueError, match=r"^cost_cues names \['z'\], which are not columns of X"):
+        FastFrugalTreeClassifier(goal="cost", cost_cues={"z": 1.0}).fit(HAND, Y)
 
 
 def test_categorical_cues_by_sets_of_levels(ir_predict):
@@ -288,9 +290,8 @@ def test_streamml_compile_takes_a_pickled_fft(tmp_path, capsys):
 
 
 def test_fit_releases_the_gil():
-    from test_gil import ticks_while
-
     from streamml import _streamml
+    from test_gil import ticks_while
 
     rng = np.random.default_rng(3)
     x = rng.standard_normal((150_000, 8))

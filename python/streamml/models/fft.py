@@ -171,6 +171,11 @@ class FastFrugalTreeClassifier(ClassifierMixin, BaseEstimator):
         import pyarrow as pa
 
         costs = {**DEFAULT_COSTS, **(self.cost_outcomes or {})}
+        unknown = sorted(set(self.cost_cues or {}) - {c["name"] for c in cues})
+        if unknown:
+            names = [c["name"] for c in cues]
+            msg = f"cost_cues names {unknown}, which are not columns of X; expected names among {names}"
+            raise ValueError(msg)
         cue_costs = [float((self.cost_cues or {}).get(c["name"], 0.0)) for c in cues]
         tree_json = _streamml.fft_fit(
             batch,
