@@ -302,3 +302,89 @@ def test_fit_releases_the_gil():
     assert '"levels"' in tree
     # Held GIL: the counter thread would not tick while Rust grows the trees.
     assert ticks >= elapsed * 1000 / 20, f"only {ticks} ticks in {elapsed:.3f}s: the GIL was held"
+
+
+# -- differential: the Rust fit and predict against plain Python on random data ---------------------
+
+
+def brute_force_test(x: np.ndarray, y: np.ndarray, goal):
+    """The first best (direction, threshold) of one numeric cue, trying every candidate in
+    FFTrees' order (``>`` over ascending values, then ``<=``), goals as exact fractions."""
+    from fractions import Fraction
+
+    keep = ~np.isnan(x)
+    x, y = x[keep], y[keep]
+    best = None
+    for direction in (">", "<="):
+        for t in np.unique(x):
+            decide = x > t if direction == ">" else x <= t
+            hi, fa = int(np.sum(decide & y)), int(np.sum(decide & ~y))
+            mi, cr = int(np.sum(~decide & y)), int(np.sum(~decide & ~y))
+            value = goal(Fraction(hi), Fraction(fa), Fraction(mi), Fraction(cr))
+            if best is None or value > best[0]:
+                best = (value, direction, float(t))
+    return best
+
+
+GOALS = {
+    "acc": (dict(goal="acc", goal_threshold="acc"), lambda hi, fa, mi, cr: (hi + cr) / (hi + fa + mi + cr)),
+    "bacc": (dict(goal="bacc"), lambda hi, fa, mi, cr: (hi / (hi + mi) + cr / (cr + fa)) / 2),
+    "wacc": (
+        dict(goal="wacc", sens_w=0.75),
+        lambda hi, fa, mi, cr: hi / (hi + mi) * 3 / 4 + cr / (cr + fa) / 4,
+    ),
+    "cost": (
+        dict(goal="cost", goal_threshold="cost", cost_outcomes={"hi": 0, "fa": 3, "mi": 5, "cr": 1}),
+        lambda hi, fa, mi, cr: -(3 * fa + 5 * mi + cr) / (hi + fa + mi + cr),
+    ),
+}
+
+
+@pytest.mark.parametrize("goal", list(GOALS))
+@pytest.mark.parametrize("seed", range(5))
+def test_single_level_fit_equals_a_brute_force_search(goal, seed):
+    kw, value = GOALS[goal]
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 12, size=(300, 4)).astype(float)  # many ties between rows
+    x[rng.random(x.shape) < 0.05] = np.nan
+    y = (x[:, 0] + 2 * np.nan_to_num(x[:, 1]) + rng.normal(0, 6, 300) > 16).astype(bool)
+    fft = FastFrugalTreeClassifier(max_levels=1, **kw).fit(x, y)
+    tests = [brute_force_test(x[:, j], y, value) for j in range(x.shape[1])]
+    best = max(range(len(tests)), key=lambda j: (tests[j][0], -j))  # first cue of the best value
+    (level,) = fft.describe().levels
+    assert (level["cue"], level["direction"], level["threshold"]) == (f"x{best}", tests[best][1], tests[best][2])
+
+
+def route(tree: dict, cues: np.ndarray) -> tuple[int, float]:
+    """Plain-Python routing of one row through a fitted tree (``tree_``): (decision, probability)."""
+    levels = tree["levels"]
+    for k, level in enumerate(levels):
+        v, test = cues[level["cue"]], level["test"]
+        if np.isnan(v):
+            t = None
+        elif test["kind"] == "greater":
+            t = bool(v > test["threshold"])
+        elif test["kind"] == "lessequal":
+            t = bool(v <= test["threshold"])
+        else:
+            t = bool(v in test["codes"])
+        last = k == len(levels) - 1
+        if last and t is None:
+            t = tree["missing_decision"]
+        if t is True and level["exit"] in ("signal", "both"):
+            return 1, tree["p_signal"][k]
+        if t is False and level["exit"] in ("noise", "both"):
+            return 0, tree["p_noise"][k]
+    raise AssertionError("the last level decides every row")
+
+
+@pytest.mark.parametrize("algorithm", ["ifan", "dfan", "max", "zigzag"])
+def test_predict_equals_plain_python_routing(algorithm):
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(2000, 6))
+    y = (x[:, 0] - x[:, 1] + x[:, 2] * x[:, 3] > 0).astype(int)
+    x[rng.random(x.shape) < 0.1] = np.nan
+    fft = FastFrugalTreeClassifier(max_levels=4, algorithm=algorithm).fit(x, y)
+    want = [route(fft.tree_, row) for row in x]
+    assert fft.predict(x).tolist() == [d for d, _ in want]
+    assert fft.predict_proba(x)[:, 1].tolist() == [p for _, p in want]
