@@ -9,6 +9,7 @@ in ``operators/train`` (Rust); here the Python side on the same data.
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import numpy as np
@@ -201,6 +202,8 @@ def test_a_single_class_is_a_clear_error():
         FastFrugalTreeClassifier().fit(HAND, np.arange(8) % 3)
     with pytest.raises(ValueError, match="algorithm must be one of ifan, dfan, max, zigzag; got 'fan'"):
         FastFrugalTreeClassifier(algorithm="fan").fit(HAND, Y)
+    with pytest.raises(ValueError, match=r"^max_levels must be an integer between 1 and 20 .*; got 0$"):
+        FastFrugalTreeClassifier(max_levels=0).fit(HAND, Y)
     with pytest.raises(ValueError, match=r"^cost_cues names \['z'\], which are not columns of X"):
         FastFrugalTreeClassifier(goal="cost", cost_cues={"z": 1.0}).fit(HAND, Y)
 
@@ -388,3 +391,18 @@ def test_predict_equals_plain_python_routing(algorithm):
     want = [route(fft.tree_, row) for row in x]
     assert fft.predict(x).tolist() == [d for d, _ in want]
     assert fft.predict_proba(x)[:, 1].tolist() == [p for _, p in want]
+
+
+def test_a_tampered_tree_is_an_error_not_a_crash():
+    from streamml import _streamml
+
+    fft = FastFrugalTreeClassifier(max_levels=2).fit(HAND, Y)
+    batch = fft._encode(HAND, reset=False)[0]
+    bad = {**fft.tree_, "levels": []}
+    with pytest.raises(ValueError, match=r"^the fitted tree has no levels or no exit frequencies per level"):
+        _streamml.fft_predict(json.dumps(bad), batch)
+    bad = {**fft.tree_, "levels": [{**fft.tree_["levels"][0], "cue": 7}, fft.tree_["levels"][1]]}
+    with pytest.raises(ValueError, match=r"^the tree reads 8 cues but the batch has 3 columns"):
+        _streamml.fft_predict(json.dumps(bad), batch)
+    with pytest.raises(ValueError, match=r"^the fitted tree does not parse"):
+        _streamml.fft_predict("{", batch)

@@ -110,7 +110,12 @@ pub fn fft_predict<'py>(
     let batch = batch.into_inner();
     let cols = columns(&batch)?;
     let n_cues = tree.levels.iter().map(|l| l.cue + 1).max().unwrap_or(0);
-    if cols.len() < n_cues || tree.p_signal.len() != tree.levels.len() || tree.p_noise.len() != tree.levels.len() {
+    if tree.levels.is_empty() || tree.p_signal.len() != tree.levels.len() || tree.p_noise.len() != tree.levels.len() {
+        return Err(PyValueError::new_err(
+            "the fitted tree has no levels or no exit frequencies per level; fit the estimator again",
+        ));
+    }
+    if cols.len() < n_cues {
         return Err(PyValueError::new_err(format!(
             "the tree reads {n_cues} cues but the batch has {} columns; pass the columns it was fitted on",
             cols.len()

@@ -71,6 +71,9 @@ pub struct Params {
     pub stopping_par: f64,
 }
 
+/// The most levels a tree may have.
+pub const MAX_LEVELS: usize = 20;
+
 /// Why a tree could not be fitted (messages for users: what was expected, what was received).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FitError(pub String);
@@ -111,8 +114,11 @@ pub fn fit(cues: &[Cue], y: &[bool], p: &Params) -> Result<Fft, FitError> {
 }
 
 fn check(cues: &[Cue], y: &[bool], p: &Params) -> Result<(), FitError> {
-    if p.max_levels == 0 {
-        return err("max_levels must be at least 1; got 0".into());
+    if p.max_levels == 0 || p.max_levels > MAX_LEVELS {
+        return err(format!(
+            "max_levels must be between 1 and {MAX_LEVELS} (the fan algorithms grow 2^(max_levels - 1) trees); got {}",
+            p.max_levels
+        ));
     }
     if cues.is_empty() {
         return err("fit needs at least one cue (column); got none".into());

@@ -26,7 +26,7 @@ mod tree;
 
 pub use cuerank::{rank_cue, CueStat, Scratch};
 pub use goal::{Counts, Goal, OutcomeCosts, Scoring};
-pub use grow::{fit, Algorithm, FitError, Params};
+pub use grow::{fit, Algorithm, FitError, Params, MAX_LEVELS};
 pub use tree::{Cue, CueKind, Exit, Fft, Level, LevelStats, Outcome, Test};
 
 #[cfg(test)]

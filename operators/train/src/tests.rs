@@ -130,6 +130,8 @@ fn one_class_and_bad_shapes_are_errors() {
     assert_eq!(e.0, "y has a single class (8 rows, all signal); a fast-and-frugal tree needs both classes");
     let e = fit(&[num(&A[..3])], &Y, &params(2, Algorithm::Ifan, Goal::Bacc, 1)).unwrap_err();
     assert_eq!(e.0, "cue 0 has 3 rows but y has 8; pass columns of equal length");
+    let e = fit(&[num(&A)], &Y, &params(21, Algorithm::Ifan, Goal::Bacc, 1)).unwrap_err();
+    assert_eq!(e.0, "max_levels must be between 1 and 20 (the fan algorithms grow 2^(max_levels - 1) trees); got 21");
     let e = fit(&[num(&[f64::NAN; 8])], &Y, &params(2, Algorithm::Ifan, Goal::Bacc, 1)).unwrap_err();
     assert_eq!(e.0, "every value of every cue is missing; fit needs at least one cue with values");
 }

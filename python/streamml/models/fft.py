@@ -56,6 +56,7 @@ from sklearn.utils.validation import (
 )
 
 ALGORITHMS = ("ifan", "dfan", "max", "zigzag")
+MAX_LEVELS = 20  # operators/train's limit
 GOALS = ("acc", "bacc", "wacc", "cost")
 OUTCOMES = ("hi", "fa", "mi", "cr")
 DEFAULT_COSTS = {"hi": 0.0, "fa": 1.0, "mi": 1.0, "cr": 0.0}
@@ -261,8 +262,11 @@ class FastFrugalTreeClassifier(ClassifierMixin, BaseEstimator):
     # -- inputs ----------------------------------------------------------------------------------
 
     def _check_params(self) -> tuple[str, str, str]:
-        if not isinstance(self.max_levels, (int, np.integer)) or self.max_levels < 1:
-            msg = f"max_levels must be an integer of at least 1; got {self.max_levels!r}"
+        if not isinstance(self.max_levels, (int, np.integer)) or not 1 <= self.max_levels <= MAX_LEVELS:
+            msg = (
+                f"max_levels must be an integer between 1 and {MAX_LEVELS} (the fan algorithms grow "
+                f"2^(max_levels - 1) trees); got {self.max_levels!r}"
+            )
             raise ValueError(msg)
         if self.algorithm not in ALGORITHMS:
             msg = f"algorithm must be one of {', '.join(ALGORITHMS)}; got {self.algorithm!r}"
