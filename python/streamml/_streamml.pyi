@@ -93,3 +93,12 @@ class FeedbackJoinState:
     def tombstones_len(self) -> int: ...
     @property
     def watermark(self) -> int: ...
+
+# Fast-and-frugal trees (operators/python/src/fft.rs; streamml.models.FastFrugalTreeClassifier).
+# fft_fit(batch, levels, y, max_levels, algorithm, goal, goal_chase, goal_threshold, sens_w,
+#         (hi, fa, mi, cr) costs, cue_costs, stopping_par) -> the fitted tree as JSON.
+fft_fit: Callable[
+    [Any, list[int], Any, int, str, str, str, str, float, tuple[float, float, float, float], list[float], float], str
+]
+# fft_predict(tree_json, batch) -> (decisions as uint8, probabilities of signal as float64), numpy.
+fft_predict: Callable[[str, Any], tuple[Any, Any]]

@@ -14,6 +14,7 @@ mod drift;
 mod dict_scorer;
 mod errors;
 mod feedback;
+mod fft;
 mod model;
 mod numpy_io;
 mod numpy_out;
@@ -31,5 +32,6 @@ fn _streamml(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<drift::PyDriftCounters>()?;
     m.add_class::<dict_scorer::DictScorer>()?;
     m.add_class::<feedback::PyFeedbackJoin>()?;
+    fft::register(m)?;
     Ok(())
 }

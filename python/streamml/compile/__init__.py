@@ -36,7 +36,8 @@ FOOTER_MAGIC = b"SMLIR\0v2"
 FOOTER_LEN = 32 + 8 + 8
 SUPPORTED_FRAMEWORKS = (
     "LightGBM (Booster, LGBMModel, text or JSON model files), "
-    "XGBoost (Booster, XGBModel, .json or .ubj files), scikit-learn estimators"
+    "XGBoost (Booster, XGBModel, .json or .ubj files), scikit-learn estimators, "
+    "streamml.models.FastFrugalTreeClassifier"
 )
 
 
@@ -60,6 +61,10 @@ def to_ir(model: Any, *, features: list[str] | None = None) -> dict[str, Any]:
     """Convert a trained model (object or model file) into the IR."""
     if isinstance(model, (str, os.PathLike)):
         return _file_to_ir(Path(model), features)
+    if any(cls.__module__ == "streamml.models.fft" for cls in type(model).__mro__):
+        from streamml.compile import from_fft
+
+        return from_fft.to_ir(model, features=features)
     # By the class or any base class, so users' subclasses of the frameworks' classes work.
     modules = {cls.__module__.split(".")[0] for cls in type(model).__mro__}
     module = next((m for m in ("lightgbm", "xgboost", "sklearn") if m in modules), None)
