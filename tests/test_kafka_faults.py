@@ -228,3 +228,53 @@ def test_a_malformed_drift_reference_is_refused_at_start(s1_path: Path) -> None:
     model._info["drift_reference"] = {"version": 1, "rows": 2, "bins": 1, "scores": [], "features": [{"name": "x0"}]}
     with pytest.raises(KafkaScorerError, match=r"model 's1_logistic' carries a drift reference that cannot be used: "):
         Scorer(model, "127.0.0.1:1", "a", "b")
+
+
+CORPUS = Path(__file__).resolve().parent.parent / "operators" / "core" / "tests" / "corpus" / "ipc"
+
+
+def corpus_reader() -> Model:
+    """The inputs of the codec fuzz test's model (``operators/core/tests/fuzz``): ``y = a + 2b + len(s) + f``."""
+    import pyarrow.compute as pc
+
+    def score(b: pa.RecordBatch) -> pa.RecordBatch:
+        y = pc.add(b["a"], pc.multiply(pc.cast(pc.fill_null(b["b"], 0), pa.float64()), 2.0))
+        y = pc.add(y, pc.cast(pc.fill_null(pc.utf8_length(b["s"]), 0), pa.float64()))
+        y = pc.add(y, pc.cast(pc.fill_null(b["f"], False), pa.float64()))
+        return pa.record_batch({"y": y})
+
+    inputs = pa.schema([("a", pa.float64(), False), ("b", pa.int64()), ("s", pa.string()), ("f", pa.bool_())])
+    return Model.from_callable(score, inputs, pa.schema([("y", pa.float64())]), name="reader")
+
+
+@pytest.mark.parametrize("guarantee", GUARANTEES)
+def test_messages_that_crashed_the_ipc_decoder_are_dead_letters_and_the_rest_is_scored(
+    kafka_bootstrap: str, guarantee: str
+) -> None:
+    files = sorted(CORPUS.iterdir())
+    crashing = [f for f in files if f.name.startswith("crash-")]
+    assert len(crashing) >= 10
+    values = [f.read_bytes() for f in files]
+    n = len(values)
+    model = corpus_reader()
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    options = {"format": "arrow", "id_field": "id", "carry_fields": ["t"]}
+    with kafka_topics(kafka_bootstrap, ["in", "out", "dlq"], partitions=1) as topics:
+        inp, out, dlq = topics
+        produce(kafka_bootstrap, inp, values, [f.name.encode() for f in files])
+        first = scorer(model, kafka_bootstrap, topics, group, guarantee, **options)
+        assert run_until_idle(first, n) is None
+        again = scorer(model, kafka_bootstrap, topics, group, guarantee, **options)
+        run_for(again, 5)
+        assert again.stats["in"] == 0
+        outputs = consume(kafka_bootstrap, out, at_least=first.stats["out"])
+        letters = consume(kafka_bootstrap, dlq, at_least=first.stats["dlq"])
+        assert committed_total(kafka_bootstrap, group, inp, 1) == n
+    assert first.stats["in"] == n
+    assert len(outputs) + len(letters) == n
+    assert {r.key for r in outputs} | {r.key for r in letters} == {f.name.encode() for f in files}
+    assert {r.key for r in outputs} == {f.name.encode() for f in files if f.name.startswith("valid-")}
+    assert {r.key for r in letters} == {f.name.encode() for f in crashing}
+    for letter in letters:
+        assert letter.headers[HEADER_ERROR].decode().startswith("not an Arrow IPC stream: ")
+        assert letter.value == values[int(letter.headers[HEADER_OFFSET])]
