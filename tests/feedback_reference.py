@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from streamml.errors import InputError
-from streamml.feedback import BINARY, COUNTS, MAX_FUTURE_SKEW_MS, REGRESSION, Fields, _column, wall_clock_ms
+from streamml.feedback import BINARY, COUNTS, MAX_FUTURE_SKEW_MS, REGRESSION, Fields, Refused, _column, wall_clock_ms
 
 _LOG_EPS = 1e-15
 
@@ -103,12 +103,13 @@ class PyFeedbackJoin:
         # a bucket with none left is dropped without looking at its ids.
         self._live: dict[int, int] = {}
         self._tomb_buckets: dict[int, list[Any]] = {}
-        # Ids that got their label -> their prediction's event time (the first label wins).
-        self.labelled: dict[Any, int] = {}
-        self._labelled_buckets: dict[int, list[Any]] = {}
+        # Bucket -> ids that got their label -> their prediction's event time (the first label
+        # wins); a bucket is forgotten whole.
+        self._labelled: dict[int, dict[Any, int]] = {}
         self.windows: dict[int, dict[str, float]] = {}
         self.hists: dict[int, np.ndarray] = {}
         self.touched: set[int] = set()
+        self.refused: list[Refused] = []
 
     # --- state ---------------------------------------------------------------------------------
 
@@ -131,14 +132,14 @@ class PyFeedbackJoin:
 
     def snapshot(self) -> dict[str, Any]:
         """Everything needed to resume (picklable; Bytewax recovery stores it)."""
-        return {k: v for k, v in self.__dict__.items() if k != "touched"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("touched", "refused")}
 
     @classmethod
     def restore(cls, state: dict[str, Any]) -> PyFeedbackJoin:
         """A join resumed from :meth:`snapshot`."""
         join = cls.__new__(cls)
         join.__dict__.update(state)
-        join.touched = set()
+        join.touched, join.refused = set(), []
         return join
 
     # --- inputs --------------------------------------------------------------------------------
@@ -163,6 +164,7 @@ class PyFeedbackJoin:
                 keep = np.flatnonzero(ok)
                 ids, times, scores = [ids[i] for i in keep.tolist()], times[keep], scores[keep]
                 refused = int((~ok).sum())
+                self._refuse("predictions", table, ok)
                 if ids:
                     self._add(ids, times, scores)
                 self._window(self._arrival(now))["future_predictions"] += refused
@@ -208,6 +210,7 @@ class PyFeedbackJoin:
         ok = label_times <= limit
         if not ok.all():
             self._window(self._arrival(now))["future_labels"] += int((~ok).sum())
+            self._refuse("labels", table, ok)
             keep = np.flatnonzero(ok)
             table, ids, label_times, labels = (
                 table.take(pa.array(keep)),
@@ -241,10 +244,12 @@ class PyFeedbackJoin:
             if t is not None:
                 late.append(t)
                 self._label(ids[r], t)
-            elif ids[r] in self.labelled:
-                duplicate.append(self.labelled[ids[r]])
             else:
-                orphan_rows.append(r)
+                t = next((d[ids[r]] for _, d in sorted(self._labelled.items(), reverse=True) if ids[r] in d), None)
+                if t is not None:
+                    duplicate.append(t)  # the newest bucket's, if the id was labelled again since
+                else:
+                    orphan_rows.append(r)
         self._count("late_labels", np.array(late, dtype=np.int64))
         self._count("orphan_labels", label_times[orphan_rows])
         self._count("duplicate_labels", np.array(duplicate, dtype=np.int64))
@@ -268,9 +273,27 @@ class PyFeedbackJoin:
             }
         )
 
+    def _refuse(self, kind: str, table: Any, ok: np.ndarray) -> None:
+        import pyarrow as pa
+
+        rows = table.take(pa.array(np.flatnonzero(~ok)))
+        self.refused.append(Refused(kind, rows, ["refused as future"] * rows.num_rows))
+
+    def take_refused(self) -> list[Refused]:
+        """The rows refused as future since the last call (reasons not spelled out here)."""
+        out, self.refused = self.refused, []
+        return out
+
     def _label(self, i: Any, t: int) -> None:
-        self.labelled[i] = t
-        self._labelled_buckets.setdefault(t // self.bucket, []).append(i)
+        self._labelled.setdefault(t // self.bucket, {})[i] = t
+
+    @property
+    def labelled(self) -> dict[Any, int]:
+        """The remembered labelled ids: id -> event time (of the newest bucket that has it)."""
+        out: dict[Any, int] = {}
+        for b in sorted(self._labelled):
+            out.update(self._labelled[b])
+        return out
 
     def _quality(self, t: np.ndarray, score: np.ndarray, y: np.ndarray) -> None:
         if t.size == 0:
@@ -340,10 +363,8 @@ class PyFeedbackJoin:
         for b in [b for b in self._tomb_buckets if b < forget]:
             for i in self._tomb_buckets.pop(b):
                 self.tombstones.pop(i, None)
-        for b in [b for b in self._labelled_buckets if b < forget]:
-            for i in self._labelled_buckets.pop(b):
-                if i in self.labelled and self.labelled[i] // self.bucket == b:
-                    del self.labelled[i]
+        for b in [b for b in self._labelled if b < forget]:
+            del self._labelled[b]
 
     # --- outputs -------------------------------------------------------------------------------
 

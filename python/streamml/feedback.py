@@ -7,7 +7,7 @@ at a time, in Rust (``operators/core/src/feedback``) with the GIL released: pend
 predictions in a hash table per id kind (int64 or string, read straight from the Arrow
 column), expiry buckets in time order, and the quality sums in numpy's summation order
 (the numbers are those of the former numpy implementation, bit for bit). Its state
-is compact bytes with a SHA-256 in a versioned header (:meth:`FeedbackJoin.snapshot`);
+is compact bytes with a CRC-32C in a versioned header (:meth:`FeedbackJoin.snapshot`);
 tampered or truncated bytes are refused on restore.
 
 Event-time rules (``ttl`` and ``window`` in the unit of the time columns, e.g. ms):

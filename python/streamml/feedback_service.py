@@ -54,7 +54,7 @@ def encode_checkpoint(join: FeedbackJoin, offsets: dict[tuple[str, int], int]) -
     """The checkpoint document: the join's field names and state bytes, and the offsets it covers.
 
     JSON text (the state base64-encoded): reading it back runs no code, and the state bytes
-    carry their own SHA-256 (:meth:`streamml.feedback.FeedbackJoin.restore` refuses altered bytes).
+    carry their own CRC-32C (:meth:`streamml.feedback.FeedbackJoin.restore` refuses altered bytes).
     """
     snap = join.snapshot()
     doc = {

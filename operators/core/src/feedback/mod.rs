@@ -32,7 +32,7 @@
 //! the numbers equal the former numpy implementation's bit for bit.
 
 mod ids;
-mod persist;
+pub(crate) mod persist;
 mod quality;
 mod state;
 #[cfg(test)]

@@ -1,11 +1,13 @@
 //! The join state as compact bytes (what hosts checkpoint) and back.
 //!
 //! Layout (little-endian): a header — the magic `SMFJ`, the format version
-//! byte, the payload's length (u64) and its SHA-256 (32 bytes) — then the
-//! payload: the task, the config, the watermark, the live counts, each id
-//! table (integer ids, then string ids as length-prefixed UTF-8: pending,
-//! tombstones, labelled ids, then the bucket lists of each), then the windows
-//! with their sums and their non-zero histogram bins. Which windows were
+//! byte, the payload's length (u64) and its CRC-32C (u32) — then the payload:
+//! the task, the config, the watermark, the live counts, each id table
+//! (integer ids, then string ids as length-prefixed UTF-8: pending,
+//! tombstones, the pending and tombstone bucket lists, the labelled ids per
+//! bucket), then the windows with their sums and their non-zero histogram
+//! bins. (A checksum, not a signature: it catches changed and cut bytes; the
+//! reader's own checks below hold for bytes someone re-checksummed.) Which windows were
 //! touched is not state (hosts take them after every batch).
 //!
 //! Reading checks the checksum before anything else, then every count
@@ -18,7 +20,6 @@ use std::hash::Hash;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
-use sha2::{Digest, Sha256};
 
 use super::quality::Window;
 use super::state::{FeedbackJoin, Keyed};
@@ -26,8 +27,8 @@ use super::{Config, FeedbackError, Task};
 
 const MAGIC: &[u8; 4] = b"SMFJ";
 const VERSION: u8 = 2;
-/// Magic, version, payload length, SHA-256.
-const HEADER: usize = 4 + 1 + 8 + 32;
+/// Magic, version, payload length, CRC-32C.
+pub(crate) const HEADER: usize = 4 + 1 + 8 + 4;
 /// The histogram cells a restored state may hold without matching bytes
 /// (zero bins are not stored): 2^27 (1 GiB), or 8 per byte of the state.
 const MAX_HIST_CELLS: usize = 1 << 27;
@@ -122,19 +123,26 @@ fn put_keyed<K: Key>(out: &mut Vec<u8>, k: &Keyed<K>) {
         put_i64(out, t);
         put_f64(out, s);
     }
-    for ids in [&k.tombstones, &k.labelled] {
-        put_len(out, ids.len());
-        for (id, &t) in ids {
-            id.put(out);
-            put_i64(out, t);
-        }
+    put_len(out, k.tombstones.len());
+    for (id, &t) in &k.tombstones {
+        id.put(out);
+        put_i64(out, t);
     }
-    for buckets in [&k.pending_buckets, &k.tomb_buckets, &k.labelled_buckets] {
+    for buckets in [&k.pending_buckets, &k.tomb_buckets] {
         put_len(out, buckets.len());
         for (&b, ids) in buckets {
             put_i64(out, b);
             put_len(out, ids.len());
             ids.iter().for_each(|id| id.put(out));
+        }
+    }
+    put_len(out, k.labelled.len());
+    for (&b, ids) in &k.labelled {
+        put_i64(out, b);
+        put_len(out, ids.len());
+        for (id, &t) in ids {
+            id.put(out);
+            put_i64(out, t);
         }
     }
 }
@@ -163,9 +171,14 @@ fn get_keyed<K: Key>(r: &mut Reader<'_>) -> Result<Keyed<K>, FeedbackError> {
         unique(&mut k.pending, id, entry, "the pending table")?;
     }
     k.tombstones = get_times(r, "the tombstones")?;
-    k.labelled = get_times(r, "the labelled ids")?;
-    for buckets in [&mut k.pending_buckets, &mut k.tomb_buckets, &mut k.labelled_buckets] {
+    for buckets in [&mut k.pending_buckets, &mut k.tomb_buckets] {
         *buckets = get_buckets(r)?;
+    }
+    for _ in 0..r.len(16)? {
+        let b = r.i64()?;
+        if k.labelled.insert(b, get_times(r, "a bucket of labelled ids")?).is_some() {
+            return Err(state_err(format!("labelled bucket {b} is listed twice")));
+        }
     }
     Ok(k)
 }
@@ -201,7 +214,8 @@ impl FeedbackJoin {
     /// The whole state as bytes ([`FeedbackJoin::from_bytes`] reads them back).
     pub fn to_bytes(&self) -> Vec<u8> {
         let c = &self.config;
-        let mut body = Vec::with_capacity(64 + 24 * self.pending_len());
+        let mut body = Vec::with_capacity(HEADER + 64 + 24 * self.pending_len());
+        body.extend_from_slice(&[0; HEADER]); // filled in below
         body.push(match c.task {
             Task::Binary => 0,
             Task::Regression => 1,
@@ -232,13 +246,13 @@ impl FeedbackJoin {
                 put_i64(&mut body, n);
             }
         }
-        let mut out = Vec::with_capacity(HEADER + body.len());
-        out.extend_from_slice(MAGIC);
-        out.push(VERSION);
-        put_len(&mut out, body.len());
-        out.extend_from_slice(&Sha256::digest(&body));
-        out.extend_from_slice(&body);
-        out
+        let len = (body.len() - HEADER) as u64;
+        let crc = crc32c(&body[HEADER..]);
+        body[..4].copy_from_slice(MAGIC);
+        body[4] = VERSION;
+        body[5..13].copy_from_slice(&len.to_le_bytes());
+        body[13..HEADER].copy_from_slice(&crc.to_le_bytes());
+        body
     }
 
     /// A join from [`FeedbackJoin::to_bytes`]; anything else (a flipped
@@ -277,8 +291,12 @@ fn check_header(bytes: &[u8]) -> Result<&[u8], FeedbackError> {
     if declared != body.len() as u64 {
         return Err(state_err(format!("the header declares {declared} payload bytes but {} follow", body.len())));
     }
-    if Sha256::digest(body).as_slice() != &bytes[13..HEADER] {
-        return Err(state_err("the payload's SHA-256 does not match the header (the bytes were changed)".into()));
+    let declared_crc = u32::from_le_bytes(bytes[13..HEADER].try_into().expect("4 bytes"));
+    let crc = crc32c(body);
+    if crc != declared_crc {
+        return Err(state_err(format!(
+            "the payload's CRC-32C is {crc:08x}, the header says {declared_crc:08x} (the bytes were changed)"
+        )));
     }
     Ok(body)
 }
@@ -330,4 +348,51 @@ fn read_body(r: &mut Reader<'_>) -> Result<FeedbackJoin, FeedbackError> {
         }
     }
     Ok(join)
+}
+
+/// CRC-32C (Castagnoli: reflected polynomial 0x82F63B78, initial and final
+/// inversion), with the SSE 4.2 instruction where the CPU has it.
+pub(crate) fn crc32c(bytes: &[u8]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("sse4.2") {
+        // SAFETY: the CPU has SSE 4.2 (checked just above).
+        return unsafe { crc32c_sse42(bytes) };
+    }
+    crc32c_table(bytes)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.2")]
+fn crc32c_sse42(bytes: &[u8]) -> u32 {
+    use std::arch::x86_64::{_mm_crc32_u64, _mm_crc32_u8};
+    let mut words = bytes.chunks_exact(8);
+    let mut crc = u64::from(u32::MAX);
+    for w in &mut words {
+        crc = _mm_crc32_u64(crc, u64::from_le_bytes(w.try_into().expect("8 bytes")));
+    }
+    let mut crc = crc as u32;
+    for &b in words.remainder() {
+        crc = _mm_crc32_u8(crc, b);
+    }
+    !crc
+}
+
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 { (c >> 1) ^ 0x82F6_3B78 } else { c >> 1 };
+            k += 1;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+};
+
+pub(crate) fn crc32c_table(bytes: &[u8]) -> u32 {
+    !bytes.iter().fold(u32::MAX, |crc, &b| CRC_TABLE[((crc ^ u32::from(b)) & 0xFF) as usize] ^ (crc >> 8))
 }

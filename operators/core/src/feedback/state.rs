@@ -36,14 +36,10 @@ pub(crate) struct Keyed<K: Hash + Eq> {
     pub(crate) pending_buckets: BTreeMap<i64, Vec<K>>,
     /// Expiry bucket -> the ids that expired from it.
     pub(crate) tomb_buckets: BTreeMap<i64, Vec<K>>,
-    /// Ids that got their label -> their prediction's event time, kept as
-    /// long as tombstones so that a second label is a duplicate, not an orphan.
-    pub(crate) labelled: FxHashMap<K, i64>,
-    /// Expiry bucket -> the ids labelled in it (an id may be listed where it
-    /// no longer is: predicted and labelled again later; those are skipped).
-    pub(crate) labelled_buckets: BTreeMap<i64, Vec<K>>,
-    /// `(bucket, id)` labelled by the batch being joined (empty between batches).
-    run: Vec<(i64, K)>,
+    /// Expiry bucket of the prediction -> ids that got their label -> the
+    /// prediction's event time: kept as long as tombstones, so that a second
+    /// label is a duplicate, not an orphan; a bucket is forgotten whole.
+    pub(crate) labelled: BTreeMap<i64, FxHashMap<K, i64>>,
 }
 
 impl<K: Hash + Eq> Default for Keyed<K> {
@@ -53,9 +49,7 @@ impl<K: Hash + Eq> Default for Keyed<K> {
             tombstones: FxHashMap::default(),
             pending_buckets: BTreeMap::new(),
             tomb_buckets: BTreeMap::new(),
-            labelled: FxHashMap::default(),
-            labelled_buckets: BTreeMap::new(),
-            run: Vec::new(),
+            labelled: BTreeMap::new(),
         }
     }
 }
@@ -112,30 +106,22 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
             (k, t, Hit::Pending(t, s))
         } else if let Some((k, t)) = self.tombstones.remove_entry(key) {
             (k, t, Hit::Expired(t))
-        } else if let Some(&t) = self.labelled.get(key) {
-            return Hit::Labelled(t);
+        } else if let Some(&t) = self.labelled.values().rev().find_map(|ids| ids.get(key)) {
+            return Hit::Labelled(t); // the newest bucket's, if the id was labelled again since
         } else {
             return Hit::Unknown;
         };
-        self.labelled.insert(k.clone(), t);
-        self.run.push((t.div_euclid(bucket), k));
+        self.labelled.entry(t.div_euclid(bucket)).or_default().insert(k, t);
         hit
     }
 
-    /// File the ids the batch labelled under their prediction's bucket.
-    fn flush_labelled(&mut self) {
-        let mut run: Vec<K> = Vec::new();
-        let mut run_bucket = 0;
-        for (b, key) in std::mem::take(&mut self.run) {
-            if b != run_bucket && !run.is_empty() {
-                self.labelled_buckets.entry(run_bucket).or_default().append(&mut run);
-            }
-            run_bucket = b;
-            run.push(key);
+    /// Remembered labelled ids (an id labelled again under a later bucket: the later one).
+    fn labelled_ids(&self) -> impl Iterator<Item = (&K, i64)> {
+        let mut seen: FxHashMap<&K, i64> = FxHashMap::default();
+        for ids in self.labelled.values() {
+            seen.extend(ids.iter().map(|(k, &t)| (k, t)));
         }
-        if !run.is_empty() {
-            self.labelled_buckets.entry(run_bucket).or_default().append(&mut run);
-        }
+        seen.into_iter()
     }
 
     /// Expire the pending ids listed in bucket `b` that are still there and
@@ -158,7 +144,7 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
     }
 
     /// Forget the tombstones and labelled ids of buckets before `forget`.
-    fn forget(&mut self, forget: i64, bucket: i64) {
+    fn forget(&mut self, forget: i64) {
         while let Some(entry) = self.tomb_buckets.first_entry() {
             if *entry.key() >= forget {
                 break;
@@ -167,17 +153,11 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
                 self.tombstones.remove(&id);
             }
         }
-        while let Some(entry) = self.labelled_buckets.first_entry() {
+        while let Some(entry) = self.labelled.first_entry() {
             if *entry.key() >= forget {
                 break;
             }
-            let b = *entry.key();
-            for id in entry.remove() {
-                // Only if not labelled again since, under a later prediction.
-                if self.labelled.get(&id).is_some_and(|t| t.div_euclid(bucket) == b) {
-                    self.labelled.remove(&id);
-                }
-            }
+            entry.remove();
         }
     }
 }
@@ -316,14 +296,16 @@ impl FeedbackJoin {
     /// Remembered labelled ids: `(id, event time)`, integer ids then string ids.
     #[allow(clippy::type_complexity)]
     pub fn labelled(&self) -> (Vec<(i64, i64)>, Vec<(&str, i64)>) {
-        let ints = self.ints.labelled.iter().map(|(k, &t)| (*k, t)).collect();
-        let strs = self.strs.labelled.iter().map(|(k, &t)| (&**k, t)).collect();
+        let ints = self.ints.labelled_ids().map(|(k, t)| (*k, t)).collect();
+        let strs = self.strs.labelled_ids().map(|(k, t)| (&**k, t)).collect();
         (ints, strs)
     }
 
-    /// How many labelled ids are remembered.
+    /// How many labelled ids are remembered (an id labelled under two buckets counts twice).
     pub fn labelled_len(&self) -> usize {
-        self.ints.labelled.len() + self.strs.labelled.len()
+        let ints: usize = self.ints.labelled.values().map(FxHashMap::len).sum();
+        let strs: usize = self.strs.labelled.values().map(FxHashMap::len).sum();
+        ints + strs
     }
 
     /// Remembered expired ids: `(id, event time)`, integer ids then string ids.
@@ -473,8 +455,6 @@ impl FeedbackJoin {
                 Hit::Unknown => orphans.add(self.start(lt)),
             }
         }
-        self.ints.flush_labelled();
-        self.strs.flush_labelled();
         if !out.refused.is_empty() {
             self.window(arrival).sums[FUTURE_LABELS] += out.refused.len() as f64;
         }
@@ -552,8 +532,8 @@ impl FeedbackJoin {
         }
         self.count_times(EXPIRED, &expired);
         let forget = t.saturating_sub(ttl).saturating_sub(self.config.late_horizon).div_euclid(bucket);
-        self.ints.forget(forget, bucket);
-        self.strs.forget(forget, bucket);
+        self.ints.forget(forget);
+        self.strs.forget(forget);
     }
 
     /// The windows revised since the last call (ascending), and forget that they were.

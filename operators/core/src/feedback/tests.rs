@@ -73,7 +73,6 @@ fn pairwise_sum_follows_numpys_blocks() {
 }
 
 #[test]
-#[test]
 fn bad_ids_name_the_field() {
     let floats: ArrayRef = Arc::new(arrow_array::Float64Array::from(vec![1.0]));
     let err = IdColumn::new(&floats, "labels", "eid").unwrap_err();
@@ -212,8 +211,8 @@ fn the_state_round_trips_and_bad_bytes_are_refused() {
         format!(
             "feedback join: the saved state cannot be read: the header declares {} payload bytes but {} follow; \
              it must come from FeedbackJoin state bytes of this version",
-            bytes.len() - 45,
-            bytes.len() - 48
+            bytes.len() - persist::HEADER,
+            bytes.len() - persist::HEADER - 3
         )
     );
     assert!(FeedbackJoin::from_bytes(b"nope").is_err());
@@ -224,18 +223,28 @@ fn the_state_round_trips_and_bad_bytes_are_refused() {
 
 /// `body` behind a header that matches it (what a forger who knows the format writes).
 fn sealed(body: &[u8]) -> Vec<u8> {
-    use sha2::{Digest, Sha256};
     let mut out = b"SMFJ\x02".to_vec();
     out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    out.extend_from_slice(&Sha256::digest(body));
+    out.extend_from_slice(&persist::crc32c(body).to_le_bytes());
     out.extend_from_slice(body);
     out
 }
 
 #[test]
+fn crc32c_is_castagnolis() {
+    // The check value of CRC-32C, and the hardware path equals the table on every length.
+    assert_eq!(persist::crc32c(b"123456789"), 0xE306_9283);
+    assert_eq!(persist::crc32c_table(b"123456789"), 0xE306_9283);
+    let data: Vec<u8> = (0..1000u32).map(|i| (i * 7919 % 251) as u8).collect();
+    for n in 0..40 {
+        assert_eq!(persist::crc32c(&data[..n * 25]), persist::crc32c_table(&data[..n * 25]));
+    }
+}
+
+#[test]
 fn tampered_snapshots_are_refused_without_a_panic() {
     let bytes = busy_join().to_bytes();
-    let body = &bytes[45..];
+    let body = &bytes[persist::HEADER..];
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move |n: usize| {
         rng ^= rng << 13;
