@@ -98,7 +98,7 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
     }
 
     /// What a label for `key` finds; a pending or expired id is now labelled.
-    fn take<Q: Hash + Eq + ?Sized>(&mut self, key: &Q, bucket: i64) -> Hit
+    fn take<Q: Hash + Eq + ?Sized>(&mut self, key: &Q, bucket: i64, live: &FxHashMap<i64, i64>) -> Hit
     where
         K: Borrow<Q>,
     {
@@ -111,7 +111,16 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
         } else {
             return Hit::Unknown;
         };
-        self.labelled.entry(t.div_euclid(bucket)).or_default().insert(k, t);
+        let b = t.div_euclid(bucket);
+        let ids = match self.labelled.last_entry() {
+            Some(newest) if *newest.key() == b => newest.into_mut(), // labels come mostly in time order
+            _ => self.labelled.entry(b).or_insert_with(|| {
+                // Sized for the bucket's pending predictions (an upper bound), so it never rehashes.
+                let n = live.get(&b).map_or(0, |&n| n.clamp(0, 1 << 16) as usize);
+                FxHashMap::with_capacity_and_hasher(n, Default::default())
+            }),
+        };
+        ids.insert(k, t);
         hit
     }
 
@@ -429,9 +438,9 @@ impl FeedbackJoin {
             }
             max_time = max_time.max(Some(lt));
             let hit = match ids {
-                IdColumn::Int(a) => self.ints.take(&a.value(r), bucket),
-                IdColumn::Str(a) => self.strs.take(a.value(r), bucket),
-                IdColumn::LargeStr(a) => self.strs.take(a.value(r), bucket),
+                IdColumn::Int(a) => self.ints.take(&a.value(r), bucket, &self.live),
+                IdColumn::Str(a) => self.strs.take(a.value(r), bucket, &self.live),
+                IdColumn::LargeStr(a) => self.strs.take(a.value(r), bucket, &self.live),
             };
             match hit {
                 Hit::Pending(t, s) => {
