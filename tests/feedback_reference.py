@@ -2,9 +2,11 @@
 
 This is the implementation ``streamml.feedback.FeedbackJoin`` had until it moved to
 ``operators/core/src/feedback``: one dict of pending predictions, one lookup per label row,
-numpy for the rest. ``tests/test_feedback_differential.py`` checks the Rust join against it
-row for row and sum for sum; ``benchmarks/monitoring.py`` measures both in one run. It is not
-part of the package.
+numpy for the rest, with the rules added since (the first label wins and later ones are
+duplicate labels; future labels and predictions are refused; non-finite scores stay out of the
+sums). ``tests/test_feedback_differential.py`` checks the Rust join against it row for row and
+sum for sum; ``benchmarks/monitoring.py`` measures both in one run. It is not part of the
+package.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from streamml.errors import InputError
-from streamml.feedback import BINARY, COUNTS, REGRESSION, Fields, _column
+from streamml.feedback import BINARY, COUNTS, MAX_FUTURE_SKEW_MS, REGRESSION, Fields, Refused, _column, wall_clock_ms
 
 _LOG_EPS = 1e-15
 
@@ -76,6 +78,8 @@ class PyFeedbackJoin:
         hist_bins: int = 200,
         late_horizon: int | None = None,
         bucket: int | None = None,
+        max_future_skew: int | None = MAX_FUTURE_SKEW_MS,
+        max_watermark_jump: int | None = None,
     ) -> None:
         """Empty state."""
         if task not in ("binary", "regression"):
@@ -89,6 +93,7 @@ class PyFeedbackJoin:
         self.threshold, self.hist_bins = threshold, hist_bins
         self.late_horizon = int(ttl if late_horizon is None else late_horizon)
         self.bucket = max(1, int(bucket or ttl // 8))
+        self.max_future_skew, self.max_watermark_jump = max_future_skew, max_watermark_jump
         self.watermark = -(2**62)
         # id -> complex(event_time, score): ms times stay exact (< 2**53) in the real part.
         self.pending: dict[Any, complex] = {}
@@ -98,9 +103,13 @@ class PyFeedbackJoin:
         # a bucket with none left is dropped without looking at its ids.
         self._live: dict[int, int] = {}
         self._tomb_buckets: dict[int, list[Any]] = {}
+        # Bucket -> ids that got their label -> their prediction's event time (the first label
+        # wins); a bucket is forgotten whole.
+        self._labelled: dict[int, dict[Any, int]] = {}
         self.windows: dict[int, dict[str, float]] = {}
         self.hists: dict[int, np.ndarray] = {}
         self.touched: set[int] = set()
+        self.refused: list[Refused] = []
 
     # --- state ---------------------------------------------------------------------------------
 
@@ -123,19 +132,23 @@ class PyFeedbackJoin:
 
     def snapshot(self) -> dict[str, Any]:
         """Everything needed to resume (picklable; Bytewax recovery stores it)."""
-        return {k: v for k, v in self.__dict__.items() if k != "touched"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("touched", "refused")}
 
     @classmethod
     def restore(cls, state: dict[str, Any]) -> PyFeedbackJoin:
         """A join resumed from :meth:`snapshot`."""
         join = cls.__new__(cls)
         join.__dict__.update(state)
-        join.touched = set()
+        join.touched, join.refused = set(), []
         return join
 
     # --- inputs --------------------------------------------------------------------------------
 
-    def add_predictions(self, batch: Any) -> None:
+    def _arrival(self, now: int) -> int:
+        t = now if self.watermark == -(2**62) else self.watermark
+        return t // self.window * self.window
+
+    def add_predictions(self, batch: Any, *, now: int | None = None) -> None:
         """Add a batch of predictions (id, event time, score) to the pending state."""
         import pyarrow as pa
 
@@ -144,10 +157,28 @@ class PyFeedbackJoin:
         ids = _ids(table, f.id, "predictions")
         times = _times(table, f.event_time, "predictions")
         scores = _floats(table, f.score, "predictions")
+        now = wall_clock_ms() if now is None else now
+        if self.max_future_skew is not None:
+            ok = times <= now + self.max_future_skew
+            if not ok.all():
+                keep = np.flatnonzero(ok)
+                ids, times, scores = [ids[i] for i in keep.tolist()], times[keep], scores[keep]
+                refused = int((~ok).sum())
+                self._refuse("predictions", table, ok)
+                if ids:
+                    self._add(ids, times, scores)
+                self._window(self._arrival(now))["future_predictions"] += refused
+                return
+        if ids:
+            self._add(ids, times, scores)
+
+    def _add(self, ids: list[Any], times: np.ndarray, scores: np.ndarray) -> None:
         if not ids:
             return
         before = len(self.pending)
-        self.pending.update(zip(ids, (times + 1j * scores).tolist(), strict=True))
+        pairs = times.astype(np.complex128)
+        pairs.imag = scores  # (not times + 1j * scores: 1j * inf has a NaN real part)
+        self.pending.update(zip(ids, pairs.tolist(), strict=True))
         duplicates = before + len(ids) - len(self.pending)
         self._count("predictions", times)
         if duplicates:
@@ -161,7 +192,7 @@ class PyFeedbackJoin:
                 idx = np.flatnonzero(buckets == b).tolist()
                 self._pending_buckets.setdefault(b, []).extend([ids[i] for i in idx])
 
-    def add_labels(self, batch: Any) -> Any:
+    def add_labels(self, batch: Any, *, now: int | None = None) -> Any:
         """Join a batch of labels; returns the feedback rows (a ``pyarrow.Table``)."""
         import pyarrow as pa
 
@@ -170,6 +201,23 @@ class PyFeedbackJoin:
         ids = _ids(table, f.id, "labels")
         label_times = _times(table, f.label_time, "labels")
         labels = _floats(table, f.label, "labels")
+        now = wall_clock_ms() if now is None else now
+        limit = 2**63 - 1
+        if self.max_future_skew is not None:
+            limit = min(limit, now + self.max_future_skew)
+        if self.max_watermark_jump is not None and self.watermark != -(2**62):
+            limit = min(limit, self.watermark + self.max_watermark_jump)
+        ok = label_times <= limit
+        if not ok.all():
+            self._window(self._arrival(now))["future_labels"] += int((~ok).sum())
+            self._refuse("labels", table, ok)
+            keep = np.flatnonzero(ok)
+            table, ids, label_times, labels = (
+                table.take(pa.array(keep)),
+                [ids[i] for i in keep.tolist()],
+                label_times[keep],
+                labels[keep],
+            )
         pop = self.pending.pop
         hits = [pop(i, None) for i in ids]
         rows_list = [r for r, h in enumerate(hits) if h is not None]
@@ -181,24 +229,35 @@ class PyFeedbackJoin:
         scores = pairs.imag.copy()
         if t_pred.size:
             self._add_live(t_pred // self.bucket, -1)
+        for r, t in zip(rows_list, t_pred.tolist(), strict=True):
+            self._label(ids[r], t)
         delay = label_times[rows] - t_pred
         timely = delay <= self.ttl
         # Labels after the ttl: their predictions expire now, the labels are late.
         self._count("expired", t_pred[~timely])
         self._count("late_labels", t_pred[~timely])
         # Misses: late if the id expired recently, else orphans.
-        misses = np.flatnonzero(~found).tolist()
-        tomb = self.tombstones.pop
-        expired_at = [tomb(ids[r], None) for r in misses]
-        late_times = np.array([t for t in expired_at if t is not None], dtype=np.int64)
-        orphan_rows = [r for r, t in zip(misses, expired_at, strict=True) if t is None]
-        self._count("late_labels", late_times)
+        # (Misses: late if the id expired recently, a duplicate if it was labelled, else orphans.)
+        late, duplicate, orphan_rows = [], [], []
+        for r in np.flatnonzero(~found).tolist():
+            t = self.tombstones.pop(ids[r], None)
+            if t is not None:
+                late.append(t)
+                self._label(ids[r], t)
+            else:
+                t = next((d[ids[r]] for _, d in sorted(self._labelled.items(), reverse=True) if ids[r] in d), None)
+                if t is not None:
+                    duplicate.append(t)  # the newest bucket's, if the id was labelled again since
+                else:
+                    orphan_rows.append(r)
+        self._count("late_labels", np.array(late, dtype=np.int64))
         self._count("orphan_labels", label_times[orphan_rows])
+        self._count("duplicate_labels", np.array(duplicate, dtype=np.int64))
         joined = rows[timely]
         t_ok, s_ok, y_ok = t_pred[timely], scores[timely], labels[joined]
         self._quality(t_ok, s_ok, y_ok)
         if label_times.size:
-            self._advance(int(label_times.max()))
+            self._advance(int(label_times.max()))  # of the accepted labels
         starts = t_ok // self.window * self.window
         predicted = (s_ok >= self.threshold).astype(np.float64) if self.task == "binary" else s_ok
         return pa.table(
@@ -214,6 +273,28 @@ class PyFeedbackJoin:
             }
         )
 
+    def _refuse(self, kind: str, table: Any, ok: np.ndarray) -> None:
+        import pyarrow as pa
+
+        rows = table.take(pa.array(np.flatnonzero(~ok)))
+        self.refused.append(Refused(kind, rows, ["refused as future"] * rows.num_rows))
+
+    def take_refused(self) -> list[Refused]:
+        """The rows refused as future since the last call (reasons not spelled out here)."""
+        out, self.refused = self.refused, []
+        return out
+
+    def _label(self, i: Any, t: int) -> None:
+        self._labelled.setdefault(t // self.bucket, {})[i] = t
+
+    @property
+    def labelled(self) -> dict[Any, int]:
+        """The remembered labelled ids: id -> event time (of the newest bucket that has it)."""
+        out: dict[Any, int] = {}
+        for b in sorted(self._labelled):
+            out.update(self._labelled[b])
+        return out
+
     def _quality(self, t: np.ndarray, score: np.ndarray, y: np.ndarray) -> None:
         if t.size == 0:
             return
@@ -223,6 +304,10 @@ class PyFeedbackJoin:
             p, yy = score[m], y[m]
             w = self._window(s)
             w["labeled"] += int(m.sum())
+            finite_p, finite_y = np.isfinite(p), np.isfinite(yy)
+            w["non_finite_scores"] += int((~finite_p).sum())
+            w["non_finite_labels"] += int((finite_p & ~finite_y).sum())
+            p, yy = p[finite_p & finite_y], yy[finite_p & finite_y]
             if self.task == "regression":
                 err = p - yy
                 w["abs_err_sum"] += float(np.abs(err).sum())
@@ -278,6 +363,8 @@ class PyFeedbackJoin:
         for b in [b for b in self._tomb_buckets if b < forget]:
             for i in self._tomb_buckets.pop(b):
                 self.tombstones.pop(i, None)
+        for b in [b for b in self._labelled if b < forget]:
+            del self._labelled[b]
 
     # --- outputs -------------------------------------------------------------------------------
 

@@ -229,3 +229,96 @@ def test_replaying_the_stream_into_the_store_changes_nothing(tmp_path: Path) -> 
     first = run_into_store()
     assert len(first["feedback"]) > 500
     assert run_into_store() == first
+
+
+# --- refused, duplicate and non-finite rows ----------------------------------------------------
+
+NOW = 1_767_225_600_000  # the wall clock these tests give the join: 2026-01-01T00:00:00Z
+YEAR = 365 * 24 * 3_600_000
+
+
+def test_a_label_31_years_ahead_expires_nothing_and_is_refused() -> None:
+    join = FeedbackJoin(ttl=60_000, window=300_000)
+    ids = list(range(1000))
+    join.add_predictions(preds(ids, [NOW - 100_000 + i for i in ids], [0.7] * 1000), now=NOW)
+    fb = join.add_labels(labels([5, 6], [NOW + 31 * YEAR, NOW - 99_000], [1, 1]), now=NOW)
+    assert fb.column("event_id").to_pylist() == ["6"]
+    assert join.pending_count == 999, "no prediction expired"
+    assert join.watermark == NOW - 99_000
+    (refused,) = join.take_refused()
+    assert (refused.kind, refused.rows.column("event_id").to_pylist()) == ("labels", [5])
+    assert refused.reasons == [
+        f"feedback join: labels field 'label_time' is {NOW + 31 * YEAR}, more than max_future_skew (3600000 ms) "
+        f"ahead of the wall clock ({NOW}); the row is refused (counted, not joined, the watermark unmoved); "
+        "fix the producer's clock, or raise the cap"
+    ]
+    assert join.take_refused() == []
+    w = join.windows[NOW - 300_000]
+    assert (w["future_labels"], w["expired"], w["orphan_labels"], w["labeled"]) == (0, 0, 0, 1)
+    # Before the first label there is no watermark: the refused label counts in the wall clock's window.
+    assert join.windows[NOW]["future_labels"] == 1
+    # The prediction of 5 still waits for its real label.
+    assert join.add_labels(labels([5], [NOW - 98_000], [1]), now=NOW).num_rows == 1
+
+
+def test_future_predictions_and_the_watermark_jump_are_refused() -> None:
+    join = FeedbackJoin(ttl=100, window=1000, max_watermark_jump=5000)
+    join.add_predictions(preds([1, 2, 3], [0, NOW + 2 * 3_600_000, 10], [0.5] * 3), now=NOW)
+    join.add_labels(labels([1], [50], [1]), now=NOW)
+    join.add_labels(labels([3, 9], [5051, 5050], [1, 0]), now=NOW)
+    refused = join.take_refused()
+    assert [(r.kind, r.rows.num_rows) for r in refused] == [("predictions", 1), ("labels", 1)]
+    assert "max_watermark_jump (5000) ahead of the watermark (50)" in refused[1].reasons[0]
+    assert join.windows[0]["future_labels"] == 1
+    assert join.windows[NOW // 1000 * 1000]["future_predictions"] == 1
+    with pytest.raises(InputError, match=r"max_future_skew \(-1\) must not be negative"):
+        FeedbackJoin(ttl=10, window=10, max_future_skew=-1)
+    # Without the wall-clock cap (times that are not ms since the epoch) nothing is refused.
+    free = FeedbackJoin(ttl=100, window=1000, max_future_skew=None)
+    free.add_labels(labels([1], [NOW + 31 * YEAR], [1]), now=NOW)
+    assert free.take_refused() == []
+
+
+def test_non_finite_scores_are_counted_and_left_out_of_the_sums() -> None:
+    join = FeedbackJoin(ttl=100, window=1000)
+    scores = [float("nan"), float("inf"), float("-inf"), 0.9, 0.2, None]  # a null score is NaN
+    join.add_predictions(preds([1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6], scores), now=NOW)
+    fb = join.add_labels(labels([1, 2, 3, 4, 5, 6], [9] * 6, [1, 0, 1, 1, 0, 1]), now=NOW)
+    assert fb.num_rows == 6
+    w = join.windows[0]
+    assert (w["labeled"], w["non_finite_scores"], w["non_finite_labels"]) == (6, 4, 0)
+    assert np.isfinite(w["logloss_sum"])
+    assert np.isfinite(w["brier_sum"])
+    assert w["logloss_sum"] == pytest.approx(-np.log(0.9) - np.log(0.8), rel=1e-12)
+    assert (w["pos"], w["neg"], join.hists[0].sum()) == (1, 1, 2)
+
+
+def test_the_first_label_wins() -> None:
+    join = FeedbackJoin(ttl=100, window=1000, bucket=10)
+    join.add_predictions(preds([1, 2], [0, 10], [0.9, 0.8]), now=NOW)
+    fb = join.add_labels(labels([1, 1, 2], [30, 31, 40], [1, 0, 0]), now=NOW)
+    assert fb.column("label").to_pylist() == [1.0, 0.0]
+    join.add_labels(labels([2, 1], [50, 60], [1, 1]), now=NOW)
+    w = join.windows[0]
+    assert (w["labeled"], w["duplicate_labels"], w["orphan_labels"], w["tp"], w["fp"]) == (2, 3, 0, 1, 1)
+    assert join.labelled == {1: 0, 2: 10}
+
+
+def test_the_bytewax_operator_sends_refused_rows_to_errs() -> None:
+    items = [
+        ("p", preds([1, 2], [0, 10], [0.9, 0.2])),
+        ("l", labels([1, 2], [20, 31 * YEAR + NOW], [1, 0])),
+    ]
+    flow = Dataflow("fb_errs")
+    both = op.branch("tag", op.input("in", flow, TestingSource(items, batch_size=1)), lambda x: x[0] == "p")
+    out = feedback_join(
+        "join", op.map("p", both.trues, lambda x: x[1]), op.map("l", both.falses, lambda x: x[1]), ttl=100, window=1000
+    )
+    errs: list = []
+    fb: list = []
+    op.output("errs", out.errs, TestingSink(errs))
+    op.output("fb", out.feedback, TestingSink(fb))
+    run_main(flow, epoch_interval=EPOCH)
+    assert [(e.kind, e.rows.column("event_id").to_pylist()) for e in errs] == [("labels", [2])]
+    assert "max_future_skew (3600000 ms) ahead of the wall clock" in errs[0].reasons[0]
+    assert [t.column("event_id").to_pylist() for t in fb] == [["1"]]

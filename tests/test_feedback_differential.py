@@ -1,13 +1,15 @@
 """The Rust feedback join against the pure-Python join it replaced, and its state round trip.
 
-The reference (``tests/feedback_reference.py``) is the former implementation, unchanged. On a
-random stream of 120k events (int and string ids, duplicate predictions and labels, labels out of
-order, late, orphan and expired cases, batches spanning several windows) every feedback table,
+The reference (``tests/feedback_reference.py``) is the former implementation with the rules added
+since. On a random stream of 120k events (int and string ids, duplicate predictions and labels,
+labels out of order, late, orphan and expired cases, NaN and infinite scores, labels and
+predictions stamped far in the future, batches spanning several windows) every feedback table,
 every revised window's quality rows (floats compared bit for bit) and the final state are equal.
 """
 
 from __future__ import annotations
 
+import math
 import pickle
 
 import numpy as np
@@ -19,6 +21,8 @@ from streamml import InputError, _streamml
 from streamml.feedback import FeedbackJoin
 
 TTL, WINDOW = 2000, 1500
+NOW = 0  # the wall clock the joins are given: the stream's times are around it
+FUTURE = 10**9  # added to the times of the events stamped in the future
 
 
 def random_stream(n: int, seed: int) -> list[tuple[str, pa.Table]]:
@@ -33,6 +37,10 @@ def random_stream(n: int, seed: int) -> list[tuple[str, pa.Table]]:
     score[rng.random(n) < 0.01] = 0.0
     score[rng.random(n) < 0.01] = 1.0
     score[rng.random(n) < 0.01] = 0.5
+    score[rng.random(n) < 0.004] = np.nan
+    score[rng.random(n) < 0.002] = np.inf
+    score[rng.random(n) < 0.002] = -np.inf
+    t[rng.random(n) < 0.002] += FUTURE  # refused: beyond max_future_skew
     is_str = (np.arange(n) // 5000) % 2 == 1
 
     def id_values(rows: np.ndarray) -> pa.Array:
@@ -60,6 +68,7 @@ def random_stream(n: int, seed: int) -> list[tuple[str, pa.Table]]:
     kind = rng.choice(4, labelled.size, p=[0.7, 0.15, 0.1, 0.05])
     lo, hi = np.array([0, 1800, 2600, 5000])[kind], np.array([1800, 2600, 5000, 9000])[kind]
     lt = t[labelled] + rng.integers(lo, hi)
+    lt[rng.random(lt.size) < 0.002] += FUTURE
     y = (rng.random(labelled.size) < score[labelled]).astype(np.float64)
     order = np.argsort(lt + rng.integers(-300, 300, lt.size), kind="stable")  # out of order
     labelled, lt, y = labelled[order], lt[order], y[order]
@@ -80,9 +89,9 @@ def run(join, items) -> tuple[list[pa.Table], list[tuple[list[int], list]]]:
     tables, revised = [], []
     for tag, batch in items:
         if tag == "p":
-            join.add_predictions(batch)
+            join.add_predictions(batch, now=NOW)
         else:
-            tables.append(join.add_labels(batch))
+            tables.append(join.add_labels(batch, now=NOW))
         touched = join.take_touched()
         revised.append((touched, join.quality_rows(touched)))
     return tables, revised
@@ -93,27 +102,42 @@ def assert_same_tables(got: list[pa.Table], want: list[pa.Table]) -> None:
     for g, w in zip(got, want, strict=True):
         assert g.schema.types == w.schema.types
         assert g.column_names == w.column_names
-        assert g.to_pydict() == w.to_pydict()  # floats compared exactly
+        assert nan_as_text(g.to_pydict()) == nan_as_text(w.to_pydict())  # floats compared exactly
 
 
-@pytest.mark.parametrize("task", ["binary", "regression"])
-def test_the_rust_join_equals_the_python_join_on_a_random_stream(task: str) -> None:
+def nan_as_text(value: object) -> object:
+    """``value`` with every NaN as the text ``"nan"`` (NaN is not equal to itself)."""
+    if isinstance(value, dict):
+        return {k: nan_as_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [nan_as_text(v) for v in value]
+    if isinstance(value, complex):
+        return (value.real, nan_as_text(value.imag))
+    return "nan" if isinstance(value, float) and value != value else value
+
+
+@pytest.mark.parametrize(("task", "jump"), [("binary", None), ("binary", 3000), ("regression", None)])
+def test_the_rust_join_equals_the_python_join_on_a_random_stream(task: str, jump: int | None) -> None:
     items = random_stream(120_000 if task == "binary" else 30_000, seed=17)
-    rust, ref = FeedbackJoin(ttl=TTL, window=WINDOW, task=task), PyFeedbackJoin(ttl=TTL, window=WINDOW, task=task)
+    kw = {"ttl": TTL, "window": WINDOW, "task": task, "max_watermark_jump": jump}
+    rust, ref = FeedbackJoin(**kw), PyFeedbackJoin(**kw)
     assert isinstance(rust._state, _streamml.FeedbackJoinState), "the native join ran"
     got, want = run(rust, items), run(ref, items)
     assert_same_tables(got[0], want[0])
     assert got[1] == want[1]  # every revised window, every batch, floats bit for bit
     assert rust.windows == ref.windows
-    assert rust.pending == ref.pending
+    assert nan_as_text(rust.pending) == nan_as_text(ref.pending)
     assert rust.tombstones == ref.tombstones
+    assert rust.labelled == ref.labelled
     assert rust.watermark == ref.watermark
     if task == "binary":
         assert rust.hists.keys() == ref.hists.keys()
         assert all(np.array_equal(rust.hists[s], ref.hists[s]) for s in ref.hists)
     # The stream has every case, and more than one window per batch.
     totals = {m: sum(w[m] for w in ref.windows.values()) for m in next(iter(ref.windows.values()))}
-    assert min(totals[m] for m in ("expired", "late_labels", "orphan_labels", "duplicates")) > 100
+    assert min(totals[m] for m in ("expired", "late_labels", "orphan_labels", "duplicates", "duplicate_labels")) > 100
+    assert min(totals[m] for m in ("non_finite_scores", "future_labels", "future_predictions")) > 50
+    assert all(math.isfinite(v) for w in ref.windows.values() for v in w.values())
     assert totals["labeled"] > 0.5 * totals["predictions"]
     assert any(len(touched) > 2 for touched, _ in got[1])
 
@@ -161,12 +185,14 @@ def test_a_restored_join_continues_like_an_unbroken_one(how: str) -> None:
     assert revised == final[1], "and both equal the Python join"
     assert join.pending == {7: complex(4000, 0.99)}
     w0 = join.windows[0]
-    assert (w0["predictions"], w0["expired"], w0["late_labels"], w0["orphan_labels"], w0["duplicates"]) == (
+    counts = ("predictions", "expired", "late_labels", "orphan_labels", "duplicates", "duplicate_labels")
+    assert tuple(w0[m] for m in counts) == (
         7.0,
         5.0,
         4.0,
-        3.0,  # 99, zz and the second label of 4
+        2.0,  # 99 and zz
         1.0,
+        1.0,  # the second label of 4: the first won
     )
 
 
@@ -180,5 +206,5 @@ def test_the_snapshot_is_compact_and_old_snapshots_are_refused() -> None:
     with pytest.raises(InputError, match=r"cannot restore a snapshot in format the pure-Python join's; expected"):
         FeedbackJoin.restore(PyFeedbackJoin(ttl=10, window=10).snapshot())
     bad = dict(join.snapshot(), state=state[:-5])
-    with pytest.raises(InputError, match=r"^feedback join: the saved state cannot be read: it ends at byte"):
+    with pytest.raises(InputError, match=r"^feedback join: the saved state cannot be read: the header declares"):
         FeedbackJoin.restore(bad)

@@ -130,3 +130,163 @@ def test_a_restarted_service_resumes_its_pending_predictions_without_double_coun
         (saved,) = store.read("checkpoints").to_pylist()
     assert (q["predictions"], q["labeled"], q.get("orphan_labels", 0), q["tp"]) == (300, 150, 0, 150)
     assert (saved["service"], saved["shard"]) == ("feedback", group)
+    # The checkpoint is JSON (no pickle): the join's checksummed bytes and the offsets they cover.
+    from streamml.feedback_service import decode_checkpoint
+
+    join, offsets = decode_checkpoint(saved["state"], "saved")
+    assert (join.pending_count, len(join.labelled)) == (150, 150)
+    assert sum(o for (t, _), o in offsets.items() if t == preds_topic) == 300
+
+
+def committed(bootstrap: str, group: str, topic: str) -> list[int]:
+    """The group's committed offset of each of the topic's two partitions (-1001: none)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        return [tp.offset for tp in c.committed([TopicPartition(topic, p) for p in (0, 1)], timeout=30)]
+    finally:
+        c.close()
+
+
+def dead_letters(bootstrap: str, topic: str, at_least: int) -> list:
+    from confluent_kafka import Consumer
+
+    c = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"dlq-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest"}
+    )
+    c.subscribe([topic])
+    got: list = []
+    try:
+        for _ in range(60):
+            got += [m for m in c.consume(100, 0.5) if m.error() is None]
+            if len(got) >= at_least:
+                got += [m for m in c.consume(100, 2.0) if m.error() is None]
+                break
+    finally:
+        c.close()
+    return got
+
+
+def test_a_store_outage_stops_the_service_without_committing_and_a_restart_stores_everything(
+    kafka_bootstrap: str, topics: tuple[str, str, str], tmp_path: Path
+) -> None:
+    """Run 1 stores 300 predictions. Run 2 reads 150 labels (plus a poison message and a label
+    stamped 31 years ahead) while another connection holds the SQLite file locked: its store
+    writes fail, it stops without committing. Run 3 (store back) reads the labels again:
+    every row is stored once, and the counts are exact."""
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from confluent_kafka import Producer
+
+    from streamml.feedback_service import FeedbackServiceError, run
+
+    preds_topic, labels_topic, dlq_topic = topics
+    uri = str(tmp_path / "store.db")
+    group = f"g-{uuid.uuid4().hex[:6]}"
+
+    def service(**kw: object) -> object:
+        return run(
+            kafka_bootstrap, preds_topic, labels_topic, uri, group_id=group, ttl_ms=60_000, window_ms=100_000,
+            model="m", model_version="1", dead_letter_topic=dlq_topic, **kw,
+        )  # fmt: skip
+
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for i in range(300):
+        producer.produce(preds_topic, json.dumps({"event_id": i, "event_time": 1000 + i, "probability": 0.7}))
+    producer.flush(30)
+    first = service(idle_exit_s=4)
+    assert (first.predictions, first.labels) == (300, 0)
+    preds_committed = committed(kafka_bootstrap, group, preds_topic)
+    assert sum(o for o in preds_committed if o >= 0) == 300
+    assert committed(kafka_bootstrap, group, labels_topic) == [-1001, -1001]
+
+    outcome: dict[str, object] = {}
+
+    def second_run() -> None:
+        try:
+            outcome["stats"] = service(idle_exit_s=20, checkpoint_s=3600, store_retry_s=1.0)
+        except Exception as e:
+            outcome["error"] = e
+
+    thread = threading.Thread(target=second_run)
+    thread.start()
+    time.sleep(4)  # the service has opened the store and joined the group
+    # The store is out: another process holds the SQLite file locked, every write of the service
+    # fails (a lock of this process would not do: POSIX locks do not conflict within a process).
+    hold = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=0); "
+    hold += "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); sys.stdin.read(); c.execute('ROLLBACK')"
+    lock = subprocess.Popen([sys.executable, "-c", hold, uri], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert lock.stdout.readline() == "locked\n"
+    for i in range(150):
+        producer.produce(labels_topic, json.dumps({"event_id": i, "label_time": 1100 + i, "label": 1}))
+    producer.produce(labels_topic, b"{not json")
+    producer.produce(labels_topic, json.dumps({"event_id": 299, "label_time": 10**12 * 3, "label": 1}))  # 2065
+    producer.flush(30)
+    thread.join(60)
+    lock.stdin.close()
+    assert lock.wait(30) == 0
+    lock.stdout.close()
+    assert not thread.is_alive()
+    error = outcome.get("error")
+    assert isinstance(error, FeedbackServiceError), outcome
+    assert str(error).startswith("feedback service: the write of table '")
+    assert "stopped without committing the offsets of unstored work" in str(error)
+    assert committed(kafka_bootstrap, group, labels_topic) == [-1001, -1001], "nothing past unstored work"
+    assert committed(kafka_bootstrap, group, preds_topic) == preds_committed
+
+    third = service(idle_exit_s=4)
+    assert (third.predictions, third.labels, third.feedback, third.dead_letters, third.refused) == (0, 150, 150, 2, 1)
+    assert sum(o for o in committed(kafka_bootstrap, group, labels_topic) if o >= 0) == 152
+    with Store(uri) as store:
+        count = {
+            t: store.query(f"SELECT count(*) AS n FROM {t}").column("n")[0].as_py()
+            for t in ("predictions", "labels", "feedback")
+        }
+        q = {
+            r["metric"]: r["v"]
+            for r in store.query("SELECT metric, SUM(value) AS v FROM quality GROUP BY metric").to_pylist()
+        }
+    assert count == {"predictions": 300, "labels": 150, "feedback": 150}
+    assert (q["predictions"], q["labeled"], q["future_labels"], q["orphan_labels"], q["expired"]) == (300, 150, 1, 0, 0)
+    assert (q["duplicate_labels"], q["non_finite_scores"], q["tp"]) == (0, 0, 150)
+    # The dead letters of run 3, and those run 2 sent before its store write failed (at least once).
+    letters = dead_letters(kafka_bootstrap, dlq_topic, at_least=2)
+    future = json.dumps({"event_id": 299, "label_time": 10**12 * 3, "label": 1}).encode()
+    assert {m.value() for m in letters} == {b"{not json", future}
+    reasons = {dict(m.headers())["error"].decode().split(": ", 1)[1] for m in letters}
+    want = "feedback join: labels field 'label_time' is 3000000000000, more than max_future_skew"
+    assert any(r.startswith(want) for r in reasons), reasons
+
+
+def test_the_checkpoint_is_json_and_a_pickled_or_altered_one_is_refused() -> None:
+    import base64
+    import pickle
+
+    import pyarrow as pa
+
+    from streamml import InputError
+    from streamml.feedback import FeedbackJoin
+    from streamml.feedback_service import decode_checkpoint, encode_checkpoint
+
+    join = FeedbackJoin(ttl=100, window=1000)
+    join.add_predictions(pa.table({"event_id": [1, 2], "event_time": [5, 6], "probability": [0.2, 0.9]}))
+    text = encode_checkpoint(join, {("p", 1): 7, ("l", 0): 3})
+    doc = json.loads(text)
+    assert (doc["format"], doc["offsets"]) == ("streamml.feedback_checkpoint/1", [["l", 0, 3], ["p", 1, 7]])
+    back, offsets = decode_checkpoint(text, "row x")
+    assert (back.pending, back.windows, back.watermark) == (join.pending, join.windows, join.watermark)
+    assert offsets == {("p", 1): 7, ("l", 0): 3}
+    legacy = base64.b64encode(pickle.dumps({"join": join.snapshot(), "offsets": {}})).decode()
+    with pytest.raises(InputError, match=r"^feedback service: the checkpoint row x cannot be read: it is not JSON"):
+        decode_checkpoint(legacy, "row x")
+    state = bytearray(base64.b64decode(doc["state"]))
+    state[-1] ^= 1
+    altered = json.dumps(dict(doc, state=base64.b64encode(bytes(state)).decode()))
+    with pytest.raises(InputError, match=r"cannot be read: the payload's CRC-32C is [0-9a-f]{8}, the header says"):
+        decode_checkpoint(altered, "row x")
+    with pytest.raises(InputError, match=r"'offsets' is not a list of \[topic, partition, offset\]"):
+        decode_checkpoint(json.dumps(dict(doc, offsets=[["p", 0, -5]])), "row x")

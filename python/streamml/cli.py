@@ -235,9 +235,12 @@ def _feedback(args: argparse.Namespace) -> int:
         args.bootstrap, args.predictions, args.labels, args.store, group_id=args.group, fields=fields,
         ttl_ms=int(args.ttl * 1000), window_ms=int(args.window * 1000), model=args.model,
         model_version=args.model_version, dead_letter_topic=args.dead_letter, idle_exit_s=args.idle_exit,
+        max_future_skew_ms=None if args.max_future_skew < 0 else int(args.max_future_skew * 1000),
+        max_watermark_jump_ms=None if args.max_watermark_jump is None else int(args.max_watermark_jump * 1000),
+        store_retry_s=args.store_retry,
     )  # fmt: skip
     print(f"predictions {stats.predictions}, labels {stats.labels}, feedback {stats.feedback}, "
-          f"dead letters {stats.dead_letters}")  # fmt: skip
+          f"dead letters {stats.dead_letters} (future-stamped {stats.refused})")  # fmt: skip
     return 0
 
 
@@ -299,6 +302,19 @@ def build_parser() -> argparse.ArgumentParser:
     fb.add_argument("--model-version", default="0", help="model version written with every row")
     fb.add_argument("--dead-letter", help="topic for messages that cannot be read")
     fb.add_argument("--idle-exit", type=float, help="stop after this many idle seconds (default: run until ^C)")
+    fb.add_argument(
+        "--max-future-skew", type=float, default=3600.0,
+        help="seconds an event time may be ahead of the wall clock; later ones are dead-lettered (default 3600; "
+        "-1: no cap, for times that are not ms since the epoch)",
+    )  # fmt: skip
+    fb.add_argument(
+        "--max-watermark-jump", type=float,
+        help="seconds one label may be ahead of the join's watermark; later ones are dead-lettered (default: no cap)",
+    )  # fmt: skip
+    fb.add_argument(
+        "--store-retry", type=float, default=30.0,
+        help="seconds a failing store write is retried before the service stops without committing (default 30)",
+    )  # fmt: skip
     fb.set_defaults(run=_feedback)
     return parser
 

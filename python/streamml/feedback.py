@@ -7,13 +7,14 @@ at a time, in Rust (``operators/core/src/feedback``) with the GIL released: pend
 predictions in a hash table per id kind (int64 or string, read straight from the Arrow
 column), expiry buckets in time order, and the quality sums in numpy's summation order
 (the numbers are those of the former numpy implementation, bit for bit). Its state
-pickles as compact bytes (:meth:`FeedbackJoin.snapshot`).
+is compact bytes with a CRC-32C in a versioned header (:meth:`FeedbackJoin.snapshot`);
+tampered or truncated bytes are refused on restore.
 
 Event-time rules (``ttl`` and ``window`` in the unit of the time columns, e.g. ms):
 
 - A prediction waits ``ttl`` for its label. A label with ``label_time - event_time <= ttl``
   is **joined**: a feedback row, and the quality of the prediction's window is revised.
-- The watermark is the largest label time seen: how far the label stream has come (the
+- The watermark is the largest accepted label time: how far the label stream has come (the
   prediction stream, usually ahead, does not move it, or predictions would expire before
   their labels could arrive). A prediction with ``event_time + ttl < watermark`` is
   **expired** (counted once, in its window). So is a
@@ -24,9 +25,29 @@ Event-time rules (``ttl`` and ``window`` in the unit of the time columns, e.g. m
 - A label for an id never seen (or forgotten beyond the horizon) is an **orphan**, counted
   in the window of its label time.
 - A prediction id seen twice while pending keeps the later row (counted as ``duplicates``).
+- **The first label wins.** Ids that got a label (joined, or late) are remembered as long as
+  tombstones; a second label for one is a **duplicate label** (``duplicate_labels``, in the
+  prediction's window): not joined again, not an orphan.
+- **Future events are refused.** One label stamped years ahead would move the watermark and
+  expire every pending prediction, so a label with ``label_time`` more than ``max_future_skew``
+  (default 1 h) ahead of the wall clock, or more than ``max_watermark_jump`` (default: no cap)
+  ahead of the watermark, is refused: counted (``future_labels``), handed to the host
+  (:meth:`FeedbackJoin.take_refused`; hosts dead-letter it), not joined, and it moves nothing.
+  A prediction more than ``max_future_skew`` ahead of the wall clock likewise
+  (``future_predictions``; the watermark cap does not apply to predictions, which run ahead).
+  Both are counted in the window of the watermark (of the wall clock before the first label).
+  The wall-clock cap reads times as ms since the Unix epoch: pass ``max_future_skew=None`` for
+  time columns in other units.
+- **Non-finite scores** (NaN, ±inf) of joined pairs are counted (``non_finite_scores``; a
+  non-finite label: ``non_finite_labels``) and left out of every quality sum and histogram, so
+  one bad score cannot make a window's log loss NaN. Such pairs still count as ``labeled``
+  (label coverage is unchanged); means divide by ``labeled - non_finite_scores -
+  non_finite_labels``.
 
 Quality per window (all sums, so windows and shards add up):
-``predictions``, ``labeled``, ``expired``, ``late_labels``, ``orphan_labels``, ``duplicates``;
+``predictions``, ``labeled``, ``expired``, ``late_labels``, ``orphan_labels``, ``duplicates``,
+``duplicate_labels``, ``non_finite_scores``, ``non_finite_labels``, ``future_labels``,
+``future_predictions``;
 binary: ``tp``, ``fp``, ``tn``, ``fn`` at ``threshold``, ``logloss_sum``, ``brier_sum``,
 ``pos``/``neg`` counts and per-class score histograms ``hist_pos_<i>``/``hist_neg_<i>`` over
 ``hist_bins`` equal bins of [0, 1] (AUC from them: :func:`auc_from_histograms`);
@@ -49,6 +70,7 @@ Examples:
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import astuple, dataclass
 from typing import Any
 
@@ -57,7 +79,21 @@ import numpy as np
 from streamml import _streamml
 from streamml.errors import InputError
 
-COUNTS = ("predictions", "labeled", "expired", "late_labels", "orphan_labels", "duplicates")
+COUNTS = (
+    "predictions",
+    "labeled",
+    "expired",
+    "late_labels",
+    "orphan_labels",
+    "duplicates",
+    "duplicate_labels",
+    "non_finite_scores",
+    "non_finite_labels",
+    "future_labels",
+    "future_predictions",
+)
+#: The default ``max_future_skew``: one hour, in ms.
+MAX_FUTURE_SKEW_MS = 3_600_000
 BINARY = ("tp", "fp", "tn", "fn", "pos", "neg", "logloss_sum", "brier_sum")
 REGRESSION = ("abs_err_sum", "sq_err_sum", "label_sum")
 
@@ -79,6 +115,26 @@ class Fields:
     score: str = "probability"
     label_time: str = "label_time"
     label: str = "label"
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Rows the join refused as future (:meth:`FeedbackJoin.take_refused`).
+
+    Attributes:
+        kind: ``"predictions"`` or ``"labels"``.
+        rows: the refused input rows (a ``pyarrow.Table`` with the input's columns).
+        reasons: one message per row, naming the field, its time and the cap it broke.
+    """
+
+    kind: str
+    rows: Any
+    reasons: list[str]
+
+
+def wall_clock_ms() -> int:
+    """The wall clock in ms since the Unix epoch (what ``max_future_skew`` is measured from)."""
+    return time.time_ns() // 1_000_000
 
 
 def _column(table: Any, name: str, what: str) -> Any:
@@ -137,7 +193,7 @@ def _times(table: Any, name: str, what: str) -> Any:
     return event_times_ms(_column(table, name, what), f"feedback join: {what} field '{name}'")
 
 
-_FORMAT = "streamml.feedback_join/2"
+_FORMAT = "streamml.feedback_join/3"
 
 
 class FeedbackJoin:
@@ -152,6 +208,9 @@ class FeedbackJoin:
         hist_bins: score histogram bins per class (binary).
         late_horizon: how long expired ids are remembered (default ``ttl``).
         bucket: expiry granularity (default ``ttl / 8``); expiry runs when a whole bucket is past.
+        max_future_skew: how far ahead of the wall clock (ms) an event time may be (default 1 h;
+            ``None``: no wall-clock cap, for time columns that are not ms since the epoch).
+        max_watermark_jump: how far ahead of the watermark one label may be (default ``None``: no cap).
     """
 
     def __init__(
@@ -165,6 +224,8 @@ class FeedbackJoin:
         hist_bins: int = 200,
         late_horizon: int | None = None,
         bucket: int | None = None,
+        max_future_skew: int | None = MAX_FUTURE_SKEW_MS,
+        max_watermark_jump: int | None = None,
     ) -> None:
         """Empty state."""
         if task not in ("binary", "regression"):
@@ -182,19 +243,34 @@ class FeedbackJoin:
             hist_bins=int(hist_bins),
             late_horizon=int(ttl if late_horizon is None else late_horizon),
             bucket=max(1, int(bucket or ttl // 8)),
+            max_future_skew=None if max_future_skew is None else int(max_future_skew),
+            max_watermark_jump=None if max_watermark_jump is None else int(max_watermark_jump),
         )
         self._init(state, fields or Fields())
 
     def _init(self, state: Any, fields: Fields) -> None:
         self._state, self.fields = state, fields
-        (self.ttl, self.window, self.task, self.threshold, self.hist_bins, self.late_horizon, self.bucket) = (
-            state.config()
-        )
+        self._refused: list[Refused] = []
+        (
+            self.ttl,
+            self.window,
+            self.task,
+            self.threshold,
+            self.hist_bins,
+            self.late_horizon,
+            self.bucket,
+            self.max_future_skew,
+            self.max_watermark_jump,
+        ) = state.config()
 
     # --- state ---------------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
-        """Everything needed to resume (picklable; Bytewax recovery stores it): the state as bytes."""
+        """Everything needed to resume: the field names and the state as checksummed bytes.
+
+        Plain data (str, tuple, bytes): Bytewax recovery pickles it; ``streamml feedback``
+        stores ``state`` itself (:func:`streamml.feedback_service.encode_checkpoint`).
+        """
         return {"format": _FORMAT, "fields": astuple(self.fields), "state": self._state.state()}
 
     @classmethod
@@ -222,7 +298,7 @@ class FeedbackJoin:
 
     @property
     def watermark(self) -> int:
-        """The largest label time seen."""
+        """The largest accepted label time."""
         return self._state.watermark
 
     @property
@@ -235,6 +311,12 @@ class FeedbackJoin:
     def tombstones(self) -> dict[Any, int]:
         """A copy of the remembered expired ids: id -> the prediction's event time."""
         ints, strs = self._state.tombstones()
+        return dict((*ints, *strs))
+
+    @property
+    def labelled(self) -> dict[Any, int]:
+        """A copy of the remembered labelled ids: id -> the prediction's event time."""
+        ints, strs = self._state.labelled()
         return dict((*ints, *strs))
 
     @property
@@ -262,8 +344,12 @@ class FeedbackJoin:
 
     # --- inputs --------------------------------------------------------------------------------
 
-    def add_predictions(self, batch: Any) -> None:
-        """Add a batch of predictions (id, event time, score) to the pending state."""
+    def add_predictions(self, batch: Any, *, now: int | None = None) -> None:
+        """Add a batch of predictions (id, event time, score) to the pending state.
+
+        Rows more than ``max_future_skew`` ahead of ``now`` (ms; default the wall clock) are
+        refused (:meth:`take_refused`).
+        """
         import pyarrow as pa
 
         table = pa.table(batch)
@@ -271,10 +357,18 @@ class FeedbackJoin:
         ids = _ids(table, f.id, "predictions")
         times = _times(table, f.event_time, "predictions")
         scores = _floats(table, f.score, "predictions")
-        self._state.add_predictions(f.id, ids, times, scores)
+        now = wall_clock_ms() if now is None else int(now)
+        refused = self._state.add_predictions(f.id, ids, times, scores, now)
+        if refused:
+            cap = f"max_future_skew ({self.max_future_skew} ms) ahead of the wall clock ({now})"
+            self._refuse("predictions", table, refused, times, f.event_time, [cap] * len(refused))
 
-    def add_labels(self, batch: Any) -> Any:
-        """Join a batch of labels; returns the feedback rows (a ``pyarrow.Table``)."""
+    def add_labels(self, batch: Any, *, now: int | None = None) -> Any:
+        """Join a batch of labels; returns the feedback rows (a ``pyarrow.Table``).
+
+        Labels after :meth:`label_limit` of ``now`` (ms; default the wall clock) are refused
+        (:meth:`take_refused`): not joined, and they do not move the watermark.
+        """
         import pyarrow as pa
 
         table = pa.table(batch)
@@ -282,8 +376,38 @@ class FeedbackJoin:
         ids = _ids(table, f.id, "labels")
         label_times = _times(table, f.label_time, "labels")
         labels = _floats(table, f.label, "labels")
-        rows = self._state.add_labels(f.id, ids, label_times, labels)
+        now = wall_clock_ms() if now is None else int(now)
+        watermark = self._state.watermark
+        rows, refused = self._state.add_labels(f.id, ids, label_times, labels, now)
+        if refused:
+            wall = None if self.max_future_skew is None else now + self.max_future_skew
+            caps = []
+            for r in refused:
+                if wall is not None and label_times[r].as_py() > wall:
+                    caps.append(f"max_future_skew ({self.max_future_skew} ms) ahead of the wall clock ({now})")
+                else:
+                    caps.append(f"max_watermark_jump ({self.max_watermark_jump}) ahead of the watermark ({watermark})")
+            self._refuse("labels", table, refused, label_times, f.label_time, caps)
         return pa.Table.from_batches([rows])
+
+    def _refuse(self, kind: str, table: Any, rows: list[int], times: Any, field: str, caps: list[str]) -> None:
+        import pyarrow as pa
+
+        reasons = [
+            f"feedback join: {kind} field '{field}' is {times[r].as_py()}, more than {cap}; the row is refused "
+            "(counted, not joined, the watermark unmoved); fix the producer's clock, or raise the cap"
+            for r, cap in zip(rows, caps, strict=True)
+        ]
+        self._refused.append(Refused(kind, table.take(pa.array(rows, pa.int64())), reasons))
+
+    def take_refused(self) -> list[Refused]:
+        """The rows refused as future since the last call (one :class:`Refused` per input batch)."""
+        out, self._refused = self._refused, []
+        return out
+
+    def label_limit(self, now: int | None = None) -> int:
+        """The latest label time accepted at ``now`` (ms; default the wall clock)."""
+        return self._state.label_limit(wall_clock_ms() if now is None else int(now))
 
     # --- outputs -------------------------------------------------------------------------------
 

@@ -2,78 +2,246 @@
 
 A confluent-kafka consumer reads both topics (JSON messages), joins them with
 :class:`streamml.feedback.FeedbackJoin` a poll at a time, and writes predictions, labels,
-feedback and quality into the store (bulk Arrow ingest, idempotent by key). Offsets are
-committed only after the store has the rows (at-least-once; a replay changes nothing in the
-store). A message that is not a JSON object with the needed fields goes to the dead-letter
-topic (if given) with the reason in its ``error`` header, and is counted; the rest keeps
-flowing.
+feedback and quality into the store (bulk Arrow ingest, idempotent by key). A message that is
+not a JSON object with the needed fields, and a row the join refuses as stamped too far in the
+future (``max_future_skew``, ``max_watermark_jump``), goes to the dead-letter topic (if given)
+with the reason in its ``error`` header, and is counted; the rest keeps flowing.
+
+Offsets are committed only for work that is done: a batch counts as done once every row of it
+is in the store and every dead letter of it was acknowledged by the broker. A store write is
+retried for ``store_retry_s`` seconds; after that, or when the broker refuses a dead letter, the
+service stops (:class:`FeedbackServiceError`) without committing, and a restart reads the
+batch again (a replay changes nothing in the store).
 
 Restarts: every ``checkpoint_s`` seconds and at exit, the join's state (pending predictions
-within the TTL, tombstones, quality windows) is saved in the store's ``checkpoints`` table in
-one row with the offsets it covers, and then those offsets are committed. A restarted service
-restores that state and seeks to those offsets (not to what the group committed), so every
-message changes the state exactly once, whatever the point of the crash; the messages after
-the checkpoint are read again, and their rows in the event tables are written again unchanged.
-One service per consumer group (the group is the checkpoint's shard).
+within the TTL, tombstones, labelled ids, quality windows: the Rust join's checksummed bytes)
+is saved in the store's ``checkpoints`` table in one row together with the offsets it covers —
+one JSON document (:func:`encode_checkpoint`), never a pickle, so whoever can write the table
+can corrupt the state (which is then refused) but cannot run code — and only then are those
+offsets committed. A restarted service restores that state and seeks to those offsets (not to
+what the group committed), so every message changes the state exactly once, whatever the point
+of the crash. One service per consumer group (the group is the checkpoint's shard).
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import dataclasses
 import json
-import pickle
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamml.feedback import FeedbackJoin, Fields
+from streamml.errors import InputError, StreammlError
+from streamml.feedback import MAX_FUTURE_SKEW_MS, FeedbackJoin, Fields
 from streamml.store import Store
 
 #: Seconds between two checkpoints of the join's state (and offset commits).
 CHECKPOINT_S = 5.0
+#: Seconds a failing store write is retried before the service stops.
+STORE_RETRY_S = 30.0
 SERVICE = "feedback"
+CHECKPOINT_FORMAT = "streamml.feedback_checkpoint/1"
 
 
-def load_checkpoint(store: Store, group_id: str, model: str, model_version: str) -> dict[str, Any] | None:
-    """The last saved ``{"join": snapshot, "offsets": {(topic, partition): next offset}}``, or None."""
-    rows = store.read("checkpoints").to_pylist()
-    for r in rows:
+class FeedbackServiceError(StreammlError):
+    """The service stopped without committing: the store or the broker refused a batch's work."""
+
+
+def encode_checkpoint(join: FeedbackJoin, offsets: dict[tuple[str, int], int]) -> str:
+    """The checkpoint document: the join's field names and state bytes, and the offsets it covers.
+
+    JSON text (the state base64-encoded): reading it back runs no code, and the state bytes
+    carry their own CRC-32C (:meth:`streamml.feedback.FeedbackJoin.restore` refuses altered bytes).
+    """
+    snap = join.snapshot()
+    doc = {
+        "format": CHECKPOINT_FORMAT,
+        "join_format": snap["format"],
+        "fields": list(snap["fields"]),
+        "state": base64.b64encode(snap["state"]).decode("ascii"),
+        "offsets": [[t, p, o] for (t, p), o in sorted(offsets.items())],
+    }
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def decode_checkpoint(text: str, where: str) -> tuple[FeedbackJoin, dict[tuple[str, int], int]]:
+    """The join and offsets of :func:`encode_checkpoint` text; ``where`` names the row in errors.
+
+    Raises:
+        InputError: the text is not such a document (e.g. a pickle written by an older streamml),
+            or its state bytes are refused.
+    """
+
+    def bad(why: str) -> InputError:
+        return InputError(
+            f"feedback service: the checkpoint {where} cannot be read: {why}; expected a {CHECKPOINT_FORMAT} "
+            "JSON document; delete that row to start the join afresh (the service then re-reads what the "
+            "group has not committed)"
+        )
+
+    try:
+        doc = json.loads(text)
+    except (ValueError, TypeError) as e:
+        raise bad(f"it is not JSON ({e}; a checkpoint written with pickle by an older streamml is not read)") from e
+    if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
+        got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise bad(f"its format is {got!r}")
+    fields, state, offsets = doc.get("fields"), doc.get("state"), doc.get("offsets")
+    n_fields = len(dataclasses.fields(Fields))
+    if not (isinstance(fields, list) and len(fields) == n_fields and all(isinstance(f, str) for f in fields)):
+        raise bad(f"'fields' is {fields!r}, not {n_fields} names")
+    if not isinstance(offsets, list) or not all(
+        isinstance(o, list)
+        and len(o) == 3
+        and isinstance(o[0], str)
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in o[1:])
+        for o in offsets
+    ):
+        raise bad("'offsets' is not a list of [topic, partition, offset] with non-negative integers")
+    try:
+        raw = base64.b64decode(state, validate=True) if isinstance(state, str) else None
+    except (binascii.Error, ValueError) as e:
+        raise bad(f"'state' is not base64 ({e})") from e
+    if raw is None:
+        raise bad("'state' is missing")
+    join = FeedbackJoin.restore({"format": doc.get("join_format"), "fields": tuple(fields), "state": raw})
+    return join, {(t, p): o for t, p, o in offsets}
+
+
+def load_checkpoint(
+    store: Store, group_id: str, model: str, model_version: str
+) -> tuple[FeedbackJoin, dict[tuple[str, int], int]] | None:
+    """The last saved join and the offsets it covers (``{(topic, partition): next offset}``), or None."""
+    for r in store.read("checkpoints").to_pylist():
         if (r["service"], r["model"], r["model_version"], r["shard"]) == (SERVICE, model, model_version, group_id):
-            return pickle.loads(base64.b64decode(r["state"]))  # written by this service (docs/store.md)
+            where = f"of service {SERVICE}, model {model} {model_version}, group {group_id} in {store.uri}"
+            return decode_checkpoint(r["state"], where)
     return None
 
 
 def save_checkpoint(
     store: Store, group_id: str, model: str, model_version: str, join: FeedbackJoin, offsets: dict
 ) -> None:
-    """Save the join's state and the offsets it covers (one row, replacing the last)."""
+    """Save the join's state and the offsets it covers (one row, replacing the last; one transaction)."""
     import pyarrow as pa
 
-    state = base64.b64encode(pickle.dumps({"join": join.snapshot(), "offsets": dict(offsets)})).decode()
     row = {
         "service": [SERVICE],
         "model": [model],
         "model_version": [model_version],
         "shard": [group_id],
         "saved_at": pa.array([int(time.time() * 1000)], pa.int64()),
-        "state": [state],
+        "state": [encode_checkpoint(join, offsets)],
     }
     store.write("checkpoints", pa.table(row))
 
 
 @dataclass
 class FeedbackStats:
-    """What one run of the service did."""
+    """What one run of the service did.
+
+    Attributes:
+        predictions: prediction rows stored.
+        labels: label rows stored.
+        feedback: joined rows stored.
+        dead_letters: messages that could not be read, plus rows refused as future.
+        refused: of those, the rows refused as future (``future_labels``/``future_predictions``).
+        store_retries: store writes that failed and were tried again.
+        errors: the reason of every dead letter.
+    """
 
     predictions: int = 0
     labels: int = 0
     feedback: int = 0
     dead_letters: int = 0
+    refused: int = 0
+    store_retries: int = 0
     errors: list[str] = field(default_factory=list)
 
 
-def _rows(messages: list[Any], needed: tuple[str, ...], stats: FeedbackStats, dlq: Any, dlq_topic: str | None) -> list:
-    rows = []
+class DeadLetters:
+    """Dead letters of one batch: produced with the reason header, then confirmed by the broker.
+
+    Args:
+        producer: a confluent-kafka ``Producer`` (``None``: letters are only counted).
+        topic: the dead-letter topic.
+        stats: where letters are counted.
+    """
+
+    def __init__(self, producer: Any, topic: str | None, stats: FeedbackStats) -> None:
+        """Nothing sent yet."""
+        self.producer, self.topic, self.stats = producer, topic, stats
+        self.failures: list[str] = []
+
+    def send(self, message: Any, reason: str) -> None:
+        """Dead-letter ``message`` (a consumed message) with ``reason`` in its ``error`` header."""
+        self.stats.dead_letters += 1
+        self.stats.errors.append(reason)
+        if self.producer is None or not self.topic:
+            return
+
+        def delivered(err: Any, _msg: Any) -> None:
+            if err is not None:
+                self.failures.append(f"{reason}: {err}")
+
+        self.producer.produce(
+            self.topic, message.value(), key=message.key(), headers={"error": reason}, on_delivery=delivered
+        )
+        self.producer.poll(0)
+
+    def confirm(self, timeout_s: float = 30.0) -> None:
+        """Wait until the broker acknowledged every letter sent.
+
+        Raises:
+            FeedbackServiceError: a letter was refused, or not acknowledged within ``timeout_s``.
+        """
+        if self.producer is None:
+            return
+        left = self.producer.flush(timeout_s)
+        if left or self.failures:
+            msg = (
+                f"feedback service: the dead-letter topic {self.topic} did not acknowledge {left} message(s) within "
+                f"{timeout_s} s and refused {len(self.failures)} ({self.failures[:3]}); stopped without committing "
+                "the batch's offsets; check the topic and the broker, then restart (the batch is read again)"
+            )
+            self.failures = []
+            raise FeedbackServiceError(msg)
+
+
+def write_with_retry(store: Store, writes: list[tuple[str, Any]], retry_s: float, stats: FeedbackStats) -> None:
+    """Write ``(table, rows)`` in order, retrying the failing write (idempotent) for ``retry_s`` seconds.
+
+    Raises:
+        FeedbackServiceError: a write still fails after ``retry_s``.
+    """
+    for table, rows in writes:
+        _retry(lambda t=table, r=rows: store.write(t, r), f"the write of table '{table}'", store, retry_s, stats)
+
+
+def _retry(action: Callable[[], None], what: str, store: Store, retry_s: float, stats: FeedbackStats) -> None:
+    deadline, pause = time.monotonic() + retry_s, 0.1
+    while True:
+        try:
+            action()
+            return
+        except Exception as e:
+            if time.monotonic() + pause > deadline:
+                msg = (
+                    f"feedback service: {what} to the store {store.uri} failed for {retry_s} s ({e}); stopped "
+                    "without committing the offsets of unstored work; restart once the store is back (the "
+                    "batch is read again)"
+                )
+                raise FeedbackServiceError(msg) from e
+            stats.store_retries += 1
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+
+def _rows(messages: list[Any], needed: tuple[str, ...], dead: DeadLetters) -> tuple[list[dict], list[Any]]:
+    rows, kept = [], []
     for m in messages:
         try:
             value = json.loads(m.value())
@@ -84,14 +252,38 @@ def _rows(messages: list[Any], needed: tuple[str, ...], stats: FeedbackStats, dl
             if missing:
                 msg = f"lacks the field(s) {missing}"
                 raise ValueError(msg)
-            rows.append(value)
-        except (ValueError, TypeError) as e:
-            reason = f"topic {m.topic()} partition {m.partition()} offset {m.offset()}: {e}"
-            stats.dead_letters += 1
-            stats.errors.append(reason)
-            if dlq is not None and dlq_topic:
-                dlq.produce(dlq_topic, m.value(), key=m.key(), headers={"error": reason})
-    return rows
+            row = [str(value[needed[0]]), int(value[needed[1]]), float(value[needed[2]])]
+        except (ValueError, TypeError, OverflowError) as e:
+            dead.send(m, f"topic {m.topic()} partition {m.partition()} offset {m.offset()}: {e}")
+            continue
+        if not -(2**63) <= row[1] < 2**63:
+            dead.send(m, f"topic {m.topic()} partition {m.partition()} offset {m.offset()}: {needed[1]} out of int64")
+            continue
+        rows.append(row)
+        kept.append(m)
+    return rows, kept
+
+
+def _refused(join: FeedbackJoin, messages: list[Any], dead: DeadLetters) -> set[int]:
+    """Dead-letter the rows the join refused (``messages`` in row order); returns their rows."""
+    out: set[int] = set()
+    for r in join.take_refused():
+        rows = r.rows.column("__row").to_pylist()
+        for row, reason in zip(rows, r.reasons, strict=True):
+            m = messages[row]
+            dead.send(m, f"topic {m.topic()} partition {m.partition()} offset {m.offset()}: {reason}")
+            dead.stats.refused += 1
+            out.add(row)
+    return out
+
+
+def _without(table: Any, rows: set[int]) -> Any:
+    import pyarrow as pa
+
+    table = table.drop_columns(["__row"])
+    if not rows:
+        return table
+    return table.take(pa.array([i for i in range(table.num_rows) if i not in rows], pa.int64()))
 
 
 def run(
@@ -110,8 +302,16 @@ def run(
     batch_size: int = 10_000,
     idle_exit_s: float | None = None,
     checkpoint_s: float = CHECKPOINT_S,
+    max_future_skew_ms: int | None = MAX_FUTURE_SKEW_MS,
+    max_watermark_jump_ms: int | None = None,
+    store_retry_s: float = STORE_RETRY_S,
 ) -> FeedbackStats:
-    """Run the service until interrupted (or idle for ``idle_exit_s``); returns its counts."""
+    """Run the service until interrupted (or idle for ``idle_exit_s``); returns its counts.
+
+    Raises:
+        FeedbackServiceError: the store or the dead-letter topic failed; nothing after the last
+            checkpoint was committed.
+    """
     import pyarrow as pa
     from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -124,16 +324,24 @@ def run(
             "auto.offset.reset": "earliest",
         }
     )
-    dlq = Producer({"bootstrap.servers": bootstrap}) if dead_letter_topic else None
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True}) if dead_letter_topic else None
     stats = FeedbackStats()
+    dead = DeadLetters(producer, dead_letter_topic, stats)
     last = time.monotonic()
     try:
         with Store(store_uri) as store:
             saved = load_checkpoint(store, group_id, model, model_version)
             if saved is None:
-                join, positions = FeedbackJoin(ttl=ttl_ms, window=window_ms, fields=f), {}
+                join = FeedbackJoin(
+                    ttl=ttl_ms,
+                    window=window_ms,
+                    fields=f,
+                    max_future_skew=max_future_skew_ms,
+                    max_watermark_jump=max_watermark_jump_ms,
+                )
+                positions: dict[tuple[str, int], int] = {}
             else:
-                join, positions = FeedbackJoin.restore(saved["join"]), dict(saved["offsets"])
+                join, positions = saved
 
             def on_assign(c: Any, partitions: list[Any]) -> None:
                 for p in partitions:
@@ -143,7 +351,14 @@ def run(
                 c.assign(partitions)
 
             def checkpoint() -> None:
-                save_checkpoint(store, group_id, model, model_version, join, positions)
+                # The state and the offsets it covers in one row first, then the commit.
+                _retry(
+                    lambda: save_checkpoint(store, group_id, model, model_version, join, positions),
+                    "the checkpoint",
+                    store,
+                    store_retry_s,
+                    stats,
+                )
                 if positions:
                     tps = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
                     consumer.commit(offsets=tps, asynchronous=False)
@@ -158,95 +373,101 @@ def run(
                 if not messages:
                     continue
                 last = time.monotonic()
-                for m in messages:
-                    positions[(m.topic(), m.partition())] = m.offset() + 1
-                preds = _rows(
-                    [m for m in messages if m.topic() == predictions_topic],
-                    (f.id, f.event_time, f.score),
-                    stats,
-                    dlq,
-                    dead_letter_topic,
+                writes: list[tuple[str, Any]] = []
+                preds, pred_msgs = _rows(
+                    [m for m in messages if m.topic() == predictions_topic], (f.id, f.event_time, f.score), dead
                 )
-                labs = _rows(
-                    [m for m in messages if m.topic() == labels_topic],
-                    (f.id, f.label_time, f.label),
-                    stats,
-                    dlq,
-                    dead_letter_topic,
+                labs, lab_msgs = _rows(
+                    [m for m in messages if m.topic() == labels_topic], (f.id, f.label_time, f.label), dead
                 )
                 if preds:
+                    ids, times, scores = zip(*preds, strict=True)
                     table = pa.table(
                         {
-                            f.id: [str(r[f.id]) for r in preds],
-                            f.event_time: pa.array([int(r[f.event_time]) for r in preds], pa.int64()),
-                            f.score: pa.array([float(r[f.score]) for r in preds], pa.float64()),
+                            f.id: list(ids),
+                            f.event_time: pa.array(times, pa.int64()),
+                            f.score: pa.array(scores, pa.float64()),
+                            "__row": pa.array(range(len(preds)), pa.int64()),
                         }
                     )
                     join.add_predictions(table)
+                    table = _without(table, _refused(join, pred_msgs, dead))
                     n = table.num_rows
                     t = table.column(f.event_time)
-                    store.write(
-                        "predictions",
-                        pa.table(
-                            {
-                                "event_id": table.column(f.id),
-                                "model": [model] * n,
-                                "model_version": [model_version] * n,
-                                "event_time": t,
-                                "window_start": pa.compute.multiply(pa.compute.divide(t, window_ms), window_ms),
-                                "score": table.column(f.score),
-                                "prediction": pa.compute.cast(
-                                    pa.compute.greater_equal(table.column(f.score), 0.5), pa.float64()
-                                ),
-                            }
-                        ),
+                    writes.append(
+                        (
+                            "predictions",
+                            pa.table(
+                                {
+                                    "event_id": table.column(f.id),
+                                    "model": [model] * n,
+                                    "model_version": [model_version] * n,
+                                    "event_time": t,
+                                    "window_start": pa.compute.multiply(pa.compute.divide(t, window_ms), window_ms),
+                                    "score": table.column(f.score),
+                                    "prediction": pa.compute.cast(
+                                        pa.compute.greater_equal(table.column(f.score), 0.5), pa.float64()
+                                    ),
+                                }
+                            ),
+                        )
                     )
                     stats.predictions += n
                 if labs:
+                    ids, times, ys = zip(*labs, strict=True)
                     table = pa.table(
                         {
-                            f.id: [str(r[f.id]) for r in labs],
-                            f.label_time: pa.array([int(r[f.label_time]) for r in labs], pa.int64()),
-                            f.label: pa.array([float(r[f.label]) for r in labs], pa.float64()),
+                            f.id: list(ids),
+                            f.label_time: pa.array(times, pa.int64()),
+                            f.label: pa.array(ys, pa.float64()),
+                            "__row": pa.array(range(len(labs)), pa.int64()),
                         }
                     )
                     fb = join.add_labels(table)
-                    store.write(
-                        "labels",
-                        pa.table(
-                            {
-                                "event_id": table.column(f.id),
-                                "label_time": table.column(f.label_time),
-                                "label": table.column(f.label),
-                            }
-                        ),
+                    table = _without(table, _refused(join, lab_msgs, dead))
+                    writes.append(
+                        (
+                            "labels",
+                            pa.table(
+                                {
+                                    "event_id": table.column(f.id),
+                                    "label_time": table.column(f.label_time),
+                                    "label": table.column(f.label),
+                                }
+                            ),
+                        )
                     )
                     if fb.num_rows:
                         n = fb.num_rows
                         fb = fb.append_column("model", pa.array([model] * n)).append_column(
                             "model_version", pa.array([model_version] * n)
                         )
-                        store.write("feedback", fb)
+                        writes.append(("feedback", fb))
                     stats.labels += table.num_rows
                     stats.feedback += fb.num_rows
                 rows = join.quality_rows(join.take_touched())
                 if rows:
                     k = len(rows)
-                    store.write(
-                        "quality",
-                        pa.table(
-                            {
-                                "model": [model] * k,
-                                "model_version": [model_version] * k,
-                                "window_start": pa.array([r[0] for r in rows], pa.int64()),
-                                "shard": [group_id] * k,
-                                "metric": [r[1] for r in rows],
-                                "value": pa.array([r[2] for r in rows], pa.float64()),
-                            }
-                        ),
+                    writes.append(
+                        (
+                            "quality",
+                            pa.table(
+                                {
+                                    "model": [model] * k,
+                                    "model_version": [model_version] * k,
+                                    "window_start": pa.array([r[0] for r in rows], pa.int64()),
+                                    "shard": [group_id] * k,
+                                    "metric": [r[1] for r in rows],
+                                    "value": pa.array([r[2] for r in rows], pa.float64()),
+                                }
+                            ),
+                        )
                     )
-                if dlq is not None:
-                    dlq.flush(10)
+                dead.confirm()
+                write_with_retry(store, writes, store_retry_s, stats)
+                # Only now is the batch done: the next checkpoint may cover (and commit) it.
+                for m in messages:
+                    positions[(m.topic(), m.partition())] = m.offset() + 1
             checkpoint()
     finally:
         consumer.close()

@@ -93,14 +93,20 @@ def gather(store: Store, *, model: str | None = None, since: int | None = None) 
 
 
 def quality_series(quality: dict[int, dict[str, float]]) -> dict[str, list[tuple[int, float]]]:
-    """AUC or MAE, accuracy and label coverage per window."""
+    """AUC or MAE, accuracy and label coverage per window (and the share of non-finite scores, if any)."""
     out: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    any_non_finite = any(m.get("non_finite_scores") for m in quality.values())
     for w, m in quality.items():
         labeled, predictions = m.get("labeled", 0.0), m.get("predictions", 0.0)
         if predictions:
             out["label coverage"].append((w, labeled / predictions))
-        if not labeled:
+        # The sums leave out pairs with a non-finite score or label (streamml.feedback).
+        finite = labeled - m.get("non_finite_scores", 0.0) - m.get("non_finite_labels", 0.0)
+        if any_non_finite:
+            out["non-finite scores"].append((w, m.get("non_finite_scores", 0.0) / labeled if labeled else 0.0))
+        if not finite:
             continue
+        labeled = finite
         if "tp" in m:
             size = 1 + max((int(k[9:]) for k in m if k.startswith("hist_")), default=0)
             neg = np.array([m.get(f"hist_neg_{i:03d}", 0.0) for i in range(size)])

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 use pyo3_arrow::PyArray;
 use std::sync::Arc;
-use streamml_core::feedback::{metric_names, Config, FeedbackError, FeedbackJoin, IdColumn, Task};
+use streamml_core::feedback::{metric_names, wall_clock_ms, Config, FeedbackError, FeedbackJoin, IdColumn, Task};
 
 use crate::arrow_io::to_pyarrow;
 use crate::errors::{new_err, Kind};
@@ -42,7 +42,8 @@ pub struct PyFeedbackJoin {
 #[pymethods]
 impl PyFeedbackJoin {
     #[new]
-    #[pyo3(signature = (*, ttl, window, task, threshold, hist_bins, late_horizon, bucket))]
+    #[pyo3(signature = (*, ttl, window, task, threshold, hist_bins, late_horizon, bucket, max_future_skew, max_watermark_jump))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         ttl: i64,
         window: i64,
@@ -51,6 +52,8 @@ impl PyFeedbackJoin {
         hist_bins: usize,
         late_horizon: i64,
         bucket: i64,
+        max_future_skew: Option<i64>,
+        max_watermark_jump: Option<i64>,
     ) -> PyResult<Self> {
         let task = match task {
             "binary" => Task::Binary,
@@ -59,7 +62,8 @@ impl PyFeedbackJoin {
                 return Err(new_err(Kind::Input, format!("feedback join: task '{other}' is not one of binary, regression")))
             }
         };
-        let config = Config { ttl, window, task, threshold, hist_bins, late_horizon, bucket };
+        let config =
+            Config { ttl, window, task, threshold, hist_bins, late_horizon, bucket, max_future_skew, max_watermark_jump };
         Ok(Self { inner: FeedbackJoin::new(config).map_err(fb_err)? })
     }
 
@@ -81,14 +85,18 @@ impl PyFeedbackJoin {
         PyTuple::new(py, [from_state.into_any(), PyTuple::new(py, [state])?.into_any()])
     }
 
-    /// `(ttl, window, task, threshold, hist_bins, late_horizon, bucket)`.
-    fn config(&self) -> (i64, i64, &'static str, f64, usize, i64, i64) {
+    /// `(ttl, window, task, threshold, hist_bins, late_horizon, bucket, max_future_skew, max_watermark_jump)`.
+    #[allow(clippy::type_complexity)]
+    fn config(&self) -> (i64, i64, &'static str, f64, usize, i64, i64, Option<i64>, Option<i64>) {
         let c = self.inner.config();
         let task = if c.task == Task::Binary { "binary" } else { "regression" };
-        (c.ttl, c.window, task, c.threshold, c.hist_bins, c.late_horizon, c.bucket)
+        (c.ttl, c.window, task, c.threshold, c.hist_bins, c.late_horizon, c.bucket, c.max_future_skew, c.max_watermark_jump)
     }
 
-    /// Add predictions (GIL released). `ids`: integers or strings; `times`: int64; `scores`: float64.
+    /// Add predictions at wall-clock `now` (ms; default the clock) with the GIL
+    /// released; returns the rows refused as future. `ids`: integers or
+    /// strings; `times`: int64; `scores`: float64.
+    #[pyo3(signature = (id_field, ids, times, scores, now=None))]
     fn add_predictions(
         &mut self,
         py: Python<'_>,
@@ -96,14 +104,19 @@ impl PyFeedbackJoin {
         ids: PyArray,
         times: PyArray,
         scores: PyArray,
-    ) -> PyResult<()> {
+        now: Option<i64>,
+    ) -> PyResult<Vec<usize>> {
         let ids = IdColumn::new(ids.array(), "predictions", id_field).map_err(fb_err)?;
         let (times, scores) = (int64s(&times, "event times")?, float64s(&scores, "scores")?);
         let inner = &mut self.inner;
-        py.detach(|| inner.add_predictions(&ids, times.values(), scores.values())).map_err(fb_err)
+        let now = now.unwrap_or_else(wall_clock_ms);
+        py.detach(|| inner.add_predictions(&ids, times.values(), scores.values(), now)).map_err(fb_err)
     }
 
-    /// Join labels (GIL released); returns the feedback rows as a `pyarrow.RecordBatch`.
+    /// Join labels at wall-clock `now` (ms; default the clock) with the GIL
+    /// released; returns the feedback rows as a `pyarrow.RecordBatch` and the
+    /// rows refused as future.
+    #[pyo3(signature = (id_field, ids, times, labels, now=None))]
     fn add_labels<'py>(
         &mut self,
         py: Python<'py>,
@@ -111,14 +124,32 @@ impl PyFeedbackJoin {
         ids: PyArray,
         times: PyArray,
         labels: PyArray,
-    ) -> PyResult<Bound<'py, PyAny>> {
+        now: Option<i64>,
+    ) -> PyResult<(Bound<'py, PyAny>, Vec<usize>)> {
         let ids = IdColumn::new(ids.array(), "labels", id_field).map_err(fb_err)?;
         let (times, labels) = (int64s(&times, "label times")?, float64s(&labels, "labels")?);
         let inner = &mut self.inner;
-        let batch = py.detach(|| {
-            inner.add_labels(&ids, times.values(), labels.values()).map(|fb| fb.into_batch(&ids))
+        let now = now.unwrap_or_else(wall_clock_ms);
+        let out = py.detach(|| {
+            inner.add_labels(&ids, times.values(), labels.values(), now).map(|mut fb| {
+                let refused = std::mem::take(&mut fb.refused);
+                (fb.into_batch(&ids), refused)
+            })
         });
-        to_pyarrow(py, batch.map_err(fb_err)?)
+        let (batch, refused) = out.map_err(fb_err)?;
+        Ok((to_pyarrow(py, batch)?, refused))
+    }
+
+    /// The latest label time accepted at wall-clock `now` (ms; default the clock).
+    #[pyo3(signature = (now=None))]
+    fn label_limit(&self, now: Option<i64>) -> i64 {
+        self.inner.label_limit(now.unwrap_or_else(wall_clock_ms))
+    }
+
+    /// The latest prediction event time accepted at wall-clock `now` (ms; default the clock).
+    #[pyo3(signature = (now=None))]
+    fn prediction_limit(&self, now: Option<i64>) -> i64 {
+        self.inner.prediction_limit(now.unwrap_or_else(wall_clock_ms))
     }
 
     /// The windows revised since the last call (sorted), and forget that they were.
@@ -179,6 +210,18 @@ impl PyFeedbackJoin {
         (ints, strs.into_iter().map(|(k, t)| (k.to_owned(), t)).collect())
     }
 
+    /// Remembered labelled `(id, event time)`: integer ids, then string ids.
+    #[allow(clippy::type_complexity)]
+    fn labelled(&self) -> (Vec<(i64, i64)>, Vec<(String, i64)>) {
+        let (ints, strs) = self.inner.labelled();
+        (ints, strs.into_iter().map(|(k, t)| (k.to_owned(), t)).collect())
+    }
+
+    /// How many labelled ids are remembered.
+    fn labelled_len(&self) -> usize {
+        self.inner.labelled_len()
+    }
+
     /// How many predictions are pending.
     fn pending_len(&self) -> usize {
         self.inner.pending_len()
@@ -189,7 +232,7 @@ impl PyFeedbackJoin {
         self.inner.tombstones_len()
     }
 
-    /// The largest label time seen.
+    /// The largest accepted label time.
     #[getter]
     fn watermark(&self) -> i64 {
         self.inner.watermark()

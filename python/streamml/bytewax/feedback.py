@@ -6,7 +6,9 @@ anything ``pyarrow.table`` takes): the join works a batch at a time
 event id; Bytewax places the keys on its workers, so the results do not depend on
 the number of workers. The join state is the operator's Bytewax state: it is
 snapshotted at each epoch and restored on resume (``bytewax.recovery``), so a restart
-neither loses pending predictions nor counts a label twice.
+neither loses pending predictions nor counts a label twice. Rows stamped too far in the future
+(``max_future_skew``, ``max_watermark_jump``; see :mod:`streamml.feedback`) come out on
+``errs``, with the reason, instead of moving the join's watermark.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 
-from streamml.feedback import FeedbackJoin, Fields
+from streamml.feedback import MAX_FUTURE_SKEW_MS, FeedbackJoin, Fields, Refused
 
 
 @dataclass(frozen=True)
@@ -32,14 +34,21 @@ class FeedbackStreams:
         quality: ``pyarrow.Table`` of the revised windows per input batch: ``model``,
             ``model_version``, ``window_start``, ``shard``, ``metric``, ``value`` (cumulative per
             window and shard; the store's ``quality`` table upserts it).
+        errs: a :class:`streamml.feedback.Refused` per input batch with rows refused as
+            future (``kind``, the ``rows`` as a ``pyarrow.Table``, one reason per row).
     """
 
     feedback: Stream[Any]
     quality: Stream[Any]
+    errs: Stream[Refused]
 
 
 def _ms(value: timedelta | int) -> int:
     return int(value.total_seconds() * 1000) if isinstance(value, timedelta) else int(value)
+
+
+def _ms_or_none(value: timedelta | int | None) -> int | None:
+    return None if value is None else _ms(value)
 
 
 def _shard_of(ids: list[Any], shards: int) -> list[int]:
@@ -80,6 +89,7 @@ class _JoinLogic(op.StatefulBatchLogic):
                 fb = fb.add_column(1, "model", _repeat(self.model, n))
                 fb = fb.add_column(2, "model_version", _repeat(self.version, n))
                 out.append(("feedback", fb))
+        out.extend(("errs", r) for r in self.join.take_refused())
         touched = self.join.take_touched()
         if touched:
             q = self.join.quality_table(touched)  # window_start, metric, value
@@ -111,6 +121,8 @@ def feedback_join(
     model: str = "model",
     model_version: str = "0",
     hist_bins: int = 200,
+    max_future_skew: timedelta | int | None = MAX_FUTURE_SKEW_MS,
+    max_watermark_jump: timedelta | int | None = None,
 ) -> FeedbackStreams:
     """Join a stream of label batches onto a stream of prediction batches by event id.
 
@@ -131,9 +143,12 @@ def feedback_join(
         model: the model name written with every row.
         model_version: the model version written with every row.
         hist_bins: bins of the per-class score histograms (binary; AUC resolution).
+        max_future_skew: how far ahead of the wall clock an event time may be (a timedelta, or
+            ms; default 1 h; ``None``: no cap, for times that are not ms since the epoch).
+        max_watermark_jump: how far ahead of the join's watermark one label may be (default: no cap).
 
     Returns:
-        The ``feedback`` and ``quality`` streams (:class:`FeedbackStreams`).
+        The ``feedback``, ``quality`` and ``errs`` streams (:class:`FeedbackStreams`).
     """
     fields = Fields(
         id=id_field, event_time=time_field, score=score_field, label_time=label_time_field, label=label_field
@@ -148,11 +163,21 @@ def feedback_join(
     def build(resume: tuple[str | None, dict[str, Any]] | None) -> _JoinLogic:
         if resume is not None:
             return _JoinLogic(resume[0], FeedbackJoin.restore(resume[1]), model, model_version)
-        join = FeedbackJoin(ttl=ttl_ms, window=window_ms, task=task, fields=fields, hist_bins=hist_bins)
+        join = FeedbackJoin(
+            ttl=ttl_ms,
+            window=window_ms,
+            task=task,
+            fields=fields,
+            hist_bins=hist_bins,
+            max_future_skew=_ms_or_none(max_future_skew),
+            max_watermark_jump=_ms_or_none(max_watermark_jump),
+        )
         return _JoinLogic(None, join, model, model_version)
 
     out = op.key_rm("unkey", op.stateful_batch("join", tagged, build))
     branch = op.branch("split", out, lambda kv: kv[0] == "feedback")
+    rest = op.branch("split_errs", branch.falses, lambda kv: kv[0] == "errs")
     feedback = op.map("feedback_tables", branch.trues, lambda kv: kv[1])
-    quality = op.map("quality_tables", branch.falses, lambda kv: kv[1])
-    return FeedbackStreams(feedback=feedback, quality=quality)
+    quality = op.map("quality_tables", rest.falses, lambda kv: kv[1])
+    errs = op.map("refused", rest.trues, lambda kv: kv[1])
+    return FeedbackStreams(feedback=feedback, quality=quality, errs=errs)

@@ -59,6 +59,15 @@ impl IdColumn {
         self.len() == 0
     }
 
+    /// The ids of `rows`, in that order.
+    pub fn take(&self, rows: &[usize]) -> Self {
+        match self {
+            Self::Int(a) => Self::Int(Int64Array::from_iter_values(rows.iter().map(|&r| a.value(r)))),
+            Self::Str(a) => Self::Str(rows.iter().map(|&r| Some(a.value(r))).collect()),
+            Self::LargeStr(a) => Self::LargeStr(rows.iter().map(|&r| Some(a.value(r))).collect()),
+        }
+    }
+
     /// The ids of `rows` as strings (integers in decimal), as the feedback rows carry them.
     pub fn strings(&self, rows: &[usize]) -> ArrayRef {
         let out: StringArray = match self {

@@ -3,7 +3,19 @@
 use super::{Config, Task};
 
 /// Counts every window has, in output order.
-pub const COUNTS: [&str; 6] = ["predictions", "labeled", "expired", "late_labels", "orphan_labels", "duplicates"];
+pub const COUNTS: [&str; 11] = [
+    "predictions",
+    "labeled",
+    "expired",
+    "late_labels",
+    "orphan_labels",
+    "duplicates",
+    "duplicate_labels",
+    "non_finite_scores",
+    "non_finite_labels",
+    "future_labels",
+    "future_predictions",
+];
 const BINARY: [&str; 8] = ["tp", "fp", "tn", "fn", "pos", "neg", "logloss_sum", "brier_sum"];
 const REGRESSION: [&str; 3] = ["abs_err_sum", "sq_err_sum", "label_sum"];
 const LOG_EPS: f64 = 1e-15;
@@ -15,17 +27,22 @@ pub(crate) const EXPIRED: usize = 2;
 pub(crate) const LATE: usize = 3;
 pub(crate) const ORPHANS: usize = 4;
 pub(crate) const DUPLICATES: usize = 5;
-const TP: usize = 6;
-const FP: usize = 7;
-const TN: usize = 8;
-const FN: usize = 9;
-const POS: usize = 10;
-const NEG: usize = 11;
-const LOGLOSS: usize = 12;
-const BRIER: usize = 13;
-const ABS_ERR: usize = 6;
-const SQ_ERR: usize = 7;
-const LABEL_SUM: usize = 8;
+pub(crate) const DUPLICATE_LABELS: usize = 6;
+const NON_FINITE_SCORES: usize = 7;
+const NON_FINITE_LABELS: usize = 8;
+pub(crate) const FUTURE_LABELS: usize = 9;
+pub(crate) const FUTURE_PREDICTIONS: usize = 10;
+const TP: usize = 11;
+const FP: usize = 12;
+const TN: usize = 13;
+const FN: usize = 14;
+const POS: usize = 15;
+const NEG: usize = 16;
+const LOGLOSS: usize = 17;
+const BRIER: usize = 18;
+const ABS_ERR: usize = 11;
+const SQ_ERR: usize = 12;
+const LABEL_SUM: usize = 13;
 
 /// The metric names of a task's windows, in the order of [`Window::sums`].
 pub fn metric_names(task: Task) -> Vec<&'static str> {
@@ -103,10 +120,32 @@ impl Window {
         out
     }
 
-    /// Revise the window with joined pairs (`score`, `label`), in row order.
+    /// Revise the window with joined pairs (`score`, `label`), in row order:
+    /// every pair is `labeled`; a pair with a NaN or infinite score (else
+    /// label) is counted as `non_finite_scores` (`non_finite_labels`) and left
+    /// out of the sums and histograms.
     pub(crate) fn add_pairs(&mut self, config: &Config, score: &[f64], label: &[f64]) {
+        self.sums[LABELED] += score.len() as f64;
+        if score.iter().chain(label).all(|v| v.is_finite()) {
+            return self.add_finite(config, score, label);
+        }
+        let (mut s_ok, mut y_ok) = (Vec::with_capacity(score.len()), Vec::with_capacity(score.len()));
+        for (&p, &y) in score.iter().zip(label) {
+            if !p.is_finite() {
+                self.sums[NON_FINITE_SCORES] += 1.0;
+            } else if !y.is_finite() {
+                self.sums[NON_FINITE_LABELS] += 1.0;
+            } else {
+                s_ok.push(p);
+                y_ok.push(y);
+            }
+        }
+        self.add_finite(config, &s_ok, &y_ok);
+    }
+
+    /// The sums of finite pairs.
+    fn add_finite(&mut self, config: &Config, score: &[f64], label: &[f64]) {
         let s = &mut self.sums;
-        s[LABELED] += score.len() as f64;
         match config.task {
             Task::Regression => {
                 let err: Vec<f64> = score.iter().zip(label).map(|(p, y)| p - y).collect();
@@ -130,7 +169,7 @@ impl Window {
                         (false, false) => 2,
                         (true, false) => 3,
                     }] += 1;
-                    // numpy's clip, written out as numpy does it (a NaN stays NaN).
+                    // numpy's clip, written out as numpy does it.
                     #[allow(clippy::manual_clamp)]
                     let pc = if p < LOG_EPS {
                         LOG_EPS

@@ -10,11 +10,19 @@ use arrow_schema::{DataType, Field, Schema};
 use rustc_hash::FxHashMap;
 
 use super::ids::IdColumn;
-use super::quality::{Tally, Window, DUPLICATES, EXPIRED, LATE, ORPHANS, PREDICTIONS};
+use super::quality::{
+    Tally, Window, DUPLICATES, DUPLICATE_LABELS, EXPIRED, FUTURE_LABELS, FUTURE_PREDICTIONS, LATE, ORPHANS, PREDICTIONS,
+};
 use super::{Config, FeedbackError, Task};
 
 /// The watermark before any label arrived.
 pub const INITIAL_WATERMARK: i64 = -(1 << 62);
+
+/// The wall clock in ms since the Unix epoch (what `max_future_skew` is measured from).
+pub fn wall_clock_ms() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
 
 /// The state of one kind of id (`int64` or string).
 #[derive(Clone, Debug, PartialEq)]
@@ -28,6 +36,10 @@ pub(crate) struct Keyed<K: Hash + Eq> {
     pub(crate) pending_buckets: BTreeMap<i64, Vec<K>>,
     /// Expiry bucket -> the ids that expired from it.
     pub(crate) tomb_buckets: BTreeMap<i64, Vec<K>>,
+    /// Expiry bucket of the prediction -> ids that got their label -> the
+    /// prediction's event time: kept as long as tombstones, so that a second
+    /// label is a duplicate, not an orphan; a bucket is forgotten whole.
+    pub(crate) labelled: BTreeMap<i64, FxHashMap<K, i64>>,
 }
 
 impl<K: Hash + Eq> Default for Keyed<K> {
@@ -37,6 +49,7 @@ impl<K: Hash + Eq> Default for Keyed<K> {
             tombstones: FxHashMap::default(),
             pending_buckets: BTreeMap::new(),
             tomb_buckets: BTreeMap::new(),
+            labelled: BTreeMap::new(),
         }
     }
 }
@@ -45,6 +58,7 @@ impl<K: Hash + Eq> Default for Keyed<K> {
 enum Hit {
     Pending(i64, f64),
     Expired(i64),
+    Labelled(i64),
     Unknown,
 }
 
@@ -83,17 +97,40 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
         }
     }
 
-    fn take<Q: Hash + Eq + ?Sized>(&mut self, key: &Q) -> Hit
+    /// What a label for `key` finds; a pending or expired id is now labelled.
+    fn take<Q: Hash + Eq + ?Sized>(&mut self, key: &Q, bucket: i64, live: &FxHashMap<i64, i64>) -> Hit
     where
         K: Borrow<Q>,
     {
-        if let Some((t, s)) = self.pending.remove(key) {
-            Hit::Pending(t, s)
-        } else if let Some(t) = self.tombstones.remove(key) {
-            Hit::Expired(t)
+        let (k, t, hit) = if let Some((k, (t, s))) = self.pending.remove_entry(key) {
+            (k, t, Hit::Pending(t, s))
+        } else if let Some((k, t)) = self.tombstones.remove_entry(key) {
+            (k, t, Hit::Expired(t))
+        } else if let Some(&t) = self.labelled.values().rev().find_map(|ids| ids.get(key)) {
+            return Hit::Labelled(t); // the newest bucket's, if the id was labelled again since
         } else {
-            Hit::Unknown
+            return Hit::Unknown;
+        };
+        let b = t.div_euclid(bucket);
+        let ids = match self.labelled.last_entry() {
+            Some(newest) if *newest.key() == b => newest.into_mut(), // labels come mostly in time order
+            _ => self.labelled.entry(b).or_insert_with(|| {
+                // Sized for the bucket's pending predictions (an upper bound), so it never rehashes.
+                let n = live.get(&b).map_or(0, |&n| n.clamp(0, 1 << 16) as usize);
+                FxHashMap::with_capacity_and_hasher(n, Default::default())
+            }),
+        };
+        ids.insert(k, t);
+        hit
+    }
+
+    /// Remembered labelled ids (an id labelled again under a later bucket: the later one).
+    fn labelled_ids(&self) -> impl Iterator<Item = (&K, i64)> {
+        let mut seen: FxHashMap<&K, i64> = FxHashMap::default();
+        for ids in self.labelled.values() {
+            seen.extend(ids.iter().map(|(k, &t)| (k, t)));
         }
+        seen.into_iter()
     }
 
     /// Expire the pending ids listed in bucket `b` that are still there and
@@ -115,7 +152,7 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
         }
     }
 
-    /// Forget the tombstones of buckets before `forget`.
+    /// Forget the tombstones and labelled ids of buckets before `forget`.
     fn forget(&mut self, forget: i64) {
         while let Some(entry) = self.tomb_buckets.first_entry() {
             if *entry.key() >= forget {
@@ -124,6 +161,12 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
             for id in entry.remove() {
                 self.tombstones.remove(&id);
             }
+        }
+        while let Some(entry) = self.labelled.first_entry() {
+            if *entry.key() >= forget {
+                break;
+            }
+            entry.remove();
         }
     }
 }
@@ -142,10 +185,12 @@ pub struct FeedbackJoin {
     pub(crate) touched: BTreeSet<i64>,
 }
 
-/// The joined rows of one label batch (`rows` index the label batch).
+/// The joined rows of one label batch (`rows` index the label batch), and
+/// the rows refused as future (`refused`, for the host's dead letters).
 #[derive(Debug, Default, PartialEq)]
 pub struct Feedback {
     pub rows: Vec<usize>,
+    pub refused: Vec<usize>,
     pub event_time: Vec<i64>,
     pub label_time: Vec<i64>,
     pub delay: Vec<i64>,
@@ -216,9 +261,32 @@ impl FeedbackJoin {
         &self.config
     }
 
-    /// The largest label time seen.
+    /// The largest accepted label time.
     pub fn watermark(&self) -> i64 {
         self.watermark
+    }
+
+    /// The latest event time accepted at wall-clock time `now` (ms): a label
+    /// after it is refused as future; a prediction is checked against the
+    /// wall-clock cap only (predictions run ahead of the label stream).
+    pub fn label_limit(&self, now: i64) -> i64 {
+        let wall = self.prediction_limit(now);
+        let jump = match self.config.max_watermark_jump {
+            Some(j) if self.watermark != INITIAL_WATERMARK => self.watermark.saturating_add(j),
+            _ => i64::MAX,
+        };
+        wall.min(jump)
+    }
+
+    /// The latest prediction event time accepted at wall-clock time `now` (ms).
+    pub fn prediction_limit(&self, now: i64) -> i64 {
+        self.config.max_future_skew.map_or(i64::MAX, |s| now.saturating_add(s))
+    }
+
+    /// Where refused events are counted: the window of the watermark (the
+    /// label stream's time), or of `now` before the first label.
+    fn arrival_window(&self, now: i64) -> i64 {
+        self.start(if self.watermark == INITIAL_WATERMARK { now } else { self.watermark })
     }
 
     /// The quality windows by start.
@@ -232,6 +300,21 @@ impl FeedbackJoin {
         let ints = self.ints.pending.iter().map(|(k, &(t, s))| (*k, t, s)).collect();
         let strs = self.strs.pending.iter().map(|(k, &(t, s))| (&**k, t, s)).collect();
         (ints, strs)
+    }
+
+    /// Remembered labelled ids: `(id, event time)`, integer ids then string ids.
+    #[allow(clippy::type_complexity)]
+    pub fn labelled(&self) -> (Vec<(i64, i64)>, Vec<(&str, i64)>) {
+        let ints = self.ints.labelled_ids().map(|(k, t)| (*k, t)).collect();
+        let strs = self.strs.labelled_ids().map(|(k, t)| (&**k, t)).collect();
+        (ints, strs)
+    }
+
+    /// How many labelled ids are remembered (an id labelled under two buckets counts twice).
+    pub fn labelled_len(&self) -> usize {
+        let ints: usize = self.ints.labelled.values().map(FxHashMap::len).sum();
+        let strs: usize = self.strs.labelled.values().map(FxHashMap::len).sum();
+        ints + strs
     }
 
     /// Remembered expired ids: `(id, event time)`, integer ids then string ids.
@@ -252,8 +335,13 @@ impl FeedbackJoin {
         self.ints.tombstones.len() + self.strs.tombstones.len()
     }
 
+    /// The start of the quality window of event time `t`.
+    pub fn start_of(&self, t: i64) -> i64 {
+        t.saturating_sub(t.rem_euclid(self.config.window))
+    }
+
     fn start(&self, t: i64) -> i64 {
-        t.div_euclid(self.config.window) * self.config.window
+        self.start_of(t)
     }
 
     fn window(&mut self, start: i64) -> &mut Window {
@@ -277,12 +365,36 @@ impl FeedbackJoin {
         self.apply(metric, &mut tally);
     }
 
-    /// Add a batch of predictions (ids, event times, scores) to the pending state.
-    pub fn add_predictions(&mut self, ids: &IdColumn, times: &[i64], scores: &[f64]) -> Result<(), FeedbackError> {
+    /// Add a batch of predictions (ids, event times, scores) to the pending
+    /// state, at wall-clock time `now` (ms); returns the rows refused as
+    /// future (after [`FeedbackJoin::prediction_limit`]), which are not added.
+    pub fn add_predictions(
+        &mut self,
+        ids: &IdColumn,
+        times: &[i64],
+        scores: &[f64],
+        now: i64,
+    ) -> Result<Vec<usize>, FeedbackError> {
         check_len("predictions", "event time", ids.len(), times.len())?;
         check_len("predictions", "score", ids.len(), scores.len())?;
+        let limit = self.prediction_limit(now);
+        if times.iter().all(|&t| t <= limit) {
+            self.add_accepted(ids, times, scores);
+            return Ok(Vec::new());
+        }
+        let refused: Vec<usize> = (0..times.len()).filter(|&r| times[r] > limit).collect();
+        let keep: Vec<usize> = (0..times.len()).filter(|&r| times[r] <= limit).collect();
+        let kept_times: Vec<i64> = keep.iter().map(|&r| times[r]).collect();
+        let kept_scores: Vec<f64> = keep.iter().map(|&r| scores[r]).collect();
+        self.add_accepted(&ids.take(&keep), &kept_times, &kept_scores);
+        let start = self.arrival_window(now);
+        self.window(start).sums[FUTURE_PREDICTIONS] += refused.len() as f64;
+        Ok(refused)
+    }
+
+    fn add_accepted(&mut self, ids: &IdColumn, times: &[i64], scores: &[f64]) {
         if ids.is_empty() {
-            return Ok(());
+            return;
         }
         let bucket = self.config.bucket;
         let live = &mut self.live;
@@ -298,27 +410,42 @@ impl FeedbackJoin {
             let start = self.start(times[0]);
             self.window(start).sums[DUPLICATES] += duplicates as f64;
         }
-        Ok(())
     }
 
-    /// Join a batch of labels (ids, label times, labels); returns the joined rows.
-    pub fn add_labels(&mut self, ids: &IdColumn, label_times: &[i64], labels: &[f64]) -> Result<Feedback, FeedbackError> {
+    /// Join a batch of labels (ids, label times, labels) at wall-clock time
+    /// `now` (ms); returns the joined rows and the rows refused as future
+    /// (after [`FeedbackJoin::label_limit`]: not joined, not moving the watermark).
+    pub fn add_labels(
+        &mut self,
+        ids: &IdColumn,
+        label_times: &[i64],
+        labels: &[f64],
+        now: i64,
+    ) -> Result<Feedback, FeedbackError> {
         check_len("labels", "label time", ids.len(), label_times.len())?;
         check_len("labels", "label", ids.len(), labels.len())?;
         let (ttl, bucket) = (self.config.ttl, self.config.bucket);
+        let limit = self.label_limit(now);
+        let arrival = self.arrival_window(now);
         let mut out = Feedback::default();
         let (mut expired, mut late, mut orphans) = (Tally::default(), Tally::default(), Tally::default());
-        let mut joined_buckets = Tally::default();
+        let (mut joined_buckets, mut duplicates) = (Tally::default(), Tally::default());
+        let mut max_time = None;
         for (r, &lt) in label_times.iter().enumerate() {
+            if lt > limit {
+                out.refused.push(r);
+                continue;
+            }
+            max_time = max_time.max(Some(lt));
             let hit = match ids {
-                IdColumn::Int(a) => self.ints.take(&a.value(r)),
-                IdColumn::Str(a) => self.strs.take(a.value(r)),
-                IdColumn::LargeStr(a) => self.strs.take(a.value(r)),
+                IdColumn::Int(a) => self.ints.take(&a.value(r), bucket, &self.live),
+                IdColumn::Str(a) => self.strs.take(a.value(r), bucket, &self.live),
+                IdColumn::LargeStr(a) => self.strs.take(a.value(r), bucket, &self.live),
             };
             match hit {
                 Hit::Pending(t, s) => {
                     joined_buckets.add(t.div_euclid(bucket));
-                    let delay = lt - t;
+                    let delay = lt.saturating_sub(t);
                     if delay <= ttl {
                         out.rows.push(r);
                         out.event_time.push(t);
@@ -333,8 +460,12 @@ impl FeedbackJoin {
                     }
                 }
                 Hit::Expired(t) => late.add(self.start(t)),
+                Hit::Labelled(t) => duplicates.add(self.start(t)),
                 Hit::Unknown => orphans.add(self.start(lt)),
             }
+        }
+        if !out.refused.is_empty() {
+            self.window(arrival).sums[FUTURE_LABELS] += out.refused.len() as f64;
         }
         for (b, n) in joined_buckets.drain() {
             *self.live.entry(b).or_default() -= n as i64;
@@ -342,9 +473,10 @@ impl FeedbackJoin {
         self.apply(EXPIRED, &mut expired);
         self.apply(LATE, &mut late);
         self.apply(ORPHANS, &mut orphans);
+        self.apply(DUPLICATE_LABELS, &mut duplicates);
         out.window_start = out.event_time.iter().map(|&t| self.start(t)).collect();
         self.quality(&out);
-        if let Some(&t) = label_times.iter().max() {
+        if let Some(t) = max_time {
             self.advance(t);
         }
         let threshold = self.config.threshold;
