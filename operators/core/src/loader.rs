@@ -193,11 +193,17 @@ fn private_copy(bytes: &[u8], sha256: &str) -> std::io::Result<(PathBuf, bool)> 
             return Ok((path, false));
         }
     }
-    let tmp = dir.join(format!(".{sha256}.{}.tmp", std::process::id()));
+    // Unique per process and call: two threads loading the same binary
+    // never write into one temporary file.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{sha256}.{}.{n}.tmp", std::process::id()));
+    // A stale file of a dead process with the same pid goes first, so the
+    // copy is always created here, 0600.
+    let _ = std::fs::remove_file(&tmp);
     let written = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(&tmp)
         .and_then(|mut f| f.write_all(bytes))
