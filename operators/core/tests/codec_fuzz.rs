@@ -26,15 +26,28 @@ struct Tally {
 
 /// Score `values` plus one valid message at the end; check every message got
 /// an output or a reason, the valid one an output; count the others.
-fn score_batch(s: &streamml_core::codec::MessageScorer, values: &[Vec<u8>], valid: &[u8], tally: &mut Tally) {
+fn score_batch(
+    s: &streamml_core::codec::MessageScorer,
+    values: &[Vec<u8>],
+    valid: &[u8],
+    tally: &mut Tally,
+) {
     let mut refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
     refs.push(valid);
     let out = s.score(&refs);
     assert_eq!(out.outputs.len(), refs.len());
     let mut reasons = vec![None; refs.len()];
     for e in &out.errors {
-        assert!(reasons[e.index].is_none(), "message {} refused twice", e.index);
-        assert!(!e.reason.is_empty(), "message {} refused without a reason", e.index);
+        assert!(
+            reasons[e.index].is_none(),
+            "message {} refused twice",
+            e.index
+        );
+        assert!(
+            !e.reason.is_empty(),
+            "message {} refused without a reason",
+            e.index
+        );
         reasons[e.index] = Some(e.reason.as_str());
     }
     for (i, (output, reason)) in out.outputs.iter().zip(&reasons).enumerate() {
@@ -45,7 +58,10 @@ fn score_batch(s: &streamml_core::codec::MessageScorer, values: &[Vec<u8>], vali
             output.is_some()
         );
         if i == values.len() {
-            assert!(output.is_some(), "the valid message was refused: {reason:?}");
+            assert!(
+                output.is_some(),
+                "the valid message was refused: {reason:?}"
+            );
             continue;
         }
         match reason {
@@ -83,15 +99,24 @@ fn run(json: bool, seed: u64) -> Tally {
 #[test]
 fn mutated_json_messages_are_scored_or_refused() {
     let tally = run(true, 0x5eed_0001);
-    assert!(tally.refused > MESSAGES / 2, "{tally:?}: the mutations should break most messages");
+    assert!(
+        tally.refused > MESSAGES / 2,
+        "{tally:?}: the mutations should break most messages"
+    );
     assert!(tally.scored > 0, "{tally:?}");
-    assert_eq!(tally.caught_panics, 0, "{tally:?}: a reader panicked (caught, but a bug)");
+    assert_eq!(
+        tally.caught_panics, 0,
+        "{tally:?}: a reader panicked (caught, but a bug)"
+    );
 }
 
 #[test]
 fn mutated_ipc_messages_are_scored_or_refused() {
     let tally = run(false, 0x5eed_0002);
-    assert!(tally.refused > MESSAGES / 2, "{tally:?}: the mutations should break most messages");
+    assert!(
+        tally.refused > MESSAGES / 2,
+        "{tally:?}: the mutations should break most messages"
+    );
     assert!(tally.scored > 0, "{tally:?}");
 }
 
@@ -102,16 +127,33 @@ fn mutated_ipc_messages_are_scored_or_refused() {
 fn check_corpus(kind: &str, json: bool) {
     let scorer = scorer(format_of(json));
     let files = corpus(kind);
-    assert!(files.iter().any(|(n, _)| n.starts_with("valid-")), "no valid {kind} seeds");
-    assert!(files.iter().any(|(n, _)| !n.starts_with("valid-")), "no hostile {kind} messages");
+    assert!(
+        files.iter().any(|(n, _)| n.starts_with("valid-")),
+        "no valid {kind} seeds"
+    );
+    assert!(
+        files.iter().any(|(n, _)| !n.starts_with("valid-")),
+        "no hostile {kind} messages"
+    );
     let values: Vec<&[u8]> = files.iter().map(|(_, v)| v.as_slice()).collect();
     let together = scorer.score(&values);
     for (i, (name, value)) in files.iter().enumerate() {
         let alone = scorer.score(&[value]);
-        let reason = together.errors.iter().find(|e| e.index == i).map(|e| e.reason.clone());
-        assert_eq!(alone.errors.first().map(|e| e.reason.clone()), reason, "{kind}/{name}");
+        let reason = together
+            .errors
+            .iter()
+            .find(|e| e.index == i)
+            .map(|e| e.reason.clone());
+        assert_eq!(
+            alone.errors.first().map(|e| e.reason.clone()),
+            reason,
+            "{kind}/{name}"
+        );
         if name.starts_with("valid-") {
-            assert!(together.outputs[i].is_some(), "{kind}/{name} refused: {reason:?}");
+            assert!(
+                together.outputs[i].is_some(),
+                "{kind}/{name} refused: {reason:?}"
+            );
         } else {
             let reason = reason.unwrap_or_else(|| panic!("{kind}/{name} was scored"));
             assert!(!reason.is_empty(), "{kind}/{name}");
@@ -140,7 +182,12 @@ fn the_seeds_are_in_the_corpus() {
                 std::fs::create_dir_all(path.parent().unwrap()).unwrap();
                 std::fs::write(&path, seed).unwrap();
             }
-            assert_eq!(&std::fs::read(&path).expect("a seed file"), seed, "{}", path.display());
+            assert_eq!(
+                &std::fs::read(&path).expect("a seed file"),
+                seed,
+                "{}",
+                path.display()
+            );
         }
     }
 }

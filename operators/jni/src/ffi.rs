@@ -118,6 +118,7 @@ mod tests {
     use std::sync::Arc;
 
     use arrow_array::{ArrayRef, Float64Array, Int64Array};
+    use arrow_schema::DataType;
 
     use super::*;
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::builder::{StringDictionaryBuilder, ListBuilder, Int32Builder};
+use arrow_array::builder::{Int32Builder, ListBuilder, StringDictionaryBuilder};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int32Type, Int64Type};
 use arrow_array::{
@@ -37,8 +37,16 @@ impl Scorer for Reader {
         let y: Float64Array = (0..input.num_rows())
             .map(|r| {
                 let b = if b.is_null(r) { 0.0 } else { b.value(r) as f64 };
-                let s = if s.is_null(r) { 0.0 } else { s.value(r).len() as f64 };
-                let f = if f.is_null(r) { 0.0 } else { f64::from(u8::from(f.value(r))) };
+                let s = if s.is_null(r) {
+                    0.0
+                } else {
+                    s.value(r).len() as f64
+                };
+                let f = if f.is_null(r) {
+                    0.0
+                } else {
+                    f64::from(u8::from(f.value(r)))
+                };
                 Some(a.value(r) + 2.0 * b + s + f)
             })
             .collect();
@@ -77,7 +85,9 @@ pub fn scorer(format: Format) -> MessageScorer {
 
 /// `operators/core/tests/corpus/<kind>`.
 pub fn corpus_dir(kind: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus").join(kind)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpus")
+        .join(kind)
 }
 
 /// The messages saved under `corpus/<kind>`, by file name.
@@ -130,11 +140,23 @@ fn ipc(batches: &[RecordBatch]) -> Vec<u8> {
 
 pub fn ipc_seeds() -> Vec<Vec<u8>> {
     let plain = RecordBatch::try_from_iter(vec![
-        ("id", Arc::new(StringArray::from(vec!["e1", "e2", "e3"])) as ArrayRef),
+        (
+            "id",
+            Arc::new(StringArray::from(vec!["e1", "e2", "e3"])) as ArrayRef,
+        ),
         ("a", Arc::new(Float64Array::from(vec![1.5, -2.0, 0.0]))),
-        ("b", Arc::new(Int64Array::from(vec![Some(1), None, Some(3)]))),
-        ("s", Arc::new(StringArray::from(vec![Some("red"), None, Some("")]))),
-        ("f", Arc::new(BooleanArray::from(vec![Some(true), Some(false), None]))),
+        (
+            "b",
+            Arc::new(Int64Array::from(vec![Some(1), None, Some(3)])),
+        ),
+        (
+            "s",
+            Arc::new(StringArray::from(vec![Some("red"), None, Some("")])),
+        ),
+        (
+            "f",
+            Arc::new(BooleanArray::from(vec![Some(true), Some(false), None])),
+        ),
     ])
     .unwrap();
     // Casts: float32 into a, dictionary of strings into s; an extra list column.
@@ -154,10 +176,17 @@ pub fn ipc_seeds() -> Vec<Vec<u8>> {
         ("t", Arc::new(list.finish())),
         ("a", Arc::new(Float32Array::from(vec![0.5, 1.0, 2.0, 4.0]))),
         ("b", Arc::new(Int64Array::from(vec![7, 8, 9, 10]))),
-        ("f", Arc::new(BooleanArray::from(vec![true, true, false, false]))),
+        (
+            "f",
+            Arc::new(BooleanArray::from(vec![true, true, false, false])),
+        ),
     ])
     .unwrap();
-    vec![ipc(&[plain.clone()]), ipc(&[plain.clone(), plain.slice(1, 2)]), ipc(&[cast])]
+    vec![
+        ipc(std::slice::from_ref(&plain)),
+        ipc(&[plain.clone(), plain.slice(1, 2)]),
+        ipc(&[cast]),
+    ]
 }
 
 /// xorshift64*: the same sequence on every machine.
@@ -256,13 +285,23 @@ pub fn mutate(rng: &mut Rng, seed: &[u8], others: &[Vec<u8>], json: bool) -> Vec
             // JSON: invalid UTF-8 and control bytes.
             7 => {
                 let i = rng.below(m.len());
-                let bad: &[u8] = [&b"\xff"[..], b"\xc3", b"\xed\xa0\x80", b"\x00", b"\\ud800", b"\\"][rng.below(6)];
+                let bad: &[u8] = [
+                    &b"\xff"[..],
+                    b"\xc3",
+                    b"\xed\xa0\x80",
+                    b"\x00",
+                    b"\\ud800",
+                    b"\\",
+                ][rng.below(6)];
                 m.splice(i..i, bad.iter().copied());
             }
             // JSON: a giant string.
             _ => {
                 let mut v = vec![b'"'];
-                v.extend(std::iter::repeat_n(b'z', [1 << 10, 1 << 14, 1 << 17][rng.below(3)]));
+                v.extend(std::iter::repeat_n(
+                    b'z',
+                    [1 << 10, 1 << 14, 1 << 17][rng.below(3)],
+                ));
                 v.push(b'"');
                 replace_value(rng, &mut m, &v);
             }
@@ -273,7 +312,12 @@ pub fn mutate(rng: &mut Rng, seed: &[u8], others: &[Vec<u8>], json: bool) -> Vec
 
 /// Put `v` after a random ':' (a value's place), or append it.
 fn replace_value(rng: &mut Rng, m: &mut Vec<u8>, v: &[u8]) {
-    let colons: Vec<usize> = m.iter().enumerate().filter(|(_, &c)| c == b':').map(|(i, _)| i).collect();
+    let colons: Vec<usize> = m
+        .iter()
+        .enumerate()
+        .filter(|(_, &c)| c == b':')
+        .map(|(i, _)| i)
+        .collect();
     if colons.is_empty() {
         m.extend_from_slice(v);
         return;
