@@ -17,8 +17,9 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/streamml/cargo-target
 EXT := $(if $(filter Darwin,$(shell uname -s)),dylib,so)
 MODELS := build/models
 RUST_MODELS := s1_logistic panicking
-# The evaluator ships inside the Python package (python/streamml/_evaluator).
-EVALUATOR_DIR := python/streamml/_evaluator
+# The evaluator ships inside the Python package, one per target (python/streamml/_evaluator/<target>).
+HOST_TARGET := $(shell uname -s | tr A-Z a-z)-$(shell uname -m | sed 's/^arm64$$/$(if $(filter Darwin,$(shell uname -s)),arm64,aarch64)/')
+EVALUATOR_DIR := python/streamml/_evaluator/$(HOST_TARGET)
 
 .PHONY: help setup build models demo test test-rust test-python bench lint clean
 .PHONY: test-java
@@ -30,6 +31,9 @@ $(VENV)/.deps: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt $(DEPS)
+	@# The repository's own helpers (repo layout, services, workloads: tests/support/streamml_dev)
+	@# are importable in .venv, by tests, benchmarks and the Maven builds; the package never imports them.
+	echo "$(CURDIR)/tests/support" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/streamml-dev.pth"
 	touch $@
 
 # The peers benchmarks measure against; only `make bench` needs them.
@@ -69,7 +73,7 @@ bench: setup $(VENV)/.bench-deps ## benchmarks (tables with ratios against peers
 	$(PY) benchmarks/flink_r1.py
 
 lint: $(VENV)/.deps ## ruff and clippy
-	$(VENV)/bin/ruff check python tests benchmarks
+	$(VENV)/bin/ruff check python tests benchmarks build_backend
 	cd operators && cargo clippy --quiet --workspace --all-targets -- -D warnings
 
 clean: ## remove build outputs (keeps the cargo cache)
