@@ -72,7 +72,8 @@ bench: setup $(VENV)/.bench-deps ## benchmarks (tables with ratios against peers
 	$(PY) benchmarks/monitoring.py
 	$(PY) benchmarks/flink_r1.py
 
-lint: $(VENV)/.deps ## ruff and clippy
+lint: $(VENV)/.deps ## ruff, clippy, and one version in Cargo.toml and the poms
+	scripts/version.sh check
 	$(VENV)/bin/ruff check python tests benchmarks build_backend scripts
 	cd operators && cargo clippy --quiet --workspace --all-targets -- -D warnings
 
