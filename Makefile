@@ -78,7 +78,7 @@ lint: $(VENV)/.deps ## ruff, clippy, and one version in Cargo.toml and the poms
 	cd operators && cargo clippy --quiet --workspace --all-targets -- -D warnings
 
 clean: ## remove build outputs (keeps the cargo cache)
-	rm -rf $(VENV) build out
+	rm -rf $(VENV) build out dist streamml-demo python/streamml/_evaluator
 
 # The Flink connector and the UDF example: Maven builds the JNI library with cargo (honouring
 # CARGO_TARGET_DIR), the fixtures with .venv's Python, and runs JUnit on a Flink MiniCluster;

@@ -36,7 +36,7 @@ for so in "${libs[@]}"; do
     objdump -T "$so" | grep -E "GLIBC_($(printf '%s' "$newest" | sed 's/\./\\./g'))" | head -5 >&2
     bad=1
   else
-    echo "ok  $shown: newest GLIBC_${newest:-none} <= $FLOOR ($(objdump -f "$so" | sed -n 's/.*architecture: \([^,]*\).*/\1/p'))"
+    echo "ok  $shown: newest GLIBC_${newest:-none} <= $FLOOR ($(readelf -h "$so" | sed -n "s/^ *Machine: *//p"))"
   fi
 done
 exit "$bad"

@@ -54,7 +54,8 @@ in_venv "$WORK/all" "$WORK/run" streamml compile forest.joblib -o forest-aarch64
   --features f0,f1,f2,f3,f4,f5 >/dev/null
 "$ROOT/scripts/check_glibc.sh" "$WORK/run/forest-aarch64.so" >/dev/null
 (cd "$WORK/run" && qemu-aarch64-static -L /usr/aarch64-linux-gnu "$WORK/score_host-aarch64" \
-  forest-aarch64.so f0,f1,f2,f3,f4,f5 rows.f64 2>/dev/null >scores-aarch64.txt)
+  ./forest-aarch64.so f0,f1,f2,f3,f4,f5 rows.f64 2>host.log >scores-aarch64.txt) \
+  || { echo "check_wheel: the aarch64 host failed under qemu:" >&2; cat "$WORK/run/host.log" >&2; exit 1; }
 cmp -s "$WORK/run/scores-aarch64.txt" "$WORK/run/expected.txt" || {
   echo "check_wheel: the aarch64 binary's scores differ from the x86_64 binary's:" >&2
   diff "$WORK/run/scores-aarch64.txt" "$WORK/run/expected.txt" | head >&2; exit 1; }

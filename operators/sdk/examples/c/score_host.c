@@ -5,7 +5,7 @@
  * (scripts/check_aarch64.sh runs it under qemu-aarch64).
  *
  *   cc -std=c99 -O2 -I operators/abi/include score_host.c -o score_host -ldl
- *   ./score_host MODEL.so x0,x1,x2 ROWS.f64
+ *   ./score_host ./MODEL.so x0,x1,x2 ROWS.f64    (MODEL as dlopen takes it: a path with a slash)
  *
  * ROWS.f64 holds the rows, row-major, as little-endian float64 (one value per named input).
  * Output: one line per row, the float64 outputs in declared order, "%.17g" separated by spaces.
