@@ -108,6 +108,10 @@ bench: $(WHYLOGS_VENV)/.deps
 # against glibc 2.28; the Rust targets are added with rustup. Cargo's output stays in CARGO_TARGET_DIR.
 WHEEL_TARGETS := x86_64 aarch64
 GLIBC := 2.28
+# abi3: one wheel per platform for CPython 3.11+ (operators/python's `abi3` feature). `make wheels
+# WHEEL_FEATURES=` builds a wheel for .venv's CPython only (cp311), for an A/B of the two
+# (benchmarks/abi3_ab.py; docs/performance.md). `pip install .` builds for the running CPython.
+WHEEL_FEATURES ?= abi3
 $(VENV)/.wheel-deps: $(VENV)/.deps
 	$(PY) -m pip install --quiet -c constraints.txt ziglang cargo-zigbuild auditwheel
 	touch $@
@@ -119,7 +123,7 @@ wheels: $(VENV)/.wheel-deps ## abi3 wheels (manylinux_2_28, x86_64 + aarch64, bo
 	  $(PY) build_backend/streamml_build.py $(foreach t,$(WHEEL_TARGETS),linux-$(t))
 	for t in $(WHEEL_TARGETS); do \
 	  PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/maturin build --release --quiet --zig \
-	    --target $$t-unknown-linux-gnu --compatibility manylinux_$(subst .,_,$(GLIBC)) --out dist || exit 1; \
+	    $(if $(WHEEL_FEATURES),--features $(WHEEL_FEATURES),--interpreter $(abspath $(PY))) --target $$t-unknown-linux-gnu --compatibility manylinux_$(subst .,_,$(GLIBC)) --out dist || exit 1; \
 	done
 	$(VENV)/bin/auditwheel show dist/streamml-*x86_64.whl | tr '\n' ' ' | grep -q 'manylinux_$(subst .,_,$(GLIBC))_x86_64' 
 	$(VENV)/bin/auditwheel show dist/streamml-*aarch64.whl | tr '\n' ' ' | grep -q 'manylinux_$(subst .,_,$(GLIBC))_aarch64'
