@@ -19,11 +19,12 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/streamml/cargo-target
 EXT := $(if $(filter Darwin,$(shell uname -s)),dylib,so)
 MODELS := build/models
 RUST_MODELS := s1_logistic panicking
-# The evaluator ships inside the Python package (python/streamml/_evaluator).
-EVALUATOR_DIR := python/streamml/_evaluator
+# The evaluator ships inside the Python package, one per target (python/streamml/_evaluator/<target>).
+HOST_TARGET := $(shell uname -s | tr A-Z a-z)-$(shell uname -m | sed 's/^arm64$$/$(if $(filter Darwin,$(shell uname -s)),arm64,aarch64)/')
+EVALUATOR_DIR := python/streamml/_evaluator/$(HOST_TARGET)
 
 .PHONY: help setup build models demo test test-rust test-python bench lint clean
-.PHONY: test-java
+.PHONY: test-java wheels test-wheel
 
 help: ## list the tasks
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,6 +33,9 @@ $(VENV)/.deps: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt $(DEPS)
+	@# The repository's own helpers (repo layout, services, workloads: tests/support/streamml_dev)
+	@# are importable in .venv, by tests, benchmarks and the Maven builds; the package never imports them.
+	echo "$(CURDIR)/tests/support" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/streamml-dev.pth"
 	touch $@
 
 # The peers benchmarks measure against; only `make bench` needs them.
@@ -70,12 +74,13 @@ bench: setup $(VENV)/.bench-deps ## benchmarks (tables with ratios against peers
 	$(PY) benchmarks/monitoring.py
 	$(PY) benchmarks/flink_r1.py
 
-lint: $(VENV)/.deps ## ruff and clippy
-	$(VENV)/bin/ruff check python tests benchmarks
+lint: $(VENV)/.deps ## ruff, clippy, and one version in Cargo.toml and the poms
+	scripts/version.sh check
+	$(VENV)/bin/ruff check python tests benchmarks build_backend scripts
 	cd operators && cargo clippy --quiet --workspace --all-targets -- -D warnings
 
 clean: ## remove build outputs (keeps the cargo cache)
-	rm -rf $(VENV) build out
+	rm -rf $(VENV) build out dist streamml-demo python/streamml/_evaluator
 
 # The Flink connector and the UDF example: Maven builds the JNI library with cargo (honouring
 # CARGO_TARGET_DIR), the fixtures with .venv's Python, and runs JUnit on a Flink MiniCluster;
@@ -99,3 +104,36 @@ $(WHYLOGS_VENV)/.deps: benchmarks/whylogs-constraints.txt
 	$(WHYLOGS_VENV)/bin/python -m pip install --quiet -r benchmarks/whylogs-constraints.txt
 	touch $@
 bench: $(WHYLOGS_VENV)/.deps
+
+# Wheels: abi3 (CPython 3.11+), manylinux_2_28, x86_64 and aarch64, each with the evaluators of
+# both (so `streamml compile --target` writes binaries for either). zig (ziglang from PyPI) links
+# against glibc 2.28; the Rust targets are added with rustup. Cargo's output stays in CARGO_TARGET_DIR.
+WHEEL_TARGETS := x86_64 aarch64
+GLIBC := 2.28
+# abi3: one wheel per platform for CPython 3.11+ (operators/python's `abi3` feature). `make wheels
+# WHEEL_FEATURES=` builds a wheel for .venv's CPython only (cp311), for an A/B of the two
+# (benchmarks/abi3_ab.py; docs/performance.md). `pip install .` builds for the running CPython.
+WHEEL_FEATURES ?= abi3
+$(VENV)/.wheel-deps: $(VENV)/.deps
+	$(PY) -m pip install --quiet -c constraints.txt ziglang cargo-zigbuild auditwheel
+	touch $@
+
+wheels: $(VENV)/.wheel-deps ## abi3 wheels (manylinux_2_28, x86_64 + aarch64, both evaluators inside) into dist/
+	rustup target add $(foreach t,$(WHEEL_TARGETS),$(t)-unknown-linux-gnu) >/dev/null
+	rm -f dist/streamml-*.whl
+	PATH="$(abspath $(VENV))/bin:$$PATH" STREAMML_GLIBC=$(GLIBC) \
+	  $(PY) build_backend/streamml_build.py $(foreach t,$(WHEEL_TARGETS),linux-$(t))
+	for t in $(WHEEL_TARGETS); do \
+	  PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/maturin build --release --quiet --zig \
+	    $(if $(WHEEL_FEATURES),--features $(WHEEL_FEATURES),--interpreter $(abspath $(PY))) --target $$t-unknown-linux-gnu --compatibility manylinux_$(subst .,_,$(GLIBC)) --out dist || exit 1; \
+	done
+	$(VENV)/bin/auditwheel show dist/streamml-*x86_64.whl | tr '\n' ' ' | grep -q 'manylinux_$(subst .,_,$(GLIBC))_x86_64' 
+	$(VENV)/bin/auditwheel show dist/streamml-*aarch64.whl | tr '\n' ' ' | grep -q 'manylinux_$(subst .,_,$(GLIBC))_aarch64'
+	@ls -l dist/streamml-*.whl
+
+# The wheels as users get them: installed outside the checkout (clean virtualenvs, PyPI pinned by
+# constraints.txt) and used from an empty directory; the aarch64 binary run under qemu; the glibc
+# floor of every shipped library. Needs the broker (STREAMML_KAFKA_BOOTSTRAP, else scripts/kafka.sh).
+test-wheel: wheels ## install the x86_64 wheel in clean venvs outside the repo and use it there; glibc floor; aarch64 under qemu
+	scripts/check_glibc.sh dist/streamml-*.whl
+	scripts/check_wheel.sh dist/streamml-*_x86_64.whl

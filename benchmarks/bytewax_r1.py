@@ -60,8 +60,8 @@ from harness import base_machine_info, format_value
 from r1_models import R1_ROWS, R1_TREES, compile_streamml, train_lightgbm
 from streamml import Model
 from streamml.bytewax import predict, predict_op
-from streamml.testing import example_model
-from streamml.workloads import FEATURE_NAMES, r1_record_batch
+from streamml_dev.repo import example_model
+from streamml_dev.workloads import FEATURE_NAMES, r1_record_batch
 
 BATCH_SIZE = 1000
 #: The two predict_op cases, whose difference is R1's one-row evaluation in a flow.

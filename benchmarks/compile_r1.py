@@ -123,7 +123,7 @@ from r1_models import (
     version_of,
     xgboost_run,
 )
-from streamml.workloads import FEATURE_NAMES, SCORE_SEED, r1_data
+from streamml_dev.workloads import FEATURE_NAMES, SCORE_SEED, r1_data
 
 SCALE_TREES = 2_000
 SCALE_TRAIN_ROWS = 20_000

@@ -36,7 +36,7 @@ from r1_models import (
     train_lightgbm,
 )
 from streamml import Model
-from streamml.workloads import SCORE_SEED, r1_data
+from streamml_dev.workloads import SCORE_SEED, r1_data
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,6 +1,6 @@
 """Fast-and-frugal trees: fit time against scikit-learn's DecisionTreeClassifier, and scoring through the binary.
 
-Data: R1's features and labels (``streamml.workloads.r1_data``, 32 float64 cues), 1,000,000 rows.
+Data: R1's features and labels (``streamml_dev.workloads.r1_data``, 32 float64 cues), 1,000,000 rows.
 Fit: ``FastFrugalTreeClassifier(max_levels=5)`` (ifan, and dfan) against
 ``DecisionTreeClassifier(max_depth=5)`` on the same rows, one thread each (the FFT's fit is
 single-threaded; BLAS/OpenMP pools are held to one thread), by wall time and by the process's
@@ -33,7 +33,7 @@ from harness import base_machine_info, format_table, limit_threads
 from streamml import Model
 from streamml.compile import compile
 from streamml.models import FastFrugalTreeClassifier
-from streamml.workloads import FEATURE_NAMES, r1_data
+from streamml_dev.workloads import FEATURE_NAMES, r1_data
 
 
 @dataclass

@@ -49,7 +49,7 @@ from harness import base_machine_info
 from r1_models import BENCH_DIR, R1_ROWS, R1_TREES, train_lightgbm
 from streamml import Model
 from streamml.compile import compile as compile_model
-from streamml.workloads import FEATURE_NAMES, SCORE_SEED, r1_data
+from streamml_dev.workloads import FEATURE_NAMES, SCORE_SEED, r1_data
 
 ROOT = Path(__file__).resolve().parent.parent
 CONNECTOR = ROOT / "connectors" / "flink"

@@ -44,8 +44,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from harness import base_machine_info, format_table
 from r1_models import BENCH_DIR, R1_ROWS, R1_TREES, compile_streamml, train_lightgbm
-from streamml.testing import kafka_bootstrap
-from streamml.workloads import FEATURE_NAMES, SCORE_SEED, r1_data
+from streamml_dev.repo import kafka_bootstrap
+from streamml_dev.workloads import FEATURE_NAMES, SCORE_SEED, r1_data
 
 PARTITIONS = 4
 MAX_BATCH_ROWS = 1000
@@ -231,7 +231,7 @@ def codec_rows(model: Any, values: list[bytes], x: np.ndarray) -> list[Row]:
 
     from streamml import Model, _streamml
     from streamml.drift import DriftMonitor
-    from streamml.testing import example_model
+    from streamml_dev.repo import example_model
 
     out = []
     models = [("R1", model)]

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the
 from harness import format_value, limit_threads
 from streamml.drift import DriftMonitor
 from streamml.feedback import FeedbackJoin
-from streamml.workloads import FEATURE_NAMES, TRAIN_SEED, r1_data
+from streamml_dev.workloads import FEATURE_NAMES, TRAIN_SEED, r1_data
 
 ROOT = Path(__file__).resolve().parents[1]
 #: whylogs pins NumPy < 2: it runs in its own virtualenv (``make bench`` creates it).

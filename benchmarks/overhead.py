@@ -3,7 +3,7 @@
 S1 is the design's logistic regression over the 32 float64 R1 features
 (``x0..x31``), compiled into ``build/models/s1_logistic.so``; the peers use the
 very same coefficients (scikit-learn's ``LogisticRegression`` from
-``streamml.workloads.train_s1()``). Everything runs on one thread.
+``streamml_dev.workloads.train_s1()``). Everything runs on one thread.
 
 What is measured:
 
@@ -69,8 +69,8 @@ import sklearn
 
 from harness import base_machine_info, format_table, limit_threads, time_calls, timer_floor_ns
 from streamml import Model
-from streamml.testing import example_model
-from streamml.workloads import FEATURE_NAMES, SCORE_SEED, r1_data, train_s1
+from streamml_dev.repo import example_model
+from streamml_dev.workloads import FEATURE_NAMES, SCORE_SEED, r1_data, train_s1
 
 CHECK_ROWS = 10_000
 CHECK_TOLERANCE = 1e-9

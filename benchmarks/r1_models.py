@@ -30,7 +30,7 @@ import xgboost
 
 from streamml import Model
 from streamml.compile import compile as streamml_compile
-from streamml.workloads import FEATURE_NAMES, TRAIN_SEED, r1_data
+from streamml_dev.workloads import FEATURE_NAMES, TRAIN_SEED, r1_data
 
 BENCH_DIR = Path(__file__).resolve().parent.parent / "build" / "bench"
 TL2CGEN_LOG = BENCH_DIR / "tl2cgen.log"

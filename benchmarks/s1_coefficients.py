@@ -7,7 +7,7 @@ The file is plain JSON and, read by ``include!``, a Rust array expression.
 
 from pathlib import Path
 
-from streamml.workloads import train_s1
+from streamml_dev.workloads import train_s1
 
 OUT = Path(__file__).resolve().parent.parent / "operators" / "sdk" / "examples" / "s1_logistic.json"
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from streamml import Model
-from streamml.testing import REPO_ROOT, compile_c_model, example_model
+from streamml.testing import compile_c_model
+from streamml_dev.repo import REPO_ROOT, example_model
 
 C_FIXTURES = REPO_ROOT / "tests" / "fixtures" / "c"
 C_EXAMPLE = REPO_ROOT / "operators" / "sdk" / "examples" / "c" / "linear_model.c"
@@ -53,13 +54,14 @@ def ir_predict(tmp_path_factory: pytest.TempPathFactory):
     Converter tests compare this with the framework's own predictions. It
     compiles the IR into a model binary, scores ``X`` (NaN cells as nulls in
     every other row, to exercise both ways of being missing) and checks the
-    binary against the reference evaluator (``streamml.compile.reference``)
+    binary against the reference evaluator (``streamml_dev.reference``)
     before returning the binary's outputs.
     """
     import numpy as np
     import pyarrow as pa
 
-    from streamml.compile import reference, write_binary
+    from streamml.compile import write_binary
+    from streamml_dev import reference
 
     out_dir = tmp_path_factory.mktemp("compiled")
     counter = iter(range(1_000_000))
@@ -97,7 +99,7 @@ def ir_predict(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> str:
     """A real Kafka broker: ``$STREAMML_KAFKA_BOOTSTRAP``, testcontainers, or ``scripts/kafka.sh``."""
-    from streamml.testing import kafka_bootstrap as start_broker
+    from streamml_dev.repo import kafka_bootstrap as start_broker
 
     return start_broker()
 
@@ -105,7 +107,7 @@ def kafka_bootstrap() -> str:
 @pytest.fixture(scope="session")
 def postgres_uri() -> str:
     """A real PostgreSQL database: ``$STREAMML_POSTGRES_URI``, testcontainers, or ``scripts/postgres.sh``."""
-    from streamml.testing import postgres_uri as start_server
+    from streamml_dev.repo import postgres_uri as start_server
 
     return start_server()
 

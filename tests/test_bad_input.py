@@ -70,7 +70,7 @@ def test_model_error_names_the_binary_and_its_message(linear: Model, c_models: d
 
 
 def test_a_panic_in_the_binary_is_an_error_not_a_crash() -> None:
-    from streamml.testing import example_model
+    from streamml_dev.repo import example_model
 
     model = Model.load(example_model("panicking"))
     assert model.predict(pa.record_batch({"x": [1.0, 2.0]})).column("y").to_pylist() == [1.0, 2.0]

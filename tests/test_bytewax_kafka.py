@@ -13,7 +13,7 @@ import pytest
 
 from streamml import Model
 from streamml.bytewax.testing import train_small_lightgbm
-from streamml.testing import REPO_ROOT
+from streamml_dev.repo import REPO_ROOT
 from test_bad_input import ABSENT
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

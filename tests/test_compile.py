@@ -19,9 +19,9 @@ from sklearn.tree import DecisionTreeClassifier
 
 from streamml import CompileError, Model
 from streamml.cli import main
-from streamml.compile import FOOTER_LEN, FOOTER_MAGIC, compile, evaluator_path, to_ir
+from streamml.compile import FOOTER_LEN, FOOTER_MAGIC, compile, evaluator_path, host_target, to_ir
 from streamml.compile.drift import numeric_counts
-from streamml.workloads import FEATURE_NAMES, r1_data
+from streamml_dev.workloads import FEATURE_NAMES, r1_data
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,8 @@ def test_feature_count_mismatch(logistic: LogisticRegression, tmp_path: Path) ->
 
 def test_missing_evaluator_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("STREAMML_EVALUATOR", str(tmp_path / "nope.so"))
-    with pytest.raises(CompileError, match=r"evaluator .*nope.so is missing; build it with `make models`"):
+    target = host_target()
+    with pytest.raises(CompileError, match=rf"evaluator for {target} \(.*nope.so\) is missing; .*run `make models`"):
         evaluator_path()
 
 

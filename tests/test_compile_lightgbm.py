@@ -16,7 +16,7 @@ import pytest
 
 from rows_support import with_nans
 from streamml.errors import CompileError
-from streamml.workloads import FEATURE_NAMES, r1_data
+from streamml_dev.workloads import FEATURE_NAMES, r1_data
 
 lgb = pytest.importorskip("lightgbm")
 from streamml.compile import from_lightgbm  # noqa: E402

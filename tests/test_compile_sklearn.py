@@ -35,10 +35,10 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from threadpoolctl import threadpool_limits
 
-from streamml.compile import reference
 from streamml.compile.from_sklearn import SUPPORTED, to_ir
 from streamml.errors import CompileError
-from streamml.workloads import r1_data
+from streamml_dev import reference
+from streamml_dev.workloads import r1_data
 
 N_ROWS = 10_000
 CLASS_NAMES = np.array(["low", "mid", "high"])

@@ -15,7 +15,7 @@ import pytest
 
 from rows_support import with_nans
 from streamml.errors import CompileError
-from streamml.workloads import FEATURE_NAMES, r1_data
+from streamml_dev.workloads import FEATURE_NAMES, r1_data
 
 xgb = pytest.importorskip("xgboost")
 from streamml.compile import from_xgboost  # noqa: E402

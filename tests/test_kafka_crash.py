@@ -33,7 +33,7 @@ from kafka_support import (
     wait_until,
 )
 from streamml import Model
-from streamml.testing import KAFKA_SCRIPT
+from streamml_dev.repo import KAFKA_SCRIPT
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

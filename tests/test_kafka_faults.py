@@ -31,7 +31,7 @@ from kafka_support import (
 from streamml import Model
 from streamml.kafka import HEADER_ERROR, HEADER_OFFSET, HEADER_SIZE, KafkaScorerError, Scorer
 from streamml.store import Store
-from streamml.testing import example_model
+from streamml_dev.repo import example_model
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -14,7 +14,7 @@ import pytest
 
 from streamml.demo import STEP_MS, T0, stream_items
 from streamml.store import Store
-from streamml.testing import REPO_ROOT
+from streamml_dev.repo import REPO_ROOT
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 

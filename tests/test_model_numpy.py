@@ -20,7 +20,7 @@ import pytest
 from rows_support import with_nans
 from streamml import InputError, Model
 from streamml.compile import compile
-from streamml.workloads import FEATURE_NAMES, r1_data
+from streamml_dev.workloads import FEATURE_NAMES, r1_data
 
 lgb = pytest.importorskip("lightgbm")
 ROWS = 3_000

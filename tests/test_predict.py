@@ -12,7 +12,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from streamml import Model
-from streamml.workloads import FEATURE_NAMES, r1_data, r1_record_batch
+from streamml_dev.workloads import FEATURE_NAMES, r1_data, r1_record_batch
 
 
 def s1_reference(x: np.ndarray, intercept: float, coef: list[float]) -> np.ndarray:
@@ -43,7 +43,7 @@ def test_s1_matches_scikit_learn_on_10k_rows(s1: Model, s1_params: tuple[float, 
 
 def test_s1_coefficients_are_the_trained_s1(s1_params: tuple[float, list[float]]) -> None:
     # The binary's coefficients are S1 of the design: retraining reproduces them.
-    from streamml.workloads import train_s1
+    from streamml_dev.workloads import train_s1
 
     model = train_s1()
     intercept, coef = s1_params

@@ -18,7 +18,7 @@ def test_every_public_name_imports() -> None:
         "streamml.model",
         "streamml.cli",
         "streamml.testing",
-        "streamml.workloads",
+        "streamml.compile",
         "streamml.demo",
         "streamml.kafka",
         "streamml.bytewax",

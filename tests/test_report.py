@@ -10,7 +10,7 @@ import pytest
 
 from streamml.cli import main
 from streamml.store import Store
-from streamml.testing import REPO_ROOT, run_script
+from streamml_dev.repo import REPO_ROOT, run_script
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 

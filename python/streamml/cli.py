@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from streamml._extras import missing_extra, require
+from streamml.compile import TARGETS
 from streamml.errors import StreammlError
 from streamml.model import Model
 
@@ -68,26 +70,42 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_trusted(path: str) -> Any:
+    """A model object from a pickle or joblib file (both run code while loading)."""
+    if path.endswith(".joblib"):
+        joblib = require("joblib", f"streamml compile {path}")
+        return joblib.load(path)
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
 def _compile(args: argparse.Namespace) -> int:
     import time
 
     from streamml.compile import compile as compile_model
+    from streamml.compile import host_target, sha256
 
     model: Any = args.model
     if args.model.endswith((".pkl", ".pickle", ".joblib")):
-        # Pickles run code when loaded: only compile files you trust.
-        import pickle
-
-        with open(args.model, "rb") as f:
-            model = pickle.load(f)
+        model = _load_trusted(args.model)
     features = [f.strip() for f in args.features.split(",")] if args.features else None
     started = time.perf_counter()
     path = compile_model(
-        model, args.output, name=args.name, version=args.version, features=features, reference=args.reference
+        model,
+        args.output,
+        name=args.name,
+        version=args.version,
+        features=features,
+        reference=args.reference,
+        target=args.target,
     )
+    print(f"compiled {args.model} -> {path} in {time.perf_counter() - started:.2f} s")
+    if args.target not in (None, host_target()):
+        print(f"target   {args.target} (not loaded here: this machine is {host_target()})")
+        print(f"sha256   {sha256(path)}")
+        return 0
     loaded = Model.load(path)
     meta = loaded.info.get("metadata", {})
-    print(f"compiled {args.model} -> {path} in {time.perf_counter() - started:.2f} s")
     print(
         f"model    {loaded.name} {loaded.version} ({loaded.info['framework']}, {loaded.info['task']}), "
         f"{len(loaded.input_schema)} features, {meta.get('trees', 0)} trees, max depth {meta.get('max_depth', 0)}"
@@ -122,6 +140,9 @@ def _score(args: argparse.Namespace) -> int:
     import logging
     import signal
 
+    require("confluent_kafka", "streamml score")
+    if args.metrics_port is not None:
+        require("prometheus_client", "streamml score --metrics-port")
     from streamml.kafka import KafkaScorerError, Scorer, parse_properties
 
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID` prints every thread's stack
@@ -227,6 +248,7 @@ def _add_score_parser(sub: Any) -> None:
 
 
 def _feedback(args: argparse.Namespace) -> int:
+    require("confluent_kafka", "streamml feedback")
     from streamml.feedback import Fields
     from streamml.feedback_service import run
 
@@ -264,18 +286,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     inspect.set_defaults(run=_inspect)
 
-    comp = sub.add_parser("compile", help="compile a trained model into a model binary")
-    comp.add_argument("model", help="LightGBM text/JSON, XGBoost .json/.ubj, or a pickled/joblib model (trusted)")
+    comp = sub.add_parser(
+        "compile",
+        help="compile a trained model into a model binary",
+        description="Compile a trained model into a model binary. Pickle (.pkl, .pickle) and joblib (.joblib) "
+        "files run code when they are loaded: compile only files you trust.",
+    )
+    comp.add_argument(
+        "model",
+        help="LightGBM text/JSON, XGBoost .json/.ubj, or a model saved with pickle (.pkl) or joblib.dump (.joblib); "
+        "pickle and joblib files RUN CODE when loaded: only files you trust",
+    )
     comp.add_argument("-o", "--output", required=True, help="the model binary to write")
     comp.add_argument("--name", help="the model's name")
     comp.add_argument("--version", help="the model's version")
     comp.add_argument("--features", help="comma-separated input names, in the model's feature order")
     comp.add_argument("--reference", help="Parquet/CSV/Arrow file whose distribution is frozen as the drift reference")
+    comp.add_argument(
+        "--target",
+        choices=TARGETS,
+        help="the platform the binary runs on (default: this machine); a wheel carries linux-x86_64 and linux-aarch64",
+    )
     comp.set_defaults(run=_compile)
 
     demo = sub.add_parser("demo", help="the main job: the embedded monitoring loop, ending with the report")
     demo.add_argument("--events", type=int, default=30_000, help="events to generate (default 30000)")
-    demo.add_argument("--out", help="output directory (default: out/)")
+    demo.add_argument("--out", help="output directory (default: ./streamml-demo under the current directory)")
     demo.add_argument("--store", help="store URI (default: OUT/monitoring.db, SQLite)")
     demo.set_defaults(run=_demo)
     _add_score_parser(sub)
@@ -324,6 +360,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args: Any = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except ImportError as e:
+        # A feature whose extra is not installed: name the extra, no traceback.
+        missing = missing_extra(e, f"streamml {args.command}")
+        if missing is None:
+            raise
+        own = missing.feature.startswith("streamml ")
+        print(missing if own else f"streamml {args.command}: error: {missing}", file=sys.stderr)
+        return 2
     except (StreammlError, FileNotFoundError, pickle.UnpicklingError) as e:
         print(f"streamml {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -13,6 +13,8 @@
    predictions (:func:`streamml.bytewax.feedback_join`, TTL 2 min), and write
    predictions, labels, feedback, drift and quality into the SQLite store.
 4. Write the report (``streamml report``) and print where it is.
+
+Everything goes under ``./streamml-demo/`` of the current directory (``--out DIR`` to choose).
 """
 
 from __future__ import annotations
@@ -25,9 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from streamml.testing import REPO_ROOT
-
-OUT_DIR = REPO_ROOT / "out"
+#: Where the demo writes (its model, store and report) unless told: under the current directory.
+OUT_DIR = Path("streamml-demo")
 FEATURES = [
     "amount",
     "hour",
@@ -214,7 +215,7 @@ def run(events: int = 30_000, out_dir: str | Path | None = None, store_uri: str 
     from streamml.report import write_report
     from streamml.store import Store
 
-    out = Path(out_dir) if out_dir else OUT_DIR
+    out = (Path(out_dir) if out_dir else OUT_DIR).absolute()
     out.mkdir(parents=True, exist_ok=True)
     uri = store_uri or str(out / "monitoring.db")
     started = time.perf_counter()

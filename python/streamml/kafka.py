@@ -286,6 +286,10 @@ class Scorer:
                 "(add --store-predictions to write predictions there)"
             )
             raise KafkaScorerError(msg)
+        if store is not None:
+            from streamml.store import check_driver
+
+            check_driver(store)  # a missing ADBC driver fails here, not at the first write
         self.store_uri = store
         self.store_retry_s = store_retry_s
         self._store: Any = None
@@ -1064,11 +1068,40 @@ def parse_properties(items: Sequence[str]) -> dict[str, str]:
     return props
 
 
+class _NullMetric:
+    """A metric that counts nothing: the scorer's metrics when they are off and prometheus-client is absent."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def labels(self, *args: Any) -> _NullMetric:
+        return self
+
+    def inc(self, amount: float = 1) -> None:
+        pass
+
+    def observe(self, value: float) -> None:
+        pass
+
+    def set(self, value: float) -> None:
+        pass
+
+
+class _NullRegistry:
+    """The registry of :class:`_NullMetric` s."""
+
+
 class _Metrics:
     """The scorer's Prometheus metrics, in a registry of its own (served when a port is given)."""
 
     def __init__(self, port: int | None) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+        try:
+            from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+        except ModuleNotFoundError:
+            if port is not None:
+                raise
+            # Metrics off and prometheus-client absent (it comes with streamml[kafka]): count nothing.
+            CollectorRegistry, Counter, Gauge, Histogram = _NullRegistry, _NullMetric, _NullMetric, _NullMetric
 
         self.registry = CollectorRegistry()
         r = self.registry

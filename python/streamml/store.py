@@ -131,31 +131,50 @@ def _arrow_type(sql: str) -> Any:
     return {"TEXT": pa.string(), "BIGINT": pa.int64(), "DOUBLE PRECISION": pa.float64()}[sql]
 
 
+def driver_module(uri: str) -> str:
+    """The ADBC driver module a store URI needs (``adbc_driver_sqlite.dbapi``...).
+
+    Raises:
+        StoreError: the URI names no backend streamml knows.
+    """
+    if uri.startswith(("postgresql://", "postgres://")):
+        return "adbc_driver_postgresql.dbapi"
+    if uri.startswith("duckdb:"):
+        return "adbc_driver_duckdb.dbapi"
+    if "://" in uri and not uri.startswith("sqlite://"):
+        msg = f"store URI '{uri}': expected a SQLite path, sqlite:///path, postgresql://... or duckdb:///path"
+        raise StoreError(msg)
+    return "adbc_driver_sqlite.dbapi"
+
+
+def check_driver(uri: str) -> None:
+    """Import the store's ADBC driver now, so a missing one fails at start, not at the first write.
+
+    Raises:
+        StoreError: the URI names no backend streamml knows.
+        MissingExtraError: its driver is not installed; the message names the extra to install.
+    """
+    from streamml._extras import require
+
+    require(driver_module(uri), f"store URI '{uri}'")
+
+
 def connect(uri: str) -> tuple[str, Any]:
     """``(backend, ADBC DB-API connection)`` for a store URI.
 
     Raises:
-        StoreError: the URI names no backend streamml knows, or its driver is not installed.
+        StoreError: the URI names no backend streamml knows.
+        MissingExtraError: its driver is not installed; the message names the extra to install.
     """
-    try:
-        if uri.startswith(("postgresql://", "postgres://")):
-            import adbc_driver_postgresql.dbapi as pg
+    from streamml._extras import require
 
-            return "postgresql", pg.connect(uri)
-        if uri.startswith("duckdb:"):
-            import adbc_driver_duckdb.dbapi as duck
-
-            path = uri.removeprefix("duckdb:").removeprefix("//")
-            return "duckdb", duck.connect(path or ":memory:")
-        if "://" in uri and not uri.startswith("sqlite://"):
-            msg = f"store URI '{uri}': expected a SQLite path, sqlite:///path, postgresql://... or duckdb:///path"
-            raise StoreError(msg)
-        import adbc_driver_sqlite.dbapi as sqlite
-
-        return "sqlite", sqlite.connect(uri.removeprefix("sqlite://") or ":memory:")
-    except ImportError as e:
-        msg = f"store URI '{uri}' needs the ADBC driver {e.name}; install it (see constraints.txt)"
-        raise StoreError(msg) from e
+    driver = require(driver_module(uri), f"store URI '{uri}'")
+    if uri.startswith(("postgresql://", "postgres://")):
+        return "postgresql", driver.connect(uri)
+    if uri.startswith("duckdb:"):
+        path = uri.removeprefix("duckdb:").removeprefix("//")
+        return "duckdb", driver.connect(path or ":memory:")
+    return "sqlite", driver.connect(uri.removeprefix("sqlite://") or ":memory:")
 
 
 class Store:

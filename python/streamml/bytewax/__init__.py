@@ -40,6 +40,10 @@ Examples:
     [PredictFailure(item={'x': 'a'}, reason="field 'x' is a string, expected float64")]
 """
 
+from streamml._extras import require
+
+require("bytewax", "streamml.bytewax")  # without it: one line naming streamml[bytewax], not a traceback
+
 from streamml.bytewax._predict import PredictFailure, PredictOut, predict, predict_op
 from streamml.bytewax.drift import drift_counts
 from streamml.bytewax.feedback import FeedbackStreams, feedback_join

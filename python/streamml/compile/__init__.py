@@ -23,8 +23,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import shutil
 import struct
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -41,20 +44,49 @@ SUPPORTED_FRAMEWORKS = (
 )
 
 
-def evaluator_path() -> Path:
-    """The prebuilt evaluator library (``$STREAMML_EVALUATOR`` overrides)."""
-    from streamml.testing import LIBRARY_SUFFIX
+#: The targets ``compile(..., target=...)`` writes binaries for (a wheel carries evaluators for
+#: linux-x86_64 and linux-aarch64; a build from source carries this machine's).
+TARGETS = ("linux-x86_64", "linux-aarch64", "darwin-x86_64", "darwin-arm64")
 
+
+def host_target() -> str:
+    """This machine's target, e.g. ``linux-x86_64``: the default of ``compile(..., target=...)``."""
+    machine = platform.machine().lower()
+    machine = {"amd64": "x86_64", "arm64": "aarch64" if sys.platform == "linux" else "arm64"}.get(machine, machine)
+    return f"{sys.platform}-{machine}"
+
+
+def evaluator_path(target: str | None = None) -> Path:
+    """The prebuilt evaluator library for ``target`` (default: this machine).
+
+    ``$STREAMML_EVALUATOR`` overrides the path for this machine's target.
+
+    Raises:
+        CompileError: no evaluator for that target ships with this installation; the message
+            lists those that do.
+    """
+    target = target or host_target()
+    if target not in TARGETS:
+        msg = f"unknown target {target!r}; expected one of {', '.join(TARGETS)}"
+        raise CompileError(msg)
     env = os.environ.get("STREAMML_EVALUATOR")
-    path = (
-        Path(env)
-        if env
-        else Path(__file__).resolve().parent.parent / "_evaluator" / f"libstreamml_evaluator{LIBRARY_SUFFIX}"
-    )
+    if env and target == host_target():
+        path = Path(env)
+    else:
+        suffix = ".dylib" if target.startswith("darwin") else ".so"
+        path = _EVALUATORS / target / f"libstreamml_evaluator{suffix}"
     if not path.is_file():
-        msg = f"the streamml evaluator {path} is missing; build it with `make models` (or set STREAMML_EVALUATOR)"
+        shipped = sorted(p.name for p in _EVALUATORS.glob("*") if p.is_dir() and any(p.iterdir()))
+        msg = (
+            f"the streamml evaluator for {target} ({path}) is missing; this installation carries "
+            f"{', '.join(shipped) or 'none'}: install a streamml wheel (they carry linux-x86_64 and "
+            "linux-aarch64), or in a checkout run `make models`"
+        )
         raise CompileError(msg)
     return path
+
+
+_EVALUATORS = Path(__file__).resolve().parent.parent / "_evaluator"
 
 
 def to_ir(model: Any, *, features: list[str] | None = None) -> dict[str, Any]:
@@ -102,12 +134,15 @@ def _file_to_ir(path: Path, features: list[str] | None) -> dict[str, Any]:
     raise CompileError(msg)
 
 
-def write_binary(ir: dict[str, Any], output: str | os.PathLike[str]) -> Path:
-    """Write a model binary: the evaluator, then the IR and its footer (SHA-256, length, magic)."""
+def write_binary(ir: dict[str, Any], output: str | os.PathLike[str], *, target: str | None = None) -> Path:
+    """Write a model binary for ``target`` (default: this machine): the evaluator, then the IR and its footer.
+
+    The footer is the IR's SHA-256, its length and the magic.
+    """
     output = Path(output)
     payload = json.dumps(ir, separators=(",", ":"), allow_nan=False).encode()
     tmp = output.with_name(f".{output.name}.tmp")
-    shutil.copyfile(evaluator_path(), tmp)
+    shutil.copyfile(evaluator_path(target), tmp)
     with tmp.open("ab") as f:
         f.write(payload)
         f.write(hashlib.sha256(payload).digest())
@@ -127,6 +162,7 @@ def compile(
     features: list[str] | None = None,
     reference: Any = None,
     verify: bool = True,
+    target: str | None = None,
 ) -> Path:
     """Compile a trained model into a model binary and return its path.
 
@@ -139,7 +175,9 @@ def compile(
         reference: data (a path to Parquet/CSV/Arrow IPC, or anything with
             ``__arrow_c_stream__``/``__arrow_c_array__``) whose distribution is frozen into the
             binary as the drift reference.
-        verify: load the written binary and check it describes the model.
+        verify: load the written binary and check it describes the model (for another
+            target than this machine's, the binary is not loaded: its IR is checked).
+        target: the platform the binary runs on (:data:`TARGETS`; default: this machine).
 
     Raises:
         CompileError: the model is not supported, the file is corrupt, or
@@ -150,19 +188,27 @@ def compile(
         ir["name"] = name
     if version is not None:
         ir["model_version"] = version
-    path = write_binary(ir, output)
+    foreign = target is not None and target != host_target()
     if reference is not None:
-        # Score the reference with the binary itself, then freeze both
-        # distributions into a second, final binary.
+        # Score the reference with a binary of this machine, then freeze both
+        # distributions into the final binary.
         from streamml.compile import drift
         from streamml.model import Model
 
         table = drift.read_table(reference)
         x = drift.feature_matrix(table, list(ir["features"]))
-        scores = drift.score_columns(Model.load(path).predict(table.select(list(ir["features"]))))
+        with tempfile.TemporaryDirectory(prefix="streamml-compile-") as scratch:
+            local = write_binary(ir, Path(scratch) / Path(output).name)
+            scores = drift.score_columns(Model.load(local).predict(table.select(list(ir["features"]))))
         ir["drift_reference"] = drift.reference_distribution(ir, x, scores)
-        path = write_binary(ir, output)
-    if verify:
+    path = write_binary(ir, output, target=target)
+    if verify and foreign:
+        size = struct.unpack("<Q", path.read_bytes()[-16:-8])[0]
+        written = path.read_bytes()[-16 - size : -16]
+        if json.loads(written) != json.loads(json.dumps(ir, allow_nan=False)):
+            msg = f"the binary {path} does not hold the model's IR"
+            raise CompileError(msg)
+    elif verify:
         from streamml.model import Model
 
         loaded = Model.load(path)
@@ -172,4 +218,9 @@ def compile(
     return path
 
 
-__all__ = ["compile", "evaluator_path", "to_ir", "write_binary"]
+def sha256(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file, as hosts check it (hex)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+__all__ = ["TARGETS", "compile", "evaluator_path", "host_target", "sha256", "to_ir", "write_binary"]

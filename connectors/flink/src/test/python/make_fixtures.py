@@ -22,7 +22,7 @@ import pyarrow as pa
 from streamml import Model
 from streamml.compile import compile as compile_model
 from streamml.compile import to_ir, write_binary
-from streamml.workloads import FEATURE_NAMES, r1_data
+from streamml_dev.workloads import FEATURE_NAMES, r1_data
 
 N_ROWS = 500
 

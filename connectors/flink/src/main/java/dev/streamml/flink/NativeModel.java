@@ -45,7 +45,10 @@ public final class NativeModel implements AutoCloseable {
     }
   }
 
-  /** Load and verify the model binary at {@code path}. */
+  /**
+   * Load and verify the model binary at {@code path}: a local path or any URI Flink's file systems
+   * read ({@code file://}, {@code s3://}, {@code hdfs://}...), copied to the task manager first.
+   */
   public static NativeModel load(String path) {
     return load(path, null);
   }
@@ -76,7 +79,7 @@ public final class NativeModel implements AutoCloseable {
       throw new ModelException("the model path is null");
     }
     String trust = trustedModels != null ? trustedModels : System.getProperty(TRUSTED_MODELS_PROPERTY);
-    return new NativeModel(path, NativeBridge.load(path, sha256, trust));
+    return new NativeModel(path, NativeBridge.load(ModelFiles.localPath(path), sha256, trust));
   }
 
   /** The path the model was loaded from. */

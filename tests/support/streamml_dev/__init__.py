@@ -1,0 +1,7 @@
+"""Helpers of streamml's own repository: its layout and services (:mod:`streamml_dev.repo`), the
+reference workloads R1/S1 (:mod:`streamml_dev.workloads`) and the IR's numpy reference evaluator
+(:mod:`streamml_dev.reference`).
+
+Tests, benchmarks and the Maven builds import them (``make setup`` puts ``tests/support`` on
+``.venv``'s path); the ``streamml`` package does not.
+"""
