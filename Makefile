@@ -57,7 +57,7 @@ models: ## build the example model binaries into build/models, and the evaluator
 demo: setup ## run the main job on embedded defaults
 	$(VENV)/bin/streamml demo
 
-test: setup test-rust test-python test-java ## run every test
+test: setup test-rust test-python test-java test-wheel ## run every test (the wheels too: built, installed and used outside the checkout)
 
 test-rust: ## Rust unit and integration tests
 	cd operators && cargo test --quiet --workspace --exclude streamml-python
