@@ -259,7 +259,7 @@ def _feedback(args: argparse.Namespace) -> int:
         model_version=args.model_version, dead_letter_topic=args.dead_letter, idle_exit_s=args.idle_exit,
         max_future_skew_ms=None if args.max_future_skew < 0 else int(args.max_future_skew * 1000),
         max_watermark_jump_ms=None if args.max_watermark_jump is None else int(args.max_watermark_jump * 1000),
-        store_retry_s=args.store_retry,
+        store_retry_s=args.store_retry_s,
     )  # fmt: skip
     print(f"predictions {stats.predictions}, labels {stats.labels}, feedback {stats.feedback}, "
           f"dead letters {stats.dead_letters} (future-stamped {stats.refused})")  # fmt: skip
@@ -348,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds one label may be ahead of the join's watermark; later ones are dead-lettered (default: no cap)",
     )  # fmt: skip
     fb.add_argument(
-        "--store-retry", type=float, default=30.0,
+        "--store-retry-s", type=float, default=30.0,
         help="seconds a failing store write is retried before the service stops without committing (default 30)",
     )  # fmt: skip
     fb.set_defaults(run=_feedback)
