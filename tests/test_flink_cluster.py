@@ -7,6 +7,7 @@ and a task manager, separate JVMs), Kafka topic in, Kafka topic out, every score
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -19,8 +20,6 @@ import pytest
 from kafka_support import FEATURES, consume, feature_rows, json_values, kafka_topics, produce
 from streamml import Model
 from streamml_dev.repo import REPO_ROOT, run_script
-
-pytestmark = [pytest.mark.flink, pytest.mark.kafka, pytest.mark.slow]
 
 FLINK_SCRIPT = REPO_ROOT / "scripts" / "flink.sh"
 EXAMPLE = REPO_ROOT / "examples" / "flink-udf"
@@ -56,6 +55,23 @@ def rest_get(rest: str, path: str) -> dict:
         return json.loads(response.read())
 
 
+def pom_property(pom: Path, name: str) -> str:
+    found = re.findall(rf"<{re.escape(name)}>([^<]+)</{re.escape(name)}>", pom.read_text())
+    assert len(found) == 1, f"expected one <{name}> in {pom}, found {found}"
+    return found[0]
+
+
+def test_the_cluster_runs_the_flink_and_kafka_connector_versions_the_project_builds_against() -> None:
+    cluster = REPO_ROOT / "scripts" / "flink" / "pom.xml"
+    assert pom_property(cluster, "flink.version") == pom_property(
+        REPO_ROOT / "connectors" / "flink" / "pom.xml", "flink.version"
+    )
+    assert pom_property(cluster, "flink.kafka.version") == pom_property(EXAMPLE / "pom.xml", "flink.kafka.version")
+
+
+@pytest.mark.flink
+@pytest.mark.kafka
+@pytest.mark.slow
 def test_score_sql_runs_on_the_session_cluster_and_matches_model_predict(
     flink_rest: str, udf_jar: Path, kafka_bootstrap: str, s1_path: Path, s1: Model, tmp_path: Path
 ) -> None:
