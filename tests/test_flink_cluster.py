@@ -7,7 +7,9 @@ and a task manager, separate JVMs), Kafka topic in, Kafka topic out, every score
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -118,3 +120,35 @@ def test_score_sql_runs_on_the_session_cluster_and_matches_model_predict(
     expected = s1.predict(batch).column("probability").to_numpy()
     got = np.array([scores[i] for i in range(ROWS)])
     np.testing.assert_array_equal(got, expected)
+
+
+def flink_script(tmp_path: Path, port: int, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "STREAMML_FLINK_DIR": str(tmp_path / "flink"), "STREAMML_FLINK_PORT": str(port)}
+    return subprocess.run(["bash", str(FLINK_SCRIPT), *args], capture_output=True, text=True, env=env, check=False)
+
+
+def test_start_refuses_a_port_another_process_holds(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = flink_script(tmp_path, port, "start")
+    assert done.returncode == 1
+    assert done.stderr == f"flink.sh: port {port} is taken by another process; set STREAMML_FLINK_PORT\n"
+    assert not (tmp_path / "flink").exists()
+
+
+def test_sql_without_a_running_cluster_says_to_start_one(tmp_path: Path) -> None:
+    script = tmp_path / "empty.sql"
+    script.write_text("SET 'parallelism.default' = '1';\n")
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = flink_script(tmp_path, port, "sql", str(script))
+    assert done.returncode == 1
+    assert done.stderr == f"flink.sh: no cluster on 127.0.0.1:{port}; run scripts/flink.sh start first\n"
+    missing = flink_script(tmp_path, port, "sql", str(tmp_path / "nope.sql"))
+    assert missing.returncode == 1
+    assert missing.stderr == (
+        f"flink.sh: usage: scripts/flink.sh sql FILE (got '{tmp_path / 'nope.sql'}', which is not a file)\n"
+    )
