@@ -24,6 +24,7 @@ from sklearn.ensemble import RandomForestClassifier
 import streamml.compile as sml_compile
 from streamml import Model
 from streamml.cli import main
+from streamml.compile import FOOTER_LEN
 from streamml.errors import CompileError
 from streamml_dev.repo import REPO_ROOT
 
@@ -193,11 +194,12 @@ def test_compile_for_another_target_writes_its_evaluator_and_the_ir(
     data = path.read_bytes()
     assert data.startswith(stand_in)
     size = int.from_bytes(data[-16:-8], "little")
+    assert len(data) == len(stand_in) + size + FOOTER_LEN
     ir = json.loads(data[len(stand_in) : len(stand_in) + size])
     assert ir["name"] == "rf"
     assert ir["drift_reference"]["features"], "the reference was scored on this machine and frozen in"
     host = sml_compile.compile(est, tmp_path / "rf.so", name="rf", features=names, reference=ref)
-    assert host.read_bytes()[-16 - size :] == data[-16 - size :], "same IR and footer as this machine's binary"
+    assert host.read_bytes()[-FOOTER_LEN - size :] == data[-FOOTER_LEN - size :], "same IR and footer as here"
 
 
 def test_sdist_builds_the_evaluator_from_its_own_sources(tmp_path: Path) -> None:
@@ -218,5 +220,5 @@ def test_sdist_builds_the_evaluator_from_its_own_sources(tmp_path: Path) -> None
         workspace = tar.extractfile(f"{root}/operators/Cargo.toml").read().decode()  # type: ignore[union-attr]
     for needed in ("operators/evaluator/src/lib.rs", "operators/sdk/src/lib.rs", "build_backend/streamml_build.py"):
         assert f"{root}/{needed}" in names
-    assert 'members = ["abi", "core", "evaluator", "python", "sdk"]' in workspace
+    assert 'members = ["abi", "core", "evaluator", "ir", "python", "sdk", "train"]' in workspace
     assert streamml_build.host_target() == sml_compile.host_target()

@@ -203,9 +203,12 @@ def compile(
         ir["drift_reference"] = drift.reference_distribution(ir, x, scores)
     path = write_binary(ir, output, target=target)
     if verify and foreign:
-        size = struct.unpack("<Q", path.read_bytes()[-16:-8])[0]
-        written = path.read_bytes()[-16 - size : -16]
-        if json.loads(written) != json.loads(json.dumps(ir, allow_nan=False)):
+        data = path.read_bytes()
+        size = struct.unpack("<Q", data[-16:-8])[0]
+        written = data[-FOOTER_LEN - size : -FOOTER_LEN]
+        if hashlib.sha256(written).digest() != data[-FOOTER_LEN:-16] or json.loads(written) != json.loads(
+            json.dumps(ir, allow_nan=False)
+        ):
             msg = f"the binary {path} does not hold the model's IR"
             raise CompileError(msg)
     elif verify:
