@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -190,6 +191,28 @@ class ScorerProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+def run_scorer(scorer: Any, until: int, timeout: float = 60) -> BaseException | None:
+    """Run a ``streamml.kafka.Scorer`` in a thread until its statistics count ``until`` messages (or it
+    stopped), then stop it and wait for it; what ``run`` raised, if anything."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            scorer.run()
+        except BaseException as e:
+            errors.append(e)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    try:
+        wait_until(lambda: scorer.stats["in"] >= until or not thread.is_alive(), timeout, f"{until} messages scored")
+    finally:
+        scorer.stop()
+        thread.join(60)
+    assert not thread.is_alive()
+    return errors[0] if errors else None
 
 
 def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> None:

@@ -26,7 +26,7 @@ from kafka_support import (
     json_values,
     kafka_topics,
     produce,
-    wait_until,
+    run_scorer,
 )
 from streamml import Model
 from streamml.kafka import HEADER_ERROR, HEADER_OFFSET, HEADER_SIZE, KafkaScorerError, Scorer
@@ -37,27 +37,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 GUARANTEES = ["at-least-once", "exactly-once"]
 BIG = 1_200_000  # over the producer's and the broker's default limit (1,000,000 / 1,048,588 bytes)
-
-
-def run_until_idle(scorer: Scorer, consumed: int, timeout: float = 90) -> BaseException | None:
-    """Run the scorer in a thread until it has committed ``consumed`` messages or failed; its error, if any."""
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            scorer.run()
-        except BaseException as e:
-            errors.append(e)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    try:
-        wait_until(lambda: scorer.stats["in"] >= consumed or not thread.is_alive(), timeout, f"{consumed} committed")
-    finally:
-        scorer.stop()
-        thread.join(60)
-    assert not thread.is_alive()
-    return errors[0] if errors else None
 
 
 def run_for(scorer: Scorer, seconds: float) -> None:
@@ -97,7 +76,7 @@ def test_too_large_dead_letters_and_outputs_go_to_the_dlq_cut_to_size(
     ):
         produce(kafka_bootstrap, inp, values, [f"k{i}".encode() for i in range(n)], max_bytes=3_000_000)
         first = scorer(s1, kafka_bootstrap, [inp, out, dlq], group, guarantee, id_field="id")
-        assert run_until_idle(first, n) is None
+        assert run_scorer(first, n) is None
         assert first.stats == {"in": n, "out": n - 2, "dlq": 2, "batches": first.stats["batches"], "paused": 0}
         # The restart finds everything committed: it scores nothing again.
         again = scorer(s1, kafka_bootstrap, [inp, out, dlq], group, guarantee, id_field="id")
@@ -154,7 +133,7 @@ def test_a_model_failing_on_every_message_stops_the_scorer_without_committing(
             name="fixed",
         )
         restarted = scorer(fixed, kafka_bootstrap, [inp, out, dlq], group, guarantee, id_field="id")
-        assert run_until_idle(restarted, n) is None
+        assert run_scorer(restarted, n) is None
         outputs = consume(kafka_bootstrap, out, at_least=n)
         assert committed_total(kafka_bootstrap, group, inp, 2) == n
     assert sorted(json.loads(r.value)["id"] for r in outputs) == list(range(n))
@@ -175,7 +154,7 @@ def test_a_store_outage_stops_the_scorer_without_committing_and_a_restart_stores
         produce(kafka_bootstrap, inp, values, [f"k{i}".encode() for i in range(n)])
         options = {"id_field": "id", "store": uri, "store_predictions": True, "drift": False}
         down = scorer(s1, kafka_bootstrap, topics, group, guarantee, store_retry_s=1.0, **options)
-        error = run_until_idle(down, n)
+        error = run_scorer(down, n)
         assert isinstance(error, KafkaScorerError)
         assert "prediction(s) to the store" in str(error)
         assert "the batch is not committed" in str(error)
@@ -184,7 +163,7 @@ def test_a_store_outage_stops_the_scorer_without_committing_and_a_restart_stores
         # The store is back: the restart scores everything and stores each prediction once.
         missing.mkdir()
         restarted = scorer(s1, kafka_bootstrap, topics, group, guarantee, **options)
-        assert run_until_idle(restarted, n) is None
+        assert run_scorer(restarted, n) is None
         outputs = consume(kafka_bootstrap, out, at_least=n)
         assert committed_total(kafka_bootstrap, group, inp, 2) == n
     ids = sorted(json.loads(r.value)["id"] for r in outputs)
@@ -213,7 +192,7 @@ def test_a_short_store_outage_is_retried_and_loses_nothing(kafka_bootstrap: str,
         )  # fmt: skip
         threading.Timer(2.0, missing.mkdir).start()
         started = time.monotonic()
-        assert run_until_idle(s, n) is None
+        assert run_scorer(s, n) is None
         assert time.monotonic() - started >= 2.0
     assert s.stats["in"] == n
     store = Store(uri)
@@ -263,7 +242,7 @@ def test_messages_that_crashed_the_ipc_decoder_are_dead_letters_and_the_rest_is_
         inp, out, dlq = topics
         produce(kafka_bootstrap, inp, values, [f.name.encode() for f in files])
         first = scorer(model, kafka_bootstrap, topics, group, guarantee, **options)
-        assert run_until_idle(first, n) is None
+        assert run_scorer(first, n) is None
         again = scorer(model, kafka_bootstrap, topics, group, guarantee, **options)
         run_for(again, 5)
         assert again.stats["in"] == 0

@@ -13,7 +13,16 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from kafka_support import FEATURES, consume, feature_rows, json_values, kafka_topics, produce, wait_until
+from kafka_support import (
+    FEATURES,
+    consume,
+    feature_rows,
+    json_values,
+    kafka_topics,
+    produce,
+    run_scorer,
+    wait_until,
+)
 from streamml import Model
 from streamml.errors import InputError
 from streamml.kafka import HEADER_MODEL, HEADER_SHA256, HEADER_VERSION, KafkaScorerError, Scorer
@@ -28,24 +37,9 @@ def free_port() -> int:
 
 
 def run_in_thread(scorer: Scorer, until: int, timeout: float = 60) -> None:
-    """Run the scorer until it has consumed ``until`` messages, then stop it and wait for it."""
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            scorer.run()
-        except BaseException as e:
-            errors.append(e)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    try:
-        wait_until(lambda: scorer.stats["in"] >= until or not thread.is_alive(), timeout, f"{until} messages scored")
-    finally:
-        scorer.stop()
-        thread.join(30)
-    assert not errors, errors
-    assert not thread.is_alive()
+    """Run the scorer until it has consumed ``until`` messages, then stop it and wait for it; it must not fail."""
+    error = run_scorer(scorer, until, timeout)
+    assert error is None, error
 
 
 def test_json_round_trip_matches_model_predict_and_keeps_keys_and_order(kafka_bootstrap: str, s1: Model) -> None:
