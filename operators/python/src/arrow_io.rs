@@ -12,6 +12,7 @@
 //! so lying lengths or offsets raise `InputError` instead of crashing.
 
 use std::ffi::CStr;
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
@@ -54,20 +55,20 @@ impl<'py> Capsules<'py> {
         })
     }
 
+    /// The capsules' schema and array, each checked to be the capsule it should be.
+    fn pointers(&self) -> PyResult<(NonNull<FFI_ArrowSchema>, NonNull<FFI_ArrowArray>)> {
+        let schema = self.schema.pointer_checked(Some(SCHEMA_CAPSULE))?;
+        let array = self.array.pointer_checked(Some(ARRAY_CAPSULE))?;
+        Ok((schema.cast(), array.cast()))
+    }
+
     /// Score on the zero-copy path if the model and batch allow it (see
     /// `Model::try_predict_c`), with the GIL released.
     pub fn try_predict_c(
         &self,
         model: &Model,
     ) -> PyResult<Option<Result<(FFI_ArrowArray, FFI_ArrowSchema), PredictError>>> {
-        let schema = self
-            .schema
-            .pointer_checked(Some(SCHEMA_CAPSULE))?
-            .cast::<FFI_ArrowSchema>();
-        let array = self
-            .array
-            .pointer_checked(Some(ARRAY_CAPSULE))?
-            .cast::<FFI_ArrowArray>();
+        let (schema, array) = self.pointers()?;
         // SAFETY: the capsules hold a schema and an array their producer filled in.
         unsafe { check_c_array(&*array.as_ptr(), &*schema.as_ptr()) }.map_err(input_err)?;
         let pointers = SendPtrs(schema.as_ptr(), array.as_ptr());
@@ -82,14 +83,7 @@ impl<'py> Capsules<'py> {
     /// Import as an arrow-rs record batch (moves the array out of its
     /// capsule), checked and validated in full.
     pub fn into_batch(self) -> PyResult<RecordBatch> {
-        let schema = self
-            .schema
-            .pointer_checked(Some(SCHEMA_CAPSULE))?
-            .cast::<FFI_ArrowSchema>();
-        let array = self
-            .array
-            .pointer_checked(Some(ARRAY_CAPSULE))?
-            .cast::<FFI_ArrowArray>();
+        let (schema, array) = self.pointers()?;
         // SAFETY: the capsule owns the array; it is moved out and a released
         // one left behind (the capsule's destructor then does nothing), as
         // the PyCapsule interface prescribes for a consumer.
