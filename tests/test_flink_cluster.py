@@ -1,7 +1,7 @@
 """examples/flink-udf/score.sql on a real Flink session cluster (scripts/flink.sh: a job manager
 and a task manager, separate JVMs), Kafka topic in, Kafka topic out, every score checked against
-``Model.predict``. The statements are submitted through the cluster's REST address by
-``scripts/flink.sh sql`` (the SQL client itself is not served by the Maven mirror).
+``Model.predict``. The statements go through Flink's SQL client and SQL gateway
+(``scripts/flink.sh sql``), as a user submits them.
 """
 
 from __future__ import annotations
@@ -120,6 +120,21 @@ def test_score_sql_runs_on_the_session_cluster_and_matches_model_predict(
     expected = s1.predict(batch).column("probability").to_numpy()
     got = np.array([scores[i] for i in range(ROWS)])
     np.testing.assert_array_equal(got, expected)
+
+
+def test_sql_exits_1_when_a_statement_fails_though_the_sql_client_exits_0(flink_rest: str, tmp_path: Path) -> None:
+    script = tmp_path / "bad.sql"
+    script.write_text(
+        "CREATE TEMPORARY TABLE sink (n BIGINT) WITH ('connector' = 'no-such-connector');\n"
+        "INSERT INTO sink VALUES (1);\n"
+    )
+    done = subprocess.run(
+        ["bash", str(FLINK_SCRIPT), "sql", str(script)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""  # no job was submitted
+    assert "Could not find any factory for identifier 'no-such-connector'" in done.stderr
+    assert done.stderr.endswith(f"flink.sh: a statement of {script} failed (the SQL client's output above)\n")
 
 
 def flink_script(tmp_path: Path, port: int, *args: str) -> subprocess.CompletedProcess[str]:
