@@ -134,6 +134,6 @@ wheels: $(VENV)/.wheel-deps ## abi3 wheels (manylinux_2_28, x86_64 + aarch64, bo
 # The wheels as users get them: installed outside the checkout (clean virtualenvs, PyPI pinned by
 # constraints.txt) and used from an empty directory; the aarch64 binary run under qemu; the glibc
 # floor of every shipped library. Needs the broker (STREAMML_KAFKA_BOOTSTRAP, else scripts/kafka.sh).
-test-wheel: wheels ## install the x86_64 wheel in clean venvs outside the repo and use it there; glibc floor; aarch64 under qemu
+test-wheel: wheels ## install the wheels in clean venvs outside the repo and use them there (aarch64 under qemu); glibc floor
 	scripts/check_glibc.sh dist/streamml-*.whl
 	scripts/check_wheel.sh dist/streamml-*_x86_64.whl

@@ -8,6 +8,8 @@
 #    scripts/check_wheel.py compiles a RandomForest saved with joblib.dump and scores it (equal to
 #    predict_proba), imports streamml.bytewax, runs `streamml score` against the broker
 #    (STREAMML_KAFKA_BOOTSTRAP, else scripts/kafka.sh start) and `streamml demo`.
+#    The aarch64 wheel beside it is installed for an aarch64 CPython run under qemu and scores the
+#    binary compiled with --target linux-aarch64 (scripts/check_wheel_aarch64.sh).
 # 2. A virtualenv with the wheel alone (no extras): the core works, and each feature whose extra
 #    is missing says which extra to install and exits 2.
 # Environment: PYTHON (default python3), STREAMML_KAFKA_BOOTSTRAP, STREAMML_KAFKA_PORT.
@@ -60,6 +62,10 @@ cmp -s "$WORK/run/scores-aarch64.txt" "$WORK/run/expected.txt" || {
   echo "check_wheel: the aarch64 binary's scores differ from the x86_64 binary's:" >&2
   diff "$WORK/run/scores-aarch64.txt" "$WORK/run/expected.txt" | head >&2; exit 1; }
 echo "ok  streamml compile --target linux-aarch64: $(wc -l <"$WORK/run/expected.txt") rows under qemu-aarch64 equal to x86_64"
+# The aarch64 wheel itself: its extension imported and scoring under qemu (an aarch64 CPython).
+AARCH64_WHEEL="${WHEEL%_x86_64.whl}_aarch64.whl"
+[[ -f "$AARCH64_WHEEL" ]] || { echo "check_wheel: no $AARCH64_WHEEL beside the x86_64 wheel; run make wheels" >&2; exit 1; }
+PYTHON="$WORK/all/bin/python" "$ROOT/scripts/check_wheel_aarch64.sh" "$AARCH64_WHEEL" "$WORK/run"
 
 "$PYTHON" -m venv "$WORK/bare"
 "$WORK/bare/bin/python" -m pip install --quiet -c "$ROOT/constraints.txt" "$WHEEL"
