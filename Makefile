@@ -78,6 +78,8 @@ lint: $(VENV)/.deps ## ruff, clippy, and one version in Cargo.toml and the poms
 	scripts/version.sh check
 	$(VENV)/bin/ruff check python tests benchmarks build_backend scripts
 	cd operators && cargo clippy --quiet --workspace --all-targets -- -D warnings
+	@# The benchmark-only switches (cargo feature bench-switches; shipped builds leave it off).
+	cd operators && cargo clippy --quiet -p streamml-core -p streamml-evaluator --all-targets --features streamml-core/bench-switches,streamml-evaluator/bench-switches -- -D warnings
 
 clean: ## remove build outputs (keeps the cargo cache)
 	rm -rf $(VENV) build out dist streamml-demo python/streamml/_evaluator

@@ -1,9 +1,11 @@
 """The evaluator's tree walks side by side on R1, through ``streamml.Model``, beside lleaves.
 
 One process, one R1 model binary loaded once per walk (``STREAMML_EVALUATOR_WALK`` is read when
-the binary initialises), calls interleaved round by round on the same 100,000 scoring rows: on a
-shared machine single runs vary by ±20%, so only such same-process, interleaved comparisons tell
-walks apart. Prints min and median rows/s per case and each case's ratio to the first walk.
+the binary initialises; only an evaluator built with the cargo feature ``bench-switches`` reads it,
+so this builds one into build/bench and compiles the model with it: shipped evaluators ignore it),
+calls interleaved round by round on the same 100,000 scoring rows: on a shared machine single runs
+vary by ±20%, so only such same-process, interleaved comparisons tell walks apart. Prints min and
+median rows/s per case and each case's ratio to the first walk.
 
 Run: ``python benchmarks/evaluator_walks.py [--rounds 15] [--walks lockstep,refill] [--trees 300]``
 (after ``make .venv/.bench-deps``; the model and the lleaves library come from build/bench when
@@ -17,8 +19,10 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import lightgbm
 
@@ -36,7 +40,25 @@ from r1_models import (
     train_lightgbm,
 )
 from streamml import Model
+from streamml.testing import LIBRARY_SUFFIX
+from streamml_dev.repo import REPO_ROOT
 from streamml_dev.workloads import SCORE_SEED, r1_data
+
+
+def switchable_evaluator() -> str:
+    """The evaluator built with ``--features bench-switches``, copied into build/bench.
+
+    The shipped one (``make models``) is rebuilt right after, so cargo's output is left as it was.
+    """
+    target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "streamml" / "cargo-target"))
+    cmd = ["cargo", "build", "--release", "--quiet", "-p", "streamml-evaluator"]
+    cmd += ["--manifest-path", str(REPO_ROOT / "operators" / "Cargo.toml")]
+    subprocess.run([*cmd, "--features", "bench-switches"], check=True)
+    out = BENCH_DIR / f"libstreamml_evaluator_bench_switches{LIBRARY_SUFFIX}"
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(target / "release" / f"libstreamml_evaluator{LIBRARY_SUFFIX}", out)
+    subprocess.run(cmd, check=True)
+    return str(out)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -48,7 +70,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args(argv)
     trained = train_lightgbm(args.trees, 100_000 if args.trees == 300 else 20_000, retrain=False)
+    os.environ["STREAMML_EVALUATOR"] = switchable_evaluator()
     model, _ = compile_streamml(lightgbm.Booster(model_file=str(trained.path)), f"walks_{args.trees}", "R1")
+    os.environ.pop("STREAMML_EVALUATOR")
     x, _ = r1_data(args.rows, SCORE_SEED)
     batch = record_batch(x)
     cases = {}

@@ -17,7 +17,7 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 from streamml import InputError, Model
 from streamml.bytewax import PredictFailure, predict, predict_op
 from streamml.bytewax._batching import BatchLogic
-from streamml.bytewax.testing import train_small_lightgbm
+from streamml_dev.bytewax_flows import train_small_lightgbm
 
 #: How every host words an input field absent from an event (the core's rule).
 ABSENT = 'is absent; send null for a missing value, or set missing_fields="null" to read absent fields as null'
@@ -135,6 +135,25 @@ def test_predict_with_batching_keeps_order_per_key_and_flushes_at_eof(lgbm: Mode
         got = [v for k, v in oks if k == key]
         assert got == [want[r["id"]] for r in rows if str(r["id"] % 3) == key]
     assert errs == [PredictFailure(("1", {"f0": 1.0}), f"field 'f1' {ABSENT}")]
+
+
+def test_predict_with_batching_takes_plain_items_and_pairs_in_one_stream(lgbm: Model) -> None:
+    """The README's call on a stream of plain dicts: they are batched together and come out plain."""
+    rows = events(lgbm, 60)
+    items: list = [(str(r["id"] % 2), r) if r["id"] % 3 == 0 else r for r in rows]
+    broken = {"f0": 1.0}
+    items.insert(30, broken)
+    oks, errs = run(
+        items, lambda up: predict("score", up, lgbm, max_batch_rows=512, max_wait=timedelta(milliseconds=5))
+    )
+    want = dict(zip((r["id"] for r in rows), expected(lgbm, rows), strict=True))
+    plain = [o for o in oks if isinstance(o, dict)]
+    assert plain == [want[r["id"]] for r in rows if r["id"] % 3 != 0], "plain items come out plain, in order"
+    for key in ("0", "1"):
+        got = [v for o in oks if isinstance(o, tuple) and o[0] == key for v in [o[1]]]
+        assert got == [want[r["id"]] for r in rows if r["id"] % 3 == 0 and str(r["id"] % 2) == key]
+    assert len(oks) == 60
+    assert errs == [PredictFailure(broken, f"field 'f1' {ABSENT}")]
 
 
 def test_predict_arrow_batches_in_the_stream(lgbm: Model) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from streamml import Model
-from streamml.bytewax.testing import read_jsonl_dir, train_small_lightgbm
+from streamml_dev.bytewax_flows import read_jsonl_dir, train_small_lightgbm
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +61,7 @@ def run_flow(args: list[str], in_dir: Path, out: Path, model_path: Path, **optio
     params = ", ".join(
         [repr(str(in_dir)), repr(str(out)), repr(str(model_path))] + [f"{k}={v!r}" for k, v in options.items()]
     )
-    target = f"streamml.bytewax.testing:jsonl_flow({params})"
+    target = f"streamml_dev.bytewax_flows:jsonl_flow({params})"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if "-a" in args:
         addresses = args[args.index("-a") + 1]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from streamml import Model
-from streamml.bytewax.testing import train_small_lightgbm
+from streamml_dev.bytewax_flows import train_small_lightgbm
 from streamml_dev.repo import REPO_ROOT
 from test_bad_input import ABSENT
 

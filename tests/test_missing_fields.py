@@ -19,7 +19,7 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 
 from streamml import InputError, Model, _streamml
 from streamml.bytewax import predict, predict_op
-from streamml.bytewax.testing import train_small_lightgbm
+from streamml_dev.bytewax_flows import train_small_lightgbm
 from streamml_dev.repo import REPO_ROOT
 
 TABLE = json.loads((REPO_ROOT / "tests" / "fixtures" / "missing_fields.json").read_text())

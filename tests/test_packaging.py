@@ -43,19 +43,62 @@ def cli_blocked(blocked: list[str], *args: str) -> subprocess.CompletedProcess[s
     return run_blocked(blocked, f"from streamml.cli import main\nsys.exit(main({list(args)!r}))")
 
 
-def test_no_product_module_imports_the_repository_helpers() -> None:
+def repository_helper_modules() -> set[str]:
+    """Top-level module names of the test and benchmark scaffolding (and pytest itself)."""
+    names = {"tests", "benchmarks", "pytest", "_pytest"}
+    for root in (REPO_ROOT / "tests", REPO_ROOT / "tests" / "support", REPO_ROOT / "benchmarks"):
+        names |= {p.stem for p in root.glob("*.py")}
+        names |= {p.name for p in root.iterdir() if (p / "__init__.py").is_file()}
+    return names
+
+
+def product_modules() -> list[str]:
+    """Every module of the package, as dotted names (``streamml.bytewax.drift``...)."""
+    modules = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        modules.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return modules
+
+
+def test_no_product_module_imports_test_or_benchmark_scaffolding() -> None:
+    helpers = repository_helper_modules()
+    assert {"streamml_dev", "conftest", "kafka_support", "harness", "r1_models", "pytest"} <= helpers
     offenders = []
     for path in PACKAGE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = []
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 names = [node.module or ""]
-            offenders += [f"{path.relative_to(PACKAGE)}: {n}" for n in names if n.split(".")[0] == "streamml_dev"]
+            # bytewax.testing too: it runs flows "only for unit testing" (its docs); the demo uses bytewax.run.
+            offenders += [
+                f"{path.relative_to(PACKAGE)}: {n}"
+                for n in names
+                if n.split(".")[0] in helpers or n.startswith("bytewax.testing")
+            ]
     assert offenders == []
-    done = run_blocked(["streamml_dev"], "import streamml.cli, streamml.demo, streamml.compile, streamml.testing")
+    # Imported for real with the scaffolding unimportable: no import hidden behind a string.
+    modules = product_modules()
+    assert {"streamml.testing", "streamml.demo", "streamml.bytewax.drift", "streamml.compile.drift"} <= set(modules)
+    imports = "".join(f"importlib.import_module({m!r})\n" for m in modules)
+    done = run_blocked(sorted(helpers), "import importlib\n" + imports)
     assert done.returncode == 0, done.stderr
+
+
+def test_shipped_binaries_hold_no_benchmark_switches() -> None:
+    """The walk / kernel / JSON-reader switches exist only in builds with the `bench-switches` feature."""
+    from streamml import _streamml
+
+    switches = [b"STREAMML_EVALUATOR_SIMD", b"STREAMML_EVALUATOR_COMPACT", b"STREAMML_EVALUATOR_WALK"]
+    extension = Path(_streamml.__file__).read_bytes()
+    evaluator = sml_compile.evaluator_path().read_bytes()
+    # The scan finds variables the binaries do read, so an absence below means something.
+    assert b"STREAMML_TRUSTED_MODELS" in extension
+    assert sml_compile.FOOTER_MAGIC[:5] in evaluator
+    assert [s for s in [*switches, b"STREAMML_JSON_FLAT"] if s in extension] == []
+    assert [s for s in switches if s in evaluator] == []
 
 
 def test_score_without_confluent_kafka_names_the_extra(s1_path: Path) -> None:

@@ -22,7 +22,6 @@ def test_every_public_name_imports() -> None:
         "streamml.demo",
         "streamml.kafka",
         "streamml.bytewax",
-        "streamml.bytewax.testing",
         "streamml.drift",
         "streamml.store",
         "streamml.feedback",

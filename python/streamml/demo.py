@@ -123,12 +123,29 @@ def stream_items(n: int, *, seed: int = 2) -> tuple[list[tuple[str, Any]], dict[
     return [(kind, table) for _, _, kind, table in items], facts
 
 
+def list_source(items: list[Any]) -> Any:
+    """A Bytewax source of ``items`` in order, one per batch, all read by worker 0."""
+    from bytewax.inputs import DynamicSource, StatelessSourcePartition
+
+    class _Partition(StatelessSourcePartition[Any]):
+        def __init__(self, mine: list[Any]) -> None:
+            self._items = iter(mine)
+
+        def next_batch(self) -> list[Any]:
+            return [next(self._items)]  # StopIteration at the end: the input is done
+
+    class _Source(DynamicSource[Any]):
+        def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition:
+            return _Partition(items if worker_index == 0 else [])
+
+    return _Source()
+
+
 def build_flow(model: Any, items: list[tuple[str, Any]], store_uri: str) -> Any:
     """The Bytewax dataflow: score, count drift, join labels, write the store."""
     import bytewax.operators as op
     import pyarrow as pa
     from bytewax.dataflow import Dataflow
-    from bytewax.testing import TestingSource
 
     from streamml.bytewax import drift_counts, predict
     from streamml.bytewax.feedback import feedback_join
@@ -159,7 +176,7 @@ def build_flow(model: Any, items: list[tuple[str, Any]], store_uri: str) -> Any:
         )
 
     flow = Dataflow("streamml_demo")
-    source = op.input("stream", flow, TestingSource(items, batch_size=1))
+    source = op.input("stream", flow, list_source(items))
     kinds = op.branch("kind", source, lambda it: it[0] == "events")
     events = op.map("events", kinds.trues, one_batch)
     labels = op.map("labels", kinds.falses, lambda it: it[1])
@@ -209,7 +226,7 @@ def write_reference(store_uri: str, model: Any) -> None:
 
 def run(events: int = 30_000, out_dir: str | Path | None = None, store_uri: str | None = None) -> int:
     """Run the whole loop, write the report, print a summary and where everything is."""
-    from bytewax.testing import run_main
+    from bytewax.run import cli_main
 
     from streamml.model import Model
     from streamml.report import write_report
@@ -231,7 +248,7 @@ def run(events: int = 30_000, out_dir: str | Path | None = None, store_uri: str 
     )
     write_reference(uri, model)
     started = time.perf_counter()
-    run_main(build_flow(model, items, uri), epoch_interval=timedelta(0))
+    cli_main(build_flow(model, items, uri), workers_per_process=1, epoch_interval=timedelta(0))
     print(f"ran      the Bytewax dataflow in {time.perf_counter() - started:.1f} s into {uri}")
     with Store(uri) as store:
         for table in ("predictions", "labels", "feedback", "drift", "quality"):

@@ -1,9 +1,11 @@
-"""Helpers for testing code built on streamml: compile a model binary written in C.
+"""Build a model binary written in C, to test it: what a user writing one (README, "Write a model binary") needs.
 
-:func:`compile_c_model` builds a model binary from a C file against the ABI header that ships
-with the installed module (the system C compiler is needed), so a test can load a model that
-misbehaves on purpose. Helpers that know streamml's own repository (its example binaries,
-its service scripts) live in the repository's ``tests/support``, not here.
+The ABI header ships inside the installed module (``_streamml.ABI_HEADER``), not as a file, so a
+user testing their own C model binary, or a host's behaviour with a binary that misbehaves on
+purpose, needs :func:`compile_c_model` (the system C compiler is needed) and
+:data:`LIBRARY_SUFFIX`. That is why this module ships, as ``bytewax.testing`` does for flows;
+helpers that know streamml's own repository (its example binaries, services, workloads) live in
+the repository's ``tests/support/streamml_dev`` and are never imported here.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 //! messages of 32 float64 features and an id (as `benchmarks/kafka_score.py`
 //! writes them) in chunks of 250 through `MessageScorer`, ROUNDS times, and
 //! prints the best and median messages/s. With a cheap model (the SDK's
-//! `s1_logistic`) that is the codec's own cost.
+//! `s1_logistic`) that is the codec's own cost. Built with `--features
+//! bench-switches`, `STREAMML_JSON_FLAT=0` times serde_json's reader alone.
 
 use std::time::Instant;
 

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use streamml_abi::InfoError;
 
+/// A panic's payload as text, for the error that replaces it.
+pub(crate) use streamml_abi::panic_message as panic_text;
+
 /// Any error of the core.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -110,7 +110,7 @@ pub fn prepare_event(
 /// lengths; [`import_c_batch`] validates the imported arrays in full after.
 pub fn check_c_array(array: &FFI_ArrowArray, schema: &FFI_ArrowSchema) -> Result<(), InputError> {
     catch_unwind(AssertUnwindSafe(|| check_c_node(array, schema, "the input", None)))
-        .unwrap_or_else(|p| Err(format!("it could not be read ({})", crate::model::panic_text(&*p))))
+        .unwrap_or_else(|p| Err(format!("it could not be read ({})", crate::error::panic_text(&*p))))
         .map_err(|reason| InputError::Other(format!("the input is not a valid Arrow array: {reason}; fix its producer")))
 }
 
@@ -182,7 +182,7 @@ pub unsafe fn import_c_batch(array: FFI_ArrowArray, schema: &FFI_ArrowSchema) ->
     let bad = |reason: String| InputError::Other(format!("the input is not a valid Arrow array: {reason}; fix its producer"));
     // SAFETY: as the caller promises; the structure was checked above.
     let data = catch_unwind(AssertUnwindSafe(|| unsafe { from_ffi(array, schema) }))
-        .map_err(|p| bad(format!("it could not be imported ({})", crate::model::panic_text(&*p))))?
+        .map_err(|p| bad(format!("it could not be imported ({})", crate::error::panic_text(&*p))))?
         .map_err(|e| bad(e.to_string()))?;
     let DataType::Struct(fields) = data.data_type() else {
         return Err(InputError::Other(format!(
@@ -206,7 +206,7 @@ pub unsafe fn import_c_batch(array: FFI_ArrowArray, schema: &FFI_ArrowSchema) ->
 pub fn validate_imported(batch: &RecordBatch) -> Result<(), InputError> {
     for (field, column) in batch.schema_ref().fields().iter().zip(batch.columns()) {
         let checked = catch_unwind(AssertUnwindSafe(|| column.to_data().validate_full()))
-            .unwrap_or_else(|p| Err(arrow_schema::ArrowError::InvalidArgumentError(crate::model::panic_text(&*p))));
+            .unwrap_or_else(|p| Err(arrow_schema::ArrowError::InvalidArgumentError(crate::error::panic_text(&*p))));
         if let Err(e) = checked {
             return Err(InputError::Other(format!(
                 "the input is not a valid Arrow array: column '{}': {e}; fix its producer",

@@ -2,12 +2,13 @@
 //!
 //! Loads and verifies model binaries ([`NativeModel`]), maps and casts input
 //! columns to what a model declares ([`input`]), scores batches through any
-//! [`Scorer`] ([`Model`]), builds Arrow batches from rows ([`rows`]) and
+//! [`Backend`] ([`Model`]), builds Arrow batches from rows ([`rows`]) and
 //! groups rows into micro-batches by the design's rule ([`batcher`]).
 //!
 //! This crate knows no host: the Python binding and the JNI shim are thin
 //! leaves over it.
 
+pub mod backend;
 pub mod batcher;
 pub mod codec;
 pub mod error;
@@ -22,7 +23,8 @@ pub use batcher::{Batch, BatchPolicy, FlushReason, MicroBatcher};
 pub use error::{Error, InputError, LoadError, LoadErrorKind, PredictError};
 pub use loader::{inspect_compiled, LoadOptions, NativeModel};
 pub use trust::TrustList;
-pub use model::{Model, Scorer};
+pub use backend::Backend;
+pub use model::Model;
 pub use streamml_abi::{FieldSpec, ModelInfo, Task};
 pub mod drift;
 pub mod feedback;

@@ -26,7 +26,8 @@ use streamml_abi::{
 };
 
 use crate::error::{LoadError, LoadErrorKind, PredictError};
-use crate::model::{panic_text, Scorer};
+use crate::backend::Backend;
+use crate::error::panic_text;
 use crate::trust::TrustList;
 
 /// How to load a model binary.
@@ -596,11 +597,7 @@ impl NativeModel {
     }
 }
 
-impl Scorer for NativeModel {
-    fn as_native(&self) -> Option<&NativeModel> {
-        Some(self)
-    }
-
+impl Backend for NativeModel {
     fn info(&self) -> &ModelInfo {
         &self.info
     }

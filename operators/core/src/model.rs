@@ -1,11 +1,12 @@
 //! [`Model`]: one way to score batches, whatever runs underneath.
 //!
-//! A [`Scorer`] is what runs: a model binary ([`crate::NativeModel`]) or a
+//! A [`Backend`] is what runs: a model binary ([`crate::NativeModel`]) or a
 //! host's own callable (the Python binding wraps a Python function). `Model`
-//! puts the same checks around every scorer: inputs mapped and cast by name
+//! puts the same checks around every backend: inputs mapped and cast by name
 //! ([`crate::input::prepare`]), outputs checked against the declared schema,
 //! empty batches answered without a call, panics turned into errors.
 
+use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::Arc;
@@ -16,31 +17,15 @@ use arrow_schema::SchemaRef;
 use streamml_abi::ffi::schema_matches;
 use streamml_abi::{InfoError, ModelInfo};
 
-use crate::error::{Error, LoadError, PredictError};
+use crate::backend::Backend;
+use crate::error::{panic_text, Error, LoadError, PredictError};
 use crate::input;
 use crate::loader::{LoadOptions, NativeModel};
-
-/// Something that scores batches of a model's declared inputs.
-pub trait Scorer: Send + Sync {
-    /// The model's description.
-    fn info(&self) -> &ModelInfo;
-    /// What runs, for error messages: `model binary '/m.so'`.
-    fn origin(&self) -> &str;
-    /// The SHA-256 of the binary, when there is one.
-    fn sha256(&self) -> Option<&str>;
-    /// Score a non-empty batch holding exactly the declared inputs.
-    fn score(&self, input: &RecordBatch) -> Result<RecordBatch, PredictError>;
-    /// The model binary underneath, for hosts that take the C Data
-    /// Interface path ([`NativeModel::predict_c`]).
-    fn as_native(&self) -> Option<&NativeModel> {
-        None
-    }
-}
 
 /// A model, ready to score.
 #[derive(Clone)]
 pub struct Model {
-    scorer: Arc<dyn Scorer>,
+    backend: Arc<dyn Backend>,
     input_schema: SchemaRef,
     output_schema: SchemaRef,
 }
@@ -48,7 +33,7 @@ pub struct Model {
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Model")
-            .field("origin", &self.scorer.origin())
+            .field("origin", &self.backend.origin())
             .finish()
     }
 }
@@ -58,35 +43,36 @@ impl Model {
     pub fn load(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Self, LoadError> {
         let path = path.as_ref();
         let native = NativeModel::load(path, options)?;
-        Self::from_scorer(Arc::new(native)).map_err(|e| LoadError::new(path, e))
+        Self::from_backend(Arc::new(native)).map_err(|e| LoadError::new(path, e))
     }
 
-    /// Wrap any scorer.
-    pub fn from_scorer(scorer: Arc<dyn Scorer>) -> Result<Self, InfoError> {
-        let info = scorer.info();
+    /// Wrap any backend.
+    pub fn from_backend(backend: Arc<dyn Backend>) -> Result<Self, InfoError> {
+        let info = backend.info();
         info.validate()?;
         Ok(Self {
             input_schema: info.input_schema()?,
             output_schema: info.output_schema()?,
-            scorer,
+            backend,
         })
     }
 
     pub fn info(&self) -> &ModelInfo {
-        self.scorer.info()
+        self.backend.info()
     }
 
     pub fn origin(&self) -> &str {
-        self.scorer.origin()
+        self.backend.origin()
     }
 
     pub fn sha256(&self) -> Option<&str> {
-        self.scorer.sha256()
+        self.backend.sha256()
     }
 
     /// The model binary, when this model is one.
     pub fn native(&self) -> Option<&NativeModel> {
-        self.scorer.as_native()
+        let backend: &dyn Any = &*self.backend;
+        backend.downcast_ref::<NativeModel>()
     }
 
     /// The declared inputs, in order.
@@ -150,7 +136,7 @@ impl Model {
             reason,
             status: None,
         };
-        let out = catch_unwind(AssertUnwindSafe(|| self.scorer.score(prepared)))
+        let out = catch_unwind(AssertUnwindSafe(|| self.backend.score(prepared)))
             .map_err(|p| fail(format!("panicked: {}", panic_text(&*p))))??;
         if out.num_rows() != rows {
             return Err(fail(format!(
@@ -176,5 +162,3 @@ fn field_list(schema: &arrow_schema::Schema) -> Vec<String> {
         .map(|f| format!("{}: {}", f.name(), f.data_type()))
         .collect()
 }
-
-pub(crate) use streamml_abi::panic_message as panic_text;

@@ -1,8 +1,8 @@
 //! Time the evaluator on an IR file without any host: `cargo run --release
 //! -p streamml-evaluator --example bench_ir -- model.ir.json [rows]`.
 //! Rows are N(0, 1) features (R1's distribution); prints rows/s.
-//! `STREAMML_EVALUATOR_COMPACT=0` times the general walk instead of the
-//! compact one (`src/compact.rs`). R1.ir.json: `streamml.compile.to_ir` of
+//! `STREAMML_EVALUATOR_COMPACT=0` (with `--features bench-switches`) times
+//! the general walk instead of the compact one (`src/compact.rs`). R1.ir.json: `streamml.compile.to_ir` of
 //! the LightGBM model `benchmarks/r1_models.py` trains, dumped as JSON.
 
 #[path = "common/normal_rows.rs"]

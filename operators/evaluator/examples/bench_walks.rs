@@ -1,7 +1,8 @@
 //! Compare the evaluator's walks on one IR in one process, interleaved (on a
 //! shared machine only same-process, interleaved A/B runs mean anything):
-//! `cargo run --release -p streamml-evaluator --example bench_walks --
-//! model.ir.json [ROWS] [ROUNDS] [WALKS]`, WALKS a comma list of
+//! `cargo run --release -p streamml-evaluator --features bench-switches
+//! --example bench_walks -- model.ir.json [ROWS] [ROUNDS] [WALKS]` (the
+//! feature lets the evaluator read the walk from the environment), WALKS a comma list of
 //! `STREAMML_EVALUATOR_WALK` values (default `lockstep,refill`; `general`
 //! is the walk without compact trees, `auto` the one the evaluator chooses). Rows are N(0, 1) features (R1's
 //! distribution). Each round times every walk, in a rotating order: one

@@ -6,15 +6,10 @@
 //! rows above it (they go right) lose the node's left-subtree leaves. A
 //! row's leaf is then the lowest bit left set.
 //!
-//! So a node costs, for 8 rows, one load, one compare and one masked AND,
-//! with no chain of dependent loads and no branch. A walk costs three
-//! dependent loads per level per row. Visiting every node is cheaper than
-//! walking down: on R1, 2.7x the refill walk by AVX-512 and 2.4x by AVX2,
-//! and 1.5x the lockstep walk on its balanced XGBoost twin. Blocks of 8
-//! rows were 1.5x, of 16 rows 2.4x, and of 64 rows no faster than 32.
-//! An earlier version went feature by feature over thresholds sorted
-//! across trees, with an early exit. It was 1.08x, bound by a
-//! read-modify-write of the tree's vectors in memory per node.
+//! So a node costs, for a block of rows, one load, one compare and one
+//! masked AND, with no chain of dependent loads and no branch, where a walk
+//! costs three dependent loads per level per row: visiting every node is
+//! cheaper than walking down (figures: `docs/performance.md`).
 //!
 //! It serves numeric trees of at most 64 leaves on blocks without NaN. It
 //! uses the compact walk's comparison (`v > threshold`, an "lt" threshold
@@ -24,8 +19,8 @@
 //!
 //! Kernels: AVX-512 (F and CD: positions by `lzcnt`, leaf values by
 //! gathers), AVX2, or a scalar loop. The compiler turns the scalar loop
-//! into branches, and at 0.12x the refill walk the forest never chooses
-//! it (`forest.rs`, `choose_walk`).
+//! into branches, so the forest never chooses it (`forest.rs`,
+//! `choose_walk`).
 
 /// Rows of one block: one 512-bit vector of doubles.
 pub const ROWS: usize = 32;
@@ -80,14 +75,18 @@ impl Kernel {
         kernels
     }
 
-    /// The best this CPU runs, unless `STREAMML_EVALUATOR_SIMD=portable`
-    /// (or `avx2`) asks for less, to compare kernels in one process.
+    /// The best this CPU runs. Built with the `bench-switches` feature
+    /// (benchmarks only), `STREAMML_EVALUATOR_SIMD=portable` (or `avx2`) asks
+    /// for less, to compare kernels in one process.
     pub fn detect() -> Self {
+        #[cfg(feature = "bench-switches")]
         let most = match std::env::var("STREAMML_EVALUATOR_SIMD").as_deref() {
             Ok("portable") => Kernel::Portable,
             Ok("avx2") => Kernel::Avx2,
             _ => Kernel::Avx512,
         };
+        #[cfg(not(feature = "bench-switches"))]
+        let most = Kernel::Avx512;
         let best = Self::available().into_iter().filter(|&k| k <= most).max();
         best.unwrap_or(Kernel::Portable)
     }

@@ -6,21 +6,8 @@
 //! the same bits.
 //!
 //! Rows walk a tree in lockstep groups of `LANES`: their chains of loads
-//! are independent, so they overlap. Measured slower on the target machine
-//! (AMD EPYC, Zen 3, where an 8-lane `vpgatherdd` costs ~28 cycles) and not
-//! kept, each against the refill walk in one process (`bench_walks`):
-//! - an AVX2 walk, four rows per vector with gathers for thresholds,
-//!   features and values;
-//! - an AVX2 walk of eight rows per vector over u8 bins with 4-byte nodes
-//!   (two gathers a step): 0.51-0.68x;
-//! - a QuickScorer-style table walk over u8 bins (per tree and feature, a
-//!   bin -> leaf-mask table; the masks ANDed, the lowest bit the leaf):
-//!   bit-exact, 0.62x (binning alone 1.8 us a row, then 4,559 lookups a row
-//!   on R1); kept on the local branch `table-walk`. (The bit-vector walk of
-//!   `bits.rs`, which compares the doubles themselves, 32 rows per node, and
-//!   needs no tables, is what the forest now takes where it can.)
-//! - the lockstep walk over 64-row blocks in column order (one base register
-//!   for all lanes): 0.89-0.96x with 8, 16 or 32 lanes.
+//! are independent, so they overlap. The gather-based and table-based walks
+//! tried against it were slower (`docs/performance.md`).
 
 /// Rows (or, for one row, trees) walked together.
 pub const LANES: usize = 8;
@@ -110,18 +97,24 @@ impl Compact {
         }
     }
 
-    /// The walk `auto`, unless the environment says otherwise (to compare
-    /// walks in one process, as `examples/bench_walks.rs` does):
-    /// `STREAMML_EVALUATOR_COMPACT=0` is the general walk only,
-    /// `STREAMML_EVALUATOR_WALK=lockstep|refill|bits` a compact walk.
+    /// The walk `auto`. Built with the `bench-switches` feature (benchmarks
+    /// only; shipped evaluators are built without it), the environment may
+    /// say otherwise, to compare walks in one process (`examples/bench_walks.rs`,
+    /// `benchmarks/evaluator_walks.py`): `STREAMML_EVALUATOR_COMPACT=0` is the
+    /// general walk only, `STREAMML_EVALUATOR_WALK=lockstep|refill|bits` a compact walk.
     pub fn from_env(auto: Walk) -> Self {
-        let enabled = std::env::var_os("STREAMML_EVALUATOR_COMPACT").is_none_or(|v| v != "0");
-        let walk = match std::env::var("STREAMML_EVALUATOR_WALK").as_deref() {
-            Ok("refill") => Walk::Refill,
-            Ok("lockstep") => Walk::Lockstep,
-            Ok("bits") => Walk::Bits,
-            _ => auto,
-        };
+        #[cfg(feature = "bench-switches")]
+        let (enabled, walk) = (
+            std::env::var_os("STREAMML_EVALUATOR_COMPACT").is_none_or(|v| v != "0"),
+            match std::env::var("STREAMML_EVALUATOR_WALK").as_deref() {
+                Ok("refill") => Walk::Refill,
+                Ok("lockstep") => Walk::Lockstep,
+                Ok("bits") => Walk::Bits,
+                _ => auto,
+            },
+        );
+        #[cfg(not(feature = "bench-switches"))]
+        let (enabled, walk) = (true, auto);
         Self::with_walk(enabled, walk)
     }
 

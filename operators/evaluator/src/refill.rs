@@ -15,13 +15,8 @@
 //! A refill step costs more than a lockstep step, so it pays only where the
 //! lockstep walk wastes steps: trees whose leaves lie at very different
 //! depths (LightGBM's leaf-wise trees), not balanced ones (XGBoost's
-//! depth-wise trees). `choose` tells them apart by the trees' shapes.
-//! Measured (interleaved in one process, `examples/bench_walks.rs`, 100k
-//! N(0, 1) rows, 1 thread): R1 (LightGBM, 300 trees, 63 leaves, mean depth
-//! 13.4 against mean leaf depth 8.5) refill 1.22x lockstep; its XGBoost twin
-//! (depth 6, leaf depth 5.9) 0.74x. The same walk with each lane's node, row
-//! offset and task in registers was no faster than lockstep on R1 (24 live
-//! values spill), and 4, 6, 10 or 12 lanes were slower than 8.
+//! depth-wise trees). `choose` tells them apart by the trees' shapes
+//! (figures: `docs/performance.md`).
 
 use crate::compact::{CTree, Compact, Walk, FEATURE, LANES, SINK};
 use crate::ir::TreeIr;

@@ -1,4 +1,4 @@
-//! A Python callable as a core `Scorer`, so it runs through the same checks,
+//! A Python callable as a core `Backend`, so it runs through the same checks,
 //! operators and counters as a model binary.
 
 use arrow_array::RecordBatch;
@@ -9,9 +9,9 @@ use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::PyRecordBatch;
 use streamml_abi::info::format_type;
 use streamml_abi::{FieldSpec, ModelInfo, Task, ABI_VERSION};
-use streamml_core::{input, PredictError, Scorer};
+use streamml_core::{input, Backend, PredictError};
 
-pub struct CallableScorer {
+pub struct CallableBackend {
     func: Py<PyAny>,
     info: ModelInfo,
     origin: String,
@@ -36,7 +36,7 @@ fn specs(schema: &SchemaRef, kind: &str) -> Result<Vec<FieldSpec>, String> {
         .collect()
 }
 
-impl CallableScorer {
+impl CallableBackend {
     pub fn new(
         func: Py<PyAny>,
         input_schema: SchemaRef,
@@ -113,7 +113,7 @@ fn describe(py: Python<'_>, e: &PyErr) -> String {
     format!("raised {type_name}: {}", e.value(py))
 }
 
-impl Scorer for CallableScorer {
+impl Backend for CallableBackend {
     fn info(&self) -> &ModelInfo {
         &self.info
     }

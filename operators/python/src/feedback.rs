@@ -35,12 +35,12 @@ fn float64s(a: &PyArray, what: &str) -> PyResult<Float64Array> {
 
 /// Pending predictions, tombstones and quality windows of one shard.
 #[pyclass(name = "FeedbackJoinState", module = "streamml._streamml")]
-pub struct PyFeedbackJoin {
+pub struct PyFeedbackJoinState {
     inner: FeedbackJoin,
 }
 
 #[pymethods]
-impl PyFeedbackJoin {
+impl PyFeedbackJoinState {
     #[new]
     #[pyo3(signature = (*, ttl, window, task, threshold, hist_bins, late_horizon, bucket, max_future_skew, max_watermark_jump))]
     #[allow(clippy::too_many_arguments)]

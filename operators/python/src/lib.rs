@@ -31,7 +31,7 @@ fn _streamml(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<codec::PyMessageScorer>()?;
     m.add_class::<drift::PyDriftCounters>()?;
     m.add_class::<dict_scorer::DictScorer>()?;
-    m.add_class::<feedback::PyFeedbackJoin>()?;
+    m.add_class::<feedback::PyFeedbackJoinState>()?;
     fft::register(m)?;
     Ok(())
 }

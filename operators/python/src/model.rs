@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use arrow_schema::Schema;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -13,7 +12,7 @@ use streamml_abi::Task;
 use streamml_core::{LoadOptions, Model, TrustList};
 
 use crate::arrow_io::{c_to_pyarrow, to_pyarrow, Capsules};
-use crate::callable::CallableScorer;
+use crate::callable::CallableBackend;
 use crate::errors::{core_err, input_err, load_err, new_err, predict_err, Kind};
 use crate::numpy_io::NumpyPath;
 use crate::rows::rows_to_batch;
@@ -46,15 +45,7 @@ fn load_options(
     })
 }
 
-/// The names of `schema`'s fields as interned Python strings: dict keys
-/// for inputs read and outputs written, made once per model.
-pub(crate) fn field_keys(py: Python<'_>, schema: &Schema) -> Vec<Py<PyString>> {
-    schema
-        .fields()
-        .iter()
-        .map(|f| PyString::intern(py, f.name()).unbind())
-        .collect()
-}
+pub(crate) use crate::py_values::field_keys;
 
 /// A loaded model. Use `streamml.Model`, which wraps this.
 #[pyclass(name = "Model", module = "streamml._streamml", frozen)]
@@ -146,7 +137,7 @@ impl PyModel {
                 format!("task '{task}' is not one of regression, binary, multiclass, other"),
             )
         })?;
-        let scorer = CallableScorer::new(
+        let backend = CallableBackend::new(
             func,
             input_schema.into_inner(),
             output_schema.into_inner(),
@@ -156,7 +147,7 @@ impl PyModel {
         )
         .map_err(|m| new_err(Kind::Load, m))?;
         let model =
-            Model::from_scorer(Arc::new(scorer)).map_err(|e| new_err(Kind::Load, e.to_string()))?;
+            Model::from_backend(Arc::new(backend)).map_err(|e| new_err(Kind::Load, e.to_string()))?;
         Ok(Self::new(py, model))
     }
 
@@ -238,7 +229,7 @@ impl PyModel {
         &self,
         x: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
-        crate::numpy_io::predict_numpy(self, x)
+        crate::numpy_io::predict_numpy(&self.numpy, &self.model, x)
     }
 
     /// Check a batch against the inputs and return what the model would get

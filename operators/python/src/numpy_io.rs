@@ -27,14 +27,12 @@ use pyo3::types::{PyDict, PyString};
 use streamml_core::Model;
 
 use crate::errors::{core_err, new_err, predict_err, Kind};
-use crate::model::{field_keys, PyModel};
 use crate::numpy_out::{c_to_dict, to_dict};
 use crate::one_row::OneRow;
+use crate::py_values::field_keys;
 
 /// From this many rows on, the GIL is released while the model scores.
-/// Below, releasing and re-taking it costs more than it frees: one row of a
-/// one-tree binary measured 5.0 µs with the GIL held against 8-10 µs
-/// released (on a loaded 2-core machine).
+/// Below, releasing and re-taking it costs more than it frees (`docs/performance.md`).
 const DETACH_ROWS: usize = 64;
 
 /// What a model keeps for `predict_numpy`.
@@ -76,13 +74,14 @@ impl NumpyPath {
     }
 }
 
-/// Score the rows of `x` (see the module docs): `{output name: array}`.
+/// Score the rows of `x` with `model`, the model `path` was made for (see
+/// the module docs): `{output name: array}`.
 pub fn predict_numpy<'py>(
-    pymodel: &PyModel,
+    path: &NumpyPath,
+    model: &Model,
     x: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let py = x.py();
-    let path = &pymodel.numpy;
     if let Some(refusal) = &path.refusal {
         return Err(new_err(Kind::Input, refusal.clone()));
     }
@@ -92,7 +91,6 @@ pub fn predict_numpy<'py>(
             x.get_type().name()?
         )));
     };
-    let model = pymodel.core();
     let inputs = model.input_schema().fields().len();
     let shape = array.shape();
     let (rows, columns) =
@@ -122,9 +120,9 @@ pub fn predict_numpy<'py>(
         ));
     }
     if let Ok(a) = array.cast::<PyArrayDyn<f64>>() {
-        score_view(py, pymodel, &a.try_readonly()?.as_array(), rows)
+        score_view(py, path, model, &a.try_readonly()?.as_array(), rows)
     } else if let Ok(a) = array.cast::<PyArrayDyn<f32>>() {
-        score_view(py, pymodel, &a.try_readonly()?.as_array(), rows)
+        score_view(py, path, model, &a.try_readonly()?.as_array(), rows)
     } else {
         Err(PyTypeError::new_err(format!(
             "predict_numpy expects a float64 or float32 array, got {}; convert it with \
@@ -154,7 +152,8 @@ unsafe impl Send for SendArray<'_> {}
 /// Score the rows of `view` (2-D, or 1-D for one row).
 fn score_view<'py, T: Element + Copy + Into<f64>>(
     py: Python<'py>,
-    pymodel: &PyModel,
+    path: &NumpyPath,
+    model: &Model,
     view: &ArrayViewD<'_, T>,
     rows: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
@@ -167,11 +166,10 @@ fn score_view<'py, T: Element + Copy + Into<f64>>(
     }
     .expect("the shape was checked");
     if rows == 1 {
-        if let Some(out) = score_one(py, pymodel, &view)? {
+        if let Some(out) = score_one(py, path, model, &view)? {
             return Ok(out);
         }
     }
-    let model = pymodel.core();
     let batch = columns(&view, model)?;
     if let (Some(native), true) = (model.native(), rows > 0) {
         // The batch is exactly the binary's input layout, without nulls:
@@ -191,7 +189,7 @@ fn score_view<'py, T: Element + Copy + Into<f64>>(
         let (array, schema) = scored
             .map_err(|_| new_err(Kind::Predict, format!("{} panicked", model.origin())))?
             .map_err(predict_err)?;
-        let keys = &pymodel.numpy.out_keys;
+        let keys = &path.out_keys;
         return c_to_dict(py, keys, model.output_schema().fields(), array, schema);
     }
     let out = if rows >= DETACH_ROWS {
@@ -202,7 +200,7 @@ fn score_view<'py, T: Element + Copy + Into<f64>>(
     .map_err(|e| core_err(e.into()))?;
     to_dict(
         py,
-        &pymodel.numpy.out_keys,
+        &path.out_keys,
         out.columns(),
         out.schema_ref().fields(),
     )
@@ -212,11 +210,11 @@ fn score_view<'py, T: Element + Copy + Into<f64>>(
 /// that array is busy (another thread) or absent (a callable).
 fn score_one<'py, T: Copy + Into<f64>>(
     py: Python<'py>,
-    pymodel: &PyModel,
+    path: &NumpyPath,
+    model: &Model,
     view: &ArrayView2<'_, T>,
 ) -> PyResult<Option<Bound<'py, PyDict>>> {
-    let model = pymodel.core();
-    let (Some(one_row), Some(native)) = (&pymodel.numpy.one_row, model.native()) else {
+    let (Some(one_row), Some(native)) = (&path.one_row, model.native()) else {
         return Ok(None);
     };
     // try_lock: never wait for the lock while holding the GIL.
@@ -235,7 +233,7 @@ fn score_one<'py, T: Copy + Into<f64>>(
     let (array, schema) = scored
         .map_err(|_| new_err(Kind::Predict, format!("{} panicked", model.origin())))?
         .map_err(predict_err)?;
-    let keys = &pymodel.numpy.out_keys;
+    let keys = &path.out_keys;
     c_to_dict(py, keys, model.output_schema().fields(), array, schema).map(Some)
 }
 

@@ -1,4 +1,5 @@
-//! One cell of an Arrow array as a Python value (for output dicts).
+//! Arrow to Python values: one cell of an array (for output dicts), and
+//! field names as the dicts' keys.
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -6,12 +7,22 @@ use arrow_array::types::{
     UInt64Type, UInt8Type,
 };
 use arrow_array::Array;
-use arrow_schema::DataType;
+use arrow_schema::{DataType, Schema};
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::{PyList, PyString};
 use pyo3::IntoPyObjectExt;
 
 use crate::errors::{new_err, Kind};
+
+/// The names of `schema`'s fields as interned Python strings: dict keys
+/// for inputs read and outputs written, made once per model.
+pub(crate) fn field_keys(py: Python<'_>, schema: &Schema) -> Vec<Py<PyString>> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| PyString::intern(py, f.name()).unbind())
+        .collect()
+}
 
 /// The value at `row` of `array`: floats, ints, bools, strings, lists of
 /// them; `None` for a null.

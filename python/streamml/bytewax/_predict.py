@@ -111,14 +111,24 @@ def predict_op(
     return _scorer(model, nest, missing_fields, trusted_sha256)
 
 
-def _keyed_oks(key_split: tuple[str, tuple[list[Any], list[PredictFailure]]]) -> list[tuple[str, Any]]:
+#: The key plain (unkeyed) items are batched under when batching: one key, so one worker
+#: batches them, in order; they come out plain again.
+_PLAIN = "\x00streamml-plain-items"
+
+
+def _key_plain(items: list[Any]) -> list[Any]:
+    # A tuple is a (key, item) pair (Bytewax checks its shape); anything else is a plain item.
+    return [it if type(it) is tuple else (_PLAIN, it) for it in items]
+
+
+def _keyed_oks(key_split: tuple[str, tuple[list[Any], list[PredictFailure]]]) -> list[Any]:
     key, (oks, _) = key_split
-    return [(key, v) for v in oks]
+    return oks if key == _PLAIN else [(key, v) for v in oks]
 
 
 def _keyed_errs(key_split: tuple[str, tuple[list[Any], list[PredictFailure]]]) -> list[PredictFailure]:
     key, (_, errs) = key_split
-    return [PredictFailure((key, f.item), f.reason) for f in errs]
+    return errs if key == _PLAIN else [PredictFailure((key, f.item), f.reason) for f in errs]
 
 
 @operator
@@ -139,13 +149,16 @@ def predict(
     (see the ``batch_size`` of the input) is scored in one call; items may be
     dicts, ``(key, dict)`` pairs or Arrow record batches, and keep their order.
 
-    With ``max_batch_rows`` or ``max_wait``, ``up`` must be a keyed stream of
-    ``(key, item)`` pairs (``op.key_on``; key by partition or by a few shards
-    to batch well): rows are buffered per key and a key's batch is scored when
-    it holds ``max_batch_rows`` rows or its **oldest** row has waited
-    ``max_wait`` (unlike ``op.collect``, whose timeout restarts on every item),
-    and at the end of the input. Order is kept per key. Buffered rows are part
-    of the recovery snapshot, so a resumed flow scores them.
+    With ``max_batch_rows`` or ``max_wait``, rows are buffered per key and a
+    key's batch is scored when it holds ``max_batch_rows`` rows or its
+    **oldest** row has waited ``max_wait`` (unlike ``op.collect``, whose
+    timeout restarts on every item), and at the end of the input. Order is
+    kept per key. ``(key, item)`` pairs (``op.key_on``; key by partition or by
+    a few shards to batch well on several workers) are buffered under their
+    key and come out as ``(key, scored)``; plain items (dicts, record batches)
+    are buffered together under one key, so one worker batches them, and come
+    out plain. Buffered rows are part of the recovery snapshot, so a resumed
+    flow scores them.
 
     With Bytewax recovery, nothing is lost and outputs are at-least-once:
     a resumed flow replays its input from the last snapshot, so items (and
@@ -166,8 +179,8 @@ def predict(
         trusted_sha256: for a path, the trust list :meth:`streamml.Model.load` takes.
 
     Returns:
-        ``oks``: the items with the outputs added (``(key, scored)`` when
-        batching); ``errs``: a :class:`PredictFailure` per item that could not
+        ``oks``: the items with the outputs added (a pair stays a pair);
+        ``errs``: a :class:`PredictFailure` per item that could not
         be scored (not a dict, a missing field, a wrong type, a model error for
         that row); the rest of its batch is scored.
 
@@ -192,5 +205,6 @@ def predict(
     if not isinstance(rows, int) or rows < 1:
         msg = f"max_batch_rows must be an integer of at least 1, got {max_batch_rows!r}"
         raise ValueError(msg)
-    scored = op.stateful_batch("batch", up, batch_builder(scorer.score_split, rows, max_wait))
+    keyed = op.flat_map_batch("key_plain", up, _key_plain)
+    scored = op.stateful_batch("batch", keyed, batch_builder(scorer.score_split, rows, max_wait))
     return PredictOut(oks=op.flat_map("oks", scored, _keyed_oks), errs=op.flat_map("errs", scored, _keyed_errs))

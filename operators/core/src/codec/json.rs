@@ -93,13 +93,18 @@ impl JsonDecoder {
             index.entry(name.to_string()).or_default().carry = Some(c);
         }
         let slots = vec![Val::Unset; schema.fields().len()];
+        // Benchmarks only (the `bench-switches` feature): `STREAMML_JSON_FLAT=0` is serde_json's
+        // reader alone, to compare the two in one process.
+        #[cfg(feature = "bench-switches")]
+        let flat = std::env::var_os("STREAMML_JSON_FLAT").is_none_or(|v| v != "0");
+        #[cfg(not(feature = "bench-switches"))]
+        let flat = true;
         Ok(Self {
             builder: RowBuilder::new(schema)?,
             keys: flat::Keys::new(index),
             slots,
             carried: vec![None; carry.len()],
-            // `STREAMML_JSON_FLAT=0`: serde_json's reader alone (to compare the two in one process).
-            flat: std::env::var_os("STREAMML_JSON_FLAT").is_none_or(|v| v != "0"),
+            flat,
             missing: MissingFields::Error,
             torn: false,
         })

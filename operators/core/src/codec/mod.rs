@@ -309,7 +309,7 @@ pub(crate) fn guarded<T>(what: &str, read: impl FnOnce() -> Result<T, String>) -
     let outer = QUIET.replace(true);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(read));
     QUIET.set(outer);
-    result.unwrap_or_else(|p| Err(format!("{what} ({})", crate::model::panic_text(&*p))))
+    result.unwrap_or_else(|p| Err(format!("{what} ({})", crate::error::panic_text(&*p))))
 }
 
 fn fail_all(scored: &mut Scored, indices: &[usize], reason: &str) {

@@ -10,11 +10,11 @@ use streamml_abi::{FieldSpec, ModelInfo, Task};
 
 use super::*;
 use crate::error::PredictError;
-use crate::model::Scorer;
+use crate::backend::Backend;
 
 struct Affine(ModelInfo);
 
-impl Scorer for Affine {
+impl Backend for Affine {
     fn info(&self) -> &ModelInfo {
         &self.0
     }
@@ -62,7 +62,7 @@ fn model() -> Model {
         drift_reference: None,
         metadata: Default::default(),
     };
-    Model::from_scorer(Arc::new(Affine(info))).unwrap()
+    Model::from_backend(Arc::new(Affine(info))).unwrap()
 }
 
 fn json_scorer() -> MessageScorer {

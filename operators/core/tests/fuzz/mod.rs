@@ -14,12 +14,12 @@ use arrow_ipc::writer::StreamWriter;
 use arrow_schema::{DataType, Field, Schema};
 use streamml_abi::{FieldSpec, ModelInfo, Task};
 use streamml_core::codec::{Carry, Format, MessageScorer};
-use streamml_core::{Model, PredictError, Scorer};
+use streamml_core::{Backend, Model, PredictError};
 
 /// y = a + 2 b + len(s) + f, reading every input value (nulls count 0).
 struct Reader(ModelInfo);
 
-impl Scorer for Reader {
+impl Backend for Reader {
     fn info(&self) -> &ModelInfo {
         &self.0
     }
@@ -72,7 +72,7 @@ pub fn model() -> Model {
         drift_reference: None,
         metadata: Default::default(),
     };
-    Model::from_scorer(Arc::new(Reader(info))).expect("a model")
+    Model::from_backend(Arc::new(Reader(info))).expect("a model")
 }
 
 pub fn scorer(format: Format) -> MessageScorer {

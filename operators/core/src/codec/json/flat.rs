@@ -15,13 +15,8 @@
 //! Anything else (nested values, escapes, non-ASCII bytes, `-0`, integers
 //! beyond 64 bits, numbers out of range, any syntax error) returns `false`,
 //! and the caller starts over with the general reader, which also words the
-//! errors. So the fast path changes speed only: `tests` check both readers
-//! give the same batches, copied values and errors.
-//!
-//! Measured on the 32-feature messages of `benchmarks/kafka_score.py`,
-//! `MessageScorer.score` in batches of 1,000, interleaved with
-//! `STREAMML_JSON_FLAT=0` in one process (best of 6): S1 (the codec's own
-//! cost) 458k against 355k messages/s, R1 157k against 136k.
+//! errors. So the fast path changes speed only (`docs/performance.md`):
+//! `tests` check both readers give the same batches, copied values and errors.
 
 use rustc_hash::FxHashMap;
 use serde_json::value::RawValue;

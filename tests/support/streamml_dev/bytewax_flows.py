@@ -1,9 +1,10 @@
-"""Helpers for testing flows that score with streamml (used by the project's own tests).
+"""Bytewax flows and a small model for the repository's tests of :mod:`streamml.bytewax`.
 
 :func:`jsonl_flow` is a whole dataflow over files, importable by
-``python -m bytewax.run`` for multi-process and recovery runs: JSON lines
-from every file of a directory (one partition per file, resumable by offset)
-→ :func:`streamml.bytewax.predict` → JSON lines into per-worker files.
+``python -m bytewax.run streamml_dev.bytewax_flows:jsonl_flow(...)`` for multi-process and
+recovery runs: JSON lines from every file of a directory (one partition per file, resumable by
+offset) → :func:`streamml.bytewax.predict` → JSON lines into per-worker files.
+:func:`train_small_lightgbm` trains and compiles the seeded model those tests score with.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from bytewax.connectors.files import DirSource
 from bytewax.dataflow import Dataflow
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from streamml.bytewax._predict import PredictFailure, predict
+from streamml.bytewax import PredictFailure, predict
 
 #: The field that identifies an event in the flows here.
 ID_FIELD = "id"
