@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Install the built wheel as a user would and use it outside the checkout (make test-wheel).
 #
-#   scripts/check_wheel.sh [WHEEL]    default: dist/streamml-*_x86_64.whl (make wheels)
+#   scripts/check_wheel.sh [WHEEL]    default: dist/streamml-*-cp311-cp311-*_x86_64.whl (make wheels)
 #
 # 1. A clean virtualenv in a temporary directory gets the wheel with [all] (and scikit-learn, to
 #    train a model) from PyPI, pinned by constraints.txt; from an empty directory there,
 #    scripts/check_wheel.py compiles a RandomForest saved with joblib.dump and scores it (equal to
 #    predict_proba), imports streamml.bytewax, runs `streamml score` against the broker
 #    (STREAMML_KAFKA_BOOTSTRAP, else scripts/kafka.sh start) and `streamml demo`.
-#    The aarch64 wheel beside it is installed for an aarch64 CPython run under qemu and scores the
+#    The abi3 wheel beside a cp311 one passes the same checks in that venv. The aarch64 wheels
+#    beside them are installed for an aarch64 CPython run under qemu and score the
 #    binary compiled with --target linux-aarch64 (scripts/check_wheel_aarch64.sh).
 # 2. A virtualenv with the wheel alone (no extras): the core works, and each feature whose extra
 #    is missing says which extra to install and exits 2.
@@ -17,7 +18,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
-WHEEL="${1:-$(ls "$ROOT"/dist/streamml-*_x86_64.whl 2>/dev/null | head -1)}"
+WHEEL="${1:-$(ls "$ROOT"/dist/streamml-*-cp311-cp311-*_x86_64.whl 2>/dev/null | head -1)}"
 [[ -f "$WHEEL" ]] || { echo "check_wheel: no wheel given and none in dist/; run make wheels" >&2; exit 1; }
 WHEEL="$(cd "$(dirname "$WHEEL")" && pwd)/$(basename "$WHEEL")"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/streamml-wheel.XXXXXX")"
@@ -62,10 +63,25 @@ cmp -s "$WORK/run/scores-aarch64.txt" "$WORK/run/expected.txt" || {
   echo "check_wheel: the aarch64 binary's scores differ from the x86_64 binary's:" >&2
   diff "$WORK/run/scores-aarch64.txt" "$WORK/run/expected.txt" | head >&2; exit 1; }
 echo "ok  streamml compile --target linux-aarch64: $(wc -l <"$WORK/run/expected.txt") rows under qemu-aarch64 equal to x86_64"
-# The aarch64 wheel itself: its extension imported and scoring under qemu (an aarch64 CPython).
-AARCH64_WHEEL="${WHEEL%_x86_64.whl}_aarch64.whl"
-[[ -f "$AARCH64_WHEEL" ]] || { echo "check_wheel: no $AARCH64_WHEEL beside the x86_64 wheel; run make wheels" >&2; exit 1; }
-PYTHON="$WORK/all/bin/python" "$ROOT/scripts/check_wheel_aarch64.sh" "$AARCH64_WHEEL" "$WORK/run"
+# The abi3 wheel beside a cp311 one (what CPython 3.12+ gets) passes the same checks, in the same
+# venv with the wheel swapped, from another empty directory.
+WHEELS=("$WHEEL")
+ABI3_WHEEL="${WHEEL/-cp311-cp311-/-cp311-abi3-}"
+if [[ "$ABI3_WHEEL" != "$WHEEL" ]]; then
+  [[ -f "$ABI3_WHEEL" ]] || { echo "check_wheel: no $ABI3_WHEEL beside $WHEEL; run make wheels" >&2; exit 1; }
+  "$WORK/all/bin/python" -m pip install --quiet --force-reinstall --no-deps "$ABI3_WHEEL"
+  mkdir "$WORK/run-abi3"
+  echo "check_wheel: $(basename "$ABI3_WHEEL")"
+  in_venv "$WORK/all" "$WORK/run-abi3" python "$WORK/check_wheel.py" "$BOOTSTRAP"
+  WHEELS+=("$ABI3_WHEEL")
+fi
+# The aarch64 wheels themselves: their extension imported and scoring under qemu (an aarch64 CPython).
+for wheel in "${WHEELS[@]}"; do
+  aarch64_wheel="${wheel%_x86_64.whl}_aarch64.whl"
+  [[ -f "$aarch64_wheel" ]] || { echo "check_wheel: no $aarch64_wheel beside $wheel; run make wheels" >&2; exit 1; }
+  echo "check_wheel: $(basename "$aarch64_wheel")"
+  PYTHON="$WORK/all/bin/python" "$ROOT/scripts/check_wheel_aarch64.sh" "$aarch64_wheel" "$WORK/run"
+done
 
 "$PYTHON" -m venv "$WORK/bare"
 "$WORK/bare/bin/python" -m pip install --quiet -c "$ROOT/constraints.txt" "$WHEEL"
