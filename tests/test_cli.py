@@ -61,14 +61,7 @@ def test_inspect_of_a_compiled_binary_reads_the_footer_without_loading(
 ) -> None:
     import hashlib
 
-    from streamml.compile import write_binary
-
-    ir = {
-        "format": "streamml-ir", "version": 1, "name": "lin", "model_version": "3", "framework": "test",
-        "task": "regression", "features": ["a", "b"], "classes": None, "link": "identity",
-        "model": {"type": "linear", "n_outputs": 1, "coef": [[1.0, 2.0]], "intercept": [0.5]},
-    }  # fmt: skip
-    path = write_binary(ir, tmp_path / "lin.so")
+    path = _lin_binary(tmp_path)
     assert main(["inspect", "--json", str(path)]) == 0
     doc = json.loads(capsys.readouterr().out)
     loaded = Model.load(path)

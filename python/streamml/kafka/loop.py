@@ -360,7 +360,7 @@ class Scorer:
         Meanwhile the previous batch is scored on the worker thread; its outputs are
         produced (and the batch committed) between the consumer's calls.
         """
-        while not self._stopping:
+        while len(self._pending) < self.max_batch_rows and not self._stopping:
             self._delivery.check_fatal()
             self._finish_scoring(block=False)
             if self._pending:
