@@ -16,7 +16,12 @@ the scorer's own leg, input appended -> output produced, is told apart from the 
 and the reader's). Then memory: the scorer's RSS sampled once a second over a long run (10M messages;
 only the samples taken while outputs come out count, so the interpreter's start-up is left out).
 
-Run: ``python benchmarks/kafka_score.py [--messages N] [--long N] [--quick]`` (``make bench``).
+With ``--ab PYTHON`` it runs only an A/B of throughput: ``streamml score`` of this checkout and
+of another one (``PYTHON``: the interpreter of that checkout's virtualenv, e.g. main before a
+change) take turns on the same input topic, ``--repeats`` times each, the side that starts
+alternating; the table gives each side's median and the median of the per-turn ratios.
+
+Run: ``python benchmarks/kafka_score.py [--messages N] [--long N] [--quick] [--ab PYTHON]`` (``make bench``).
 The broker: ``$STREAMML_KAFKA_BOOTSTRAP``, else ``scripts/kafka.sh start``.
 """
 
@@ -143,13 +148,35 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def start_scorer(bootstrap: str, model_path: Path, inp: str, out: str, log: Path) -> subprocess.Popen[bytes]:
+def start_scorer(
+    bootstrap: str, model_path: Path, inp: str, out: str, log: Path, python: str = sys.executable
+) -> subprocess.Popen[bytes]:
     args = [
-        sys.executable, "-m", "streamml.cli", "score", "--model", str(model_path), "--bootstrap-servers", bootstrap,
+        python, "-m", "streamml.cli", "score", "--model", str(model_path), "--bootstrap-servers", bootstrap,
         "--input-topic", inp, "--output-topic", out, "--group-id", f"bench-{uuid.uuid4().hex[:8]}",
         "--id-field", "id", "--max-batch-rows", str(MAX_BATCH_ROWS), "--max-wait-ms", str(MAX_WAIT_MS),
     ]  # fmt: skip
     return subprocess.Popen(args, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+def ab_rows(broker: Broker, model_path: Path, inp: str, n: int, repeats: int, other: str, log: Path) -> list[Row]:
+    """Throughput of this checkout's scorer (A) and another's (B, run by ``other``), taking turns."""
+    runs: dict[str, list[float]] = {"A": [], "B": []}
+    pythons = {"A": sys.executable, "B": other}
+    for k in range(repeats):
+        for side in ("A", "B") if k % 2 == 0 else ("B", "A"):
+            out = broker.topic(f"ab-{side}-{k}")
+            proc = start_scorer(broker.bootstrap, model_path, inp, out, log, python=pythons[side])
+            runs[side].append(output_span(broker.bootstrap, out, n).rate)
+            stop(proc)
+            print(f"turn {k + 1}/{repeats} {side}: {runs[side][-1]:,.0f} events/s", flush=True)
+    ratios = [a / b for a, b in zip(runs["A"], runs["B"], strict=True)]
+    section = f"A/B throughput, R1, JSON, {n:,} messages, {repeats} turns each"
+    return [
+        Row(section, f"A: {sys.executable}", statistics.median(runs["A"]), "events/s",
+            f"A/B median {statistics.median(ratios):.3f} (turns: {', '.join(f'{r:.3f}' for r in ratios)})"),
+        Row(section, f"B: {other}", statistics.median(runs["B"]), "events/s"),
+    ]  # fmt: skip
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -405,6 +432,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="turns of the scorer and the pipe")
     parser.add_argument("--rate", type=int, default=10_000, help="events/s of the latency run")
     parser.add_argument("--quick", action="store_true", help="50k messages, 5 s of latency, 1M for memory")
+    parser.add_argument("--ab", metavar="PYTHON", help="only an A/B of throughput against another checkout's python")
     args = parser.parse_args()
     if args.quick:
         args.messages, args.plain_messages = 50_000, 3_000
@@ -434,9 +462,13 @@ def main() -> int:
         if not diff < 1e-9:
             raise SystemExit(f"streamml and LightGBM disagree on R1 by {diff:.3g}; not timing wrong answers")
 
-        rows += codec_rows(model, values, x)
         inp = broker.topic("in")
         broker.produce(inp, values)
+        if args.ab:
+            rows += ab_rows(broker, model_path, inp, args.messages, args.repeats, args.ab, log)
+            print(format_table(rows, lambda r: r.ratio))
+            return 0
+        rows += codec_rows(model, values, x)
         # The scorer and the pipe take turns, ``--repeats`` times each on the same input topic:
         # on a shared 2-core machine a neighbour's burst then hits both, and the ratio of each
         # pair is what the table reports (the median of the pairs).

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from streamml.kafka import HEADER_ERROR
 from streamml.store import Store
 
 pytestmark = pytest.mark.kafka
@@ -61,7 +62,7 @@ def test_the_service_joins_two_topics_into_the_store(
         window_ms=100_000,
         model="m",
         model_version="1",
-        dead_letter_topic=dlq_topic,
+        dlq_topic=dlq_topic,
         idle_exit_s=8,
     )
     assert (stats.predictions, stats.labels, stats.dead_letters) == (300, 151, 1)
@@ -87,7 +88,7 @@ def test_the_service_joins_two_topics_into_the_store(
             break
     dlq.close()
     assert [m.value() for m in got] == [b"{not json"]
-    assert dict(got[0].headers())["error"].decode().startswith(f"topic {preds_topic} partition")
+    assert dict(got[0].headers())[HEADER_ERROR].decode().startswith(f"topic {preds_topic} partition")
 
 
 def test_a_restarted_service_resumes_its_pending_predictions_without_double_counting(
@@ -191,7 +192,7 @@ def test_a_store_outage_stops_the_service_without_committing_and_a_restart_store
     def service(**kw: object) -> object:
         return run(
             kafka_bootstrap, preds_topic, labels_topic, uri, group_id=group, ttl_ms=60_000, window_ms=100_000,
-            model="m", model_version="1", dead_letter_topic=dlq_topic, **kw,
+            model="m", model_version="1", dlq_topic=dlq_topic, **kw,
         )  # fmt: skip
 
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
@@ -257,7 +258,7 @@ def test_a_store_outage_stops_the_service_without_committing_and_a_restart_store
     letters = dead_letters(kafka_bootstrap, dlq_topic, at_least=2)
     future = json.dumps({"event_id": 299, "label_time": 10**12 * 3, "label": 1}).encode()
     assert {m.value() for m in letters} == {b"{not json", future}
-    reasons = {dict(m.headers())["error"].decode().split(": ", 1)[1] for m in letters}
+    reasons = {dict(m.headers())[HEADER_ERROR].decode().split(": ", 1)[1] for m in letters}
     want = "feedback join: labels field 'label_time' is 3000000000000, more than max_future_skew"
     assert any(r.startswith(want) for r in reasons), reasons
 
@@ -290,3 +291,87 @@ def test_the_checkpoint_is_json_and_a_pickled_or_altered_one_is_refused() -> Non
         decode_checkpoint(altered, "row x")
     with pytest.raises(InputError, match=r"'offsets' is not a list of \[topic, partition, offset\]"):
         decode_checkpoint(json.dumps(dict(doc, offsets=[["p", 0, -5]])), "row x")
+
+
+def test_feedback_takes_X_properties_and_writes_score_s_dead_letters(
+    kafka_bootstrap: str, topics: tuple[str, str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`streamml feedback` with score's flags: the brokers reach both clients only through `-X` (the
+    `--bootstrap-servers` given is a dead port), the dead-letter producer's size limit is `-X
+    producer.message.max.bytes`, and a dead letter carries score's headers, cut to that limit."""
+    from confluent_kafka import Producer
+
+    from streamml.cli import main
+    from streamml.compile import write_binary
+    from streamml.kafka import (
+        HEADER_ERROR,
+        HEADER_MODEL,
+        HEADER_OFFSET,
+        HEADER_PARTITION,
+        HEADER_SIZE,
+        HEADER_TOPIC,
+        HEADER_VERSION,
+    )
+
+    ir = {
+        "format": "streamml-ir", "version": 1, "name": "lin", "model_version": "3", "framework": "test",
+        "task": "regression", "features": ["a"], "classes": None, "link": "identity",
+        "model": {"type": "linear", "n_outputs": 1, "coef": [[1.0]], "intercept": [0.0]},
+    }  # fmt: skip
+    model = write_binary(ir, tmp_path / "lin.so")
+    preds_topic, labels_topic, dlq_topic = topics
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for i in range(50):
+        producer.produce(preds_topic, json.dumps({"event_id": i, "event_time": 1000 + i, "probability": 0.7}))
+    poison = b"[" + b"0," * 5000 + b"0]"  # JSON, not an object; 10,002 bytes
+    producer.produce(preds_topic, poison, key=b"poison", partition=1)
+    for i in range(20):
+        producer.produce(labels_topic, json.dumps({"event_id": i, "label_time": 1100 + i, "label": 1}))
+    producer.flush(30)
+    uri = str(tmp_path / "store.db")
+    code = main(
+        [
+            "feedback", "--bootstrap-servers", "127.0.0.1:1", "--predictions-topic", preds_topic,
+            "--labels-topic", labels_topic, "--store", uri, "--group-id", f"g-{uuid.uuid4().hex[:6]}",
+            "--dlq-topic", dlq_topic, "--model", str(model), "--window-s", "100", "--ttl-s", "60",
+            "--idle-exit-s", "6", "-X", f"bootstrap.servers={kafka_bootstrap}",
+            "-X", "producer.message.max.bytes=3000",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    # Labels may be read before their predictions (two topics): those are orphans, not feedback.
+    out = capsys.readouterr().out
+    assert out.startswith("predictions 50, labels 20, feedback ")
+    assert out.endswith(", dead letters 1 (future-stamped 0)\n")
+    with Store(uri) as store:
+        rows = store.query("SELECT DISTINCT model, model_version, window_start FROM predictions").to_pylist()
+    assert rows == [{"model": "lin", "model_version": "3", "window_start": 0}]
+    (letter,) = dead_letters(kafka_bootstrap, dlq_topic, at_least=1)
+    headers = dict(letter.headers())
+    assert sorted(headers) == sorted(
+        [HEADER_MODEL, HEADER_VERSION, HEADER_ERROR, HEADER_TOPIC, HEADER_PARTITION, HEADER_OFFSET, HEADER_SIZE]
+    )
+    assert (headers[HEADER_MODEL], headers[HEADER_VERSION]) == (b"lin", b"3")
+    assert (headers[HEADER_TOPIC], headers[HEADER_PARTITION], headers[HEADER_OFFSET]) == (
+        preds_topic.encode(),
+        b"1",
+        str(letter_offset(kafka_bootstrap, preds_topic)).encode(),
+    )
+    assert headers[HEADER_ERROR].decode() == f"topic {preds_topic} partition 1 offset {int(headers[HEADER_OFFSET])}: " \
+        "expected a JSON object, got list"  # fmt: skip
+    assert headers[HEADER_SIZE] == str(len(poison)).encode()
+    assert letter.key() == b"poison"
+    assert poison.startswith(letter.value())
+    assert 2000 < len(letter.value()) < 3000 - 512
+
+
+def letter_offset(bootstrap: str, topic: str) -> int:
+    """The offset of the last message of partition 1 of ``topic``."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"w-{uuid.uuid4().hex[:6]}"})
+    try:
+        _, high = c.get_watermark_offsets(TopicPartition(topic, 1), timeout=30)
+    finally:
+        c.close()
+    return high - 1

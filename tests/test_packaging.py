@@ -128,9 +128,9 @@ def test_metrics_port_without_prometheus_client_names_the_extra(s1_path: Path) -
 def test_metrics_off_need_no_prometheus_client() -> None:
     done = run_blocked(
         ["prometheus_client"],
-        "from streamml.kafka import _Metrics\n"
-        "m = _Metrics(None)\nm.batch(10, 2, 0.5)\nm.lag.labels('t', '0').set(3)\nm.close()\n"
-        "try:\n    _Metrics(0)\nexcept ModuleNotFoundError as e:\n    print('port:', e.name)\n",
+        "from streamml.kafka.metrics import Metrics\n"
+        "m = Metrics(None)\nm.batch(10, 2, 0.5)\nm.lag.labels('t', '0').set(3)\nm.close()\n"
+        "try:\n    Metrics(0)\nexcept ModuleNotFoundError as e:\n    print('port:', e.name)\n",
     )
     assert (done.returncode, done.stdout) == (0, "port: prometheus_client\n"), done.stderr
 

@@ -6,7 +6,8 @@
 ``streamml score --model M --bootstrap-servers B --input-topic IN --output-topic OUT``
                            score a Kafka topic into another (see examples/kafka/README.md).
 ``streamml report --store URI -o report.html``  the monitoring report of a store.
-``streamml feedback --bootstrap B --predictions T --labels T --store URI``  join labels into the store.
+``streamml feedback --bootstrap-servers B --predictions-topic T --labels-topic T --store URI``
+                           join labels into the store (the same client, DLQ and store options as score).
 """
 
 from __future__ import annotations
@@ -165,7 +166,7 @@ def _score(args: argparse.Namespace) -> int:
         transactional_id=args.transactional_id,
         config=parse_properties(args.X),
         drift=not args.no_drift,
-        drift_window_s=args.drift_window_s,
+        drift_window_s=args.window_s,
         store=args.store,
         store_predictions=args.store_predictions,
         score_field=args.score_field,
@@ -233,37 +234,107 @@ def _add_score_parser(sub: Any) -> None:
         default=30.0,
         help="with --store-predictions, retry a store that fails this long, then stop without committing (default 30)",
     )
-    score.add_argument("--drift-window-s", type=float, default=60.0, help="drift window length in seconds (60)")
+    score.add_argument(
+        "--window-s",
+        type=float,
+        default=60.0,
+        help="the store's window in seconds: drift counts and predictions' window_start (default 60)",
+    )
+    _renamed(score, "--drift-window-s", "--window-s", type=float)
     score.add_argument(
         "--no-drift", action="store_true", help="keep no drift counters (default: on if the model has a reference)"
     )
-    score.add_argument(
+    _add_client_properties(score)
+    score.set_defaults(run=_score)
+
+
+def _add_client_properties(parser: argparse.ArgumentParser) -> None:
+    """``-X``: librdkafka properties of every client of a Kafka command (TLS, SASL, tuning)."""
+    parser.add_argument(
         "-X",
         action="append",
         default=[],
         metavar="KEY=VALUE",
         help="librdkafka property for both clients; prefix consumer. or producer. for one (repeatable)",
     )
-    score.set_defaults(run=_score)
+
+
+class _OldSpelling(argparse.Action):
+    """An option's old spelling, kept for one release: it sets the new option and says so on stderr."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str, **kwargs: Any) -> None:
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: str | None = None) -> None:
+        print(
+            f"{parser.prog}: warning: {option_string} is deprecated and will be removed in the next release; "
+            f"use {self.new}",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
+
+
+def _renamed(parser: argparse.ArgumentParser, old: str, new: str, **kwargs: Any) -> None:
+    """Accept ``old`` (hidden from the help) as a deprecated spelling of ``new``."""
+    dest = new.lstrip("-").replace("-", "_")
+    parser.add_argument(old, dest=dest, action=_OldSpelling, new=new, help=argparse.SUPPRESS, **kwargs)
+
+
+def _require(parser: argparse.ArgumentParser, args: argparse.Namespace, *flags: str) -> None:
+    """``flags`` are required (checked after parsing, so that their old spellings count)."""
+    missing = [f for f in flags if getattr(args, f.lstrip("-").replace("-", "_")) is None]
+    if missing:
+        parser.error(f"the following arguments are required: {', '.join(missing)}")
 
 
 def _feedback(args: argparse.Namespace) -> int:
     require("confluent_kafka", "streamml feedback")
     from streamml.feedback import Fields
     from streamml.feedback_service import run
+    from streamml.kafka import parse_properties
 
+    name, version = _feedback_model(args)
     fields = Fields(id=args.id_field, event_time=args.time_field, score=args.score_field)
+    skew, jump = args.max_future_skew_s, args.max_watermark_jump_s
     stats = run(
-        args.bootstrap, args.predictions, args.labels, args.store, group_id=args.group, fields=fields,
-        ttl_ms=int(args.ttl * 1000), window_ms=int(args.window * 1000), model=args.model,
-        model_version=args.model_version, dead_letter_topic=args.dead_letter, idle_exit_s=args.idle_exit,
-        max_future_skew_ms=None if args.max_future_skew < 0 else int(args.max_future_skew * 1000),
-        max_watermark_jump_ms=None if args.max_watermark_jump is None else int(args.max_watermark_jump * 1000),
+        args.bootstrap_servers, args.predictions_topic, args.labels_topic, args.store, group_id=args.group_id,
+        fields=fields, ttl_ms=int(args.ttl_s * 1000), window_ms=int(args.window_s * 1000), model=name,
+        model_version=version, dlq_topic=args.dlq_topic, config=parse_properties(args.X), idle_exit_s=args.idle_exit_s,
+        max_future_skew_ms=None if skew < 0 else int(skew * 1000),
+        max_watermark_jump_ms=None if jump is None else int(jump * 1000),
         store_retry_s=args.store_retry_s,
     )  # fmt: skip
     print(f"predictions {stats.predictions}, labels {stats.labels}, feedback {stats.feedback}, "
           f"dead letters {stats.dead_letters} (future-stamped {stats.refused})")  # fmt: skip
     return 0
+
+
+def _feedback_model(args: argparse.Namespace) -> tuple[str, str]:
+    """The model name and version written with every row: ``--model-name``/``--model-version``, else the binary's."""
+    name, version = args.model_name, args.model_version
+    if args.model is not None and not Path(args.model).is_file() and name is None:
+        # The old meaning of --model (a name), kept for one release.
+        print(
+            f"streamml feedback: warning: --model {args.model}: no such file, read as a model name; "
+            "--model NAME is deprecated and will be removed in the next release; use --model-name",
+            file=sys.stderr,
+        )
+        name = args.model
+    elif args.model is not None:
+        from streamml import _streamml
+        from streamml.errors import ModelLoadError
+
+        found = _streamml.Model.inspect_compiled(args.model, None)
+        if found is None:
+            msg = (
+                f"--model {args.model}: not a compiled model binary (no streamml footer), so its name and version "
+                "cannot be read without running it; give them with --model-name and --model-version"
+            )
+            raise ModelLoadError(msg)
+        info = json.loads(found[0])
+        name, version = name or info["name"], version or info["version"]
+    return name or "model", version or "0"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -324,40 +395,56 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(run=_report)
 
     fb = sub.add_parser("feedback", help="join a predictions topic with a labels topic into the store")
-    fb.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers")
-    fb.add_argument("--predictions", required=True, help="the predictions topic (JSON: id, event time, score)")
-    fb.add_argument("--labels", required=True, help="the labels topic (JSON: id, label_time, label)")
+    fb.add_argument("--bootstrap-servers", help="Kafka brokers, host:port[,host:port...] (required)")
+    fb.add_argument("--predictions-topic", help="the predictions topic (JSON: id, event time, score) (required)")
+    fb.add_argument("--labels-topic", help="the labels topic (JSON: id, label_time, label) (required)")
     fb.add_argument("--store", required=True, help="store URI: a SQLite path, postgresql://..., duckdb:///...")
-    fb.add_argument("--group", default="streamml-feedback", help="consumer group")
+    fb.add_argument("--group-id", default="streamml-feedback", help="consumer group (default streamml-feedback)")
     fb.add_argument("--id-field", default="event_id", help="the event id field (default event_id)")
     fb.add_argument("--time-field", default="event_time", help="the prediction's event time, ms (default event_time)")
     fb.add_argument("--score-field", default="probability", help="the score field (default probability)")
-    fb.add_argument("--ttl", type=float, default=3600.0, help="seconds a prediction waits for its label (default 3600)")
-    fb.add_argument("--window", type=float, default=300.0, help="quality window, seconds (default 300)")
-    fb.add_argument("--model", default="model", help="model name written with every row")
-    fb.add_argument("--model-version", default="0", help="model version written with every row")
-    fb.add_argument("--dead-letter", help="topic for messages that cannot be read")
-    fb.add_argument("--idle-exit", type=float, help="stop after this many idle seconds (default: run until ^C)")
+    fb.add_argument("--ttl-s", type=float, default=3600.0, help="seconds a prediction waits for its label (3600)")
     fb.add_argument(
-        "--max-future-skew", type=float, default=3600.0,
+        "--window-s", type=float, default=300.0,
+        help="the store's window in seconds: quality and predictions' window_start (default 300)",
+    )  # fmt: skip
+    fb.add_argument("--model", help="the model binary whose name and version are written with every row")
+    fb.add_argument("--model-name", help="the model name written with every row (default: --model's, else model)")
+    fb.add_argument("--model-version", help="the model version written with every row (default: --model's, else 0)")
+    fb.add_argument("--dlq-topic", help="dead-letter topic for messages that cannot be read (default: none, counted)")
+    fb.add_argument("--idle-exit-s", type=float, help="stop after this many idle seconds (default: run until ^C)")
+    fb.add_argument(
+        "--max-future-skew-s", type=float, default=3600.0,
         help="seconds an event time may be ahead of the wall clock; later ones are dead-lettered (default 3600; "
         "-1: no cap, for times that are not ms since the epoch)",
     )  # fmt: skip
     fb.add_argument(
-        "--max-watermark-jump", type=float,
+        "--max-watermark-jump-s", type=float,
         help="seconds one label may be ahead of the join's watermark; later ones are dead-lettered (default: no cap)",
     )  # fmt: skip
     fb.add_argument(
         "--store-retry-s", type=float, default=30.0,
         help="seconds a failing store write is retried before the service stops without committing (default 30)",
     )  # fmt: skip
-    fb.set_defaults(run=_feedback)
+    _add_client_properties(fb)
+    # The earlier spellings (deprecated: removed in the next release).
+    for old, new, kind in (
+        ("--bootstrap", "--bootstrap-servers", str), ("--predictions", "--predictions-topic", str),
+        ("--labels", "--labels-topic", str), ("--group", "--group-id", str), ("--dead-letter", "--dlq-topic", str),
+        ("--ttl", "--ttl-s", float), ("--window", "--window-s", float), ("--idle-exit", "--idle-exit-s", float),
+        ("--max-future-skew", "--max-future-skew-s", float), ("--max-watermark-jump", "--max-watermark-jump-s", float),
+    ):  # fmt: skip
+        _renamed(fb, old, new, type=kind)
+    fb.set_defaults(run=_feedback, required=("--bootstrap-servers", "--predictions-topic", "--labels-topic"))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (2 for a streamml error)."""
-    args: Any = build_parser().parse_args(argv)
+    parser = build_parser()
+    args: Any = parser.parse_args(argv)
+    if getattr(args, "required", None):
+        _require(parser, args, *args.required)
     try:
         return args.run(args)
     except ImportError as e:

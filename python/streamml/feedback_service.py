@@ -4,8 +4,12 @@ A confluent-kafka consumer reads both topics (JSON messages), joins them with
 :class:`streamml.feedback.FeedbackJoin` a poll at a time, and writes predictions, labels,
 feedback and quality into the store (bulk Arrow ingest, idempotent by key). A message that is
 not a JSON object with the needed fields, and a row the join refuses as stamped too far in the
-future (``max_future_skew``, ``max_watermark_jump``), goes to the dead-letter topic (if given)
-with the reason in its ``error`` header, and is counted; the rest keeps flowing.
+future (``max_future_skew``, ``max_watermark_jump``), goes to the dead-letter topic (if given),
+and is counted; the rest keeps flowing. The clients, the dead letters and the store retry are
+those of ``streamml score`` (:mod:`streamml.kafka`): the same ``-X`` librdkafka properties (so
+TLS and SASL work), the same letter headers (``streamml.error`` with the reason,
+``streamml.source.topic``/``.partition``/``.offset``, the model's name and version), the same
+size limit, and the same retry of a failing store write.
 
 Offsets are committed only for work that is done: a batch counts as done once every row of it
 is in the store and every dead letter of it was acknowledged by the broker. A store write is
@@ -30,12 +34,17 @@ import binascii
 import dataclasses
 import json
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from streamml.errors import InputError, StreammlError
 from streamml.feedback import MAX_FUTURE_SKEW_MS, FeedbackJoin, Fields
+from streamml.kafka.config import ClientConfig, message_limit
+from streamml.kafka.dlq import HEADER_ERROR, RECORD_OVERHEAD, model_headers
+from streamml.kafka.dlq import DeadLetters as DeadLetterWriter
+from streamml.kafka.sinks import with_retry
 from streamml.store import Store
 
 #: Seconds between two checkpoints of the join's state (and offset commits).
@@ -163,34 +172,42 @@ class FeedbackStats:
 
 
 class DeadLetters:
-    """Dead letters of one batch: produced with the reason header, then confirmed by the broker.
+    """Dead letters of one batch: produced like ``streamml score``'s, then confirmed by the broker.
 
     Args:
         producer: a confluent-kafka ``Producer`` (``None``: letters are only counted).
-        topic: the dead-letter topic.
+        writer: the dead-letter writer (topic, headers, size limit); ``None`` with no producer.
         stats: where letters are counted.
     """
 
-    def __init__(self, producer: Any, topic: str | None, stats: FeedbackStats) -> None:
+    def __init__(self, producer: Any, writer: DeadLetterWriter | None, stats: FeedbackStats) -> None:
         """Nothing sent yet."""
-        self.producer, self.topic, self.stats = producer, topic, stats
+        self.producer, self.writer, self.stats = producer, writer, stats
+        #: Letters the broker refused (``on_delivery`` of the producer).
         self.failures: list[str] = []
 
+    def on_delivery(self, err: Any, msg: Any) -> None:
+        """The producer's delivery callback: keep what the broker refused."""
+        if err is not None:
+            headers = dict(msg.headers() or [])
+            self.failures.append(f"{headers.get(HEADER_ERROR, b'').decode(errors='replace')}: {err}")
+
+    def produce(self, topic: str, key: Any, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        """Produce one letter, waiting while the producer's queue is full."""
+        while True:
+            try:
+                self.producer.produce(topic, value, key, headers=headers)
+                break
+            except BufferError:
+                self.producer.poll(0.05)
+        self.producer.poll(0)
+
     def send(self, message: Any, reason: str) -> None:
-        """Dead-letter ``message`` (a consumed message) with ``reason`` in its ``error`` header."""
+        """Dead-letter ``message`` (a consumed message) for ``reason``."""
         self.stats.dead_letters += 1
         self.stats.errors.append(reason)
-        if self.producer is None or not self.topic:
-            return
-
-        def delivered(err: Any, _msg: Any) -> None:
-            if err is not None:
-                self.failures.append(f"{reason}: {err}")
-
-        self.producer.produce(
-            self.topic, message.value(), key=message.key(), headers={"error": reason}, on_delivery=delivered
-        )
-        self.producer.poll(0)
+        if self.producer is not None and self.writer is not None:
+            self.writer.send(message, reason)
 
     def confirm(self, timeout_s: float = 30.0) -> None:
         """Wait until the broker acknowledged every letter sent.
@@ -198,14 +215,14 @@ class DeadLetters:
         Raises:
             FeedbackServiceError: a letter was refused, or not acknowledged within ``timeout_s``.
         """
-        if self.producer is None:
+        if self.producer is None or self.writer is None:
             return
         left = self.producer.flush(timeout_s)
         if left or self.failures:
             msg = (
-                f"feedback service: the dead-letter topic {self.topic} did not acknowledge {left} message(s) within "
-                f"{timeout_s} s and refused {len(self.failures)} ({self.failures[:3]}); stopped without committing "
-                "the batch's offsets; check the topic and the broker, then restart (the batch is read again)"
+                f"feedback service: the dead-letter topic {self.writer.topic} did not acknowledge {left} message(s) "
+                f"within {timeout_s} s and refused {len(self.failures)} ({self.failures[:3]}); stopped without "
+                "committing the batch's offsets; check the topic and the broker, then restart (the batch is read again)"
             )
             self.failures = []
             raise FeedbackServiceError(msg)
@@ -222,22 +239,18 @@ def write_with_retry(store: Store, writes: list[tuple[str, Any]], retry_s: float
 
 
 def _retry(action: Callable[[], None], what: str, store: Store, retry_s: float, stats: FeedbackStats) -> None:
-    deadline, pause = time.monotonic() + retry_s, 0.1
-    while True:
-        try:
-            action()
-            return
-        except Exception as e:
-            if time.monotonic() + pause > deadline:
-                msg = (
-                    f"feedback service: {what} to the store {store.uri} failed for {retry_s} s ({e}); stopped "
-                    "without committing the offsets of unstored work; restart once the store is back (the "
-                    "batch is read again)"
-                )
-                raise FeedbackServiceError(msg) from e
-            stats.store_retries += 1
-            time.sleep(pause)
-            pause = min(pause * 2, 2.0)
+    def count(_: Exception) -> None:
+        stats.store_retries += 1
+
+    try:
+        with_retry(action, retry_s, on_retry=count)
+    except Exception as e:
+        msg = (
+            f"feedback service: {what} to the store {store.uri} failed for {retry_s} s ({e}); stopped "
+            "without committing the offsets of unstored work; restart once the store is back (the "
+            "batch is read again)"
+        )
+        raise FeedbackServiceError(msg) from e
 
 
 def _rows(messages: list[Any], needed: tuple[str, ...], dead: DeadLetters) -> tuple[list[dict], list[Any]]:
@@ -287,7 +300,7 @@ def _without(table: Any, rows: set[int]) -> Any:
 
 
 def run(
-    bootstrap: str,
+    bootstrap_servers: str,
     predictions_topic: str,
     labels_topic: str,
     store_uri: str,
@@ -298,15 +311,22 @@ def run(
     window_ms: int = 300_000,
     model: str = "model",
     model_version: str = "0",
-    dead_letter_topic: str | None = None,
+    dlq_topic: str | None = None,
+    config: Mapping[str, str] | None = None,
     batch_size: int = 10_000,
     idle_exit_s: float | None = None,
     checkpoint_s: float = CHECKPOINT_S,
     max_future_skew_ms: int | None = MAX_FUTURE_SKEW_MS,
     max_watermark_jump_ms: int | None = None,
     store_retry_s: float = STORE_RETRY_S,
+    dead_letter_topic: str | None = None,
 ) -> FeedbackStats:
     """Run the service until interrupted (or idle for ``idle_exit_s``); returns its counts.
+
+    ``bootstrap_servers``, ``group_id``, ``dlq_topic`` and ``config`` (librdkafka properties,
+    ``consumer.``/``producer.`` prefixed for one client) mean what they mean to
+    :class:`streamml.kafka.Scorer`; ``dead_letter_topic`` is the old name of ``dlq_topic``
+    (deprecated; removed in the next release).
 
     Raises:
         FeedbackServiceError: the store or the dead-letter topic failed; nothing after the last
@@ -315,18 +335,24 @@ def run(
     import pyarrow as pa
     from confluent_kafka import Consumer, Producer, TopicPartition
 
+    if dead_letter_topic is not None:
+        warnings.warn(
+            "feedback_service.run(dead_letter_topic=...) is deprecated; use dlq_topic=...", DeprecationWarning, 2
+        )
+        dlq_topic = dlq_topic or dead_letter_topic
     f = fields or Fields()
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": group_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        }
-    )
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True}) if dead_letter_topic else None
+    clients = ClientConfig(bootstrap_servers, group_id, dict(config or {}))
     stats = FeedbackStats()
-    dead = DeadLetters(producer, dead_letter_topic, stats)
+    dead = DeadLetters(None, None, stats)
+    producer = None
+    if dlq_topic:
+        producer_config = clients.producer()
+        writer = DeadLetterWriter(dlq_topic, model_headers(model, model_version), dead.produce)
+        writer.max_bytes = message_limit(producer_config, [dlq_topic]) - RECORD_OVERHEAD
+        producer_config["message.max.bytes"] = writer.max_bytes + RECORD_OVERHEAD - 128
+        producer = Producer({**producer_config, "on_delivery": dead.on_delivery})
+        dead.producer, dead.writer = producer, writer
+    consumer = Consumer(clients.consumer())
     last = time.monotonic()
     try:
         with Store(store_uri) as store:

@@ -42,9 +42,10 @@ generate() {
 }
 FEEDBACK_GROUP="streamml-feedback-$RUN"
 feedback() {
-  "$STREAMML" feedback --bootstrap "$BOOTSTRAP" --predictions "$PREDICTIONS_TOPIC" \
-    --labels "$LABELS_TOPIC" --store "$STORE" --ttl 120 --window 60 --model fraud --model-version 1 \
-    --group "$FEEDBACK_GROUP" --idle-exit "${IDLE_EXIT:-10}"
+  # The model binary names the rows (fraud 1); the flags are score's where the idea is the same.
+  "$STREAMML" feedback --bootstrap-servers "$BOOTSTRAP" --predictions-topic "$PREDICTIONS_TOPIC" \
+    --labels-topic "$LABELS_TOPIC" --store "$STORE" --ttl-s 120 --window-s 60 --model "$OUT/fraud.so" \
+    --group-id "$FEEDBACK_GROUP" --idle-exit-s "${IDLE_EXIT:-10}"
 }
 # Run the feedback service until it has read all of topic $1. It stops when idle; should that be
 # before it read everything (a slow group join, say), it is run again: it resumes from its checkpoint.
@@ -62,7 +63,7 @@ generate events
 # Score the events; carry each event's time into its prediction (the feedback join needs it).
 "$STREAMML" score --model "$OUT/fraud.so" --bootstrap-servers "$BOOTSTRAP" \
   --input-topic "$EVENTS_TOPIC" --output-topic "$PREDICTIONS_TOPIC" --group-id "$SCORE_GROUP" \
-  --id-field event_id --carry-field event_time --store "$STORE" --drift-window-s 60 \
+  --id-field event_id --carry-field event_time --store "$STORE" --window-s 60 \
   >"$OUT/score.log" 2>&1 &
 SCORER=$!
 # A stream has no end: once the scorer has committed every event, SIGTERM drains it and it exits 0.

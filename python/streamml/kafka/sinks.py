@@ -1,4 +1,4 @@
-"""Predictions of ``streamml score`` written straight into the store's ``predictions`` table.
+"""What the Kafka commands write to the store: predictions, drift counts, and the retry of a write.
 
 :class:`PredictionWriter` collects, for each scored message, its event id (the scorer's id
 field, as written in the output), its event time (the message's Kafka timestamp, ms) and the
@@ -6,9 +6,14 @@ model's score, and writes them in one bulk ingest per batch, **before** the batc
 are committed: a crash re-scores the batch and rewrites the same rows, which the table's key
 (event id, model, model version) leaves alone, so the store holds each prediction once.
 
-A write that fails keeps its rows for the next attempt; the scorer retries for a while and,
-if the store stays down, stops without committing the batch (the stored predictions are part of
-what a batch produces, so an offset is never committed past a prediction the store did not take).
+A write that fails keeps its rows for the next attempt; the scorer retries for a while
+(:func:`with_retry`, which ``streamml feedback`` uses too) and, if the store stays down, stops
+without committing the batch (the stored predictions are part of what a batch produces, so an
+offset is never committed past a prediction the store did not take).
+
+:class:`DriftExport` exports the scorer's drift windows to Prometheus and to the store's ``drift``
+table, every few seconds and at exit; a store outage never stops scoring (the windows are kept
+and written later).
 
 Examples:
     >>> writer = PredictionWriter("duckdb:", model="m", model_version="1", id_field="id",
@@ -24,14 +29,64 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from streamml.drift import DriftWindows
 from streamml.store import Store
 
 log = logging.getLogger("streamml.kafka")
+
+#: At most this long (seconds) between two exports of the drift windows.
+DRIFT_FLUSH_S = 5.0
+
+T = TypeVar("T")
+
+
+def with_retry(
+    action: Callable[[], T],
+    seconds: float,
+    *,
+    pause: float = 0.1,
+    max_pause: float = 2.0,
+    between: Callable[[], object] | None = None,
+    on_retry: Callable[[Exception], object] | None = None,
+) -> T:
+    """``action()``, tried again (pauses doubling from ``pause`` to ``max_pause``) while it fails, for ``seconds``.
+
+    ``between`` runs before each pause (e.g. serving the producer's callbacks), ``on_retry``
+    is told each failure that is tried again. The action must be idempotent (store writes are).
+
+    Examples:
+        >>> tries = []
+        >>> def flaky() -> int:
+        ...     tries.append(1)
+        ...     if len(tries) < 3:
+        ...         raise OSError("store down")
+        ...     return len(tries)
+        >>> with_retry(flaky, 5.0, pause=0.01)
+        3
+
+    Raises:
+        Exception: the action's last error, once ``seconds`` have passed.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return action()
+        except Exception as e:
+            if time.monotonic() >= deadline:
+                raise
+            if on_retry is not None:
+                on_retry(e)
+            if between is not None:
+                between()
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 2, max_pause)
 
 
 class PredictionWriter:
@@ -165,3 +220,62 @@ def timestamp_ms(message: Any) -> int:
     """The message's Kafka timestamp in ms (now, when it has none)."""
     kind, stamp = message.timestamp()
     return stamp if kind != 0 and stamp > 0 else int(time.time() * 1000)
+
+
+class DriftExport:
+    """Exports drift windows to Prometheus and the store (see the module docs).
+
+    The store keeps cumulative counts per (window, shard, feature, bin); rewriting a window
+    replaces them, so a flush repeated after a crash double-counts nothing it already wrote
+    (messages rescored after a crash are counted again, as they are scored again: at-least-once).
+
+    Args:
+        windows: the scorer's drift windows.
+        info: the model's info (name, version, drift reference).
+        shard: names this process's counts in the store.
+        store_uri: the store (``None``: Prometheus only).
+    """
+
+    def __init__(self, windows: DriftWindows, info: dict[str, Any], shard: str, store_uri: str | None) -> None:
+        """Nothing exported yet; the store is opened at the first export."""
+        self.windows, self.info, self.shard, self.store_uri = windows, info, shard, store_uri
+        self._store: Store | None = None
+        self._flushed = 0.0
+
+    def flush(self, metrics: Any, *, final: bool = False) -> None:
+        """Export the closed windows and the open one: every few seconds, and at exit (``final``).
+
+        Runs between batches, when no chunk is being scored (so no thread counts meanwhile).
+        """
+        now = time.monotonic()
+        if not final and now - self._flushed < min(DRIFT_FLUSH_S, self.windows.window_ms / 1000):
+            return
+        self._flushed = now
+        windows = self.windows.take()
+        if not windows:
+            return
+        if metrics is not None:
+            metrics.drift(windows[-1][1])
+        if self.store_uri is None:
+            return
+        from streamml.store import drift_reference_table
+
+        try:
+            if self._store is None:
+                self._store = Store(self.store_uri)
+                self._store.write("drift_reference", drift_reference_table(self.info))
+            name, version = self.info["name"], self.info["version"]
+            for start, monitor in windows:
+                table = monitor.table(model=name, model_version=version, window_start=start, shard=self.shard)
+                self._store.write("drift", table)
+        except Exception as e:  # a store outage must not stop scoring: keep the windows, retry
+            log.warning("drift: could not write to the store %s (will retry): %s", self.store_uri, e)
+            self.windows.closed[:0] = [w for w in windows if w[1] is not self.windows.open]
+            self.close()
+
+    def close(self) -> None:
+        """Close the store connection."""
+        if self._store is not None:
+            with contextlib.suppress(Exception):
+                self._store.close()
+        self._store = None

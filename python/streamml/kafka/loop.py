@@ -1,0 +1,670 @@
+"""The consumer loop of ``streamml score``: consume, batch, score, produce, commit.
+
+Batches follow the design's rule (:func:`batch_due_in`): a batch is scored when it holds
+``max_batch_rows`` messages or when its oldest message has waited ``max_wait_ms`` since it
+arrived. A batch is scored on the worker thread (:mod:`streamml.kafka.scoring`) while the next
+one is being consumed; its outputs are produced with their input's key (so partitioning holds)
+and committed (:mod:`streamml.kafka.delivery`) before the next batch is scored, so one batch at
+most is in flight. A message that cannot be read or scored, or whose output would exceed the
+topic's size limit, goes to the dead-letter topic (:mod:`streamml.kafka.dlq`); the rest keep
+flowing. Pending messages are scored before partitions are revoked (rebalance) and on shutdown
+(``stop``, SIGTERM/SIGINT). While the producer's queue is full the consumer is paused
+(backpressure).
+
+Commit only what was produced: when a batch cannot be finished (an output or dead letter the
+broker refused, a model that fails on every message, a store that stays down, a fatal Kafka
+error) the scorer stops without committing it (exactly-once: the transaction is aborted) and
+:meth:`Scorer.run` raises :class:`~streamml.kafka.KafkaScorerError`; a restart scores it again.
+The statistics count committed batches only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+from streamml import _streamml
+from streamml.drift import DriftMonitor, DriftWindows
+from streamml.kafka.config import DEFAULT_MESSAGE_MAX_BYTES, ClientConfig, KafkaScorerError, message_limit
+from streamml.kafka.delivery import AtLeastOnce, ExactlyOnce
+from streamml.kafka.delivery import transactional_id as default_transactional_id
+from streamml.kafka.dlq import RECORD_OVERHEAD, DeadLetters, model_headers, record_size
+from streamml.kafka.metrics import Metrics
+from streamml.kafka.scoring import Scoring, Worker, check_model_fault
+from streamml.kafka.sinks import DriftExport, PredictionWriter, score_and_label_fields, timestamp_ms, with_retry
+from streamml.model import Model
+
+log = logging.getLogger("streamml.kafka")
+
+Guarantee = Literal["at-least-once", "exactly-once"]
+Format = Literal["json", "arrow"]
+
+#: While a batch is being scored, consume in slices this long (s) to produce its outputs promptly.
+POLL_SLICE = 0.002
+
+
+def batch_due_in(pending: int, first_arrival: float, now: float, max_batch_rows: int, max_wait: float) -> float:
+    """Seconds until the pending batch is due; ``<= 0``: due now; ``inf``: nothing pending.
+
+    A batch is due when it holds ``max_batch_rows`` messages or its oldest message (which
+    arrived at ``first_arrival``, monotonic seconds) has waited ``max_wait`` seconds.
+
+    Examples:
+        >>> batch_due_in(0, 0.0, 5.0, 1000, 0.05)
+        inf
+        >>> batch_due_in(1000, 5.0, 5.0, 1000, 0.05)
+        0.0
+        >>> round(batch_due_in(10, 5.0, 5.01, 1000, 0.05), 3)
+        0.04
+    """
+    if pending == 0:
+        return math.inf
+    if pending >= max_batch_rows:
+        return 0.0
+    return first_arrival + max_wait - now
+
+
+class Scorer:
+    """Score the messages of one topic into another, in micro-batches.
+
+    Args:
+        model: a :class:`~streamml.Model` or the path of a model binary.
+        bootstrap_servers: the Kafka brokers (``host:port,...``).
+        input_topic: the topic to read.
+        output_topic: where the predictions go.
+        group_id: the consumer group (scorers in one group share the partitions).
+        format: ``json`` (one JSON object per message) or ``arrow`` (one Arrow IPC stream).
+        id_field: a field (JSON) or column (Arrow) copied from each input to its output
+            (first; left out of an output whose input lacks it).
+        carry_fields: more input fields (JSON) or columns (Arrow) copied to each output, after
+            the id field and before the predictions: JSON values as written in the input, Arrow
+            columns as they are. A message without one gets ``null`` there (Arrow: a column of
+            type null); it is not a reason to refuse the message, as these are not model inputs.
+            A name that is also a model output, or given twice, is refused at start.
+        max_batch_rows: score a batch once it holds this many messages.
+        max_wait_ms: score a batch once its oldest message has waited this long.
+        guarantee: ``at-least-once`` or ``exactly-once`` (Kafka transactions).
+        dlq_topic: the dead-letter topic (default ``<input_topic>.dlq``).
+        metrics_port: serve Prometheus metrics on this port (``None``: no server).
+        transactional_id: the producer's transactional id (exactly-once). Keep it
+            stable across restarts of one scorer so a restart fences its
+            predecessor and aborts its open transaction at once; give every
+            scorer of a group its own. Default: ``streamml-<group>-<group.instance.id>``
+            when a static member id is configured, else a random one.
+        config: librdkafka properties for both clients (``-X key=value``); a key
+            prefixed ``consumer.`` or ``producer.`` goes to that client only.
+        drift: keep drift counters (when the model carries a drift reference, from
+            ``streamml compile --reference``): per window of message timestamps, inputs and
+            outputs of every scored message, exported to Prometheus (PSI, missing and
+            out-of-range rates per feature and score) and written to ``store``.
+        drift_window_s: the drift window's length (seconds).
+        store: a store URI (``sqlite:///path``, ``postgresql://...``, ``duckdb:...``): each
+            window's cumulative counts go to its ``drift`` table (and the reference to
+            ``drift_reference``), under this scorer's shard, every few seconds and at exit.
+        store_predictions: also write every prediction to the store's ``predictions`` table
+            (event id from ``id_field``, event time = the message's timestamp, ``score`` from
+            ``score_field``, ``prediction`` from the ``label`` output if there is one), each batch
+            before its offsets are committed (see :mod:`streamml.kafka.sinks`). Needs ``store``
+            and ``id_field``.
+        score_field: the output stored as ``score`` (default: the model's first output).
+        missing_fields: ``"error"`` (default): a message without an input field goes to the
+            dead-letter topic, naming the field (an explicit ``null`` is a missing value where
+            the input is nullable); ``"null"``: an absent input field is read as null.
+        watchdog: end the process (exit status 3) when a call to the group or transaction
+            coordinator blocks well past its timeout, for a supervisor to restart it
+            (:class:`~streamml.kafka.delivery.Watchdog`). ``streamml score`` sets it.
+        store_retry_s: with ``store_predictions``, how long (seconds) a batch retries a store
+            that cannot be written before the scorer stops without committing it.
+    """
+
+    def __init__(
+        self,
+        model: Model | str | os.PathLike[str],
+        bootstrap_servers: str,
+        input_topic: str,
+        output_topic: str,
+        *,
+        group_id: str = "streamml-score",
+        format: Format = "json",
+        id_field: str | None = None,
+        carry_fields: Sequence[str] = (),
+        max_batch_rows: int = 1000,
+        max_wait_ms: float = 50.0,
+        guarantee: Guarantee = "at-least-once",
+        dlq_topic: str | None = None,
+        metrics_port: int | None = None,
+        transactional_id: str | None = None,
+        config: Mapping[str, str] | None = None,
+        drift: bool = True,
+        drift_window_s: float = 60.0,
+        store: str | None = None,
+        store_predictions: bool = False,
+        score_field: str | None = None,
+        watchdog: bool = False,
+        store_retry_s: float = 30.0,
+        missing_fields: str = "error",
+    ) -> None:
+        if guarantee not in ("at-least-once", "exactly-once"):
+            msg = f"guarantee '{guarantee}' is not one of at-least-once, exactly-once"
+            raise KafkaScorerError(msg)
+        if max_batch_rows < 1:
+            msg = f"max_batch_rows is {max_batch_rows}; it must be at least 1"
+            raise KafkaScorerError(msg)
+        if max_wait_ms < 0:
+            msg = f"max_wait_ms is {max_wait_ms}; it must not be negative"
+            raise KafkaScorerError(msg)
+        self.model = model if isinstance(model, Model) else Model.load(model)
+        self.input_topic = input_topic
+        self.output_topic = output_topic
+        self.dlq_topic = dlq_topic or f"{input_topic}.dlq"
+        if len({input_topic, output_topic, self.dlq_topic}) < 3:
+            msg = (
+                f"input topic '{input_topic}', output topic '{output_topic}' and dead-letter topic "
+                f"'{self.dlq_topic}' must all differ"
+            )
+            raise KafkaScorerError(msg)
+        self.group_id = group_id
+        self.format = format
+        self.max_batch_rows = max_batch_rows
+        self.max_wait = max_wait_ms / 1000.0
+        self.guarantee = guarantee
+        self.metrics_port = metrics_port
+        if isinstance(carry_fields, str):
+            msg = f"carry_fields is the string {carry_fields!r}; pass a list of field names"
+            raise KafkaScorerError(msg)
+        self.carry_fields = list(carry_fields)
+        codec = _streamml.MessageScorer.create(self.model._inner, format, id_field, self.carry_fields, missing_fields)
+        self.client_config = ClientConfig(bootstrap_servers, group_id, dict(config or {}))
+        instance = self.client_config.instance_id
+        if guarantee == "exactly-once":
+            self.transactional_id: str | None = transactional_id or default_transactional_id(group_id, instance)
+            self._delivery: AtLeastOnce = ExactlyOnce(self.transactional_id)
+        else:
+            self.transactional_id = None
+            self._delivery = AtLeastOnce()
+        self._headers = model_headers(self.model.name, self.model.version, self.model.sha256 or "")
+        self._dead_letters = DeadLetters(self.dlq_topic, self._headers, self._produce)
+        #: Names this process's drift counts in the store (one row set per scorer).
+        self.shard = f"{group_id}/{instance or uuid.uuid4().hex[:12]}"
+        reference = self.model.info.get("drift_reference") if drift else None
+        if reference:
+            _check_drift_reference(self.model, reference)
+        self._drift = DriftWindows(reference, window_ms=int(drift_window_s * 1000)) if reference else None
+        self._predictions = self._prediction_writer(store, store_predictions, id_field, score_field, drift_window_s)
+        if store is not None and self._drift is None and self._predictions is None:
+            why = "drift is off" if not drift else f"model '{self.model.name}' has no drift reference"
+            msg = (
+                f"--store {store}: the scorer writes drift counts there, but {why} "
+                "(add --store-predictions to write predictions there)"
+            )
+            raise KafkaScorerError(msg)
+        if store is not None:
+            from streamml.store import check_driver
+
+            check_driver(store)  # a missing ADBC driver fails here, not at the first write
+        self.store_uri = store
+        self.store_retry_s = store_retry_s
+        self._export = DriftExport(self._drift, self.model.info, self.shard, store) if self._drift else None
+        self._worker = Worker(codec, self._drift)
+        self._stopping = False
+        self._watchdog = watchdog
+        self._pending: list[Any] = []
+        self._scoring: Scoring | None = None
+        #: The batch scored ahead while ``_scoring`` is finished (``_start_scoring``).
+        self._ahead: Scoring | None = None
+        self._first_arrival = 0.0
+        self._assigned: set[int] = set()  # partitions of the input topic (the one subscribed)
+        self._paused = False
+        #: Why the run stopped without committing its unfinished work (``None`` while it runs well).
+        self._failure: str | None = None
+        #: The size limit (bytes) of a message to the output or dead-letter topic (set in ``run``).
+        self._max_bytes = DEFAULT_MESSAGE_MAX_BYTES - RECORD_OVERHEAD
+        self._consumer: Any = None
+        self._producer: Any = None
+        self._metrics: Metrics | None = None
+        #: Counts so far: messages in, outputs, dead letters, batches, times paused for backpressure.
+        self.stats = {"in": 0, "out": 0, "dlq": 0, "batches": 0, "paused": 0}
+
+    def _prediction_writer(
+        self, store: str | None, on: bool, id_field: str | None, score_field: str | None, window_s: float
+    ) -> PredictionWriter | None:
+        if not on:
+            return None
+        if store is None:
+            msg = "--store-predictions needs a store URI (--store)"
+            raise KafkaScorerError(msg)
+        if id_field is None:
+            msg = "--store-predictions needs --id-field: the predictions table is keyed by event id"
+            raise KafkaScorerError(msg)
+        try:
+            score, label = score_and_label_fields(self.model.output_schema.names, score_field)
+        except ValueError as e:
+            raise KafkaScorerError(str(e)) from e
+        return PredictionWriter(
+            store,
+            model=self.model.name,
+            model_version=self.model.version,
+            id_field=id_field,
+            score_field=score,
+            label_field=label,
+            window_ms=int(window_s * 1000),
+        )
+
+    # --- running ------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to finish: the pending batch is scored and committed, then :meth:`run` returns."""
+        self._stopping = True
+
+    def install_signal_handlers(self) -> None:
+        """Make SIGTERM and SIGINT call :meth:`stop` (main thread only)."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+
+    def run(self) -> None:
+        """Consume, score and produce until :meth:`stop` is called.
+
+        Raises:
+            KafkaScorerError: a batch could not be finished (a fatal Kafka error, e.g. this
+                producer was fenced by another with the same transactional id; an output the
+                broker refused; a model failing on every message; a store that stayed down).
+                Nothing unfinished was committed: a restart scores it again.
+        """
+        try:
+            self._run()
+        except BaseException as e:
+            self._abandon(e)
+            raise
+        finally:
+            self._close()
+
+    def _run(self) -> None:
+        from confluent_kafka import Consumer, Producer
+
+        self._metrics = Metrics(self.metrics_port)
+        producer_config = self.client_config.producer()
+        if self.transactional_id:
+            producer_config["transactional.id"] = self.transactional_id
+        limit = message_limit(producer_config, [self.output_topic, self.dlq_topic])
+        self._max_bytes = self._dead_letters.max_bytes = limit - RECORD_OVERHEAD
+        # The producer refuses at once what the broker would refuse later (a batch's framing < 128 bytes).
+        producer_config["message.max.bytes"] = limit - 128
+        delivery = self._delivery
+        self._producer = Producer(
+            {**producer_config, "error_cb": delivery.on_error, "on_delivery": delivery.on_delivery}
+        )
+        self._consumer = Consumer({**self.client_config.consumer(), "error_cb": delivery.on_error})
+        delivery.start(self._producer, self._consumer)
+        if self._watchdog:
+            delivery.watchdog.start()
+        self._consumer.subscribe(
+            [self.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        log.info(
+            "scoring %s -> %s (dead letters: %s) with %s %s, %s, batches of %d / %.0f ms",
+            self.input_topic,
+            self.output_topic,
+            self.dlq_topic,
+            self.model.name,
+            self.model.version,
+            self.guarantee,
+            self.max_batch_rows,
+            self.max_wait * 1000,
+        )
+        while not self._stopping:
+            self._collect()
+            if self._due_in() <= 0:
+                self._start_scoring()
+            self._finish_scoring(block=False)
+            if self._scoring is None and self._export is not None:
+                self._export.flush(self._metrics)  # also while idle: the last window's counts get out
+        delivery.check_fatal()
+        self._flush_pending()  # drain
+
+    def _due_in(self) -> float:
+        return batch_due_in(
+            len(self._pending), self._first_arrival, time.monotonic(), self.max_batch_rows, self.max_wait
+        )
+
+    def _abandon(self, error: BaseException) -> None:
+        """The run failed: commit nothing more (abort an open transaction) and say what a restart re-scores."""
+        self._failure = str(error) or type(error).__name__
+        unfinished = [
+            *(self._scoring.batch if self._scoring is not None else []),
+            *(self._ahead.batch if self._ahead is not None and self._ahead is not self._scoring else []),
+            *self._pending,
+        ]
+        self._delivery.abandon()
+        firsts: dict[int, int] = {}
+        for m in unfinished:
+            firsts[m.partition()] = min(firsts.get(m.partition(), m.offset()), m.offset())
+        where = ", ".join(f"partition {p} from offset {o}" for p, o in sorted(firsts.items())) or "none pending"
+        log.error(
+            "stopping without committing %d consumed message(s) of '%s' (%s): %s; a restart scores them again",
+            len(unfinished),
+            self.input_topic,
+            where,
+            self._failure,
+        )
+
+    def _collect(self) -> None:
+        """Add messages to the pending batch until it is due (:func:`batch_due_in`).
+
+        Meanwhile the previous batch is scored on the worker thread; its outputs are
+        produced (and the batch committed) between the consumer's calls.
+        """
+        while len(self._pending) < self.max_batch_rows and not self._stopping:
+            self._delivery.check_fatal()
+            self._finish_scoring(block=False)
+            if self._pending:
+                timeout = self._due_in()
+                if timeout <= 0:
+                    return
+                want = self.max_batch_rows - len(self._pending)
+            else:
+                # consume() waits until it has ``num_messages`` or times out: with nothing
+                # pending, wait for one message only, so the batch's clock starts when its
+                # first message arrives (not up to 100 ms later).
+                got = self._consumer.consume(num_messages=self.max_batch_rows, timeout=0)
+                timeout, want = (0.1, 1) if not got else (0, 0)
+            if want:
+                if self._scoring is not None:
+                    timeout = min(timeout, POLL_SLICE)
+                got = self._consumer.consume(num_messages=want, timeout=timeout)
+            if not got and not self._pending:
+                self._update_lag()
+                return
+            assigned = self._assigned
+            # Not ours: an error event, or a message fetched before its partition was revoked.
+            good = [m for m in got if m.error() is None and m.partition() in assigned]
+            if len(good) < len(got):
+                for m in got:
+                    err = m.error()
+                    if err is not None and err.fatal():
+                        msg = f"fatal consumer error on topic '{self.input_topic}': {err}"
+                        raise KafkaScorerError(msg)
+                    if err is not None:
+                        log.warning("consumer: %s", err)
+            if good and not self._pending:
+                self._first_arrival = time.monotonic()
+            self._pending += good
+
+    def _flush_pending(self) -> None:
+        """Score, produce and commit everything consumed so far (before a rebalance, at exit)."""
+        self._finish_scoring(block=True)
+        if self._pending:
+            self._start_scoring()
+            self._finish_scoring(block=True)
+
+    # --- one batch ----------------------------------------------------------------------------
+
+    def _start_scoring(self) -> None:
+        """Hand the pending batch to the worker thread (in chunks), then finish the previous batch.
+
+        The worker scores the new batch while the previous one's outputs are produced and its
+        offsets committed (which waits for the broker's acknowledgements), so neither thread waits
+        on the other's part. Outputs still go out batch after batch, and one batch is produced
+        (and in exactly-once mode, in its transaction) at a time: the new batch's transaction
+        begins once the previous one is committed. If that commit aborts, the new batch is
+        rewound with it and its scores are dropped.
+        """
+        if not self._pending:
+            self._finish_scoring(block=True)
+            return
+        batch, self._pending = self._pending, []
+        ahead = self._worker.submit(batch)
+        self._ahead = ahead
+        try:
+            self._finish_scoring(block=True)
+        finally:
+            self._ahead = None
+        if ahead.rewound:
+            for chunk in ahead.chunks:  # the drift counters are the worker's until it is done with them
+                chunk.exception()
+            return
+        self._scoring = ahead
+        if self.transactional_id:
+            with self._transaction_errors(self._scoring):
+                self._delivery.begin()
+
+    def _finish_scoring(self, *, block: bool) -> None:
+        """Produce the outputs of the batch's scored chunks, in order; once all are out, commit it.
+
+        With ``block``, wait for the worker thread until the batch is committed.
+        """
+        scoring = self._scoring
+        if scoring is None:
+            return
+        with self._transaction_errors(scoring):
+            self._produce_scored(scoring, block=block)
+            if scoring.chunks:
+                return
+            if self._predictions is not None:
+                self._store_predictions()  # before the commit: a crash rewrites the same rows
+            self._delivery.commit(self.input_topic, scoring.batch, self._acknowledged)
+            self._scoring = None
+            self._count_committed(scoring)
+        if self._paused:
+            self._consumer.resume(self._partitions())
+            self._paused = False
+        self._update_lag()
+
+    def _acknowledged(self, batch: list[Any]) -> None:
+        if self._metrics is not None:
+            self._metrics.acknowledged(batch)
+
+    def _produce_scored(self, scoring: Scoring, *, block: bool) -> None:
+        batch, headers = scoring.batch, self._headers
+        writer = self._predictions
+        store_out = None if writer is None else (writer.add if self.format == "json" else writer.add_arrow)
+        while scoring.chunks and (block or scoring.chunks[0].done()):
+            outputs, errors, took = scoring.chunks.popleft().result()
+            start = scoring.produced
+            scoring.produced += len(outputs)
+            scoring.seconds += took
+            if errors:
+                check_model_fault(errors, len(outputs))
+            first = 0
+            if not errors and store_out is None:
+                # The common case, one produce call per output; an output too large for its topic
+                # (refused by the producer at once) sends the rest of the chunk down the per-message path.
+                first = self._produce_outputs(batch[start : start + len(outputs)], outputs)
+                if first == len(outputs):
+                    continue
+            reasons = dict(errors)
+            for i in range(first, len(outputs)):
+                m, out = batch[start + i], outputs[i]
+                if out is not None and record_size(m.key(), out, headers) <= self._max_bytes:
+                    self._produce(self.output_topic, m.key(), out, headers)
+                    if store_out is not None:
+                        store_out(out, timestamp_ms(m))
+                    continue
+                if out is not None:
+                    reasons[i] = (
+                        f"the output ({len(out)} bytes) does not fit the message size limit ({self._max_bytes} "
+                        f"bytes) of topic '{self.output_topic}'; raise the topic's max.message.bytes (and "
+                        "-X producer.message.max.bytes) to publish it"
+                    )
+                scoring.dead += 1
+                self._dead_letters.send(m, reasons[i])
+
+    def _count_committed(self, scoring: Scoring) -> None:
+        """Statistics and metrics of a committed batch (only committed work is counted)."""
+        batch = scoring.batch
+        if self._metrics is not None:
+            self._metrics.batch(len(batch), scoring.dead, scoring.seconds)
+        self.stats["in"] += len(batch)
+        self.stats["dlq"] += scoring.dead
+        self.stats["out"] += len(batch) - scoring.dead
+        self.stats["batches"] += 1
+
+    def _store_predictions(self) -> None:
+        """Write the batch's predictions; retry a store that fails for ``store_retry_s``, then stop."""
+        writer = self._predictions
+        assert writer is not None
+
+        def write() -> None:
+            writer.flush()
+            if len(writer):
+                raise KafkaScorerError(writer.error or "the store refused the write")
+
+        try:
+            with_retry(write, self.store_retry_s, pause=0.2, max_pause=5.0, between=lambda: self._producer.poll(0))
+        except KafkaScorerError as e:
+            msg = (
+                f"could not write {len(writer)} prediction(s) to the store {self.store_uri} for "
+                f"{self.store_retry_s:.0f} s (last error: {writer.error}); the batch is not committed"
+            )
+            raise KafkaScorerError(msg) from e
+
+    def _produce(self, topic: str, key: Any, value: Any, headers: list[tuple[str, bytes]]) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, value, key, headers=headers)
+                return
+            except BufferError:
+                self._wait_for_room()
+
+    def _produce_outputs(self, messages: list[Any], outputs: list[bytes]) -> int:
+        """``_produce`` of each output to the output topic, with the key of its input, in one loop.
+
+        Returns how many were produced: all of them, or those before the first one the producer
+        refused as too large (``message.max.bytes`` is set to the topics' limit, so the check is
+        the producer's own and costs nothing here).
+        """
+        from confluent_kafka import KafkaError, KafkaException
+
+        send, topic, headers = self._producer.produce, self.output_topic, self._headers
+        done = 0
+        while done < len(outputs):
+            try:
+                for m, out in zip(messages[done:], outputs[done:], strict=True):
+                    send(topic, out, m.key(), headers=headers)
+                    done += 1
+            except BufferError:
+                self._wait_for_room()
+            except KafkaException as e:
+                if e.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
+                    raise
+                return done
+        return done
+
+    def _wait_for_room(self) -> None:
+        """The producer's queue is full: stop fetching until it drains."""
+        if not self._paused and self._assigned:
+            self._consumer.pause(self._partitions())
+            self._paused = True
+            self.stats["paused"] += 1
+        self._producer.poll(0.05)
+
+    @contextlib.contextmanager
+    def _transaction_errors(self, scoring: Scoring) -> Iterator[None]:
+        """Abort the batch's transaction on an abortable error; its messages (and those consumed since) are rewound."""
+        from confluent_kafka import KafkaException
+
+        delivery = self._delivery
+        if not isinstance(delivery, ExactlyOnce):
+            yield
+            return
+        try:
+            yield
+        except KafkaException as e:
+            batch = scoring.batch
+            delivery.abort(e.args[0], len(batch), self.input_topic)
+            self._scoring = None
+            ahead = self._ahead
+            if ahead is not None and ahead is not scoring:
+                ahead.rewound = True
+                batch = [*batch, *ahead.batch]
+            self._rewind([*batch, *self._pending])
+            self._pending = []
+
+    def _rewind(self, batch: list[Any]) -> None:
+        """Seek back to the first message of the batch on each partition (after an abort)."""
+        from confluent_kafka import TopicPartition
+
+        first: dict[int, int] = {}
+        for m in batch:
+            first.setdefault(m.partition(), m.offset())
+        for partition, offset in first.items():
+            if partition in self._assigned:
+                self._consumer.seek(TopicPartition(self.input_topic, partition, offset))
+
+    # --- callbacks ----------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        self._assigned.update(p.partition for p in partitions)
+        log.info("assigned %s", sorted(p.partition for p in partitions))
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        if self._failure is not None:  # closing after a failure: unfinished work is not committed
+            self._pending = []
+        else:  # finish the work of these partitions while this member still owns them
+            self._flush_pending()
+        for p in partitions:
+            self._assigned.discard(p.partition)
+        log.info("revoked %s", sorted(p.partition for p in partitions))
+
+    def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
+        # Another member owns them now: drop their pending work, it is not ours to commit.
+        lost = {p.partition for p in partitions}
+        self._pending = [m for m in self._pending if m.partition() not in lost]
+        self._assigned -= lost
+        log.warning("lost %s", sorted(lost))
+
+    # --- metrics and closing ------------------------------------------------------------------
+
+    def _update_lag(self) -> None:
+        if self._metrics is not None and self._assigned:
+            self._metrics.update_lag(self._consumer, self._partitions)
+
+    def _partitions(self) -> list[Any]:
+        from confluent_kafka import TopicPartition
+
+        return [TopicPartition(self.input_topic, p) for p in sorted(self._assigned)]
+
+    def _close(self) -> None:
+        log.info("closing the consumer and the producer")
+        if self._consumer is not None:
+            self._consumer.close()
+        if self._producer is not None:
+            self._producer.flush(10)
+        try:
+            if self._export is not None:
+                self._export.flush(self._metrics, final=True)
+            if self._predictions is not None:
+                self._predictions.flush()  # rows kept from a failed write: one last attempt
+        finally:
+            if self._predictions is not None:
+                self._predictions.close()
+            if self._export is not None:
+                self._export.close()
+            if self._metrics is not None:
+                self._metrics.close()
+            self._worker.shutdown()
+        log.info(
+            "stopped after %d message(s): %d scored, %d dead letter(s), %d batch(es)",
+            self.stats["in"],
+            self.stats["out"],
+            self.stats["dlq"],
+            self.stats["batches"],
+        )
+
+
+def _check_drift_reference(model: Model, reference: Any) -> None:
+    """Refuse at start a drift reference that every batch would fail on."""
+    try:
+        DriftMonitor(reference)
+    except Exception as e:
+        msg = (
+            f"model '{model.name}' carries a drift reference that cannot be used: {e}; "
+            "compile it again with --reference, or score with --no-drift"
+        )
+        raise KafkaScorerError(msg) from e
