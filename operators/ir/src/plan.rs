@@ -453,7 +453,8 @@ impl Builder {
                     } = part;
                     let part_label = name.clone().unwrap_or_else(|| p.to_string());
                     let selected = select(&cols, columns, &format!("{what} part '{part_label}'"))?;
-                    let inner = format!("{path}/{part_label}/");
+                    // Names inside a part are relative to the columns step.
+                    let inner = format!("{path}/");
                     out.extend(self.steps(steps, selected, &inner)?);
                     if out.len() > MAX_REGISTERS {
                         return Err(format!(
