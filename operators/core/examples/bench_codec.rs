@@ -12,23 +12,15 @@ use streamml_core::{LoadOptions, Model};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let path = args
-        .get(1)
-        .expect("usage: bench_codec MODEL.so [MESSAGES] [ROUNDS]");
-    let arg = |i: usize, default: usize| {
-        args.get(i)
-            .map_or(default, |a| a.parse().expect("a number"))
-    };
+    let path = args.get(1).expect("usage: bench_codec MODEL.so [MESSAGES] [ROUNDS]");
+    let arg = |i: usize, default: usize| args.get(i).map_or(default, |a| a.parse().expect("a number"));
     let (n, rounds) = (arg(2, 50_000), arg(3, 9));
     let model = Model::load(path, &LoadOptions::default()).expect("a model binary");
-    let scorer =
-        MessageScorer::new(model, Format::Json, Carry::id(Some("id".into()))).expect("a scorer");
+    let scorer = MessageScorer::new(model, Format::Json, Carry::id(Some("id".into()))).expect("a scorer");
     // Deterministic values with six decimals, like the benchmark's rounded N(0, 1) rows.
     let mut state = 42u64;
     let mut next = || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         ((state >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 6.0
     };
     let messages: Vec<Vec<u8>> = (0..n)
@@ -50,9 +42,5 @@ fn main() {
     }
     times.sort_by(f64::total_cmp);
     let rate = |t: f64| n as f64 / t;
-    println!(
-        "{n} messages, {rounds} rounds: best {:.0}/s, median {:.0}/s",
-        rate(times[0]),
-        rate(times[rounds / 2])
-    );
+    println!("{n} messages, {rounds} rounds: best {:.0}/s, median {:.0}/s", rate(times[0]), rate(times[rounds / 2]));
 }

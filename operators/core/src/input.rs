@@ -96,9 +96,8 @@ pub fn prepare_event(
         columns.push(new_null_array(field.data_type(), batch.num_rows()));
     }
     let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-    let filled =
-        RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &options)
-            .map_err(|e| format!("cannot add the absent inputs as nulls: {e}"))?;
+    let filled = RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &options)
+        .map_err(|e| format!("cannot add the absent inputs as nulls: {e}"))?;
     prepare(&filled, inputs).map_err(|e| e.to_string())
 }
 
@@ -110,28 +109,12 @@ pub fn prepare_event(
 /// no buffer sizes, so this is what can be checked without trusting the
 /// lengths; [`import_c_batch`] validates the imported arrays in full after.
 pub fn check_c_array(array: &FFI_ArrowArray, schema: &FFI_ArrowSchema) -> Result<(), InputError> {
-    catch_unwind(AssertUnwindSafe(|| {
-        check_c_node(array, schema, "the input", None)
-    }))
-    .unwrap_or_else(|p| {
-        Err(format!(
-            "it could not be read ({})",
-            crate::model::panic_text(&*p)
-        ))
-    })
-    .map_err(|reason| {
-        InputError::Other(format!(
-            "the input is not a valid Arrow array: {reason}; fix its producer"
-        ))
-    })
+    catch_unwind(AssertUnwindSafe(|| check_c_node(array, schema, "the input", None)))
+        .unwrap_or_else(|p| Err(format!("it could not be read ({})", crate::model::panic_text(&*p))))
+        .map_err(|reason| InputError::Other(format!("the input is not a valid Arrow array: {reason}; fix its producer")))
 }
 
-fn check_c_node(
-    array: &FFI_ArrowArray,
-    schema: &FFI_ArrowSchema,
-    name: &str,
-    needed: Option<usize>,
-) -> Result<(), String> {
+fn check_c_node(array: &FFI_ArrowArray, schema: &FFI_ArrowSchema, name: &str, needed: Option<usize>) -> Result<(), String> {
     if array.is_released() {
         return Err(format!("{name} is released"));
     }
@@ -165,17 +148,10 @@ fn check_c_node(
         Ok(())
     };
     let format = schema.format();
-    let fixed = matches!(
-        format,
-        "b" | "c" | "C" | "s" | "S" | "i" | "I" | "l" | "L" | "e" | "f" | "g"
-    );
+    let fixed = matches!(format, "b" | "c" | "C" | "s" | "S" | "i" | "I" | "l" | "L" | "e" | "f" | "g");
     if fixed || format == "+s" {
         if array.num_buffers() != if fixed { 2 } else { 1 } {
-            return Err(format!(
-                "{name} has {} buffer(s), its type {format} has {}",
-                array.num_buffers(),
-                if fixed { 2 } else { 1 }
-            ));
+            return Err(format!("{name} has {} buffer(s), its type {format} has {}", array.num_buffers(), if fixed { 2 } else { 1 }));
         }
         if end > 0 && nulls {
             needs_buffer(0, "validity")?;
@@ -201,24 +177,12 @@ fn check_c_node(
 /// # Safety
 /// `array` and `schema` must be C Data Interface structs that a producer
 /// filled in (their pointers are followed); what they claim is checked.
-pub unsafe fn import_c_batch(
-    array: FFI_ArrowArray,
-    schema: &FFI_ArrowSchema,
-) -> Result<RecordBatch, InputError> {
+pub unsafe fn import_c_batch(array: FFI_ArrowArray, schema: &FFI_ArrowSchema) -> Result<RecordBatch, InputError> {
     check_c_array(&array, schema)?;
-    let bad = |reason: String| {
-        InputError::Other(format!(
-            "the input is not a valid Arrow array: {reason}; fix its producer"
-        ))
-    };
+    let bad = |reason: String| InputError::Other(format!("the input is not a valid Arrow array: {reason}; fix its producer"));
     // SAFETY: as the caller promises; the structure was checked above.
     let data = catch_unwind(AssertUnwindSafe(|| unsafe { from_ffi(array, schema) }))
-        .map_err(|p| {
-            bad(format!(
-                "it could not be imported ({})",
-                crate::model::panic_text(&*p)
-            ))
-        })?
+        .map_err(|p| bad(format!("it could not be imported ({})", crate::model::panic_text(&*p))))?
         .map_err(|e| bad(e.to_string()))?;
     let DataType::Struct(fields) = data.data_type() else {
         return Err(InputError::Other(format!(
@@ -228,10 +192,7 @@ pub unsafe fn import_c_batch(
     };
     // Nulls in a column its producer called non-nullable are not a lie about
     // memory: [`prepare`] names them against the declared inputs.
-    let relaxed: Fields = fields
-        .iter()
-        .map(|f| f.as_ref().clone().with_nullable(true))
-        .collect();
+    let relaxed: Fields = fields.iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
     let data = data
         .into_builder()
         .data_type(DataType::Struct(relaxed))
@@ -245,11 +206,7 @@ pub unsafe fn import_c_batch(
 pub fn validate_imported(batch: &RecordBatch) -> Result<(), InputError> {
     for (field, column) in batch.schema_ref().fields().iter().zip(batch.columns()) {
         let checked = catch_unwind(AssertUnwindSafe(|| column.to_data().validate_full()))
-            .unwrap_or_else(|p| {
-                Err(arrow_schema::ArrowError::InvalidArgumentError(
-                    crate::model::panic_text(&*p),
-                ))
-            });
+            .unwrap_or_else(|p| Err(arrow_schema::ArrowError::InvalidArgumentError(crate::model::panic_text(&*p))));
         if let Err(e) = checked {
             return Err(InputError::Other(format!(
                 "the input is not a valid Arrow array: column '{}': {e}; fix its producer",

@@ -159,10 +159,7 @@ pub fn next_checked(
         })?;
     match next {
         None => Ok(None),
-        Some(Err(e)) => Err(new_err(
-            Kind::Input,
-            format!("cannot read the input stream: {e}"),
-        )),
+        Some(Err(e)) => Err(new_err(Kind::Input, format!("cannot read the input stream: {e}"))),
         Some(Ok(batch)) => {
             validate_imported(&batch).map_err(input_err)?;
             Ok(Some(batch))

@@ -36,9 +36,7 @@ impl PyMessageScorer {
         carry_fields: Vec<String>,
         missing_fields: &str,
     ) -> PyResult<Self> {
-        let missing: MissingFields = missing_fields
-            .parse()
-            .map_err(|m: String| new_err(Kind::Input, m))?;
+        let missing: MissingFields = missing_fields.parse().map_err(|m: String| new_err(Kind::Input, m))?;
         let format: Format = format
             .parse()
             .map_err(|m: String| new_err(Kind::Input, m))?;

@@ -22,8 +22,8 @@ use streamml_core::rows::{MissingFields, RowBuilder};
 use crate::arrow_io::to_pyarrow;
 use crate::errors::{core_err, input_err, new_err, Kind};
 use crate::model::{field_keys, PyModel};
-use crate::one_row::{read_output, OneRow};
 use crate::py_values::value;
+use crate::one_row::{read_output, OneRow};
 use crate::rows::{append_dict, type_of};
 
 /// Scores dicts with a model. Use `streamml.bytewax`, which wraps this.
@@ -61,8 +61,7 @@ const EXPECTED: &str = "expected a dict, a (key, dict) pair or an Arrow record b
 
 fn classify<'py>(index: usize, item: &Bound<'py, PyAny>) -> Result<Item<'py>, String> {
     let py = item.py();
-    let arrow =
-        |v: &Bound<'py, PyAny>| v.hasattr(intern!(py, "__arrow_c_array__")).unwrap_or(false);
+    let arrow = |v: &Bound<'py, PyAny>| v.hasattr(intern!(py, "__arrow_c_array__")).unwrap_or(false);
     if let Ok(dict) = item.cast::<PyDict>() {
         return Ok(Item::Row(Row {
             index,
@@ -93,12 +92,8 @@ fn classify<'py>(index: usize, item: &Bound<'py, PyAny>) -> Result<Item<'py>, St
 /// A binary's output as a record batch (for outputs `read_output` does not read).
 fn import(array: FFI_ArrowArray, schema: &FFI_ArrowSchema) -> PyResult<RecordBatch> {
     // SAFETY: the core checked the binary's output against its declared outputs.
-    let data = unsafe { from_ffi(array, schema) }.map_err(|e| {
-        new_err(
-            Kind::Predict,
-            format!("cannot read the model's output: {e}"),
-        )
-    })?;
+    let data = unsafe { from_ffi(array, schema) }
+        .map_err(|e| new_err(Kind::Predict, format!("cannot read the model's output: {e}")))?;
     Ok(RecordBatch::from(StructArray::from(data)))
 }
 
@@ -146,13 +141,7 @@ impl DictScorer {
         let mut values = Vec::with_capacity(pymodel.input_keys.len());
         let mut accepted = Vec::with_capacity(rows.len());
         for row in rows {
-            match append_dict(
-                &mut builder,
-                &row.dict,
-                &pymodel.input_keys,
-                self.missing,
-                &mut values,
-            ) {
+            match append_dict(&mut builder, &row.dict, &pymodel.input_keys, self.missing, &mut values) {
                 Ok(()) => accepted.push(row),
                 Err(reason) => errs.push((row.index, reason)),
             }
@@ -188,11 +177,7 @@ impl DictScorer {
     }
 
     /// One row on the fast path (see `one_row`); `None` when it does not apply.
-    fn score_one_fast<'py>(
-        &self,
-        py: Python<'py>,
-        row: &Row<'py>,
-    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+    fn score_one_fast<'py>(&self, py: Python<'py>, row: &Row<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         let Some(one_row) = &self.one_row else {
             return Ok(None);
         };
@@ -232,11 +217,7 @@ impl DictScorer {
     }
 
     /// Where outputs go in `merged`: itself, or a new dict under `nest`.
-    fn target<'py>(
-        &self,
-        py: Python<'py>,
-        merged: &Bound<'py, PyDict>,
-    ) -> PyResult<Bound<'py, PyDict>> {
+    fn target<'py>(&self, py: Python<'py>, merged: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
         Ok(match &self.nest {
             Some(nest) => {
                 let inner = PyDict::new(py);
@@ -247,12 +228,7 @@ impl DictScorer {
         })
     }
 
-    fn with_key<'py>(
-        &self,
-        py: Python<'py>,
-        row: &Row<'py>,
-        merged: Bound<'py, PyDict>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    fn with_key<'py>(&self, py: Python<'py>, row: &Row<'py>, merged: Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
         match &row.key {
             Some(key) => Ok(PyTuple::new(py, [key.clone(), merged.into_any()])?.into_any()),
             None => Ok(merged.into_any()),
@@ -313,12 +289,8 @@ impl DictScorer {
             fields.push(f);
             columns.push(c);
         }
-        let merged = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| {
-            new_err(
-                Kind::Predict,
-                format!("cannot add the outputs to the batch: {e}"),
-            )
-        })?;
+        let merged = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+            .map_err(|e| new_err(Kind::Predict, format!("cannot add the outputs to the batch: {e}")))?;
         let merged = to_pyarrow(py, merged)?;
         match key {
             Some(key) => Ok(PyTuple::new(py, [key, merged])?.into_any()),
@@ -342,9 +314,7 @@ impl DictScorer {
         failure: Option<Py<PyAny>>,
         missing_fields: &str,
     ) -> PyResult<Self> {
-        let missing: MissingFields = missing_fields
-            .parse()
-            .map_err(|m: String| new_err(Kind::Input, m))?;
+        let missing: MissingFields = missing_fields.parse().map_err(|m: String| new_err(Kind::Input, m))?;
         let inner = model.get();
         let builder = RowBuilder::new(inner.model.input_schema().clone()).map_err(input_err)?;
         let out_keys = field_keys(py, inner.model.output_schema());
@@ -365,11 +335,7 @@ impl DictScorer {
     }
 
     /// Score one item; a bad item raises `InputError` with the reason.
-    fn __call__<'py>(
-        &self,
-        py: Python<'py>,
-        item: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    fn __call__<'py>(&self, py: Python<'py>, item: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         match classify(0, item).map_err(|r| new_err(Kind::Input, r))? {
             Item::Arrow(key, data) => self.score_arrow(py, key, &data),
             Item::Row(row) => {
@@ -419,8 +385,7 @@ impl DictScorer {
             let item = &items[i];
             let f = match &self.failure {
                 Some(f) => f.bind(py).call1((item, reason))?,
-                None => PyTuple::new(py, [item.clone(), PyString::new(py, &reason).into_any()])?
-                    .into_any(),
+                None => PyTuple::new(py, [item.clone(), PyString::new(py, &reason).into_any()])?.into_any(),
             };
             err_list.append(f)?;
         }

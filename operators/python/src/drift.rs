@@ -32,15 +32,13 @@ impl PyDriftCounters {
     /// Count the feature columns of an input batch, GIL released.
     fn observe(&mut self, py: Python<'_>, batch: PyRecordBatch) -> PyResult<()> {
         let inner = &mut self.inner;
-        py.detach(|| inner.observe(batch.as_ref()))
-            .map_err(drift_err)
+        py.detach(|| inner.observe(batch.as_ref())).map_err(drift_err)
     }
 
     /// Count the score columns of an output batch, GIL released.
     fn observe_outputs(&mut self, py: Python<'_>, batch: PyRecordBatch) -> PyResult<()> {
         let inner = &mut self.inner;
-        py.detach(|| inner.observe_outputs(batch.as_ref()))
-            .map_err(drift_err)
+        py.detach(|| inner.observe_outputs(batch.as_ref())).map_err(drift_err)
     }
 
     /// Add another set of counters of the same layout.
@@ -70,11 +68,7 @@ impl PyDriftCounters {
             .counters
             .iter()
             .map(|c| {
-                let role = if c.role == Role::Feature {
-                    "feature"
-                } else {
-                    "score"
-                };
+                let role = if c.role == Role::Feature { "feature" } else { "score" };
                 let kind = match c.binning {
                     Binning::Numeric { .. } => "numeric",
                     Binning::Categorical { .. } | Binning::Strings { .. } => "categorical",
@@ -86,20 +80,12 @@ impl PyDriftCounters {
 
     /// The counts of every counter, in layout order.
     fn counts(&self) -> Vec<Vec<u64>> {
-        self.inner
-            .counters
-            .iter()
-            .map(|c| c.counts.clone())
-            .collect()
+        self.inner.counters.iter().map(|c| c.counts.clone()).collect()
     }
 
     /// The reference counts of every counter, in layout order.
     fn reference_counts(&self) -> Vec<Vec<u64>> {
-        self.inner
-            .counters
-            .iter()
-            .map(|c| c.reference.clone())
-            .collect()
+        self.inner.counters.iter().map(|c| c.reference.clone()).collect()
     }
 
     /// `(rows, psi, js, hellinger, kl, missing_rate, out_of_range_rate,
@@ -111,16 +97,7 @@ impl PyDriftCounters {
             .into_iter()
             .map(|s| {
                 let d = s.divergence;
-                (
-                    s.rows,
-                    d.psi,
-                    d.js,
-                    d.hellinger,
-                    d.kl,
-                    s.missing_rate,
-                    s.out_of_range_rate,
-                    s.new_category_rate,
-                )
+                (s.rows, d.psi, d.js, d.hellinger, d.kl, s.missing_rate, s.out_of_range_rate, s.new_category_rate)
             })
             .collect()
     }

@@ -10,9 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 use pyo3_arrow::PyArray;
 use std::sync::Arc;
-use streamml_core::feedback::{
-    metric_names, wall_clock_ms, Config, FeedbackError, FeedbackJoin, IdColumn, Task,
-};
+use streamml_core::feedback::{metric_names, wall_clock_ms, Config, FeedbackError, FeedbackJoin, IdColumn, Task};
 
 use crate::arrow_io::to_pyarrow;
 use crate::errors::{new_err, Kind};
@@ -23,23 +21,15 @@ fn fb_err(e: FeedbackError) -> PyErr {
 
 fn int64s(a: &PyArray, what: &str) -> PyResult<Int64Array> {
     match a.array().data_type() {
-        DataType::Int64 if a.array().null_count() == 0 => {
-            Ok(a.array().as_primitive::<Int64Type>().clone())
-        }
-        t => Err(new_err(
-            Kind::Input,
-            format!("feedback join: {what} must be int64 without nulls, got {t}"),
-        )),
+        DataType::Int64 if a.array().null_count() == 0 => Ok(a.array().as_primitive::<Int64Type>().clone()),
+        t => Err(new_err(Kind::Input, format!("feedback join: {what} must be int64 without nulls, got {t}"))),
     }
 }
 
 fn float64s(a: &PyArray, what: &str) -> PyResult<Float64Array> {
     match a.array().data_type() {
         DataType::Float64 => Ok(a.array().as_primitive::<Float64Type>().clone()),
-        t => Err(new_err(
-            Kind::Input,
-            format!("feedback join: {what} must be float64, got {t}"),
-        )),
+        t => Err(new_err(Kind::Input, format!("feedback join: {what} must be float64, got {t}"))),
     }
 }
 
@@ -69,34 +59,18 @@ impl PyFeedbackJoin {
             "binary" => Task::Binary,
             "regression" => Task::Regression,
             other => {
-                return Err(new_err(
-                    Kind::Input,
-                    format!("feedback join: task '{other}' is not one of binary, regression"),
-                ))
+                return Err(new_err(Kind::Input, format!("feedback join: task '{other}' is not one of binary, regression")))
             }
         };
-        let config = Config {
-            ttl,
-            window,
-            task,
-            threshold,
-            hist_bins,
-            late_horizon,
-            bucket,
-            max_future_skew,
-            max_watermark_jump,
-        };
-        Ok(Self {
-            inner: FeedbackJoin::new(config).map_err(fb_err)?,
-        })
+        let config =
+            Config { ttl, window, task, threshold, hist_bins, late_horizon, bucket, max_future_skew, max_watermark_jump };
+        Ok(Self { inner: FeedbackJoin::new(config).map_err(fb_err)? })
     }
 
     /// A join from `state()` bytes.
     #[staticmethod]
     fn from_state(state: &[u8]) -> PyResult<Self> {
-        Ok(Self {
-            inner: FeedbackJoin::from_bytes(state).map_err(fb_err)?,
-        })
+        Ok(Self { inner: FeedbackJoin::from_bytes(state).map_err(fb_err)? })
     }
 
     /// The whole state as bytes (compact; `from_state` reads them).
@@ -108,44 +82,15 @@ impl PyFeedbackJoin {
         let py = slf.py();
         let from_state = slf.get_type().getattr("from_state")?;
         let state = slf.borrow().state(py);
-        PyTuple::new(
-            py,
-            [from_state.into_any(), PyTuple::new(py, [state])?.into_any()],
-        )
+        PyTuple::new(py, [from_state.into_any(), PyTuple::new(py, [state])?.into_any()])
     }
 
     /// `(ttl, window, task, threshold, hist_bins, late_horizon, bucket, max_future_skew, max_watermark_jump)`.
     #[allow(clippy::type_complexity)]
-    fn config(
-        &self,
-    ) -> (
-        i64,
-        i64,
-        &'static str,
-        f64,
-        usize,
-        i64,
-        i64,
-        Option<i64>,
-        Option<i64>,
-    ) {
+    fn config(&self) -> (i64, i64, &'static str, f64, usize, i64, i64, Option<i64>, Option<i64>) {
         let c = self.inner.config();
-        let task = if c.task == Task::Binary {
-            "binary"
-        } else {
-            "regression"
-        };
-        (
-            c.ttl,
-            c.window,
-            task,
-            c.threshold,
-            c.hist_bins,
-            c.late_horizon,
-            c.bucket,
-            c.max_future_skew,
-            c.max_watermark_jump,
-        )
+        let task = if c.task == Task::Binary { "binary" } else { "regression" };
+        (c.ttl, c.window, task, c.threshold, c.hist_bins, c.late_horizon, c.bucket, c.max_future_skew, c.max_watermark_jump)
     }
 
     /// Add predictions at wall-clock `now` (ms; default the clock) with the GIL
@@ -165,8 +110,7 @@ impl PyFeedbackJoin {
         let (times, scores) = (int64s(&times, "event times")?, float64s(&scores, "scores")?);
         let inner = &mut self.inner;
         let now = now.unwrap_or_else(wall_clock_ms);
-        py.detach(|| inner.add_predictions(&ids, times.values(), scores.values(), now))
-            .map_err(fb_err)
+        py.detach(|| inner.add_predictions(&ids, times.values(), scores.values(), now)).map_err(fb_err)
     }
 
     /// Join labels at wall-clock `now` (ms; default the clock) with the GIL
@@ -187,12 +131,10 @@ impl PyFeedbackJoin {
         let inner = &mut self.inner;
         let now = now.unwrap_or_else(wall_clock_ms);
         let out = py.detach(|| {
-            inner
-                .add_labels(&ids, times.values(), labels.values(), now)
-                .map(|mut fb| {
-                    let refused = std::mem::take(&mut fb.refused);
-                    (fb.into_batch(&ids), refused)
-                })
+            inner.add_labels(&ids, times.values(), labels.values(), now).map(|mut fb| {
+                let refused = std::mem::take(&mut fb.refused);
+                (fb.into_batch(&ids), refused)
+            })
         });
         let (batch, refused) = out.map_err(fb_err)?;
         Ok((to_pyarrow(py, batch)?, refused))
@@ -207,8 +149,7 @@ impl PyFeedbackJoin {
     /// The latest prediction event time accepted at wall-clock `now` (ms; default the clock).
     #[pyo3(signature = (now=None))]
     fn prediction_limit(&self, now: Option<i64>) -> i64 {
-        self.inner
-            .prediction_limit(now.unwrap_or_else(wall_clock_ms))
+        self.inner.prediction_limit(now.unwrap_or_else(wall_clock_ms))
     }
 
     /// The windows revised since the last call (sorted), and forget that they were.
@@ -219,22 +160,13 @@ impl PyFeedbackJoin {
     /// `(window_start, metric, value)` for `windows` (default all), histograms included.
     #[pyo3(signature = (windows=None))]
     fn quality_rows(&self, windows: Option<Vec<i64>>) -> PyResult<Vec<(i64, String, f64)>> {
-        self.inner
-            .quality_rows(windows.as_deref())
-            .map_err(PyKeyError::new_err)
+        self.inner.quality_rows(windows.as_deref()).map_err(PyKeyError::new_err)
     }
 
     /// The same rows as a `pyarrow.RecordBatch` (`window_start`, `metric`, `value`).
     #[pyo3(signature = (windows=None))]
-    fn quality_batch<'py>(
-        &self,
-        py: Python<'py>,
-        windows: Option<Vec<i64>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let rows = self
-            .inner
-            .quality_rows(windows.as_deref())
-            .map_err(PyKeyError::new_err)?;
+    fn quality_batch<'py>(&self, py: Python<'py>, windows: Option<Vec<i64>>) -> PyResult<Bound<'py, PyAny>> {
+        let rows = self.inner.quality_rows(windows.as_deref()).map_err(PyKeyError::new_err)?;
         let starts: Int64Array = rows.iter().map(|r| Some(r.0)).collect();
         let metrics: StringArray = rows.iter().map(|r| Some(r.1.as_str())).collect();
         let values: Float64Array = rows.iter().map(|r| Some(r.2)).collect();
@@ -256,52 +188,33 @@ impl PyFeedbackJoin {
 
     /// `(window_start, sums)` per window, ascending.
     fn window_sums(&self) -> Vec<(i64, Vec<f64>)> {
-        self.inner
-            .windows()
-            .iter()
-            .map(|(s, w)| (*s, w.sums.clone()))
-            .collect()
+        self.inner.windows().iter().map(|(s, w)| (*s, w.sums.clone())).collect()
     }
 
     /// `(window_start, hist)` per window: `hist_bins` negatives then `hist_bins` positives.
     fn window_hists(&self) -> Vec<(i64, Vec<i64>)> {
-        self.inner
-            .windows()
-            .iter()
-            .map(|(s, w)| (*s, w.hist.clone()))
-            .collect()
+        self.inner.windows().iter().map(|(s, w)| (*s, w.hist.clone())).collect()
     }
 
     /// Pending `(id, event time, score)`: integer ids, then string ids.
     #[allow(clippy::type_complexity)]
     fn pending(&self) -> (Vec<(i64, i64, f64)>, Vec<(String, i64, f64)>) {
         let (ints, strs) = self.inner.pending();
-        (
-            ints,
-            strs.into_iter()
-                .map(|(k, t, s)| (k.to_owned(), t, s))
-                .collect(),
-        )
+        (ints, strs.into_iter().map(|(k, t, s)| (k.to_owned(), t, s)).collect())
     }
 
     /// Remembered expired `(id, event time)`: integer ids, then string ids.
     #[allow(clippy::type_complexity)]
     fn tombstones(&self) -> (Vec<(i64, i64)>, Vec<(String, i64)>) {
         let (ints, strs) = self.inner.tombstones();
-        (
-            ints,
-            strs.into_iter().map(|(k, t)| (k.to_owned(), t)).collect(),
-        )
+        (ints, strs.into_iter().map(|(k, t)| (k.to_owned(), t)).collect())
     }
 
     /// Remembered labelled `(id, event time)`: integer ids, then string ids.
     #[allow(clippy::type_complexity)]
     fn labelled(&self) -> (Vec<(i64, i64)>, Vec<(String, i64)>) {
         let (ints, strs) = self.inner.labelled();
-        (
-            ints,
-            strs.into_iter().map(|(k, t)| (k.to_owned(), t)).collect(),
-        )
+        (ints, strs.into_iter().map(|(k, t)| (k.to_owned(), t)).collect())
     }
 
     /// How many labelled ids are remembered.

@@ -19,11 +19,7 @@ fn columns(batch: &RecordBatch) -> PyResult<Vec<std::borrow::Cow<'_, [f64]>>> {
         .zip(batch.schema().fields())
         .map(|(c, f)| {
             let a = c.as_primitive_opt::<Float64Type>().ok_or_else(|| {
-                PyValueError::new_err(format!(
-                    "column '{}' is {}; expected float64",
-                    f.name(),
-                    f.data_type()
-                ))
+                PyValueError::new_err(format!("column '{}' is {}; expected float64", f.name(), f.data_type()))
             })?;
             Ok(if a.null_count() == 0 {
                 std::borrow::Cow::Borrowed(a.values().as_ref())
@@ -36,9 +32,7 @@ fn columns(batch: &RecordBatch) -> PyResult<Vec<std::borrow::Cow<'_, [f64]>>> {
 
 fn goal(name: &str, what: &str) -> PyResult<Goal> {
     Goal::parse(name).ok_or_else(|| {
-        PyValueError::new_err(format!(
-            "{what} '{name}' is not a goal; expected one of acc, bacc, wacc, cost"
-        ))
+        PyValueError::new_err(format!("{what} '{name}' is not a goal; expected one of acc, bacc, wacc, cost"))
     })
 }
 
@@ -63,9 +57,7 @@ pub fn fft_fit(
     stopping_par: f64,
 ) -> PyResult<String> {
     let algorithm = Algorithm::parse(algorithm).ok_or_else(|| {
-        PyValueError::new_err(format!(
-            "algorithm '{algorithm}' is unknown; expected one of ifan, dfan, max, zigzag"
-        ))
+        PyValueError::new_err(format!("algorithm '{algorithm}' is unknown; expected one of ifan, dfan, max, zigzag"))
     })?;
     let params = Params {
         max_levels,
@@ -74,32 +66,18 @@ pub fn fft_fit(
         goal_chase: goal(goal_chase, "goal_chase")?,
         goal_threshold: goal(goal_threshold, "goal_threshold")?,
         sens_w,
-        costs: OutcomeCosts {
-            hi: costs.0,
-            fa: costs.1,
-            mi: costs.2,
-            cr: costs.3,
-        },
+        costs: OutcomeCosts { hi: costs.0, fa: costs.1, mi: costs.2, cr: costs.3 },
         cue_costs,
         stopping_par,
     };
     let batch = batch.into_inner();
     let cols = columns(&batch)?;
     if levels.len() != cols.len() {
-        return Err(PyValueError::new_err(format!(
-            "{} level counts for {} columns",
-            levels.len(),
-            cols.len()
-        )));
+        return Err(PyValueError::new_err(format!("{} level counts for {} columns", levels.len(), cols.len())));
     }
-    let y = y
-        .as_ref()
-        .as_boolean_opt()
-        .ok_or_else(|| PyValueError::new_err("y must be a boolean array"))?;
+    let y = y.as_ref().as_boolean_opt().ok_or_else(|| PyValueError::new_err("y must be a boolean array"))?;
     if y.null_count() > 0 {
-        return Err(PyValueError::new_err(
-            "y has missing values; pass a label for every row",
-        ));
+        return Err(PyValueError::new_err("y has missing values; pass a label for every row"));
     }
     let y: Vec<bool> = y.values().iter().collect();
     let cues: Vec<Cue> = cols
@@ -107,11 +85,7 @@ pub fn fft_fit(
         .zip(&levels)
         .map(|(c, &k)| Cue {
             values: c,
-            kind: if k == 0 {
-                CueKind::Numeric
-            } else {
-                CueKind::Categorical { n_levels: k }
-            },
+            kind: if k == 0 { CueKind::Numeric } else { CueKind::Categorical { n_levels: k } },
         })
         .collect();
     let tree = py
@@ -131,18 +105,12 @@ pub fn fft_predict<'py>(
     tree: &str,
     batch: PyRecordBatch,
 ) -> PyResult<Predictions<'py>> {
-    let tree: Fft = serde_json::from_str(tree).map_err(|e| {
-        PyValueError::new_err(format!(
-            "the fitted tree does not parse ({e}); fit the estimator again"
-        ))
-    })?;
+    let tree: Fft = serde_json::from_str(tree)
+        .map_err(|e| PyValueError::new_err(format!("the fitted tree does not parse ({e}); fit the estimator again")))?;
     let batch = batch.into_inner();
     let cols = columns(&batch)?;
     let n_cues = tree.levels.iter().map(|l| l.cue + 1).max().unwrap_or(0);
-    if tree.levels.is_empty()
-        || tree.p_signal.len() != tree.levels.len()
-        || tree.p_noise.len() != tree.levels.len()
-    {
+    if tree.levels.is_empty() || tree.p_signal.len() != tree.levels.len() || tree.p_noise.len() != tree.levels.len() {
         return Err(PyValueError::new_err(
             "the fitted tree has no levels or no exit frequencies per level; fit the estimator again",
         ));

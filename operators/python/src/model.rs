@@ -34,9 +34,7 @@ fn load_options(
         )
     };
     let trusted = match (trusted, trusted_file) {
-        (Some(_), Some(_)) => {
-            return Err(bad("give trusted digests or a trust file, not both".into()))
-        }
+        (Some(_), Some(_)) => return Err(bad("give trusted digests or a trust file, not both".into())),
         (Some(d), None) => Some(TrustList::from_digests(d, "trusted_sha256 list").map_err(bad)?),
         (None, Some(f)) => Some(TrustList::from_file(&f).map_err(bad)?),
         (None, None) => None,
@@ -224,9 +222,7 @@ impl PyModel {
         rows: &Bound<'py, PyAny>,
         missing_fields: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let missing = missing_fields
-            .parse()
-            .map_err(|m: String| new_err(Kind::Input, m))?;
+        let missing = missing_fields.parse().map_err(|m: String| new_err(Kind::Input, m))?;
         let batch = rows_to_batch(rows, self.model.input_schema(), &self.input_keys, missing)?;
         let out = {
             let model = &self.model;

@@ -58,10 +58,9 @@ pub fn decode(
     let mut errors = Vec::new();
     for (index, value) in values.iter().enumerate() {
         // The reader checks what it can; a panic left in it is this message's error.
-        let read = guarded(
-            "not an Arrow IPC stream: the reader failed on these bytes",
-            || read_one(value, inputs, carry, missing),
-        );
+        let read = guarded("not an Arrow IPC stream: the reader failed on these bytes", || {
+            read_one(value, inputs, carry, missing)
+        });
         match read {
             Ok((inputs, carried)) => good.push(DecodedMessage {
                 index,
@@ -131,11 +130,7 @@ fn read_one(
 /// Refuse a dictionary-encoded string column that the cast to its declared
 /// string input would expand beyond [`MAX_EXPANDED_BYTES`].
 fn check_expansion(batch: &RecordBatch, inputs: &SchemaRef) -> Result<(), String> {
-    if !batch
-        .columns()
-        .iter()
-        .any(|c| matches!(c.data_type(), DataType::Dictionary(..)))
-    {
+    if !batch.columns().iter().any(|c| matches!(c.data_type(), DataType::Dictionary(..))) {
         return Ok(());
     }
     for field in inputs.fields() {
@@ -147,27 +142,9 @@ fn check_expansion(batch: &RecordBatch, inputs: &SchemaRef) -> Result<(), String
         };
         let values = dict.values();
         let longest = match values.data_type() {
-            DataType::Utf8 => longest(
-                values
-                    .as_string::<i32>()
-                    .offsets()
-                    .windows(2)
-                    .map(|w| (w[1] - w[0]) as usize),
-            ),
-            DataType::LargeUtf8 => longest(
-                values
-                    .as_string::<i64>()
-                    .offsets()
-                    .windows(2)
-                    .map(|w| (w[1] - w[0]) as usize),
-            ),
-            DataType::Utf8View => longest(
-                values
-                    .as_string_view()
-                    .views()
-                    .iter()
-                    .map(|v| *v as u32 as usize),
-            ),
+            DataType::Utf8 => longest(values.as_string::<i32>().offsets().windows(2).map(|w| (w[1] - w[0]) as usize)),
+            DataType::LargeUtf8 => longest(values.as_string::<i64>().offsets().windows(2).map(|w| (w[1] - w[0]) as usize)),
+            DataType::Utf8View => longest(values.as_string_view().views().iter().map(|v| *v as u32 as usize)),
             _ => 0,
         };
         let bound = longest.saturating_mul(dict.keys().len());

@@ -133,8 +133,7 @@ impl JsonDecoder {
             }
         }
         if std::mem::take(&mut self.torn) {
-            self.builder =
-                RowBuilder::new(self.builder.schema().clone()).expect("built once already");
+            self.builder = RowBuilder::new(self.builder.schema().clone()).expect("built once already");
             return self.reread(values, rows, errors);
         }
         match self.builder.finish() {
@@ -218,9 +217,7 @@ impl JsonDecoder {
     /// `self.carried`; or the reason it cannot be read.
     fn read_one(&mut self, value: &[u8]) -> Result<(), String> {
         self.clear();
-        if !(self.flat
-            && flat::read(value, &mut self.keys, &mut self.slots, &mut self.carried).is_some())
-        {
+        if !(self.flat && flat::read(value, &mut self.keys, &mut self.slots, &mut self.carried).is_some()) {
             self.clear();
             self.read_general(value)?;
         }

@@ -120,11 +120,7 @@ impl Carry {
     pub fn check(&self, model: &Model) -> Result<(), InputError> {
         let mut seen = std::collections::HashSet::new();
         for (i, name) in self.names().enumerate() {
-            let what = if self.is_id(i) {
-                "id field"
-            } else {
-                "carried field"
-            };
+            let what = if self.is_id(i) { "id field" } else { "carried field" };
             if !seen.insert(name) {
                 return Err(InputError::Other(format!(
                     "{what} '{name}' is named twice among the id field and the carried fields; name each field once"
@@ -205,38 +201,25 @@ impl MessageScorer {
         scored
     }
 
-    fn score_json(
-        &self,
-        values: &[&[u8]],
-        scored: &mut Scored,
-        drift: &mut Option<&mut DriftCounters>,
-    ) {
-        let mut decoder =
-            match json::JsonDecoder::new(self.model.input_schema().clone(), &self.carry) {
-                Ok(d) => d.with_missing_fields(self.missing),
-                Err(e) => {
-                    return fail_all(
-                        scored,
-                        &(0..values.len()).collect::<Vec<_>>(),
-                        &e.to_string(),
-                    )
-                }
-            };
+    fn score_json(&self, values: &[&[u8]], scored: &mut Scored, drift: &mut Option<&mut DriftCounters>) {
+        let mut decoder = match json::JsonDecoder::new(self.model.input_schema().clone(), &self.carry) {
+            Ok(d) => d.with_missing_fields(self.missing),
+            Err(e) => return fail_all(scored, &(0..values.len()).collect::<Vec<_>>(), &e.to_string()),
+        };
         let decoded = decoder.decode(values);
         scored.errors.extend(decoded.errors);
         let width = self.carry.len();
-        let emit =
-            |rows: &[usize],
-             carried: &[Option<Box<serde_json::value::RawValue>>],
-             out: &RecordBatch,
-             scored: &mut Scored| match json::encode(out, &self.carry, carried) {
-                Ok(encoded) => {
-                    for (&index, value) in rows.iter().zip(encoded) {
-                        scored.outputs[index] = Some(value);
-                    }
+        let emit = |rows: &[usize],
+                    carried: &[Option<Box<serde_json::value::RawValue>>],
+                    out: &RecordBatch,
+                    scored: &mut Scored| match json::encode(out, &self.carry, carried) {
+            Ok(encoded) => {
+                for (&index, value) in rows.iter().zip(encoded) {
+                    scored.outputs[index] = Some(value);
                 }
-                Err(reason) => fail_all(scored, rows, &reason),
-            };
+            }
+            Err(reason) => fail_all(scored, rows, &reason),
+        };
         if decoded.rows.is_empty() {
             return;
         }
@@ -261,14 +244,8 @@ impl MessageScorer {
         }
     }
 
-    fn score_ipc(
-        &self,
-        values: &[&[u8]],
-        scored: &mut Scored,
-        drift: &mut Option<&mut DriftCounters>,
-    ) {
-        let (messages, errors) =
-            ipc::decode(values, self.model.input_schema(), &self.carry, self.missing);
+    fn score_ipc(&self, values: &[&[u8]], scored: &mut Scored, drift: &mut Option<&mut DriftCounters>) {
+        let (messages, errors) = ipc::decode(values, self.model.input_schema(), &self.carry, self.missing);
         scored.errors.extend(errors);
         if messages.is_empty() {
             return;
@@ -285,13 +262,9 @@ impl MessageScorer {
             let rows = m.inputs.num_rows();
             let out = match &whole {
                 Ok(out) => Ok(out.slice(offset, rows)),
-                Err(_) => self
-                    .model
-                    .score_prepared(&m.inputs)
-                    .map_err(|e| e.to_string())
-                    .inspect(|out| {
-                        count(drift, &m.inputs, out, scored);
-                    }),
+                Err(_) => self.model.score_prepared(&m.inputs).map_err(|e| e.to_string()).inspect(|out| {
+                    count(drift, &m.inputs, out, scored);
+                }),
             };
             offset += rows;
             match out.and_then(|out| ipc::encode(&out, &m.carried)) {
@@ -304,18 +277,11 @@ impl MessageScorer {
 
 /// Count a scored batch into the drift counters, if any; a failure is
 /// noted once in `scored` (counting never costs a prediction).
-fn count(
-    drift: &mut Option<&mut DriftCounters>,
-    inputs: &RecordBatch,
-    outputs: &RecordBatch,
-    scored: &mut Scored,
-) {
+fn count(drift: &mut Option<&mut DriftCounters>, inputs: &RecordBatch, outputs: &RecordBatch, scored: &mut Scored) {
     let Some(counters) = drift.as_deref_mut() else {
         return;
     };
-    let counted = counters
-        .observe(inputs)
-        .and_then(|()| counters.observe_outputs(outputs));
+    let counted = counters.observe(inputs).and_then(|()| counters.observe_outputs(outputs));
     if let Err(e) = counted {
         scored.drift_error.get_or_insert_with(|| e.to_string());
     }
@@ -330,10 +296,7 @@ thread_local! {
 /// still panics on some malformed schemas and buffers) becomes the error
 /// `"{what} (<the panic's message>)"`, and is not printed: the message's
 /// error carries it. Panics elsewhere print as before (the hook chains).
-pub(crate) fn guarded<T>(
-    what: &str,
-    read: impl FnOnce() -> Result<T, String>,
-) -> Result<T, String> {
+pub(crate) fn guarded<T>(what: &str, read: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     static HOOK: std::sync::Once = std::sync::Once::new();
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();

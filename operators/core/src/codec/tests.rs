@@ -89,44 +89,21 @@ fn json_messages_are_scored_and_carry_their_id() {
 
 #[test]
 fn an_absent_input_is_the_message_error_unless_read_as_null() {
-    let values: Vec<&[u8]> = vec![
-        br#"{"a": 0.1}"#,
-        br#"{"b": 1}"#,
-        br#"{"a": 0.1, "b": null}"#,
-    ];
+    let values: Vec<&[u8]> = vec![br#"{"a": 0.1}"#, br#"{"b": 1}"#, br#"{"a": 0.1, "b": null}"#];
     let strict = json_scorer().score(&values);
-    let reasons: Vec<_> = strict
-        .errors
-        .iter()
-        .map(|e| (e.index, e.reason.as_str()))
-        .collect();
+    let reasons: Vec<_> = strict.errors.iter().map(|e| (e.index, e.reason.as_str())).collect();
     assert_eq!(
         reasons,
         [
-            (
-                0,
-                r#"field 'b' is absent; send null for a missing value, or set missing_fields="null" to read absent fields as null"#
-            ),
-            (
-                1,
-                r#"field 'a' is absent; send null for a missing value, or set missing_fields="null" to read absent fields as null"#
-            ),
+            (0, r#"field 'b' is absent; send null for a missing value, or set missing_fields="null" to read absent fields as null"#),
+            (1, r#"field 'a' is absent; send null for a missing value, or set missing_fields="null" to read absent fields as null"#),
         ]
     );
     assert_eq!(text(&strict, 2), r#"{"y":null}"#);
-    let lenient = json_scorer()
-        .with_missing_fields(MissingFields::Null)
-        .score(&values);
-    let reasons: Vec<_> = lenient
-        .errors
-        .iter()
-        .map(|e| (e.index, e.reason.as_str()))
-        .collect();
+    let lenient = json_scorer().with_missing_fields(MissingFields::Null).score(&values);
+    let reasons: Vec<_> = lenient.errors.iter().map(|e| (e.index, e.reason.as_str())).collect();
     // Read as null, `a` is still not nullable.
-    assert_eq!(
-        reasons,
-        [(1, "field 'a' is null but the input is not nullable")]
-    );
+    assert_eq!(reasons, [(1, "field 'a' is null but the input is not nullable")]);
     assert_eq!(text(&lenient, 0), r#"{"y":null}"#);
     assert_eq!(text(&lenient, 2), r#"{"y":null}"#);
 }
@@ -277,10 +254,7 @@ fn drift_counts_only_the_rows_that_were_scored() {
         br#"{"a": 5, "b": null}"#,
     ];
     let scored = json_scorer().score_counted(&values, Some(&mut drift));
-    assert_eq!(
-        scored.errors.iter().map(|e| e.index).collect::<Vec<_>>(),
-        vec![1, 2]
-    );
+    assert_eq!(scored.errors.iter().map(|e| e.index).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(scored.drift_error, None);
     // a = 1, 3, 5 (13 failed to score, the bad JSON never decoded): [0, 2), [2, 4], above.
     assert_eq!(drift.counters[0].counts, vec![0, 1, 1, 1, 0]);
@@ -343,10 +317,7 @@ fn a_missing_carried_field_is_null_and_a_bad_message_still_a_dead_letter() {
         .collect();
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert_eq!(reasons[0], (1, "field 'a' is absent; send null for a missing value, or set missing_fields=\"null\" to read absent fields as null"));
-    assert!(
-        reasons[1].0 == 2 && reasons[1].1.contains("a is 13"),
-        "{reasons:?}"
-    );
+    assert!(reasons[1].0 == 2 && reasons[1].1.contains("a is 13"), "{reasons:?}");
     assert_eq!(text(&scored, 0), r#"{"id":1,"t":null,"y":3.0}"#);
     // The batch failed (a = 13) and was scored message by message: the
     // carried values still belong to their own messages.
@@ -408,12 +379,7 @@ fn arrow_outputs_carry_the_named_columns() {
         reader.map(Result::unwrap).collect::<Vec<_>>().remove(0)
     };
     let out = read(scored.outputs[0].as_deref().unwrap());
-    let names: Vec<&str> = out
-        .schema_ref()
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .collect();
+    let names: Vec<&str> = out.schema_ref().fields().iter().map(|f| f.name().as_str()).collect();
     assert_eq!(names, ["id", "t", "y"]);
     assert_eq!(out.column(0).as_ref(), batch.column(3).as_ref());
     assert_eq!(out.column(1).as_ref(), batch.column(0).as_ref());
@@ -421,12 +387,7 @@ fn arrow_outputs_carry_the_named_columns() {
     assert_eq!(y.values().as_ref(), [3.0, 6.0]);
 
     let out = read(scored.outputs[1].as_deref().unwrap());
-    let names: Vec<&str> = out
-        .schema_ref()
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .collect();
+    let names: Vec<&str> = out.schema_ref().fields().iter().map(|f| f.name().as_str()).collect();
     assert_eq!(names, ["t", "y"]);
     assert_eq!(out.column(0).data_type(), &DataType::Null);
     assert_eq!(out.column(0).logical_null_count(), 2);
@@ -446,48 +407,26 @@ fn an_ipc_message_without_an_input_is_refused_for_all_its_rows_unless_read_as_nu
     .unwrap();
     let values = [ipc(&only_a), ipc(&only_b)];
     let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
-    let strict = MessageScorer::new(model(), Format::Arrow, Carry::default())
-        .unwrap()
-        .score(&refs);
-    let reasons: Vec<_> = strict
-        .errors
-        .iter()
-        .map(|e| (e.index, e.reason.as_str()))
-        .collect();
+    let strict = MessageScorer::new(model(), Format::Arrow, Carry::default()).unwrap().score(&refs);
+    let reasons: Vec<_> = strict.errors.iter().map(|e| (e.index, e.reason.as_str())).collect();
     assert_eq!(
         reasons,
         [
-            (
-                0,
-                r#"field 'b' is absent; send null for a missing value, or set missing_fields="null" to read absent fields as null"#
-            ),
-            (
-                1,
-                r#"field 'a' is absent; send null for a missing value, or set missing_fields="null" to read absent fields as null"#
-            ),
+            (0, r#"field 'b' is absent; send null for a missing value, or set missing_fields="null" to read absent fields as null"#),
+            (1, r#"field 'a' is absent; send null for a missing value, or set missing_fields="null" to read absent fields as null"#),
         ]
     );
     let lenient = MessageScorer::new(model(), Format::Arrow, Carry::default())
         .unwrap()
         .with_missing_fields(MissingFields::Null)
         .score(&refs);
-    let reasons: Vec<_> = lenient
-        .errors
-        .iter()
-        .map(|e| (e.index, e.reason.as_str()))
-        .collect();
-    assert_eq!(
-        reasons,
-        [(1, "field 'a' is null but the input is not nullable")]
-    );
-    let out = arrow_ipc::reader::StreamReader::try_new(
-        std::io::Cursor::new(lenient.outputs[0].clone().unwrap()),
-        None,
-    )
-    .unwrap()
-    .next()
-    .unwrap()
-    .unwrap();
+    let reasons: Vec<_> = lenient.errors.iter().map(|e| (e.index, e.reason.as_str())).collect();
+    assert_eq!(reasons, [(1, "field 'a' is null but the input is not nullable")]);
+    let out = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(lenient.outputs[0].clone().unwrap()), None)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
     assert_eq!(out.num_rows(), 2);
     assert_eq!(out.column(0).null_count(), 2);
 }

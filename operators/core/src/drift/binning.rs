@@ -98,9 +98,7 @@ impl Binning {
         for v in column.iter() {
             let slot = match v {
                 None => missing,
-                Some(s) => categories
-                    .binary_search_by(|c| c.as_str().cmp(s))
-                    .unwrap_or(categories.len()),
+                Some(s) => categories.binary_search_by(|c| c.as_str().cmp(s)).unwrap_or(categories.len()),
             };
             counts[slot] += 1;
         }
@@ -110,14 +108,7 @@ impl Binning {
     ///
     /// `column` must be Float64 (callers cast other numeric types once per
     /// batch); `stride`/`offset` read one slot of a fixed-size list's values.
-    pub fn observe(
-        &self,
-        counts: &mut [u64],
-        column: &Float64Array,
-        stride: usize,
-        offset: usize,
-        rows: usize,
-    ) {
+    pub fn observe(&self, counts: &mut [u64], column: &Float64Array, stride: usize, offset: usize, rows: usize) {
         let values = column.values();
         let missing = self.missing_index();
         match column.nulls() {
@@ -129,11 +120,7 @@ impl Binning {
             Some(nulls) => {
                 for r in 0..rows {
                     let i = r * stride + offset;
-                    let slot = if nulls.is_valid(i) {
-                        self.index(values[i])
-                    } else {
-                        missing
-                    };
+                    let slot = if nulls.is_valid(i) { self.index(values[i]) } else { missing };
                     counts[slot] += 1;
                 }
             }
@@ -149,17 +136,13 @@ pub fn as_strings(column: &ArrayRef) -> Result<StringArray, String> {
     let data_type = column.data_type();
     let stringy = match data_type {
         DataType::LargeUtf8 | DataType::Utf8View => true,
-        DataType::Dictionary(_, v) => matches!(
-            v.as_ref(),
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-        ),
+        DataType::Dictionary(_, v) => matches!(v.as_ref(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View),
         _ => false,
     };
     if !stringy {
         return Err(format!("is {data_type}, not a string column"));
     }
-    let cast = arrow_cast::cast(column, &DataType::Utf8)
-        .map_err(|e| format!("is {data_type}; cannot read it as utf8: {e}"))?;
+    let cast = arrow_cast::cast(column, &DataType::Utf8).map_err(|e| format!("is {data_type}; cannot read it as utf8: {e}"))?;
     Ok(cast.as_string::<i32>().clone())
 }
 
@@ -169,13 +152,11 @@ pub fn as_f64(column: &ArrayRef) -> Result<Float64Array, String> {
         return Ok(a.clone());
     }
     let data_type = column.data_type();
-    let numeric = data_type.is_numeric()
-        || matches!(data_type, DataType::Boolean | DataType::Dictionary(_, _));
+    let numeric = data_type.is_numeric() || matches!(data_type, DataType::Boolean | DataType::Dictionary(_, _));
     if !numeric {
         return Err(format!("is {data_type}, not a numeric column"));
     }
-    let cast = arrow_cast::cast(column, &DataType::Float64)
-        .map_err(|e| format!("is {data_type}; cannot read it as float64: {e}"))?;
+    let cast = arrow_cast::cast(column, &DataType::Float64).map_err(|e| format!("is {data_type}; cannot read it as float64: {e}"))?;
     Ok(cast.as_primitive::<Float64Type>().clone())
 }
 
@@ -192,76 +173,39 @@ mod tests {
     #[test]
     fn numeric_bins_match_the_compile_layout() {
         // numeric_bins([0,1,2,3,nan], bins=2) -> edges [0,1.5,3], counts [0,2,2,0,1]
-        let b = Binning::Numeric {
-            edges: vec![0.0, 1.5, 3.0],
-        };
-        let got = counts(
-            &b,
-            &[Some(0.0), Some(1.0), Some(2.0), Some(3.0), Some(f64::NAN)],
-        );
+        let b = Binning::Numeric { edges: vec![0.0, 1.5, 3.0] };
+        let got = counts(&b, &[Some(0.0), Some(1.0), Some(2.0), Some(3.0), Some(f64::NAN)]);
         assert_eq!(got, vec![0, 2, 2, 0, 1]);
-        let got = counts(
-            &b,
-            &[
-                Some(-1.0),
-                Some(1.5),
-                Some(3.5),
-                None,
-                Some(f64::INFINITY),
-                Some(f64::NEG_INFINITY),
-            ],
-        );
+        let got = counts(&b, &[Some(-1.0), Some(1.5), Some(3.5), None, Some(f64::INFINITY), Some(f64::NEG_INFINITY)]);
         assert_eq!(got, vec![2, 0, 1, 2, 1]);
     }
 
     #[test]
     fn one_edge_and_no_edges() {
         let one = Binning::Numeric { edges: vec![2.0] };
-        assert_eq!(
-            counts(&one, &[Some(1.0), Some(2.0), Some(3.0), None]),
-            vec![1, 1, 1, 1]
-        );
+        assert_eq!(counts(&one, &[Some(1.0), Some(2.0), Some(3.0), None]), vec![1, 1, 1, 1]);
         let none = Binning::Numeric { edges: vec![] };
         assert_eq!(counts(&none, &[Some(1.0), None]), vec![0, 1, 1]);
     }
 
     #[test]
     fn categories_other_and_missing() {
-        let b = Binning::Categorical {
-            categories: vec![1.0, 3.0, 7.0],
-        };
-        let got = counts(
-            &b,
-            &[
-                Some(1.0),
-                Some(7.0),
-                Some(7.0),
-                Some(2.0),
-                None,
-                Some(f64::NAN),
-            ],
-        );
+        let b = Binning::Categorical { categories: vec![1.0, 3.0, 7.0] };
+        let got = counts(&b, &[Some(1.0), Some(7.0), Some(7.0), Some(2.0), None, Some(f64::NAN)]);
         assert_eq!(got, vec![1, 0, 2, 1, 2]);
     }
 
     #[test]
     fn string_categories_other_and_missing() {
-        let b = Binning::Strings {
-            categories: vec!["".into(), "a".into(), "b".into()],
-        };
+        let b = Binning::Strings { categories: vec!["".into(), "a".into(), "b".into()] };
         let mut c = vec![0; b.len()];
-        b.observe_strings(
-            &mut c,
-            &StringArray::from(vec![Some("b"), Some(""), None, Some("zz"), Some("b")]),
-        );
+        b.observe_strings(&mut c, &StringArray::from(vec![Some("b"), Some(""), None, Some("zz"), Some("b")]));
         assert_eq!(c, vec![1, 0, 2, 1, 1]);
     }
 
     #[test]
     fn strided_reads_one_slot_of_a_list() {
-        let b = Binning::Numeric {
-            edges: vec![0.0, 0.5, 1.0],
-        };
+        let b = Binning::Numeric { edges: vec![0.0, 0.5, 1.0] };
         let flat = Float64Array::from(vec![0.1, 0.9, 0.7, 0.3]);
         let mut c = vec![0; b.len()];
         b.observe(&mut c, &flat, 2, 1, 2); // 0.9, 0.3

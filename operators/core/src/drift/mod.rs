@@ -78,9 +78,7 @@ impl DriftCounters {
     pub fn from_reference(reference: &Value) -> Result<Self, DriftError> {
         let version = reference.get("version").and_then(Value::as_u64);
         if version != Some(1) {
-            return err(format!(
-                "reference version is {version:?}; this host reads version 1"
-            ));
+            return err(format!("reference version is {version:?}; this host reads version 1"));
         }
         let mut counters = Vec::new();
         for (key, role) in [("features", Role::Feature), ("scores", Role::Score)] {
@@ -97,32 +95,18 @@ impl DriftCounters {
     /// Check that every counter names a column these schemas have, of a type
     /// it can count (a slot of a fixed-size list for `name[k]` scores), so a
     /// binary whose reference would fail every batch is refused at load.
-    pub fn check_columns(
-        &self,
-        inputs: &arrow_schema::Schema,
-        outputs: &arrow_schema::Schema,
-    ) -> Result<(), DriftError> {
+    pub fn check_columns(&self, inputs: &arrow_schema::Schema, outputs: &arrow_schema::Schema) -> Result<(), DriftError> {
         for c in &self.counters {
             let (schema, side) = match c.role {
                 Role::Feature => (inputs, "inputs"),
                 Role::Score => (outputs, "outputs"),
             };
             let Ok(field) = schema.field_with_name(&c.column) else {
-                return err(format!(
-                    "counter '{}' names column '{}', which is not among the model's {side}",
-                    c.name, c.column
-                ));
+                return err(format!("counter '{}' names column '{}', which is not among the model's {side}", c.name, c.column));
             };
             let item = match (c.slot, field.data_type()) {
-                (Some(k), DataType::FixedSizeList(item, size)) if k < *size as usize => {
-                    item.data_type().clone()
-                }
-                (Some(k), t) => {
-                    return err(format!(
-                        "counter '{}' needs slot {k} of a list, but '{}' is {t}",
-                        c.name, c.column
-                    ))
-                }
+                (Some(k), DataType::FixedSizeList(item, size)) if k < *size as usize => item.data_type().clone(),
+                (Some(k), t) => return err(format!("counter '{}' needs slot {k} of a list, but '{}' is {t}", c.name, c.column)),
                 (None, t) => t.clone(),
             };
             let empty = arrow_array::new_empty_array(&item);
@@ -149,23 +133,10 @@ impl DriftCounters {
         let rows = batch.num_rows();
         // Check every column before counting any, so a bad batch changes nothing.
         let mut columns = Vec::new();
-        for (i, c) in self
-            .counters
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.role == role)
-        {
+        for (i, c) in self.counters.iter().enumerate().filter(|(_, c)| c.role == role) {
             let Some(column) = batch.column_by_name(&c.column) else {
-                let have: Vec<&str> = batch
-                    .schema_ref()
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().as_str())
-                    .collect();
-                return err(format!(
-                    "batch lacks column '{}' of counter '{}'; it has {have:?}",
-                    c.column, c.name
-                ));
+                let have: Vec<&str> = batch.schema_ref().fields().iter().map(|f| f.name().as_str()).collect();
+                return err(format!("batch lacks column '{}' of counter '{}'; it has {have:?}", c.column, c.name));
             };
             let (values, stride) = match (c.slot, column.data_type()) {
                 (Some(k), DataType::FixedSizeList(_, size)) if k < *size as usize => {
@@ -173,12 +144,7 @@ impl DriftCounters {
                     let values = list.values().slice(0, rows * *size as usize);
                     (values, *size as usize)
                 }
-                (Some(k), t) => {
-                    return err(format!(
-                        "column '{}' is {t}; counter '{}' needs a list of more than {k} values",
-                        c.column, c.name
-                    ))
-                }
+                (Some(k), t) => return err(format!("column '{}' is {t}; counter '{}' needs a list of more than {k} values", c.column, c.name)),
                 (None, _) => (column.clone(), 1),
             };
             let values = match c.binning {
@@ -191,10 +157,7 @@ impl DriftCounters {
         for (i, values, stride) in columns {
             let c = &mut self.counters[i];
             match &values {
-                Values::F64(v) => {
-                    c.binning
-                        .observe(&mut c.counts, v, stride, c.slot.unwrap_or(0), rows)
-                }
+                Values::F64(v) => c.binning.observe(&mut c.counts, v, stride, c.slot.unwrap_or(0), rows),
                 Values::Str(v) => c.binning.observe_strings(&mut c.counts, &v.slice(0, rows)),
             }
         }
@@ -204,25 +167,15 @@ impl DriftCounters {
     /// Add another set of counters with the same layout (another worker, partition or window).
     pub fn merge(&mut self, other: &DriftCounters) -> Result<(), DriftError> {
         if self.counters.len() != other.counters.len() {
-            return err(format!(
-                "cannot merge {} counters with {}",
-                other.counters.len(),
-                self.counters.len()
-            ));
+            return err(format!("cannot merge {} counters with {}", other.counters.len(), self.counters.len()));
         }
         for (a, b) in self.counters.iter().zip(&other.counters) {
             if a.name != b.name || a.binning != b.binning {
-                return err(format!(
-                    "cannot merge counter '{}' with '{}': their bins differ",
-                    b.name, a.name
-                ));
+                return err(format!("cannot merge counter '{}' with '{}': their bins differ", b.name, a.name));
             }
         }
         for (a, b) in self.counters.iter_mut().zip(&other.counters) {
-            a.counts
-                .iter_mut()
-                .zip(&b.counts)
-                .for_each(|(x, y)| *x += y);
+            a.counts.iter_mut().zip(&b.counts).for_each(|(x, y)| *x += y);
         }
         Ok(())
     }
@@ -233,11 +186,7 @@ impl DriftCounters {
             return err(format!("no counter named '{name}'"));
         };
         if counts.len() != c.counts.len() {
-            return err(format!(
-                "counter '{name}' has {} bins, got {} counts",
-                c.counts.len(),
-                counts.len()
-            ));
+            return err(format!("counter '{name}' has {} bins, got {} counts", c.counts.len(), counts.len()));
         }
         c.counts.copy_from_slice(counts);
         Ok(())
@@ -258,19 +207,11 @@ impl Counter {
     /// Statistics of this counter against its reference.
     pub fn stats(&self) -> CounterStats {
         let rows: u64 = self.counts.iter().sum();
-        let share = |n: u64| {
-            if rows == 0 {
-                f64::NAN
-            } else {
-                n as f64 / rows as f64
-            }
-        };
+        let share = |n: u64| if rows == 0 { f64::NAN } else { n as f64 / rows as f64 };
         let last = self.counts.len() - 1;
         let (out_of_range_rate, new_category_rate) = match &self.binning {
             Binning::Numeric { .. } => (share(self.counts[0] + self.counts[last - 1]), f64::NAN),
-            Binning::Categorical { .. } | Binning::Strings { .. } => {
-                (f64::NAN, share(self.counts[last - 1]))
-            }
+            Binning::Categorical { .. } | Binning::Strings { .. } => (f64::NAN, share(self.counts[last - 1])),
         };
         CounterStats {
             rows,
@@ -287,13 +228,7 @@ fn floats(entry: &Value, key: &str, name: &str) -> Result<Vec<f64>, DriftError> 
         return err(format!("reference of '{name}' has no '{key}' list"));
     };
     list.iter()
-        .map(|v| {
-            v.as_f64().ok_or_else(|| {
-                DriftError(format!(
-                    "reference of '{name}': '{key}' holds {v}, not a number"
-                ))
-            })
-        })
+        .map(|v| v.as_f64().ok_or_else(|| DriftError(format!("reference of '{name}': '{key}' holds {v}, not a number"))))
         .collect()
 }
 
@@ -301,80 +236,45 @@ fn parse_counter(entry: &Value, role: Role) -> Result<Counter, DriftError> {
     let Some(name) = entry.get("name").and_then(Value::as_str) else {
         return err(format!("reference entry without a name: {entry}"));
     };
-    let binning =
-        match entry.get("kind").and_then(Value::as_str) {
-            Some("numeric") => {
-                let edges = floats(entry, "edges", name)?;
-                if edges
-                    .windows(2)
-                    .any(|w| w[0].partial_cmp(&w[1]) != Some(std::cmp::Ordering::Less))
-                {
-                    return err(format!(
-                        "reference of '{name}': edges must be strictly increasing, got {edges:?}"
-                    ));
-                }
-                Binning::Numeric { edges }
+    let binning = match entry.get("kind").and_then(Value::as_str) {
+        Some("numeric") => {
+            let edges = floats(entry, "edges", name)?;
+            if edges.windows(2).any(|w| w[0].partial_cmp(&w[1]) != Some(std::cmp::Ordering::Less)) {
+                return err(format!("reference of '{name}': edges must be strictly increasing, got {edges:?}"));
             }
-            Some("categorical") if entry.get("values").and_then(Value::as_str) == Some("utf8") => {
-                let Some(list) = entry.get("categories").and_then(Value::as_array) else {
-                    return err(format!("reference of '{name}' has no 'categories' list"));
-                };
-                let mut categories = list
-                    .iter()
-                    .map(|v| {
-                        v.as_str().map(str::to_string).ok_or_else(|| {
-                            DriftError(format!(
-                                "reference of '{name}': 'categories' holds {v}, not a string"
-                            ))
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                categories.sort();
-                Binning::Strings { categories }
-            }
-            Some("categorical") => {
-                let mut categories = floats(entry, "categories", name)?;
-                categories.sort_by(f64::total_cmp);
-                Binning::Categorical { categories }
-            }
-            other => return err(format!(
-                "reference of '{name}': kind is {other:?}, expected \"numeric\" or \"categorical\""
-            )),
-        };
+            Binning::Numeric { edges }
+        }
+        Some("categorical") if entry.get("values").and_then(Value::as_str) == Some("utf8") => {
+            let Some(list) = entry.get("categories").and_then(Value::as_array) else {
+                return err(format!("reference of '{name}' has no 'categories' list"));
+            };
+            let mut categories = list
+                .iter()
+                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| DriftError(format!("reference of '{name}': 'categories' holds {v}, not a string"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            categories.sort();
+            Binning::Strings { categories }
+        }
+        Some("categorical") => {
+            let mut categories = floats(entry, "categories", name)?;
+            categories.sort_by(f64::total_cmp);
+            Binning::Categorical { categories }
+        }
+        other => return err(format!("reference of '{name}': kind is {other:?}, expected \"numeric\" or \"categorical\"")),
+    };
     let reference: Vec<u64> = match entry.get("counts").and_then(Value::as_array) {
-        Some(list) => list
-            .iter()
-            .map(|v| {
-                v.as_u64().ok_or_else(|| {
-                    DriftError(format!("reference of '{name}': count {v} is not a u64"))
-                })
-            })
-            .collect::<Result<_, _>>()?,
+        Some(list) => list.iter().map(|v| v.as_u64().ok_or_else(|| DriftError(format!("reference of '{name}': count {v} is not a u64")))).collect::<Result<_, _>>()?,
         None => return err(format!("reference of '{name}' has no 'counts' list")),
     };
     if reference.len() != binning.len() {
-        return err(format!(
-            "reference of '{name}' has {} counts; its bins need {}",
-            reference.len(),
-            binning.len()
-        ));
+        return err(format!("reference of '{name}' has {} counts; its bins need {}", reference.len(), binning.len()));
     }
     let (column, slot) = match name.strip_suffix(']').and_then(|s| s.rsplit_once('[')) {
-        Some((base, k)) if role == Role::Score && k.parse::<usize>().is_ok() => {
-            (base.to_string(), k.parse().ok())
-        }
+        Some((base, k)) if role == Role::Score && k.parse::<usize>().is_ok() => (base.to_string(), k.parse().ok()),
         _ => (name.to_string(), None),
     };
     let counts = vec![0; reference.len()];
-    Ok(Counter {
-        name: name.to_string(),
-        role,
-        binning,
-        reference,
-        counts,
-        column,
-        slot,
-    })
+    Ok(Counter { name: name.to_string(), role, binning, reference, counts, column, slot })
 }
 
 #[cfg(test)]

@@ -37,11 +37,7 @@ impl Divergence {
 /// # Panics
 /// If the lengths differ (callers build both from one layout).
 pub fn divergence(reference: &[u64], observed: &[u64]) -> Divergence {
-    assert_eq!(
-        reference.len(),
-        observed.len(),
-        "count vectors differ in length"
-    );
+    assert_eq!(reference.len(), observed.len(), "count vectors differ in length");
     let q_total: u64 = reference.iter().sum();
     let p_total: u64 = observed.iter().sum();
     if q_total == 0 || p_total == 0 {

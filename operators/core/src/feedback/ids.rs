@@ -25,39 +25,20 @@ impl IdColumn {
     /// naming `what` ("predictions" / "labels") and the field.
     pub fn new(array: &ArrayRef, what: &'static str, field: &str) -> Result<Self, FeedbackError> {
         if array.null_count() > 0 {
-            return Err(FeedbackError::NullIds {
-                what,
-                field: field.to_owned(),
-                count: array.null_count(),
-            });
+            return Err(FeedbackError::NullIds { what, field: field.to_owned(), count: array.null_count() });
         }
-        let type_err = |got: String| FeedbackError::IdType {
-            what,
-            field: field.to_owned(),
-            got,
-        };
-        let strict = CastOptions {
-            safe: false,
-            ..Default::default()
-        };
+        let type_err = |got: String| FeedbackError::IdType { what, field: field.to_owned(), got };
+        let strict = CastOptions { safe: false, ..Default::default() };
         let cast = |to: &DataType| {
-            cast_with_options(array, to, &strict)
-                .map_err(|e| type_err(format!("{} ({e})", array.data_type())))
+            cast_with_options(array, to, &strict).map_err(|e| type_err(format!("{} ({e})", array.data_type())))
         };
         Ok(match array.data_type() {
             DataType::Int64 => Self::Int(array.as_primitive::<Int64Type>().clone()),
-            t if t.is_integer() => {
-                Self::Int(cast(&DataType::Int64)?.as_primitive::<Int64Type>().clone())
-            }
+            t if t.is_integer() => Self::Int(cast(&DataType::Int64)?.as_primitive::<Int64Type>().clone()),
             DataType::Utf8 => Self::Str(array.as_string::<i32>().clone()),
             DataType::LargeUtf8 => Self::LargeStr(array.as_string::<i64>().clone()),
             DataType::Utf8View => Self::Str(cast(&DataType::Utf8)?.as_string::<i32>().clone()),
-            DataType::Dictionary(_, v)
-                if matches!(
-                    **v,
-                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-                ) =>
-            {
+            DataType::Dictionary(_, v) if matches!(**v, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => {
                 Self::Str(cast(&DataType::Utf8)?.as_string::<i32>().clone())
             }
             other => return Err(type_err(other.to_string())),
@@ -81,9 +62,7 @@ impl IdColumn {
     /// The ids of `rows`, in that order.
     pub fn take(&self, rows: &[usize]) -> Self {
         match self {
-            Self::Int(a) => Self::Int(Int64Array::from_iter_values(
-                rows.iter().map(|&r| a.value(r)),
-            )),
+            Self::Int(a) => Self::Int(Int64Array::from_iter_values(rows.iter().map(|&r| a.value(r)))),
             Self::Str(a) => Self::Str(rows.iter().map(|&r| Some(a.value(r))).collect()),
             Self::LargeStr(a) => Self::LargeStr(rows.iter().map(|&r| Some(a.value(r))).collect()),
         }
@@ -99,9 +78,7 @@ impl IdColumn {
                 offsets.push(0i32);
                 for &r in rows {
                     push_decimal(&mut text, values[r]);
-                    offsets.push(
-                        i32::try_from(text.len()).expect("the ids of one batch fit in 2 GiB"),
-                    );
+                    offsets.push(i32::try_from(text.len()).expect("the ids of one batch fit in 2 GiB"));
                 }
                 StringArray::new(OffsetBuffer::new(offsets.into()), text.into(), None)
             }

@@ -96,35 +96,20 @@ impl Config {
     pub fn validate(&self) -> Result<(), FeedbackError> {
         let bad = |msg: String| Err(FeedbackError::Config(msg));
         if self.ttl <= 0 || self.window <= 0 {
-            return bad(format!(
-                "ttl ({}) and window ({}) must be positive",
-                self.ttl, self.window
-            ));
+            return bad(format!("ttl ({}) and window ({}) must be positive", self.ttl, self.window));
         }
         if self.bucket <= 0 {
             return bad(format!("bucket ({}) must be positive", self.bucket));
         }
         if self.late_horizon < 0 {
-            return bad(format!(
-                "late_horizon ({}) must not be negative",
-                self.late_horizon
-            ));
+            return bad(format!("late_horizon ({}) must not be negative", self.late_horizon));
         }
         if self.hist_bins == 0 || self.hist_bins > 1 << 20 {
-            return bad(format!(
-                "hist_bins ({}) must be between 1 and 1048576",
-                self.hist_bins
-            ));
+            return bad(format!("hist_bins ({}) must be between 1 and 1048576", self.hist_bins));
         }
-        for (name, cap) in [
-            ("max_future_skew", self.max_future_skew),
-            ("max_watermark_jump", self.max_watermark_jump),
-        ] {
+        for (name, cap) in [("max_future_skew", self.max_future_skew), ("max_watermark_jump", self.max_watermark_jump)] {
             if cap.is_some_and(|c| c < 0) {
-                return bad(format!(
-                    "{name} ({}) must not be negative",
-                    cap.unwrap_or(0)
-                ));
+                return bad(format!("{name} ({}) must not be negative", cap.unwrap_or(0)));
             }
         }
         Ok(())
@@ -135,24 +120,11 @@ impl Config {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum FeedbackError {
     #[error("feedback join: {what} field '{field}' is {got}; expected an integer or a string id")]
-    IdType {
-        what: &'static str,
-        field: String,
-        got: String,
-    },
+    IdType { what: &'static str, field: String, got: String },
     #[error("feedback join: {what} field '{field}' has {count} null id(s); every row needs one")]
-    NullIds {
-        what: &'static str,
-        field: String,
-        count: usize,
-    },
+    NullIds { what: &'static str, field: String, count: usize },
     #[error("feedback join: {what} have {ids} id(s) but {values} {column} value(s); the columns must have one value per row")]
-    Length {
-        what: &'static str,
-        column: &'static str,
-        ids: usize,
-        values: usize,
-    },
+    Length { what: &'static str, column: &'static str, ids: usize, values: usize },
     #[error("feedback join: {0}")]
     Config(String),
     #[error("feedback join: the saved state cannot be read: {0}; it must come from FeedbackJoin state bytes of this version")]

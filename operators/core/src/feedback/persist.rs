@@ -61,9 +61,9 @@ impl Key for Arc<str> {
     fn get(r: &mut Reader<'_>) -> Result<Self, FeedbackError> {
         let n = r.len(1)?;
         let bytes = r.take(n)?;
-        std::str::from_utf8(bytes).map(Arc::from).map_err(|_| {
-            FeedbackError::State(format!("a string id at byte {} is not UTF-8", r.at - n))
-        })
+        std::str::from_utf8(bytes)
+            .map(Arc::from)
+            .map_err(|_| FeedbackError::State(format!("a string id at byte {} is not UTF-8", r.at - n)))
     }
 }
 
@@ -86,17 +86,9 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], FeedbackError> {
-        let end = self
-            .at
-            .checked_add(n)
-            .filter(|&e| e <= self.bytes.len())
-            .ok_or_else(|| {
-                FeedbackError::State(format!(
-                    "it ends at byte {} but {} more are needed",
-                    self.bytes.len(),
-                    n
-                ))
-            })?;
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| {
+            FeedbackError::State(format!("it ends at byte {} but {} more are needed", self.bytes.len(), n))
+        })?;
         let out = &self.bytes[self.at..end];
         self.at = end;
         Ok(out)
@@ -105,14 +97,10 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0])
     }
     fn i64(&mut self) -> Result<i64, FeedbackError> {
-        Ok(i64::from_le_bytes(
-            self.take(8)?.try_into().expect("8 bytes"),
-        ))
+        Ok(i64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
     }
     fn f64(&mut self) -> Result<f64, FeedbackError> {
-        Ok(f64::from_le_bytes(
-            self.take(8)?.try_into().expect("8 bytes"),
-        ))
+        Ok(f64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
     }
     /// A count of items of at least `min` bytes each, checked against the bytes left.
     fn len(&mut self, min: usize) -> Result<usize, FeedbackError> {
@@ -159,12 +147,7 @@ fn put_keyed<K: Key>(out: &mut Vec<u8>, k: &Keyed<K>) {
     }
 }
 
-fn unique<K: Key, V>(
-    map: &mut FxHashMap<K, V>,
-    key: K,
-    value: V,
-    what: &str,
-) -> Result<(), FeedbackError> {
+fn unique<K: Key, V>(map: &mut FxHashMap<K, V>, key: K, value: V, what: &str) -> Result<(), FeedbackError> {
     match map.insert(key, value) {
         None => Ok(()),
         Some(_) => Err(state_err(format!("{what} lists an id twice"))),
@@ -193,10 +176,7 @@ fn get_keyed<K: Key>(r: &mut Reader<'_>) -> Result<Keyed<K>, FeedbackError> {
     }
     for _ in 0..r.len(16)? {
         let b = r.i64()?;
-        if k.labelled
-            .insert(b, get_times(r, "a bucket of labelled ids")?)
-            .is_some()
-        {
+        if k.labelled.insert(b, get_times(r, "a bucket of labelled ids")?).is_some() {
             return Err(state_err(format!("labelled bucket {b} is listed twice")));
         }
     }
@@ -240,14 +220,7 @@ impl FeedbackJoin {
             Task::Binary => 0,
             Task::Regression => 1,
         });
-        for v in [
-            c.ttl,
-            c.window,
-            c.hist_bins as i64,
-            c.late_horizon,
-            c.bucket,
-            self.watermark,
-        ] {
+        for v in [c.ttl, c.window, c.hist_bins as i64, c.late_horizon, c.bucket, self.watermark] {
             put_i64(&mut body, v);
         }
         put_f64(&mut body, c.threshold);
@@ -289,10 +262,7 @@ impl FeedbackJoin {
         let r = &mut Reader { bytes: body, at: 0 };
         let join = read_body(r)?;
         if r.at != body.len() {
-            return Err(state_err(format!(
-                "{} trailing byte(s) after the windows",
-                body.len() - r.at
-            )));
+            return Err(state_err(format!("{} trailing byte(s) after the windows", body.len() - r.at)));
         }
         Ok(join)
     }
@@ -314,18 +284,12 @@ fn check_header(bytes: &[u8]) -> Result<&[u8], FeedbackError> {
         None => return Err(state_err("it ends inside the header".into())),
     }
     if bytes.len() < HEADER {
-        return Err(state_err(format!(
-            "it is {} bytes, shorter than the {HEADER}-byte header",
-            bytes.len()
-        )));
+        return Err(state_err(format!("it is {} bytes, shorter than the {HEADER}-byte header", bytes.len())));
     }
     let declared = u64::from_le_bytes(bytes[5..13].try_into().expect("8 bytes"));
     let body = &bytes[HEADER..];
     if declared != body.len() as u64 {
-        return Err(state_err(format!(
-            "the header declares {declared} payload bytes but {} follow",
-            body.len()
-        )));
+        return Err(state_err(format!("the header declares {declared} payload bytes but {} follow", body.len())));
     }
     let declared_crc = u32::from_le_bytes(bytes[13..HEADER].try_into().expect("4 bytes"));
     let crc = crc32c(body);
@@ -343,36 +307,19 @@ fn read_body(r: &mut Reader<'_>) -> Result<FeedbackJoin, FeedbackError> {
         1 => Task::Regression,
         other => return Err(state_err(format!("task code {other} is not 0 or 1"))),
     };
-    let (ttl, window, hist_bins, late_horizon, bucket) =
-        (r.i64()?, r.i64()?, r.i64()?, r.i64()?, r.i64()?);
+    let (ttl, window, hist_bins, late_horizon, bucket) = (r.i64()?, r.i64()?, r.i64()?, r.i64()?, r.i64()?);
     let watermark = r.i64()?;
     let threshold = r.f64()?;
-    let hist_bins =
-        usize::try_from(hist_bins).map_err(|_| state_err(format!("hist_bins {hist_bins}")))?;
-    let (max_future_skew, max_watermark_jump) = (
-        get_opt(r, "max_future_skew")?,
-        get_opt(r, "max_watermark_jump")?,
-    );
-    let config = Config {
-        ttl,
-        window,
-        task,
-        threshold,
-        hist_bins,
-        late_horizon,
-        bucket,
-        max_future_skew,
-        max_watermark_jump,
-    };
-    let mut join =
-        FeedbackJoin::new(config).map_err(|e| state_err(format!("its config is refused ({e})")))?;
+    let hist_bins = usize::try_from(hist_bins).map_err(|_| state_err(format!("hist_bins {hist_bins}")))?;
+    let (max_future_skew, max_watermark_jump) = (get_opt(r, "max_future_skew")?, get_opt(r, "max_watermark_jump")?);
+    let config =
+        Config { ttl, window, task, threshold, hist_bins, late_horizon, bucket, max_future_skew, max_watermark_jump };
+    let mut join = FeedbackJoin::new(config).map_err(|e| state_err(format!("its config is refused ({e})")))?;
     join.watermark = watermark;
     for _ in 0..r.len(16)? {
         let b = r.i64()?;
         if join.live.insert(b, r.i64()?).is_some() {
-            return Err(state_err(format!(
-                "the live count of bucket {b} is listed twice"
-            )));
+            return Err(state_err(format!("the live count of bucket {b} is listed twice")));
         }
     }
     join.ints = get_keyed(r)?;
@@ -393,15 +340,8 @@ fn read_body(r: &mut Reader<'_>) -> Result<FeedbackJoin, FeedbackError> {
         }
         for _ in 0..r.len(16)? {
             let (i, n) = (r.i64()?, r.i64()?);
-            let slot = usize::try_from(i)
-                .ok()
-                .and_then(|i| w.hist.get_mut(i))
-                .filter(|_| n > 0);
-            *slot.ok_or_else(|| {
-                state_err(format!(
-                    "histogram bin {i} = {n} of window {start} is out of range"
-                ))
-            })? = n;
+            let slot = usize::try_from(i).ok().and_then(|i| w.hist.get_mut(i)).filter(|_| n > 0);
+            *slot.ok_or_else(|| state_err(format!("histogram bin {i} = {n} of window {start} is out of range")))? = n;
         }
         if join.windows.insert(start, w).is_some() {
             return Err(state_err(format!("window {start} is listed twice")));
@@ -444,11 +384,7 @@ const CRC_TABLE: [u32; 256] = {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 {
-                (c >> 1) ^ 0x82F6_3B78
-            } else {
-                c >> 1
-            };
+            c = if c & 1 != 0 { (c >> 1) ^ 0x82F6_3B78 } else { c >> 1 };
             k += 1;
         }
         table[i] = c;
@@ -458,7 +394,5 @@ const CRC_TABLE: [u32; 256] = {
 };
 
 pub(crate) fn crc32c_table(bytes: &[u8]) -> u32 {
-    !bytes.iter().fold(u32::MAX, |crc, &b| {
-        CRC_TABLE[((crc ^ u32::from(b)) & 0xFF) as usize] ^ (crc >> 8)
-    })
+    !bytes.iter().fold(u32::MAX, |crc, &b| CRC_TABLE[((crc ^ u32::from(b)) & 0xFF) as usize] ^ (crc >> 8))
 }

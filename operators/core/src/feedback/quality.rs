@@ -16,16 +16,7 @@ pub const COUNTS: [&str; 11] = [
     "future_labels",
     "future_predictions",
 ];
-const BINARY: [&str; 8] = [
-    "tp",
-    "fp",
-    "tn",
-    "fn",
-    "pos",
-    "neg",
-    "logloss_sum",
-    "brier_sum",
-];
+const BINARY: [&str; 8] = ["tp", "fp", "tn", "fn", "pos", "neg", "logloss_sum", "brier_sum"];
 const REGRESSION: [&str; 3] = ["abs_err_sum", "sq_err_sum", "label_sum"];
 const LOG_EPS: f64 = 1e-15;
 
@@ -112,21 +103,14 @@ impl Window {
             Task::Binary => (COUNTS.len() + BINARY.len(), 2 * config.hist_bins),
             Task::Regression => (COUNTS.len() + REGRESSION.len(), 0),
         };
-        Self {
-            sums: vec![0.0; metrics],
-            hist: vec![0; hist],
-        }
+        Self { sums: vec![0.0; metrics], hist: vec![0; hist] }
     }
 
     /// `(metric, value)` rows: every sum, then the non-zero histogram bins
     /// (`hist_neg_000`…, then `hist_pos_000`…).
     pub fn rows(&self, task: Task) -> Vec<(String, f64)> {
-        let mut out: Vec<(String, f64)> = self
-            .sums
-            .iter()
-            .zip(metric_names(task))
-            .map(|(v, k)| (k.to_owned(), *v))
-            .collect();
+        let mut out: Vec<(String, f64)> =
+            self.sums.iter().zip(metric_names(task)).map(|(v, k)| (k.to_owned(), *v)).collect();
         let bins = self.hist.len() / 2;
         for (class, counts) in [("neg", &self.hist[..bins]), ("pos", &self.hist[bins..])] {
             for (i, n) in counts.iter().enumerate().filter(|(_, n)| **n != 0) {
@@ -145,10 +129,7 @@ impl Window {
         if score.iter().chain(label).all(|v| v.is_finite()) {
             return self.add_finite(config, score, label);
         }
-        let (mut s_ok, mut y_ok) = (
-            Vec::with_capacity(score.len()),
-            Vec::with_capacity(score.len()),
-        );
+        let (mut s_ok, mut y_ok) = (Vec::with_capacity(score.len()), Vec::with_capacity(score.len()));
         for (&p, &y) in score.iter().zip(label) {
             if !p.is_finite() {
                 self.sums[NON_FINITE_SCORES] += 1.0;

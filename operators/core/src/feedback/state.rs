@@ -11,8 +11,7 @@ use rustc_hash::FxHashMap;
 
 use super::ids::IdColumn;
 use super::quality::{
-    Tally, Window, DUPLICATES, DUPLICATE_LABELS, EXPIRED, FUTURE_LABELS, FUTURE_PREDICTIONS, LATE,
-    ORPHANS, PREDICTIONS,
+    Tally, Window, DUPLICATES, DUPLICATE_LABELS, EXPIRED, FUTURE_LABELS, FUTURE_PREDICTIONS, LATE, ORPHANS, PREDICTIONS,
 };
 use super::{Config, FeedbackError, Task};
 
@@ -21,9 +20,7 @@ pub const INITIAL_WATERMARK: i64 = -(1 << 62);
 
 /// The wall clock in ms since the Unix epoch (what `max_future_skew` is measured from).
 pub fn wall_clock_ms() -> i64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -101,12 +98,7 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
     }
 
     /// What a label for `key` finds; a pending or expired id is now labelled.
-    fn take<Q: Hash + Eq + ?Sized>(
-        &mut self,
-        key: &Q,
-        bucket: i64,
-        live: &FxHashMap<i64, i64>,
-    ) -> Hit
+    fn take<Q: Hash + Eq + ?Sized>(&mut self, key: &Q, bucket: i64, live: &FxHashMap<i64, i64>) -> Hit
     where
         K: Borrow<Q>,
     {
@@ -241,21 +233,11 @@ fn feedback_schema() -> Arc<Schema> {
     ]))
 }
 
-fn check_len(
-    what: &'static str,
-    column: &'static str,
-    ids: usize,
-    values: usize,
-) -> Result<(), FeedbackError> {
+fn check_len(what: &'static str, column: &'static str, ids: usize, values: usize) -> Result<(), FeedbackError> {
     if ids == values {
         Ok(())
     } else {
-        Err(FeedbackError::Length {
-            what,
-            column,
-            ids,
-            values,
-        })
+        Err(FeedbackError::Length { what, column, ids, values })
     }
 }
 
@@ -298,19 +280,13 @@ impl FeedbackJoin {
 
     /// The latest prediction event time accepted at wall-clock time `now` (ms).
     pub fn prediction_limit(&self, now: i64) -> i64 {
-        self.config
-            .max_future_skew
-            .map_or(i64::MAX, |s| now.saturating_add(s))
+        self.config.max_future_skew.map_or(i64::MAX, |s| now.saturating_add(s))
     }
 
     /// Where refused events are counted: the window of the watermark (the
     /// label stream's time), or of `now` before the first label.
     fn arrival_window(&self, now: i64) -> i64 {
-        self.start(if self.watermark == INITIAL_WATERMARK {
-            now
-        } else {
-            self.watermark
-        })
+        self.start(if self.watermark == INITIAL_WATERMARK { now } else { self.watermark })
     }
 
     /// The quality windows by start.
@@ -321,18 +297,8 @@ impl FeedbackJoin {
     /// Pending predictions: `(id, event time, score)` of the integer ids, then of the string ids.
     #[allow(clippy::type_complexity)]
     pub fn pending(&self) -> (Vec<(i64, i64, f64)>, Vec<(&str, i64, f64)>) {
-        let ints = self
-            .ints
-            .pending
-            .iter()
-            .map(|(k, &(t, s))| (*k, t, s))
-            .collect();
-        let strs = self
-            .strs
-            .pending
-            .iter()
-            .map(|(k, &(t, s))| (&**k, t, s))
-            .collect();
+        let ints = self.ints.pending.iter().map(|(k, &(t, s))| (*k, t, s)).collect();
+        let strs = self.strs.pending.iter().map(|(k, &(t, s))| (&**k, t, s)).collect();
         (ints, strs)
     }
 
@@ -355,12 +321,7 @@ impl FeedbackJoin {
     #[allow(clippy::type_complexity)]
     pub fn tombstones(&self) -> (Vec<(i64, i64)>, Vec<(&str, i64)>) {
         let ints = self.ints.tombstones.iter().map(|(k, &t)| (*k, t)).collect();
-        let strs = self
-            .strs
-            .tombstones
-            .iter()
-            .map(|(k, &t)| (&**k, t))
-            .collect();
+        let strs = self.strs.tombstones.iter().map(|(k, &t)| (&**k, t)).collect();
         (ints, strs)
     }
 
@@ -386,9 +347,7 @@ impl FeedbackJoin {
     fn window(&mut self, start: i64) -> &mut Window {
         self.touched.insert(start);
         let config = &self.config;
-        self.windows
-            .entry(start)
-            .or_insert_with(|| Window::new(config))
+        self.windows.entry(start).or_insert_with(|| Window::new(config))
     }
 
     fn apply(&mut self, metric: usize, tally: &mut Tally) {
@@ -440,24 +399,11 @@ impl FeedbackJoin {
         let bucket = self.config.bucket;
         let live = &mut self.live;
         let duplicates = match ids {
-            IdColumn::Int(a) => {
-                self.ints
-                    .add(a.values().iter().copied(), times, scores, bucket, live)
+            IdColumn::Int(a) => self.ints.add(a.values().iter().copied(), times, scores, bucket, live),
+            IdColumn::Str(a) => self.strs.add(a.iter().map(|s| Arc::from(s.unwrap_or(""))), times, scores, bucket, live),
+            IdColumn::LargeStr(a) => {
+                self.strs.add(a.iter().map(|s| Arc::from(s.unwrap_or(""))), times, scores, bucket, live)
             }
-            IdColumn::Str(a) => self.strs.add(
-                a.iter().map(|s| Arc::from(s.unwrap_or(""))),
-                times,
-                scores,
-                bucket,
-                live,
-            ),
-            IdColumn::LargeStr(a) => self.strs.add(
-                a.iter().map(|s| Arc::from(s.unwrap_or(""))),
-                times,
-                scores,
-                bucket,
-                live,
-            ),
         };
         self.count_times(PREDICTIONS, times);
         if duplicates > 0 {
@@ -482,8 +428,7 @@ impl FeedbackJoin {
         let limit = self.label_limit(now);
         let arrival = self.arrival_window(now);
         let mut out = Feedback::default();
-        let (mut expired, mut late, mut orphans) =
-            (Tally::default(), Tally::default(), Tally::default());
+        let (mut expired, mut late, mut orphans) = (Tally::default(), Tally::default(), Tally::default());
         let (mut joined_buckets, mut duplicates) = (Tally::default(), Tally::default());
         let mut max_time = None;
         for (r, &lt) in label_times.iter().enumerate() {
@@ -536,11 +481,7 @@ impl FeedbackJoin {
         }
         let threshold = self.config.threshold;
         out.prediction = match self.config.task {
-            Task::Binary => out
-                .score
-                .iter()
-                .map(|&s| if s >= threshold { 1.0 } else { 0.0 })
-                .collect(),
+            Task::Binary => out.score.iter().map(|&s| if s >= threshold { 1.0 } else { 0.0 }).collect(),
             Task::Regression => out.score.clone(),
         };
         Ok(out)
@@ -560,23 +501,16 @@ impl FeedbackJoin {
         }
         let groups: Vec<Vec<usize>> = if windows.len() <= 8 {
             // A batch spans a few windows: one pass per window, like numpy's masks.
-            windows
-                .iter()
-                .map(|&w| (0..starts.len()).filter(|&i| starts[i] == w).collect())
-                .collect()
+            windows.iter().map(|&w| (0..starts.len()).filter(|&i| starts[i] == w).collect()).collect()
         } else {
             let mut order: Vec<usize> = (0..starts.len()).collect();
             order.sort_by_key(|&i| starts[i]); // stable: row order within a window
-            order
-                .chunk_by(|&a, &b| starts[a] == starts[b])
-                .map(<[usize]>::to_vec)
-                .collect()
+            order.chunk_by(|&a, &b| starts[a] == starts[b]).map(<[usize]>::to_vec).collect()
         };
         for group in groups {
             let score: Vec<f64> = group.iter().map(|&i| fb.score[i]).collect();
             let label: Vec<f64> = group.iter().map(|&i| fb.label[i]).collect();
-            self.window(starts[group[0]])
-                .add_pairs(&config, &score, &label);
+            self.window(starts[group[0]]).add_pairs(&config, &score, &label);
         }
     }
 
@@ -591,17 +525,12 @@ impl FeedbackJoin {
         let limit = t.saturating_sub(ttl).div_euclid(bucket);
         let mut expired = Vec::new();
         loop {
-            let next = [
-                self.ints.pending_buckets.keys().next(),
-                self.strs.pending_buckets.keys().next(),
-            ]
-            .into_iter()
-            .flatten()
-            .min()
-            .copied();
-            let Some(b) = next.filter(|&b| b < limit) else {
-                break;
-            };
+            let next = [self.ints.pending_buckets.keys().next(), self.strs.pending_buckets.keys().next()]
+                .into_iter()
+                .flatten()
+                .min()
+                .copied();
+            let Some(b) = next.filter(|&b| b < limit) else { break };
             let ints = self.ints.pending_buckets.remove(&b).unwrap_or_default();
             let strs = self.strs.pending_buckets.remove(&b).unwrap_or_default();
             if self.live.remove(&b).unwrap_or(0) <= 0 {
@@ -611,10 +540,7 @@ impl FeedbackJoin {
             self.strs.expire(b, strs, bucket, &mut expired);
         }
         self.count_times(EXPIRED, &expired);
-        let forget = t
-            .saturating_sub(ttl)
-            .saturating_sub(self.config.late_horizon)
-            .div_euclid(bucket);
+        let forget = t.saturating_sub(ttl).saturating_sub(self.config.late_horizon).div_euclid(bucket);
         self.ints.forget(forget);
         self.strs.forget(forget);
     }
