@@ -97,7 +97,8 @@ pub type FxBuild = BuildHasherDefault<FxHasher>;
 pub enum Lookup {
     /// Keyed by the value's bits (-0.0 is read as 0.0).
     Num(HashMap<u64, u32, FxBuild>),
-    Str(HashMap<String, u32, FxBuild>),
+    /// Keyed by the string's UTF-8 bytes (looked up without validating the input).
+    Str(HashMap<Vec<u8>, u32, FxBuild>),
 }
 
 /// How an encoder reads one column.
@@ -503,7 +504,7 @@ impl Builder {
                             "{what}: column {j} is utf8 but category {k} is {c}; expected a string"
                         )
                     })?;
-                    if map.insert(s.to_string(), k as u32).is_some() {
+                    if map.insert(s.as_bytes().to_vec(), k as u32).is_some() {
                         return Err(format!("{what}: column {j} lists category {c} twice"));
                     }
                 }
