@@ -13,6 +13,8 @@ of N runs, interleaved run by run:
 - **scikit-learn**: ``pipeline.predict_proba`` on the pandas DataFrame;
 - **ONNX Runtime**: the skl2onnx export of the same pipeline (one input per column: float32
   numbers, strings; one intra- and inter-op thread), asking for the probabilities only.
+  skl2onnx 1.20 hands scikit-learn 1.9's per-node missing-value flags to ONNX as bools, which
+  ``onnx.helper`` refuses; the benchmark converts them to ints while exporting.
 
 Correctness first, on all scoring rows: streamml against scikit-learn (largest relative
 difference below 1e-6) or the run stops; ONNX Runtime's difference (float32) is reported.
@@ -83,11 +85,29 @@ def pipeline() -> Any:
     return Pipeline([("prep", ct), ("model", model)])
 
 
+def _bools_as_ints() -> None:
+    """skl2onnx 1.20 passes scikit-learn 1.9's missing-value flags as bools where ONNX wants ints."""
+    import onnx.helper
+
+    make_attribute = onnx.helper.make_attribute
+    if getattr(make_attribute, "_streamml_patch", False):
+        return
+
+    def patched(key: str, value: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(value, (list, tuple, np.ndarray)) and any(isinstance(v, (bool, np.bool_)) for v in value):
+            value = [int(v) for v in value]
+        return make_attribute(key, value, *args, **kwargs)
+
+    patched._streamml_patch = True  # type: ignore[attr-defined]
+    onnx.helper.make_attribute = patched
+
+
 def onnx_session(pipe: Any, df: pd.DataFrame) -> tuple[Any, dict[str, np.ndarray]]:
     import onnxruntime as ort
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
+    _bools_as_ints()
     types = [(c, StringTensorType([None, 1]) if c in STRINGS else FloatTensorType([None, 1])) for c in df.columns]
     onx = to_onnx(pipe, initial_types=types, options={"zipmap": False}, target_opset={"": 17, "ai.onnx.ml": 3})
     opts = ort.SessionOptions()
