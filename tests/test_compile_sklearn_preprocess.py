@@ -385,6 +385,10 @@ def test_strings_through_dicts_and_one_row(string_model: tuple, mixed: dict) -> 
     want = pipe.predict_proba(frame)[:, 1]
     batch = model.predict(rows)
     np.testing.assert_allclose(batch.column("probability").to_numpy(), want, rtol=1e-6)
+    import polars as pl
+
+    from_polars = model.predict(pl.from_pandas(frame))  # strings as utf8_view, cast by the host
+    np.testing.assert_array_equal(from_polars.column("probability").to_numpy(), batch.column("probability").to_numpy())
     one = [model.predict([row]).column("probability")[0].as_py() for row in rows[:50]]
     np.testing.assert_array_equal(one, batch.column("probability").to_numpy()[:50])
     score = predict_op(model)  # the one-row dict path of the Bytewax mapper
