@@ -262,10 +262,11 @@ def test_integer_categories_on_a_numeric_column(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     x = np.column_stack([rng.integers(0, 6, N_ROWS).astype(float), rng.normal(size=N_ROWS)])
     y = (x[:, 0] == 2) * 2.0 + x[:, 1]
+    x[::31, 0] = np.nan  # missing at fit: NaN is a category of its own
     ct = ColumnTransformer([("code", OneHotEncoder(handle_unknown="ignore", drop=[3]), [0])], remainder="passthrough")
     pipe = make_pipeline(ct, LinearRegression()).fit(x, y)
     x_score = np.column_stack([rng.integers(-1, 8, N_ROWS).astype(float), rng.normal(size=N_ROWS)])
-    x_score[::17, 0] = np.nan  # never seen at fit: all zero
+    x_score[::17, 0] = np.nan  # the NaN category
     x_score[::23, 0] = -0.0  # -0.0 is category 0
     ir = check(tmp_path, pipe, x_score)
     assert "input_types" not in ir
