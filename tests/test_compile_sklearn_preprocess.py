@@ -418,6 +418,15 @@ def test_unknown_category_with_handle_unknown_error(tmp_path: Path, mixed: dict)
     with pytest.raises(PredictError) as info:
         model.predict(pa.table({"age": [30.0], "plan": pa.array([None], pa.string())}))
     assert "a missing value of input 'plan' in row 0" in str(info.value)
+    codes = np.random.default_rng(4).integers(0, 3, 1000).astype(float)
+    numeric = make_pipeline(OneHotEncoder(handle_unknown="error"), LinearRegression()).fit(codes[:, None], codes)
+    model = Model.load(write_binary(to_ir(numeric), tmp_path / "numeric.so"))
+    with pytest.raises(PredictError) as info:
+        model.predict(pa.table({"x0": [1.0, 2.0, 7.0]}))
+    assert (
+        "preprocess step 'onehotencoder' (one_hot): the unknown category 7 of input 'x0' in row 2; "
+        "this encoder was fitted to refuse it (handle_unknown='error'): send a known category"
+    ) in str(info.value)
 
 
 # ---------------------------------------------------------------------------------------------

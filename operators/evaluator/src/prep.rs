@@ -245,17 +245,22 @@ fn encode(
     match (&enc.src, &enc.lookup) {
         (Col::Num(src), Lookup::Num(map)) => {
             let b = regs.block;
+            // Registers below the inputs' count hold the float64 inputs themselves.
+            let of = match names.get(*src) {
+                Some(name) => format!(" of input '{name}'"),
+                None => String::new(),
+            };
             for r in 0..len {
                 let v = regs.values[src * b + r];
                 let code = if v.is_nan() {
                     fallback(enc.missing, "a missing value", &|| {
-                        format!("in row {}", start + r)
+                        format!("{of} in row {}", start + r)
                     })?
                 } else {
                     match map.get(&streamml_ir::plan::num_key(v)) {
                         Some(&k) => enc.values[k as usize],
                         None => fallback(enc.unknown, "the unknown category", &|| {
-                            format!("{v} in row {}", start + r)
+                            format!("{v}{of} in row {}", start + r)
                         })?,
                     }
                 };
