@@ -3,13 +3,14 @@
 use std::sync::Arc;
 
 use streamml_sdk::arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder};
-use streamml_sdk::arrow_array::{ArrayRef, FixedSizeListArray, Float64Array};
+use streamml_sdk::arrow_array::{ArrayRef, FixedSizeListArray, Float64Array, Int64Array};
 use streamml_sdk::arrow_schema::{DataType, Field};
 use streamml_sdk::{Input, Model, ModelInfo, PredictError, Task};
 
 use crate::forest::Forest;
 use crate::ir::{ModelIr, Preprocess};
 use crate::linear::Linear;
+use crate::oblivious::Oblivious;
 use crate::payload::own_path;
 use streamml_ir::{build_info, read_payload, BinaryLabel, Classes, Link};
 
@@ -20,6 +21,7 @@ const BLOCK: usize = 64;
 enum Kind {
     Trees(Box<Forest>),
     Linear(Linear),
+    Oblivious(Box<Oblivious>),
 }
 
 pub struct Evaluator {
@@ -31,6 +33,8 @@ pub struct Evaluator {
     task: Task,
     binary_label: BinaryLabel,
     classes: Classes,
+    /// The isolation link's denominator and offset (the outlier task).
+    isolation: Option<(f64, f64)>,
 }
 
 impl Evaluator {
@@ -53,6 +57,7 @@ impl Evaluator {
                 &checked.tree_depths,
             )?)),
             ModelIr::Linear(l) => Kind::Linear(Linear::build(l, n_features)?),
+            ModelIr::Oblivious(o) => Kind::Oblivious(Box::new(Oblivious::build(o, n_features)?)),
         };
         let scaler = ir
             .preprocess
@@ -68,6 +73,7 @@ impl Evaluator {
             task: checked.task,
             binary_label: checked.binary_label,
             classes: checked.classes,
+            isolation: ir.isolation.as_ref().map(|i| (i.denominator, i.offset)),
         })
     }
 
@@ -86,19 +92,25 @@ impl Evaluator {
             .zip(scores.chunks_mut(BLOCK * no))
         {
             let len = block.len() / self.n_features;
-            match &self.kind {
-                Kind::Trees(f) => f.raw_scores(block, len, out),
-                Kind::Linear(l) => l.raw_scores(block, len, out),
-            }
+            self.raw_scores(block, len, out);
             self.apply_link(out);
         }
         scores
+    }
+
+    fn raw_scores(&self, xs: &[f64], rows: usize, raw: &mut [f64]) {
+        match &self.kind {
+            Kind::Trees(f) => f.raw_scores(xs, rows, raw),
+            Kind::Linear(l) => l.raw_scores(xs, rows, raw),
+            Kind::Oblivious(o) => o.raw_scores(xs, rows, raw),
+        }
     }
 
     fn sigmoid_scale(&self) -> f64 {
         match &self.kind {
             Kind::Trees(f) => f.sigmoid_scale,
             Kind::Linear(l) => l.sigmoid_scale,
+            Kind::Oblivious(o) => o.sigmoid_scale,
         }
     }
 
@@ -106,6 +118,7 @@ impl Evaluator {
         match &self.kind {
             Kind::Trees(f) => f.n_outputs,
             Kind::Linear(l) => l.n_outputs,
+            Kind::Oblivious(o) => o.n_outputs,
         }
     }
 
@@ -121,7 +134,11 @@ impl Evaluator {
         xs: &mut [f64],
     ) {
         let nf = self.n_features;
-        let cast_f32 = matches!(&self.kind, Kind::Trees(f) if f.cast_f32);
+        let cast_f32 = match &self.kind {
+            Kind::Trees(f) => f.cast_f32,
+            Kind::Oblivious(o) => o.cast_f32,
+            Kind::Linear(_) => false,
+        };
         for (j, column) in columns.iter().enumerate() {
             let column = &column[start..start + len];
             for (r, &v) in column.iter().enumerate() {
@@ -157,6 +174,14 @@ impl Evaluator {
                     .for_each(|z| *z = 1.0 / (1.0 + (-s * *z).exp()));
             }
             Link::Exp => raw.iter_mut().for_each(|z| *z = z.exp()),
+            Link::Isolation => {
+                // scikit-learn: 2 ** -(depths / denominator), where a zero denominator gives 2 ** -1.
+                let denominator = self.isolation.map_or(0.0, |(d, _)| d);
+                raw.iter_mut().for_each(|z| {
+                    let q = if denominator != 0.0 { *z / denominator } else { 1.0 };
+                    *z = -(2f64.powf(-q));
+                });
+            }
             Link::Softmax => {
                 for row in raw.chunks_mut(no) {
                     let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -191,10 +216,7 @@ impl Model for Evaluator {
             let len = BLOCK.min(rows - start);
             self.gather(input, &columns, &nulls, start, len, &mut xs);
             let raw = &mut scores[start * no..(start + len) * no];
-            match &self.kind {
-                Kind::Trees(f) => f.raw_scores(&xs, len, raw),
-                Kind::Linear(l) => l.raw_scores(&xs, len, raw),
-            }
+            self.raw_scores(&xs, len, raw);
             let raw_rule = matches!(
                 self.binary_label,
                 BinaryLabel::RawGtZero | BinaryLabel::RawGeZero
@@ -228,6 +250,17 @@ impl Evaluator {
 
     fn outputs(&self, scores: Vec<f64>, positive: Vec<bool>, no: usize) -> Vec<ArrayRef> {
         match self.task {
+            Task::Other if self.link == Link::Isolation => {
+                // score_samples, decision_function = score - offset_, predict = -1 where decision < 0.
+                let offset = self.isolation.map_or(0.0, |(_, o)| o);
+                let decision: Vec<f64> = scores.iter().map(|s| s - offset).collect();
+                let predict: Vec<i64> = decision.iter().map(|d| if *d < 0.0 { -1 } else { 1 }).collect();
+                vec![
+                    Arc::new(Float64Array::from(scores)),
+                    Arc::new(Float64Array::from(decision)),
+                    Arc::new(Int64Array::from(predict)),
+                ]
+            }
             Task::Regression | Task::Other => vec![Arc::new(Float64Array::from(scores))],
             Task::Binary => {
                 let prob: Vec<f64> = if no == 1 {
