@@ -114,31 +114,41 @@ impl Oblivious {
             // SAFETY: the CPU has AVX2 (checked in build).
             return unsafe { self.block_avx2(levels, cols, len, sums) };
         }
-        self.block_portable(levels, cols, len, sums)
+        self.block_portable::<T, false>(levels, cols, len, sums)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn block_avx2<T: Compare>(&self, levels: &[Level<T>], cols: &[T], len: usize, sums: &mut [f64]) {
-        self.block_portable(levels, cols, len, sums)
+        self.block_portable::<T, true>(levels, cols, len, sums)
     }
 
     /// Add every tree's leaf to `sums` for the first `len` rows of the
     /// column-major block `cols` (rows past `len` are scored and ignored).
     #[inline(always)]
-    fn block_portable<T: Compare>(&self, levels: &[Level<T>], cols: &[T], len: usize, sums: &mut [f64]) {
+    fn block_portable<T: Compare, const AVX2: bool>(&self, levels: &[Level<T>], cols: &[T], len: usize, sums: &mut [f64]) {
         let no = self.n_outputs;
         let mut index = [0u32; ROWS];
+        // One output: the sums live in a local array, every row of the block
+        // adds its leaf (rows past `len` too: no test per row).
+        let mut acc = [0f64; ROWS];
         for &(first, depth, leaf0) in &self.trees {
             index.fill(0);
             for (d, level) in levels[first as usize..(first + depth) as usize].iter().enumerate() {
                 let col: &[T; ROWS] = cols[level.feature as usize * ROWS..][..ROWS].try_into().expect("a column");
                 bits(&mut index, col, level, d as u32, self.lt);
             }
-            let leaves = &self.leaves[leaf0 as usize..];
+            let leaves = &self.leaves[leaf0 as usize..leaf0 as usize + (no << depth)];
+            #[cfg(target_arch = "x86_64")]
+            if no == 1 && AVX2 {
+                // SAFETY: AVX2 was detected (block_avx2); indices are below leaves.len() (below).
+                unsafe { add_leaves_avx2(&mut acc, leaves, &index) };
+                continue;
+            }
             if no == 1 {
-                for (s, i) in sums.iter_mut().zip(&index).take(len) {
-                    *s += leaves[*i as usize];
+                for (s, i) in acc.iter_mut().zip(&index) {
+                    // SAFETY: `bits` sets bits below `depth` only, so i < 2^depth = leaves.len().
+                    *s += unsafe { *leaves.get_unchecked(*i as usize) };
                 }
             } else {
                 for (r, i) in index.iter().enumerate().take(len) {
@@ -149,6 +159,26 @@ impl Oblivious {
                 }
             }
         }
+        if no == 1 {
+            sums[..len].copy_from_slice(&acc[..len]);
+        }
+    }
+}
+
+/// `acc[r] += leaves[index[r]]` for every row of the block, four rows per
+/// AVX2 gather (the same additions as the scalar loop, lane by lane).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn add_leaves_avx2(acc: &mut [f64; ROWS], leaves: &[f64], index: &[u32; ROWS]) {
+    use std::arch::x86_64::{
+        __m128i, _mm256_add_pd, _mm256_i32gather_pd, _mm256_loadu_pd, _mm256_storeu_pd, _mm_loadu_si128,
+    };
+    debug_assert!(index.iter().all(|i| (*i as usize) < leaves.len()));
+    for r in (0..ROWS).step_by(4) {
+        let i = _mm_loadu_si128(index.as_ptr().add(r).cast::<__m128i>());
+        let v = _mm256_i32gather_pd::<8>(leaves.as_ptr(), i);
+        let a = _mm256_loadu_pd(acc.as_ptr().add(r));
+        _mm256_storeu_pd(acc.as_mut_ptr().add(r), _mm256_add_pd(a, v));
     }
 }
 
@@ -181,13 +211,16 @@ fn transpose<T: Copy>(xs: &[f64], r0: usize, len: usize, nf: usize, cols: &mut [
 #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(x <= t)` is true for NaN, on purpose
 fn bits<T: Compare>(index: &mut [u32; ROWS], col: &[T; ROWS], level: &Level<T>, d: u32, lt: bool) {
     let t = level.threshold;
+    let bit = 1u32 << d;
     // Right: `x > t` ("le") or `x >= t` ("lt"); a NaN fails both comparisons,
-    // so where NaN goes right the negated opposite comparison is used.
+    // so where NaN goes right the negated opposite comparison is used. The
+    // select (a mask and the bit) vectorises to a compare and an AND.
+    let set = |right: bool| if right { bit } else { 0 };
     match (lt, level.nan_right) {
-        (false, false) => index.iter_mut().zip(col).for_each(|(i, x)| *i |= u32::from(*x > t) << d),
-        (false, true) => index.iter_mut().zip(col).for_each(|(i, x)| *i |= u32::from(!(*x <= t)) << d),
-        (true, false) => index.iter_mut().zip(col).for_each(|(i, x)| *i |= u32::from(*x >= t) << d),
-        (true, true) => index.iter_mut().zip(col).for_each(|(i, x)| *i |= u32::from(!(*x < t)) << d),
+        (false, false) => index.iter_mut().zip(col).for_each(|(i, x)| *i |= set(*x > t)),
+        (false, true) => index.iter_mut().zip(col).for_each(|(i, x)| *i |= set(!(*x <= t))),
+        (true, false) => index.iter_mut().zip(col).for_each(|(i, x)| *i |= set(*x >= t)),
+        (true, true) => index.iter_mut().zip(col).for_each(|(i, x)| *i |= set(!(*x < t))),
     }
 }
 
