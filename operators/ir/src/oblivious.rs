@@ -123,3 +123,92 @@ pub fn check_isolation(i: Option<&IsolationIr>) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use crate::load;
+
+    /// A document of one oblivious tree over two features, `task`/`link` as given.
+    fn doc(tree: Value, task: &str, link: &str) -> Value {
+        let classes = if task == "binary" { json!([0, 1]) } else { Value::Null };
+        json!({
+            "format": "streamml-ir", "version": 1, "name": "t", "model_version": "1",
+            "framework": "test", "task": task, "features": ["a", "b"], "classes": classes,
+            "link": link, "isolation": {"denominator": 2.0, "offset": -0.5},
+            "model": {"type": "oblivious", "n_outputs": 1, "base_score": [0.0], "trees": [tree]}
+        })
+    }
+
+    fn tree(levels: usize, leaves: usize) -> Value {
+        json!({
+            "split_feature": vec![1; levels], "threshold": vec![0.5; levels],
+            "default_left": vec![true; levels], "leaf_value": vec![0.25; leaves]
+        })
+    }
+
+    fn error(v: Value) -> String {
+        load(&v.to_string()).expect_err("refused")
+    }
+
+    #[test]
+    fn a_valid_oblivious_tree_has_its_depth() {
+        let (_, checked) = load(&doc(tree(3, 8), "binary", "sigmoid").to_string()).unwrap();
+        assert_eq!(checked.tree_depths, vec![3]);
+        let (_, outlier) = load(&doc(tree(0, 1), "outlier", "isolation").to_string()).unwrap();
+        assert_eq!(outlier.task, streamml_abi::Task::Other);
+    }
+
+    #[test]
+    fn hostile_oblivious_trees_are_refused_with_their_reason() {
+        assert_eq!(
+            error(doc(tree(3, 7), "binary", "sigmoid")),
+            "oblivious tree 0: 7 leaf values; expected 2^3 leaves x 1 outputs = 8"
+        );
+        // 2^60 leaves would be claimed by the depth alone: refused before any allocation.
+        assert_eq!(
+            error(doc(tree(60, 1), "binary", "sigmoid")),
+            "oblivious tree 0: depth 60; oblivious trees deeper than 20 are refused"
+        );
+        let mut far = tree(1, 2);
+        far["split_feature"] = json!([2]);
+        assert_eq!(
+            error(doc(far, "binary", "sigmoid")),
+            "oblivious tree 0: a level splits on feature 2 of 2"
+        );
+        let mut short = tree(2, 4);
+        short["default_left"] = json!([true]);
+        assert_eq!(
+            error(doc(short, "binary", "sigmoid")),
+            "oblivious tree 0: 2 thresholds and 1 default_left for 2 levels; expected one of each per level"
+        );
+        let mut bias = doc(tree(1, 2), "binary", "sigmoid");
+        bias["model"]["base_score"] = json!([0.0, 1.0]);
+        assert_eq!(error(bias), "oblivious: base_score has 2 values for 1 outputs");
+    }
+
+    #[test]
+    fn the_outlier_task_and_the_isolation_link_come_together() {
+        assert_eq!(
+            error(doc(tree(1, 2), "outlier", "identity")),
+            "task 'outlier' with link 'identity'; the outlier task goes with the isolation link, and only it"
+        );
+        assert_eq!(
+            error(doc(tree(1, 2), "binary", "isolation")),
+            "task 'binary' with link 'isolation'; the outlier task goes with the isolation link, and only it"
+        );
+        let mut missing = doc(tree(1, 2), "outlier", "isolation");
+        missing["isolation"] = Value::Null;
+        assert_eq!(
+            error(missing),
+            "link isolation without \"isolation\": {\"denominator\", \"offset\"}"
+        );
+        let mut negative = doc(tree(1, 2), "outlier", "isolation");
+        negative["isolation"]["denominator"] = json!(-1.0);
+        assert_eq!(
+            error(negative),
+            "isolation: denominator -1 and offset -0.5; expected a finite denominator >= 0 and a finite offset"
+        );
+    }
+}
