@@ -15,6 +15,7 @@ mod linear;
 mod model;
 mod oblivious;
 mod payload;
+mod prep;
 mod refill;
 
 pub use ir::Ir;
