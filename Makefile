@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 DEPS := maturin pyarrow numpy polars scikit-learn lightgbm xgboost-cpu pytest ruff testcontainers
 # pandas: FastFrugalTreeClassifier's tests fit and predict from pandas frames as well.
 DEPS += pandas
+# CatBoost: its converter's parity tests fit models and compare with its own predict.
+DEPS += catboost
 # Hosts: Bytewax (streamml.bytewax), the Kafka scorer (streamml score) and its metrics.
 DEPS += bytewax confluent-kafka prometheus-client
 # Monitoring: the ADBC store drivers (SQLite, PostgreSQL) and DuckDB (ships its own ADBC driver).

@@ -32,6 +32,8 @@ EXTRAS: dict[str, tuple[str, str | None]] = {
     "sklearn": ("scikit-learn", None),
     "lightgbm": ("lightgbm", None),
     "xgboost": ("xgboost", None),
+    # Only for CatBoost's binary model files (.cbm); its JSON files compile without it.
+    "catboost": ("catboost", "catboost"),
 }
 
 

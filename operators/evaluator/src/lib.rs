@@ -13,6 +13,7 @@ mod forest;
 mod ir;
 mod linear;
 mod model;
+mod oblivious;
 mod payload;
 mod prep;
 mod refill;

@@ -3,13 +3,14 @@
 use std::sync::Arc;
 
 use streamml_sdk::arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder};
-use streamml_sdk::arrow_array::{ArrayRef, FixedSizeListArray, Float64Array};
+use streamml_sdk::arrow_array::{ArrayRef, FixedSizeListArray, Float64Array, Int64Array};
 use streamml_sdk::arrow_schema::{DataType, Field};
 use streamml_sdk::{Input, Model, ModelInfo, PredictError, Task};
 
 use crate::forest::Forest;
 use crate::ir::ModelIr;
 use crate::linear::Linear;
+use crate::oblivious::Oblivious;
 use crate::payload::own_path;
 use crate::prep::{self, Columns, Registers};
 use streamml_ir::{build_info, read_payload, BinaryLabel, Classes, Link, Plan};
@@ -21,6 +22,7 @@ const BLOCK: usize = 64;
 enum Kind {
     Trees(Box<Forest>),
     Linear(Linear),
+    Oblivious(Box<Oblivious>),
 }
 
 pub struct Evaluator {
@@ -35,6 +37,8 @@ pub struct Evaluator {
     task: Task,
     binary_label: BinaryLabel,
     classes: Classes,
+    /// The isolation link's denominator and offset (the outlier task).
+    isolation: Option<(f64, f64)>,
 }
 
 impl Evaluator {
@@ -57,6 +61,7 @@ impl Evaluator {
                 &checked.tree_depths,
             )?)),
             ModelIr::Linear(l) => Kind::Linear(Linear::build(l, n_features)?),
+            ModelIr::Oblivious(o) => Kind::Oblivious(Box::new(Oblivious::build(o, n_features)?)),
         };
         let info = build_info(&ir, &checked);
         let identity = checked.plan.ops.is_empty()
@@ -76,6 +81,7 @@ impl Evaluator {
             task: checked.task,
             binary_label: checked.binary_label,
             classes: checked.classes,
+            isolation: ir.isolation.as_ref().map(|i| (i.denominator, i.offset)),
         })
     }
 
@@ -94,19 +100,34 @@ impl Evaluator {
             .zip(scores.chunks_mut(BLOCK * no))
         {
             let len = block.len() / self.n_features;
-            match &self.kind {
-                Kind::Trees(f) => f.raw_scores(block, len, out),
-                Kind::Linear(l) => l.raw_scores(block, len, out),
-            }
+            self.raw_scores(block, len, out);
             self.apply_link(out);
         }
         scores
+    }
+
+    fn raw_scores(&self, xs: &[f64], rows: usize, raw: &mut [f64]) {
+        match &self.kind {
+            Kind::Trees(f) => f.raw_scores(xs, rows, raw),
+            Kind::Linear(l) => l.raw_scores(xs, rows, raw),
+            Kind::Oblivious(o) => o.raw_scores(xs, rows, raw),
+        }
+    }
+
+    /// The trees compare features rounded to float32.
+    fn cast_f32(&self) -> bool {
+        match &self.kind {
+            Kind::Trees(f) => f.cast_f32,
+            Kind::Oblivious(o) => o.cast_f32,
+            Kind::Linear(_) => false,
+        }
     }
 
     fn sigmoid_scale(&self) -> f64 {
         match &self.kind {
             Kind::Trees(f) => f.sigmoid_scale,
             Kind::Linear(l) => l.sigmoid_scale,
+            Kind::Oblivious(o) => o.sigmoid_scale,
         }
     }
 
@@ -114,6 +135,7 @@ impl Evaluator {
         match &self.kind {
             Kind::Trees(f) => f.n_outputs,
             Kind::Linear(l) => l.n_outputs,
+            Kind::Oblivious(o) => o.n_outputs,
         }
     }
 
@@ -129,7 +151,7 @@ impl Evaluator {
         xs: &mut [f64],
     ) {
         let nf = self.n_features;
-        let cast_f32 = matches!(&self.kind, Kind::Trees(f) if f.cast_f32);
+        let cast_f32 = self.cast_f32();
         for (j, column) in columns.iter().enumerate() {
             let column = &column[start..start + len];
             for (r, &v) in column.iter().enumerate() {
@@ -160,6 +182,14 @@ impl Evaluator {
                     .for_each(|z| *z = 1.0 / (1.0 + (-s * *z).exp()));
             }
             Link::Exp => raw.iter_mut().for_each(|z| *z = z.exp()),
+            Link::Isolation => {
+                // scikit-learn: 2 ** -(depths / denominator), where a zero denominator gives 2 ** -1.
+                let denominator = self.isolation.map_or(0.0, |(d, _)| d);
+                raw.iter_mut().for_each(|z| {
+                    let q = if denominator != 0.0 { *z / denominator } else { 1.0 };
+                    *z = -(2f64.powf(-q));
+                });
+            }
             Link::Softmax => {
                 for row in raw.chunks_mut(no) {
                     let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -184,7 +214,7 @@ impl Model for Evaluator {
         let rows = input.num_rows();
         let nf = self.n_features;
         let no = self.n_outputs();
-        let cast_f32 = matches!(&self.kind, Kind::Trees(f) if f.cast_f32);
+        let cast_f32 = self.cast_f32();
         let (columns, nulls, prepared) = match &self.plan {
             None => {
                 let columns = input.float64_columns()?;
@@ -219,10 +249,7 @@ impl Model for Evaluator {
                 )?,
             }
             let raw = &mut scores[start * no..(start + len) * no];
-            match &self.kind {
-                Kind::Trees(f) => f.raw_scores(&xs, len, raw),
-                Kind::Linear(l) => l.raw_scores(&xs, len, raw),
-            }
+            self.raw_scores(&xs, len, raw);
             let raw_rule = matches!(
                 self.binary_label,
                 BinaryLabel::RawGtZero | BinaryLabel::RawGeZero
@@ -256,6 +283,17 @@ impl Evaluator {
 
     fn outputs(&self, scores: Vec<f64>, positive: Vec<bool>, no: usize) -> Vec<ArrayRef> {
         match self.task {
+            Task::Other if self.link == Link::Isolation => {
+                // score_samples, decision_function = score - offset_, predict = -1 where decision < 0.
+                let offset = self.isolation.map_or(0.0, |(_, o)| o);
+                let decision: Vec<f64> = scores.iter().map(|s| s - offset).collect();
+                let predict: Vec<i64> = decision.iter().map(|d| if *d < 0.0 { -1 } else { 1 }).collect();
+                vec![
+                    Arc::new(Float64Array::from(scores)),
+                    Arc::new(Float64Array::from(decision)),
+                    Arc::new(Int64Array::from(predict)),
+                ]
+            }
             Task::Regression | Task::Other => vec![Arc::new(Float64Array::from(scores))],
             Task::Binary => {
                 let prob: Vec<f64> = if no == 1 {

@@ -5,7 +5,7 @@ use serde_json::Value;
 use streamml_abi::{FieldSpec, ModelInfo, Task, ABI_VERSION};
 
 use crate::ir::{Ir, ModelIr};
-use crate::validate::{Checked, Classes};
+use crate::validate::{Checked, Classes, Link};
 
 /// The info document of a validated IR.
 pub fn build_info(ir: &Ir, checked: &Checked) -> ModelInfo {
@@ -14,6 +14,12 @@ pub fn build_info(ir: &Ir, checked: &Checked) -> ModelInfo {
         _ => "int64",
     };
     let outputs = match checked.task {
+        // The outlier task (the isolation link): scikit-learn's three methods.
+        Task::Other if checked.link == Link::Isolation => vec![
+            FieldSpec::new("score_samples", "float64", false),
+            FieldSpec::new("decision_function", "float64", false),
+            FieldSpec::new("predict", "int64", false),
+        ],
         Task::Regression | Task::Other => vec![FieldSpec::new("prediction", "float64", false)],
         Task::Binary => vec![
             FieldSpec::new("probability", "float64", false),
@@ -36,6 +42,11 @@ pub fn build_info(ir: &Ir, checked: &Checked) -> ModelInfo {
         }
         ModelIr::Linear(_) => {
             metadata.insert("model_type".into(), Value::from("linear"));
+        }
+        ModelIr::Oblivious(o) => {
+            metadata.insert("model_type".into(), Value::from("oblivious trees"));
+            metadata.insert("trees".into(), Value::from(o.trees.len()));
+            metadata.insert("max_depth".into(), Value::from(checked.max_depth()));
         }
     }
     metadata.insert(

@@ -28,6 +28,9 @@ pub struct Ir {
     pub metadata: serde_json::Map<String, Value>,
     #[serde(default)]
     pub drift_reference: Option<Value>,
+    /// The `isolation` link's constants (`docs/ir.md`, outlier detection).
+    #[serde(default)]
+    pub isolation: Option<crate::oblivious::IsolationIr>,
 }
 
 fn identity() -> String {
@@ -161,6 +164,7 @@ pub struct OrdinalColumn {
 pub enum ModelIr {
     Trees(TreesIr),
     Linear(LinearIr),
+    Oblivious(crate::oblivious::ObliviousIr),
 }
 
 #[derive(Debug, Deserialize)]
@@ -185,13 +189,13 @@ pub struct TreesIr {
 fn sum() -> String {
     "sum".into()
 }
-fn float64() -> String {
+pub(crate) fn float64() -> String {
     "float64".into()
 }
-fn le() -> String {
+pub(crate) fn le() -> String {
     "le".into()
 }
-fn one() -> f64 {
+pub(crate) fn one() -> f64 {
     1.0
 }
 

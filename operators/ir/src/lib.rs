@@ -7,6 +7,7 @@
 pub mod footer;
 pub mod info;
 pub mod ir;
+pub mod oblivious;
 pub mod plan;
 pub mod validate;
 
@@ -16,6 +17,7 @@ pub use ir::{
     Ir, LinearIr, ModelIr, OneHotColumn, Op, OrdinalColumn, Part, Preprocess, Step, TreeIr, TreesIr,
 };
 pub use plan::{InputType, Plan};
+pub use oblivious::{IsolationIr, ObliviousIr, ObliviousTreeIr};
 pub use validate::{validate, BinaryLabel, Checked, Classes, Link};
 
 /// Parse and validate an IR document.

@@ -12,6 +12,7 @@ use streamml_abi::Task;
 
 use crate::ir::{Ir, LinearIr, ModelIr, Op, Preprocess, Step, TreeIr, TreesIr};
 use crate::plan::{plan, InputType, Plan};
+use crate::oblivious::{check_isolation, check_oblivious};
 
 /// Deepest tree accepted (edges from the root to its deepest leaf).
 pub const MAX_DEPTH: usize = 4096;
@@ -31,6 +32,8 @@ pub enum Link {
     Sigmoid,
     Softmax,
     Exp,
+    /// scikit-learn's IsolationForest: `score = -2^(-raw / denominator)`.
+    Isolation,
 }
 
 /// When a binary model says `classes[1]` (`docs/ir.md`, outputs).
@@ -119,9 +122,10 @@ pub fn validate(ir: &Ir) -> Result<Checked, String> {
         "sigmoid" => Link::Sigmoid,
         "softmax" => Link::Softmax,
         "exp" => Link::Exp,
+        "isolation" => Link::Isolation,
         other => {
             return Err(format!(
-                "link '{other}'; expected identity, sigmoid, softmax or exp"
+                "link '{other}'; expected identity, sigmoid, softmax, exp or isolation"
             ))
         }
     };
@@ -129,9 +133,11 @@ pub fn validate(ir: &Ir) -> Result<Checked, String> {
         "regression" => Task::Regression,
         "binary" => Task::Binary,
         "multiclass" => Task::Multiclass,
+        // Outlier detection: the info's task is "other" (`docs/ir.md`, outputs).
+        "outlier" => Task::Other,
         other => {
             return Err(format!(
-                "task '{other}'; expected regression, binary or multiclass"
+                "task '{other}'; expected regression, binary, multiclass or outlier"
             ))
         }
     };
@@ -158,7 +164,26 @@ pub fn validate(ir: &Ir) -> Result<Checked, String> {
             check_linear(l, width)?;
             (l.n_outputs, Vec::new())
         }
+        ModelIr::Oblivious(o) => {
+            check_outputs(o.n_outputs)?;
+            (o.n_outputs, check_oblivious(o, width, MAX_NODES)?)
+        }
     };
+    if (task == Task::Other) != (link == Link::Isolation) {
+        return Err(format!(
+            "task '{}' with link '{}'; the outlier task goes with the isolation link, and only it",
+            ir.task, ir.link
+        ));
+    }
+    if task == Task::Other {
+        check_isolation(ir.isolation.as_ref())?;
+        if n_outputs != 1 || ir.classes.is_some() {
+            return Err(format!(
+                "outlier with {n_outputs} outputs and classes {}; expected 1 output and classes null",
+                if ir.classes.is_some() { "set" } else { "null" }
+            ));
+        }
+    }
     let n_classes = classes.len();
     match task {
         Task::Regression if n_outputs != 1 => {

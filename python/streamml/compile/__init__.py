@@ -39,7 +39,8 @@ FOOTER_MAGIC = b"SMLIR\0v2"
 FOOTER_LEN = 32 + 8 + 8
 SUPPORTED_FRAMEWORKS = (
     "LightGBM (Booster, LGBMModel, text or JSON model files), "
-    "XGBoost (Booster, XGBModel, .json or .ubj files), scikit-learn estimators, "
+    "XGBoost (Booster, XGBModel, .json or .ubj files), scikit-learn estimators (and IsolationForest), "
+    "CatBoost (CatBoostClassifier, CatBoostRegressor, .cbm or JSON files), "
     "streamml.models.FastFrugalTreeClassifier"
 )
 
@@ -99,7 +100,7 @@ def to_ir(model: Any, *, features: list[str] | None = None) -> dict[str, Any]:
         return from_fft.to_ir(model, features=features)
     # By the class or any base class, so users' subclasses of the frameworks' classes work.
     modules = {cls.__module__.split(".")[0] for cls in type(model).__mro__}
-    module = next((m for m in ("lightgbm", "xgboost", "sklearn") if m in modules), None)
+    module = next((m for m in ("lightgbm", "xgboost", "catboost", "sklearn") if m in modules), None)
     if module == "lightgbm":
         from streamml.compile import from_lightgbm
 
@@ -108,6 +109,14 @@ def to_ir(model: Any, *, features: list[str] | None = None) -> dict[str, Any]:
         from streamml.compile import from_xgboost
 
         return from_xgboost.to_ir(model, features=features)
+    if module == "catboost":
+        from streamml.compile import from_catboost
+
+        return from_catboost.to_ir(model, features=features)
+    if module == "sklearn" and any(cls.__name__ == "IsolationForest" for cls in type(model).__mro__):
+        from streamml.compile import from_isolation_forest
+
+        return from_isolation_forest.to_ir(model, features=features)
     if module == "sklearn":
         from streamml.compile import from_sklearn
 
@@ -122,6 +131,11 @@ def _file_to_ir(path: Path, features: list[str] | None) -> dict[str, Any]:
         raise CompileError(msg)
     with path.open("rb") as f:
         head = f.read(1 << 20)  # enough to see XGBoost's "learner" key or LightGBM's header
+    catboost_json = head[:1] == b"{" and (b'"oblivious_trees"' in head or b'"features_info"' in head[:256])
+    if path.suffix == ".cbm" or head.startswith(b"CBM1") or catboost_json:
+        from streamml.compile import from_catboost
+
+        return from_catboost.to_ir(path, features=features)
     if path.suffix == ".ubj" or (head[:1] == b"{" and b'"learner"' in head):
         from streamml.compile import from_xgboost
 
@@ -130,7 +144,10 @@ def _file_to_ir(path: Path, features: list[str] | None) -> dict[str, Any]:
         from streamml.compile import from_lightgbm
 
         return from_lightgbm.to_ir(path, features=features)
-    msg = f"model file {path} is neither a LightGBM (text/JSON) nor an XGBoost (JSON/UBJSON) model"
+    msg = (
+        f"model file {path} is neither a LightGBM (text/JSON), an XGBoost (JSON/UBJSON) "
+        "nor a CatBoost (.cbm/JSON) model"
+    )
     raise CompileError(msg)
 
 

@@ -134,6 +134,8 @@ def raw_scores(ir: dict[str, Any], x: Any) -> np.ndarray:
         return out
     if model["type"] == "trees":
         return _trees(model, x)
+    if model["type"] == "oblivious":
+        return _oblivious(model, x)
     msg = f"unknown model type {model['type']!r}"
     raise ValueError(msg)
 
@@ -164,6 +166,26 @@ def _trees(model: dict[str, Any], x: np.ndarray) -> np.ndarray:
     if model.get("aggregate", "sum") == "mean":
         sums = sums / np.maximum(counts, 1)
     return sums + np.asarray(model["base_score"], dtype=np.float64)
+
+
+def _oblivious(model: dict[str, Any], x: np.ndarray) -> np.ndarray:
+    """Oblivious trees: going right at level ``d`` sets bit ``d`` of the leaf index."""
+    n_out = model["n_outputs"]
+    if model.get("feature_cast", "float64") == "float32":
+        x = x.astype(np.float32).astype(np.float64)
+    lt = model.get("comparison", "le") == "lt"
+    sums = np.zeros((x.shape[0], n_out))
+    for tree in model["trees"]:
+        leaf = np.zeros(x.shape[0], dtype=np.int64)
+        for d, (f, t, default_left) in enumerate(
+            zip(tree["split_feature"], tree["threshold"], tree["default_left"], strict=True)
+        ):
+            v = x[:, f]
+            with np.errstate(invalid="ignore"):
+                right = np.where(np.isnan(v), not default_left, v >= t if lt else v > t)
+            leaf |= right.astype(np.int64) << d
+        sums += np.asarray(tree["leaf_value"], dtype=np.float64).reshape(-1, n_out)[leaf]
+    return np.asarray(model["base_score"], dtype=np.float64) + model.get("scale", 1.0) * sums
 
 
 def _leaves(tree: dict[str, Any], x: np.ndarray, lt: bool, match: str = "trunc") -> np.ndarray:
@@ -232,6 +254,12 @@ def _link(ir: dict[str, Any], raw: np.ndarray) -> np.ndarray:
             return e / e.sum(axis=1, keepdims=True)
         if link == "exp":
             return libm_exp(raw)
+        if link == "isolation":
+            d = ir["isolation"]["denominator"]
+            q = raw / d if d != 0 else np.ones_like(raw)
+            return -np.fromiter(map(lambda v: 2.0**v, (-q).ravel().tolist()), dtype=np.float64, count=q.size).reshape(
+                q.shape
+            )
     msg = f"unknown link {link!r}"
     raise ValueError(msg)
 
@@ -256,6 +284,9 @@ def predict(ir: dict[str, Any], x: Any) -> dict[str, np.ndarray]:
     task = ir["task"]
     if task == "regression":
         return {"prediction": s[:, 0]}
+    if task == "outlier":
+        decision = s[:, 0] - ir["isolation"]["offset"]
+        return {"score_samples": s[:, 0], "decision_function": decision, "predict": np.where(decision < 0, -1, 1)}
     classes = np.asarray(ir["classes"])
     if task == "binary":
         prob = s[:, 0] if s.shape[1] == 1 else s[:, 1]
