@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 DEPS := maturin pyarrow numpy polars scikit-learn lightgbm xgboost-cpu pytest ruff testcontainers
 # pandas: FastFrugalTreeClassifier's tests fit and predict from pandas frames as well.
 DEPS += pandas
+# ONNX import (streamml compile model.onnx) and its tests: the graph reader, onnxruntime, the converters.
+DEPS += onnx onnxruntime skl2onnx onnxmltools
 # Hosts: Bytewax (streamml.bytewax), the Kafka scorer (streamml score) and its metrics.
 DEPS += bytewax confluent-kafka prometheus-client
 # Monitoring: the ADBC store drivers (SQLite, PostgreSQL) and DuckDB (ships its own ADBC driver).

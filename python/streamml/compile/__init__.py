@@ -40,7 +40,7 @@ FOOTER_LEN = 32 + 8 + 8
 SUPPORTED_FRAMEWORKS = (
     "LightGBM (Booster, LGBMModel, text or JSON model files), "
     "XGBoost (Booster, XGBModel, .json or .ubj files), scikit-learn estimators, "
-    "streamml.models.FastFrugalTreeClassifier"
+    "streamml.models.FastFrugalTreeClassifier, ONNX-ML graphs (.onnx files, onnx.ModelProto)"
 )
 
 
@@ -99,7 +99,11 @@ def to_ir(model: Any, *, features: list[str] | None = None) -> dict[str, Any]:
         return from_fft.to_ir(model, features=features)
     # By the class or any base class, so users' subclasses of the frameworks' classes work.
     modules = {cls.__module__.split(".")[0] for cls in type(model).__mro__}
-    module = next((m for m in ("lightgbm", "xgboost", "sklearn") if m in modules), None)
+    module = next((m for m in ("lightgbm", "xgboost", "sklearn", "onnx") if m in modules), None)
+    if module == "onnx":
+        from streamml.compile import from_onnx
+
+        return from_onnx.to_ir(model, features=features)
     if module == "lightgbm":
         from streamml.compile import from_lightgbm
 
@@ -122,6 +126,10 @@ def _file_to_ir(path: Path, features: list[str] | None) -> dict[str, Any]:
         raise CompileError(msg)
     with path.open("rb") as f:
         head = f.read(1 << 20)  # enough to see XGBoost's "learner" key or LightGBM's header
+    if path.suffix == ".onnx":
+        from streamml.compile import from_onnx
+
+        return from_onnx.to_ir(path, features=features)
     if path.suffix == ".ubj" or (head[:1] == b"{" and b'"learner"' in head):
         from streamml.compile import from_xgboost
 
@@ -130,7 +138,10 @@ def _file_to_ir(path: Path, features: list[str] | None) -> dict[str, Any]:
         from streamml.compile import from_lightgbm
 
         return from_lightgbm.to_ir(path, features=features)
-    msg = f"model file {path} is neither a LightGBM (text/JSON) nor an XGBoost (JSON/UBJSON) model"
+    msg = (
+        f"model file {path} is neither a LightGBM (text/JSON) nor an XGBoost (JSON/UBJSON) model, "
+        "nor an ONNX model (.onnx)"
+    )
     raise CompileError(msg)
 
 
