@@ -14,6 +14,7 @@ mod ir;
 mod linear;
 mod model;
 mod payload;
+mod prep;
 mod refill;
 
 pub use ir::Ir;

@@ -8,10 +8,11 @@ use streamml_sdk::arrow_schema::{DataType, Field};
 use streamml_sdk::{Input, Model, ModelInfo, PredictError, Task};
 
 use crate::forest::Forest;
-use crate::ir::{ModelIr, Preprocess};
+use crate::ir::ModelIr;
 use crate::linear::Linear;
 use crate::payload::own_path;
-use streamml_ir::{build_info, read_payload, BinaryLabel, Classes, Link};
+use crate::prep::{self, Columns, Registers};
+use streamml_ir::{build_info, read_payload, BinaryLabel, Classes, Link, Plan};
 
 /// Rows scored together: the row-major scratch (BLOCK x features) and the
 /// raw scores stay in L1/L2 while every tree is walked once per block.
@@ -24,8 +25,11 @@ enum Kind {
 
 pub struct Evaluator {
     info: ModelInfo,
+    /// Features the model reads (after preprocessing).
     n_features: usize,
-    scaler: Option<(Vec<f64>, Vec<f64>)>,
+    /// The preprocessing; None when the model reads its float64 inputs as they are.
+    plan: Option<Plan>,
+    names: Vec<String>,
     kind: Kind,
     link: Link,
     task: Task,
@@ -45,7 +49,7 @@ impl Evaluator {
     /// Build from an IR document, after validating it (`streamml-ir`).
     pub fn from_ir_text(text: &str) -> Result<Self, String> {
         let (ir, checked) = streamml_ir::load(text)?;
-        let n_features = ir.features.len();
+        let n_features = checked.plan.outputs.len();
         let kind = match &ir.model {
             ModelIr::Trees(t) => Kind::Trees(Box::new(Forest::build(
                 t,
@@ -54,15 +58,19 @@ impl Evaluator {
             )?)),
             ModelIr::Linear(l) => Kind::Linear(Linear::build(l, n_features)?),
         };
-        let scaler = ir
-            .preprocess
-            .as_ref()
-            .map(|Preprocess::StandardScaler { mean, scale }| (mean.clone(), scale.clone()));
         let info = build_info(&ir, &checked);
+        let identity = checked.plan.ops.is_empty()
+            && checked
+                .plan
+                .outputs
+                .iter()
+                .copied()
+                .eq(0..ir.features.len());
         Ok(Self {
             info,
             n_features,
-            scaler,
+            plan: (!identity).then(|| checked.plan.clone()),
+            names: ir.features.clone(),
             kind,
             link: checked.link,
             task: checked.task,
@@ -109,8 +117,8 @@ impl Evaluator {
         }
     }
 
-    /// Fill `xs` (row-major) with rows `start..start + len`: nulls as NaN,
-    /// then preprocessing, then the trees' float32 rounding.
+    /// Fill `xs` (row-major) with rows `start..start + len` of float64
+    /// inputs read as they are: nulls as NaN, then the trees' float32 rounding.
     fn gather(
         &self,
         input: &Input<'_>,
@@ -132,11 +140,6 @@ impl Evaluator {
                     if input.is_null(j, start + r) {
                         xs[r * nf + j] = f64::NAN;
                     }
-                }
-            }
-            if let Some((mean, scale)) = &self.scaler {
-                for r in 0..len {
-                    xs[r * nf + j] = (xs[r * nf + j] - mean[j]) / scale[j];
                 }
             }
             if cast_f32 {
@@ -181,15 +184,40 @@ impl Model for Evaluator {
         let rows = input.num_rows();
         let nf = self.n_features;
         let no = self.n_outputs();
-        let columns = input.float64_columns()?;
-        let nulls: Vec<bool> = (0..nf).map(|j| input.may_have_nulls(j)).collect();
+        let cast_f32 = matches!(&self.kind, Kind::Trees(f) if f.cast_f32);
+        let (columns, nulls, prepared) = match &self.plan {
+            None => {
+                let columns = input.float64_columns()?;
+                let nulls: Vec<bool> = (0..nf).map(|j| input.may_have_nulls(j)).collect();
+                (columns, nulls, None)
+            }
+            Some(plan) => {
+                let cols = Columns::read(input, &plan.input_types)?;
+                let regs = Registers::new(plan, BLOCK.min(rows.max(1)));
+                (Vec::new(), Vec::new(), Some((plan, cols, regs)))
+            }
+        };
+        let mut prepared = prepared;
         let mut scores = vec![0.0; rows * no];
         let mut positive = Vec::with_capacity(if self.task == Task::Binary { rows } else { 0 });
         let mut xs = vec![0.0; BLOCK.min(rows.max(1)) * nf];
         let mut start = 0;
         while start < rows {
             let len = BLOCK.min(rows - start);
-            self.gather(input, &columns, &nulls, start, len, &mut xs);
+            match &mut prepared {
+                None => self.gather(input, &columns, &nulls, start, len, &mut xs),
+                Some((plan, cols, regs)) => prep::run(
+                    plan,
+                    &self.names,
+                    input,
+                    cols,
+                    regs,
+                    start,
+                    len,
+                    cast_f32,
+                    &mut xs,
+                )?,
+            }
             let raw = &mut scores[start * no..(start + len) * no];
             match &self.kind {
                 Kind::Trees(f) => f.raw_scores(&xs, len, raw),

@@ -46,7 +46,8 @@ pub fn build_info(ir: &Ir, checked: &Checked) -> ModelInfo {
         metadata.insert("classes".into(), Value::from(c.clone()));
     }
     if ir.preprocess.is_some() {
-        metadata.insert("preprocess".into(), Value::from("standard_scaler"));
+        // One line per step: `path: type (columns in -> out)`.
+        metadata.insert("preprocess".into(), Value::from(checked.plan.steps.clone()));
     }
     ModelInfo {
         abi_version: ABI_VERSION,
@@ -57,7 +58,8 @@ pub fn build_info(ir: &Ir, checked: &Checked) -> ModelInfo {
         inputs: ir
             .features
             .iter()
-            .map(|f| FieldSpec::new(f, "float64", true))
+            .zip(&checked.plan.input_types)
+            .map(|(f, t)| FieldSpec::new(f, t.name(), true))
             .collect(),
         outputs,
         drift_reference: ir.drift_reference.clone(),

@@ -7,11 +7,15 @@
 pub mod footer;
 pub mod info;
 pub mod ir;
+pub mod plan;
 pub mod validate;
 
 pub use footer::{footer_for, has_footer, read_payload, FOOTER_LEN, FOOTER_MAGIC, FOOTER_MAGIC_V1};
 pub use info::build_info;
-pub use ir::{Ir, LinearIr, ModelIr, Preprocess, TreeIr, TreesIr};
+pub use ir::{
+    Ir, LinearIr, ModelIr, OneHotColumn, Op, OrdinalColumn, Part, Preprocess, Step, TreeIr, TreesIr,
+};
+pub use plan::{InputType, Plan};
 pub use validate::{validate, BinaryLabel, Checked, Classes, Link};
 
 /// Parse and validate an IR document.

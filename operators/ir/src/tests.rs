@@ -176,3 +176,143 @@ fn validation_is_linear_in_nodes() {
     assert_eq!(checked.tree_depths, vec![17]);
     assert!(start.elapsed().as_millis() < 500, "{:?}", start.elapsed());
 }
+
+/// A linear regression over `width` features, behind `steps`, on inputs
+/// `a` (float64) and `s` (utf8).
+fn with_steps(steps: Value, width: usize) -> Value {
+    json!({
+        "format": "streamml-ir", "version": 1, "name": "t", "model_version": "1",
+        "framework": "test", "task": "regression", "features": ["a", "s"],
+        "input_types": ["float64", "utf8"], "preprocess": steps,
+        "model": {"type": "linear", "n_outputs": 1, "coef": [vec![1.0; width]], "intercept": [0.0]}
+    })
+}
+
+fn column_transformer() -> Value {
+    json!([{"name": "ct", "type": "columns", "parts": [
+        {"name": "num", "columns": [0], "steps": [
+            {"name": "imputer", "type": "impute", "fill": [1.5], "indicator": [0]},
+            {"name": "scaler", "type": "affine", "sub": [1.0, 0.0], "div": [2.0, 1.0]}]},
+        {"name": "cat", "columns": [1], "steps": [
+            {"name": "imputer", "type": "impute", "fill": ["missing"]},
+            {"name": "onehot", "type": "one_hot", "columns": [
+                {"categories": ["x", "y", "missing"], "hot": [0, 1, -1], "width": 2,
+                 "unknown": -1, "missing": "error"}]}]},
+        {"name": "ord", "columns": [1], "steps": [
+            {"type": "ordinal", "columns": [
+                {"categories": ["x", ""], "codes": [0, 1], "unknown": null, "missing": -1}]}]}]},
+        {"type": "normalize", "norm": "l2"}])
+}
+
+#[test]
+fn a_column_transformer_plan_is_flattened_with_types_and_widths() {
+    let (ir, checked) = load(&with_steps(column_transformer(), 5).to_string()).unwrap();
+    let plan = &checked.plan;
+    assert_eq!(plan.outputs.len(), 5);
+    assert_eq!(
+        plan.steps,
+        vec![
+            "ct/num/imputer: impute (1 -> 2 columns)",
+            "ct/num/scaler: affine (2 -> 2 columns)",
+            "ct/cat/imputer: impute (1 -> 1 columns)",
+            "ct/cat/onehot: one_hot (1 -> 2 columns)",
+            "ct/ord/0: ordinal (1 -> 1 columns)",
+            "ct: columns (2 -> 5 columns)",
+            "1: normalize (5 -> 5 columns)",
+        ]
+    );
+    let info = crate::build_info(&ir, &checked);
+    assert_eq!(info.inputs[1].ty, "utf8");
+    assert_eq!(
+        info.metadata["preprocess"][0],
+        "ct/num/imputer: impute (1 -> 2 columns)"
+    );
+}
+
+#[test]
+fn preprocessing_refusals_name_the_step() {
+    let e = |steps: Value, width: usize| error(with_steps(steps, width));
+    assert_eq!(
+        e(
+            json!([{"name": "sc", "type": "affine", "div": [1.0, 2.0]}]),
+            2
+        ),
+        "preprocess step 'sc' (affine): column 1 is utf8; this step takes numeric columns only"
+    );
+    assert_eq!(
+        e(
+            json!([{"type": "select", "columns": [0]}, {"name": "sc", "type": "affine", "div": [0.0]}]),
+            1
+        ),
+        "preprocess step 'sc' (affine): div[0] is 0; expected a finite, non-zero number"
+    );
+    assert_eq!(
+        e(json!([{"type": "select", "columns": [0, 2]}]), 2),
+        "preprocess step '0' (select): column 2 is out of range for 2 columns"
+    );
+    assert_eq!(
+        e(json!([{"type": "select", "columns": [1]}]), 1),
+        "the model's feature 0 is the utf8 input 1; strings must be encoded (one_hot or ordinal) before the model"
+    );
+    assert_eq!(
+        e(
+            json!([{"type": "select", "columns": [1]}, {"name": "oh", "type": "one_hot", "columns": [
+            {"categories": [1.0], "hot": [0], "width": 1, "unknown": -1, "missing": -1}]}]),
+            1
+        ),
+        "preprocess step 'oh' (one_hot): column 0 is utf8 but category 0 is 1.0; expected a string"
+    );
+    assert_eq!(
+        e(
+            json!([{"type": "select", "columns": [0]}, {"name": "oh", "type": "one_hot", "columns": [
+            {"categories": [1.0, 1.0], "hot": [0, 1], "width": 2, "unknown": -1, "missing": -1}]}]),
+            2
+        ),
+        "preprocess step 'oh' (one_hot): column 0 lists category 1.0 twice"
+    );
+    assert_eq!(
+        e(
+            json!([{"type": "select", "columns": [0]}, {"name": "oh", "type": "one_hot", "columns": [
+            {"categories": [1.0], "hot": [3], "width": 2, "unknown": -1, "missing": -1}]}]),
+            2
+        ),
+        "preprocess step 'oh' (one_hot): column 0 has the hot position 3; expected -1 to 1"
+    );
+    assert_eq!(
+        e(json!([{"type": "select", "columns": [0]}, {"name": "oh", "type": "one_hot", "columns": [
+            {"categories": [1.0], "hot": [0], "width": 2, "unknown": "ignore", "missing": -1}]}]), 2),
+        "preprocess step 'oh' (one_hot): column 0: unknown is \"ignore\"; expected a position -1 to 1, or \"error\""
+    );
+    assert_eq!(
+        e(
+            json!([{"name": "imp", "type": "impute", "fill": [0.0, 1.0]}]),
+            2
+        ),
+        "preprocess step 'imp' (impute): fill[1] is 1.0 for a utf8 column; expected a string"
+    );
+    assert_eq!(
+        e(
+            json!([{"type": "select", "columns": [0]}, {"type": "normalize", "norm": "l3"}]),
+            1
+        ),
+        "preprocess step '1' (normalize): norm 'l3'; expected l1, l2 or max"
+    );
+    let mut t = with_steps(json!([{"type": "select", "columns": [0]}]), 1);
+    t["input_types"] = json!(["float64", "int64"]);
+    assert_eq!(
+        error(t),
+        "input 's' has the type 'int64'; expected float64 or utf8"
+    );
+    let mut wide = with_steps(json!([{"type": "select", "columns": [0]}]), 1);
+    wide["model"]["coef"] = json!([[1.0, 1.0]]);
+    assert_eq!(
+        error(wide),
+        "linear: a coefficient row has 2 values for 1 features"
+    );
+    let huge = json!([{"type": "select", "columns": [0]}, {"type": "one_hot", "columns": [
+        {"categories": [], "hot": [], "width": 1usize << 20, "unknown": -1, "missing": -1}]}]);
+    assert_eq!(
+        e(huge, 1),
+        "preprocess step '1' (one_hot): column 0 has width 1048576; at most 65536"
+    );
+}

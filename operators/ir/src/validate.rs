@@ -10,7 +10,8 @@ use std::collections::HashSet;
 use serde_json::Value;
 use streamml_abi::Task;
 
-use crate::ir::{Ir, LinearIr, ModelIr, Preprocess, TreeIr, TreesIr};
+use crate::ir::{Ir, LinearIr, ModelIr, Op, Preprocess, Step, TreeIr, TreesIr};
+use crate::plan::{plan, InputType, Plan};
 
 /// Deepest tree accepted (edges from the root to its deepest leaf).
 pub const MAX_DEPTH: usize = 4096;
@@ -72,6 +73,9 @@ pub struct Checked {
     pub n_outputs: usize,
     /// Trees only: each tree's depth (edges from its root to its deepest leaf).
     pub tree_depths: Vec<usize>,
+    /// The preprocessing, checked and flattened; its outputs are the
+    /// features the model reads.
+    pub plan: Plan,
 }
 
 impl Checked {
@@ -80,7 +84,8 @@ impl Checked {
     }
 }
 
-/// Validate a parsed IR; the error says which part is wrong and how.
+/// Validate a parsed IR; the error says which part is wrong and how. The
+/// preprocessing is checked (and flattened) by [`crate::plan`].
 pub fn validate(ir: &Ir) -> Result<Checked, String> {
     let nf = ir.features.len();
     if nf == 0 {
@@ -94,22 +99,20 @@ pub fn validate(ir: &Ir) -> Result<Checked, String> {
             ));
         }
     }
-    if let Some(Preprocess::StandardScaler { mean, scale }) = &ir.preprocess {
-        if mean.len() != nf || scale.len() != nf {
-            return Err(format!(
-                "standard_scaler has {} means and {} scales for {nf} features; expected one of each per feature",
-                mean.len(),
-                scale.len()
-            ));
+    let types = input_types(ir)?;
+    let legacy;
+    let steps: Option<&[Step]> = match &ir.preprocess {
+        None => None,
+        Some(Preprocess::Steps(steps)) => Some(steps),
+        Some(Preprocess::StandardScaler { mean, scale }) => {
+            legacy = [legacy_scaler(ir, mean, scale)?];
+            Some(&legacy)
         }
-        if let Some(j) =
-            (0..nf).find(|&j| !mean[j].is_finite() || !scale[j].is_finite() || scale[j] == 0.0)
-        {
-            return Err(format!(
-                "standard_scaler for feature '{}': mean {} and scale {}; expected finite values and a non-zero scale",
-                ir.features[j], mean[j], scale[j]
-            ));
-        }
+    };
+    let plan = plan(&types, steps)?;
+    let width = plan.outputs.len();
+    if width == 0 {
+        return Err("the preprocessing leaves the model no features".into());
     }
     let link = match ir.link.as_str() {
         "identity" => Link::Identity,
@@ -148,11 +151,11 @@ pub fn validate(ir: &Ir) -> Result<Checked, String> {
         ModelIr::Trees(t) => {
             let n = t.n_outputs;
             check_outputs(n)?;
-            (n, check_trees(t, nf)?)
+            (n, check_trees(t, width)?)
         }
         ModelIr::Linear(l) => {
             check_outputs(l.n_outputs)?;
-            check_linear(l, nf)?;
+            check_linear(l, width)?;
             (l.n_outputs, Vec::new())
         }
     };
@@ -191,6 +194,58 @@ pub fn validate(ir: &Ir) -> Result<Checked, String> {
         classes,
         n_outputs,
         tree_depths,
+        plan,
+    })
+}
+
+/// Each input's type: `input_types`, or float64 for all.
+fn input_types(ir: &Ir) -> Result<Vec<InputType>, String> {
+    let nf = ir.features.len();
+    let Some(types) = &ir.input_types else {
+        return Ok(vec![InputType::Float64; nf]);
+    };
+    if types.len() != nf {
+        return Err(format!(
+            "input_types has {} entries for {nf} features; expected one per feature",
+            types.len()
+        ));
+    }
+    types
+        .iter()
+        .zip(&ir.features)
+        .map(|(t, f)| {
+            InputType::parse(t)
+                .ok_or_else(|| format!("input '{f}' has the type '{t}'; expected float64 or utf8"))
+        })
+        .collect()
+}
+
+/// The legacy `{"type": "standard_scaler"}` preprocess as an affine step.
+fn legacy_scaler(ir: &Ir, mean: &[f64], scale: &[f64]) -> Result<Step, String> {
+    let nf = ir.features.len();
+    if mean.len() != nf || scale.len() != nf {
+        return Err(format!(
+            "standard_scaler has {} means and {} scales for {nf} features; expected one of each per feature",
+            mean.len(),
+            scale.len()
+        ));
+    }
+    if let Some(j) =
+        (0..nf).find(|&j| !mean[j].is_finite() || !scale[j].is_finite() || scale[j] == 0.0)
+    {
+        return Err(format!(
+            "standard_scaler for feature '{}': mean {} and scale {}; expected finite values and a non-zero scale",
+            ir.features[j], mean[j], scale[j]
+        ));
+    }
+    Ok(Step {
+        name: Some("standard_scaler".into()),
+        op: Op::Affine {
+            sub: Some(mean.to_vec()),
+            mul: None,
+            div: Some(scale.to_vec()),
+            add: None,
+        },
     })
 }
 

@@ -114,6 +114,65 @@ impl<'a> Input<'a> {
         (0..self.num_columns()).map(|i| self.float64(i)).collect()
     }
 
+    /// Column `i` (declared `utf8`) as offsets and bytes, read in place.
+    /// The offsets are checked to be non-decreasing and to start at or
+    /// after 0 before any string is read; strings that are not UTF-8 are
+    /// compared as bytes.
+    pub fn utf8(&self, i: usize) -> Result<Utf8Column<'a>, PredictError> {
+        let child = self.child(i)?;
+        let field = &self.schema.fields()[i];
+        if field.data_type() != &DataType::Utf8 {
+            return Err(PredictError::Internal(format!(
+                "column '{}' is declared {}, not Utf8",
+                field.name(),
+                field.data_type()
+            )));
+        }
+        let rows = self.num_rows();
+        if rows == 0 {
+            return Ok(Utf8Column {
+                offsets: &[0],
+                data: &[],
+            });
+        }
+        let start = (self.array.offset + child.offset) as usize;
+        if child.n_buffers < 3 || child.length < self.array.offset + rows as i64 {
+            return Err(PredictError::InvalidInput(format!(
+                "column '{}' is shorter than the batch",
+                field.name()
+            )));
+        }
+        // SAFETY: buffer 1 of a utf8 array holds `length + offset + 1` i32
+        // offsets, buffer 2 the bytes up to the last offset.
+        let offsets = unsafe { *child.buffers.add(1) } as *const i32;
+        let data = unsafe { *child.buffers.add(2) } as *const u8;
+        if offsets.is_null() || !(offsets as usize).is_multiple_of(4) {
+            return Err(PredictError::InvalidInput(format!(
+                "column '{}' has no aligned offsets buffer",
+                field.name()
+            )));
+        }
+        let offsets = unsafe { std::slice::from_raw_parts(offsets.add(start), rows + 1) };
+        if offsets[0] < 0 || offsets.windows(2).any(|w| w[1] < w[0]) {
+            return Err(PredictError::InvalidInput(format!(
+                "column '{}' has decreasing or negative offsets",
+                field.name()
+            )));
+        }
+        let end = offsets[rows] as usize;
+        let data: &'a [u8] = if end == 0 {
+            &[]
+        } else if data.is_null() {
+            return Err(PredictError::InvalidInput(format!(
+                "column '{}' has no data buffer",
+                field.name()
+            )));
+        } else {
+            unsafe { std::slice::from_raw_parts(data, end) }
+        };
+        Ok(Utf8Column { offsets, data })
+    }
+
     /// Whether column `i` may hold nulls (its null count is not 0 and it has
     /// a validity bitmap). When false, [`Input::is_null`] is always false.
     pub fn may_have_nulls(&self, i: usize) -> bool {
@@ -161,6 +220,22 @@ impl<'a> Input<'a> {
         RecordBatch::try_new_with_options(self.schema.clone(), columns, &options).map_err(|e| {
             PredictError::InvalidInput(format!("the input does not match the info: {e}"))
         })
+    }
+}
+
+/// A utf8 column's strings, row by row (null slots hold unspecified bytes:
+/// check [`Input::is_null`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Utf8Column<'a> {
+    offsets: &'a [i32],
+    data: &'a [u8],
+}
+
+impl<'a> Utf8Column<'a> {
+    /// Row `row`'s bytes.
+    #[inline]
+    pub fn bytes(&self, row: usize) -> &'a [u8] {
+        &self.data[self.offsets[row] as usize..self.offsets[row + 1] as usize]
     }
 }
 
@@ -246,5 +321,28 @@ mod tests {
             PredictError::Internal("column 'x' is declared Float64, not Int64".into())
         );
         assert!(matches!(input.float64(1), Err(PredictError::Internal(_))));
+    }
+
+    #[test]
+    fn utf8_columns_are_read_in_place_with_offsets() {
+        use arrow_array::StringArray;
+        let child = StringArray::from(vec![Some("ab"), None, Some(""), Some("z\u{e9}")])
+            .slice(1, 3)
+            .to_data();
+        let fields = Fields::from(vec![Field::new("s", DataType::Utf8, true)]);
+        let data = ArrayData::builder(DataType::Struct(fields.clone()))
+            .len(2)
+            .offset(1)
+            .child_data(vec![child])
+            .build()
+            .unwrap();
+        let array = FFI_ArrowArray::new(&data);
+        let schema: SchemaRef = Arc::new(Schema::new(fields));
+        let input = view(&array, &schema);
+        let s = input.utf8(0).unwrap();
+        assert_eq!(s.bytes(0), b"");
+        assert_eq!(s.bytes(1), "z\u{e9}".as_bytes());
+        assert!(!input.is_null(0, 0));
+        assert!(input.float64(0).is_err());
     }
 }

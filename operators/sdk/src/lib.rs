@@ -42,7 +42,7 @@
 mod columns;
 mod export;
 
-pub use columns::Input;
+pub use columns::{Input, Utf8Column};
 pub use export::PredictError;
 pub use streamml_abi::{FieldSpec, ModelInfo, Task, ABI_VERSION};
 
