@@ -10,13 +10,16 @@ from the ONNX graph. The three are scored on the 100,000 rows of
    the same graph (relative difference of P(y=1), or one float32 step at 1.0 on
    small probabilities, where ONNX Runtime's float32 ``1 - sigmoid`` rounds) and
    the LightGBM-compiled binary against LightGBM (below 1e-9 absolute). The
-   rows where the two streamml binaries differ are counted: ONNX's thresholds
-   are float32, so rows between a threshold and its rounding may take the
-   other branch.
+   rows where the two streamml binaries differ by more than 1e-4 are counted:
+   ONNX's thresholds are float32, so rows between a threshold and its rounding
+   may take the other branch.
 2. **Throughput**, thousands of rows/s, best of N interleaved runs:
    ``Model.predict`` on a RecordBatch for each binary, ONNX Runtime's
    ``run`` on float32 rows (one intra- and inter-op thread). Target: the two
-   streamml binaries within 5 % of each other.
+   streamml binaries within 5 % of each other. For diagnosis, the ONNX IR is
+   also compiled with float64 tree sums (onnxruntime sums in float32, so this
+   one is not its arithmetic): the gap between the two ONNX rows is the
+   evaluator's float32-sum path.
 
 Usage::
 
@@ -41,6 +44,8 @@ from onnxmltools.convert.common.data_types import FloatTensorType
 
 from harness import base_machine_info, limit_threads
 from r1_models import BENCH_DIR, R1_ROWS, R1_TREES, compile_streamml, record_batch, train_lightgbm, version_of
+from streamml import Model
+from streamml.compile import to_ir, write_binary
 from streamml_dev.workloads import FEATURE_NAMES, SCORE_SEED, r1_data
 
 FLOAT32_STEP = 2.0**-23
@@ -79,11 +84,18 @@ def main() -> None:
     if not (lgb_diff < 1e-9 and ort_ok.all()):
         msg = f"wrong answers, not timing: vs LightGBM {lgb_diff:.3g}; rows off ONNX Runtime {(~ort_ok).sum()}"
         raise SystemExit(msg)
-    moved = int(np.sum(~np.isclose(p_onnx, p_lgb, rtol=1e-6, atol=0)))
+    moved = int(np.sum(np.abs(p_onnx - p_lgb) > 1e-4))  # a float32 threshold sent the row elsewhere
+
+    # Diagnostic: the same ONNX IR summed in float64 (not onnxruntime's arithmetic), to show what
+    # the float32 sums cost in the evaluator.
+    ir = to_ir(onnx_path, features=list(FEATURE_NAMES))
+    ir["model"]["accumulate"] = "float64"
+    from_onnx64 = Model.load(write_binary(ir, BENCH_DIR / "streamml_r1_onnx_f64sums.so"))
 
     cases = {
         "streamml from LightGBM, predict(RecordBatch)": lambda: from_lgb.predict(batch),
         "streamml from ONNX, predict(RecordBatch)": lambda: from_onnx.predict(batch),
+        "(diagnostic) ONNX IR with float64 sums": lambda: from_onnx64.predict(batch),
         "ONNX Runtime (float32), run": lambda: session.run(["probabilities"], {"input": x32}),
     }
     best = dict.fromkeys(cases, float("inf"))
@@ -109,7 +121,7 @@ def main() -> None:
     print(f"compile: from LightGBM {lgb_s:.2f} s, from ONNX {onnx_s:.2f} s")
     print(
         f"checks: LightGBM binary vs LightGBM max |diff| {lgb_diff:.2g}; ONNX binary vs ONNX Runtime: all rows within "
-        f"1e-6 relative or {FLOAT32_STEP:.2g}; rows where the two binaries differ (float32 thresholds): {moved}"
+        f"1e-6 relative or {FLOAT32_STEP:.2g}; rows where the binaries differ by > 1e-4 (float32 thresholds): {moved}"
     )
     ref = best["streamml from LightGBM, predict(RecordBatch)"]
     for name, seconds in best.items():

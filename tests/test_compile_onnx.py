@@ -12,6 +12,7 @@ cells where the model handles missing values.
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from rows_support import with_nans
@@ -26,15 +27,17 @@ from onnx import TensorProto, helper  # noqa: E402
 from onnxmltools import convert_lightgbm, convert_xgboost  # noqa: E402
 from onnxmltools.convert.common.data_types import FloatTensorType  # noqa: E402
 from skl2onnx import to_onnx  # noqa: E402
+from sklearn.compose import ColumnTransformer  # noqa: E402
 from sklearn.ensemble import (  # noqa: E402
     GradientBoostingClassifier,
     GradientBoostingRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
 )
+from sklearn.impute import SimpleImputer  # noqa: E402
 from sklearn.linear_model import LinearRegression, LogisticRegression  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.pipeline import Pipeline, make_pipeline  # noqa: E402
+from sklearn.preprocessing import Normalizer, OneHotEncoder, StandardScaler  # noqa: E402
 
 from streamml.compile import compile as compile_model  # noqa: E402
 from streamml.compile import from_onnx, to_ir  # noqa: E402
@@ -60,8 +63,41 @@ def run_ort(model, x: np.ndarray, dtype=np.float32) -> dict[str, np.ndarray]:
     return got
 
 
-def assert_parity(ir_predict, model, x: np.ndarray, *, dtype=np.float32, linear: bool = False) -> dict:
-    """The IR of ``model`` against onnxruntime on ``x``; returns the IR's outputs."""
+@pytest.fixture(scope="module")
+def binary_outputs(tmp_path_factory):
+    """``binary_outputs(ir, X)``: a compiled IR's outputs on float64 ``X``, NaN cells null in every other row.
+
+    For IRs with preprocessing steps, which the numpy reference evaluator behind ``ir_predict``
+    does not run: onnxruntime is the reference here.
+    """
+    from streamml import Model
+    from streamml.compile import write_binary
+
+    out = tmp_path_factory.mktemp("onnx")
+    counter = iter(range(1_000_000))
+
+    def run(ir: dict, x: np.ndarray) -> dict[str, np.ndarray]:
+        model = Model.load(write_binary(ir, out / f"m{next(counter)}.so"))
+        columns = [pa.array(x[:, j], mask=np.isnan(x[:, j]) & (np.arange(len(x)) % 2 == 0)) for j in range(x.shape[1])]
+        got = model.predict(pa.record_batch(columns, names=list(ir["features"])))
+        return {
+            name: np.stack(got.column(name).to_pylist())
+            if name == "probabilities"
+            else got.column(name).to_numpy(zero_copy_only=False)
+            for name in got.schema.names
+        }
+
+    return run
+
+
+def assert_parity(
+    ir_predict, model, x: np.ndarray, *, dtype=np.float32, linear: bool = False, model_x: np.ndarray | None = None
+) -> dict:
+    """The IR of ``model`` against onnxruntime on ``x``; returns the IR's outputs.
+
+    ``ir_predict`` may be ``binary_outputs`` (for IRs with preprocessing steps); ``model_x``: the
+    rows a linear model sees after the steps (for its tolerance), default ``x``.
+    """
     ir = from_onnx.to_ir(model, features=[f"x{i}" for i in range(x.shape[1])])
     got = ir_predict(ir, x)
     want = run_ort(model, x, dtype)
@@ -78,7 +114,8 @@ def assert_parity(ir_predict, model, x: np.ndarray, *, dtype=np.float32, linear:
     if linear:
         # onnxruntime's float32 GEMM rounds each term: compare relative to the terms' magnitudes
         model_ir = ir["model"]
-        terms = np.abs(x.astype(np.float32).astype(np.float64)) @ np.abs(np.asarray(model_ir["coef"])).T
+        seen = x if model_x is None else model_x
+        terms = np.abs(seen.astype(np.float32).astype(np.float64)) @ np.abs(np.asarray(model_ir["coef"])).T
         size = np.max(terms + np.abs(model_ir["intercept"]), axis=1)
         error = np.abs(actual - expected).reshape(len(x), -1).max(axis=1)
         np.testing.assert_array_less(error, 1e-6 * size + atol + 1e-300)
@@ -216,7 +253,7 @@ def test_sklearn_gradient_boosting_and_regressors(ir_predict, dense) -> None:
     np.testing.assert_allclose(got["prediction"], expected, rtol=1e-6, atol=1e-6 * np.max(np.abs(expected)))
 
 
-def test_sklearn_linear_models_and_scaler_pipeline(ir_predict, dense) -> None:
+def test_sklearn_linear_models_and_scaler_pipeline(ir_predict, binary_outputs, dense) -> None:
     x, y, xs = dense
     y3 = np.digitize(x[:, 0] + x[:, 1], [-0.7, 0.7])
     x32 = x[:1].astype(np.float32)
@@ -230,13 +267,65 @@ def test_sklearn_linear_models_and_scaler_pipeline(ir_predict, dense) -> None:
     pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x * 3 + 1, y)
     scaled = to_onnx(pipe, x32, options={"zipmap": False})
     ir = from_onnx.to_ir(scaled)
-    assert ir["preprocess"]["type"] == "standard_scaler"
-    got = ir_predict(ir, xs * 3 + 1)
+    assert [step["type"] for step in ir["preprocess"]] == ["cast", "affine", "cast", "affine", "cast"]
+    got = binary_outputs(ir, xs * 3 + 1)
     want = run_ort(scaled, xs * 3 + 1)
     # onnxruntime scales and sums in float32; scikit-learn in float64 with float64 coefficients
     np.testing.assert_allclose(got["probability"], want["scores"][:, 1], rtol=1e-6, atol=4 * FLOAT32_STEP)
     np.testing.assert_allclose(
         got["probability"], pipe.predict_proba(xs * 3 + 1)[:, 1], rtol=1e-6, atol=4 * FLOAT32_STEP
+    )
+
+
+def _column_transformer() -> ColumnTransformer:
+    """Median imputing and scaling on 8 columns, mean imputing on 4 others, the rest dropped."""
+    numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+    return ColumnTransformer([("num", numeric, list(range(8))), ("raw", SimpleImputer(), [10, 11, 12, 13])])
+
+
+def test_sklearn_pipeline_imputer_scaler_columns(binary_outputs, r1) -> None:
+    """skl2onnx's ArrayFeatureExtractor / Imputer / Scaler / Concat become IR steps, NaN imputed."""
+    x, y, xs = r1
+    x, y = x[:5000], y[:5000]
+    x = with_nans(x * 2 + 0.5, 4)
+    xs = xs * 2 + 0.5
+    for estimator, linear in (
+        (LogisticRegression(max_iter=500), True),
+        (RandomForestClassifier(n_estimators=20, max_depth=8, random_state=0), False),
+    ):
+        pipe = Pipeline([("ct", _column_transformer()), ("model", estimator)]).fit(x, y)
+        model = to_onnx(pipe, x[:1].astype(np.float32), options={"zipmap": False})
+        ops = {n.op_type for n in model.graph.node}
+        assert {"ArrayFeatureExtractor", "Imputer", "Scaler", "Concat"} <= ops
+        ir = from_onnx.to_ir(model)
+        assert ir["preprocess"][0]["type"] == "columns"
+        got = assert_parity(binary_outputs, model, xs, linear=linear, model_x=pipe[:-1].transform(xs))
+        # scikit-learn in float64: the export's float32 steps move a few tree rows, not the linear model
+        expected = pipe.predict_proba(xs)[:, 1]
+        close = np.isclose(got["probability"], expected, rtol=1e-5, atol=1e-6)
+        assert close.mean() > (0.9999 if linear else 0.995), close.mean()
+
+
+def test_normalizer_on_features(binary_outputs, dense) -> None:
+    x, y, xs = dense
+    for norm in ("l1", "l2"):
+        pipe = make_pipeline(Normalizer(norm=norm), LogisticRegression(max_iter=500)).fit(x, y)
+        model = to_onnx(pipe, x[:1].astype(np.float32), options={"zipmap": False})
+        ir = from_onnx.to_ir(model)
+        assert [s["type"] for s in ir["preprocess"]] == ["cast", "normalize", "cast"]
+        assert_parity(binary_outputs, model, xs, linear=True, model_x=pipe[:-1].transform(xs))
+
+
+def test_refuses_one_hot_encoder_naming_its_node(dense) -> None:
+    x, y, _ = dense
+    x = np.column_stack([np.floor(np.abs(x[:, 0]) * 2), x[:, 1:4]])
+    ct = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), [0])], remainder="passthrough")
+    model = to_onnx(make_pipeline(ct, LogisticRegression()).fit(x, y), x[:1].astype(np.float32))
+    node = next(n for n in model.graph.node if n.op_type == "OneHotEncoder")
+    with pytest.raises(CompileError) as e:
+        from_onnx.to_ir(model)
+    assert str(e.value).startswith(
+        f"the ONNX model: node {node.name!r} (ai.onnx.ml.OneHotEncoder) is not supported; streamml compiles graphs of: "
     )
 
 
@@ -390,7 +479,7 @@ def test_refuses_an_unsupported_operator_naming_its_node(tmp_path) -> None:
     assert str(e.value) == (
         f"ONNX model {path}: node 'absolute' (Abs) is not supported; streamml compiles graphs of: "
         "TreeEnsembleClassifier, TreeEnsembleRegressor, TreeEnsemble, LinearClassifier, LinearRegressor, Identity, "
-        "Cast, Concat, Reshape, Flatten, Scaler, ZipMap, Mul, Normalizer"
+        "Cast, Concat, ArrayFeatureExtractor, Gather, Reshape, Flatten, Scaler, Imputer, Normalizer, ZipMap, Mul"
     )
     svm = helper.make_node("SVMRegressor", ["X"], ["Y"], name="svm", domain="ai.onnx.ml")
     with pytest.raises(

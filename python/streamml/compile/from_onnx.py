@@ -55,12 +55,26 @@ from streamml.errors import CompileError
 
 ML = "ai.onnx.ml"
 MODEL_OPS = ("TreeEnsembleClassifier", "TreeEnsembleRegressor", "TreeEnsemble", "LinearClassifier", "LinearRegressor")
-GLUE_OPS = ("Identity", "Cast", "Concat", "Reshape", "Flatten", "Scaler", "ZipMap", "Mul", "Normalizer")
+GLUE_OPS = (
+    "Identity",
+    "Cast",
+    "Concat",
+    "ArrayFeatureExtractor",
+    "Gather",
+    "Reshape",
+    "Flatten",
+    "Scaler",
+    "Imputer",
+    "Normalizer",
+    "ZipMap",
+    "Mul",
+)
 SUPPORTED_TEXT = ", ".join((*MODEL_OPS, *GLUE_OPS))
 
 #: ONNX tensor element types (onnx.TensorProto.DataType) this converter reads.
 FLOAT, DOUBLE, INT64 = 1, 11, 7
 _NUMERIC = {1: "float", 11: "double", 6: "int32", 7: "int64"}
+_CAST32 = {"type": "cast", "to": "float32"}
 
 
 @dataclass(frozen=True)
@@ -69,8 +83,27 @@ class _Features:
 
     columns: tuple[int, ...]
     dtype: int  # ONNX element type
-    float32: bool  # the values were rounded to float32 on the way
-    scaler: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # (offset, scale) per column
+    float32: bool  # onnxruntime sees float32 values here
+    steps: tuple[dict[str, Any], ...] = ()  # IR preprocessing steps on these columns, in order
+    rounded: bool = False  # the steps have rounded the values to float32 already
+    out_width: int | None = None  # columns after the steps, where they change the count
+
+    @property
+    def width(self) -> int:
+        """How many columns this tensor has."""
+        return len(self.columns) if self.out_width is None else self.out_width
+
+    def then(self, *steps: dict[str, Any], ort_reads_float: bool = True) -> _Features:
+        """These columns through more steps, which read the values onnxruntime reads (float32 first)."""
+        first = (_CAST32,) if ort_reads_float and self.float32 and not self.rounded else ()
+        return replace(self, steps=(*self.steps, *first, *steps))
+
+
+@dataclass(frozen=True)
+class _IntCast:
+    """Features cast to integers (truncated): only an operator streamml refuses anyway reads them."""
+
+    node: Any
 
 
 @dataclass
@@ -146,6 +179,7 @@ class _Graph:
         self.constants: dict[str, np.ndarray] = {}
         self.model_node: Any = None
         self.inputs: list[tuple[str, int]] = []  # (name, width)
+        self.n_inputs = 0
         self.normalized = False  # a Normalizer(L1) after a softmax
 
     def fail(self, node: Any, what: str) -> CompileError:
@@ -200,6 +234,7 @@ class _Graph:
                 tuple(range(offset, offset + width)), tensor.elem_type, tensor.elem_type == FLOAT
             )
             offset += width
+        self.n_inputs = offset
 
     def _step(self, node: Any) -> None:
         op, domain = node.op_type, node.domain or ""
@@ -216,6 +251,8 @@ class _Graph:
             self._cast(node, args[0])
         elif op == "Concat":
             self._concat(node, args)
+        elif (op == "ArrayFeatureExtractor" and domain == ML) or op == "Gather":
+            self._extract(node, args)
         elif op in ("Reshape", "Flatten"):
             self._reshape(node, args)
         elif op == "Scaler" and domain == ML:
@@ -226,6 +263,8 @@ class _Graph:
             self._mul(node, args)
         elif op == "Normalizer" and domain == ML:
             self._normalizer(node, args[0])
+        elif op == "Imputer" and domain == ML:
+            self._imputer(node, args[0])
         elif op == "Constant":
             value = _attrs(node).get("value")
             if value is None:
@@ -240,6 +279,11 @@ class _Graph:
         self.values[node.output[0]] = value
 
     def _features(self, node: Any, value: Any) -> _Features:
+        if isinstance(value, _IntCast):
+            raise self.fail(
+                node,
+                f"reads the integers {_describe(value.node)} makes of the features; streamml reads float and double",
+            )
         if not isinstance(value, _Features):
             raise self.fail(node, "must read the feature columns (the graph's inputs), not the model's outputs")
         return value
@@ -250,6 +294,9 @@ class _Graph:
             self._glue(node, value, value.kind, f"Cast(to={to})")
             return
         feats = self._features(node, value)
+        if to in (6, INT64):  # skl2onnx, before a OneHotEncoder: refused where it is read
+            self._set(node, _IntCast(node))
+            return
         if to not in (FLOAT, DOUBLE):
             raise self.fail(node, f"casts the features to ONNX type {to}; streamml reads float (1) and double (11)")
         self._set(node, replace(feats, dtype=to, float32=feats.float32 or to == FLOAT))
@@ -257,20 +304,44 @@ class _Graph:
     def _concat(self, node: Any, args: list[Any]) -> None:
         axis = int(_attrs(node).get("axis", 0))
         parts = [self._features(node, a) for a in args]
-        if axis not in (1, -1) or len({p.dtype for p in parts}) != 1 or any(p.scaler for p in parts):
+        if axis not in (1, -1) or len({p.dtype for p in parts}) != 1:
             raise self.fail(
                 node,
                 f"concatenates on axis {axis} or mixes types; streamml reads a Concat of feature columns on axis 1",
             )
-        columns = tuple(c for p in parts for c in p.columns)
-        self._set(node, _Features(columns, parts[0].dtype, any(p.float32 for p in parts)))
+        float32 = any(p.float32 for p in parts)
+        if not any(p.steps for p in parts):
+            self._set(node, _Features(tuple(c for p in parts for c in p.columns), parts[0].dtype, float32))
+            return
+        # each part through its own steps, then side by side: one "columns" step on the inputs
+        step = {"type": "columns", "parts": [{"columns": list(p.columns), "steps": list(p.steps)} for p in parts]}
+        rounded = all(p.rounded or not p.float32 for p in parts)
+        width = sum(p.width for p in parts)
+        self._set(node, _Features(tuple(range(self.n_inputs)), parts[0].dtype, float32, (step,), rounded, width))
+
+    def _extract(self, node: Any, args: list[Any]) -> None:
+        feats = self._features(node, args[0])
+        index = self.constants.get(node.input[1]) if len(node.input) > 1 else None
+        axis = int(_attrs(node).get("axis", 0)) if node.op_type == "Gather" else 1
+        picked = [int(i) for i in np.ravel(index)] if index is not None and np.ndim(index) == 1 else None
+        if axis != 1 or picked is None or not all(-feats.width <= i < feats.width for i in picked):
+            raise self.fail(
+                node,
+                f"does not pick feature columns by constant indices; expected 1-D indices on axis 1 of {feats.width}",
+            )
+        picked = [i % feats.width for i in picked]
+        if not feats.steps:
+            self._set(node, replace(feats, columns=tuple(feats.columns[i] for i in picked)))
+        else:
+            step = {"type": "select", "columns": picked}
+            self._set(node, replace(feats, steps=(*feats.steps, step), out_width=len(picked)))
 
     def _reshape(self, node: Any, args: list[Any]) -> None:
         if isinstance(args[0], _Prediction):
             self._glue(node, args[0], args[0].kind, node.op_type)
             return
         feats = self._features(node, args[0])
-        width = len(feats.columns)
+        width = feats.width
         if node.op_type == "Flatten":
             ok = int(_attrs(node).get("axis", 1)) == 1
         else:
@@ -283,17 +354,41 @@ class _Graph:
     def _scaler(self, node: Any, value: Any) -> None:
         feats = self._features(node, value)
         a = _attrs(node)
-        width = len(feats.columns)
+        width = feats.width
         offset = [float(v) for v in a.get("offset", [0.0])]
         scale = [float(v) for v in a.get("scale", [1.0])]
         offset = offset * width if len(offset) == 1 else offset
         scale = scale * width if len(scale) == 1 else scale
-        if feats.scaler is not None or len(offset) != width or len(scale) != width:
+        if len(offset) != width or len(scale) != width:
+            raise self.fail(node, f"has {len(offset)} offsets and {len(scale)} scales for {width} columns")
+        if not all(math.isfinite(v) for v in (*offset, *scale)):
+            raise self.fail(node, "holds non-finite offsets or scales")
+        # onnxruntime subtracts and multiplies in the input's type and outputs float; on float input each
+        # result is rounded to float32 (a float64 difference or product of float32 values, rounded once,
+        # is exactly the float32 result)
+        if feats.float32:
+            steps = ({"type": "affine", "sub": offset}, _CAST32, {"type": "affine", "mul": scale}, _CAST32)
+        else:  # a double input: float64 arithmetic, then the float output
+            steps = ({"type": "affine", "sub": offset, "mul": scale}, _CAST32)
+        self._set(node, replace(feats.then(*steps), dtype=FLOAT, float32=True, rounded=True))
+
+    def _imputer(self, node: Any, value: Any) -> None:
+        feats = self._features(node, value)
+        a = _attrs(node)
+        width = feats.width
+        fill = [float(v) for v in a.get("imputed_value_floats", [])]
+        fill = fill * width if len(fill) == 1 else fill
+        replaced = float(a.get("replaced_value_float", 0.0))
+        if a.get("imputed_value_int64s") or len(fill) != width or not math.isnan(replaced):
             raise self.fail(
-                node, f"has {len(offset)} offsets and {len(scale)} scales for {width} columns, or follows a Scaler"
+                node,
+                f"replaces {replaced} with {len(fill)} float values for {width} columns; streamml reads "
+                "imputed_value_floats (one, or one per column) replacing NaN",
             )
-        # onnxruntime's Scaler outputs float: the scaled values are float32.
-        self._set(node, replace(feats, dtype=FLOAT, float32=True, scaler=(tuple(offset), tuple(scale))))
+        if not all(math.isfinite(v) for v in fill):
+            raise self.fail(node, "holds non-finite imputed values")
+        # only NaN changes, to float32 fills: no rounding needed before it
+        self._set(node, feats.then({"type": "impute", "fill": fill}, ort_reads_float=False))
 
     def _glue(self, node: Any, value: Any, kind: str, what: str) -> None:
         if not isinstance(value, _Prediction) or value.kind != kind:
@@ -319,7 +414,12 @@ class _Graph:
             raise self.fail(
                 node, f"normalizes the model's scores ({norm}) after {post}; streamml reads L1 after SOFTMAX"
             )
-        raise self.fail(node, "normalizes the features; streamml does not compile Normalizer on inputs yet")
+        feats = self._features(node, value)
+        if norm not in ("L1", "L2"):
+            raise self.fail(node, f"normalizes the features by {norm}; streamml reads L1 and L2")
+        # onnxruntime divides in float32: the IR divides in float64 and rounds once
+        step = {"type": "normalize", "norm": norm.lower()}
+        self._set(node, replace(feats.then(step, _CAST32), dtype=FLOAT, float32=True, rounded=True))
 
     def _model_op(self, node: Any, args: list[Any]) -> None:
         if self.model_node is not None:
@@ -340,24 +440,24 @@ class _Graph:
 
     def _model_ir(self, features: list[str] | None) -> dict[str, Any]:
         node, feats = self.model_node, self.model_input
-        n_inputs = sum(w for _, w in self.inputs)
-        if sorted(feats.columns) != list(range(n_inputs)):
-            raise self.fail(node, "does not read each input column exactly once; streamml needs every input once")
+        n_inputs = self.n_inputs
         default = [name for name, _ in self.inputs] if all(w == 1 for _, w in self.inputs) else []
         names_in = _common.feature_names(default, n_inputs, features, self.source)
-        names = [names_in[c] for c in feats.columns]
+        preprocess: list[dict[str, Any]] | None = None
+        if not feats.steps and sorted(feats.columns) == list(range(n_inputs)):
+            names = [names_in[c] for c in feats.columns]  # the inputs, in the model's order
+        else:
+            names = names_in
+            select = (
+                [] if feats.columns == tuple(range(n_inputs)) else [{"type": "select", "columns": list(feats.columns)}]
+            )
+            preprocess = [*select, *feats.steps]
         op = node.op_type
         attrs = _attrs(node)
         if op.startswith("Linear"):
-            body = _linear(self, node, attrs, len(names))
+            body = _linear(self, node, attrs, feats.width)
         else:
-            body = TreeEnsemble(self, node, attrs, feats.float32, feats.dtype == DOUBLE, len(names)).build()
-        preprocess = None
-        if feats.scaler is not None:
-            offset, scale = feats.scaler
-            if not all(math.isfinite(s) and s != 0.0 for s in scale):
-                raise self.fail(node, "reads a Scaler with a zero or non-finite scale; streamml needs non-zero scales")
-            preprocess = {"type": "standard_scaler", "mean": list(offset), "scale": [1.0 / s for s in scale]}
+            body = TreeEnsemble(self, node, attrs, feats.float32, feats.dtype == DOUBLE, feats.width).build()
         producer = f"{self.proto.producer_name} {self.proto.producer_version}".strip()
         metadata = {"onnx_operator": op, "onnx_producer": producer, **body.pop("metadata")}
         return {
