@@ -4,9 +4,14 @@ The graph is read with the ``onnx`` package (``pip install 'streamml[onnx]'``) a
 order. It must hold one model operator — ``TreeEnsembleClassifier``, ``TreeEnsembleRegressor``,
 ``TreeEnsemble`` (ai.onnx.ml opset 5), ``LinearClassifier`` or ``LinearRegressor`` — fed by the
 graph's inputs through the glue converters emit (``Identity``, ``Cast``, ``Concat`` on the feature
-axis, trivial ``Reshape``/``Flatten``, a ``Scaler`` over all features), and followed only by
-output glue (``ZipMap``, ``Cast``, ``Identity``, a ``Mul`` by one, the ``Normalizer`` skl2onnx
-puts after a softmax). Any other operator is refused with its name and its node's name.
+axis, ``ArrayFeatureExtractor``/``Gather`` of constant columns, trivial ``Reshape``/``Flatten``)
+and the preprocessing operators ``Scaler``, ``Imputer`` (of NaN) and ``Normalizer`` (L1, L2),
+which become the IR's preprocessing steps (``affine``, ``impute``, ``normalize``, ``cast``,
+``select``, and ``columns`` for a ``Concat`` of differently preprocessed parts, as skl2onnx
+writes a ``ColumnTransformer``). The model may be followed only by output glue (``ZipMap``,
+``Cast``, ``Identity``, a ``Mul`` by one, the ``Normalizer`` skl2onnx puts after a softmax).
+Any other operator (``OneHotEncoder`` included, for now) is refused with its name and its
+node's name.
 
 The arithmetic is onnxruntime's, stated as IR data:
 
@@ -25,8 +30,11 @@ The arithmetic is onnxruntime's, stated as IR data:
   ``score > 0.5``; mixed weights with ``LOGISTIC`` give ``sigmoid(score)`` and the label
   ``score > 0``. Linear classifiers label by the first maximum raw score.
 
+- ``Scaler`` and ``Normalizer`` output float: their steps end with a ``cast`` to float32, and on a
+  float input ``Scaler`` rounds after the subtraction and after the product, as onnxruntime does.
+
 onnxruntime computes in float32 where the IR computes in float64 (base values, links, linear
-models), so results agree within about one float32 rounding, not bit for bit.
+models, normalizing), so results agree within about one float32 rounding, not bit for bit.
 
 Examples:
     >>> import numpy as np
