@@ -14,7 +14,7 @@ DEPS += onnx onnxruntime skl2onnx onnxmltools
 DEPS += bytewax confluent-kafka prometheus-client
 # Monitoring: the ADBC store drivers (SQLite, PostgreSQL) and DuckDB (ships its own ADBC driver).
 DEPS += adbc-driver-manager adbc-driver-sqlite adbc-driver-postgresql duckdb
-BENCH_DEPS := lleaves llvmlite onnxruntime onnxmltools onnx tl2cgen treelite
+BENCH_DEPS := lleaves llvmlite onnxruntime onnxmltools onnx skl2onnx tl2cgen treelite
 # The cargo target dir lives outside the checkout so fresh clones reuse the
 # compiled dependencies; override to build elsewhere.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/streamml/cargo-target

@@ -66,6 +66,11 @@ def _inspect(args: argparse.Namespace) -> int:
     drift = "yes" if info.get("drift_reference") else "none"
     print(f"drift reference  {drift}")
     for key, value in sorted(info.get("metadata", {}).items()):
+        if key == "preprocess" and isinstance(value, list):  # one line per step: path: type (in -> out columns)
+            print(f"preprocess ({len(value)} steps)")
+            for step in value:
+                print(f"  {step}")
+            continue
         print(f"meta {key}: {value}")
     return 0
 

@@ -118,12 +118,7 @@ impl Bits {
 
     /// An empty scan for rows of `nf` features; `push` adds the trees.
     pub fn new(nf: usize) -> Self {
-        Bits {
-            start: vec![0],
-            nf,
-            kernel: Kernel::detect(),
-            ..Bits::default()
-        }
+        Bits { start: vec![0], nf, kernel: Kernel::detect(), ..Bits::default() }
     }
 
     /// Add tree `index` of the forest, if it has at most `MAX_LEAVES`
@@ -151,11 +146,7 @@ impl Bits {
             // Going right, the row leaves every leaf of the left subtree behind.
             let (lo, _) = span[n];
             let left = tree.left[n] as usize;
-            let hi = if left >= internal {
-                lo + 1
-            } else {
-                span[left].1
-            };
+            let hi = if left >= internal { lo + 1 } else { span[left].1 };
             // The right subtree holds a leaf too, so hi - lo < 64.
             let cleared = ((1u64 << (hi - lo)) - 1) << lo;
             let t = tree.threshold[n];
@@ -218,13 +209,7 @@ impl Bits {
     /// set bits, its 8 leaf values by one gather.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512cd")]
-    unsafe fn sums_avx512(
-        &self,
-        columns: &[Lanes<f64>],
-        outputs: &[usize],
-        values: &[f64],
-        acc: &mut [f64],
-    ) {
+    unsafe fn sums_avx512(&self, columns: &[Lanes<f64>], outputs: &[usize], values: &[f64], acc: &mut [f64]) {
         use std::arch::x86_64::*;
         // First every tree's leaf positions (as indices into `values`), then
         // the gathers: a gather right after its tree would wait for the
@@ -268,11 +253,7 @@ impl Bits {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn tree_avx512(
-        &self,
-        slot: usize,
-        columns: &[Lanes<f64>],
-    ) -> [std::arch::x86_64::__m512i; ROWS / VECTOR] {
+    unsafe fn tree_avx512(&self, slot: usize, columns: &[Lanes<f64>]) -> [std::arch::x86_64::__m512i; ROWS / VECTOR] {
         use std::arch::x86_64::*;
         let (a, b) = (self.start[slot] as usize, self.start[slot + 1] as usize);
         let mut v = [_mm512_set1_epi64(-1); ROWS / VECTOR];

@@ -133,10 +133,7 @@ impl Compact {
             .and_then(|t| self.add(&t).map(|root| CTree { root, depth }))
             // A one-leaf tree of the refill layout has a root that steps to
             // its leaf, so it takes a step in the lockstep walks too.
-            .map(|t| CTree {
-                depth: t.depth.max(u32::from(self.walk == Walk::Refill)),
-                ..t
-            });
+            .map(|t| CTree { depth: t.depth.max(u32::from(self.walk == Walk::Refill)), ..t });
         self.trees.push(entry);
     }
 

@@ -80,26 +80,12 @@ impl Forest {
     /// Build from trees that `streamml_ir::validate` accepted; `depths` are
     /// the depths it found, one per tree.
     pub fn build(ir: &TreesIr, n_features: usize, depths: &[usize]) -> Result<Self, String> {
-        Self::build_with(
-            ir,
-            n_features,
-            depths,
-            Compact::from_env(choose_walk(&ir.trees)),
-        )
+        Self::build_with(ir, n_features, depths, Compact::from_env(choose_walk(&ir.trees)))
     }
 
-    fn build_with(
-        ir: &TreesIr,
-        n_features: usize,
-        depths: &[usize],
-        compact: Compact,
-    ) -> Result<Self, String> {
+    fn build_with(ir: &TreesIr, n_features: usize, depths: &[usize], compact: Compact) -> Result<Self, String> {
         if depths.len() != ir.trees.len() {
-            return Err(format!(
-                "{} depths for {} trees",
-                depths.len(),
-                ir.trees.len()
-            ));
+            return Err(format!("{} depths for {} trees", depths.len(), ir.trees.len()));
         }
         let n_outputs = ir.n_outputs;
         if n_outputs == 0 || ir.base_score.len() != n_outputs {
@@ -162,9 +148,7 @@ impl Forest {
     /// Let the bit-vector walk add up the whole forest when it took every
     /// tree and each adds to one output.
     fn add_sums(&mut self) {
-        let Some(bits) = self.bits.as_deref_mut() else {
-            return;
-        };
+        let Some(bits) = self.bits.as_deref_mut() else { return };
         let outputs: Option<Vec<usize>> = self
             .outputs
             .iter()
@@ -178,12 +162,7 @@ impl Forest {
         }
     }
 
-    fn add_tree(
-        &mut self,
-        tree: &crate::ir::TreeIr,
-        d: usize,
-        counts: &mut [f64],
-    ) -> Result<(), String> {
+    fn add_tree(&mut self, tree: &crate::ir::TreeIr, d: usize, counts: &mut [f64]) -> Result<(), String> {
         let n = tree.split_feature.len();
         for (name, len) in [
             ("threshold", tree.threshold.len()),
@@ -377,9 +356,7 @@ impl Forest {
         self.compact.push(tree, depth);
         // The bit-vector walk takes the trees in compact form.
         let index = self.compact.trees.len() - 1;
-        if let (Some(bits), Some(tree), Some(_)) =
-            (self.bits.as_deref_mut(), tree, self.compact.trees[index])
-        {
+        if let (Some(bits), Some(tree), Some(_)) = (self.bits.as_deref_mut(), tree, self.compact.trees[index]) {
             bits.push(index as u32, &tree);
         }
     }
@@ -404,8 +381,7 @@ impl Forest {
             }
         } else {
             raw[..rows * no].fill(0.0);
-            let add = |raw: &mut [f64], r: usize, tree: usize, leaf: usize| match self.outputs[tree]
-            {
+            let add = |raw: &mut [f64], r: usize, tree: usize, leaf: usize| match self.outputs[tree] {
                 Output::Scalar(k) => raw[r * no + k] += self.leaves[leaf],
                 Output::Vector => {
                     for k in 0..no {
@@ -421,9 +397,7 @@ impl Forest {
                     let block = &xs[r0 * nf..(r0 + BITS_ROWS) * nf];
                     let out = &mut raw[r0 * no..(r0 + BITS_ROWS) * no];
                     if block.iter().any(|v| v.is_nan()) {
-                        self.each_leaf(block, BITS_ROWS, nf, |r, tree, leaf| {
-                            add(out, r, tree, leaf)
-                        });
+                        self.each_leaf(block, BITS_ROWS, nf, |r, tree, leaf| add(out, r, tree, leaf));
                     } else {
                         acc.fill(0.0);
                         bits.sums(block, &mut acc);
@@ -437,9 +411,7 @@ impl Forest {
                 }
             }
             let out = &mut raw[r0 * no..rows * no];
-            self.each_leaf(&xs[r0 * nf..rows * nf], rows - r0, nf, |r, tree, leaf| {
-                add(out, r, tree, leaf)
-            });
+            self.each_leaf(&xs[r0 * nf..rows * nf], rows - r0, nf, |r, tree, leaf| add(out, r, tree, leaf));
         }
         for r in 0..rows {
             for k in 0..no {
@@ -455,7 +427,13 @@ impl Forest {
 
     /// Call `add(row, tree, leaf)` for every row and tree, trees in order.
     #[inline(always)]
-    fn each_leaf(&self, xs: &[f64], rows: usize, nf: usize, add: impl FnMut(usize, usize, usize)) {
+    fn each_leaf(
+        &self,
+        xs: &[f64],
+        rows: usize,
+        nf: usize,
+        add: impl FnMut(usize, usize, usize),
+    ) {
         let no_nan = !xs[..rows * nf].iter().any(|v| v.is_nan());
         // Fewer rows than a group walk GROUP trees at a time by lockstep
         // (below): 1.14x the refill walk for one row on R1 (bench_walks).
@@ -500,9 +478,7 @@ impl Forest {
         }
         if whole < rows {
             let rest = &xs[whole * nf..rows * nf];
-            self.each_leaf_lockstep(rest, rows - whole, nf, true, |r, t, leaf| {
-                add(whole + r, t, leaf)
-            });
+            self.each_leaf_lockstep(rest, rows - whole, nf, true, |r, t, leaf| add(whole + r, t, leaf));
         }
     }
 
@@ -869,13 +845,8 @@ mod tests {
         ];
         for comparison in ["le", "lt"] {
             let ir = random_ir(0x9e37_79b9_7f4a_7c15, comparison, 40);
-            let general = Forest::build_with(
-                &ir,
-                4,
-                &tree_depths(&ir),
-                Compact::with_walk(false, Walk::Lockstep),
-            )
-            .expect("builds");
+            let general = Forest::build_with(&ir, 4, &tree_depths(&ir), Compact::with_walk(false, Walk::Lockstep))
+                .expect("builds");
             for (walk, kernel) in walks() {
                 let compact = built(&ir, walk, kernel);
                 assert!(compact.compact.trees.iter().any(Option::is_some));
@@ -889,9 +860,7 @@ mod tests {
                                 k => grid[(k + i / 17) % grid.len()],
                             })
                             .collect();
-                        let case = format!(
-                            "{walk:?} {kernel:?}, {comparison}, {rows} rows, NaN {with_nan}"
-                        );
+                        let case = format!("{walk:?} {kernel:?}, {comparison}, {rows} rows, NaN {with_nan}");
                         assert_same_bits(&general, &compact, &xs, rows, &case);
                     }
                 }
@@ -906,13 +875,8 @@ mod tests {
         let mut ir = random_ir(0x2545_f491_4f6c_dd1d, "le", 120);
         ir.trees.truncate(60);
         assert!(ir.trees.iter().any(|t| t.split_feature.is_empty()));
-        let general = Forest::build_with(
-            &ir,
-            4,
-            &tree_depths(&ir),
-            Compact::with_walk(false, Walk::Lockstep),
-        )
-        .expect("builds");
+        let general =
+            Forest::build_with(&ir, 4, &tree_depths(&ir), Compact::with_walk(false, Walk::Lockstep)).expect("builds");
         for (walk, kernel) in walks().into_iter().filter(|(w, _)| *w != Walk::Lockstep) {
             let compact = built(&ir, walk, kernel);
             assert!(compact.compact.trees.iter().all(Option::is_some));
@@ -924,23 +888,14 @@ mod tests {
                 let xs: Vec<f64> = (0..rows * 4)
                     .map(|i| (i * 5 % 11) as f64 * 0.5 - 2.5)
                     .collect();
-                assert_same_bits(
-                    &general,
-                    &compact,
-                    &xs,
-                    rows,
-                    &format!("{walk:?} {kernel:?}, {rows} rows"),
-                );
+                assert_same_bits(&general, &compact, &xs, rows, &format!("{walk:?} {kernel:?}, {rows} rows"));
             }
         }
     }
 
     /// Every compact walk, the bit-vector one once per kernel this CPU runs.
     fn walks() -> Vec<(Walk, Kernel)> {
-        let mut walks = vec![
-            (Walk::Lockstep, Kernel::Portable),
-            (Walk::Refill, Kernel::Portable),
-        ];
+        let mut walks = vec![(Walk::Lockstep, Kernel::Portable), (Walk::Refill, Kernel::Portable)];
         walks.extend(Kernel::available().into_iter().map(|k| (Walk::Bits, k)));
         walks
     }
@@ -975,8 +930,7 @@ mod tests {
     }
 
     fn built(ir: &TreesIr, walk: Walk, kernel: Kernel) -> Forest {
-        let mut f = Forest::build_with(ir, 4, &tree_depths(ir), Compact::with_walk(true, walk))
-            .expect("builds");
+        let mut f = Forest::build_with(ir, 4, &tree_depths(ir), Compact::with_walk(true, walk)).expect("builds");
         f.bits = f.bits.take().map(|b| Box::new(b.with_kernel(kernel)));
         f
     }
@@ -999,27 +953,15 @@ mod tests {
         };
         let mut ir = random_ir(7, "le", 2);
         ir.trees = vec![chain(63, 0.3), chain(64, 0.2), chain(63, -0.1)];
-        let general = Forest::build_with(
-            &ir,
-            4,
-            &tree_depths(&ir),
-            Compact::with_walk(false, Walk::Lockstep),
-        )
-        .expect("builds");
+        let general =
+            Forest::build_with(&ir, 4, &tree_depths(&ir), Compact::with_walk(false, Walk::Lockstep)).expect("builds");
         for (walk, kernel) in walks().into_iter().filter(|(w, _)| *w == Walk::Bits) {
             let bits = built(&ir, walk, kernel);
-            let slots = bits
-                .bits
-                .as_ref()
-                .expect("the bit-vector walk")
-                .trees
-                .clone();
+            let slots = bits.bits.as_ref().expect("the bit-vector walk").trees.clone();
             assert_eq!(slots, vec![0, 2], "the 65-leaf tree takes the general walk");
             let rows = 96;
             // Values from -0.5 to 0.45: every depth of every chain is reached.
-            let xs: Vec<f64> = (0..rows * 4)
-                .map(|i| (i * 37 % 96) as f64 / 100.0 - 0.5)
-                .collect();
+            let xs: Vec<f64> = (0..rows * 4).map(|i| (i * 37 % 96) as f64 / 100.0 - 0.5).collect();
             assert_same_bits(&general, &bits, &xs, rows, &format!("{kernel:?}"));
         }
     }

@@ -265,7 +265,7 @@ fn encode(
         (Col::Str { input: j, fill }, Lookup::Str(map)) => {
             let column = cols.str[*j].as_ref().expect("a utf8 input");
             let nulls = cols.nulls[*j];
-            let filled = fill.as_ref().map(|f| map.get(f.as_str()).copied());
+            let filled = fill.as_ref().map(|f| map.get(f.as_bytes()).copied());
             for r in 0..len {
                 let code = if nulls && input.is_null(*j, start + r) {
                     match filled {
@@ -284,8 +284,7 @@ fn encode(
                     }
                 } else {
                     let bytes = column.bytes(start + r);
-                    let found = std::str::from_utf8(bytes).ok().and_then(|s| map.get(s));
-                    match found {
+                    match map.get(bytes) {
                         Some(&k) => enc.values[k as usize],
                         None => fallback(enc.unknown, "the unknown category", &|| {
                             format!(

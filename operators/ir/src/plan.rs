@@ -97,7 +97,8 @@ pub type FxBuild = BuildHasherDefault<FxHasher>;
 pub enum Lookup {
     /// Keyed by the value's bits (-0.0 is read as 0.0).
     Num(HashMap<u64, u32, FxBuild>),
-    Str(HashMap<String, u32, FxBuild>),
+    /// Keyed by the string's UTF-8 bytes (looked up without validating the input).
+    Str(HashMap<Vec<u8>, u32, FxBuild>),
 }
 
 /// How an encoder reads one column.
@@ -453,7 +454,8 @@ impl Builder {
                     } = part;
                     let part_label = name.clone().unwrap_or_else(|| p.to_string());
                     let selected = select(&cols, columns, &format!("{what} part '{part_label}'"))?;
-                    let inner = format!("{path}/{part_label}/");
+                    // Names inside a part are relative to the columns step.
+                    let inner = format!("{path}/");
                     out.extend(self.steps(steps, selected, &inner)?);
                     if out.len() > MAX_REGISTERS {
                         return Err(format!(
@@ -502,7 +504,7 @@ impl Builder {
                             "{what}: column {j} is utf8 but category {k} is {c}; expected a string"
                         )
                     })?;
-                    if map.insert(s.to_string(), k as u32).is_some() {
+                    if map.insert(s.as_bytes().to_vec(), k as u32).is_some() {
                         return Err(format!("{what}: column {j} lists category {c} twice"));
                     }
                 }

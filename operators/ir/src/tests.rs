@@ -191,11 +191,11 @@ fn with_steps(steps: Value, width: usize) -> Value {
 fn column_transformer() -> Value {
     json!([{"name": "ct", "type": "columns", "parts": [
         {"name": "num", "columns": [0], "steps": [
-            {"name": "imputer", "type": "impute", "fill": [1.5], "indicator": [0]},
-            {"name": "scaler", "type": "affine", "sub": [1.0, 0.0], "div": [2.0, 1.0]}]},
+            {"name": "num/imputer", "type": "impute", "fill": [1.5], "indicator": [0]},
+            {"name": "num/scaler", "type": "affine", "sub": [1.0, 0.0], "div": [2.0, 1.0]}]},
         {"name": "cat", "columns": [1], "steps": [
-            {"name": "imputer", "type": "impute", "fill": ["missing"]},
-            {"name": "onehot", "type": "one_hot", "columns": [
+            {"name": "cat/imputer", "type": "impute", "fill": ["missing"]},
+            {"name": "cat/onehot", "type": "one_hot", "columns": [
                 {"categories": ["x", "y", "missing"], "hot": [0, 1, -1], "width": 2,
                  "unknown": -1, "missing": "error"}]}]},
         {"name": "ord", "columns": [1], "steps": [
@@ -216,7 +216,7 @@ fn a_column_transformer_plan_is_flattened_with_types_and_widths() {
             "ct/num/scaler: affine (2 -> 2 columns)",
             "ct/cat/imputer: impute (1 -> 1 columns)",
             "ct/cat/onehot: one_hot (1 -> 2 columns)",
-            "ct/ord/0: ordinal (1 -> 1 columns)",
+            "ct/0: ordinal (1 -> 1 columns)",
             "ct: columns (2 -> 5 columns)",
             "1: normalize (5 -> 5 columns)",
         ]

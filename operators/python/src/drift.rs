@@ -71,7 +71,7 @@ impl PyDriftCounters {
                 let role = if c.role == Role::Feature { "feature" } else { "score" };
                 let kind = match c.binning {
                     Binning::Numeric { .. } => "numeric",
-                    Binning::Categorical { .. } => "categorical",
+                    Binning::Categorical { .. } | Binning::Strings { .. } => "categorical",
                 };
                 (c.name.clone(), role, kind)
             })

@@ -207,7 +207,7 @@ def compile(
         from streamml.model import Model
 
         table = drift.read_table(reference)
-        x = drift.feature_matrix(table, list(ir["features"]))
+        x = drift.feature_matrix(table, list(ir["features"]), ir.get("input_types"))
         with tempfile.TemporaryDirectory(prefix="streamml-compile-") as scratch:
             local = write_binary(ir, Path(scratch) / Path(output).name)
             scores = drift.score_columns(Model.load(local).predict(table.select(list(ir["features"]))))

@@ -13,7 +13,12 @@ reference's quantiles at ``0, 1/B, ..., 1`` with repeats removed, so a bin never
 
 A categorical FEATURE (an input the model splits on by category) is
 ``{"name", "kind": "categorical", "categories": [c0, ...], "counts": [...]}`` with one count per
-category (the reference's ``top_k`` most frequent), then ``other`` and ``missing``.
+category (the reference's ``top_k`` most frequent), then ``other`` and ``missing``. A string input
+(utf8) is a categorical FEATURE with ``"values": "utf8"`` and string categories (sorted by code
+point, which is their UTF-8 byte order); null is missing and the empty string a category.
+
+The features are the raw inputs, what the stream carries: a model with preprocessing steps
+(``docs/ir.md``) bins its inputs before the steps, strings by category.
 
 Counts are u64 and add up across workers and windows; statistics (PSI, Jensen-Shannon...) are
 computed when read, against these reference counts.
@@ -79,9 +84,28 @@ def categorical_bins(values: np.ndarray, top_k: int = DEFAULT_TOP_K) -> dict[str
     return {"kind": "categorical", "categories": chosen, "counts": [*counts, other, int(missing.sum())]}
 
 
+def string_bins(values: np.ndarray, top_k: int = DEFAULT_TOP_K) -> dict[str, Any]:
+    """The ``top_k`` most frequent strings of ``values`` (None = missing) and the reference counts.
+
+    Examples:
+        >>> b = string_bins(np.array(["a", "b", "b", "", None], dtype=object), top_k=2)
+        >>> b["categories"], b["counts"]
+        (['', 'b'], [1, 2, 1, 1])
+    """
+    present = [v for v in values.tolist() if v is not None]
+    missing = len(values) - len(present)
+    cats, freq = np.unique(np.array(present, dtype=object), return_counts=True) if present else ([], [])
+    order = sorted(range(len(cats)), key=lambda i: (-freq[i], cats[i]))[:top_k]
+    chosen = sorted(str(cats[i]) for i in order)
+    counted = {str(cats[i]): int(freq[i]) for i in order}
+    counts = [counted[c] for c in chosen]
+    other = len(present) - sum(counts)
+    return {"kind": "categorical", "values": "utf8", "categories": chosen, "counts": [*counts, other, missing]}
+
+
 def _categorical_features(ir: dict[str, Any]) -> set[int]:
     model = ir["model"]
-    if model["type"] != "trees":
+    if ir.get("preprocess") or model["type"] != "trees":  # split features are not inputs
         return set()
     found = set()
     for tree in model["trees"]:
@@ -121,8 +145,12 @@ def read_table(data: Any) -> Any:
     raise CompileError(msg)
 
 
-def feature_matrix(table: Any, features: list[str]) -> np.ndarray:
-    """The features of ``table`` as float64 columns (nulls as NaN), naming any that is missing."""
+def feature_matrix(table: Any, features: list[str], types: list[str] | None = None) -> Any:
+    """The features of ``table`` as float64 columns (nulls as NaN), naming any that is missing.
+
+    With ``types`` holding ``"utf8"`` entries, a list of columns: those as object arrays of
+    strings (None = missing), the others float64.
+    """
     import pyarrow as pa
 
     missing = [f for f in features if f not in table.column_names]
@@ -130,29 +158,48 @@ def feature_matrix(table: Any, features: list[str]) -> np.ndarray:
         msg = f"reference data lacks the model's feature(s) {missing}; it has {table.column_names}"
         raise CompileError(msg)
     cols = []
-    for f in features:
+    for j, f in enumerate(features):
         col = table.column(f)
+        if types is not None and types[j] == "utf8":
+            try:
+                col = col.cast(pa.string())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+                msg = f"reference column '{f}' is {col.type}; the model reads it as strings: {e}"
+                raise CompileError(msg) from e
+            cols.append(np.array(col.to_pylist(), dtype=object))
+            continue
         try:
             col = col.cast(pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
             msg = f"reference column '{f}' is {col.type}, which is not numeric: {e}"
             raise CompileError(msg) from e
         cols.append(col.to_numpy(zero_copy_only=False).astype(np.float64))
+    if types is not None and "utf8" in types:
+        return cols
     return np.column_stack(cols) if cols else np.empty((table.num_rows, 0))
 
 
 def reference_distribution(
-    ir: dict[str, Any], features: np.ndarray, scores: dict[str, np.ndarray], bins: int = DEFAULT_BINS
+    ir: dict[str, Any], features: Any, scores: dict[str, np.ndarray], bins: int = DEFAULT_BINS
 ) -> dict[str, Any]:
-    """The drift reference for a model: its input columns and its scores on the reference data."""
+    """The drift reference for a model: its input columns and its scores on the reference data.
+
+    ``features`` is a matrix, or a list of columns with strings as object arrays (None = missing).
+    """
     categorical = _categorical_features(ir)
+    columns = [features[:, j] for j in range(features.shape[1])] if isinstance(features, np.ndarray) else features
+    types = ir.get("input_types") or ["float64"] * len(ir["features"])
     feats = []
     for j, name in enumerate(ir["features"]):
-        column = features[:, j]
-        binned = categorical_bins(column) if j in categorical else numeric_bins(column, bins)
+        column = columns[j]
+        if types[j] == "utf8":
+            binned = string_bins(column)
+        else:
+            binned = categorical_bins(column) if j in categorical else numeric_bins(column, bins)
         feats.append({"name": name, **binned})
     score_bins = [{"name": name, **numeric_bins(values, bins)} for name, values in scores.items()]
-    return {"version": 1, "rows": int(features.shape[0]), "bins": bins, "features": feats, "scores": score_bins}
+    rows = len(columns[0]) if columns else 0
+    return {"version": 1, "rows": int(rows), "bins": bins, "features": feats, "scores": score_bins}
 
 
 def score_columns(batch: Any) -> dict[str, np.ndarray]:

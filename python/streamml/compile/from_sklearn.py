@@ -27,8 +27,9 @@ scikit-learn source (1.9):
   has the threshold +inf, which JSON cannot carry: it becomes a categorical
   node with no categories and swapped children (every number goes one way, NaN
   the other).
-- Linear models are ``intercept + coef @ x``; a ``StandardScaler`` in front
-  becomes the IR's ``standard_scaler`` preprocess.
+- Linear models are ``intercept + coef @ x``.
+- The transformers of a ``Pipeline`` in front of the estimator become the IR's
+  preprocessing steps (``streamml.compile.sklearn_preprocess``).
 
 Examples:
     >>> import numpy as np
@@ -47,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from streamml.compile.sklearn_preprocess import TRANSFORMERS_TEXT, convert
 from streamml.errors import CompileError
 
 TREES = ("DecisionTreeRegressor", "DecisionTreeClassifier")
@@ -56,7 +58,8 @@ HIST_BOOSTING = ("HistGradientBoostingRegressor", "HistGradientBoostingClassifie
 LINEAR = ("LinearRegression", "Ridge", "LogisticRegression")
 SUPPORTED = (*TREES, *FORESTS, *BOOSTING, *HIST_BOOSTING, *LINEAR)
 SUPPORTED_TEXT = (
-    ", ".join(SUPPORTED) + "; and a Pipeline (or make_pipeline) of an optional StandardScaler followed by one of them"
+    ", ".join(SUPPORTED) + "; and a Pipeline (or make_pipeline) of preprocessing steps followed by one of them "
+    "(preprocessing: " + TRANSFORMERS_TEXT + ")"
 )
 
 #: Links of scikit-learn's losses (``est._loss.link``) as IR links with their sigmoid scale.
@@ -85,12 +88,23 @@ def to_ir(estimator: Any, *, features: list[str] | None = None) -> dict[str, Any
         CompileError: the estimator (or a pipeline step) is not supported, is
             not fitted, or ``features`` does not match it.
     """
-    scaler, model, step_names = _unwrap(estimator)
-    for part in (scaler, model):
-        if part is not None:
-            _check_fitted(part)
-    n_features = _n_features(estimator, scaler, model)
-    names = _feature_names(estimator, n_features, features)
+    pre, model, step_names = _unwrap(estimator)
+    for _, step in pre:
+        if not isinstance(step, str) and step is not None and type(step).__name__ != "Pipeline":
+            _check_fitted(step)
+    _check_fitted(model)
+    if pre:
+        n_inputs = int(getattr(estimator, "n_features_in_", 0)) or _first_width(pre)
+        names = _feature_names(estimator, n_inputs, features)
+        steps, input_types, width = convert(pre, names)
+        if width != int(model.n_features_in_):
+            msg = f"the preprocessing gives {width} columns but the {type(model).__name__} takes {model.n_features_in_}"
+            raise CompileError(msg)
+        n_features = width
+    else:
+        n_features = _n_features(estimator, model)
+        names = _feature_names(estimator, n_features, features)
+        steps, input_types = None, None
     kind = type(model).__name__
     if kind in TREES or kind in FORESTS:
         body = _forest(model)
@@ -111,8 +125,9 @@ def to_ir(estimator: Any, *, features: list[str] | None = None) -> dict[str, Any
         "framework": "scikit-learn",
         "task": body["task"],
         "features": names,
+        **({"input_types": input_types} if input_types and "utf8" in input_types else {}),
         "classes": body.get("classes"),
-        "preprocess": _scaler(scaler, n_features) if scaler is not None else None,
+        "preprocess": steps,
         "model": body["model"],
         "link": body["link"],
         # scikit-learn's own rule for the predicted label (docs/ir.md, outputs).
@@ -126,39 +141,31 @@ def to_ir(estimator: Any, *, features: list[str] | None = None) -> dict[str, Any
 # Estimator, pipeline, features, classes
 
 
-def _unwrap(estimator: Any) -> tuple[Any, Any, list[str] | None]:
-    """``(scaler or None, model, pipeline step descriptions or None)``."""
+def _unwrap(estimator: Any) -> tuple[list[tuple[str, Any]], Any, list[str] | None]:
+    """``(preprocessing steps, model, pipeline step descriptions or None)``."""
     kind = type(estimator).__name__
     if kind != "Pipeline":
         _check_supported(estimator)
-        return None, estimator, None
+        return [], estimator, None
     steps = list(estimator.steps)
-    scaler = None
-    described = []
-    for i, (name, step) in enumerate(steps):
-        last = i == len(steps) - 1
-        if step is None or (isinstance(step, str) and step == "passthrough"):
-            if last:
-                msg = f"pipeline step {name!r} is 'passthrough'; the last step must be one of: {SUPPORTED_TEXT}"
-                raise CompileError(msg)
-            described.append(f"{name}: passthrough")
-            continue
-        step_kind = type(step).__name__
-        described.append(f"{name}: {step_kind}")
-        if last:
-            _check_supported(step, where=f"pipeline step {name!r} ")
-            return scaler, step, described
-        if step_kind != "StandardScaler":
-            msg = (
-                f"pipeline step {name!r} is a {step_kind}, which cannot be compiled; "
-                f"a pipeline may hold one StandardScaler before the estimator; supported: {SUPPORTED_TEXT}"
-            )
-            raise CompileError(msg)
-        if scaler is not None:
-            msg = f"pipeline step {name!r} is a second StandardScaler; a pipeline may hold only one"
-            raise CompileError(msg)
-        scaler = step
-    msg = f"the pipeline has no steps; expected a StandardScaler and one of: {SUPPORTED_TEXT}"
+    if not steps:
+        msg = f"the pipeline has no steps; expected preprocessing steps and one of: {SUPPORTED_TEXT}"
+        raise CompileError(msg)
+    name, last = steps[-1]
+    if last is None or (isinstance(last, str) and last == "passthrough"):
+        msg = f"pipeline step {name!r} is 'passthrough'; the last step must be one of: {SUPPORTED_TEXT}"
+        raise CompileError(msg)
+    _check_supported(last, where=f"pipeline step {name!r} ")
+    described = [f"{n}: {'passthrough' if s is None or isinstance(s, str) else type(s).__name__}" for n, s in steps]
+    return steps[:-1], last, described
+
+
+def _first_width(pre: list[tuple[str, Any]]) -> int:
+    for _, step in pre:
+        n = getattr(step, "n_features_in_", None)
+        if n is not None:
+            return int(n)
+    msg = "the pipeline's preprocessing steps are all 'passthrough'; cannot tell its number of inputs"
     raise CompileError(msg)
 
 
@@ -181,11 +188,8 @@ def _check_fitted(estimator: Any) -> None:
         raise CompileError(msg) from None
 
 
-def _n_features(estimator: Any, scaler: Any, model: Any) -> int:
+def _n_features(estimator: Any, model: Any) -> int:
     n = int(model.n_features_in_)
-    if scaler is not None and int(scaler.n_features_in_) != n:
-        msg = f"the StandardScaler has {scaler.n_features_in_} features but the {type(model).__name__} has {n}"
-        raise CompileError(msg)
     outer = getattr(estimator, "n_features_in_", n)
     if int(outer) != n:
         msg = f"the pipeline takes {outer} features but its {type(model).__name__} takes {n}"
@@ -241,16 +245,6 @@ def _sklearn_version() -> str:
     import sklearn
 
     return sklearn.__version__
-
-
-def _scaler(scaler: Any, n: int) -> dict[str, Any]:
-    mean = np.asarray(scaler.mean_, dtype=np.float64) if scaler.with_mean else np.zeros(n)
-    scale = np.asarray(scaler.scale_, dtype=np.float64) if scaler.with_std else np.ones(n)
-    return {
-        "type": "standard_scaler",
-        "mean": _finite(mean, "the StandardScaler's mean_"),
-        "scale": _finite(scale, "the StandardScaler's scale_"),
-    }
 
 
 def _finite(values: Any, what: str) -> list[Any]:

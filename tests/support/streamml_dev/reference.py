@@ -21,15 +21,110 @@ import numpy as np
 ZERO_THRESHOLD = 1.0000000180025095e-35
 
 
-def raw_scores(ir: dict[str, Any], x: np.ndarray) -> np.ndarray:
-    """Raw scores, shape ``(rows, n_outputs)``, of float64 features ``x`` (NaN = missing)."""
-    x = np.asarray(x, dtype=np.float64)
+def features(ir: dict[str, Any], x: Any) -> np.ndarray:
+    """The model's features (``docs/ir.md``, "Preprocessing") of inputs ``x``.
+
+    ``x`` is a 2-D float64 array (NaN = missing) or a list of columns, one per input: float64
+    arrays, or object arrays of strings (None = missing) for utf8 inputs.
+    """
+    if isinstance(x, np.ndarray) and x.ndim == 2:
+        cols = [np.asarray(x[:, j], dtype=np.float64) for j in range(x.shape[1])]
+    else:
+        cols = [np.asarray(c, dtype=object if c.dtype == object else np.float64) for c in map(np.asarray, x)]
     pre = ir.get("preprocess")
-    if pre is not None:
+    if isinstance(pre, dict):
         if pre["type"] != "standard_scaler":
             msg = f"unknown preprocess type {pre['type']!r}"
             raise ValueError(msg)
-        x = (x - np.asarray(pre["mean"])) / np.asarray(pre["scale"])
+        pre = [{"type": "affine", "sub": pre["mean"], "div": pre["scale"]}]
+    cols = _steps(pre or [], cols)
+    rows = len(cols[0]) if cols else 0
+    return np.column_stack(cols).astype(np.float64) if cols else np.empty((rows, 0))
+
+
+def _missing(col: np.ndarray) -> np.ndarray:
+    if col.dtype == object:
+        return np.array([v is None for v in col], dtype=bool)
+    return np.isnan(col)
+
+
+def _steps(steps: list[dict[str, Any]], cols: list[np.ndarray]) -> list[np.ndarray]:
+    for step in steps:
+        kind = step["type"]
+        if kind == "affine":
+            out = []
+            for j, c in enumerate(cols):
+                c = c.astype(np.float64)
+                for part, op in (("sub", np.subtract), ("mul", np.multiply), ("div", np.divide), ("add", np.add)):
+                    if step.get(part) is not None:
+                        c = op(c, step[part][j])
+                out.append(c)
+            cols = out
+        elif kind == "cast":
+            cols = [c.astype(np.float32).astype(np.float64) for c in cols]
+        elif kind == "impute":
+            out = []
+            for c, fill in zip(cols, step["fill"], strict=True):
+                c = c.copy()
+                c[_missing(c)] = fill
+                out.append(c)
+            out += [_missing(cols[j]).astype(np.float64) for j in step.get("indicator", [])]
+            cols = out
+        elif kind == "select":
+            cols = [cols[j] for j in step["columns"]]
+        elif kind in ("one_hot", "ordinal"):
+            out = []
+            for c, enc in zip(cols, step["columns"], strict=True):
+                out += _encode(c, enc, kind == "one_hot")
+            cols = out
+        elif kind == "normalize":
+            norm = np.zeros(len(cols[0]))
+            for c in cols:  # the IR's summation order
+                if step["norm"] == "l1":
+                    norm = norm + np.abs(c)
+                elif step["norm"] == "l2":
+                    norm = norm + c * c
+                else:
+                    norm = np.maximum(norm, np.abs(c))
+            if step["norm"] == "l2":
+                norm = np.sqrt(norm)
+            norm = np.where(norm == 0.0, 1.0, norm)
+            cols = [c / norm for c in cols]
+        elif kind == "columns":
+            out = []
+            for part in step["parts"]:
+                out += _steps(part.get("steps", []), [cols[j] for j in part["columns"]])
+            cols = out
+        else:
+            msg = f"unknown preprocess step {kind!r}"
+            raise ValueError(msg)
+    return cols
+
+
+def _encode(col: np.ndarray, enc: dict[str, Any], one_hot: bool) -> list[np.ndarray]:
+    """One encoded column; ``"error"`` for an unknown or missing value raises ValueError."""
+    values = enc["hot"] if one_hot else [np.nan if v is None else v for v in enc["codes"]]
+    lookup = {(c if isinstance(c, str) else float(c) + 0.0): v for c, v in zip(enc["categories"], values, strict=True)}
+    codes = []
+    for v in col.tolist():
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            code = enc["missing"]
+        else:
+            key = v if isinstance(v, str) else float(v) + 0.0
+            code = lookup.get(key, enc["unknown"])
+        if code == "error":
+            msg = f"the value {v!r} is refused by the encoder"
+            raise ValueError(msg)
+        codes.append(np.nan if code is None else code)
+    codes = np.asarray(codes, dtype=np.float64)
+    if not one_hot:
+        return [codes]
+    return [(codes == k).astype(np.float64) for k in range(enc["width"])]
+
+
+def raw_scores(ir: dict[str, Any], x: Any) -> np.ndarray:
+    """Raw scores, shape ``(rows, n_outputs)``, of inputs ``x`` (see :func:`features`)."""
+    x = features(ir, x)
     model = ir["model"]
     if model["type"] == "linear":
         coef = np.asarray(model["coef"], dtype=np.float64)
@@ -119,7 +214,7 @@ def _leaves(tree: dict[str, Any], x: np.ndarray, lt: bool, match: str = "trunc")
     return -node - 1
 
 
-def scores(ir: dict[str, Any], x: np.ndarray) -> np.ndarray:
+def scores(ir: dict[str, Any], x: Any) -> np.ndarray:
     """Scores after the link, shape ``(rows, n_outputs)``."""
     return _link(ir, raw_scores(ir, x))
 
@@ -154,7 +249,7 @@ def libm_exp(a: np.ndarray) -> np.ndarray:
     return np.fromiter(map(_exp, a.ravel().tolist()), dtype=np.float64, count=a.size).reshape(a.shape)
 
 
-def predict(ir: dict[str, Any], x: np.ndarray) -> dict[str, np.ndarray]:
+def predict(ir: dict[str, Any], x: Any) -> dict[str, np.ndarray]:
     """The binary's output columns, by the IR's rules (``prediction`` / ``probability`` / ...)."""
     raw = raw_scores(ir, x)
     s = _link(ir, raw)

@@ -3,7 +3,7 @@
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float64Type;
-use arrow_array::{Array, ArrayRef, Float64Array};
+use arrow_array::{Array, ArrayRef, Float64Array, StringArray};
 use arrow_schema::DataType;
 
 /// The bins of one feature or score.
@@ -14,6 +14,8 @@ pub enum Binning {
     Numeric { edges: Vec<f64> },
     /// `[c0, ..., c(K-1), other, missing]`; categories sorted ascending.
     Categorical { categories: Vec<f64> },
+    /// The same for a string column; categories sorted by their bytes.
+    Strings { categories: Vec<String> },
 }
 
 impl Binning {
@@ -22,6 +24,7 @@ impl Binning {
         match self {
             Binning::Numeric { edges } => self.inner_bins(edges.len()) + 3,
             Binning::Categorical { categories } => categories.len() + 2,
+            Binning::Strings { categories } => categories.len() + 2,
         }
     }
 
@@ -73,6 +76,31 @@ impl Binning {
                     Err(_) => categories.len(),
                 }
             }
+            // A number in a string layout: no category.
+            Binning::Strings { categories } => {
+                if x.is_nan() {
+                    self.missing_index()
+                } else {
+                    categories.len()
+                }
+            }
+        }
+    }
+
+    /// Add a string column's values (nulls as missing) into `counts`; for
+    /// [`Binning::Strings`] (any other layout counts every value as missing).
+    pub fn observe_strings(&self, counts: &mut [u64], column: &StringArray) {
+        let missing = self.missing_index();
+        let Binning::Strings { categories } = self else {
+            counts[missing] += column.len() as u64;
+            return;
+        };
+        for v in column.iter() {
+            let slot = match v {
+                None => missing,
+                Some(s) => categories.binary_search_by(|c| c.as_str().cmp(s)).unwrap_or(categories.len()),
+            };
+            counts[slot] += 1;
         }
     }
 
@@ -98,6 +126,24 @@ impl Binning {
             }
         }
     }
+}
+
+/// A column as Utf8 (a cast for large, view and dictionary strings), or why not.
+pub fn as_strings(column: &ArrayRef) -> Result<StringArray, String> {
+    if let Some(a) = column.as_string_opt::<i32>() {
+        return Ok(a.clone());
+    }
+    let data_type = column.data_type();
+    let stringy = match data_type {
+        DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, v) => matches!(v.as_ref(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View),
+        _ => false,
+    };
+    if !stringy {
+        return Err(format!("is {data_type}, not a string column"));
+    }
+    let cast = arrow_cast::cast(column, &DataType::Utf8).map_err(|e| format!("is {data_type}; cannot read it as utf8: {e}"))?;
+    Ok(cast.as_string::<i32>().clone())
 }
 
 /// A column as Float64 (a cast for any other numeric type), or why not.
@@ -147,6 +193,14 @@ mod tests {
         let b = Binning::Categorical { categories: vec![1.0, 3.0, 7.0] };
         let got = counts(&b, &[Some(1.0), Some(7.0), Some(7.0), Some(2.0), None, Some(f64::NAN)]);
         assert_eq!(got, vec![1, 0, 2, 1, 2]);
+    }
+
+    #[test]
+    fn string_categories_other_and_missing() {
+        let b = Binning::Strings { categories: vec!["".into(), "a".into(), "b".into()] };
+        let mut c = vec![0; b.len()];
+        b.observe_strings(&mut c, &StringArray::from(vec![Some("b"), Some(""), None, Some("zz"), Some("b")]));
+        assert_eq!(c, vec![1, 0, 2, 1, 1]);
     }
 
     #[test]

@@ -61,6 +61,12 @@ fn err<T>(message: impl Into<String>) -> Result<T, DriftError> {
     Err(DriftError(message.into()))
 }
 
+/// A counted column, as its counter reads it.
+enum Values {
+    F64(arrow_array::Float64Array),
+    Str(arrow_array::StringArray),
+}
+
 /// Every counter of one model (or one window of one model).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DriftCounters {
@@ -103,7 +109,12 @@ impl DriftCounters {
                 (Some(k), t) => return err(format!("counter '{}' needs slot {k} of a list, but '{}' is {t}", c.name, c.column)),
                 (None, t) => t.clone(),
             };
-            binning::as_f64(&arrow_array::new_empty_array(&item)).map_err(|e| DriftError(format!("counter '{}': column '{}' {e}", c.name, c.column)))?;
+            let empty = arrow_array::new_empty_array(&item);
+            match c.binning {
+                Binning::Strings { .. } => binning::as_strings(&empty).map(|_| ()),
+                _ => binning::as_f64(&empty).map(|_| ()),
+            }
+            .map_err(|e| DriftError(format!("counter '{}': column '{}' {e}", c.name, c.column)))?;
         }
         Ok(())
     }
@@ -136,12 +147,19 @@ impl DriftCounters {
                 (Some(k), t) => return err(format!("column '{}' is {t}; counter '{}' needs a list of more than {k} values", c.column, c.name)),
                 (None, _) => (column.clone(), 1),
             };
-            let values = binning::as_f64(&values).map_err(|e| DriftError(format!("column '{}' {e}", c.column)))?;
+            let values = match c.binning {
+                Binning::Strings { .. } => binning::as_strings(&values).map(Values::Str),
+                _ => binning::as_f64(&values).map(Values::F64),
+            }
+            .map_err(|e| DriftError(format!("column '{}' {e}", c.column)))?;
             columns.push((i, values, stride));
         }
         for (i, values, stride) in columns {
             let c = &mut self.counters[i];
-            c.binning.observe(&mut c.counts, &values, stride, c.slot.unwrap_or(0), rows);
+            match &values {
+                Values::F64(v) => c.binning.observe(&mut c.counts, v, stride, c.slot.unwrap_or(0), rows),
+                Values::Str(v) => c.binning.observe_strings(&mut c.counts, &v.slice(0, rows)),
+            }
         }
         Ok(())
     }
@@ -193,7 +211,7 @@ impl Counter {
         let last = self.counts.len() - 1;
         let (out_of_range_rate, new_category_rate) = match &self.binning {
             Binning::Numeric { .. } => (share(self.counts[0] + self.counts[last - 1]), f64::NAN),
-            Binning::Categorical { .. } => (f64::NAN, share(self.counts[last - 1])),
+            Binning::Categorical { .. } | Binning::Strings { .. } => (f64::NAN, share(self.counts[last - 1])),
         };
         CounterStats {
             rows,
@@ -225,6 +243,17 @@ fn parse_counter(entry: &Value, role: Role) -> Result<Counter, DriftError> {
                 return err(format!("reference of '{name}': edges must be strictly increasing, got {edges:?}"));
             }
             Binning::Numeric { edges }
+        }
+        Some("categorical") if entry.get("values").and_then(Value::as_str) == Some("utf8") => {
+            let Some(list) = entry.get("categories").and_then(Value::as_array) else {
+                return err(format!("reference of '{name}' has no 'categories' list"));
+            };
+            let mut categories = list
+                .iter()
+                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| DriftError(format!("reference of '{name}': 'categories' holds {v}, not a string"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            categories.sort();
+            Binning::Strings { categories }
         }
         Some("categorical") => {
             let mut categories = floats(entry, "categories", name)?;

@@ -96,3 +96,23 @@ fn merging_different_layouts_is_refused() {
     let b = DriftCounters::from_reference(&r).unwrap();
     assert!(a.merge(&b).unwrap_err().to_string().contains("their bins differ"));
 }
+
+#[test]
+fn string_categories_count_a_utf8_column() {
+    use arrow_array::StringArray;
+    use arrow_schema::Schema;
+    let r = json!({"version": 1, "rows": 4, "bins": 10, "scores": [], "features": [
+        {"name": "city", "kind": "categorical", "values": "utf8", "categories": ["paris", ""], "counts": [2, 1, 1, 0]}]});
+    let mut d = DriftCounters::from_reference(&r).unwrap();
+    let schema = Arc::new(Schema::new(vec![Field::new("city", DataType::Utf8, true)]));
+    d.check_columns(&schema, &Schema::empty()).unwrap();
+    let batch = RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec![Some("paris"), Some(""), None, Some("oslo")]))]).unwrap();
+    d.observe(&batch).unwrap();
+    assert_eq!(d.counters[0].counts, vec![1, 1, 1, 1]); // "", paris, other, missing
+    assert_eq!(d.counters[0].stats().new_category_rate, 0.25);
+    let numbers = Schema::new(vec![Field::new("city", DataType::Float64, true)]);
+    assert_eq!(
+        d.check_columns(&numbers, &Schema::empty()).unwrap_err().to_string(),
+        "drift: counter 'city': column 'city' is Float64, not a string column"
+    );
+}
