@@ -63,40 +63,13 @@ def run_ort(model, x: np.ndarray, dtype=np.float32) -> dict[str, np.ndarray]:
     return got
 
 
-@pytest.fixture(scope="module")
-def binary_outputs(tmp_path_factory):
-    """``binary_outputs(ir, X)``: a compiled IR's outputs on float64 ``X``, NaN cells null in every other row.
-
-    For IRs with preprocessing steps, which the numpy reference evaluator behind ``ir_predict``
-    does not run: onnxruntime is the reference here.
-    """
-    from streamml import Model
-    from streamml.compile import write_binary
-
-    out = tmp_path_factory.mktemp("onnx")
-    counter = iter(range(1_000_000))
-
-    def run(ir: dict, x: np.ndarray) -> dict[str, np.ndarray]:
-        model = Model.load(write_binary(ir, out / f"m{next(counter)}.so"))
-        columns = [pa.array(x[:, j], mask=np.isnan(x[:, j]) & (np.arange(len(x)) % 2 == 0)) for j in range(x.shape[1])]
-        got = model.predict(pa.record_batch(columns, names=list(ir["features"])))
-        return {
-            name: np.stack(got.column(name).to_pylist())
-            if name == "probabilities"
-            else got.column(name).to_numpy(zero_copy_only=False)
-            for name in got.schema.names
-        }
-
-    return run
-
-
 def assert_parity(
     ir_predict, model, x: np.ndarray, *, dtype=np.float32, linear: bool = False, model_x: np.ndarray | None = None
 ) -> dict:
     """The IR of ``model`` against onnxruntime on ``x``; returns the IR's outputs.
 
-    ``ir_predict`` may be ``binary_outputs`` (for IRs with preprocessing steps); ``model_x``: the
-    rows a linear model sees after the steps (for its tolerance), default ``x``.
+    ``model_x``: the rows a linear model sees after the preprocessing steps (for its tolerance),
+    default ``x``.
     """
     ir = from_onnx.to_ir(model, features=[f"x{i}" for i in range(x.shape[1])])
     got = ir_predict(ir, x)
@@ -253,7 +226,7 @@ def test_sklearn_gradient_boosting_and_regressors(ir_predict, dense) -> None:
     np.testing.assert_allclose(got["prediction"], expected, rtol=1e-6, atol=1e-6 * np.max(np.abs(expected)))
 
 
-def test_sklearn_linear_models_and_scaler_pipeline(ir_predict, binary_outputs, dense) -> None:
+def test_sklearn_linear_models_and_scaler_pipeline(ir_predict, dense) -> None:
     x, y, xs = dense
     y3 = np.digitize(x[:, 0] + x[:, 1], [-0.7, 0.7])
     x32 = x[:1].astype(np.float32)
@@ -268,7 +241,7 @@ def test_sklearn_linear_models_and_scaler_pipeline(ir_predict, binary_outputs, d
     scaled = to_onnx(pipe, x32, options={"zipmap": False})
     ir = from_onnx.to_ir(scaled)
     assert [step["type"] for step in ir["preprocess"]] == ["cast", "affine", "cast", "affine", "cast"]
-    got = binary_outputs(ir, xs * 3 + 1)
+    got = ir_predict(ir, xs * 3 + 1)
     want = run_ort(scaled, xs * 3 + 1)
     # onnxruntime scales and sums in float32; scikit-learn in float64 with float64 coefficients
     np.testing.assert_allclose(got["probability"], want["scores"][:, 1], rtol=1e-6, atol=4 * FLOAT32_STEP)
@@ -283,7 +256,7 @@ def _column_transformer() -> ColumnTransformer:
     return ColumnTransformer([("num", numeric, list(range(8))), ("raw", SimpleImputer(), [10, 11, 12, 13])])
 
 
-def test_sklearn_pipeline_imputer_scaler_columns(binary_outputs, r1) -> None:
+def test_sklearn_pipeline_imputer_scaler_columns(ir_predict, r1) -> None:
     """skl2onnx's ArrayFeatureExtractor / Imputer / Scaler / Concat become IR steps, NaN imputed."""
     x, y, xs = r1
     x, y = x[:5000], y[:5000]
@@ -299,24 +272,24 @@ def test_sklearn_pipeline_imputer_scaler_columns(binary_outputs, r1) -> None:
         assert {"ArrayFeatureExtractor", "Imputer", "Scaler", "Concat"} <= ops
         ir = from_onnx.to_ir(model)
         assert ir["preprocess"][0]["type"] == "columns"
-        got = assert_parity(binary_outputs, model, xs, linear=linear, model_x=pipe[:-1].transform(xs))
+        got = assert_parity(ir_predict, model, xs, linear=linear, model_x=pipe[:-1].transform(xs))
         # scikit-learn in float64: the export's float32 steps move a few tree rows, not the linear model
         expected = pipe.predict_proba(xs)[:, 1]
         close = np.isclose(got["probability"], expected, rtol=1e-5, atol=1e-6)
         assert close.mean() > (0.9999 if linear else 0.995), close.mean()
 
 
-def test_normalizer_on_features(binary_outputs, dense) -> None:
+def test_normalizer_on_features(ir_predict, dense) -> None:
     x, y, xs = dense
     for norm in ("l1", "l2"):
         pipe = make_pipeline(Normalizer(norm=norm), LogisticRegression(max_iter=500)).fit(x, y)
         model = to_onnx(pipe, x[:1].astype(np.float32), options={"zipmap": False})
         ir = from_onnx.to_ir(model)
         assert [s["type"] for s in ir["preprocess"]] == ["cast", "normalize", "cast"]
-        assert_parity(binary_outputs, model, xs, linear=True, model_x=pipe[:-1].transform(xs))
+        assert_parity(ir_predict, model, xs, linear=True, model_x=pipe[:-1].transform(xs))
 
 
-def test_refuses_one_hot_encoder_naming_its_node(dense) -> None:
+def test_refuses_a_numeric_one_hot_encoder_naming_its_node(dense) -> None:
     x, y, _ = dense
     x = np.column_stack([np.floor(np.abs(x[:, 0]) * 2), x[:, 1:4]])
     ct = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), [0])], remainder="passthrough")
@@ -324,9 +297,46 @@ def test_refuses_one_hot_encoder_naming_its_node(dense) -> None:
     node = next(n for n in model.graph.node if n.op_type == "OneHotEncoder")
     with pytest.raises(CompileError) as e:
         from_onnx.to_ir(model)
-    assert str(e.value).startswith(
-        f"the ONNX model: node {node.name!r} (ai.onnx.ml.OneHotEncoder) is not supported; streamml compiles graphs of: "
+    assert str(e.value) == (
+        f"the ONNX model: node {node.name!r} (ai.onnx.ml.OneHotEncoder) one-hot encodes integer categories; "
+        "streamml reads OneHotEncoder on strings (cats_strings)"
     )
+
+
+def test_string_one_hot_encoder_pipeline(tmp_path) -> None:
+    """A string column one-hot encoded beside scaled numbers: utf8 input, unseen and empty strings."""
+    import pandas as pd
+    from skl2onnx.common.data_types import FloatTensorType as SkFloat
+    from skl2onnx.common.data_types import StringTensorType
+
+    from streamml import Model
+    from streamml.compile import write_binary
+
+    rng = np.random.default_rng(11)
+
+    def frame(n: int, colors: list[str]) -> pd.DataFrame:
+        a, b = rng.normal(size=(2, n))
+        return pd.DataFrame({"color": rng.choice(colors, n), "a": a, "b": b})
+
+    train = frame(5000, ["red", "green", "blue", ""])
+    y = ((train.color == "red") ^ (train.a > 0.2)).astype(int)
+    score = frame(ROWS, ["red", "green", "blue", "", "purple", "Red"])
+    types = [("color", StringTensorType([None, 1])), ("a", SkFloat([None, 1])), ("b", SkFloat([None, 1]))]
+    feeds = {"color": score[["color"]].to_numpy()} | {c: score[[c]].to_numpy(np.float32) for c in ("a", "b")}
+    batch = pa.record_batch([pa.array(score[c]) for c in ("color", "a", "b")], names=["color", "a", "b"])
+    for estimator in (LogisticRegression(), RandomForestClassifier(n_estimators=20, max_depth=6, random_state=0)):
+        ct = ColumnTransformer(
+            [("cat", OneHotEncoder(handle_unknown="ignore"), ["color"]), ("num", StandardScaler(), ["a", "b"])]
+        )
+        pipe = Pipeline([("ct", ct), ("model", estimator)]).fit(train, y)
+        model = to_onnx(pipe, initial_types=types, options={"zipmap": False})
+        ir = from_onnx.to_ir(model)
+        assert (ir["features"], ir["input_types"]) == (["color", "a", "b"], ["utf8", "float64", "float64"])
+        got = Model.load(write_binary(ir, tmp_path / f"{type(estimator).__name__}.so")).predict(batch)
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        label, proba = session.run(None, feeds)
+        np.testing.assert_array_equal(got.column("label").to_numpy(), label.ravel())
+        np.testing.assert_allclose(got.column("probability").to_numpy(), proba[:, 1], rtol=1e-6, atol=4 * FLOAT32_STEP)
 
 
 # -- node modes, thresholds, the opset-5 TreeEnsemble --------------------------------------------
@@ -479,7 +489,8 @@ def test_refuses_an_unsupported_operator_naming_its_node(tmp_path) -> None:
     assert str(e.value) == (
         f"ONNX model {path}: node 'absolute' (Abs) is not supported; streamml compiles graphs of: "
         "TreeEnsembleClassifier, TreeEnsembleRegressor, TreeEnsemble, LinearClassifier, LinearRegressor, Identity, "
-        "Cast, Concat, ArrayFeatureExtractor, Gather, Reshape, Flatten, Scaler, Imputer, Normalizer, ZipMap, Mul"
+        "Cast, Concat, ArrayFeatureExtractor, Gather, Reshape, Flatten, Scaler, Imputer, Normalizer, OneHotEncoder, "
+        "ZipMap, Mul"
     )
     svm = helper.make_node("SVMRegressor", ["X"], ["Y"], name="svm", domain="ai.onnx.ml")
     with pytest.raises(

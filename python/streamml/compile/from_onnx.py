@@ -5,13 +5,14 @@ order. It must hold one model operator — ``TreeEnsembleClassifier``, ``TreeEns
 ``TreeEnsemble`` (ai.onnx.ml opset 5), ``LinearClassifier`` or ``LinearRegressor`` — fed by the
 graph's inputs through the glue converters emit (``Identity``, ``Cast``, ``Concat`` on the feature
 axis, ``ArrayFeatureExtractor``/``Gather`` of constant columns, trivial ``Reshape``/``Flatten``)
-and the preprocessing operators ``Scaler``, ``Imputer`` (of NaN) and ``Normalizer`` (L1, L2),
-which become the IR's preprocessing steps (``affine``, ``impute``, ``normalize``, ``cast``,
-``select``, and ``columns`` for a ``Concat`` of differently preprocessed parts, as skl2onnx
-writes a ``ColumnTransformer``). The model may be followed only by output glue (``ZipMap``,
+and the preprocessing operators ``Scaler``, ``Imputer`` (of NaN), ``Normalizer`` (L1, L2) and
+``OneHotEncoder`` on strings (string inputs become utf8 inputs), which become the IR's
+preprocessing steps (``affine``, ``impute``, ``normalize``, ``one_hot``, ``cast``, ``select``,
+and ``columns`` for a ``Concat`` of differently preprocessed parts, as skl2onnx writes a
+``ColumnTransformer``). The model may be followed only by output glue (``ZipMap``,
 ``Cast``, ``Identity``, a ``Mul`` by one, the ``Normalizer`` skl2onnx puts after a softmax).
-Any other operator (``OneHotEncoder`` included, for now) is refused with its name and its
-node's name.
+Any other operator (a numeric ``OneHotEncoder`` included: onnxruntime truncates its input to an
+integer, which no step states) is refused with its name and its node's name.
 
 The arithmetic is onnxruntime's, stated as IR data:
 
@@ -74,13 +75,14 @@ GLUE_OPS = (
     "Scaler",
     "Imputer",
     "Normalizer",
+    "OneHotEncoder",
     "ZipMap",
     "Mul",
 )
 SUPPORTED_TEXT = ", ".join((*MODEL_OPS, *GLUE_OPS))
 
 #: ONNX tensor element types (onnx.TensorProto.DataType) this converter reads.
-FLOAT, DOUBLE, INT64 = 1, 11, 7
+FLOAT, DOUBLE, INT64, STRING = 1, 11, 7, 8
 _NUMERIC = {1: "float", 11: "double", 6: "int32", 7: "int64"}
 _CAST32 = {"type": "cast", "to": "float32"}
 
@@ -127,8 +129,9 @@ def to_ir(model: Any, *, features: list[str] | None = None) -> dict[str, Any]:
 
     Args:
         model: the graph.
-        features: input names in the model's column order. Default: the graph's input names when
-            each input is one column, else ``f0..f{n-1}``.
+        features: names for the graph's input columns, in the graph's input order. Default: the
+            input names when each input is one column, else ``f0..f{n-1}``. (Without
+            preprocessing, the binary's inputs are listed in the model's column order.)
 
     Raises:
         CompileError: the graph holds an operator or attribute streamml does not support (the
@@ -188,6 +191,7 @@ class _Graph:
         self.model_node: Any = None
         self.inputs: list[tuple[str, int]] = []  # (name, width)
         self.n_inputs = 0
+        self.input_types: list[str] = []
         self.normalized = False  # a Normalizer(L1) after a softmax
 
     def fail(self, node: Any, what: str) -> CompileError:
@@ -222,10 +226,10 @@ class _Graph:
             if value.name in initializers:
                 continue
             tensor = value.type.tensor_type
-            if not value.type.HasField("tensor_type") or tensor.elem_type not in _NUMERIC:
+            if not value.type.HasField("tensor_type") or tensor.elem_type not in (*_NUMERIC, STRING):
                 msg = (
-                    f"{self.source}: the graph input {value.name!r} is not a numeric tensor; streamml reads "
-                    "float, double, int32 and int64 tensors"
+                    f"{self.source}: the graph input {value.name!r} is not a numeric or string tensor; streamml "
+                    "reads float, double, int32, int64 and string tensors"
                 )
                 raise CompileError(msg)
             dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
@@ -238,6 +242,7 @@ class _Graph:
                 )
                 raise CompileError(msg)
             self.inputs.append((value.name, width))
+            self.input_types += ["utf8" if tensor.elem_type == STRING else "float64"] * width
             self.values[value.name] = _Features(
                 tuple(range(offset, offset + width)), tensor.elem_type, tensor.elem_type == FLOAT
             )
@@ -273,6 +278,8 @@ class _Graph:
             self._normalizer(node, args[0])
         elif op == "Imputer" and domain == ML:
             self._imputer(node, args[0])
+        elif op == "OneHotEncoder" and domain == ML:
+            self._one_hot(node, args[0])
         elif op == "Constant":
             value = _attrs(node).get("value")
             if value is None:
@@ -398,6 +405,30 @@ class _Graph:
         # only NaN changes, to float32 fills: no rounding needed before it
         self._set(node, feats.then({"type": "impute", "fill": fill}, ort_reads_float=False))
 
+    def _one_hot(self, node: Any, value: Any) -> None:
+        a = _attrs(node)
+        categories = a.get("cats_strings")
+        if not categories or a.get("cats_int64s"):
+            raise self.fail(
+                node, "one-hot encodes integer categories; streamml reads OneHotEncoder on strings (cats_strings)"
+            )
+        feats = self._features(node, value)
+        if feats.dtype != STRING or len(set(categories)) != len(categories):
+            raise self.fail(node, "reads numbers or repeats a category; streamml reads distinct string categories")
+        # zeros=1: an unknown string (and a null, which onnxruntime cannot receive) is all zeros
+        unknown = -1 if int(a.get("zeros", 1)) else "error"
+        k = len(categories)
+        enc = {
+            "categories": list(categories),
+            "hot": list(range(k)),
+            "width": k,
+            "unknown": unknown,
+            "missing": unknown,
+        }
+        step = {"type": "one_hot", "columns": [enc] * feats.width}
+        out = replace(feats.then(step, ort_reads_float=False), dtype=FLOAT, float32=True, rounded=True)
+        self._set(node, replace(out, out_width=feats.width * k))
+
     def _glue(self, node: Any, value: Any, kind: str, what: str) -> None:
         if not isinstance(value, _Prediction) or value.kind != kind:
             raise self.fail(node, f"is supported only on the model's {kind}")
@@ -476,6 +507,7 @@ class _Graph:
             "framework": "onnx",
             "task": body["task"],
             "features": names,
+            **({"input_types": self.input_types} if "utf8" in self.input_types else {}),
             "classes": body.get("classes"),
             "preprocess": preprocess,
             "model": body["model"],
