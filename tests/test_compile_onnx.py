@@ -521,3 +521,20 @@ def test_refusals_with_exact_messages(tmp_path) -> None:
     garbage.write_bytes(b"\x08\x07not a model")
     with pytest.raises(CompileError, match=rf"^ONNX model {garbage} is not a readable ONNX model \("):
         to_ir(garbage)
+
+
+def test_compile_without_the_onnx_package_names_the_extra(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "m.onnx"
+    path.write_bytes(_tree_graph(["BRANCH_LEQ"], [0]).SerializeToString())
+    code = (
+        "import sys\nsys.modules['onnx'] = None\nfrom streamml.cli import main\n"
+        f"sys.exit(main(['compile', {str(path)!r}, '-o', {str(tmp_path / 'm.so')!r}]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stderr) == (
+        2,
+        "streamml compile: error: compiling an ONNX model needs onnx: pip install 'streamml[onnx]'\n",
+    ), done.stderr
