@@ -500,16 +500,14 @@ def test_refuses_an_unsupported_operator_naming_its_node(tmp_path) -> None:
 
 
 def test_refusals_with_exact_messages(tmp_path) -> None:
-    with pytest.raises(
-        CompileError, match=r"^the ONNX model holds no model operator; expected one of TreeEnsembleClassifier"
-    ):
+    with pytest.raises(CompileError) as e:
         from_onnx.to_ir(_graph([helper.make_node("Identity", ["X"], ["Y"])]))
+    assert str(e.value) == (
+        "the ONNX model holds no model operator; expected one of TreeEnsembleClassifier, TreeEnsembleRegressor, "
+        "TreeEnsemble, LinearClassifier, LinearRegressor"
+    )
     model = _tree_graph(["BRANCH_LEQ"], [0])
-    for a in model.graph.node[0].attribute:
-        if a.name == "aggregate_function":
-            break
-    else:
-        model.graph.node[0].attribute.append(helper.make_attribute("aggregate_function", "MAX"))
+    model.graph.node[0].attribute.append(helper.make_attribute("aggregate_function", "MAX"))
     model.graph.node[0].name = "trees"
     with pytest.raises(CompileError) as e:
         from_onnx.to_ir(model)
