@@ -10,6 +10,8 @@ DEPS := maturin pyarrow numpy polars scikit-learn lightgbm xgboost-cpu pytest ru
 DEPS += pandas
 # CatBoost: its converter's parity tests fit models and compare with its own predict.
 DEPS += catboost
+# ONNX import (streamml compile model.onnx) and its tests: the graph reader, onnxruntime, the converters.
+DEPS += onnx onnxruntime skl2onnx onnxmltools
 # Hosts: Bytewax (streamml.bytewax), the Kafka scorer (streamml score) and its metrics.
 DEPS += bytewax confluent-kafka prometheus-client
 # Monitoring: the ADBC store drivers (SQLite, PostgreSQL) and DuckDB (ships its own ADBC driver).

@@ -27,6 +27,8 @@ EXTRAS: dict[str, tuple[str, str | None]] = {
     # DuckDB's ADBC driver ships inside the duckdb package.
     "adbc_driver_duckdb": ("duckdb", "duckdb"),
     "duckdb": ("duckdb", "duckdb"),
+    # `streamml compile model.onnx` reads the graph with it.
+    "onnx": ("onnx", "onnx"),
     # What the models being compiled (or the demo's) need, not streamml: no extra.
     "joblib": ("joblib", None),
     "sklearn": ("scikit-learn", None),

@@ -41,7 +41,7 @@ SUPPORTED_FRAMEWORKS = (
     "LightGBM (Booster, LGBMModel, text or JSON model files), "
     "XGBoost (Booster, XGBModel, .json or .ubj files), scikit-learn estimators (and IsolationForest), "
     "CatBoost (CatBoostClassifier, CatBoostRegressor, .cbm or JSON files), "
-    "streamml.models.FastFrugalTreeClassifier"
+    "streamml.models.FastFrugalTreeClassifier, ONNX-ML graphs (.onnx files, onnx.ModelProto)"
 )
 
 
@@ -100,7 +100,11 @@ def to_ir(model: Any, *, features: list[str] | None = None) -> dict[str, Any]:
         return from_fft.to_ir(model, features=features)
     # By the class or any base class, so users' subclasses of the frameworks' classes work.
     modules = {cls.__module__.split(".")[0] for cls in type(model).__mro__}
-    module = next((m for m in ("lightgbm", "xgboost", "catboost", "sklearn") if m in modules), None)
+    module = next((m for m in ("lightgbm", "xgboost", "catboost", "sklearn", "onnx") if m in modules), None)
+    if module == "onnx":
+        from streamml.compile import from_onnx
+
+        return from_onnx.to_ir(model, features=features)
     if module == "lightgbm":
         from streamml.compile import from_lightgbm
 
@@ -136,6 +140,10 @@ def _file_to_ir(path: Path, features: list[str] | None) -> dict[str, Any]:
         from streamml.compile import from_catboost
 
         return from_catboost.to_ir(path, features=features)
+    if path.suffix == ".onnx":
+        from streamml.compile import from_onnx
+
+        return from_onnx.to_ir(path, features=features)
     if path.suffix == ".ubj" or (head[:1] == b"{" and b'"learner"' in head):
         from streamml.compile import from_xgboost
 
@@ -145,8 +153,8 @@ def _file_to_ir(path: Path, features: list[str] | None) -> dict[str, Any]:
 
         return from_lightgbm.to_ir(path, features=features)
     msg = (
-        f"model file {path} is neither a LightGBM (text/JSON), an XGBoost (JSON/UBJSON) "
-        "nor a CatBoost (.cbm/JSON) model"
+        f"model file {path} is neither a LightGBM (text/JSON), an XGBoost (JSON/UBJSON), "
+        "a CatBoost (.cbm/JSON) nor an ONNX (.onnx) model"
     )
     raise CompileError(msg)
 
