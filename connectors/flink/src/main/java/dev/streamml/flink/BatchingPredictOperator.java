@@ -16,9 +16,10 @@ import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.types.Row;
 
 /**
- * Scores a stream of rows in micro-batches (the {@link BatchPolicy} rule) with one native call per
- * batch. The rows waiting in the buffer are operator state: a checkpoint stores them and a restore
- * scores them, so a failover loses none and, with an exactly-once sink, emits none twice.
+ * Scores a stream of rows in micro-batches (the {@link MicroBatcher} rule, on Flink's processing
+ * time and timers) with one native call per batch. The rows waiting in the buffer are operator
+ * state: a checkpoint stores them and a restore scores them at once, so a failover loses none and,
+ * with an exactly-once sink, emits none twice.
  *
  * <p>Each output row is the input row's fields, then the model's outputs, then {@code error}:
  * null when the row was scored, otherwise why it was not (its outputs are then null). Build it with
@@ -38,7 +39,7 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
   private transient RowScorer scorer;
   private transient List<Row> buffer;
   private transient ListState<Row> bufferState;
-  private transient long bufferStart;
+  private transient MicroBatcher rule;
 
   BatchingPredictOperator(
       String modelPath, BatchPolicy policy, RowTypeInfo inputType, int[] featureIndexes, int outputCount) {
@@ -70,35 +71,32 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
   public void open() throws Exception {
     super.open();
     scorer = RowScorer.open(modelPath, null);
+    long now = now();
+    // Restored rows count as having waited max_wait: they are scored at once.
+    rule = new MicroBatcher(policy, buffer.size(), now - policy.maxWait().toNanos());
     if (!buffer.isEmpty()) {
-      bufferStart = now();
-      getProcessingTimeService().registerTimer(bufferStart, this);
+      getProcessingTimeService().registerTimer(now / 1_000_000, this);
     }
   }
 
   @Override
   public void processElement(StreamRecord<Row> element) {
     buffer.add(element.getValue());
-    if (buffer.size() >= policy.maxBatchRows()) {
-      flush();
-    } else if (buffer.size() == 1) {
-      bufferStart = now();
-      getProcessingTimeService().registerTimer(bufferStart + policy.maxWait().toMillis(), this);
+    long now = now();
+    for (int n : rule.add(1, now)) {
+      flush(n);
+    }
+    if (rule.pending() == 1) { // this row started a batch: a timer for when it is due
+      getProcessingTimeService().registerTimer(Math.floorDiv(rule.deadline() + 999_999, 1_000_000), this);
     }
   }
 
   @Override
   public void onProcessingTime(long time) {
-    if (buffer.isEmpty()) {
-      return;
-    }
-    long due = bufferStart + policy.maxWait().toMillis();
-    if (now() >= due) {
-      flush();
-    } else {
-      // A timer set for an earlier batch: wait for this batch's oldest row.
-      getProcessingTimeService().registerTimer(due, this);
-    }
+    int n = rule.poll(now());
+    if (n > 0) {
+      flush(n);
+    } // else a timer set for an earlier batch (scored when full): each batch sets its own
   }
 
   @Override
@@ -109,7 +107,7 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
 
   @Override
   public void endInput() {
-    flush();
+    flush(rule.flush());
   }
 
   @Override
@@ -120,12 +118,14 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
     super.close();
   }
 
-  private void flush() {
-    if (buffer.isEmpty()) {
+  /** Score and emit the oldest {@code n} rows of the buffer. */
+  private void flush(int n) {
+    if (n == 0) {
       return;
     }
-    List<Object[]> rows = new ArrayList<>(buffer.size());
-    for (Row row : buffer) {
+    List<Row> batch = n == buffer.size() ? buffer : buffer.subList(0, n);
+    List<Object[]> rows = new ArrayList<>(n);
+    for (Row row : batch) {
       Object[] features = new Object[featureIndexes.length];
       for (int i = 0; i < featureIndexes.length; i++) {
         features[i] = row.getField(featureIndexes[i]);
@@ -134,8 +134,8 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
     }
     RowScorer.Result result = scorer.score(rows);
     int arity = inputType.getArity();
-    for (int r = 0; r < buffer.size(); r++) {
-      Row in = buffer.get(r);
+    for (int r = 0; r < n; r++) {
+      Row in = batch.get(r);
       Row out = new Row(arity + outputCount + 1);
       for (int i = 0; i < arity; i++) {
         out.setField(i, in.getField(i));
@@ -147,10 +147,11 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
       out.setField(arity + outputCount, result.error(r));
       output.collect(new StreamRecord<>(out));
     }
-    buffer.clear();
+    batch.clear();
   }
 
+  /** Flink's processing time, in the rule's nanoseconds. */
   private long now() {
-    return getProcessingTimeService().getCurrentProcessingTime();
+    return getProcessingTimeService().getCurrentProcessingTime() * 1_000_000;
   }
 }
