@@ -71,7 +71,8 @@ public class BatchingPredictFunction extends AsyncScalarFunction {
     batcher.add(features, result);
   }
 
-  private synchronized FutureBatcher<Double> batcher(String modelPath) {
+  /** No lock: Flink calls {@code eval} (and {@code open}, {@code close}) from the task thread only. */
+  private FutureBatcher<Double> batcher(String modelPath) {
     if (modelPath != null && modelPath.equals(lastPath)) {
       return lastBatcher;
     }
