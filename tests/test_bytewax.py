@@ -15,6 +15,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from streamml import InputError, Model
+from streamml.batching import BatchPolicy
 from streamml.bytewax import PredictFailure, predict, predict_op
 from streamml.bytewax._batching import BatchLogic
 from streamml_dev.bytewax_flows import train_small_lightgbm
@@ -156,6 +157,28 @@ def test_predict_with_batching_takes_plain_items_and_pairs_in_one_stream(lgbm: M
     assert errs == [PredictFailure(broken, f"field 'f1' {ABSENT}")]
 
 
+def test_predict_with_zero_max_wait_scores_each_key_s_rows_of_each_bytewax_batch(lgbm: Model) -> None:
+    """A zero ``max_wait`` is allowed (every host's rule): nothing waits past the Bytewax batch it came in."""
+    rows = events(lgbm, 40)
+    keyed = [(str(r["id"] % 2), r) for r in rows]
+    batches: list[int] = []
+
+    def score(items: list) -> list:
+        batches.append(len(items))
+        return items
+
+    logic = BatchLogic(score, BatchPolicy(16, timedelta(0)), resume=None, clock=Clock())
+    assert logic.on_batch(list(range(40))) == (
+        [list(range(16)), list(range(16, 32)), list(range(32, 40))],
+        BatchLogic.DISCARD,
+    )
+    assert logic.notify_at() is None
+    assert batches == [16, 16, 8]
+    oks, errs = run(keyed, lambda up: predict("score", up, lgbm, max_batch_rows=16, max_wait=timedelta(0)))
+    assert sorted(v["id"] for _, v in oks) == [r["id"] for r in rows]
+    assert errs == []
+
+
 def test_predict_arrow_batches_in_the_stream(lgbm: Model) -> None:
     rows = events(lgbm, 30)
     batches = [pa.RecordBatch.from_pylist(rows[i : i + 10]) for i in range(0, 30, 10)]
@@ -204,7 +227,8 @@ def test_max_wait_is_the_age_of_the_oldest_row_not_inactivity() -> None:
         scored.append(list(rows))
         return list(rows)
 
-    logic = BatchLogic(score, max_rows=100, max_wait=timedelta(seconds=10), resume=None, clock=clock)
+    policy = BatchPolicy(100, timedelta(seconds=10))
+    logic = BatchLogic(score, policy, resume=None, clock=clock)
     t0 = clock.now
     assert logic.on_batch([1]) == ([], BatchLogic.RETAIN)
     assert logic.notify_at() == t0 + timedelta(seconds=10)
@@ -218,9 +242,9 @@ def test_max_wait_is_the_age_of_the_oldest_row_not_inactivity() -> None:
     logic.on_batch([4])
     snap = logic.snapshot()
     assert snap == ([4], clock.now)
-    resumed = BatchLogic(score, max_rows=100, max_wait=timedelta(seconds=10), resume=snap, clock=clock)
+    resumed = BatchLogic(score, policy, resume=snap, clock=clock)
     assert resumed.on_notify() == ([[4]], BatchLogic.DISCARD)
-    full = BatchLogic(score, max_rows=2, max_wait=None, resume=None, clock=clock)
+    full = BatchLogic(score, BatchPolicy(2, timedelta(hours=1)), resume=None, clock=clock)
     assert full.on_batch([5, 6, 7, 8, 9]) == ([[5, 6], [7, 8]], BatchLogic.RETAIN)
     assert full.on_eof() == ([[9]], BatchLogic.DISCARD)
     assert scored == [[1, 2, 3], [4], [5, 6], [7, 8], [9]]

@@ -10,11 +10,11 @@
 
 -- The async operator may keep this many rows in flight: at least max-batch-rows.
 SET 'table.exec.async-scalar.max-concurrent-operations' = '1024';
--- Scoring is deterministic (a retry repeats the error) and a row waits at most max-wait-ms plus
+-- Scoring is deterministic (a retry repeats the error) and a row waits at most max-wait plus
 -- one native call: no retry path and no per-row timer (see BatchingPredictFunction).
 SET 'table.exec.async-scalar.retry-strategy' = 'NO_RETRY';
 SET 'table.exec.async-scalar.timeout' = '0 s';
-SET 'pipeline.global-job-parameters' = 'streamml.max-batch-rows:512,streamml.max-wait-ms:20';
+SET 'pipeline.global-job-parameters' = 'streamml.max-batch-rows:512,streamml.max-wait:20ms';
 
 CREATE TEMPORARY FUNCTION streamml_predict_batched
   AS 'dev.streamml.flink.BatchingPredictFunction' USING JAR '${UDF_JAR}';

@@ -17,10 +17,12 @@ import json
 import pickle
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from streamml._extras import missing_extra, require
+from streamml.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_WAIT
 from streamml.compile import TARGETS
 from streamml.errors import StreammlError
 from streamml.model import Model
@@ -214,9 +216,18 @@ def _add_score_parser(sub: Any) -> None:
         default="error",
         help="an input field absent from a message: dead-letter it (error, default) or read it as null",
     )
-    score.add_argument("--max-batch-rows", type=int, default=1000, help="score a batch at this size (default 1000)")
     score.add_argument(
-        "--max-wait-ms", type=float, default=50.0, help="score a batch when its oldest message waited this long (50)"
+        "--max-batch-rows",
+        type=int,
+        default=DEFAULT_MAX_BATCH_ROWS,
+        help=f"score a batch at this size (default {DEFAULT_MAX_BATCH_ROWS}, as every host)",
+    )
+    score.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=DEFAULT_MAX_WAIT / timedelta(milliseconds=1),
+        help="score a batch when its oldest message waited this long; 0: each poll's messages at once "
+        f"(default {DEFAULT_MAX_WAIT / timedelta(milliseconds=1):g}, as every host)",
     )
     score.add_argument(
         "--guarantee", choices=["at-least-once", "exactly-once"], default="at-least-once", help="delivery guarantee"

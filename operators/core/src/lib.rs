@@ -2,14 +2,15 @@
 //!
 //! Loads and verifies model binaries ([`NativeModel`]), maps and casts input
 //! columns to what a model declares ([`input`]), scores batches through any
-//! [`Backend`] ([`Model`]), builds Arrow batches from rows ([`rows`]) and
-//! groups rows into micro-batches by the design's rule ([`batcher`]).
+//! [`Backend`] ([`Model`]) and builds Arrow batches from rows ([`rows`]).
+//! The micro-batching rule lives with the hosts, which own the clock and the
+//! rows (`streamml.batching`, `dev.streamml.flink.MicroBatcher`), proven equal
+//! by one table of cases (`tests/fixtures/batching.json`).
 //!
 //! This crate knows no host: the Python binding and the JNI shim are thin
 //! leaves over it.
 
 pub mod backend;
-pub mod batcher;
 pub mod codec;
 pub mod error;
 pub mod input;
@@ -19,7 +20,6 @@ pub mod rows;
 pub mod trust;
 pub mod vet;
 
-pub use batcher::{Batch, BatchPolicy, FlushReason, MicroBatcher};
 pub use error::{Error, InputError, LoadError, LoadErrorKind, PredictError};
 pub use loader::{inspect_compiled, LoadOptions, NativeModel};
 pub use trust::TrustList;

@@ -5,8 +5,8 @@
   model's outputs added; one native call per item, no pyarrow on the way.
 * :func:`predict` — an operator in Bytewax's style that scores each batch
   Bytewax hands over in one native call, or, with ``max_batch_rows`` /
-  ``max_wait``, buffers rows per key by the design's rule (the age of the
-  oldest row). It returns named streams ``oks`` and ``errs``; an ``errs`` item
+  ``max_wait``, buffers rows per key by the rule of every streamml host
+  (:mod:`streamml.batching`: the age of the oldest row). It returns named streams ``oks`` and ``errs``; an ``errs`` item
   is a :class:`PredictFailure` carrying the item and the reason.
 * :func:`feedback_join` — joins predictions with the labels that arrive later
   (TTL in event time) into feedback rows and windowed quality

@@ -12,11 +12,9 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 
 from streamml import _streamml
+from streamml.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_WAIT, BatchPolicy
 from streamml.bytewax._batching import batch_builder
 from streamml.model import Model, TrustedSha256
-
-#: ``max_batch_rows`` when only ``max_wait`` is given.
-DEFAULT_MAX_BATCH_ROWS = 4096
 
 
 @dataclass(frozen=True)
@@ -152,13 +150,16 @@ def predict(
     With ``max_batch_rows`` or ``max_wait``, rows are buffered per key and a
     key's batch is scored when it holds ``max_batch_rows`` rows or its
     **oldest** row has waited ``max_wait`` (unlike ``op.collect``, whose
-    timeout restarts on every item), and at the end of the input. Order is
-    kept per key. ``(key, item)`` pairs (``op.key_on``; key by partition or by
-    a few shards to batch well on several workers) are buffered under their
-    key and come out as ``(key, scored)``; plain items (dicts, record batches)
-    are buffered together under one key, so one worker batches them, and come
-    out plain. Buffered rows are part of the recovery snapshot, so a resumed
-    flow scores them.
+    timeout restarts on every item), and at the end of the input: the rule of
+    every streamml host (:mod:`streamml.batching`; the knob not given takes its
+    default, 1024 rows or 10 ms; a zero ``max_wait`` scores each key's rows of
+    each Bytewax batch at once). Order is kept per key. ``(key, item)`` pairs
+    (``op.key_on``; key by partition or by a few shards to batch well on
+    several workers) are buffered under their key and come out as
+    ``(key, scored)``; plain items (dicts, record batches) are buffered
+    together under one key, so one worker batches them, and come out plain.
+    Buffered rows are part of the recovery snapshot, so a resumed flow scores
+    them.
 
     With Bytewax recovery, nothing is lost and outputs are at-least-once:
     a resumed flow replays its input from the last snapshot, so items (and
@@ -170,8 +171,10 @@ def predict(
         step_id: unique ID.
         up: the items: dicts, ``(key, dict)`` pairs or Arrow record batches.
         model: a :class:`streamml.Model` or the path of a model binary.
-        max_batch_rows: score a key's rows once this many are buffered.
-        max_wait: score a key's rows once the oldest has waited this long.
+        max_batch_rows: score a key's rows once this many are buffered (default 1024
+            when ``max_wait`` is given).
+        max_wait: score a key's rows once the oldest has waited this long (default
+            10 ms when ``max_batch_rows`` is given).
         nest: put the outputs in a dict under this field instead of merging them.
         missing_fields: an input field absent from a dict: ``"error"`` (default: the
             item goes to ``errs``, naming the field; an explicit ``None`` is a missing
@@ -185,7 +188,7 @@ def predict(
         that row); the rest of its batch is scored.
 
     Raises:
-        ValueError: ``max_batch_rows`` is less than 1 or ``max_wait`` is not positive.
+        ValueError: ``max_batch_rows`` is less than 1 or ``max_wait`` is negative.
         TypeError: ``max_wait`` is not a ``timedelta``.
     """
     scorer = _scorer(model, nest, missing_fields, trusted_sha256)
@@ -195,16 +198,10 @@ def predict(
         scored = op.flat_map_batch("score", up, lambda items: [scorer.score_split(items)])
         oks = op.flat_map("oks", scored, itemgetter(0))
         return PredictOut(oks=oks, errs=op.flat_map("errs", scored, itemgetter(1)))
-    if max_wait is not None and not isinstance(max_wait, timedelta):
-        msg = f"max_wait must be a datetime.timedelta, got a {type(max_wait).__name__}"
-        raise TypeError(msg)
-    if max_wait is not None and max_wait <= timedelta(0):
-        msg = f"max_wait must be positive, got {max_wait}"
-        raise ValueError(msg)
-    rows = DEFAULT_MAX_BATCH_ROWS if max_batch_rows is None else max_batch_rows
-    if not isinstance(rows, int) or rows < 1:
-        msg = f"max_batch_rows must be an integer of at least 1, got {max_batch_rows!r}"
-        raise ValueError(msg)
+    policy = BatchPolicy(
+        DEFAULT_MAX_BATCH_ROWS if max_batch_rows is None else max_batch_rows,
+        DEFAULT_MAX_WAIT if max_wait is None else max_wait,
+    )
     keyed = op.flat_map_batch("key_plain", up, _key_plain)
-    scored = op.stateful_batch("batch", keyed, batch_builder(scorer.score_split, rows, max_wait))
+    scored = op.stateful_batch("batch", keyed, batch_builder(scorer.score_split, policy))
     return PredictOut(oks=op.flat_map("oks", scored, _keyed_oks), errs=op.flat_map("errs", scored, _keyed_errs))

@@ -6,6 +6,7 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import org.apache.flink.table.functions.AsyncScalarFunction;
 import org.apache.flink.table.functions.FunctionContext;
+import org.apache.flink.util.TimeUtils;
 
 /**
  * {@code streamml_predict_batched(model_path, x0, x1, ...)}: like {@link PredictFunction}, but the
@@ -22,13 +23,14 @@ import org.apache.flink.table.functions.FunctionContext;
  * 2 cores).
  *
  * <p>The policy comes from the constructor or, for {@code CREATE FUNCTION}, from the job
- * parameters {@code streamml.max-batch-rows} and {@code streamml.max-wait-ms} (defaults 1024 rows
- * and 10 ms).
+ * parameters {@code streamml.max-batch-rows} and {@code streamml.max-wait} (a duration such as
+ * {@code 10 ms}, as {@code ML_PREDICT}'s {@code 'max-wait'}), defaults {@link BatchPolicy#DEFAULT}
+ * (1024 rows, 10 ms). A zero wait scores each row alone.
  */
 public class BatchingPredictFunction extends AsyncScalarFunction {
   private static final long serialVersionUID = 1L;
   public static final String MAX_BATCH_ROWS = "streamml.max-batch-rows";
-  public static final String MAX_WAIT_MS = "streamml.max-wait-ms";
+  public static final String MAX_WAIT = "streamml.max-wait";
 
   private final BatchPolicy configured;
   private transient BatchPolicy policy;
@@ -51,9 +53,9 @@ public class BatchingPredictFunction extends AsyncScalarFunction {
     BatchPolicy base = configured != null ? configured : BatchPolicy.DEFAULT;
     int rows = Integer.parseInt(
         context.getJobParameter(MAX_BATCH_ROWS, String.valueOf(base.maxBatchRows())));
-    long waitMs = Long.parseLong(
-        context.getJobParameter(MAX_WAIT_MS, String.valueOf(base.maxWait().toMillis())));
-    policy = configured != null ? configured : new BatchPolicy(rows, Duration.ofMillis(waitMs));
+    String wait = context.getJobParameter(MAX_WAIT, null);
+    Duration maxWait = wait == null ? base.maxWait() : TimeUtils.parseDuration(wait);
+    policy = configured != null ? configured : new BatchPolicy(rows, maxWait);
     scorers = new ScorerCache();
     batchers = new HashMap<>();
   }
@@ -69,7 +71,8 @@ public class BatchingPredictFunction extends AsyncScalarFunction {
     batcher.add(features, result);
   }
 
-  private synchronized FutureBatcher<Double> batcher(String modelPath) {
+  /** No lock: Flink calls {@code eval} (and {@code open}, {@code close}) from the task thread only. */
+  private FutureBatcher<Double> batcher(String modelPath) {
     if (modelPath != null && modelPath.equals(lastPath)) {
       return lastBatcher;
     }

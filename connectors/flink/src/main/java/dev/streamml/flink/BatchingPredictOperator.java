@@ -2,6 +2,11 @@ package dev.streamml.flink;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.apache.flink.api.common.operators.ProcessingTimeService.ProcessingTimeCallback;
 import org.apache.flink.api.common.state.ListState;
@@ -16,9 +21,16 @@ import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.types.Row;
 
 /**
- * Scores a stream of rows in micro-batches (the {@link BatchPolicy} rule) with one native call per
- * batch. The rows waiting in the buffer are operator state: a checkpoint stores them and a restore
- * scores them, so a failover loses none and, with an exactly-once sink, emits none twice.
+ * Scores a stream of rows in micro-batches (the {@link MicroBatcher} rule, on Flink's processing
+ * time and timers) with one native call per batch. The rows waiting in the buffer are operator
+ * state: a checkpoint stores them and a restore scores them at once, so a failover loses none and,
+ * with an exactly-once sink, emits none twice.
+ *
+ * <p>A batch is scored on a worker thread (reading its rows, the native call, building the output
+ * rows) while the task thread gathers the next; at most one batch is in flight, so outputs keep
+ * the input's order. The task thread emits a scored batch before it hands over the next one, on a
+ * timer once it is done, at the end of the input and before every checkpoint barrier, so a
+ * checkpoint never holds a batch in flight.
  *
  * <p>Each output row is the input row's fields, then the model's outputs, then {@code error}:
  * null when the row was scored, otherwise why it was not (its outputs are then null). Build it with
@@ -38,7 +50,11 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
   private transient RowScorer scorer;
   private transient List<Row> buffer;
   private transient ListState<Row> bufferState;
-  private transient long bufferStart;
+  private transient MicroBatcher rule;
+  private transient ExecutorService worker;
+  /** The batch being scored, or null. */
+  private transient Future<List<Row>> inFlight;
+  private transient StreamRecord<Row> reuse;
 
   BatchingPredictOperator(
       String modelPath, BatchPolicy policy, RowTypeInfo inputType, int[] featureIndexes, int outputCount) {
@@ -70,35 +86,51 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
   public void open() throws Exception {
     super.open();
     scorer = RowScorer.open(modelPath, null);
+    reuse = new StreamRecord<>(null);
+    worker = Executors.newSingleThreadExecutor(r -> {
+      Thread t = new Thread(r, "streamml-datastream-scorer");
+      t.setDaemon(true);
+      return t;
+    });
+    long now = now();
+    // Restored rows count as having waited max_wait: they are scored at once.
+    rule = new MicroBatcher(policy, buffer.size(), now - policy.maxWait().toNanos());
     if (!buffer.isEmpty()) {
-      bufferStart = now();
-      getProcessingTimeService().registerTimer(bufferStart, this);
+      getProcessingTimeService().registerTimer(now / 1_000_000, this);
     }
   }
 
   @Override
-  public void processElement(StreamRecord<Row> element) {
+  public void processElement(StreamRecord<Row> element) throws Exception {
     buffer.add(element.getValue());
-    if (buffer.size() >= policy.maxBatchRows()) {
-      flush();
-    } else if (buffer.size() == 1) {
-      bufferStart = now();
-      getProcessingTimeService().registerTimer(bufferStart + policy.maxWait().toMillis(), this);
+    long now = now();
+    for (int n : rule.add(1, now)) {
+      handOff(n);
+    }
+    if (rule.pending() == 1) { // this row started a batch: a timer for when it is due
+      getProcessingTimeService().registerTimer(Math.floorDiv(rule.deadline() + 999_999, 1_000_000), this);
     }
   }
 
   @Override
-  public void onProcessingTime(long time) {
-    if (buffer.isEmpty()) {
-      return;
+  public void onProcessingTime(long time) throws Exception {
+    if (inFlight != null) {
+      if (inFlight.isDone()) {
+        emitInFlight();
+      } else {
+        getProcessingTimeService().registerTimer(time + 1, this); // look again in a millisecond
+      }
     }
-    long due = bufferStart + policy.maxWait().toMillis();
-    if (now() >= due) {
-      flush();
-    } else {
-      // A timer set for an earlier batch: wait for this batch's oldest row.
-      getProcessingTimeService().registerTimer(due, this);
-    }
+    int n = rule.poll(now());
+    if (n > 0) {
+      handOff(n);
+    } // else a timer set for an earlier batch (scored when full): each batch sets its own
+  }
+
+  @Override
+  public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
+    super.prepareSnapshotPreBarrier(checkpointId);
+    emitInFlight();
   }
 
   @Override
@@ -108,24 +140,65 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
   }
 
   @Override
-  public void endInput() {
-    flush();
+  public void endInput() throws Exception {
+    handOff(rule.flush());
+    emitInFlight();
   }
 
   @Override
   public void close() throws Exception {
+    if (worker != null) {
+      worker.shutdownNow();
+      worker.awaitTermination(30, TimeUnit.SECONDS);
+    }
     if (scorer != null) {
       scorer.close();
     }
     super.close();
   }
 
-  private void flush() {
-    if (buffer.isEmpty()) {
+  /** Hand the oldest {@code n} rows of the buffer to the worker, after emitting the batch in flight. */
+  private void handOff(int n) throws Exception {
+    if (n == 0) {
       return;
     }
-    List<Object[]> rows = new ArrayList<>(buffer.size());
-    for (Row row : buffer) {
+    List<Row> batch;
+    if (n == buffer.size()) {
+      batch = buffer;
+      buffer = new ArrayList<>(Math.min(policy.maxBatchRows(), 4096));
+    } else {
+      batch = new ArrayList<>(buffer.subList(0, n));
+      buffer.subList(0, n).clear();
+    }
+    emitInFlight();
+    inFlight = worker.submit(() -> score(batch));
+    // So an idle stream still gets this batch's outputs: a timer looks for them.
+    getProcessingTimeService().registerTimer(getProcessingTimeService().getCurrentProcessingTime() + 1, this);
+  }
+
+  /** Wait for the batch in flight, if any, and emit its rows (on the task thread). */
+  private void emitInFlight() throws Exception {
+    if (inFlight == null) {
+      return;
+    }
+    List<Row> rows;
+    try {
+      rows = inFlight.get();
+    } catch (ExecutionException e) {
+      throw e.getCause() instanceof Exception cause ? cause : e;
+    } finally {
+      inFlight = null;
+    }
+    for (Row row : rows) {
+      output.collect(reuse.replace(row));
+    }
+  }
+
+  /** Score {@code batch} (on the worker): the output rows, in order. */
+  private List<Row> score(List<Row> batch) {
+    int n = batch.size();
+    List<Object[]> rows = new ArrayList<>(n);
+    for (Row row : batch) {
       Object[] features = new Object[featureIndexes.length];
       for (int i = 0; i < featureIndexes.length; i++) {
         features[i] = row.getField(featureIndexes[i]);
@@ -134,23 +207,25 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
     }
     RowScorer.Result result = scorer.score(rows);
     int arity = inputType.getArity();
-    for (int r = 0; r < buffer.size(); r++) {
-      Row in = buffer.get(r);
-      Row out = new Row(arity + outputCount + 1);
+    List<Row> out = new ArrayList<>(n);
+    for (int r = 0; r < n; r++) {
+      Row in = batch.get(r);
+      Row row = new Row(arity + outputCount + 1);
       for (int i = 0; i < arity; i++) {
-        out.setField(i, in.getField(i));
+        row.setField(i, in.getField(i));
       }
       Object[] outputs = result.outputs(r);
       for (int i = 0; i < outputCount; i++) {
-        out.setField(arity + i, outputs == null ? null : outputs[i]);
+        row.setField(arity + i, outputs == null ? null : outputs[i]);
       }
-      out.setField(arity + outputCount, result.error(r));
-      output.collect(new StreamRecord<>(out));
+      row.setField(arity + outputCount, result.error(r));
+      out.add(row);
     }
-    buffer.clear();
+    return out;
   }
 
+  /** Flink's processing time, in the rule's nanoseconds. */
   private long now() {
-    return getProcessingTimeService().getCurrentProcessingTime();
+    return getProcessingTimeService().getCurrentProcessingTime() * 1_000_000;
   }
 }

@@ -6,34 +6,36 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 
 /**
- * Gathers concurrent calls into batches by the {@link BatchPolicy} rule and scores each batch in
+ * Gathers concurrent calls into batches by the {@link MicroBatcher} rule and scores each batch in
  * one native call on a worker thread, completing each call's future with {@code result} applied to
  * its row's outputs in declared order (null for a row that cannot be scored), or exceptionally when
- * the native call fails. The futures are completed, and {@code result} applied, on a second thread,
- * so the worker scores the next batch meanwhile: completing a future runs its caller's callbacks
- * (in Flink, a mail to the task's mailbox per row), which took a tenth of the worker's time on R1.
- * The caller's own future is completed directly (no second future per row).
+ * the native call fails. This class keeps the rows and owns the clock ({@link System#nanoTime}) and
+ * the timer; the rule decides. The futures are completed, and {@code result} applied, on a second
+ * thread, so the worker scores the next batch meanwhile.
  */
 final class FutureBatcher<T> implements AutoCloseable {
   private final RowScorer scorer;
-  private final BatchPolicy policy;
+  private final int maxRows;
+  private final MicroBatcher rule;
   private final Function<Object[], T> result;
   private final ScheduledExecutorService timer;
   private final ExecutorService worker;
   private final ExecutorService completer;
-  private List<Object[]> rows = new ArrayList<>();
-  private List<CompletableFuture<T>> futures = new ArrayList<>();
-  /** Counts batches started, so a timer set for an earlier batch does nothing. */
-  private long generation;
+  private List<Object[]> rows;
+  private List<CompletableFuture<T>> futures;
 
   FutureBatcher(RowScorer scorer, BatchPolicy policy, Function<Object[], T> result) {
     this.scorer = scorer;
-    this.policy = policy;
+    this.maxRows = policy.maxBatchRows();
+    this.rule = new MicroBatcher(policy);
     this.result = result;
+    this.rows = new ArrayList<>(Math.min(maxRows, 4096));
+    this.futures = new ArrayList<>(Math.min(maxRows, 4096));
     this.timer = Executors.newSingleThreadScheduledExecutor(daemon("streamml-batch-timer"));
     this.worker = Executors.newSingleThreadExecutor(daemon("streamml-batch-scorer"));
     this.completer = Executors.newSingleThreadExecutor(daemon("streamml-batch-completer"));
@@ -43,30 +45,51 @@ final class FutureBatcher<T> implements AutoCloseable {
   synchronized void add(Object[] row, CompletableFuture<T> future) {
     rows.add(row);
     futures.add(future);
-    if (rows.size() >= policy.maxBatchRows()) {
-      flush();
-    } else if (rows.size() == 1) {
-      long batch = generation;
-      timer.schedule(() -> flushIfStill(batch), policy.maxWait().toNanos(), TimeUnit.NANOSECONDS);
+    long now = System.nanoTime();
+    for (int n : rule.add(1, now)) {
+      handOff(n);
+    }
+    if (rule.pending() == 1) {
+      schedule(now); // this row started a batch
     }
   }
 
-  private synchronized void flushIfStill(long batch) {
-    if (generation == batch && !rows.isEmpty()) {
-      flush();
-    }
+  /** A timer for the batch whose oldest row waits now. */
+  private void schedule(long now) {
+    timer.schedule(this::onTimer, rule.dueIn(now), TimeUnit.NANOSECONDS);
   }
 
-  /** Hand the pending rows to the worker. */
+  private synchronized void onTimer() {
+    long now = System.nanoTime();
+    int n = rule.poll(now);
+    if (n > 0) {
+      handOff(n);
+    } // else a timer set for an earlier batch (scored when full): each batch sets its own
+  }
+
+  /** Score everything waiting now (close). */
   synchronized void flush() {
-    if (rows.isEmpty()) {
-      return;
+    int n = rule.flush();
+    if (n > 0) {
+      handOff(n);
     }
-    List<Object[]> batchRows = rows;
-    List<CompletableFuture<T>> batchFutures = futures;
-    rows = new ArrayList<>();
-    futures = new ArrayList<>();
-    generation++;
+  }
+
+  /** Hand the oldest {@code n} rows waiting to the worker. */
+  private void handOff(int n) {
+    List<Object[]> batchRows;
+    List<CompletableFuture<T>> batchFutures;
+    if (n == rows.size()) {
+      batchRows = rows;
+      batchFutures = futures;
+      rows = new ArrayList<>(Math.min(maxRows, 4096));
+      futures = new ArrayList<>(Math.min(maxRows, 4096));
+    } else {
+      batchRows = new ArrayList<>(rows.subList(0, n));
+      batchFutures = new ArrayList<>(futures.subList(0, n));
+      rows.subList(0, n).clear();
+      futures.subList(0, n).clear();
+    }
     worker.execute(() -> score(batchRows, batchFutures));
   }
 
@@ -107,7 +130,7 @@ final class FutureBatcher<T> implements AutoCloseable {
     }
   }
 
-  private static java.util.concurrent.ThreadFactory daemon(String name) {
+  private static ThreadFactory daemon(String name) {
     return r -> {
       Thread t = new Thread(r, name);
       t.setDaemon(true);

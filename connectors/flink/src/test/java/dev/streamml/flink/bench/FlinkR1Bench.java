@@ -76,8 +76,12 @@ public final class FlinkR1Bench {
       {"ML_PREDICT (async, batched)", "SELECT id, probability FROM ML_PREDICT(TABLE t, MODEL m, DESCRIPTOR("
           + features + "), MAP['async', 'true', 'max-concurrent-operations', '2048'])"},
     };
-    // -Dbench.cases=REGEX runs only the cases whose names match (to try settings on a few).
+    // -Dbench.cases=REGEX runs only the cases whose names match (to try settings on a few),
+    // -Dbench.sources=REGEX only the generated sources that match, -Dbench.collection=false none
+    // of the runs on the rows file.
     String only = System.getProperty("bench.cases", ".*");
+    sources.removeIf(s -> !s.matches(System.getProperty("bench.sources", ".*")));
+    boolean collection = Boolean.parseBoolean(System.getProperty("bench.collection", "true"));
     // Run 0 warms the JVM and the planner up (the first job also starts class loading); not printed.
     for (int run = -1; run < runs; run++) {
       for (String[] c : cases) {
@@ -91,7 +95,7 @@ public final class FlinkR1Bench {
         tEnv.executeSql("CREATE TABLE sink (id BIGINT, p DOUBLE) WITH ('connector' = 'blackhole')");
         long start;
         double seconds;
-        if (c[0].matches(only)) {
+        if (c[0].matches(only) && collection) {
           start = System.nanoTime();
           tEnv.executeSql("INSERT INTO sink " + c[1]).await();
           seconds = (System.nanoTime() - start) / 1e9;
@@ -103,9 +107,11 @@ public final class FlinkR1Bench {
           for (boolean withModel : c == cases[cases.length - 1] ? new boolean[] {false, true} : new boolean[0]) {
             String name = withModel ? "DataStream StreammlStreams.predict" : "DataStream pipe, no model";
             if (name.matches(only)) {
+              long cpu = cpuNanos();
               double took = dataStream(model, source, generated, inputs, hashed, withModel);
               if (run >= 0) {
                 System.out.println("generated\t" + source + "\t" + name + "\t" + generated + "\t" + took);
+                printCpu(source, name, generated, cpu);
               }
             }
           }
@@ -114,15 +120,31 @@ public final class FlinkR1Bench {
           }
           long n = c[0].startsWith("per-row") ? generated / 10 : generated;
           String g = generatedSource(tEnv, source, 0, n - 1, inputs, hashed);
+          long cpu = cpuNanos();
           start = System.nanoTime();
           tEnv.executeSql("INSERT INTO sink " + c[1].replace("FROM t", "FROM " + g).replace("TABLE t,", "TABLE " + g + ",")).await();
           seconds = (System.nanoTime() - start) / 1e9;
           if (run >= 0) {
             System.out.println("generated\t" + source + "\t" + c[0] + "\t" + n + "\t" + seconds);
+            printCpu(source, c[0], n, cpu);
           }
         }
       }
     }
+  }
+
+  /** CPU time of this process (every thread of the MiniCluster's jobs), ns. */
+  private static long cpuNanos() {
+    return ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory
+        .getOperatingSystemMXBean()).getProcessCpuTime();
+  }
+
+  /**
+   * {@code cpu<TAB>source<TAB>case<TAB>rows<TAB>cpu seconds} since {@code since}: on a machine
+   * whose cores other work keeps busy, the CPU a job takes says more than its wall time.
+   */
+  private static void printCpu(String source, String name, long rows, long since) {
+    System.out.println("cpu\t" + source + "\t" + name + "\t" + rows + "\t" + (cpuNanos() - since) / 1e9);
   }
 
   /**
