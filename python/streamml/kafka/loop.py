@@ -1,15 +1,16 @@
 """The consumer loop of ``streamml score``: consume, batch, score, produce, commit.
 
-Batches follow the design's rule (:func:`batch_due_in`): a batch is scored when it holds
-``max_batch_rows`` messages or when its oldest message has waited ``max_wait_ms`` since it
-arrived. A batch is scored on the worker thread (:mod:`streamml.kafka.scoring`) while the next
-one is being consumed; its outputs are produced with their input's key (so partitioning holds)
-and committed (:mod:`streamml.kafka.delivery`) before the next batch is scored, so one batch at
-most is in flight. A message that cannot be read or scored, or whose output would exceed the
-topic's size limit, goes to the dead-letter topic (:mod:`streamml.kafka.dlq`); the rest keep
-flowing. Pending messages are scored before partitions are revoked (rebalance) and on shutdown
-(``stop``, SIGTERM/SIGINT). While the producer's queue is full the consumer is paused
-(backpressure).
+Batches follow the rule of every streamml host (:mod:`streamml.batching`, whose
+:class:`~streamml.batching.MicroBatcher` counts the pending messages): a batch is scored when it
+holds ``max_batch_rows`` messages or when its oldest message has waited ``max_wait_ms`` since it
+arrived; a zero wait scores what each poll returned. A batch is scored on the worker thread
+(:mod:`streamml.kafka.scoring`) while the next one is being consumed; its outputs are produced with
+their input's key (so partitioning holds) and committed (:mod:`streamml.kafka.delivery`) before the
+next batch is scored, so one batch at most is in flight. A message that cannot be read or scored, or
+whose output would exceed the topic's size limit, goes to the dead-letter topic
+(:mod:`streamml.kafka.dlq`); the rest keep flowing. Pending messages are scored before partitions
+are revoked (rebalance) and on shutdown (``stop``, SIGTERM/SIGINT). While the producer's queue is
+full the consumer is paused (backpressure).
 
 Commit only what was produced: when a batch cannot be finished (an output or dead letter the
 broker refused, a model that fails on every message, a store that stays down, a fatal Kafka
@@ -28,9 +29,11 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import timedelta
 from typing import Any, Literal
 
 from streamml import _streamml
+from streamml.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_WAIT, BatchPolicy, MicroBatcher
 from streamml.drift import DriftMonitor, DriftWindows
 from streamml.kafka.config import DEFAULT_MESSAGE_MAX_BYTES, ClientConfig, KafkaScorerError, message_limit
 from streamml.kafka.delivery import AtLeastOnce, ExactlyOnce
@@ -48,27 +51,6 @@ Format = Literal["json", "arrow"]
 
 #: While a batch is being scored, consume in slices this long (s) to produce its outputs promptly.
 POLL_SLICE = 0.002
-
-
-def batch_due_in(pending: int, first_arrival: float, now: float, max_batch_rows: int, max_wait: float) -> float:
-    """Seconds until the pending batch is due; ``<= 0``: due now; ``inf``: nothing pending.
-
-    A batch is due when it holds ``max_batch_rows`` messages or its oldest message (which
-    arrived at ``first_arrival``, monotonic seconds) has waited ``max_wait`` seconds.
-
-    Examples:
-        >>> batch_due_in(0, 0.0, 5.0, 1000, 0.05)
-        inf
-        >>> batch_due_in(1000, 5.0, 5.0, 1000, 0.05)
-        0.0
-        >>> round(batch_due_in(10, 5.0, 5.01, 1000, 0.05), 3)
-        0.04
-    """
-    if pending == 0:
-        return math.inf
-    if pending >= max_batch_rows:
-        return 0.0
-    return first_arrival + max_wait - now
 
 
 class Scorer:
@@ -135,8 +117,8 @@ class Scorer:
         format: Format = "json",
         id_field: str | None = None,
         carry_fields: Sequence[str] = (),
-        max_batch_rows: int = 1000,
-        max_wait_ms: float = 50.0,
+        max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
+        max_wait_ms: float = DEFAULT_MAX_WAIT / timedelta(milliseconds=1),
         guarantee: Guarantee = "at-least-once",
         dlq_topic: str | None = None,
         metrics_port: int | None = None,
@@ -174,6 +156,10 @@ class Scorer:
         self.format = format
         self.max_batch_rows = max_batch_rows
         self.max_wait = max_wait_ms / 1000.0
+        self._policy = BatchPolicy(max_batch_rows, timedelta(milliseconds=max_wait_ms))
+        #: Counts ``_pending`` by the batching rule; ``_due``: it released them, score them now.
+        self._batcher = MicroBatcher(self._policy)
+        self._due = False
         self.guarantee = guarantee
         self.metrics_port = metrics_port
         if isinstance(carry_fields, str):
@@ -219,7 +205,6 @@ class Scorer:
         self._scoring: Scoring | None = None
         #: The batch scored ahead while ``_scoring`` is finished (``_start_scoring``).
         self._ahead: Scoring | None = None
-        self._first_arrival = 0.0
         self._assigned: set[int] = set()  # partitions of the input topic (the one subscribed)
         self._paused = False
         #: Why the run stopped without committing its unfinished work (``None`` while it runs well).
@@ -329,9 +314,17 @@ class Scorer:
         self._flush_pending()  # drain
 
     def _due_in(self) -> float:
-        return batch_due_in(
-            len(self._pending), self._first_arrival, time.monotonic(), self.max_batch_rows, self.max_wait
-        )
+        """Seconds until the pending batch is due; ``<= 0``: due now; ``inf``: nothing pending."""
+        if self._due:
+            return 0.0
+        due_in = self._batcher.due_in(time.monotonic_ns())
+        return math.inf if due_in is None else due_in / 1e9
+
+    def _drop_pending(self) -> None:
+        """Forget the pending messages (handed to scoring, rewound or not ours to commit)."""
+        self._pending = []
+        self._batcher.flush()
+        self._due = False
 
     def _abandon(self, error: BaseException) -> None:
         """The run failed: commit nothing more (abort an open transaction) and say what a restart re-scores."""
@@ -355,7 +348,7 @@ class Scorer:
         )
 
     def _collect(self) -> None:
-        """Add messages to the pending batch until it is due (:func:`batch_due_in`).
+        """Add messages to the pending batch until it is due (the batching rule says so).
 
         Meanwhile the previous batch is scored on the worker thread; its outputs are
         produced (and the batch committed) between the consumer's calls.
@@ -392,9 +385,11 @@ class Scorer:
                         raise KafkaScorerError(msg)
                     if err is not None:
                         log.warning("consumer: %s", err)
-            if good and not self._pending:
-                self._first_arrival = time.monotonic()
             self._pending += good
+            if good and self._batcher.add(len(good), time.monotonic_ns()):
+                # ``want`` never exceeds the room left: the rule released every pending message.
+                self._due = True
+                return
 
     def _flush_pending(self) -> None:
         """Score, produce and commit everything consumed so far (before a rebalance, at exit)."""
@@ -418,7 +413,8 @@ class Scorer:
         if not self._pending:
             self._finish_scoring(block=True)
             return
-        batch, self._pending = self._pending, []
+        batch = self._pending
+        self._drop_pending()
         ahead = self._worker.submit(batch)
         self._ahead = ahead
         try:
@@ -584,7 +580,7 @@ class Scorer:
                 ahead.rewound = True
                 batch = [*batch, *ahead.batch]
             self._rewind([*batch, *self._pending])
-            self._pending = []
+            self._drop_pending()
 
     def _rewind(self, batch: list[Any]) -> None:
         """Seek back to the first message of the batch on each partition (after an abort)."""
@@ -605,7 +601,7 @@ class Scorer:
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         if self._failure is not None:  # closing after a failure: unfinished work is not committed
-            self._pending = []
+            self._drop_pending()
         else:  # finish the work of these partitions while this member still owns them
             self._flush_pending()
         for p in partitions:
@@ -615,7 +611,14 @@ class Scorer:
     def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
         # Another member owns them now: drop their pending work, it is not ours to commit.
         lost = {p.partition for p in partitions}
-        self._pending = [m for m in self._pending if m.partition() not in lost]
+        kept = [m for m in self._pending if m.partition() not in lost]
+        if len(kept) < len(self._pending):
+            # The oldest kept message arrived no earlier than the oldest of all: keep that clock.
+            first, due = self._batcher.first_arrival, self._due
+            self._drop_pending()
+            self._pending, self._due = kept, due and bool(kept)
+            if kept and not due:
+                self._batcher = MicroBatcher(self._policy, len(kept), first)
         self._assigned -= lost
         log.warning("lost %s", sorted(lost))
 
