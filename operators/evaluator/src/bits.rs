@@ -204,28 +204,35 @@ impl Bits {
         });
     }
 
+    /// `sums` for a forest summed in float32 (`"accumulate": "float32"`): each
+    /// tree's leaf value rounded to float32 and added in tree order, the sum
+    /// rounded to float32 after each tree, as the leaf-by-leaf walk does.
+    pub fn sums_f32(&self, block: &[f64], acc: &mut [f32]) {
+        let (outputs, values, no) = self.sums.as_ref().expect("add_sums was called");
+        assert!(acc.len() >= no * ROWS);
+        let columns = self.columns(block);
+        #[cfg(target_arch = "x86_64")]
+        if self.kernel == Kernel::Avx512 {
+            // SAFETY: as in `sums`.
+            return unsafe { self.sums_f32_avx512(&columns, outputs, values, acc) };
+        }
+        self.scan_columns(&columns, |slot, bits| {
+            let at = &values[slot * MAX_LEAVES..(slot + 1) * MAX_LEAVES];
+            let acc = &mut acc[outputs[slot] * ROWS..(outputs[slot] + 1) * ROWS];
+            for (a, bits) in acc.iter_mut().zip(bits) {
+                *a += at[bits.trailing_zeros() as usize & 63] as f32;
+            }
+        });
+    }
+
     /// `sums` by AVX-512: a tree's 8 positions by `lzcnt` of the lowest
     /// set bits, its 8 leaf values by one gather.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512cd")]
     unsafe fn sums_avx512(&self, columns: &[Lanes<f64>], outputs: &[usize], values: &[f64], acc: &mut [f64]) {
         use std::arch::x86_64::*;
-        // First every tree's leaf positions (as indices into `values`), then
-        // the gathers: a gather right after its tree would wait for the
-        // tree's chain of ANDs with the next tree's scan stuck behind it.
         const HALVES: usize = ROWS / VECTOR;
-        let last = _mm512_set1_epi64(63);
-        let mut index = vec![Lanes([0i32; ROWS]); self.trees.len()];
-        for (slot, index) in index.iter_mut().enumerate() {
-            let v = self.tree_avx512(slot, columns);
-            let base = _mm512_set1_epi64((slot * MAX_LEAVES) as i64);
-            for (h, v) in v.iter().enumerate() {
-                let lowest = _mm512_and_si512(*v, _mm512_sub_epi64(_mm512_setzero_si512(), *v));
-                let position = _mm512_sub_epi64(last, _mm512_lzcnt_epi64(lowest));
-                let at = _mm512_cvtepi64_epi32(_mm512_add_epi64(position, base));
-                _mm256_store_si256(index.0.as_mut_ptr().add(h * VECTOR) as *mut __m256i, at);
-            }
-        }
+        let index = self.leaf_indices_avx512(columns);
         let single = outputs.iter().all(|&k| k == 0);
         let mut sum = [_mm512_setzero_pd(); HALVES];
         for (slot, index) in index.iter().enumerate() {
@@ -246,6 +253,61 @@ impl Bits {
                 _mm512_storeu_pd(k, _mm512_add_pd(_mm512_loadu_pd(k), *sum));
             }
         }
+    }
+
+    /// `sums_f32` by AVX-512: the gathered leaf values rounded to float32
+    /// (`vcvtpd2ps`, to nearest as `as f32`) and added in float32, tree by tree.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512cd")]
+    unsafe fn sums_f32_avx512(&self, columns: &[Lanes<f64>], outputs: &[usize], values: &[f64], acc: &mut [f32]) {
+        use std::arch::x86_64::*;
+        const HALVES: usize = ROWS / VECTOR;
+        let index = self.leaf_indices_avx512(columns);
+        let single = outputs.iter().all(|&k| k == 0);
+        // The running sums of output 0 from 0.0 (acc starts at 0.0 there, so adding them at the
+        // end changes nothing); several outputs add into acc tree by tree.
+        let mut sum = [_mm256_setzero_ps(); HALVES];
+        for (slot, index) in index.iter().enumerate() {
+            for (h, sum) in sum.iter_mut().enumerate() {
+                let at = _mm256_load_si256(index.0.as_ptr().add(h * VECTOR) as *const __m256i);
+                let leaf = _mm512_cvtpd_ps(_mm512_i32gather_pd::<8>(at, values.as_ptr()));
+                if single {
+                    *sum = _mm256_add_ps(*sum, leaf);
+                } else {
+                    let k = acc.as_mut_ptr().add(outputs[slot] * ROWS + h * VECTOR);
+                    _mm256_storeu_ps(k, _mm256_add_ps(_mm256_loadu_ps(k), leaf));
+                }
+            }
+        }
+        if single {
+            for (h, sum) in sum.iter().enumerate() {
+                let k = acc.as_mut_ptr().add(h * VECTOR);
+                _mm256_storeu_ps(k, _mm256_add_ps(_mm256_loadu_ps(k), *sum));
+            }
+        }
+    }
+
+    /// Every tree's leaf positions for the block's rows, as indices into the
+    /// leaf values (AVX-512). First all trees, then the callers' gathers: a
+    /// gather right after its tree would wait for the tree's chain of ANDs
+    /// with the next tree's scan stuck behind it.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512cd")]
+    unsafe fn leaf_indices_avx512(&self, columns: &[Lanes<f64>]) -> Vec<Lanes<i32>> {
+        use std::arch::x86_64::*;
+        let last = _mm512_set1_epi64(63);
+        let mut index = vec![Lanes([0i32; ROWS]); self.trees.len()];
+        for (slot, index) in index.iter_mut().enumerate() {
+            let v = self.tree_avx512(slot, columns);
+            let base = _mm512_set1_epi64((slot * MAX_LEAVES) as i64);
+            for (h, v) in v.iter().enumerate() {
+                let lowest = _mm512_and_si512(*v, _mm512_sub_epi64(_mm512_setzero_si512(), *v));
+                let position = _mm512_sub_epi64(last, _mm512_lzcnt_epi64(lowest));
+                let at = _mm512_cvtepi64_epi32(_mm512_add_epi64(position, base));
+                _mm256_store_si256(index.0.as_mut_ptr().add(h * VECTOR) as *mut __m256i, at);
+            }
+        }
+        index
     }
 
     /// Slot `slot`'s bit vectors (AVX-512), `VECTOR` rows a vector.

@@ -368,14 +368,37 @@ impl Forest {
         let no = self.n_outputs;
         if self.acc_f32 {
             let mut sums = vec![0f32; rows * no];
-            self.each_leaf(xs, rows, nf, |r, tree, leaf| match self.outputs[tree] {
+            let add = |sums: &mut [f32], r: usize, tree: usize, leaf: usize| match self.outputs[tree] {
                 Output::Scalar(k) => sums[r * no + k] += self.leaves[leaf] as f32,
                 Output::Vector => {
                     for k in 0..no {
                         sums[r * no + k] += self.vector_leaves[leaf * no + k] as f32;
                     }
                 }
-            });
+            };
+            // Blocks without NaN of a forest the bit-vector walk adds up whole (in float32).
+            let mut r0 = 0;
+            if let Some(bits) = self.bits.as_deref().filter(|b| b.sums_all()) {
+                let mut acc = vec![0f32; no * BITS_ROWS];
+                while r0 + BITS_ROWS <= rows {
+                    let block = &xs[r0 * nf..(r0 + BITS_ROWS) * nf];
+                    let out = &mut sums[r0 * no..(r0 + BITS_ROWS) * no];
+                    if block.iter().any(|v| v.is_nan()) {
+                        self.each_leaf(block, BITS_ROWS, nf, |r, tree, leaf| add(out, r, tree, leaf));
+                    } else {
+                        acc.fill(0.0);
+                        bits.sums_f32(block, &mut acc);
+                        for (r, row) in out.chunks_exact_mut(no).enumerate() {
+                            for (k, o) in row.iter_mut().enumerate() {
+                                *o = acc[k * BITS_ROWS + r];
+                            }
+                        }
+                    }
+                    r0 += BITS_ROWS;
+                }
+            }
+            let out = &mut sums[r0 * no..rows * no];
+            self.each_leaf(&xs[r0 * nf..rows * nf], rows - r0, nf, |r, tree, leaf| add(out, r, tree, leaf));
             for (out, s) in raw.iter_mut().zip(&sums) {
                 *out = *s as f64;
             }
@@ -889,6 +912,30 @@ mod tests {
                     .map(|i| (i * 5 % 11) as f64 * 0.5 - 2.5)
                     .collect();
                 assert_same_bits(&general, &compact, &xs, rows, &format!("{walk:?} {kernel:?}, {rows} rows"));
+            }
+        }
+    }
+
+    #[test]
+    fn float32_sums_of_the_bit_vector_walk_give_the_leaf_by_leaf_bits() {
+        // ONNX's and XGBoost's forests sum in float32: the whole-block sums (`Bits::sums_f32`)
+        // round each leaf and each running sum as the leaf-by-leaf walk does, in tree order.
+        let mut ir = random_ir(0x9e37_79b9_7f4a_7c15, "le", 120);
+        ir.trees.truncate(60);
+        ir.accumulate = "float32".into();
+        for tree in &mut ir.trees {
+            for (i, v) in tree.leaf_value.iter_mut().enumerate() {
+                *v = serde_json::json!(0.1 + i as f64 / 3.0); // not exact in float32
+            }
+        }
+        let general =
+            Forest::build_with(&ir, 4, &tree_depths(&ir), Compact::with_walk(false, Walk::Lockstep)).expect("builds");
+        for kernel in Kernel::available() {
+            let bits = built(&ir, Walk::Bits, kernel);
+            assert!(bits.bits.as_ref().is_some_and(|b| b.sums_all()));
+            for rows in [64, 100, 256] {
+                let xs: Vec<f64> = (0..rows * 4).map(|i| (i * 5 % 11) as f64 * 0.5 - 2.5).collect();
+                assert_same_bits(&general, &bits, &xs, rows, &format!("float32 sums, {kernel:?}, {rows} rows"));
             }
         }
     }
