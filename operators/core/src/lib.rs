@@ -2,7 +2,8 @@
 //!
 //! Loads and verifies model binaries ([`NativeModel`]), maps and casts input
 //! columns to what a model declares ([`input`]), scores batches through any
-//! [`Scorer`] ([`Model`]), builds Arrow batches from rows ([`rows`]) and
+//! [`Scorer`] ([`Model`]), builds Arrow batches from rows ([`rows`]), scores
+//! single rows with no builders ([`one_row`]) and
 //! groups rows into micro-batches by the design's rule ([`batcher`]).
 //!
 //! This crate knows no host: the Python binding and the JNI shim are thin
@@ -14,6 +15,7 @@ pub mod error;
 pub mod input;
 pub mod loader;
 pub mod model;
+pub mod one_row;
 pub mod rows;
 pub mod trust;
 pub mod vet;
