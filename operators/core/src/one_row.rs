@@ -347,8 +347,8 @@ pub unsafe fn read_row<E>(
         return Ok(false);
     }
     // Strings first: a value that is not UTF-8 sends the output the general way.
-    let mut texts: Vec<Option<&str>> = Vec::new();
-    for i in 0..n {
+    let mut texts: Vec<Option<&str>> = vec![None; n];
+    for (i, text) in texts.iter_mut().enumerate() {
         if schema.child(i).format() == "u" {
             let child = array.child(i);
             let at = array.offset() + child.offset() + row;
@@ -359,14 +359,13 @@ pub unsafe fn read_row<E>(
             } else {
                 &[]
             };
-            let Ok(text) = std::str::from_utf8(bytes) else {
+            let Ok(s) = std::str::from_utf8(bytes) else {
                 return Ok(false);
             };
-            texts.resize(i + 1, None);
-            texts[i] = Some(text);
+            *text = Some(s);
         }
     }
-    for i in 0..n {
+    for (i, text) in texts.iter().enumerate() {
         let child = array.child(i);
         let at = array.offset() + child.offset() + row;
         let validity = child.buffer(0);
@@ -390,7 +389,7 @@ pub unsafe fn read_row<E>(
             "S" => OutValue::U16(*data.cast::<u16>().add(at)),
             "C" => OutValue::U8(*data.add(at)),
             "b" => OutValue::Bool((*data.add(at / 8) >> (at % 8)) & 1 == 1),
-            _ => OutValue::Str(texts[i].unwrap_or_default()),
+            _ => OutValue::Str(text.unwrap_or_default()),
         };
         f(i, value)?;
     }

@@ -346,3 +346,71 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow_schema::{DataType, Field};
+
+    use super::*;
+
+    fn schema() -> Schema {
+        Schema::new(vec![
+            Field::new("x", DataType::Float64, false),
+            Field::new("s", DataType::Utf8, true),
+        ])
+    }
+
+    fn decode(bytes: &[u8], missing: MissingFields) -> ShimResult<Result<Vec<String>, String>> {
+        let mut r = Reader { bytes, at: 0 };
+        let mut cells = Vec::new();
+        let decoded = decode_row(&mut r, &schema(), missing, &mut cells)?;
+        r.end()?;
+        Ok(decoded.map(|()| cells.iter().map(|c| format!("{c:?}")).collect()))
+    }
+
+    fn row(parts: &[&[u8]]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    #[test]
+    fn rows_decode_into_cells_and_refusals_name_the_field() {
+        let two = 2i32.to_ne_bytes();
+        let ok = row(&[&two, b"d", &1.5f64.to_ne_bytes(), b"s", &3i32.to_ne_bytes(), b"abc"]);
+        assert_eq!(decode(&ok, MissingFields::Error).unwrap().unwrap(), ["Float(1.5)", "Str(\"abc\")"]);
+        let absent = row(&[&two, b"j", &7i64.to_ne_bytes(), b"A"]);
+        assert_eq!(
+            decode(&absent, MissingFields::Error).unwrap().unwrap_err(),
+            streamml_core::rows::absent_field("s")
+        );
+        assert_eq!(decode(&absent, MissingFields::Null).unwrap().unwrap(), ["Int(7)", "Null"]);
+        let other = row(&[&two, b"o", &11i32.to_ne_bytes(), b"a LocalDate", b"N"]);
+        assert_eq!(
+            decode(&other, MissingFields::Error).unwrap().unwrap_err(),
+            "field 'x' is a LocalDate, expected float64"
+        );
+        let not_utf8 = row(&[&two, b"z", &[1], b"s", &2i32.to_ne_bytes(), &[0xff, 0xfe]]);
+        assert_eq!(
+            decode(&not_utf8, MissingFields::Error).unwrap().unwrap_err(),
+            "field 's' is a string that is not UTF-8, expected utf8"
+        );
+    }
+
+    #[test]
+    fn a_malformed_buffer_is_an_error_not_a_crash() {
+        let two = 2i32.to_ne_bytes();
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (vec![1, 0], "the row buffer ends at byte 2; a value at byte 0 needs 4 more"),
+            (row(&[&two, b"d", &[0, 0]]), "the row buffer ends at byte 7; a value at byte 5 needs 8 more"),
+            (row(&[&two, b"?"]), "the row buffer has tag 63 at byte 4, expected one of A N d j z s o"),
+            (row(&[&(-1i32).to_ne_bytes()]), "the row's value count is negative"),
+            (row(&[&two, b"s", &(-5i32).to_ne_bytes()]), "a string's length is negative"),
+            (row(&[&two, b"s", &i32::MAX.to_ne_bytes(), b"ab"]), "the row buffer ends at byte 11; a value at byte 9 needs 2147483647 more"),
+            (row(&[&two, b"N", b"N", b"extra"]), "the row buffer has 5 bytes after its rows"),
+            // A count far past the bytes: read until they run out, no allocation by the count.
+            (row(&[&i32::MAX.to_ne_bytes(), b"N"]), "the row buffer ends at byte 5; a value at byte 5 needs 1 more"),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(decode(&bytes, MissingFields::Error).unwrap_err().0, want);
+        }
+    }
+}

@@ -166,7 +166,11 @@ fn a_scorer_that_is_not_a_binary_scores_rows_through_a_batch() {
     assert!(!scorer.is_one_row());
     let read = |s: &ScoredRow| {
         let mut out = Vec::new();
-        assert_eq!(s.read(|_, v| Ok::<_, ()>(out.push(format!("{v:?}")))), Ok(true));
+        let read = s.read(|_, v| {
+            out.push(format!("{v:?}"));
+            Ok::<_, ()>(())
+        });
+        assert_eq!(read, Ok(true));
         out
     };
     assert_eq!(read(&scorer.score(&[Cell::Int(2)]).unwrap()), ["F64(3.0)"]);
