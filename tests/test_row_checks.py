@@ -36,7 +36,8 @@ def model() -> Model:
 
 def expected(case: dict[str, Any], mode: str) -> Outcome:
     outcome = case["outcome"].get(mode, case["outcome"].get("*"))
-    assert outcome is not None and len(outcome) == 1, case
+    assert outcome is not None, case
+    assert len(outcome) == 1, case
     ((kind, value),) = outcome.items()
     return kind, value
 
@@ -63,7 +64,8 @@ def via_json_codec(model: Model, row: dict[str, Any], mode: str) -> Outcome:
     codec = _streamml.MessageScorer.create(model._inner, "json", missing_fields=mode)
     outputs, errors, _ = codec.score([json.dumps(row).encode()])
     if errors:
-        assert errors[0][0] == 0 and outputs == [None], (errors, outputs)
+        assert errors[0][0] == 0, errors
+        assert outputs == [None], outputs
         return "refused", errors[0][1]
     scored = json.loads(outputs[0])
     return "scored", {k: scored.get(k) for k in OUTPUTS}

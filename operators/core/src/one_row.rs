@@ -208,8 +208,11 @@ impl OneRow {
     }
 
     fn set_valid(&mut self, i: usize, valid: bool) {
-        self.slots[i].validity[0] = u8::from(valid);
-        self.child(i).null_count = i64::from(!valid);
+        // Most rows change no validity: touch the child array only when it changes.
+        if self.slots[i].validity[0] != u8::from(valid) {
+            self.slots[i].validity[0] = u8::from(valid);
+            self.child(i).null_count = i64::from(!valid);
+        }
     }
 
     /// Check a row (one cell per input, in order) by the rules of every host
