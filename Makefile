@@ -22,7 +22,7 @@ BENCH_DEPS := lleaves llvmlite onnxruntime onnxmltools onnx skl2onnx tl2cgen tre
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/streamml/cargo-target
 EXT := $(if $(filter Darwin,$(shell uname -s)),dylib,so)
 MODELS := build/models
-RUST_MODELS := s1_logistic panicking
+RUST_MODELS := s1_logistic panicking typed_inputs
 # The evaluator ships inside the Python package, one per target (python/streamml/_evaluator/<target>).
 HOST_TARGET := $(shell uname -s | tr A-Z a-z)-$(shell uname -m | sed 's/^arm64$$/$(if $(filter Darwin,$(shell uname -s)),arm64,aarch64)/')
 EVALUATOR_DIR := python/streamml/_evaluator/$(HOST_TARGET)

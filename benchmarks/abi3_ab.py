@@ -3,7 +3,8 @@
 Each build is a directory holding a ``streamml`` package (its ``_streamml`` extension inside);
 child processes alternate between them, ``--rounds`` times each, so a noisy neighbour hurts both
 alike. Per round a child times, after a warm-up, on S1 (``build/models/s1_logistic.so``):
-``Model.predict_numpy`` of one row, ``Model.predict`` of a 1-row ``RecordBatch``, and
+``Model.predict_numpy`` of one row, ``Model.predict`` of a 1-row ``RecordBatch`` and of a list of
+one dict, and
 ``op.map(predict_op)`` in a Bytewax flow of 20,000 events. The table gives the median over rounds
 of each child's median (ns per call; per event for the flow) and B / A.
 
@@ -70,6 +71,7 @@ def child() -> None:
         "module": streamml._streamml.__file__,
         "predict_numpy(1 row)": per_call(model.predict_numpy, x),
         "predict(1-row RecordBatch)": per_call(model.predict, batch),
+        "predict([dict])": per_call(model.predict, events[:1]),
         "bytewax op.map(predict_op) per event": flow_ns,
     }))
 

@@ -6,8 +6,9 @@ on the same rows (R1's scoring set, seed 43):
 - Flink SQL on a local MiniCluster, parallelism 1 (one slot), into a blackhole sink: no model (the
   pipe's ceiling), an ``AsyncScalarFunction`` that sums its inputs and completes at once (the
   ceiling of Flink's async path: the planner runs an async function in a task of its own, fed over a
-  serialising channel), streamml's per-row ``ScalarFunction``, the batching ``AsyncScalarFunction``
-  and ``ML_PREDICT`` with the streamml model provider (``connectors/flink``,
+  serialising channel), streamml's per-row ``ScalarFunction`` and ``ML_PREDICT`` without async (the
+  core's one-row path over JNI), the batching ``AsyncScalarFunction`` and ``ML_PREDICT`` (async)
+  with the streamml model provider (``connectors/flink``,
   ``dev.streamml.flink.bench.FlinkR1Bench``);
 - PyFlink's Pandas UDF calling LightGBM's own predict (apache-flink, in its own virtualenv);
 - Python's ``Model.predict`` on the same rows (one thread, one call).
@@ -15,7 +16,7 @@ on the same rows (R1's scoring set, seed 43):
 Those runs are short (100k rows: a few seconds each), so job start-up and ``fromData``, which
 serialises every row into the job graph, weigh on every Flink case. Two more tables (``--generated
 N``, default 500,000; 0 skips them) run the same cases on N rows made inside the job (the per-row
-function on N/10, it is slow): the steady rate per slot. They add the DataStream operator
+cases on N/5): the steady rate per slot. They add the DataStream operator
 (``StreammlStreams.predict``, from ``toDataStream`` of the same table) beside its own no-model pipe.
 The two sources:
 
@@ -31,8 +32,8 @@ The two sources:
 The PyFlink Pandas UDF runs on both sources too.
 
 Targets (issue 7): batching >= 10x the Pandas UDF, and within 2x of ``Model.predict``; (issue 25) on
-the generated rows, the batching function >= 0.9x the async no-op and the DataStream operator >= 0.9x
-its no-model pipe.
+the generated rows, the batching function >= 0.9x the async no-op, the DataStream operator >= 0.9x
+its no-model pipe, and the per-row cases >= 50,000 rows/s per slot.
 """
 
 from __future__ import annotations
@@ -70,8 +71,12 @@ PIPE = "no model (Flink pipe)"
 ASYNC_PIPE = "async no-op AsyncScalarFunction"
 DATASTREAM = "DataStream StreammlStreams.predict"
 DATASTREAM_PIPE = "DataStream pipe, no model"
+PER_ROW = "per-row ScalarFunction"
+SYNC_PREDICT = "ML_PREDICT (sync, per row)"
+#: The per-row cases' target (issue 25): rows/s per slot.
+PER_ROW_TARGET = 50_000
 #: The FlinkR1Bench cases that score (the same job as PIPE plus the model).
-JAVA_MODEL_CASES = ("per-row ScalarFunction", BATCHED, "ML_PREDICT (async, batched)")
+JAVA_MODEL_CASES = (PER_ROW, SYNC_PREDICT, BATCHED, "ML_PREDICT (async, batched)")
 #: The sources of the generated rows, and how the tables name them.
 SOURCES = {
     "datagen": "Flink's datagen connector drawing the 32 inputs uniform in [-3, 3]",
@@ -238,7 +243,21 @@ def generated_table(gen: dict[str, list[tuple[int, float]]]) -> str:
         ratio = rate[DATASTREAM] / rate[DATASTREAM_PIPE]
         lines.append(f"target DataStream operator >= 0.9x its no-model pipe: {'met' if ratio >= 0.9 else 'not met'} "
                      f"({ratio:.2f}x)")
+    lines.extend(per_row_lines(rate))
     return "\n".join(lines)
+
+
+def per_row_lines(rate: dict[str, float]) -> list[str]:
+    """The per-row cases (the core's one-row path) against their target and the async no-op."""
+    lines = []
+    for case in (PER_ROW, SYNC_PREDICT):
+        if case not in rate:
+            continue
+        ok = rate[case] >= PER_ROW_TARGET
+        vs = f", {rate[case] / rate[ASYNC_PIPE]:.2f}x the async no-op" if ASYNC_PIPE in rate else ""
+        lines.append(f"target {case} >= {PER_ROW_TARGET:,} rows/s per slot: {'met' if ok else 'not met'} "
+                     f"({rate[case]:,.0f}{vs})")
+    return lines
 
 
 def plain_table(rows: list[tuple[str, ...]]) -> str:
@@ -307,6 +326,8 @@ def main() -> None:
     ok = rate[BATCHED] * 2 >= rate[PREDICT]
     print(f"target batching within 2x of Model.predict: {'met' if ok else 'not met'} "
           f"({rate[PREDICT] / rate[BATCHED]:.1f}x slower)")
+    for line in per_row_lines(rate):
+        print(line)
     for source, about in SOURCES.items() if args.generated > 0 else ():
         print(f"\nthe same cases on {args.generated:,} rows generated inside the job, source '{source}': {about}; "
               f"median of {args.runs} runs:")

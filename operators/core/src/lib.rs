@@ -2,10 +2,11 @@
 //!
 //! Loads and verifies model binaries ([`NativeModel`]), maps and casts input
 //! columns to what a model declares ([`input`]), scores batches through any
-//! [`Backend`] ([`Model`]) and builds Arrow batches from rows ([`rows`]).
-//! The micro-batching rule lives with the hosts, which own the clock and the
-//! rows (`streamml.batching`, `dev.streamml.flink.MicroBatcher`), proven equal
-//! by one table of cases (`tests/fixtures/batching.json`).
+//! [`Backend`] ([`Model`]), builds Arrow batches from rows ([`rows`]) and
+//! scores single rows with no builders ([`one_row`]). The micro-batching rule
+//! lives with the hosts, which own the clock and the rows
+//! (`streamml.batching`, `dev.streamml.flink.MicroBatcher`), proven equal by
+//! one table of cases (`tests/fixtures/batching.json`).
 //!
 //! This crate knows no host: the Python binding and the JNI shim are thin
 //! leaves over it.
@@ -16,6 +17,7 @@ pub mod error;
 pub mod input;
 pub mod loader;
 pub mod model;
+pub mod one_row;
 pub mod rows;
 pub mod trust;
 pub mod vet;

@@ -20,7 +20,7 @@ use arrow_array::builder::{
     BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, UInt64Builder,
 };
 use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
-use arrow_schema::{DataType, SchemaRef};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::InputError;
 use crate::input::{coerce, type_name};
@@ -73,6 +73,88 @@ pub fn null_in_non_nullable(name: &str) -> String {
     format!("field '{name}' is null but the input is not nullable")
 }
 
+/// Why an event whose input `field` holds `what` (`"a list"`, `"a string"`) is refused.
+pub fn wrong_kind(field: &Field, what: &str) -> String {
+    format!(
+        "field '{}' is {what}, expected {}",
+        field.name(),
+        type_name(field.data_type())
+    )
+}
+
+/// Check a row (one cell per field of `schema`, in order) against the
+/// declared inputs: the number of values, nulls in non-nullable inputs, the
+/// kind of each value and the range of integers. The one set of row checks
+/// of every host: [`RowBuilder`] and [`crate::one_row::OneRow`] both call it.
+pub fn check_row(schema: &Schema, cells: &[Cell]) -> Result<(), String> {
+    let fields = schema.fields();
+    if cells.len() != fields.len() {
+        return Err(format!(
+            "expected {} values in the model's input order ({}), got {}",
+            fields.len(),
+            field_names(schema),
+            cells.len()
+        ));
+    }
+    for (field, cell) in fields.iter().zip(cells) {
+        check_cell(field, cell)?;
+    }
+    Ok(())
+}
+
+/// Check one value for its declared input `field` (see [`check_row`]).
+pub fn check_cell(field: &Field, cell: &Cell) -> Result<(), String> {
+    use DataType::*;
+    let t = field.data_type();
+    let v: i128 = match (t, *cell) {
+        (_, Cell::Null) if field.is_nullable() => return Ok(()),
+        (_, Cell::Null) => return Err(null_in_non_nullable(field.name())),
+        (Float32 | Float64, Cell::Float(_) | Cell::Int(_) | Cell::UInt(_)) => return Ok(()),
+        (Boolean, Cell::Bool(_)) | (Utf8 | LargeUtf8, Cell::Str(_)) => return Ok(()),
+        (t, Cell::Int(v)) if t.is_integer() => v.into(),
+        (t, Cell::UInt(v)) if t.is_integer() => v.into(),
+        _ => return Err(wrong_kind(field, cell.kind())),
+    };
+    if int_fits(t, v) {
+        Ok(())
+    } else {
+        Err(format!(
+            "field '{}' is {v}, out of range for {}; send a value that fits the input's type",
+            field.name(),
+            type_name(t)
+        ))
+    }
+}
+
+/// Whether the integer `v` fits the integer type `t`.
+fn int_fits(t: &DataType, v: i128) -> bool {
+    use DataType::*;
+    let (lo, hi): (i128, i128) = match t {
+        Int8 => (i8::MIN.into(), i8::MAX.into()),
+        Int16 => (i16::MIN.into(), i16::MAX.into()),
+        Int32 => (i32::MIN.into(), i32::MAX.into()),
+        Int64 => (i64::MIN.into(), i64::MAX.into()),
+        UInt8 => (0, u8::MAX.into()),
+        UInt16 => (0, u16::MAX.into()),
+        UInt32 => (0, u32::MAX.into()),
+        UInt64 => (0, u64::MAX.into()),
+        _ => return false,
+    };
+    (lo..=hi).contains(&v)
+}
+
+fn field_names(schema: &Schema) -> String {
+    const SHOWN: usize = 8;
+    let fields = schema.fields();
+    let mut names: Vec<&str> = fields.iter().take(SHOWN).map(|f| f.name().as_str()).collect();
+    let more = fields.len().saturating_sub(SHOWN);
+    let more = format!("and {more} more");
+    if fields.len() > SHOWN {
+        names.push(&more);
+    }
+    names.join(", ")
+}
+
 /// One value of a row, as a host read it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Cell<'a> {
@@ -85,7 +167,8 @@ pub enum Cell<'a> {
 }
 
 impl Cell<'_> {
-    fn kind(&self) -> &'static str {
+    /// What the value is, as messages say it (`"a float"`).
+    pub fn kind(&self) -> &'static str {
         match self {
             Cell::Null => "null",
             Cell::Bool(_) => "a bool",
@@ -120,21 +203,6 @@ impl Column {
         })
     }
 
-    /// Whether `cell` can go into this column (checked before appending).
-    fn accepts(&self, cell: &Cell) -> bool {
-        match (self, cell) {
-            (_, Cell::Null) => true,
-            (Column::Float(_), Cell::Float(_) | Cell::Int(_) | Cell::UInt(_)) => true,
-            (Column::Int(_), Cell::Int(_)) => true,
-            (Column::Int(_), Cell::UInt(u)) => i64::try_from(*u).is_ok(),
-            (Column::UInt(_), Cell::UInt(_)) => true,
-            (Column::UInt(_), Cell::Int(i)) => *i >= 0,
-            (Column::Bool(_), Cell::Bool(_)) => true,
-            (Column::Str(_), Cell::Str(_)) => true,
-            _ => false,
-        }
-    }
-
     fn append(&mut self, cell: &Cell) {
         match (self, *cell) {
             (Column::Float(b), Cell::Null) => b.append_null(),
@@ -151,7 +219,7 @@ impl Column {
             (Column::Bool(b), Cell::Bool(v)) => b.append_value(v),
             (Column::Str(b), Cell::Null) => b.append_null(),
             (Column::Str(b), Cell::Str(v)) => b.append_value(v),
-            _ => unreachable!("accepts() was checked"),
+            _ => unreachable!("check_row accepted the cell"),
         }
     }
 
@@ -214,26 +282,7 @@ impl RowBuilder {
     /// Check a row (one cell per declared field, in order) and append it, or
     /// refuse it whole with the reason, naming the field.
     pub fn append_row(&mut self, cells: &[Cell]) -> Result<(), String> {
-        if cells.len() != self.columns.len() {
-            return Err(format!(
-                "expected {} values, got {}",
-                self.columns.len(),
-                cells.len()
-            ));
-        }
-        for ((column, cell), field) in self.columns.iter().zip(cells).zip(self.schema.fields()) {
-            if matches!(cell, Cell::Null) && !field.is_nullable() {
-                return Err(null_in_non_nullable(field.name()));
-            }
-            if !column.accepts(cell) {
-                return Err(format!(
-                    "field '{}' is {}, expected {}",
-                    field.name(),
-                    cell.kind(),
-                    type_name(field.data_type())
-                ));
-            }
-        }
+        check_row(&self.schema, cells)?;
         for (column, cell) in self.columns.iter_mut().zip(cells) {
             column.append(cell);
         }
@@ -320,14 +369,19 @@ mod tests {
     }
 
     #[test]
-    fn out_of_range_integers_fail_at_finish_naming_the_column() {
+    fn out_of_range_integers_are_refused_with_the_row() {
         let mut b = RowBuilder::new(schema()).unwrap();
-        b.append_row(&[Cell::Float(1.0), Cell::Int(1000), Cell::Str("x")])
-            .unwrap();
-        let err = b.finish().unwrap_err();
-        assert!(
-            matches!(&err, InputError::Cast { column, .. } if column == "i"),
-            "{err}"
+        let err = b
+            .append_row(&[Cell::Float(1.0), Cell::Int(1000), Cell::Str("x")])
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "field 'i' is 1000, out of range for int8; send a value that fits the input's type"
         );
+        let err = b.append_row(&[Cell::Float(1.0)]).unwrap_err();
+        assert_eq!(err, "expected 3 values in the model's input order (f, i, s), got 1");
+        b.append_row(&[Cell::Float(1.0), Cell::UInt(127), Cell::Str("x")])
+            .unwrap();
+        assert_eq!(b.finish().unwrap().num_rows(), 1);
     }
 }

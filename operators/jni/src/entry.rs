@@ -1,15 +1,18 @@
 //! The native methods of `dev.streamml.flink.NativeBridge`.
 //!
 //! A model handle is a `Box<Model>` turned into a `jlong`; Java owns it and
-//! gives it back exactly once to `release`.
+//! gives it back exactly once to `release`. A row scorer handle
+//! (`rowOpen`, [`row`]) is the same for a `Box<RowHandle>`; it holds its own
+//! reference to the model.
 
-use jni::objects::{JClass, JString};
-use jni::sys::{jlong, jstring};
+use jni::objects::{JByteBuffer, JClass, JString};
+use jni::sys::{jboolean, jbyteArray, jint, jlong, jstring};
 use jni::JNIEnv;
 use streamml_core::{LoadOptions, Model, TrustList};
 
 use crate::ffi;
 use crate::guard::{run, ShimError, ShimResult};
+use crate::row;
 
 fn model<'a>(handle: jlong) -> ShimResult<&'a Model> {
     if handle == 0 {
@@ -172,4 +175,69 @@ fn inner_release(handle: jlong) -> ShimResult<()> {
         drop(unsafe { Box::from_raw(handle as *mut Model) });
     }
     Ok(())
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_streamml_flink_NativeBridge_rowOpen<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    absent_is_null: jboolean,
+) -> jlong {
+    run(&mut env, |_| row::open(model(handle)?, absent_is_null != 0))
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_streamml_flink_NativeBridge_rowScore<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    input: JByteBuffer<'l>,
+    length: jint,
+    output: JByteBuffer<'l>,
+) -> jint {
+    run(&mut env, |env| row::score(env, row::handle(handle)?, &input, length, &output))
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_streamml_flink_NativeBridge_rowError<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) -> jstring {
+    run(&mut env, |env| inner_row_error(env, handle))
+}
+
+fn inner_row_error(env: &mut JNIEnv<'_>, handle: jlong) -> ShimResult<jstring> {
+    let error = row::handle(handle)?.error();
+    Ok(env.new_string(error)?.into_raw())
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_streamml_flink_NativeBridge_rowRelease<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) {
+    run(&mut env, |_| {
+        row::release(handle);
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_streamml_flink_NativeBridge_scoreRows<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    input: JByteBuffer<'l>,
+    length: jint,
+    rows: jint,
+    absent_is_null: jboolean,
+) -> jbyteArray {
+    run(&mut env, |env| {
+        let missing = row::missing(absent_is_null != 0);
+        let out = row::score_rows(env, model(handle)?, &input, length, rows, missing)?;
+        Ok(env.byte_array_from_slice(&out)?.into_raw())
+    })
 }

@@ -4,8 +4,10 @@
 //! `Result`; [`guard::run`] turns errors and panics into a Java
 //! `dev.streamml.flink.ModelException`. Arrow crosses through the C Data
 //! Interface: Java allocates `ArrowArray`/`ArrowSchema` structs and passes
-//! their addresses ([`ffi`]).
+//! their addresses ([`ffi`]). Single rows go through the core's one-row
+//! path, encoded in direct `ByteBuffer`s that Java reuses ([`row`]).
 
 mod entry;
 mod ffi;
 mod guard;
+mod row;

@@ -23,7 +23,7 @@ use crate::arrow_io::to_pyarrow;
 use crate::errors::{core_err, input_err, new_err, Kind};
 use crate::model::{field_keys, PyModel};
 use crate::py_values::value;
-use crate::one_row::{read_output, OneRow};
+use crate::one_row::{fill, read_output, OneRow};
 use crate::rows::{append_dict, type_of};
 
 /// Scores dicts with a model. Use `streamml.bytewax`, which wraps this.
@@ -38,7 +38,7 @@ pub struct DictScorer {
     failure: Option<Py<PyAny>>,
     /// Builders ready for reuse (their columns are allocated once).
     builders: Mutex<Vec<RowBuilder>>,
-    /// The one-row fast path, for binaries whose inputs are all float64.
+    /// The one-row fast path (the core's), for binaries.
     one_row: Option<Mutex<OneRow>>,
     /// What an input field absent from a dict is.
     missing: MissingFields,
@@ -189,7 +189,7 @@ impl DictScorer {
         let Some(native) = pymodel.model.native() else {
             return Ok(None);
         };
-        if !one.fill(&row.dict, &pymodel.input_keys) {
+        if !fill(&mut one, &row.dict, &pymodel.input_keys) {
             return Ok(None);
         }
         let input = SendRefs(native.input_schema_c(), one.array());

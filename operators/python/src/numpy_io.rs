@@ -221,9 +221,7 @@ fn score_one<'py, T: Copy + Into<f64>>(
     let Ok(mut one) = one_row.try_lock() else {
         return Ok(None);
     };
-    for (slot, v) in one.values_mut().iter_mut().zip(view.iter()) {
-        *slot = (*v).into();
-    }
+    one.fill_f64(view.iter().map(|v| (*v).into()));
     // SAFETY: the array is one row of the binary's own input layout, with
     // no nulls (see `OneRow`), borrowed for the call.
     let scored = catch_unwind(AssertUnwindSafe(|| unsafe {

@@ -1,109 +1,62 @@
-//! The one-row fast path: a dict straight into a C struct array the binary
-//! reads, the binary's output straight into Python values.
-//!
-//! For a binary whose inputs are all float64, a scorer keeps one C struct
-//! array of one row whose children point into a buffer it owns; a call
-//! writes the dict's numbers into that buffer and hands the array to the
-//! binary (input is borrowed by the ABI), with no Arrow builders and no
-//! pyarrow. Anything unusual (a missing field, a null, a value that is not a
-//! float or an int) returns `None` and takes the general path, which names
-//! the reason.
+//! The Python side of the core's one-row path ([`streamml_core::one_row`]):
+//! a dict's values into the reusable one-row array, the binary's output
+//! into Python values. The checks and the array are the core's; this module
+//! only converts Python values.
 
-use std::ptr::NonNull;
-use std::sync::Arc;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use pyo3::IntoPyObjectExt;
+use streamml_core::one_row::{read_row, OutValue};
+pub use streamml_core::one_row::OneRow;
 
 use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
-use arrow_buffer::alloc::Allocation;
-use arrow_buffer::Buffer;
-use arrow_data::ArrayData;
-use arrow_schema::{DataType, SchemaRef};
-use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyFloat, PyInt, PyString};
-use pyo3::IntoPyObjectExt;
 
-/// A reusable one-row input array; see the module docs.
-pub struct OneRow {
-    // Declared before `values`: released (dropped) before the memory it points into.
-    array: FFI_ArrowArray,
-    values: Box<[f64]>,
+use crate::rows::cell;
+
+/// Write the dict's values (by `keys`, the input names) into the row;
+/// `false` if one is absent or breaks a row check (the general path then
+/// names the reason).
+pub fn fill(one: &mut OneRow, dict: &Bound<'_, PyDict>, keys: &[Py<PyString>]) -> bool {
+    let py = dict.py();
+    let mut values = Vec::with_capacity(keys.len());
+    for key in keys {
+        match dict.get_item(key.bind(py)) {
+            Ok(Some(v)) => values.push(v),
+            _ => return false,
+        }
+    }
+    let mut cells = Vec::with_capacity(values.len());
+    for v in &values {
+        match cell(v) {
+            Ok(c) => cells.push(c),
+            Err(_) => return false,
+        }
+    }
+    one.fill(&cells).is_ok()
 }
 
-// SAFETY: the array only points into `values`, which moves with it.
-unsafe impl Send for OneRow {}
-
-impl OneRow {
-    /// A one-row array for `schema`, if every input is float64.
-    pub fn new(schema: &SchemaRef) -> Option<Self> {
-        let fields = schema.fields();
-        if fields.is_empty() || fields.iter().any(|f| f.data_type() != &DataType::Float64) {
-            return None;
-        }
-        let mut values = vec![0f64; fields.len()].into_boxed_slice();
-        let base = values.as_mut_ptr();
-        let owner: Arc<dyn Allocation> = Arc::new(());
-        let children = (0..fields.len())
-            .map(|i| {
-                // SAFETY: `base.add(i)` is an aligned f64 inside `values`, which
-                // outlives the array (field order above).
-                unsafe {
-                    let ptr = NonNull::new_unchecked(base.add(i).cast::<u8>());
-                    let buffer = Buffer::from_custom_allocation(ptr, 8, owner.clone());
-                    ArrayData::builder(DataType::Float64)
-                        .len(1)
-                        .add_buffer(buffer)
-                        .build_unchecked()
-                }
-            })
-            .collect();
-        // SAFETY: one row, children of the declared types and length.
-        let data = unsafe {
-            ArrayData::builder(DataType::Struct(fields.clone()))
-                .len(1)
-                .child_data(children)
-                .build_unchecked()
-        };
-        Some(Self {
-            array: FFI_ArrowArray::new(&data),
-            values,
-        })
-    }
-
-    /// Write the dict's values (by `keys`, the input names) into the row;
-    /// `false` if one is missing or not a plain float / int.
-    pub fn fill(&mut self, dict: &Bound<'_, PyDict>, keys: &[Py<PyString>]) -> bool {
-        let py = dict.py();
-        for (slot, key) in self.values.iter_mut().zip(keys) {
-            let Ok(Some(v)) = dict.get_item(key.bind(py)) else {
-                return false;
-            };
-            if let Ok(f) = v.cast::<PyFloat>() {
-                *slot = f.value();
-            } else if v.is_exact_instance_of::<PyInt>() {
-                match v.extract::<i64>() {
-                    Ok(i) => *slot = i as f64,
-                    Err(_) => return false,
-                }
-            } else {
-                return false;
-            }
-        }
-        true
-    }
-
-    /// The row's values, in input order, to write directly.
-    pub fn values_mut(&mut self) -> &mut [f64] {
-        &mut self.values
-    }
-
-    /// The filled row as a C array (borrowed by the binary).
-    pub fn array(&self) -> &FFI_ArrowArray {
-        &self.array
+/// An output value as a Python object.
+pub fn to_py(py: Python<'_>, value: OutValue<'_>) -> PyResult<Py<PyAny>> {
+    match value {
+        OutValue::Null => Ok(py.None()),
+        OutValue::F64(v) => v.into_py_any(py),
+        OutValue::F32(v) => f64::from(v).into_py_any(py),
+        OutValue::I64(v) => v.into_py_any(py),
+        OutValue::I32(v) => v.into_py_any(py),
+        OutValue::I16(v) => v.into_py_any(py),
+        OutValue::I8(v) => v.into_py_any(py),
+        OutValue::U64(v) => v.into_py_any(py),
+        OutValue::U32(v) => v.into_py_any(py),
+        OutValue::U16(v) => v.into_py_any(py),
+        OutValue::U8(v) => v.into_py_any(py),
+        OutValue::Bool(v) => v.into_py_any(py),
+        OutValue::Str(v) => v.into_py_any(py),
     }
 }
 
-/// Set `target[keys[i]]` to row 0 of the output's child `i`, reading the C
-/// buffers directly; `Ok(false)` if a column's type needs the general
-/// import (nothing is set then).
+/// Set `target[keys[i]]` to row 0 of the output's child `i`, read in place
+/// by the core; `Ok(false)` if a column's type needs the general import
+/// (nothing is set then).
 pub fn read_output(
     target: &Bound<'_, PyDict>,
     keys: &[Py<PyString>],
@@ -111,36 +64,13 @@ pub fn read_output(
     schema: &FFI_ArrowSchema,
 ) -> PyResult<bool> {
     let py = target.py();
-    let n = array.num_children();
-    if n != keys.len()
-        || (0..n).any(|i| !matches!(schema.child(i).format(), "g" | "f" | "l" | "i" | "b"))
-    {
+    if array.num_children() != keys.len() {
         return Ok(false);
     }
-    for (i, key) in keys.iter().enumerate() {
-        let child = array.child(i);
-        let row = array.offset() + child.offset();
-        let validity = child.buffer(0);
-        // SAFETY: the core checked the output against the declared fixed-width
-        // outputs (one row); buffer 0 is the validity bitmap, 1 the values.
-        let value = unsafe {
-            if child.null_count_opt() != Some(0)
-                && !validity.is_null()
-                && (*validity.add(row / 8) >> (row % 8)) & 1 == 0
-            {
-                py.None()
-            } else {
-                let data = child.buffer(1);
-                match schema.child(i).format() {
-                    "g" => (*data.cast::<f64>().add(row)).into_py_any(py)?,
-                    "f" => f64::from(*data.cast::<f32>().add(row)).into_py_any(py)?,
-                    "l" => (*data.cast::<i64>().add(row)).into_py_any(py)?,
-                    "i" => (*data.cast::<i32>().add(row)).into_py_any(py)?,
-                    _ => ((*data.add(row / 8) >> (row % 8)) & 1 == 1).into_py_any(py)?,
-                }
-            }
-        };
-        target.set_item(key.bind(py), value)?;
+    // SAFETY: the core checked the output against the declared outputs (one row).
+    unsafe {
+        read_row(array, schema, 0, |i, v| {
+            target.set_item(keys[i].bind(py), to_py(py, v)?)
+        })
     }
-    Ok(true)
 }

@@ -4,8 +4,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
-use streamml_core::input::type_name;
-use streamml_core::rows::{Cell, MissingFields, RowBuilder};
+use streamml_core::rows::{wrong_kind, Cell, MissingFields, RowBuilder};
 use streamml_core::InputError;
 
 use crate::errors::input_err;
@@ -56,13 +55,7 @@ pub fn append_dict<'py>(
             cells.push(missing.absent(field.name())?);
             continue;
         };
-        cells.push(cell(v).map_err(|what| {
-            format!(
-                "field '{}' is {what}, expected {}",
-                field.name(),
-                type_name(field.data_type())
-            )
-        })?);
+        cells.push(cell(v).map_err(|what| wrong_kind(field, &what))?);
     }
     builder.append_row(&cells)
 }
@@ -76,7 +69,7 @@ pub fn type_of(v: &Bound<'_, PyAny>) -> String {
 }
 
 /// One Python value as a cell; on failure, what the value is.
-fn cell<'a>(v: &'a Bound<'_, PyAny>) -> Result<Cell<'a>, String> {
+pub fn cell<'a>(v: &'a Bound<'_, PyAny>) -> Result<Cell<'a>, String> {
     if v.is_none() {
         return Ok(Cell::Null);
     }

@@ -35,4 +35,31 @@ final class NativeBridge {
   static native void predict(long handle, long inArray, long inSchema, long outArray, long outSchema);
 
   static native void release(long handle);
+
+  /**
+   * Open a row scorer of the model (the core's one-row path; {@code operators/jni/src/row.rs} has
+   * the encoding of rows and outputs). Not thread-safe: one per thread. {@code absentIsNull}: an
+   * absent value is read as null instead of refusing the row.
+   */
+  static native long rowOpen(long handle, boolean absentIsNull);
+
+  /**
+   * Check and score the row encoded in {@code in[0, length)} and write its outputs into {@code
+   * out} (both direct buffers); returns the bytes written, -1 when the row was refused ({@link
+   * #rowError} says why), or {@code -n} (n &gt; 1) when {@code out} must hold n bytes.
+   */
+  static native int rowScore(long row, java.nio.ByteBuffer in, int length, java.nio.ByteBuffer out);
+
+  /** Why the last refused row of this row scorer was refused. */
+  static native String rowError(long row);
+
+  static native void rowRelease(long row);
+
+  /**
+   * Score {@code rows} rows encoded one after the other in {@code in[0, length)} as one batch (the
+   * core's row checks; see {@code operators/jni/src/row.rs}): a byte 1 if the model ran, then per
+   * row {@code O} and its outputs or {@code E} and the reason it was refused.
+   */
+  static native byte[] scoreRows(
+      long handle, java.nio.ByteBuffer in, int length, int rows, boolean absentIsNull);
 }

@@ -152,6 +152,22 @@ public final class NativeModel implements AutoCloseable {
     }
   }
 
+  /** Open a row scorer handle ({@link NativeBridge#rowOpen}); the caller releases it. */
+  long openRow(boolean absentIsNull) {
+    return NativeBridge.rowOpen(live(), absentIsNull);
+  }
+
+  /** Score encoded rows as one batch ({@link NativeBridge#scoreRows}). */
+  byte[] scoreRows(java.nio.ByteBuffer in, int length, int rows, boolean absentIsNull) {
+    return NativeBridge.scoreRows(live(), in, length, rows, absentIsNull);
+  }
+
+  /** Count a native predict call made through a row scorer. */
+  void countPredictCall() {
+    predictCalls.incrementAndGet();
+    TOTAL_PREDICT_CALLS.incrementAndGet();
+  }
+
   private Schema importSchema(boolean inputs) {
     try (ArrowSchema schema = ArrowSchema.allocateNew(allocator)) {
       if (inputs) {

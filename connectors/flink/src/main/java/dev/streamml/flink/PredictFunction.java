@@ -1,14 +1,14 @@
 package dev.streamml.flink;
 
-import java.util.List;
 import org.apache.flink.table.functions.FunctionContext;
 import org.apache.flink.table.functions.ScalarFunction;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * {@code streamml_predict(model_path, x0, x1, ...)}: scores one row per call (one native call per
- * row) and returns the model's first output as DOUBLE. Features are given in the model's declared
+ * {@code streamml_predict(model_path, x0, x1, ...)}: scores one row per call on the core's one-row
+ * path (one native call per row, no Arrow objects; see {@link RowScorer#scoreOne}) and returns the
+ * model's first output as DOUBLE. Features are given in the model's declared
  * input order. A row that cannot be scored (a null for a non-nullable input, the wrong number of
  * features) gives NULL and a warning in the task log; a feature of a non-numeric SQL type is
  * refused when the query is planned. For throughput use {@link BatchingPredictFunction}.
@@ -33,7 +33,7 @@ public class PredictFunction extends ScalarFunction {
     if (scorers == null) {
       scorers = new ScorerCache();
     }
-    RowScorer.Result result = scorers.get(modelPath).score(List.<Object[]>of(features));
+    RowScorer.Result result = scorers.get(modelPath).scoreOne(features);
     if (result.error(0) != null) {
       LOG.warn("streamml_predict: row not scored: {}", result.error(0));
       return null;

@@ -1,27 +1,24 @@
 package dev.streamml.flink;
 
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import org.apache.arrow.memory.ArrowBuf;
-import org.apache.arrow.vector.BitVectorHelper;
-import org.apache.arrow.vector.FieldVector;
-import org.apache.arrow.vector.FixedWidthVector;
-import org.apache.arrow.vector.ValueVector;
-import org.apache.arrow.vector.VectorSchemaRoot;
-import org.apache.arrow.vector.types.FloatingPointPrecision;
-import org.apache.arrow.vector.types.pojo.ArrowType;
 import org.apache.arrow.vector.types.pojo.Field;
 
 /**
  * Scores rows of Java values (one {@code Object[]} per row, values in the model's declared input
- * order) in one native call per batch, and reads one output column back.
+ * order): a batch in one native call ({@link #score}), or one row on the core's one-row path
+ * ({@link #scoreOne}); reads one output column back, or all of them.
  *
- * <p>The rule for rows that cannot be scored: a row with the wrong number of values, a null for an
- * input the model declares non-nullable, or a value that is not a number (or boolean, for a bool
- * input) is not sent to the model; its result is {@code null} and {@link Result#error(int)} says
- * why. The other rows of the batch are scored.
+ * <p>Rows are checked by the core, with the rules and messages of every streamml host (the table of
+ * cases {@code tests/fixtures/row_checks.json} runs in pytest and JUnit): a row with the wrong number
+ * of values, a null for an input the model declares non-nullable, a value of the wrong kind or an
+ * integer out of its input's range is not sent to the model; its result is {@code null} and {@link
+ * Result#error(int)} says why. The other rows of the batch are scored. This class only converts
+ * Java values ({@link RowCodec}); no Arrow Java objects are made per row or per batch.
  *
  * <p>Rows given by field name ({@link #scoreNamed}) follow the rule of every streamml host: an input
  * field the row lacks is an error for that row ({@link MissingFields#absent}), unless the scorer was
@@ -31,20 +28,13 @@ import org.apache.arrow.vector.types.pojo.Field;
 public final class RowScorer implements AutoCloseable {
   private final NativeModel model;
   private final List<Field> inputs;
-  /** Per input, how a Java value goes into its vector (the {@code KIND_} constants). */
-  private final int[] kinds;
-  private final boolean[] nullable;
+  private final int outputs;
   private final int outputIndex;
   private final MissingFields missing;
-
-  private static final int KIND_F64 = 0;
-  private static final int KIND_F32 = 1;
-  private static final int KIND_I64 = 2;
-  private static final int KIND_I32 = 3;
-  private static final int KIND_I16 = 4;
-  private static final int KIND_I8 = 5;
-  private static final int KIND_BOOL = 6;
-  private static final int KIND_OTHER = 7;
+  /** The core's one-row path, opened on first use; guarded by {@code this}. */
+  private NativeRow row;
+  /** Each thread's buffer of encoded rows for {@link #score}. */
+  private final ThreadLocal<RowCodec> codecs;
 
   /** Score through {@code model}, reading the output column {@code output} (null: the first). */
   public RowScorer(NativeModel model, String output) {
@@ -59,13 +49,10 @@ public final class RowScorer implements AutoCloseable {
     this.model = model;
     this.missing = missing;
     this.inputs = model.inputSchema().getFields();
-    this.kinds = new int[inputs.size()];
-    this.nullable = new boolean[inputs.size()];
-    for (int c = 0; c < kinds.length; c++) {
-      kinds[c] = kind(inputs.get(c).getType());
-      nullable[c] = inputs.get(c).isNullable();
-    }
+    int width = 16 * inputs.size();
+    this.codecs = ThreadLocal.withInitial(() -> new RowCodec(64 * width));
     List<Field> outputs = model.outputSchema().getFields();
+    this.outputs = outputs.size();
     int index = 0;
     if (output != null) {
       index = -1;
@@ -135,154 +122,79 @@ public final class RowScorer implements AutoCloseable {
     }
   }
 
-  /** Score {@code rows} in one native call (none when no row is valid). */
+  /**
+   * Score one row (values in the model's declared input order) on the core's one-row path: the
+   * core checks it (the same rules and messages as every streamml host) and the binary reads it in
+   * place; no Arrow Java objects are made. A refused row has a null value and {@link
+   * Result#error(int)} says why. Calls are serialised: give each thread its own scorer for speed.
+   */
+  public synchronized Result scoreOne(Object[] values) {
+    NativeRow r = row();
+    Object[] outputs = r.score(values);
+    return new Result(new Object[][] {outputs}, new String[] {outputs == null ? r.error() : null}, outputIndex);
+  }
+
+  /**
+   * Score one row given by field name on the core's one-row path (see {@link #scoreOne}): fields
+   * that are not inputs are ignored, an absent input is as this scorer's {@link MissingFields} says.
+   */
+  public synchronized Result scoreOneNamed(Map<String, ?> values) {
+    NativeRow r = row();
+    Object[] outputs = r.scoreNamed(values);
+    return new Result(new Object[][] {outputs}, new String[] {outputs == null ? r.error() : null}, outputIndex);
+  }
+
+  private NativeRow row() {
+    if (row == null) {
+      row = new NativeRow(model, missing);
+    }
+    return row;
+  }
+
+  /**
+   * Score {@code rows} in one native call: the core checks each row (the same rules and messages
+   * as every streamml host), scores the good ones as one batch and names why each other one was
+   * refused. The rows are encoded into a direct buffer this thread reuses; no Arrow Java objects.
+   */
   public Result score(List<Object[]> rows) {
-    int n = rows.size();
+    RowCodec codec = codecs.get();
+    codec.clear();
+    for (Object[] row : rows) {
+      codec.row(row);
+    }
+    return scoreEncoded(codec, rows.size());
+  }
+
+  /**
+   * Score rows given by field name in one native call: each map's input fields are read in
+   * declared order (fields that are not inputs are ignored); a row that lacks an input field is
+   * refused ({@link MissingFields#absent}) unless this scorer reads absent fields as null.
+   */
+  public Result scoreNamed(List<? extends Map<String, ?>> rows) {
+    RowCodec codec = codecs.get();
+    codec.clear();
+    for (Map<String, ?> row : rows) {
+      codec.namedRow(inputs, row);
+    }
+    return scoreEncoded(codec, rows.size());
+  }
+
+  private Result scoreEncoded(RowCodec codec, int n) {
+    byte[] answer = model.scoreRows(codec.buffer(), codec.length(), n, missing == MissingFields.NULL);
+    ByteBuffer b = ByteBuffer.wrap(answer).order(ByteOrder.nativeOrder());
+    if (b.get() == 1) {
+      model.countPredictCall();
+    }
     Object[][] values = new Object[n][];
     String[] errors = new String[n];
-    int[] valid = new int[n];
-    int count = 0;
     for (int i = 0; i < n; i++) {
-      String error = check(rows.get(i));
-      if (error == null) {
-        valid[count++] = i;
+      if (b.get() == 'O') {
+        values[i] = RowCodec.outputs(b, outputs);
       } else {
-        errors[i] = error;
-      }
-    }
-    if (count == 0) {
-      return new Result(values, errors, outputIndex);
-    }
-    try (VectorSchemaRoot batch = VectorSchemaRoot.create(model.inputSchema(), model.allocator())) {
-      fill(batch, rows, valid, count);
-      batch.setRowCount(count);
-      try (VectorSchemaRoot out = model.predict(batch)) {
-        int columns = out.getFieldVectors().size();
-        for (int r = 0; r < count; r++) {
-          values[valid[r]] = new Object[columns];
-        }
-        for (int c = 0; c < columns; c++) {
-          ValueVector column = out.getVector(c);
-          for (int r = 0; r < count; r++) {
-            Object v = column.getObject(r);
-            values[valid[r]][c] = v instanceof org.apache.arrow.vector.util.Text ? v.toString() : v;
-          }
-        }
+        errors[i] = RowCodec.string(b);
       }
     }
     return new Result(values, errors, outputIndex);
-  }
-
-  /**
-   * Score rows given by field name in one native call: each map's input fields are put in declared
-   * order (fields that are not inputs are ignored); a row that lacks an input field is refused
-   * ({@link MissingFields#absent}) unless this scorer reads absent fields as null.
-   */
-  public Result scoreNamed(List<? extends Map<String, ?>> rows) {
-    int n = rows.size();
-    List<Object[]> positional = new ArrayList<>(n);
-    String[] absent = new String[n];
-    for (int i = 0; i < n; i++) {
-      Map<String, ?> row = rows.get(i);
-      Object[] values = new Object[inputs.size()];
-      for (int c = 0; c < values.length && absent[i] == null; c++) {
-        String name = inputs.get(c).getName();
-        if (row != null && row.containsKey(name)) {
-          values[c] = row.get(name);
-        } else if (missing == MissingFields.ERROR) {
-          absent[i] = MissingFields.absent(name);
-        }
-      }
-      positional.add(absent[i] == null ? values : null);
-    }
-    Result result = score(positional);
-    for (int i = 0; i < n; i++) {
-      if (absent[i] != null) {
-        result.errors[i] = absent[i];
-      }
-    }
-    return result;
-  }
-
-  /** Why a row cannot be scored, or null when it can. */
-  private String check(Object[] row) {
-    if (row == null || row.length != kinds.length) {
-      return "expected " + kinds.length + " values in the model's input order "
-          + names(inputs) + ", got " + (row == null ? "null" : String.valueOf(row.length));
-    }
-    for (int c = 0; c < row.length; c++) {
-      Object value = row[c];
-      if (value == null) {
-        if (!nullable[c]) {
-          return "input '" + inputs.get(c).getName() + "' is null; the model declares it non-nullable";
-        }
-      } else if (kinds[c] == KIND_BOOL ? !(value instanceof Boolean) : !(value instanceof Number)) {
-        return "input '" + inputs.get(c).getName() + "' is a " + value.getClass().getSimpleName()
-            + ", expected a " + inputs.get(c).getType();
-      }
-    }
-    return null;
-  }
-
-  /** How values of {@code type} are set (KIND_OTHER: not by these functions). */
-  private static int kind(ArrowType type) {
-    if (type instanceof ArrowType.FloatingPoint f) {
-      return f.getPrecision() == FloatingPointPrecision.DOUBLE ? KIND_F64
-          : f.getPrecision() == FloatingPointPrecision.SINGLE ? KIND_F32 : KIND_OTHER;
-    }
-    if (type instanceof ArrowType.Int i && i.getIsSigned()) {
-      return switch (i.getBitWidth()) {
-        case 64 -> KIND_I64;
-        case 32 -> KIND_I32;
-        case 16 -> KIND_I16;
-        case 8 -> KIND_I8;
-        default -> KIND_OTHER;
-      };
-    }
-    return type instanceof ArrowType.Bool ? KIND_BOOL : KIND_OTHER;
-  }
-
-  /**
-   * Fill the batch's vectors with the valid rows, row by row (each row's values are read once, in
-   * the order they lie in memory), writing into the vectors' buffers directly: every value is
-   * first marked valid, and a null clears its bit.
-   */
-  private void fill(VectorSchemaRoot batch, List<Object[]> rows, int[] valid, int count) {
-    int columns = kinds.length;
-    ArrowBuf[] data = new ArrowBuf[columns];
-    ArrowBuf[] validity = new ArrowBuf[columns];
-    for (int c = 0; c < columns; c++) {
-      FieldVector vector = batch.getVector(c);
-      if (kinds[c] == KIND_OTHER) {
-        throw new ModelException("input '" + vector.getName() + "' has type " + vector.getField().getType()
-            + ", which the Flink functions do not fill; score it with NativeModel.predict");
-      }
-      ((FixedWidthVector) vector).allocateNew(count);
-      data[c] = vector.getDataBuffer();
-      validity[c] = vector.getValidityBuffer();
-      validity[c].setOne(0, BitVectorHelper.getValidityBufferSize(count));
-    }
-    for (int r = 0; r < count; r++) {
-      Object[] row = rows.get(valid[r]);
-      long at = r;
-      for (int c = 0; c < columns; c++) {
-        Object value = row[c];
-        if (value == null) {
-          BitVectorHelper.unsetBit(validity[c], r);
-          continue;
-        }
-        ArrowBuf buf = data[c];
-        switch (kinds[c]) {
-          case KIND_F64 -> buf.setDouble(at * Double.BYTES, ((Number) value).doubleValue());
-          case KIND_F32 -> buf.setFloat(at * Float.BYTES, ((Number) value).floatValue());
-          case KIND_I64 -> buf.setLong(at * Long.BYTES, ((Number) value).longValue());
-          case KIND_I32 -> buf.setInt(at * Integer.BYTES, ((Number) value).intValue());
-          case KIND_I16 -> buf.setShort(at * Short.BYTES, ((Number) value).shortValue());
-          case KIND_I8 -> buf.setByte(at, ((Number) value).byteValue());
-          default -> BitVectorHelper.setValidityBit(buf, r, ((Boolean) value) ? 1 : 0); // KIND_BOOL
-        }
-      }
-    }
   }
 
   private static String names(List<Field> fields) {
@@ -295,6 +207,12 @@ public final class RowScorer implements AutoCloseable {
 
   @Override
   public void close() {
+    synchronized (this) {
+      if (row != null) {
+        row.close();
+        row = null;
+      }
+    }
     model.close();
   }
 }

@@ -146,7 +146,7 @@ public final class StreammlModelProvider implements PredictRuntimeProvider, Asyn
     }
   }
 
-  /** {@code ML_PREDICT} without async: one native call per row. */
+  /** {@code ML_PREDICT} without async: one native call per row, on the core's one-row path. */
   public static final class SyncPredict extends PredictFunction {
     private static final long serialVersionUID = 1L;
     private final Shape shape;
@@ -163,7 +163,7 @@ public final class StreammlModelProvider implements PredictRuntimeProvider, Asyn
 
     @Override
     public Collection<RowData> predict(RowData features) {
-      RowScorer.Result result = opened.scorer.score(List.<Object[]>of(opened.features(features)));
+      RowScorer.Result result = opened.scorer.scoreOne(opened.features(features));
       return List.of(opened.output(result.outputs(0)));
     }
 

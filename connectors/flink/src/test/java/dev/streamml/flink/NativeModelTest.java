@@ -118,9 +118,10 @@ class NativeModelTest {
       assertEquals(1.5, result.value(0));
       assertNull(result.error(0));
       assertNull(result.value(1));
-      assertEquals("input 'x' is null; the model declares it non-nullable", result.error(1));
-      assertEquals("input 'x' is a String, expected a FloatingPoint(DOUBLE)", result.error(2));
-      assertEquals("expected 1 values in the model's input order [x], got 2", result.error(3));
+      // The core's words, as in every host (tests/fixtures/row_checks.json).
+      assertEquals("field 'x' is null but the input is not nullable", result.error(1));
+      assertEquals("field 'x' is a string, expected float64", result.error(2));
+      assertEquals("expected 1 values in the model's input order (x), got 2", result.error(3));
       assertEquals(3.0, result.value(4));
     }
   }
@@ -139,7 +140,7 @@ class NativeModelTest {
       for (int i = 0; i < n; i++) {
         if (i % 7 == 3) {
           assertNull(result.value(i), "row " + i);
-          assertEquals("input 'x' is null; the model declares it non-nullable", result.error(i));
+          assertEquals("field 'x' is null but the input is not nullable", result.error(i));
         } else {
           assertEquals(i * 0.25, result.value(i), "row " + i);
         }

@@ -27,13 +27,14 @@ import org.apache.flink.types.Row;
 /**
  * Rows/s per slot (parallelism 1, a local MiniCluster) scoring R1 rows through Flink SQL: no model
  * (the pipe's ceiling), an async function without a model ({@link AsyncSum}: the ceiling of the
- * async path), the per-row function, the batching function and ML_PREDICT (async, batched).
+ * async path), the per-row function, the batching function and ML_PREDICT (per row, and async
+ * batched).
  * Driven by benchmarks/flink_r1.py, which writes the rows and prints the table.
  *
  * <p>Arguments: MODEL ROWS_FILE (float64 little-endian, row-major, 32 per row) RUNS [GENERATED
  * [HASHED_INPUTS]]. Prints one line per case and run: {@code case<TAB>seconds}. With GENERATED &gt;
- * 0 the cases run again on GENERATED rows made inside the job (the per-row function on a tenth of
- * them, it is slow): no rows are serialised into the job graph, so start-up weighs little. Two
+ * 0 the cases run again on GENERATED rows made inside the job (the per-row cases on a fifth of
+ * them): no rows are serialised into the job graph, so start-up weighs little. Two
  * sources make them: {@code datagen}, Flink's datagen connector drawing 32 doubles uniform in [-3,
  * 3] (a random draw and a boxed Double per value: it costs more per row than the model), and
  * {@code hashed}, a datagen table of the sequence id alone under a view whose 32 inputs are the
@@ -73,6 +74,8 @@ public final class FlinkR1Bench {
       {"async no-op AsyncScalarFunction", "SELECT id, async_sum(" + features + ") AS p FROM t"},
       {"per-row ScalarFunction", "SELECT id, streamml_predict('" + model + "', " + features + ") FROM t"},
       {"batching AsyncScalarFunction", "SELECT id, streamml_predict_batched('" + model + "', " + features + ") FROM t"},
+      {"ML_PREDICT (sync, per row)", "SELECT id, probability FROM ML_PREDICT(TABLE t, MODEL m, DESCRIPTOR("
+          + features + "), MAP['async', 'false'])"},
       {"ML_PREDICT (async, batched)", "SELECT id, probability FROM ML_PREDICT(TABLE t, MODEL m, DESCRIPTOR("
           + features + "), MAP['async', 'true', 'max-concurrent-operations', '2048'])"},
     };
@@ -118,7 +121,7 @@ public final class FlinkR1Bench {
           if (!c[0].matches(only)) {
             continue;
           }
-          long n = c[0].startsWith("per-row") ? generated / 10 : generated;
+          long n = c[0].contains("per row") || c[0].startsWith("per-row") ? generated / 5 : generated;
           String g = generatedSource(tEnv, source, 0, n - 1, inputs, hashed);
           long cpu = cpuNanos();
           start = System.nanoTime();

@@ -1,0 +1,86 @@
+package dev.streamml.flink;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.List;
+import java.util.Map;
+import org.apache.arrow.vector.types.pojo.Field;
+
+/**
+ * One row at a time through the core's one-row path: the row's values are encoded ({@link
+ * RowCodec}) into a direct buffer this object reuses, checked and scored in native code (the core's
+ * row checks and messages; the model binary reads a reusable one-row array in place), and the
+ * outputs read back from another reused buffer. No Arrow Java objects per row. Not thread-safe:
+ * one per thread.
+ */
+final class NativeRow implements AutoCloseable {
+  private final NativeModel model;
+  private final List<Field> inputs;
+  private final int outputs;
+  private final RowCodec codec;
+  private long handle;
+  private ByteBuffer out;
+  private String error;
+
+  NativeRow(NativeModel model, MissingFields missing) {
+    this.model = model;
+    this.inputs = model.inputSchema().getFields();
+    this.outputs = model.outputSchema().getFields().size();
+    this.codec = new RowCodec(16 * inputs.size());
+    this.out = ByteBuffer.allocateDirect(64 + 16 * outputs).order(ByteOrder.nativeOrder());
+    this.handle = model.openRow(missing == MissingFields.NULL);
+  }
+
+  /**
+   * Score a row of values in the model's declared input order: its outputs in declared order, or
+   * null when the row was refused ({@link #error()} says why).
+   */
+  Object[] score(Object[] row) {
+    codec.clear();
+    codec.row(row);
+    return call();
+  }
+
+  /**
+   * Score a row given by field name (fields that are not inputs are ignored; an absent input is as
+   * this row scorer's {@link MissingFields} says).
+   */
+  Object[] scoreNamed(Map<String, ?> row) {
+    codec.clear();
+    codec.namedRow(inputs, row);
+    return call();
+  }
+
+  /** Why the last refused row was refused. */
+  String error() {
+    return error;
+  }
+
+  private Object[] call() {
+    if (handle == 0) {
+      throw new ModelException("model binary '" + model.path() + "': the row scorer is closed");
+    }
+    int n = NativeBridge.rowScore(handle, codec.buffer(), codec.length(), out);
+    if (n < -1) {
+      out = ByteBuffer.allocateDirect(-n).order(ByteOrder.nativeOrder());
+      n = NativeBridge.rowScore(handle, codec.buffer(), codec.length(), out);
+    }
+    if (n == -1) {
+      error = NativeBridge.rowError(handle);
+      return null;
+    }
+    model.countPredictCall();
+    error = null;
+    out.clear();
+    return RowCodec.outputs(out, outputs);
+  }
+
+  @Override
+  public void close() {
+    long h = handle;
+    handle = 0;
+    if (h != 0) {
+      NativeBridge.rowRelease(h);
+    }
+  }
+}
