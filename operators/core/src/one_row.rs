@@ -46,7 +46,8 @@ use arrow_schema::{DataType, SchemaRef};
 use streamml_abi::ffi::RawArrowArray;
 
 use crate::error::{InputError, PredictError};
-use crate::model::{panic_text, Model};
+use crate::error::panic_text;
+use crate::model::Model;
 use crate::rows::{check_row, Cell, MissingFields, RowBuilder};
 
 /// How a child of the one-row array stores its value.

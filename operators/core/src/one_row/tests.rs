@@ -9,7 +9,7 @@ use arrow_schema::{DataType, Field, Schema};
 use streamml_abi::{FieldSpec, ModelInfo, Task};
 
 use super::*;
-use crate::model::Scorer;
+use crate::backend::Backend;
 
 fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
@@ -130,7 +130,7 @@ fn types_the_array_does_not_carry_take_the_batch_path() {
 /// y = x + 1, a host's own scorer (not a binary): rows take the one-row batch.
 struct PlusOne(ModelInfo);
 
-impl Scorer for PlusOne {
+impl Backend for PlusOne {
     fn info(&self) -> &ModelInfo {
         &self.0
     }
@@ -161,7 +161,7 @@ fn a_scorer_that_is_not_a_binary_scores_rows_through_a_batch() {
         drift_reference: None,
         metadata: Default::default(),
     };
-    let model = Model::from_scorer(Arc::new(PlusOne(info))).unwrap();
+    let model = Model::from_backend(Arc::new(PlusOne(info))).unwrap();
     let mut scorer = OneRowScorer::new(model, MissingFields::Error).unwrap();
     assert!(!scorer.is_one_row());
     let read = |s: &ScoredRow| {
