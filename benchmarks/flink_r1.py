@@ -124,7 +124,8 @@ def java_classpath() -> str:
     """Compile connectors/flink's tests and return their classpath (Maven resolves it)."""
     out = BENCH_DIR / "flink-classpath.txt"
     subprocess.run(
-        ["mvn", "-B", "-q", "test-compile", "dependency:build-classpath", "-Dstreamml.skipFixtures=true",
+        ["mvn", "-B", "-q", "test-compile", "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:build-classpath",
+         "-Dstreamml.skipFixtures=true",
          "-Dmdep.includeScope=test", f"-Dmdep.outputFile={out}"],
         cwd=CONNECTOR, check=True,
     )
