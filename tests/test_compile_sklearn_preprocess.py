@@ -55,6 +55,13 @@ def _one_thread():
         yield
 
 
+# The data holds unseen categories and all-missing columns on purpose: scikit-learn warns about both.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Found unknown categories in columns:UserWarning"),
+    pytest.mark.filterwarnings("ignore:Skipping features without any observed values:UserWarning"),
+]
+
+
 def mixed_frame(rows: int, seed: int, *, unseen: bool = False) -> pd.DataFrame:
     """Two numeric and two string columns with NaN / missing strings; ``unseen`` adds categories never fitted."""
     rng = np.random.default_rng(seed)
