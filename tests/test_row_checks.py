@@ -97,10 +97,10 @@ def test_the_table_covers_every_check() -> None:
 
 
 def test_a_batch_of_every_case_gives_each_its_own_outcome(model: Model) -> None:
-    # The batch path (DictScorer.score_split, the Bytewax predict operator) scores the good rows
+    # The batch path (ItemScorer.score_split, the Bytewax predict operator) scores the good rows
     # together and refuses each bad one alone, with the one-row path's words.
     for mode in MODES:
-        scorer = _streamml.DictScorer(model._inner, missing_fields=mode)
+        scorer = _streamml.ItemScorer(model._inner, missing_fields=mode)
         rows = [dict(c["row"]) for c in TABLE["cases"]]
         oks, errs = scorer.score_split(rows)
         refused = {json.dumps(item, sort_keys=True): reason for item, reason in errs}
@@ -113,3 +113,36 @@ def test_a_batch_of_every_case_gives_each_its_own_outcome(model: Model) -> None:
                 out = next(ok_iter)
                 assert {k: out[k] for k in OUTPUTS} == value, (c["name"], mode)
         assert len(oks) + len(errs) == len(rows)
+
+
+def test_the_float_fast_path_scores_and_refuses_as_the_cell_path() -> None:
+    # An all-float64 model takes Python floats and ints straight into its row (no cells); any
+    # other value goes the checked way, so what a row gets must not depend on the path it took.
+    import numpy as np
+
+    s1 = Model.load(example_model("s1_logistic"))
+    names = s1.input_schema.names
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(6, len(names)))
+    x[1, :] = np.round(x[1, :] * 10)  # whole numbers, sent as Python ints below
+    x[3, 0] = 2.0**64 - 1  # beyond i64: an unsigned cell on the checked path
+    rows = [dict(zip(names, r.tolist(), strict=True)) for r in x]
+    rows[1] = {k: int(v) for k, v in rows[1].items()}
+    rows[2] = {k: np.float64(v) for k, v in rows[2].items()}  # a float subclass: fast path
+    rows[3][names[0]] = 2**64 - 1
+    rows[4][names[5]] = np.float32(x[4, 5])  # not a float: the checked path
+    x[4, 5] = float(np.float32(x[4, 5]))
+    expected_scores = s1.predict_numpy(x)["probability"]
+    op = predict_op(s1)
+    for i, row in enumerate(rows):
+        assert op(dict(row))["probability"] == expected_scores[i], i
+    for bad, reason in [(True, "is a bool, expected float64"), ("1.5", "is a string, expected float64"),
+                        (None, "is null but the input is not nullable")]:
+        row = dict(rows[0], **{names[7]: bad})
+        with pytest.raises(InputError) as err:
+            op(row)
+        assert str(err.value) == f"field '{names[7]}' {reason}"
+    missing = dict(rows[0])
+    del missing[names[9]]
+    with pytest.raises(InputError, match=f"field '{names[9]}' is absent"):
+        op(missing)

@@ -66,9 +66,9 @@ class DriftCounters:
     def reference_counts(self) -> list[list[int]]: ...
     def stats(self) -> list[tuple[int, float, float, float, float, float, float, float]]: ...
 
-class DictScorer:
-    # DictScorer(model, nest=None, failure=None, missing_fields="error"); scorer(item) scores one item.
-    __init__: Callable[[DictScorer, Model, str | None, Any, str], None]
+class ItemScorer:
+    # ItemScorer(model, nest=None, failure=None, missing_fields="error"); scorer(item) scores one item.
+    __init__: Callable[[ItemScorer, Model, str | None, Any, str], None]
     __call__: Callable[[Any], Any]
     def score_split(self, items: Any) -> tuple[list[Any], list[Any]]: ...
 

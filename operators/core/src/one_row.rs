@@ -116,6 +116,8 @@ pub struct OneRow {
     /// The bytes of each utf8 input (empty for the others).
     strings: Box<[Vec<u8>]>,
     kinds: Box<[Kind]>,
+    /// Every input is float64 (see [`OneRow::set_f64`]).
+    float64: bool,
     schema: SchemaRef,
 }
 
@@ -186,6 +188,7 @@ impl OneRow {
             array: FFI_ArrowArray::new(&data),
             slots,
             strings,
+            float64: kinds.iter().all(|k| *k == Kind::F64),
             kinds,
             schema: schema.clone(),
         })
@@ -196,9 +199,25 @@ impl OneRow {
         &self.schema
     }
 
-    /// Whether every input is float64 (then [`OneRow::fill_f64`] applies).
+    /// Whether every input is float64 (then [`OneRow::fill_f64`] and
+    /// [`OneRow::set_f64`] apply).
     pub fn all_float64(&self) -> bool {
-        self.kinds.iter().all(|k| *k == Kind::F64)
+        self.float64
+    }
+
+    /// Write input `i`'s value (not null) into an array whose inputs are all
+    /// float64: a host's float fast path, which falls back to
+    /// [`OneRow::fill`] (every cell written again) for a value it cannot
+    /// take as a float.
+    ///
+    /// # Panics
+    /// If the inputs are not all float64 or `i` is out of range (a bug of
+    /// the host).
+    #[inline]
+    pub fn set_f64(&mut self, i: usize, value: f64) {
+        assert!(self.float64, "set_f64 on inputs that are not all float64");
+        self.set_valid(i, true);
+        self.slots[i].value = value.to_ne_bytes();
     }
 
     fn child(&mut self, i: usize) -> &mut RawArrowArray {
@@ -267,11 +286,9 @@ impl OneRow {
     /// are all float64 ([`OneRow::all_float64`]; otherwise this is a bug of
     /// the host and panics).
     pub fn fill_f64(&mut self, values: impl IntoIterator<Item = f64>) {
-        assert!(self.all_float64(), "fill_f64 on inputs that are not all float64");
         let mut n = 0;
         for (i, v) in values.into_iter().take(self.kinds.len()).enumerate() {
-            self.set_valid(i, true);
-            self.slots[i].value = v.to_ne_bytes();
+            self.set_f64(i, v);
             n += 1;
         }
         assert_eq!(n, self.kinds.len(), "fill_f64 needs one value per input");

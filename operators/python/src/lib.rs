@@ -11,7 +11,7 @@ mod arrow_io;
 mod callable;
 mod codec;
 mod drift;
-mod dict_scorer;
+mod item_scorer;
 mod errors;
 mod feedback;
 mod fft;
@@ -30,7 +30,7 @@ fn _streamml(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<model::PyModel>()?;
     m.add_class::<codec::PyMessageScorer>()?;
     m.add_class::<drift::PyDriftCounters>()?;
-    m.add_class::<dict_scorer::DictScorer>()?;
+    m.add_class::<item_scorer::ItemScorer>()?;
     m.add_class::<feedback::PyFeedbackJoinState>()?;
     fft::register(m)?;
     Ok(())

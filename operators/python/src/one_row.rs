@@ -4,7 +4,7 @@
 //! only converts Python values.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyDict, PyFloat, PyInt, PyString};
 use pyo3::IntoPyObjectExt;
 use streamml_core::one_row::{read_row, OutValue};
 pub use streamml_core::one_row::OneRow;
@@ -18,6 +18,11 @@ use crate::rows::cell;
 /// names the reason).
 pub fn fill(one: &mut OneRow, dict: &Bound<'_, PyDict>, keys: &[Py<PyString>]) -> bool {
     let py = dict.py();
+    if one.all_float64() {
+        if let Some(filled) = fill_floats(one, dict, keys) {
+            return filled;
+        }
+    }
     let mut values = Vec::with_capacity(keys.len());
     for key in keys {
         match dict.get_item(key.bind(py)) {
@@ -33,6 +38,27 @@ pub fn fill(one: &mut OneRow, dict: &Bound<'_, PyDict>, keys: &[Py<PyString>]) -
         }
     }
     one.fill(&cells).is_ok()
+}
+
+/// The float fast path (no cells): Python floats and ints straight into an
+/// all-float64 row. `Some(false)` if a key is absent, `None` if a value is
+/// of another type (the cell path then checks and writes the whole row).
+fn fill_floats(one: &mut OneRow, dict: &Bound<'_, PyDict>, keys: &[Py<PyString>]) -> Option<bool> {
+    let py = dict.py();
+    for (i, key) in keys.iter().enumerate() {
+        let Ok(Some(v)) = dict.get_item(key.bind(py)) else {
+            return Some(false);
+        };
+        if let Ok(f) = v.cast::<PyFloat>() {
+            one.set_f64(i, f.value());
+        } else if v.is_exact_instance_of::<PyInt>() {
+            // Beyond i64 (or another failure) the cell path decides.
+            one.set_f64(i, v.extract::<i64>().ok()? as f64);
+        } else {
+            return None;
+        }
+    }
+    Some(true)
 }
 
 /// An output value as a Python object.

@@ -58,11 +58,11 @@ def _scorer(
     nest: str | None,
     missing_fields: str,
     trusted_sha256: TrustedSha256 = None,
-) -> _streamml.DictScorer:
+) -> _streamml.ItemScorer:
     if nest is not None and not isinstance(nest, str):
         msg = f"nest must be a field name (str) or None, got a {type(nest).__name__}"
         raise TypeError(msg)
-    return _streamml.DictScorer(_model(model, trusted_sha256)._inner, nest, PredictFailure, missing_fields)
+    return _streamml.ItemScorer(_model(model, trusted_sha256)._inner, nest, PredictFailure, missing_fields)
 
 
 def predict_op(

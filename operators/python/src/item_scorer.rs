@@ -1,4 +1,4 @@
-//! `_streamml.DictScorer`: score dicts (or `(key, dict)` pairs, or Arrow
+//! `_streamml.ItemScorer`: score dicts (or `(key, dict)` pairs, or Arrow
 //! record batches) and get them back with the model's outputs added.
 //!
 //! A whole list of items is read into one Arrow batch in Rust, scored in one
@@ -27,8 +27,8 @@ use crate::one_row::{fill, read_output, OneRow};
 use crate::rows::{append_dict, type_of};
 
 /// Scores dicts with a model. Use `streamml.bytewax`, which wraps this.
-#[pyclass(name = "DictScorer", module = "streamml._streamml", frozen)]
-pub struct DictScorer {
+#[pyclass(name = "ItemScorer", module = "streamml._streamml", frozen)]
+pub struct ItemScorer {
     model: Py<PyModel>,
     /// Output field names as Python strings.
     out_keys: Vec<Py<PyString>>,
@@ -102,7 +102,7 @@ struct SendRefs<'a>(&'a FFI_ArrowSchema, &'a FFI_ArrowArray);
 // SAFETY: plain C data, read by the one thread that scores with it.
 unsafe impl Send for SendRefs<'_> {}
 
-impl DictScorer {
+impl ItemScorer {
     fn take_builder(&self) -> PyResult<RowBuilder> {
         // try_lock: never wait for the lock while holding the GIL.
         if let Ok(mut pool) = self.builders.try_lock() {
@@ -300,7 +300,7 @@ impl DictScorer {
 }
 
 #[pymethods]
-impl DictScorer {
+impl ItemScorer {
     /// A scorer for `model`; outputs are merged into each dict, or put in a
     /// dict under `nest`. `failure(item, reason)` makes `score_split`'s
     /// refusals (default: `(item, reason)` tuples). `missing_fields`:
