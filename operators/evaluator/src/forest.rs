@@ -364,77 +364,16 @@ impl Forest {
     /// Raw scores for `rows` rows of row-major features `xs` (already
     /// preprocessed and cast), into `raw` (`rows * n_outputs`).
     pub fn raw_scores(&self, xs: &[f64], rows: usize, raw: &mut [f64]) {
-        let nf = self.n_features;
         let no = self.n_outputs;
         if self.acc_f32 {
             let mut sums = vec![0f32; rows * no];
-            let add = |sums: &mut [f32], r: usize, tree: usize, leaf: usize| match self.outputs[tree] {
-                Output::Scalar(k) => sums[r * no + k] += self.leaves[leaf] as f32,
-                Output::Vector => {
-                    for k in 0..no {
-                        sums[r * no + k] += self.vector_leaves[leaf * no + k] as f32;
-                    }
-                }
-            };
-            // Blocks without NaN of a forest the bit-vector walk adds up whole (in float32).
-            let mut r0 = 0;
-            if let Some(bits) = self.bits.as_deref().filter(|b| b.sums_all()) {
-                let mut acc = vec![0f32; no * BITS_ROWS];
-                while r0 + BITS_ROWS <= rows {
-                    let block = &xs[r0 * nf..(r0 + BITS_ROWS) * nf];
-                    let out = &mut sums[r0 * no..(r0 + BITS_ROWS) * no];
-                    if block.iter().any(|v| v.is_nan()) {
-                        self.each_leaf(block, BITS_ROWS, nf, |r, tree, leaf| add(out, r, tree, leaf));
-                    } else {
-                        acc.fill(0.0);
-                        bits.sums_f32(block, &mut acc);
-                        for (r, row) in out.chunks_exact_mut(no).enumerate() {
-                            for (k, o) in row.iter_mut().enumerate() {
-                                *o = acc[k * BITS_ROWS + r];
-                            }
-                        }
-                    }
-                    r0 += BITS_ROWS;
-                }
-            }
-            let out = &mut sums[r0 * no..rows * no];
-            self.each_leaf(&xs[r0 * nf..rows * nf], rows - r0, nf, |r, tree, leaf| add(out, r, tree, leaf));
+            self.leaf_sums(xs, rows, &mut sums);
             for (out, s) in raw.iter_mut().zip(&sums) {
-                *out = *s as f64;
+                *out = f64::from(*s);
             }
         } else {
             raw[..rows * no].fill(0.0);
-            let add = |raw: &mut [f64], r: usize, tree: usize, leaf: usize| match self.outputs[tree] {
-                Output::Scalar(k) => raw[r * no + k] += self.leaves[leaf],
-                Output::Vector => {
-                    for k in 0..no {
-                        raw[r * no + k] += self.vector_leaves[leaf * no + k];
-                    }
-                }
-            };
-            // Blocks without NaN of a forest the bit-vector walk adds up whole.
-            let mut r0 = 0;
-            if let Some(bits) = self.bits.as_deref().filter(|b| b.sums_all()) {
-                let mut acc = vec![0.0; no * BITS_ROWS];
-                while r0 + BITS_ROWS <= rows {
-                    let block = &xs[r0 * nf..(r0 + BITS_ROWS) * nf];
-                    let out = &mut raw[r0 * no..(r0 + BITS_ROWS) * no];
-                    if block.iter().any(|v| v.is_nan()) {
-                        self.each_leaf(block, BITS_ROWS, nf, |r, tree, leaf| add(out, r, tree, leaf));
-                    } else {
-                        acc.fill(0.0);
-                        bits.sums(block, &mut acc);
-                        for (r, row) in out.chunks_exact_mut(no).enumerate() {
-                            for (k, o) in row.iter_mut().enumerate() {
-                                *o = acc[k * BITS_ROWS + r];
-                            }
-                        }
-                    }
-                    r0 += BITS_ROWS;
-                }
-            }
-            let out = &mut raw[r0 * no..rows * no];
-            self.each_leaf(&xs[r0 * nf..rows * nf], rows - r0, nf, |r, tree, leaf| add(out, r, tree, leaf));
+            self.leaf_sums(xs, rows, &mut raw[..rows * no]);
         }
         for r in 0..rows {
             for k in 0..no {
@@ -446,6 +385,44 @@ impl Forest {
                 raw[r * no + k] = self.base_score[k] + s;
             }
         }
+    }
+
+    /// Add every tree's leaf values of each row into `sums` (rows × outputs,
+    /// zeroed by the caller), in the accumulator's precision.
+    fn leaf_sums<A: Accumulator>(&self, xs: &[f64], rows: usize, sums: &mut [A]) {
+        let nf = self.n_features;
+        let no = self.n_outputs;
+        let add = |sums: &mut [A], r: usize, tree: usize, leaf: usize| match self.outputs[tree] {
+            Output::Scalar(k) => sums[r * no + k] += A::from_f64(self.leaves[leaf]),
+            Output::Vector => {
+                for k in 0..no {
+                    sums[r * no + k] += A::from_f64(self.vector_leaves[leaf * no + k]);
+                }
+            }
+        };
+        // Blocks without NaN of a forest the bit-vector walk adds up whole.
+        let mut r0 = 0;
+        if let Some(bits) = self.bits.as_deref().filter(|b| b.sums_all()) {
+            let mut acc = vec![A::default(); no * BITS_ROWS];
+            while r0 + BITS_ROWS <= rows {
+                let block = &xs[r0 * nf..(r0 + BITS_ROWS) * nf];
+                let out = &mut sums[r0 * no..(r0 + BITS_ROWS) * no];
+                if block.iter().any(|v| v.is_nan()) {
+                    self.each_leaf(block, BITS_ROWS, nf, |r, tree, leaf| add(out, r, tree, leaf));
+                } else {
+                    acc.fill(A::default());
+                    A::block_sums(bits, block, &mut acc);
+                    for (r, row) in out.chunks_exact_mut(no).enumerate() {
+                        for (k, o) in row.iter_mut().enumerate() {
+                            *o = acc[k * BITS_ROWS + r];
+                        }
+                    }
+                }
+                r0 += BITS_ROWS;
+            }
+        }
+        let out = &mut sums[r0 * no..rows * no];
+        self.each_leaf(&xs[r0 * nf..rows * nf], rows - r0, nf, |r, tree, leaf| add(out, r, tree, leaf));
     }
 
     /// Call `add(row, tree, leaf)` for every row and tree, trees in order.
@@ -770,6 +747,34 @@ fn choose_walk(trees: &[crate::ir::TreeIr]) -> Walk {
         Walk::Bits
     } else {
         refill::choose(trees)
+    }
+}
+
+/// The precision a forest's leaf values are added up in: float64, or
+/// float32 where the framework sums in float32 (`acc_f32`).
+trait Accumulator: Copy + Default + std::ops::AddAssign {
+    fn from_f64(v: f64) -> Self;
+    /// A block of `BITS_ROWS` rows summed whole by the bit-vector walk.
+    fn block_sums(bits: &Bits, block: &[f64], acc: &mut [Self]);
+}
+
+impl Accumulator for f64 {
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    fn block_sums(bits: &Bits, block: &[f64], acc: &mut [Self]) {
+        bits.sums(block, acc);
+    }
+}
+
+impl Accumulator for f32 {
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    fn block_sums(bits: &Bits, block: &[f64], acc: &mut [Self]) {
+        bits.sums_f32(block, acc);
     }
 }
 
