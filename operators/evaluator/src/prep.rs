@@ -2,6 +2,7 @@
 //! the float64 and utf8 inputs, run each operation on its registers (one
 //! column of the block each), and write the model's features row-major.
 
+use streamml_ir::catboost::{Ctr, CtrKind};
 use streamml_ir::plan::{Col, Encoding, Fallback, Lookup, Norm, PlanOp};
 use streamml_ir::{InputType, Plan};
 use streamml_sdk::{Input, PredictError, Utf8Column};
@@ -186,6 +187,37 @@ pub fn run(
                     },
                 )?;
             }
+            PlanOp::CatboostHash {
+                input: j,
+                fill,
+                dst,
+                step,
+            } => {
+                let column = cols.str[*j].as_ref().expect("a utf8 input");
+                let nulls = cols.nulls[*j];
+                let filled = fill.as_ref().map(|f| catboost_hash(f.as_bytes()));
+                let at = *dst * regs.block;
+                for r in 0..len {
+                    regs.values[at + r] = if nulls && input.is_null(*j, start + r) {
+                        filled.ok_or_else(|| {
+                            PredictError::InvalidInput(format!(
+                                "{step}: input '{}' is null in row {}; CatBoost's categorical features have no missing value: send a string",
+                                names[*j],
+                                start + r
+                            ))
+                        })?
+                    } else {
+                        catboost_hash(column.bytes(start + r))
+                    };
+                }
+            }
+            PlanOp::CatboostCtr { ctr, dst } => {
+                let b = regs.block;
+                for r in 0..len {
+                    let v = ctr_value(ctr, &regs.values, b, r);
+                    regs.values[*dst * b + r] = f64::from(v);
+                }
+            }
             PlanOp::Normalize { src, dst, norm } => {
                 let b = regs.block;
                 for r in 0..len {
@@ -216,6 +248,65 @@ pub fn run(
         }
     }
     Ok(())
+}
+
+/// CatBoost's hash of a categorical value as the signed 32-bit integer its
+/// model files and projection hashes use.
+fn catboost_hash(bytes: &[u8]) -> f64 {
+    f64::from(crate::cityhash::cat_feature_hash(bytes) as i32)
+}
+
+/// Row `r`'s value of `ctr` (CatBoost's static counter provider): the
+/// projection's hash, its table entry (or none), the counts, then the
+/// counter's formula, all in float32 as CatBoost computes it.
+fn ctr_value(ctr: &Ctr, values: &[f64], b: usize, r: usize) -> f32 {
+    use crate::cityhash::combine;
+    let mut hash = 0u64;
+    for &c in &ctr.cat {
+        // A hash register holds an i32; CatBoost widens it with its sign.
+        hash = combine(hash, values[c * b + r] as i64 as u64);
+    }
+    for e in &ctr.float {
+        let x = values[e.column * b + r];
+        let bit = if x.is_nan() { e.nan_true } else { (x as f32) > e.border };
+        hash = combine(hash, u64::from(bit));
+    }
+    for e in &ctr.exact {
+        hash = combine(hash, u64::from(values[e.column * b + r] == f64::from(e.value)));
+    }
+    let calc = |count: f32, total: f32| {
+        let v = (count + ctr.prior_num) / (total + ctr.prior_denom);
+        (v + ctr.shift) * ctr.scale
+    };
+    let t = &ctr.table;
+    let row = t.index.get(&hash).map(|&i| &t.values[i as usize * t.stride..(i as usize + 1) * t.stride]);
+    match t.kind {
+        CtrKind::BinarizedTargetMeanValue | CtrKind::FloatTargetMeanValue => match row {
+            Some(h) => calc(h[0] as f32, (h[1] as i64) as f32),
+            None => calc(0.0, 0.0),
+        },
+        CtrKind::Counter | CtrKind::FeatureFreq => {
+            let denominator = t.counter_denominator as i32 as f32;
+            calc(row.map_or(0.0, |h| (h[0] as i64 as i32) as f32), denominator)
+        }
+        CtrKind::Buckets => match row {
+            Some(h) => {
+                let total: i64 = h.iter().map(|v| *v as i64).sum();
+                calc(h[ctr.target_border_idx] as i64 as i32 as f32, total as i32 as f32)
+            }
+            None => calc(0.0, 0.0),
+        },
+        CtrKind::Borders => match row {
+            Some(h) if t.stride > 2 => {
+                let k = ctr.target_border_idx + 1;
+                let below: i64 = h[..k].iter().map(|v| *v as i64).sum();
+                let good: i64 = h[k..].iter().map(|v| *v as i64).sum();
+                calc(good as i32 as f32, (below + good) as i32 as f32)
+            }
+            Some(h) => calc(h[1] as i64 as i32 as f32, (h[0] as i64 + h[1] as i64) as i32 as f32),
+            None => calc(0.0, 0.0),
+        },
+    }
 }
 
 /// Look each row's value up in `enc` and pass its code (one-hot position,

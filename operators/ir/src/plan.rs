@@ -154,6 +154,18 @@ pub enum PlanOp {
         dst: usize,
         norm: Norm,
     },
+    /// `dst` = CatBoost's hash of the utf8 input `input` (nulls: `fill`, else an error).
+    CatboostHash {
+        input: usize,
+        fill: Option<String>,
+        dst: usize,
+        step: String,
+    },
+    /// `dst` = the counter's value.
+    CatboostCtr {
+        ctr: crate::catboost::Ctr,
+        dst: usize,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -235,6 +247,8 @@ fn op_name(op: &Op) -> &'static str {
         Op::Ordinal { .. } => "ordinal",
         Op::Normalize { .. } => "normalize",
         Op::Columns { .. } => "columns",
+        Op::CatboostHash { .. } => "catboost_hash",
+        Op::CatboostCtr { .. } => "catboost_ctr",
     }
 }
 
@@ -443,6 +457,37 @@ impl Builder {
                 let dst = self.alloc(n, what)?;
                 self.ops.push(PlanOp::Normalize { src, dst, norm });
                 Ok((dst..dst + n).map(Col::Num).collect())
+            }
+            Op::CatboostHash {} => {
+                let mut out = Vec::with_capacity(n);
+                for col in cols {
+                    match col {
+                        Col::Num(r) => out.push(Col::Num(r)),
+                        Col::Str { input, fill } => {
+                            let dst = self.register(what)?;
+                            self.ops.push(PlanOp::CatboostHash {
+                                input,
+                                fill,
+                                dst,
+                                step: what.to_string(),
+                            });
+                            out.push(Col::Num(dst));
+                        }
+                    }
+                }
+                Ok(out)
+            }
+            Op::CatboostCtr { tables, ctrs } => {
+                let regs = Self::numeric(&cols, what)?;
+                let tables = crate::catboost::tables(tables, what)?;
+                let mut out = cols;
+                for (k, spec) in ctrs.iter().enumerate() {
+                    let ctr = crate::catboost::ctr(spec, k, &tables, &regs, what)?;
+                    let dst = self.register(what)?;
+                    self.ops.push(PlanOp::CatboostCtr { ctr, dst });
+                    out.push(Col::Num(dst));
+                }
+                Ok(out)
             }
             Op::Columns { parts } => {
                 let mut out = Vec::new();
