@@ -93,7 +93,9 @@ def check_parity(model: Any, task: str, tmp_path: Path) -> dict[str, Any]:
     assert ir["input_types"] == ["float64", "utf8", "float64", "utf8", "utf8"]
     binary = Model.load(compile(model, tmp_path / f"{task}.so"))
     rows = frame(N_ROWS, 5, scoring=True)
-    assert (rows.colour == "").any() and (rows.colour == "unseen").any() and rows.x0.isna().any()
+    assert (rows.colour == "").any()
+    assert (rows.colour == "unseen").any()
+    assert rows.x0.isna().any()
     got = binary.predict(as_batch(rows))
     if task == "regression":
         np.testing.assert_allclose(got.column("prediction").to_numpy(), model.predict(rows), rtol=1e-12, atol=0)
@@ -151,7 +153,11 @@ def test_a_null_category_is_refused_naming_the_input_and_row(tmp_path: Path) -> 
     rows = as_batch(frame(5, 5))
     shape = pa.array(["round", None, "flat", "round", "square"])
     rows = rows.set_column(rows.schema.get_field_index("shape"), "shape", shape)
-    with pytest.raises(PredictError, match=r"preprocess step .hash. \(catboost_hash\): input 'shape' is null in row 1; CatBoost's categorical features have no missing value"):
+    with pytest.raises(
+        PredictError,
+        match=r"preprocess step .hash. \(catboost_hash\): input 'shape' is null in row 1; "
+        r"CatBoost's categorical features have no missing value",
+    ):
         binary.predict(rows)
 
 
@@ -162,7 +168,9 @@ def test_unknown_ctr_types_and_text_features_are_refused_naming_them(tmp_path: P
     doc = json.loads(path.read_text())
     doc["features_info"]["ctrs"][0]["ctr_type"] = "Mystery"
     path.write_text(json.dumps(doc))
-    with pytest.raises(CompileError, match=r"^CatBoost ctr 0 over colour has the type 'Mystery'; streamml computes Borders, "):
+    with pytest.raises(
+        CompileError, match=r"^CatBoost ctr 0 over colour has the type 'Mystery'; streamml computes Borders, "
+    ):
         to_ir(path)
     doc["features_info"]["text_features"] = [{"feature_id": "review", "flat_feature_index": 5}]
     path.write_text(json.dumps(doc))

@@ -2,7 +2,7 @@
 //! the float64 and utf8 inputs, run each operation on its registers (one
 //! column of the block each), and write the model's features row-major.
 
-use streamml_ir::catboost::{Ctr, CtrKind};
+use streamml_ir::catboost::CtrGroup;
 use streamml_ir::plan::{Col, Encoding, Fallback, Lookup, Norm, PlanOp};
 use streamml_ir::{InputType, Plan};
 use streamml_sdk::{Input, PredictError, Utf8Column};
@@ -127,6 +127,14 @@ pub fn run(
                     *d = *s as f32 as f64;
                 }
             }
+            PlanOp::TruncI64 { src, dst } => {
+                // 2^63: the first magnitude with no int64.
+                const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+                let (s, d) = regs.pair(*src, *dst, len);
+                for (d, s) in d.iter_mut().zip(s) {
+                    *d = if s.abs() < LIMIT { s.trunc() } else { f64::NAN };
+                }
+            }
             PlanOp::Fill { src, dst, fill } => {
                 let (s, d) = regs.pair(*src, *dst, len);
                 for (d, s) in d.iter_mut().zip(s) {
@@ -211,11 +219,20 @@ pub fn run(
                     };
                 }
             }
-            PlanOp::CatboostCtr { ctr, dst } => {
+            PlanOp::CatboostCtr { groups } => {
                 let b = regs.block;
-                for r in 0..len {
-                    let v = ctr_value(ctr, &regs.values, b, r);
-                    regs.values[*dst * b + r] = f64::from(v);
+                for group in groups {
+                    let mut rows = [None; 64];
+                    for (r0, chunk) in (0..len).step_by(64).map(|r0| (r0, 64.min(len - r0))) {
+                        for (r, row) in rows.iter_mut().enumerate().take(chunk) {
+                            *row = group.index.get(projection_hash(group, &regs.values, b, r0 + r));
+                        }
+                        for (dst, values, empty) in &group.ctrs {
+                            for (r, row) in rows.iter().enumerate().take(chunk) {
+                                regs.values[dst * b + r0 + r] = f64::from(row.map_or(*empty, |i| values[i as usize]));
+                            }
+                        }
+                    }
                 }
             }
             PlanOp::Normalize { src, dst, norm } => {
@@ -256,57 +273,24 @@ fn catboost_hash(bytes: &[u8]) -> f64 {
     f64::from(crate::cityhash::cat_feature_hash(bytes) as i32)
 }
 
-/// Row `r`'s value of `ctr` (CatBoost's static counter provider): the
-/// projection's hash, its table entry (or none), the counts, then the
-/// counter's formula, all in float32 as CatBoost computes it.
-fn ctr_value(ctr: &Ctr, values: &[f64], b: usize, r: usize) -> f32 {
+/// Row `r`'s projection hash for `group`'s table (CatBoost's combination of
+/// the hashed categorical values, then the float and one-hot tests).
+fn projection_hash(group: &CtrGroup, values: &[f64], b: usize, r: usize) -> u64 {
     use crate::cityhash::combine;
     let mut hash = 0u64;
-    for &c in &ctr.cat {
+    for &c in &group.cat {
         // A hash register holds an i32; CatBoost widens it with its sign.
-        hash = combine(hash, values[c * b + r] as i64 as u64);
+        hash = combine(hash, values[c * b + r] as i32 as i64 as u64);
     }
-    for e in &ctr.float {
+    for e in &group.float {
         let x = values[e.column * b + r];
         let bit = if x.is_nan() { e.nan_true } else { (x as f32) > e.border };
         hash = combine(hash, u64::from(bit));
     }
-    for e in &ctr.exact {
+    for e in &group.exact {
         hash = combine(hash, u64::from(values[e.column * b + r] == f64::from(e.value)));
     }
-    let calc = |count: f32, total: f32| {
-        let v = (count + ctr.prior_num) / (total + ctr.prior_denom);
-        (v + ctr.shift) * ctr.scale
-    };
-    let t = &ctr.table;
-    let row = t.index.get(&hash).map(|&i| &t.values[i as usize * t.stride..(i as usize + 1) * t.stride]);
-    match t.kind {
-        CtrKind::BinarizedTargetMeanValue | CtrKind::FloatTargetMeanValue => match row {
-            Some(h) => calc(h[0] as f32, (h[1] as i64) as f32),
-            None => calc(0.0, 0.0),
-        },
-        CtrKind::Counter | CtrKind::FeatureFreq => {
-            let denominator = t.counter_denominator as i32 as f32;
-            calc(row.map_or(0.0, |h| (h[0] as i64 as i32) as f32), denominator)
-        }
-        CtrKind::Buckets => match row {
-            Some(h) => {
-                let total: i64 = h.iter().map(|v| *v as i64).sum();
-                calc(h[ctr.target_border_idx] as i64 as i32 as f32, total as i32 as f32)
-            }
-            None => calc(0.0, 0.0),
-        },
-        CtrKind::Borders => match row {
-            Some(h) if t.stride > 2 => {
-                let k = ctr.target_border_idx + 1;
-                let below: i64 = h[..k].iter().map(|v| *v as i64).sum();
-                let good: i64 = h[k..].iter().map(|v| *v as i64).sum();
-                calc(good as i32 as f32, (below + good) as i32 as f32)
-            }
-            Some(h) => calc(h[1] as i64 as i32 as f32, (h[0] as i64 + h[1] as i64) as i32 as f32),
-            None => calc(0.0, 0.0),
-        },
-    }
+    hash
 }
 
 /// Look each row's value up in `enc` and pass its code (one-hot position,

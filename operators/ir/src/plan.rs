@@ -129,6 +129,12 @@ pub enum PlanOp {
         src: usize,
         dst: usize,
     },
+    /// Truncated toward zero as C's cast to int64 on x86-64; NaN and values of
+    /// magnitude 2^63 or more (no int64) become NaN.
+    TruncI64 {
+        src: usize,
+        dst: usize,
+    },
     Fill {
         src: usize,
         dst: usize,
@@ -161,10 +167,9 @@ pub enum PlanOp {
         dst: usize,
         step: String,
     },
-    /// `dst` = the counter's value.
+    /// Each group's counters (`docs/ir.md`, `catboost_ctr`).
     CatboostCtr {
-        ctr: crate::catboost::Ctr,
-        dst: usize,
+        groups: Vec<crate::catboost::CtrGroup>,
     },
 }
 
@@ -350,14 +355,20 @@ impl Builder {
                 Ok(out)
             }
             Op::Cast { to } => {
-                if to != "float32" {
-                    return Err(format!("{what}: cast to '{to}'; expected float32"));
-                }
+                let int64 = match to.as_str() {
+                    "float32" => false,
+                    "int64" => true,
+                    _ => return Err(format!("{what}: cast to '{to}'; expected float32 or int64")),
+                };
                 let regs = Self::numeric(&cols, what)?;
                 let mut out = Vec::with_capacity(n);
                 for src in regs {
                     let dst = self.register(what)?;
-                    self.ops.push(PlanOp::CastF32 { src, dst });
+                    self.ops.push(if int64 {
+                        PlanOp::TruncI64 { src, dst }
+                    } else {
+                        PlanOp::CastF32 { src, dst }
+                    });
                     out.push(Col::Num(dst));
                 }
                 Ok(out)
@@ -479,14 +490,11 @@ impl Builder {
             }
             Op::CatboostCtr { tables, ctrs } => {
                 let regs = Self::numeric(&cols, what)?;
-                let tables = crate::catboost::tables(tables, what)?;
+                let base = self.alloc(ctrs.len(), what)?;
+                let groups = crate::catboost::groups(tables, ctrs, &regs, base, what)?;
+                self.ops.push(PlanOp::CatboostCtr { groups });
                 let mut out = cols;
-                for (k, spec) in ctrs.iter().enumerate() {
-                    let ctr = crate::catboost::ctr(spec, k, &tables, &regs, what)?;
-                    let dst = self.register(what)?;
-                    self.ops.push(PlanOp::CatboostCtr { ctr, dst });
-                    out.push(Col::Num(dst));
-                }
+                out.extend((base..base + ctrs.len()).map(Col::Num));
                 Ok(out)
             }
             Op::Columns { parts } => {

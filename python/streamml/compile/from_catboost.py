@@ -213,7 +213,9 @@ class _Categorical:
         for c in cats:
             self.input_types[c["flat_feature_index"]] = "utf8"
         # One-hot values: a 0/1 column each, after the inputs.
-        self.one_hot: list[tuple[int, list[int]]] = [(c["feature_index"], [int(v) for v in c["values"]]) for c in cats if c.get("values")]
+        self.one_hot: list[tuple[int, list[int]]] = [
+            (c["feature_index"], [int(v) for v in c["values"]]) for c in cats if c.get("values")
+        ]
         self.one_hot_column: dict[tuple[int, int], int] = {}
         at = n
         for f, values in self.one_hot:
@@ -226,7 +228,9 @@ class _Categorical:
         # one-hot value, every ctr border.
         self.n_float_borders = sum(len(f.get("borders", [])) for f in floats)
         self.n_one_hot = at - n
-        self.ctr_of_split: list[tuple[int, float]] = [(k, float(b)) for k, c in enumerate(self.ctrs) for b in c["borders"]]
+        self.ctr_of_split: list[tuple[int, float]] = [
+            (k, float(b)) for k, c in enumerate(self.ctrs) for b in c["borders"]
+        ]
         self.column = column
         self.nan_right = nan_right
         self.ctr_data = doc.get("ctr_data", {})
@@ -239,12 +243,18 @@ class _Categorical:
         if split["split_type"] == "OneHotFeature":
             key = (split["cat_feature_index"], int(split["value"]))
             if key not in self.one_hot_column:
-                msg = f"CatBoost tree {t} tests the one-hot value {key[1]} of {self.feature(split)!r}, which its features_info does not list"
+                msg = (
+                    f"CatBoost tree {t} tests the one-hot value {key[1]} of {self.feature(split)!r}, "
+                    "which its features_info does not list"
+                )
                 raise CompileError(msg)
             return self.one_hot_column[key], 0.5, True
         i = split["split_index"] - self.n_float_borders - self.n_one_hot
         if not 0 <= i < len(self.ctr_of_split) or self.ctr_of_split[i][1] != float(split["border"]):
-            msg = f"CatBoost tree {t}: the ctr split {split['split_index']} (border {split['border']}) matches no ctr border of features_info"
+            msg = (
+                f"CatBoost tree {t}: the ctr split {split['split_index']} (border {split['border']}) "
+                "matches no ctr border of features_info"
+            )
             raise CompileError(msg)
         k, border = self.ctr_of_split[i]
         return self.ctr_column0 + k, border, True
@@ -255,9 +265,17 @@ class _Categorical:
         if self.one_hot:
             parts: list[dict[str, Any]] = [{"name": "inputs", "columns": list(range(n))}]
             for f, values in self.one_hot:
-                enc = {"categories": values, "hot": list(range(len(values))), "width": len(values), "unknown": -1, "missing": -1}
+                enc = {
+                    "categories": values,
+                    "hot": list(range(len(values))),
+                    "width": len(values),
+                    "unknown": -1,
+                    "missing": -1,
+                }
                 name = self.names[self.cat_column[f]]
-                parts.append({"name": name, "columns": [self.cat_column[f]], "steps": [{"type": "one_hot", "columns": [enc]}]})
+                parts.append(
+                    {"name": name, "columns": [self.cat_column[f]], "steps": [{"type": "one_hot", "columns": [enc]}]}
+                )
             steps.append({"name": "one_hot", "type": "columns", "parts": parts})
         if self.ctrs:
             steps.append({"name": "ctr", "type": "catboost_ctr", **self._ctrs()})
@@ -272,13 +290,17 @@ class _Categorical:
             elements = c["elements"]
             described = " x ".join(self._element_name(e) for e in elements)
             if kind not in CTR_TYPES:
-                msg = f"CatBoost ctr {k} over {described} has the type {kind!r}; streamml computes {', '.join(CTR_TYPES)}"
+                msg = (
+                    f"CatBoost ctr {k} over {described} has the type {kind!r}; streamml computes {', '.join(CTR_TYPES)}"
+                )
                 raise CompileError(msg)
             key = c["identifier"]
             if key not in table_of:
                 data = self.ctr_data.get(key)
                 if data is None:
-                    msg = f"CatBoost ctr {k} ({kind} over {described}) has no table in ctr_data; the model file is incomplete"
+                    msg = (
+                        f"CatBoost ctr {k} ({kind} over {described}) has no table in ctr_data; the model is incomplete"
+                    )
                     raise CompileError(msg)
                 table_of[key] = len(tables)
                 tables.append(self._table(kind, data, described))
@@ -289,11 +311,16 @@ class _Categorical:
                     spec["cat"].append(self.cat_column[e["cat_feature_index"]])
                 elif what == "float_feature":
                     f = e["float_feature_index"]
-                    spec["float"].append({"column": self.column[f], "border": float(e["border"]), "nan_true": self.nan_right[f]})
+                    spec["float"].append(
+                        {"column": self.column[f], "border": float(e["border"]), "nan_true": self.nan_right[f]}
+                    )
                 elif what == "cat_feature_exact_value":
                     spec["exact"].append({"column": self.cat_column[e["cat_feature_index"]], "value": int(e["value"])})
                 else:
-                    msg = f"CatBoost ctr {k} ({kind}) combines a {what!r}; streamml combines categorical values, float borders and one-hot values"
+                    msg = (
+                        f"CatBoost ctr {k} ({kind}) combines a {what!r}; "
+                        "streamml combines categorical values, float borders and one-hot values"
+                    )
                     raise CompileError(msg)
             spec.update(
                 target_border_idx=int(c.get("target_border_idx", 0)),
@@ -309,7 +336,11 @@ class _Categorical:
         if e["combination_element"] == "float_feature":
             f = e["float_feature_index"]
             return f"{self.names[self.column[f]]} > {e['border']}" if f in self.column else f"float feature {f}"
-        name = self.names[self.cat_column[e["cat_feature_index"]]] if e.get("cat_feature_index") in self.cat_column else "?"
+        name = (
+            self.names[self.cat_column[e["cat_feature_index"]]]
+            if e.get("cat_feature_index") in self.cat_column
+            else "?"
+        )
         return f"{name} == {e['value']}" if e["combination_element"] == "cat_feature_exact_value" else name
 
     @staticmethod
@@ -317,7 +348,10 @@ class _Categorical:
         stride = int(data["hash_stride"]) - 1
         flat = data["hash_map"]
         if stride < 1 or len(flat) % (stride + 1):
-            msg = f"CatBoost ctr table for {kind} over {described}: hash_map of {len(flat)} entries does not fit hash_stride {stride + 1}"
+            msg = (
+                f"CatBoost ctr table for {kind} over {described}: hash_map of {len(flat)} entries "
+                f"does not fit hash_stride {stride + 1}"
+            )
             raise CompileError(msg)
         hashes = [int(h) for h in flat[:: stride + 1]]
         values = [float(v) for i, v in enumerate(flat) if i % (stride + 1)]
