@@ -164,17 +164,6 @@ def test_model_files_compile_and_inspect_from_the_cli(tmp_path: Path) -> None:
         assert "meta loss_function: Logloss" in shown
 
 
-def test_categorical_features_are_refused_naming_them() -> None:
-    rng = np.random.default_rng(0)
-    frame = {"a": rng.normal(size=300), "colour": rng.choice(["red", "blue"], 300)}
-    import pandas as pd
-
-    model = CatBoostClassifier(iterations=3, verbose=0, allow_writing_files=False, cat_features=["colour"])
-    model.fit(pd.DataFrame(frame), (frame["a"] > 0).astype(int))
-    with pytest.raises(CompileError, match=r"^the CatBoost model has categorical features \(colour\); streamml"):
-        to_ir(model)
-
-
 def test_unsupported_losses_and_unfitted_models_are_refused(tmp_path: Path) -> None:
     with pytest.raises(CompileError, match=r"^the CatBoostClassifier is not fitted; call fit\(\)"):
         to_ir(CatBoostClassifier())

@@ -11,6 +11,8 @@ cells where the model handles missing values.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -289,18 +291,24 @@ def test_normalizer_on_features(ir_predict, dense) -> None:
         assert_parity(ir_predict, model, xs, linear=True, model_x=pipe[:-1].transform(xs))
 
 
-def test_refuses_a_numeric_one_hot_encoder_naming_its_node(dense) -> None:
-    x, y, _ = dense
+def test_numeric_one_hot_encoder_truncates_as_onnxruntime(ir_predict, dense) -> None:
+    """Integer categories: onnxruntime looks up the input truncated to int64 (2.7 is 2, -0.7 is 0), NaN is none."""
+    x, y, xs = dense
     x = np.column_stack([np.floor(np.abs(x[:, 0]) * 2), x[:, 1:4]])
-    ct = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), [0])], remainder="passthrough")
-    model = to_onnx(make_pipeline(ct, LogisticRegression()).fit(x, y), x[:1].astype(np.float32))
-    node = next(n for n in model.graph.node if n.op_type == "OneHotEncoder")
-    with pytest.raises(CompileError) as e:
-        from_onnx.to_ir(model)
-    assert str(e.value) == (
-        f"the ONNX model: node {node.name!r} (ai.onnx.ml.OneHotEncoder) one-hot encodes integer categories; "
-        "streamml reads OneHotEncoder on strings (cats_strings)"
-    )
+    rng = np.random.default_rng(3)
+    column = np.floor(np.abs(xs[:, 0]) * 2) + rng.choice([0.0, 0.3, 0.7, -0.7], len(xs))
+    column[rng.random(len(xs)) < 0.05] = np.nan
+    column[rng.random(len(xs)) < 0.02] = -1.5  # -1: not a category
+    rows = np.column_stack([column, xs[:, 1:4]])
+    for estimator in (LogisticRegression(), RandomForestClassifier(n_estimators=20, max_depth=6, random_state=0)):
+        ct = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), [0])], remainder="passthrough")
+        pipe = make_pipeline(ct, estimator).fit(x, y)
+        model = to_onnx(pipe, x[:1].astype(np.float32), options={"zipmap": False})
+        ir = from_onnx.to_ir(model)
+        assert '"to": "int64"' in json.dumps(ir["preprocess"])
+        linear = isinstance(estimator, LogisticRegression)
+        seen = pipe[:-1].transform(np.nan_to_num(rows)) if linear else None
+        assert_parity(ir_predict, model, rows, linear=linear, model_x=seen)
 
 
 def test_string_one_hot_encoder_pipeline(tmp_path) -> None:

@@ -8,6 +8,7 @@
 //! needs no toolchain, and the binary's SHA-256 covers the model.
 
 mod bits;
+mod cityhash;
 mod compact;
 mod forest;
 mod ir;

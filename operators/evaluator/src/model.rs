@@ -230,11 +230,22 @@ impl Model for Evaluator {
         let mut prepared = prepared;
         let mut scores = vec![0.0; rows * no];
         let mut positive = Vec::with_capacity(if self.task == Task::Binary { rows } else { 0 });
-        let mut xs = vec![0.0; BLOCK.min(rows.max(1)) * nf];
+        // Oblivious trees on float64 inputs read the Arrow columns straight into their column blocks.
+        let direct = match (&prepared, &self.kind) {
+            (None, Kind::Oblivious(o)) => Some(o),
+            _ => None,
+        };
+        if let Some(o) = direct {
+            o.raw_scores_with(rows, &mut scores, |r0, len, cols| {
+                gather_columns(input, &columns, &nulls, r0, len, cast_f32, cols)
+            });
+        }
+        let mut xs = vec![0.0; if direct.is_some() { 0 } else { BLOCK.min(rows.max(1)) * nf }];
         let mut start = 0;
         while start < rows {
             let len = BLOCK.min(rows - start);
             match &mut prepared {
+                None if direct.is_some() => {}
                 None => self.gather(input, &columns, &nulls, start, len, &mut xs),
                 Some((plan, cols, regs)) => prep::run(
                     plan,
@@ -249,7 +260,9 @@ impl Model for Evaluator {
                 )?,
             }
             let raw = &mut scores[start * no..(start + len) * no];
-            self.raw_scores(&xs, len, raw);
+            if direct.is_none() {
+                self.raw_scores(&xs, len, raw);
+            }
             let raw_rule = matches!(
                 self.binary_label,
                 BinaryLabel::RawGtZero | BinaryLabel::RawGeZero
@@ -264,6 +277,35 @@ impl Model for Evaluator {
             start += len;
         }
         Ok(self.outputs(scores, positive, no))
+    }
+}
+
+/// Rows `start..start + len` of float64 inputs into the column-major block
+/// `cols` (feature `j` of row `r` at `j * oblivious::ROWS + r`): nulls as NaN,
+/// then the trees' float32 rounding.
+fn gather_columns(
+    input: &Input<'_>,
+    columns: &[std::borrow::Cow<'_, [f64]>],
+    nulls: &[bool],
+    start: usize,
+    len: usize,
+    cast_f32: bool,
+    cols: &mut [f64],
+) {
+    use crate::oblivious::ROWS;
+    for (j, column) in columns.iter().enumerate() {
+        let col = &mut cols[j * ROWS..j * ROWS + len];
+        col.copy_from_slice(&column[start..start + len]);
+        if nulls[j] {
+            for (r, v) in col.iter_mut().enumerate() {
+                if input.is_null(j, start + r) {
+                    *v = f64::NAN;
+                }
+            }
+        }
+        if cast_f32 {
+            col.iter_mut().for_each(|v| *v = *v as f32 as f64);
+        }
     }
 }
 

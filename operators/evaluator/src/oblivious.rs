@@ -25,6 +25,8 @@ pub struct Oblivious {
     levels_f32: Option<Vec<Level<f32>>>,
     /// The CPU runs AVX2: the block loop is compiled for it too.
     avx2: bool,
+    /// The CPU runs AVX-512F: one output in float32 takes `block_f32_avx512`.
+    avx512: bool,
     /// Per tree: its first level, its depth, its first leaf value.
     trees: Vec<(u32, u32, u32)>,
     leaves: Vec<f64>,
@@ -44,6 +46,7 @@ impl Oblivious {
             levels: Vec::new(),
             levels_f32: None,
             avx2: avx2(),
+            avx512: avx512(),
             trees: Vec::with_capacity(ir.trees.len()),
             leaves: Vec::new(),
             n_outputs: ir.n_outputs,
@@ -82,6 +85,15 @@ impl Oblivious {
     /// cast), into `raw` (`rows * n_outputs`).
     pub fn raw_scores(&self, xs: &[f64], rows: usize, raw: &mut [f64]) {
         let nf = self.n_features;
+        self.raw_scores_with(rows, raw, |r0, len, cols| transpose(xs, r0, len, nf, cols));
+    }
+
+    /// Raw scores for `rows` rows into `raw` (`rows * n_outputs`), a block
+    /// of `ROWS` rows at a time: `fill(r0, len, cols)` writes rows
+    /// `r0..r0 + len` column-major (feature `j` of row `r` at `j * ROWS + r`),
+    /// already cast.
+    pub fn raw_scores_with(&self, rows: usize, raw: &mut [f64], mut fill: impl FnMut(usize, usize, &mut [f64])) {
+        let nf = self.n_features;
         let no = self.n_outputs;
         let mut cols = vec![0.0; nf * ROWS];
         let mut cols_f32 = vec![0f32; if self.levels_f32.is_some() { nf * ROWS } else { 0 }];
@@ -89,21 +101,78 @@ impl Oblivious {
         for r0 in (0..rows).step_by(ROWS) {
             let len = ROWS.min(rows - r0);
             sums.fill(0.0);
+            fill(r0, len, &mut cols);
             match &self.levels_f32 {
                 Some(levels) => {
-                    transpose(xs, r0, len, nf, &mut cols_f32, |v| v as f32);
+                    cols_f32.iter_mut().zip(&cols).for_each(|(c, v)| *c = *v as f32);
+                    #[cfg(target_arch = "x86_64")]
+                    if self.avx512 && no == 1 {
+                        // SAFETY: the CPU has AVX-512F (checked in build); cols_f32 holds nf * ROWS values.
+                        unsafe { self.block_f32_avx512(levels, &cols_f32, &mut sums) };
+                    } else {
+                        self.block(levels, &cols_f32, len, &mut sums);
+                    }
+                    #[cfg(not(target_arch = "x86_64"))]
                     self.block(levels, &cols_f32, len, &mut sums);
                 }
-                None => {
-                    transpose(xs, r0, len, nf, &mut cols, |v| v);
-                    self.block(&self.levels, &cols, len, &mut sums);
-                }
+                None => self.block(&self.levels, &cols, len, &mut sums),
             }
             for r in 0..len {
                 for k in 0..no {
                     raw[(r0 + r) * no + k] = self.base_score[k] + self.scale * sums[r * no + k];
                 }
             }
+        }
+    }
+
+    /// One output, float32 levels, by AVX-512: each level is four 16-lane
+    /// compares into masks, each mask sets the level's bit in the rows' leaf
+    /// indices (a masked OR), then eight 8-lane gathers add the leaves. The
+    /// additions are the scalar loop's, tree by tree, lane by lane.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn block_f32_avx512(&self, levels: &[Level<f32>], cols: &[f32], sums: &mut [f64]) {
+        use std::arch::x86_64::*;
+        const LANES: usize = 16;
+        const QUARTERS: usize = ROWS / LANES;
+        debug_assert!(cols.len() >= self.n_features * ROWS && sums.len() >= ROWS);
+        let mut acc = [_mm512_setzero_pd(); ROWS / 8];
+        let lt = self.lt;
+        for &(first, depth, leaf0) in &self.trees {
+            let mut index = [_mm512_setzero_si512(); QUARTERS];
+            for d in 0..depth as usize {
+                let level = levels.get_unchecked(first as usize + d);
+                let t = _mm512_set1_ps(level.threshold);
+                let bit = _mm512_set1_epi32(1 << d);
+                let col = cols.as_ptr().add(level.feature as usize * ROWS);
+                // Right: `x > t` ("le") or `x >= t` ("lt"); where NaN goes right, the
+                // unordered negation of the opposite comparison (true for NaN).
+                macro_rules! level {
+                    ($pred:expr) => {
+                        for (q, index) in index.iter_mut().enumerate() {
+                            let m = _mm512_cmp_ps_mask::<{ $pred }>(_mm512_loadu_ps(col.add(q * LANES)), t);
+                            *index = _mm512_mask_or_epi32(*index, m, *index, bit);
+                        }
+                    };
+                }
+                match (lt, level.nan_right) {
+                    (false, false) => level!(_CMP_GT_OQ),
+                    (false, true) => level!(_CMP_NLE_UQ),
+                    (true, false) => level!(_CMP_GE_OQ),
+                    (true, true) => level!(_CMP_NLT_UQ),
+                }
+            }
+            // Indices are below 2^depth: the tree's leaves.
+            let leaves = self.leaves.as_ptr().add(leaf0 as usize);
+            for (q, index) in index.iter().enumerate() {
+                let lo = _mm512_castsi512_si256(*index);
+                let hi = _mm512_extracti64x4_epi64::<1>(*index);
+                acc[2 * q] = _mm512_add_pd(acc[2 * q], _mm512_i32gather_pd::<8>(lo, leaves));
+                acc[2 * q + 1] = _mm512_add_pd(acc[2 * q + 1], _mm512_i32gather_pd::<8>(hi, leaves));
+            }
+        }
+        for (h, a) in acc.iter().enumerate() {
+            _mm512_storeu_pd(sums.as_mut_ptr().add(h * 8), *a);
         }
     }
 
@@ -187,6 +256,14 @@ trait Compare: Copy + PartialOrd {}
 impl Compare for f64 {}
 impl Compare for f32 {}
 
+fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        return true;
+    }
+    false
+}
+
 fn avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
@@ -197,10 +274,10 @@ fn avx2() -> bool {
 
 /// Rows `r0..r0 + len` of the row-major `xs` into the column-major block `cols`.
 #[inline(always)]
-fn transpose<T: Copy>(xs: &[f64], r0: usize, len: usize, nf: usize, cols: &mut [T], cast: impl Fn(f64) -> T) {
+fn transpose(xs: &[f64], r0: usize, len: usize, nf: usize, cols: &mut [f64]) {
     for r in 0..len {
         for (j, v) in xs[(r0 + r) * nf..(r0 + r + 1) * nf].iter().enumerate() {
-            cols[j * ROWS + r] = cast(*v);
+            cols[j * ROWS + r] = *v;
         }
     }
 }
@@ -278,8 +355,9 @@ mod tests {
             assert_eq!(model.levels_f32.is_some(), cast == "float32");
             // Thresholds, values around them (exact in float32) and NaN.
             let grid = [-0.75, -0.25, 0.25, -1.0, 0.0, f64::NAN, 2.0, -0.5, f64::INFINITY, 0.2500001, -0.7500001];
-            let avx2 = [model.avx2, false];
-            for (rows, avx2) in [1, 5, 64, 130].into_iter().flat_map(|r| avx2.map(|a| (r, a))) {
+            let kernels = [(model.avx512, model.avx2), (false, model.avx2), (false, false)];
+            for (rows, (avx512, avx2)) in [1, 5, 64, 130].into_iter().flat_map(|r| kernels.map(|k| (r, k))) {
+                model.avx512 = avx512;
                 model.avx2 = avx2;
                 let xs: Vec<f64> = (0..rows * 3)
                     .map(|i| grid[(i * 7 + i / 5) % grid.len()])
@@ -291,7 +369,7 @@ mod tests {
                     let want = literal(&ir, &xs[r * 3..(r + 1) * 3]);
                     let got = &raw[r * no..(r + 1) * no];
                     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                    assert_eq!(bits(got), bits(&want), "{comparison} {cast}, {no} outputs, AVX2 {avx2}, row {r} of {rows}");
+                    assert_eq!(bits(got), bits(&want), "{comparison} {cast}, {no} outputs, AVX-512 {avx512}, AVX2 {avx2}, row {r} of {rows}");
                 }
             }
         }

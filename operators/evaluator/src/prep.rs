@@ -2,6 +2,7 @@
 //! the float64 and utf8 inputs, run each operation on its registers (one
 //! column of the block each), and write the model's features row-major.
 
+use streamml_ir::catboost::CtrGroup;
 use streamml_ir::plan::{Col, Encoding, Fallback, Lookup, Norm, PlanOp};
 use streamml_ir::{InputType, Plan};
 use streamml_sdk::{Input, PredictError, Utf8Column};
@@ -126,6 +127,14 @@ pub fn run(
                     *d = *s as f32 as f64;
                 }
             }
+            PlanOp::TruncI64 { src, dst } => {
+                // 2^63: the first magnitude with no int64.
+                const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+                let (s, d) = regs.pair(*src, *dst, len);
+                for (d, s) in d.iter_mut().zip(s) {
+                    *d = if s.abs() < LIMIT { s.trunc() } else { f64::NAN };
+                }
+            }
             PlanOp::Fill { src, dst, fill } => {
                 let (s, d) = regs.pair(*src, *dst, len);
                 for (d, s) in d.iter_mut().zip(s) {
@@ -186,6 +195,46 @@ pub fn run(
                     },
                 )?;
             }
+            PlanOp::CatboostHash {
+                input: j,
+                fill,
+                dst,
+                step,
+            } => {
+                let column = cols.str[*j].as_ref().expect("a utf8 input");
+                let nulls = cols.nulls[*j];
+                let filled = fill.as_ref().map(|f| catboost_hash(f.as_bytes()));
+                let at = *dst * regs.block;
+                for r in 0..len {
+                    regs.values[at + r] = if nulls && input.is_null(*j, start + r) {
+                        filled.ok_or_else(|| {
+                            PredictError::InvalidInput(format!(
+                                "{step}: input '{}' is null in row {}; CatBoost's categorical features have no missing value: send a string",
+                                names[*j],
+                                start + r
+                            ))
+                        })?
+                    } else {
+                        catboost_hash(column.bytes(start + r))
+                    };
+                }
+            }
+            PlanOp::CatboostCtr { groups } => {
+                let b = regs.block;
+                for group in groups {
+                    let mut rows = [None; 64];
+                    for (r0, chunk) in (0..len).step_by(64).map(|r0| (r0, 64.min(len - r0))) {
+                        for (r, row) in rows.iter_mut().enumerate().take(chunk) {
+                            *row = group.index.get(projection_hash(group, &regs.values, b, r0 + r));
+                        }
+                        for (dst, values, empty) in &group.ctrs {
+                            for (r, row) in rows.iter().enumerate().take(chunk) {
+                                regs.values[dst * b + r0 + r] = f64::from(row.map_or(*empty, |i| values[i as usize]));
+                            }
+                        }
+                    }
+                }
+            }
             PlanOp::Normalize { src, dst, norm } => {
                 let b = regs.block;
                 for r in 0..len {
@@ -216,6 +265,32 @@ pub fn run(
         }
     }
     Ok(())
+}
+
+/// CatBoost's hash of a categorical value as the signed 32-bit integer its
+/// model files and projection hashes use.
+fn catboost_hash(bytes: &[u8]) -> f64 {
+    f64::from(crate::cityhash::cat_feature_hash(bytes) as i32)
+}
+
+/// Row `r`'s projection hash for `group`'s table (CatBoost's combination of
+/// the hashed categorical values, then the float and one-hot tests).
+fn projection_hash(group: &CtrGroup, values: &[f64], b: usize, r: usize) -> u64 {
+    use crate::cityhash::combine;
+    let mut hash = 0u64;
+    for &c in &group.cat {
+        // A hash register holds an i32; CatBoost widens it with its sign.
+        hash = combine(hash, values[c * b + r] as i32 as i64 as u64);
+    }
+    for e in &group.float {
+        let x = values[e.column * b + r];
+        let bit = if x.is_nan() { e.nan_true } else { (x as f32) > e.border };
+        hash = combine(hash, u64::from(bit));
+    }
+    for e in &group.exact {
+        hash = combine(hash, u64::from(values[e.column * b + r] == f64::from(e.value)));
+    }
+    hash
 }
 
 /// Look each row's value up in `enc` and pass its code (one-hot position,

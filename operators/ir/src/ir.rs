@@ -126,6 +126,14 @@ pub enum Op {
     /// Each part takes the listed columns through its steps; the parts'
     /// outputs are concatenated in order (scikit-learn's ColumnTransformer).
     Columns { parts: Vec<Part> },
+    /// Each utf8 column becomes CatBoost's hash of its value, as a signed
+    /// 32-bit integer; numeric columns pass.
+    CatboostHash {},
+    /// Appends one column per counter (CatBoost's ctr) over hashed columns.
+    CatboostCtr {
+        tables: Vec<crate::catboost::CtrTableIr>,
+        ctrs: Vec<crate::catboost::CtrIr>,
+    },
 }
 
 #[derive(Debug, Deserialize)]

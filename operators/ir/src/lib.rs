@@ -4,6 +4,7 @@
 //! forest, read the checksummed footer, and build the info document. One
 //! crate, so both give the same info and refuse the same documents.
 
+pub mod catboost;
 pub mod footer;
 pub mod info;
 pub mod ir;

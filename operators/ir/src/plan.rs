@@ -129,6 +129,12 @@ pub enum PlanOp {
         src: usize,
         dst: usize,
     },
+    /// Truncated toward zero as C's cast to int64 on x86-64; NaN and values of
+    /// magnitude 2^63 or more (no int64) become NaN.
+    TruncI64 {
+        src: usize,
+        dst: usize,
+    },
     Fill {
         src: usize,
         dst: usize,
@@ -153,6 +159,17 @@ pub enum PlanOp {
         src: Vec<usize>,
         dst: usize,
         norm: Norm,
+    },
+    /// `dst` = CatBoost's hash of the utf8 input `input` (nulls: `fill`, else an error).
+    CatboostHash {
+        input: usize,
+        fill: Option<String>,
+        dst: usize,
+        step: String,
+    },
+    /// Each group's counters (`docs/ir.md`, `catboost_ctr`).
+    CatboostCtr {
+        groups: Vec<crate::catboost::CtrGroup>,
     },
 }
 
@@ -235,6 +252,8 @@ fn op_name(op: &Op) -> &'static str {
         Op::Ordinal { .. } => "ordinal",
         Op::Normalize { .. } => "normalize",
         Op::Columns { .. } => "columns",
+        Op::CatboostHash { .. } => "catboost_hash",
+        Op::CatboostCtr { .. } => "catboost_ctr",
     }
 }
 
@@ -336,14 +355,20 @@ impl Builder {
                 Ok(out)
             }
             Op::Cast { to } => {
-                if to != "float32" {
-                    return Err(format!("{what}: cast to '{to}'; expected float32"));
-                }
+                let int64 = match to.as_str() {
+                    "float32" => false,
+                    "int64" => true,
+                    _ => return Err(format!("{what}: cast to '{to}'; expected float32 or int64")),
+                };
                 let regs = Self::numeric(&cols, what)?;
                 let mut out = Vec::with_capacity(n);
                 for src in regs {
                     let dst = self.register(what)?;
-                    self.ops.push(PlanOp::CastF32 { src, dst });
+                    self.ops.push(if int64 {
+                        PlanOp::TruncI64 { src, dst }
+                    } else {
+                        PlanOp::CastF32 { src, dst }
+                    });
                     out.push(Col::Num(dst));
                 }
                 Ok(out)
@@ -443,6 +468,34 @@ impl Builder {
                 let dst = self.alloc(n, what)?;
                 self.ops.push(PlanOp::Normalize { src, dst, norm });
                 Ok((dst..dst + n).map(Col::Num).collect())
+            }
+            Op::CatboostHash {} => {
+                let mut out = Vec::with_capacity(n);
+                for col in cols {
+                    match col {
+                        Col::Num(r) => out.push(Col::Num(r)),
+                        Col::Str { input, fill } => {
+                            let dst = self.register(what)?;
+                            self.ops.push(PlanOp::CatboostHash {
+                                input,
+                                fill,
+                                dst,
+                                step: what.to_string(),
+                            });
+                            out.push(Col::Num(dst));
+                        }
+                    }
+                }
+                Ok(out)
+            }
+            Op::CatboostCtr { tables, ctrs } => {
+                let regs = Self::numeric(&cols, what)?;
+                let base = self.alloc(ctrs.len(), what)?;
+                let groups = crate::catboost::groups(tables, ctrs, &regs, base, what)?;
+                self.ops.push(PlanOp::CatboostCtr { groups });
+                let mut out = cols;
+                out.extend((base..base + ctrs.len()).map(Col::Num));
+                Ok(out)
             }
             Op::Columns { parts } => {
                 let mut out = Vec::new();

@@ -316,3 +316,39 @@ fn preprocessing_refusals_name_the_step() {
         "preprocess step '1' (one_hot): column 0 has width 1048576; at most 65536"
     );
 }
+
+#[test]
+fn catboost_steps_are_checked_naming_the_step() {
+    let e = |steps: Value, width: usize| error(with_steps(steps, width));
+    let table = json!({"kind": "Borders", "stride": 2, "hashes": [1, 2], "values": [3.0, 4.0, 5.0, 6.0]});
+    let ctr = json!({"table": 0, "cat": [1], "prior_num": 0.0, "prior_denom": 1.0, "shift": 0.0, "scale": 15.0});
+    // a valid plan: hash the utf8 input, one ctr over it; the model reads a, s's hash, the ctr
+    let ok = json!([{"name": "hash", "type": "catboost_hash"}, {"name": "ctr", "type": "catboost_ctr", "tables": [table], "ctrs": [ctr]}]);
+    load(&with_steps(ok, 3).to_string()).expect("valid");
+    let mut bad_kind = table.clone();
+    bad_kind["kind"] = json!("Mystery");
+    assert_eq!(
+        e(json!([{"type": "catboost_hash"}, {"name": "ctr", "type": "catboost_ctr", "tables": [bad_kind], "ctrs": []}]), 2),
+        "preprocess step 'ctr' (catboost_ctr): table 0 has the kind 'Mystery'; expected one of Borders, Buckets, BinarizedTargetMeanValue, FloatTargetMeanValue, Counter, FeatureFreq"
+    );
+    let mut short = table.clone();
+    short["values"] = json!([3.0]);
+    assert_eq!(
+        e(json!([{"type": "catboost_hash"}, {"name": "ctr", "type": "catboost_ctr", "tables": [short], "ctrs": []}]), 2),
+        "preprocess step 'ctr' (catboost_ctr): table 0 has 1 values for 2 hashes of stride 2"
+    );
+    let mut far = ctr.clone();
+    far["cat"] = json!([5]);
+    assert_eq!(
+        e(json!([{"type": "catboost_hash"}, {"name": "ctr", "type": "catboost_ctr", "tables": [table], "ctrs": [far]}]), 3),
+        "preprocess step 'ctr' (catboost_ctr): ctr 0 reads column 5; there are 2"
+    );
+    assert_eq!(
+        e(json!([{"name": "ctr", "type": "catboost_ctr", "tables": [table], "ctrs": [ctr]}]), 3),
+        "preprocess step 'ctr' (catboost_ctr): column 1 is utf8; this step takes numeric columns only"
+    );
+    assert_eq!(
+        e(json!([{"type": "select", "columns": [0]}, {"name": "c", "type": "cast", "to": "int8"}]), 1),
+        "preprocess step 'c' (cast): cast to 'int8'; expected float32 or int64"
+    );
+}

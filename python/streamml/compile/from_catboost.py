@@ -54,8 +54,11 @@ EXP_LOSSES = ("Poisson", "Tweedie")
 REGRESSION_LOSSES = ("RMSE", "MAE", "Quantile", "Expectile", "Huber", "MAPE", "Lq")
 SUPPORTED_TEXT = (
     "CatBoostClassifier (Logloss, CrossEntropy, MultiClass), CatBoostRegressor (RMSE, MAE, Quantile, "
-    "Expectile, Huber, MAPE, Lq; Poisson and Tweedie by exp) with numeric features"
+    "Expectile, Huber, MAPE, Lq; Poisson and Tweedie by exp) with numeric and categorical features "
+    "(one-hot and ctr: Borders, Buckets, Counter, FeatureFreq, BinarizedTargetMeanValue, FloatTargetMeanValue)"
 )
+#: The ctr types CatBoost computes at prediction, all of which the IR's catboost_ctr step runs.
+CTR_TYPES = ("Borders", "Buckets", "BinarizedTargetMeanValue", "FloatTargetMeanValue", "Counter", "FeatureFreq")
 #: Where a NaN goes (go right = bit set) by the feature's nan_value_treatment.
 _NAN_RIGHT = {"AsFalse": False, "AsTrue": True, "AsIs": False}
 
@@ -76,7 +79,7 @@ def to_ir(model: Any, *, features: list[str] | None = None, oblivious: bool = Tr
     """
     doc = _json(model)
     info = doc.get("features_info", {})
-    for kind in ("categorical_features", "text_features", "embedding_features"):
+    for kind in ("text_features", "embedding_features"):
         if info.get(kind):
             names = [f.get("feature_id") or f"#{f.get('flat_feature_index')}" for f in info[kind]]
             msg = (
@@ -85,12 +88,14 @@ def to_ir(model: Any, *, features: list[str] | None = None, oblivious: bool = Tr
             )
             raise CompileError(msg)
     floats = sorted(info.get("float_features", []), key=lambda f: f["flat_feature_index"])
-    n_features = (floats[-1]["flat_feature_index"] + 1) if floats else 0
+    cats = sorted(info.get("categorical_features", []), key=lambda f: f["flat_feature_index"])
+    flat = [f["flat_feature_index"] for f in floats + cats]
+    n_features = max(flat) + 1 if flat else 0
     if n_features == 0:
-        msg = "the CatBoost model has no float features; nothing to compile"
+        msg = "the CatBoost model has no features; nothing to compile"
         raise CompileError(msg)
     own = [""] * n_features
-    for f in floats:
+    for f in floats + cats:
         own[f["flat_feature_index"]] = str(f.get("feature_id") or "")
     names = _common.feature_names(own if all(own) else [], n_features, features, "CatBoost")
     column = {f["feature_index"]: f["flat_feature_index"] for f in floats}
@@ -101,6 +106,7 @@ def to_ir(model: Any, *, features: list[str] | None = None, oblivious: bool = Tr
             msg = f"CatBoost feature {f['flat_feature_index']}: nan_value_treatment {treatment!r} is unknown"
             raise CompileError(msg)
         nan_right[f["feature_index"]] = _NAN_RIGHT[treatment]
+    cat = _Categorical(doc, floats, cats, names, column, nan_right) if cats else None
 
     loss = _loss(doc)
     class_names = doc.get("model_info", {}).get("class_params", {}).get("class_names")
@@ -125,16 +131,20 @@ def to_ir(model: Any, *, features: list[str] | None = None, oblivious: bool = Tr
     trees = []
     for t, tree in enumerate(doc.get("oblivious_trees", [])):
         levels = []
-        for s in tree["splits"]:
-            if s.get("split_type") != "FloatFeature":
-                msg = f"CatBoost tree {t} splits on a {s.get('split_type')}; streamml compiles {SUPPORTED_TEXT}"
+        for s in tree.get("splits") or []:  # a depth-0 tree has null splits
+            kind = s.get("split_type")
+            if kind == "FloatFeature":
+                f = s["float_feature_index"]
+                border = float(s["border"])
+                if not math.isfinite(border):
+                    msg = f"CatBoost tree {t} has the border {border}; expected finite borders"
+                    raise CompileError(msg)
+                levels.append((column[f], border, not nan_right[f]))
+            elif kind in ("OneHotFeature", "OnlineCtr") and cat is not None:
+                levels.append(cat.level(s, t))
+            else:
+                msg = f"CatBoost tree {t} splits on a {kind}; streamml compiles {SUPPORTED_TEXT}"
                 raise CompileError(msg)
-            f = s["float_feature_index"]
-            border = float(s["border"])
-            if not math.isfinite(border):
-                msg = f"CatBoost tree {t} has the border {border}; expected finite borders"
-                raise CompileError(msg)
-            levels.append((column[f], border, not nan_right[f]))
         values = [float(v) for v in tree["leaf_values"]]
         if len(values) != (1 << len(levels)) * n_outputs:
             msg = f"CatBoost tree {t} has {len(values)} leaf values for depth {len(levels)} and {n_outputs} outputs"
@@ -164,7 +174,8 @@ def to_ir(model: Any, *, features: list[str] | None = None, oblivious: bool = Tr
         "task": task,
         "features": names,
         "classes": classes,
-        "preprocess": None,
+        **({"input_types": cat.input_types} if cat else {}),
+        "preprocess": cat.steps() if cat else None,
         "model": model_ir,
         "link": link,
         "binary_label": "raw_gt_zero",
@@ -176,6 +187,181 @@ def to_ir(model: Any, *, features: list[str] | None = None, oblivious: bool = Tr
         },
         "drift_reference": None,
     }
+
+
+class _Categorical:
+    """The preprocessing of a model with categorical features and the tree levels that read it.
+
+    Columns, in order: the inputs (float features as they are, categorical features hashed by
+    ``catboost_hash``), then one 0/1 column per one-hot value, then one column per ctr.
+    """
+
+    def __init__(
+        self,
+        doc: dict[str, Any],
+        floats: list[dict[str, Any]],
+        cats: list[dict[str, Any]],
+        names: list[str],
+        column: dict[int, int],
+        nan_right: dict[int, bool],
+    ) -> None:
+        info = doc["features_info"]
+        n = len(names)
+        self.names = names
+        self.input_types = ["float64"] * n
+        self.cat_column = {c["feature_index"]: c["flat_feature_index"] for c in cats}
+        for c in cats:
+            self.input_types[c["flat_feature_index"]] = "utf8"
+        # One-hot values: a 0/1 column each, after the inputs.
+        self.one_hot: list[tuple[int, list[int]]] = [
+            (c["feature_index"], [int(v) for v in c["values"]]) for c in cats if c.get("values")
+        ]
+        self.one_hot_column: dict[tuple[int, int], int] = {}
+        at = n
+        for f, values in self.one_hot:
+            for v in values:
+                self.one_hot_column[(f, v)] = at
+                at += 1
+        self.ctrs = info.get("ctrs", [])
+        self.ctr_column0 = at
+        # Binary features in CatBoost's order, which split_index counts: every float border, every
+        # one-hot value, every ctr border.
+        self.n_float_borders = sum(len(f.get("borders", [])) for f in floats)
+        self.n_one_hot = at - n
+        self.ctr_of_split: list[tuple[int, float]] = [
+            (k, float(b)) for k, c in enumerate(self.ctrs) for b in c["borders"]
+        ]
+        self.column = column
+        self.nan_right = nan_right
+        self.ctr_data = doc.get("ctr_data", {})
+
+    def feature(self, c: dict[str, Any]) -> str:
+        return self.names[self.cat_column[c["cat_feature_index"]]] if "cat_feature_index" in c else "?"
+
+    def level(self, split: dict[str, Any], t: int) -> tuple[int, float, bool]:
+        """The tree level ``(column, threshold, default_left)`` of a one-hot or ctr split."""
+        if split["split_type"] == "OneHotFeature":
+            key = (split["cat_feature_index"], int(split["value"]))
+            if key not in self.one_hot_column:
+                msg = (
+                    f"CatBoost tree {t} tests the one-hot value {key[1]} of {self.feature(split)!r}, "
+                    "which its features_info does not list"
+                )
+                raise CompileError(msg)
+            return self.one_hot_column[key], 0.5, True
+        i = split["split_index"] - self.n_float_borders - self.n_one_hot
+        if not 0 <= i < len(self.ctr_of_split) or self.ctr_of_split[i][1] != float(split["border"]):
+            msg = (
+                f"CatBoost tree {t}: the ctr split {split['split_index']} (border {split['border']}) "
+                "matches no ctr border of features_info"
+            )
+            raise CompileError(msg)
+        k, border = self.ctr_of_split[i]
+        return self.ctr_column0 + k, border, True
+
+    def steps(self) -> list[dict[str, Any]]:
+        n = len(self.names)
+        steps: list[dict[str, Any]] = [{"name": "hash", "type": "catboost_hash"}]
+        if self.one_hot:
+            parts: list[dict[str, Any]] = [{"name": "inputs", "columns": list(range(n))}]
+            for f, values in self.one_hot:
+                enc = {
+                    "categories": values,
+                    "hot": list(range(len(values))),
+                    "width": len(values),
+                    "unknown": -1,
+                    "missing": -1,
+                }
+                name = self.names[self.cat_column[f]]
+                parts.append(
+                    {"name": name, "columns": [self.cat_column[f]], "steps": [{"type": "one_hot", "columns": [enc]}]}
+                )
+            steps.append({"name": "one_hot", "type": "columns", "parts": parts})
+        if self.ctrs:
+            steps.append({"name": "ctr", "type": "catboost_ctr", **self._ctrs()})
+        return steps
+
+    def _ctrs(self) -> dict[str, Any]:
+        tables: list[dict[str, Any]] = []
+        table_of: dict[str, int] = {}
+        ctrs = []
+        for k, c in enumerate(self.ctrs):
+            kind = c["ctr_type"]
+            elements = c["elements"]
+            described = " x ".join(self._element_name(e) for e in elements)
+            if kind not in CTR_TYPES:
+                msg = (
+                    f"CatBoost ctr {k} over {described} has the type {kind!r}; streamml computes {', '.join(CTR_TYPES)}"
+                )
+                raise CompileError(msg)
+            key = c["identifier"]
+            if key not in table_of:
+                data = self.ctr_data.get(key)
+                if data is None:
+                    msg = (
+                        f"CatBoost ctr {k} ({kind} over {described}) has no table in ctr_data; the model is incomplete"
+                    )
+                    raise CompileError(msg)
+                table_of[key] = len(tables)
+                tables.append(self._table(kind, data, described))
+            spec: dict[str, Any] = {"table": table_of[key], "cat": [], "float": [], "exact": []}
+            for e in elements:
+                what = e["combination_element"]
+                if what == "cat_feature_value":
+                    spec["cat"].append(self.cat_column[e["cat_feature_index"]])
+                elif what == "float_feature":
+                    f = e["float_feature_index"]
+                    spec["float"].append(
+                        {"column": self.column[f], "border": float(e["border"]), "nan_true": self.nan_right[f]}
+                    )
+                elif what == "cat_feature_exact_value":
+                    spec["exact"].append({"column": self.cat_column[e["cat_feature_index"]], "value": int(e["value"])})
+                else:
+                    msg = (
+                        f"CatBoost ctr {k} ({kind}) combines a {what!r}; "
+                        "streamml combines categorical values, float borders and one-hot values"
+                    )
+                    raise CompileError(msg)
+            spec.update(
+                target_border_idx=int(c.get("target_border_idx", 0)),
+                prior_num=float(c["prior_numerator"]),
+                prior_denom=float(c["prior_denomerator"]),
+                shift=float(c["shift"]),
+                scale=float(c["scale"]),
+            )
+            ctrs.append(spec)
+        return {"tables": tables, "ctrs": ctrs}
+
+    def _element_name(self, e: dict[str, Any]) -> str:
+        if e["combination_element"] == "float_feature":
+            f = e["float_feature_index"]
+            return f"{self.names[self.column[f]]} > {e['border']}" if f in self.column else f"float feature {f}"
+        name = (
+            self.names[self.cat_column[e["cat_feature_index"]]]
+            if e.get("cat_feature_index") in self.cat_column
+            else "?"
+        )
+        return f"{name} == {e['value']}" if e["combination_element"] == "cat_feature_exact_value" else name
+
+    @staticmethod
+    def _table(kind: str, data: dict[str, Any], described: str) -> dict[str, Any]:
+        stride = int(data["hash_stride"]) - 1
+        flat = data["hash_map"]
+        if stride < 1 or len(flat) % (stride + 1):
+            msg = (
+                f"CatBoost ctr table for {kind} over {described}: hash_map of {len(flat)} entries "
+                f"does not fit hash_stride {stride + 1}"
+            )
+            raise CompileError(msg)
+        hashes = [int(h) for h in flat[:: stride + 1]]
+        values = [float(v) for i, v in enumerate(flat) if i % (stride + 1)]
+        return {
+            "kind": kind,
+            "stride": stride,
+            "hashes": hashes,
+            "values": values,
+            "counter_denominator": int(data.get("counter_denominator", 0)),
+        }
 
 
 def levels_and_leaves(levels: list[tuple[int, float, bool]], values: list[float]) -> dict[str, Any]:

@@ -6,13 +6,13 @@ order. It must hold one model operator — ``TreeEnsembleClassifier``, ``TreeEns
 graph's inputs through the glue converters emit (``Identity``, ``Cast``, ``Concat`` on the feature
 axis, ``ArrayFeatureExtractor``/``Gather`` of constant columns, trivial ``Reshape``/``Flatten``)
 and the preprocessing operators ``Scaler``, ``Imputer`` (of NaN), ``Normalizer`` (L1, L2) and
-``OneHotEncoder`` on strings (string inputs become utf8 inputs), which become the IR's
+``OneHotEncoder`` (on strings, which become utf8 inputs, or on numbers with integer categories,
+which onnxruntime truncates to int64 first: the IR's ``cast`` to ``int64``), which become the IR's
 preprocessing steps (``affine``, ``impute``, ``normalize``, ``one_hot``, ``cast``, ``select``,
 and ``columns`` for a ``Concat`` of differently preprocessed parts, as skl2onnx writes a
 ``ColumnTransformer``). The model may be followed only by output glue (``ZipMap``,
 ``Cast``, ``Identity``, a ``Mul`` by one, the ``Normalizer`` skl2onnx puts after a softmax).
-Any other operator (a numeric ``OneHotEncoder`` included: onnxruntime truncates its input to an
-integer, which no step states) is refused with its name and its node's name.
+Any other operator is refused with its name and its node's name.
 
 The arithmetic is onnxruntime's, stated as IR data:
 
@@ -111,9 +111,10 @@ class _Features:
 
 @dataclass(frozen=True)
 class _IntCast:
-    """Features cast to integers (truncated): only an operator streamml refuses anyway reads them."""
+    """Features cast to integers (truncated): only a ``OneHotEncoder`` of integer categories reads them."""
 
     node: Any
+    feats: _Features | None = None  # the features cast to int64 (None: another integer type)
 
 
 @dataclass
@@ -309,8 +310,8 @@ class _Graph:
             self._glue(node, value, value.kind, f"Cast(to={to})")
             return
         feats = self._features(node, value)
-        if to in (6, INT64):  # skl2onnx, before a OneHotEncoder: refused where it is read
-            self._set(node, _IntCast(node))
+        if to in (6, INT64):  # skl2onnx, before a OneHotEncoder: read by one, refused anywhere else
+            self._set(node, _IntCast(node, feats if to == INT64 else None))
             return
         if to not in (FLOAT, DOUBLE):
             raise self.fail(node, f"casts the features to ONNX type {to}; streamml reads float (1) and double (11)")
@@ -407,26 +408,45 @@ class _Graph:
 
     def _one_hot(self, node: Any, value: Any) -> None:
         a = _attrs(node)
-        categories = a.get("cats_strings")
-        if not categories or a.get("cats_int64s"):
-            raise self.fail(
-                node, "one-hot encodes integer categories; streamml reads OneHotEncoder on strings (cats_strings)"
-            )
-        feats = self._features(node, value)
-        if feats.dtype != STRING or len(set(categories)) != len(categories):
-            raise self.fail(node, "reads numbers or repeats a category; streamml reads distinct string categories")
-        # zeros=1: an unknown string (and a null, which onnxruntime cannot receive) is all zeros
+        strings, ints = a.get("cats_strings"), a.get("cats_int64s")
+        if bool(strings) == bool(ints):
+            raise self.fail(node, "has both or neither of cats_strings and cats_int64s; expected one of them")
+        categories = list(strings or ints)
+        if len(set(categories)) != len(categories):
+            raise self.fail(node, "repeats a category; streamml reads distinct categories")
+        # zeros=1: an unknown value (and a null, which onnxruntime cannot receive) is all zeros
         unknown = -1 if int(a.get("zeros", 1)) else "error"
         k = len(categories)
-        enc = {
-            "categories": list(categories),
-            "hot": list(range(k)),
-            "width": k,
-            "unknown": unknown,
-            "missing": unknown,
-        }
-        step = {"type": "one_hot", "columns": [enc] * feats.width}
-        out = replace(feats.then(step, ort_reads_float=False), dtype=FLOAT, float32=True, rounded=True)
+        enc = {"hot": list(range(k)), "width": k, "unknown": unknown, "missing": unknown}
+        if strings:
+            feats = self._features(node, value)
+            if feats.dtype != STRING:
+                raise self.fail(node, "reads numbers with string categories; streamml reads strings with cats_strings")
+            out = feats.then(
+                {"type": "one_hot", "columns": [{"categories": categories, **enc}] * feats.width}, ort_reads_float=False
+            )
+        else:
+            # onnxruntime looks up static_cast<int64_t>(x): the truncated value (NaN: no category).
+            if isinstance(value, _IntCast):
+                if value.feats is None:
+                    raise self.fail(
+                        node,
+                        f"reads the int32 values {_describe(value.node)} makes; "
+                        "streamml reads a Cast to int64 or float/double features",
+                    )
+                feats = value.feats
+            else:
+                feats = self._features(node, value)
+            if feats.dtype not in (FLOAT, DOUBLE):
+                raise self.fail(
+                    node,
+                    "reads strings with integer categories; streamml reads float or double features with cats_int64s",
+                )
+            if any(abs(c) > 2**53 for c in categories):
+                raise self.fail(node, "has an integer category beyond 2^53, which a double cannot hold exactly")
+            step = {"type": "one_hot", "columns": [{"categories": [int(c) for c in categories], **enc}] * feats.width}
+            out = feats.then({"type": "cast", "to": "int64"}, step)
+        out = replace(out, dtype=FLOAT, float32=True, rounded=True)
         self._set(node, replace(out, out_width=feats.width * k))
 
     def _glue(self, node: Any, value: Any, kind: str, what: str) -> None:

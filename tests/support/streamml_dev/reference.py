@@ -60,6 +60,9 @@ def _steps(steps: list[dict[str, Any]], cols: list[np.ndarray]) -> list[np.ndarr
                         c = op(c, step[part][j])
                 out.append(c)
             cols = out
+        elif kind == "cast" and step["to"] == "int64":
+            with np.errstate(invalid="ignore"):
+                cols = [np.where(np.abs(c) < 2.0**63, np.trunc(c), np.nan) for c in cols]
         elif kind == "cast":
             cols = [c.astype(np.float32).astype(np.float64) for c in cols]
         elif kind == "impute":
