@@ -121,11 +121,15 @@ class Broker:
 
 @dataclass
 class Span:
-    """Outputs read from a topic: how many, and the first and last one's timestamps (epoch seconds)."""
+    """Outputs read from a topic: their count, first and last timestamps (epoch s), and CPU seconds.
+
+    ``cpu``: what the process writing them used (all threads) between the first and the last read.
+    """
 
     count: int
     first: float
     last: float
+    cpu: float = float("nan")
 
     @property
     def rate(self) -> float:
@@ -133,21 +137,34 @@ class Span:
         return self.count / (self.last - self.first)
 
 
-def output_span(bootstrap: str, topic: str, n: int, timeout: float = 900) -> Span:
-    """Read ``n`` outputs (fewer if ``timeout`` runs out): their count and first and last timestamps."""
+def output_span(bootstrap: str, topic: str, n: int, timeout: float = 900, pid: int | None = None) -> Span:
+    """Read ``n`` outputs (fewer if ``timeout`` runs out): their count and first and last timestamps.
+
+    With ``pid``, also the CPU time that process used from the first output read to the last.
+    """
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"r-{uuid.uuid4().hex}", "auto.offset.reset": "earliest"})
     c.subscribe([topic])
     count, first, last = 0, None, None
+    cpu_first = None
     deadline = time.monotonic() + timeout
     while count < n and time.monotonic() < deadline:
         for m in c.consume(num_messages=10_000, timeout=0.5):
             if m.error() is None:
+                if pid is not None and cpu_first is None:
+                    cpu_first = cpu_seconds(pid)
                 count += 1
                 ts = m.timestamp()[1] / 1000
                 first = ts if first is None else min(first, ts)
                 last = ts if last is None else max(last, ts)
+    cpu = cpu_seconds(pid) - cpu_first if pid is not None and cpu_first is not None else float("nan")
     c.close()
-    return Span(count, first or float("nan"), last or float("nan"))
+    return Span(count, first or float("nan"), last or float("nan"), cpu)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -216,15 +233,16 @@ def consumer_for(bootstrap: str, topic: str) -> Consumer:
 
 
 def run_raw_pipe(bootstrap: str, inp: str, out: str, n: int) -> None:
-    """The ceiling: consume, produce the same bytes, ``poll(0)``, no flush per batch; until all are acknowledged."""
-    c = consumer_for(bootstrap, inp)
-    acked = [0, 0]  # delivered, failed
+    """The ceiling: consume, produce the same bytes, ``poll(0)``, no flush per batch; until all are acknowledged.
 
-    def on_delivery(err: Any, _msg: Any) -> None:
-        acked[err is not None] += 1
+    Delivery reports only for failures (a report per message costs this loop about a third more
+    CPU): the run ends with ``flush``, once every output is acknowledged.
+    """
+    c = consumer_for(bootstrap, inp)
+    failed = []
 
     p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5,
-                  "on_delivery": on_delivery})  # fmt: skip
+                  "delivery.report.only.error": True, "on_delivery": lambda err, _: failed.append(err)})  # fmt: skip
     done = 0
     while done < n:
         batch = [m for m in c.consume(num_messages=MAX_BATCH_ROWS, timeout=MAX_WAIT_MS / 1000) if m.error() is None]
@@ -237,10 +255,10 @@ def run_raw_pipe(bootstrap: str, inp: str, out: str, n: int) -> None:
                     p.poll(0.05)
         p.poll(0)
         done += len(batch)
-    while sum(acked) < n:
-        p.poll(0.1)
-    if acked[1]:
-        raise SystemExit(f"the raw pipe could not deliver {acked[1]} message(s)")
+    while p.flush(1.0) > 0:
+        pass
+    if failed:
+        raise SystemExit(f"the raw pipe could not deliver {len(failed)} message(s) (first: {failed[0]})")
     c.close()
 
 
@@ -308,22 +326,27 @@ def throughput_rows(
     inp = broker.topic(f"in{partitions}", partitions=partitions)
     broker.produce(inp, values[:n])
     runs: dict[str, list[float]] = {case: [] for case in CASES}
+    cpu: dict[str, list[float]] = {case: [] for case in CASES}  # microseconds of CPU per event, all threads
     for k in range(repeats):
         for case in CASES[k % len(CASES) :] + CASES[: k % len(CASES)]:
             out = broker.topic(f"out-{k}", partitions=partitions)
             if case.startswith("streamml"):
-                guarantee = case.rsplit(", ", 1)[1]
-                proc = start_scorer(bootstrap, model_path, inp, out, log, guarantee=guarantee)
-                runs[case].append(output_span(bootstrap, out, n).rate)
-                stop(proc)
+                proc = start_scorer(bootstrap, model_path, inp, out, log, guarantee=case.rsplit(", ", 1)[1])
+            else:  # a process of its own too, so that its CPU time is its own
+                kind = "raw" if case.startswith("raw") else "flush"
+                args = [sys.executable, __file__, "pipe", kind, bootstrap, inp, out, str(n)]
+                proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+            span = output_span(bootstrap, out, n, pid=proc.pid)
+            runs[case].append(span.rate)
+            cpu[case].append(span.cpu / span.count * 1e6)
+            if proc.stdin is not None:
+                proc.stdin.close()  # the pipe exits once told
+                proc.wait(60)
             else:
-                target = run_raw_pipe if case.startswith("raw") else run_pipe
-                thread = threading.Thread(target=target, args=(bootstrap, inp, out, n))
-                thread.start()
-                runs[case].append(output_span(bootstrap, out, n).rate)
-                thread.join()
+                stop(proc)
             print(
-                f"{partitions} partition(s), round {k + 1}/{repeats}, {case}: {runs[case][-1]:,.0f} events/s",
+                f"{partitions} partition(s), round {k + 1}/{repeats}, {case}: {runs[case][-1]:,.0f} events/s, "
+                f"{cpu[case][-1]:.1f} us CPU/event",
                 flush=True,
             )
     section = f"throughput, R1, JSON, {n:,} messages, {partitions} partition(s), median of {repeats}"
@@ -340,6 +363,11 @@ def throughput_rows(
             eos = [a / b for a, b in zip(runs[CASES[1]], runs[CASES[0]], strict=True)]
             note += f"; {statistics.median(eos):.2f}x at-least-once (runs: {', '.join(f'{r:.2f}' for r in eos)})"
         rows.append(Row(section, case, statistics.median(runs[case]), "events/s", note))
+    section = f"CPU per event (all threads of the process), {partitions} partition(s), median of {repeats}"
+    for case in CASES:
+        ratios = [a / b for a, b in zip(cpu[case], cpu[CASES[2]], strict=True)]
+        note = "" if case == CASES[2] else f"{statistics.median(ratios):.2f}x raw"
+        rows.append(Row(section, case, statistics.median(cpu[case]), "us", note))
     return rows
 
 
@@ -668,4 +696,9 @@ def main() -> int:
 
 if __name__ == "__main__":
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if sys.argv[1:2] == ["pipe"]:  # a pipe case in its own process: pipe raw|flush BOOTSTRAP IN OUT N
+        kind, bootstrap, inp, out, n = sys.argv[2:]
+        (run_raw_pipe if kind == "raw" else run_pipe)(bootstrap, inp, out, int(n))
+        sys.stdin.read()  # stay until the benchmark has read the CPU time
+        sys.exit(0)
     sys.exit(main())

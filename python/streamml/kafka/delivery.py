@@ -79,13 +79,9 @@ class Flight:
 
     def __init__(self, batch: Sequence[Any], work: Any) -> None:
         """A flight of ``batch``; nothing produced yet."""
-        self.first: dict[int, int] = {}
-        self.next: dict[int, int] = {}
-        for m in batch:
-            p = m.partition()
-            if p not in self.first:
-                self.first[p] = m.offset()
-            self.next[p] = m.offset() + 1
+        # Offsets rise within a partition: the last one seen is the smallest going backwards.
+        self.first: dict[int, int] = {m.partition(): m.offset() for m in reversed(batch)}
+        self.next: dict[int, int] = {m.partition(): m.offset() + 1 for m in batch}
         self.rows = len(batch)
         self.work = work
         self.unacked = 0
