@@ -251,7 +251,7 @@ def _add_score_parser(sub: Any) -> None:
         type=int,
         default=DEFAULT_MAX_IN_FLIGHT_ROWS,
         help="at-least-once: consumed rows produced but not committed yet, at most; what a crash may score "
-        f"again (default {DEFAULT_MAX_IN_FLIGHT_ROWS})",
+        f"again; exactly-once: a transaction holding this many commits early (default {DEFAULT_MAX_IN_FLIGHT_ROWS})",
     )
     score.add_argument(
         "--store", help="store URI for drift counts per window (sqlite:///f.db, postgresql://..., duckdb:...)"

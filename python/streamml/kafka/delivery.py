@@ -383,17 +383,23 @@ class ExactlyOnce(AtLeastOnce):
         topic: the input topic.
         transactional_id: the producer's transactional id (stable across restarts of one scorer,
             so a restart fences its predecessor and aborts its open transaction at once).
-        commit_interval_s: a transaction is committed once it has been open this long (and at
-            shutdown and revoke).
+        commit_interval_s: a transaction is committed once it has been open this long, or
+            once it holds ``max_in_flight_rows`` consumed rows (its batches are kept until it
+            commits), and at shutdown and revoke.
+        max_in_flight_rows: see ``commit_interval_s``.
     """
 
     reports_every_delivery = False  # commit_transaction waits for every acknowledgement itself
 
     def __init__(
-        self, topic: str, transactional_id: str, commit_interval_s: float = DEFAULT_COMMIT_INTERVAL_MS / 1000
+        self,
+        topic: str,
+        transactional_id: str,
+        commit_interval_s: float = DEFAULT_COMMIT_INTERVAL_MS / 1000,
+        max_in_flight_rows: int = DEFAULT_MAX_IN_FLIGHT_ROWS,
     ) -> None:
         """Transactions under ``transactional_id``; none open, none aborted yet."""
-        super().__init__(topic, commit_interval_s)
+        super().__init__(topic, commit_interval_s, max_in_flight_rows)
         self.transactional_id = transactional_id
         self.watchdog = Watchdog(f"transactional id {transactional_id}: the restart aborts the open transaction")
         self._aborts_in_a_row = 0
@@ -411,6 +417,7 @@ class ExactlyOnce(AtLeastOnce):
             self._open_since = time.monotonic()
         flight = Flight(batch, work)
         self._flights.append(flight)
+        self.in_flight_rows += flight.rows
         return flight
 
     def tick(self, *, between_batches: bool = True) -> None:
@@ -435,7 +442,9 @@ class ExactlyOnce(AtLeastOnce):
 
     def _due(self) -> bool:
         since = self._open_since
-        return since is not None and time.monotonic() - since >= self.commit_interval
+        if since is None:
+            return False
+        return self.in_flight_rows >= self.max_in_flight_rows or time.monotonic() - since >= self.commit_interval
 
     def commit(self) -> None:
         """Put the consumed offsets of the transaction's batches into it, then commit it."""
@@ -454,6 +463,7 @@ class ExactlyOnce(AtLeastOnce):
                 self.watchdog.disarm()
         self._commit_transaction()
         self._open_since = None
+        self.in_flight_rows = 0
         self._aborts_in_a_row = 0
         flights, self._flights = self._flights, deque()
         for flight in flights:
@@ -500,6 +510,7 @@ class ExactlyOnce(AtLeastOnce):
                 first.setdefault(p, o)
         self._flights = deque()
         self._open_since = None
+        self.in_flight_rows = 0
         return first
 
     def abandon(self) -> None:

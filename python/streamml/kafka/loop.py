@@ -126,7 +126,8 @@ class ScoringLoop:
         max_in_flight_rows: at-least-once: consumed rows handed to the producer whose offsets
             are not committed yet, at most; the loop waits for acknowledgements beyond it. A
             crash scores at most these again (the producer's queue, 64 MiB unless
-            ``-X queue.buffering.max.kbytes`` says otherwise, bounds the bytes).
+            ``-X queue.buffering.max.kbytes`` says otherwise, bounds the bytes). Exactly-once:
+            a transaction holding this many rows is committed before its interval is up.
     """
 
     def __init__(
@@ -202,7 +203,9 @@ class ScoringLoop:
         instance = self.client_config.instance_id
         if guarantee == "exactly-once":
             self.transactional_id: str | None = transactional_id or default_transactional_id(group_id, instance)
-            self._delivery: AtLeastOnce = ExactlyOnce(input_topic, self.transactional_id, commit_interval_ms / 1000)
+            self._delivery: AtLeastOnce = ExactlyOnce(
+                input_topic, self.transactional_id, commit_interval_ms / 1000, max_in_flight_rows
+            )
         else:
             self.transactional_id = None
             self._delivery = AtLeastOnce(input_topic, commit_interval_ms / 1000, max_in_flight_rows)
