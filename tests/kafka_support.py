@@ -194,7 +194,7 @@ class ScorerProcess:
 
 
 def run_scorer(scorer: Any, until: int, timeout: float = 60) -> BaseException | None:
-    """Run a ``streamml.kafka.Scorer`` in a thread until its statistics count ``until`` messages (or it
+    """Run a ``streamml.kafka.ScoringLoop`` in a thread until its statistics count ``until`` messages (or it
     stopped), then stop it and wait for it; what ``run`` raised, if anything."""
     errors: list[BaseException] = []
 

@@ -475,7 +475,7 @@ def test_strings_through_a_json_kafka_round_trip(kafka_bootstrap: str, string_mo
     import json
 
     from kafka_support import consume, kafka_topics, produce, run_scorer
-    from streamml.kafka import Scorer
+    from streamml.kafka import ScoringLoop
 
     pipe, ir, model = string_model
     frame = mixed["score"].iloc[:2000]
@@ -488,7 +488,7 @@ def test_strings_through_a_json_kafka_round_trip(kafka_bootstrap: str, string_mo
     direct = model.predict(arrow(ir, frame)).column("probability").to_numpy()
     with kafka_topics(kafka_bootstrap, ["in", "out", "dlq"]) as (inp, out, dlq):
         produce(kafka_bootstrap, inp, values, [None] * n)
-        scorer = Scorer(
+        scorer = ScoringLoop(
             model,
             kafka_bootstrap,
             inp,

@@ -13,7 +13,7 @@ from kafka_support import FEATURES, consume, feature_rows, kafka_topics, produce
 from streamml import Model
 from streamml.cli import build_parser
 from streamml.errors import InputError
-from streamml.kafka import KafkaScorerError, Scorer
+from streamml.kafka import KafkaScorerError, ScoringLoop
 from test_kafka_roundtrip import run_in_thread
 
 pytestmark = pytest.mark.kafka
@@ -43,7 +43,7 @@ def test_json_carried_fields_arrive_unchanged_beside_the_predictions(kafka_boots
     expected = s1.predict(pa.record_batch([pa.array(x[:, j]) for j in range(32)], names=FEATURES))
     with kafka_topics(kafka_bootstrap, ["in", "out", "dlq"]) as (inp, out, dlq):
         produce(kafka_bootstrap, inp, values, [None] * n)
-        scorer = Scorer(
+        scorer = ScoringLoop(
             s1,
             kafka_bootstrap,
             inp,
@@ -102,7 +102,7 @@ def test_arrow_carried_columns_arrive_unchanged(kafka_bootstrap: str, s1: Model)
     expected = s1.predict(pa.record_batch([pa.array(x[:, j]) for j in range(32)], names=FEATURES))
     with kafka_topics(kafka_bootstrap, ["in", "out", "dlq"]) as (inp, out, dlq):
         produce(kafka_bootstrap, inp, values, [None] * len(values))
-        scorer = Scorer(
+        scorer = ScoringLoop(
             s1,
             kafka_bootstrap,
             inp,
@@ -140,11 +140,11 @@ def test_arrow_carried_columns_arrive_unchanged(kafka_bootstrap: str, s1: Model)
 
 def test_carried_fields_that_clash_are_refused_at_start(s1: Model) -> None:
     with pytest.raises(InputError, match="carried field 'probability' has the name of an output of model binary"):
-        Scorer(s1, "127.0.0.1:1", "a", "b", carry_fields=["event_time", "probability"])
+        ScoringLoop(s1, "127.0.0.1:1", "a", "b", carry_fields=["event_time", "probability"])
     with pytest.raises(InputError, match="carried field 'id' is named twice"):
-        Scorer(s1, "127.0.0.1:1", "a", "b", id_field="id", carry_fields=["id"])
+        ScoringLoop(s1, "127.0.0.1:1", "a", "b", id_field="id", carry_fields=["id"])
     with pytest.raises(KafkaScorerError, match="carry_fields is the string 'event_time'"):
-        Scorer(s1, "127.0.0.1:1", "a", "b", carry_fields="event_time")  # type: ignore[arg-type]
+        ScoringLoop(s1, "127.0.0.1:1", "a", "b", carry_fields="event_time")  # type: ignore[arg-type]
     args = build_parser().parse_args(
         ["score", "--model", "m", "--bootstrap-servers", "b", "--input-topic", "i", "--output-topic", "o",
          "--carry-field", "event_time", "--carry-field", "user"]

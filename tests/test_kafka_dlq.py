@@ -9,7 +9,7 @@ import pytest
 
 from kafka_support import consume, feature_rows, json_values, kafka_topics, produce
 from streamml import Model
-from streamml.kafka import HEADER_ERROR, HEADER_MODEL, HEADER_OFFSET, HEADER_PARTITION, HEADER_TOPIC, Scorer
+from streamml.kafka import HEADER_ERROR, HEADER_MODEL, HEADER_OFFSET, HEADER_PARTITION, HEADER_TOPIC, ScoringLoop
 from test_kafka_roundtrip import run_in_thread
 
 pytestmark = pytest.mark.kafka
@@ -42,7 +42,7 @@ def test_every_malformed_message_goes_to_the_dlq_with_its_reason(kafka_bootstrap
         keys.append(f"key-{i}".encode())
     with kafka_topics(kafka_bootstrap, ["in", "out", "dlq"]) as (inp, out, dlq):
         produce(kafka_bootstrap, inp, values, keys)
-        scorer = Scorer(
+        scorer = ScoringLoop(
             s1, kafka_bootstrap, inp, out, group_id=f"g-{inp}", dlq_topic=dlq, id_field="id", max_batch_rows=500
         )
         run_in_thread(scorer, len(values))

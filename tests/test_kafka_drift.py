@@ -17,7 +17,7 @@ from kafka_support import FEATURES, feature_rows, json_values, kafka_topics, pro
 from streamml import Model
 from streamml.compile import compile
 from streamml.drift import DriftMonitor
-from streamml.kafka import KafkaScorerError, Scorer
+from streamml.kafka import KafkaScorerError, ScoringLoop
 from streamml.store import Store
 from test_kafka_roundtrip import free_port, run_in_thread
 
@@ -53,7 +53,7 @@ def test_drift_windows_reach_the_store_and_prometheus(kafka_bootstrap: str, refe
     port = free_port()
     with kafka_topics(kafka_bootstrap, ["in", "out", "dlq"], partitions=1) as (inp, out, dlq):
         produce(kafka_bootstrap, inp, values, [None] * len(values), stamps)
-        scorer = Scorer(
+        scorer = ScoringLoop(
             referenced,
             kafka_bootstrap,
             inp,
@@ -114,7 +114,7 @@ def test_a_store_that_cannot_be_written_does_not_stop_scoring(
     values = json_values(feature_rows(500, seed=5))
     with kafka_topics(kafka_bootstrap, ["in", "out", "dlq"], partitions=1) as (inp, out, dlq):
         produce(kafka_bootstrap, inp, values, [None] * len(values))
-        scorer = Scorer(
+        scorer = ScoringLoop(
             referenced, kafka_bootstrap, inp, out, group_id=f"g-{inp}", dlq_topic=dlq, max_wait_ms=20,
             store="sqlite:////proc/no-such-dir/store.db",
         )  # fmt: skip
@@ -127,4 +127,4 @@ def test_a_store_that_cannot_be_written_does_not_stop_scoring(
 
 def test_a_store_without_a_reference_is_refused(s1: Model) -> None:
     with pytest.raises(KafkaScorerError, match=r"--store sqlite:///x.db: .* 's1_logistic' has no drift reference"):
-        Scorer(s1, "127.0.0.1:1", "a", "b", store="sqlite:///x.db")
+        ScoringLoop(s1, "127.0.0.1:1", "a", "b", store="sqlite:///x.db")

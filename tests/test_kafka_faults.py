@@ -29,7 +29,7 @@ from kafka_support import (
     run_scorer,
 )
 from streamml import Model
-from streamml.kafka import HEADER_ERROR, HEADER_OFFSET, HEADER_SIZE, KafkaScorerError, Scorer
+from streamml.kafka import HEADER_ERROR, HEADER_OFFSET, HEADER_SIZE, KafkaScorerError, ScoringLoop
 from streamml.store import Store
 from streamml_dev.repo import example_model
 
@@ -39,7 +39,7 @@ GUARANTEES = ["at-least-once", "exactly-once"]
 BIG = 1_200_000  # over the producer's and the broker's default limit (1,000,000 / 1,048,588 bytes)
 
 
-def run_for(scorer: Scorer, seconds: float) -> None:
+def run_for(scorer: ScoringLoop, seconds: float) -> None:
     """Run the scorer for ``seconds`` (a restart that should find nothing to do), then stop it."""
     thread = threading.Thread(target=scorer.run)
     thread.start()
@@ -49,9 +49,9 @@ def run_for(scorer: Scorer, seconds: float) -> None:
     assert not thread.is_alive()
 
 
-def scorer(model: Model, bootstrap: str, topics: list[str], group: str, guarantee: str, **options) -> Scorer:
+def scorer(model: Model, bootstrap: str, topics: list[str], group: str, guarantee: str, **options) -> ScoringLoop:
     inp, out, dlq = topics
-    return Scorer(
+    return ScoringLoop(
         model, bootstrap, inp, out, group_id=group, dlq_topic=dlq, guarantee=guarantee, max_wait_ms=20,
         transactional_id=f"{group}-txn", **options,
     )  # fmt: skip
@@ -206,7 +206,7 @@ def test_a_malformed_drift_reference_is_refused_at_start(s1_path: Path) -> None:
     model = Model.load(s1_path)
     model._info["drift_reference"] = {"version": 1, "rows": 2, "bins": 1, "scores": [], "features": [{"name": "x0"}]}
     with pytest.raises(KafkaScorerError, match=r"model 's1_logistic' carries a drift reference that cannot be used: "):
-        Scorer(model, "127.0.0.1:1", "a", "b")
+        ScoringLoop(model, "127.0.0.1:1", "a", "b")
 
 
 CORPUS = Path(__file__).resolve().parent.parent / "operators" / "core" / "tests" / "corpus" / "ipc"

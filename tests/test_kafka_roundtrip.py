@@ -25,7 +25,7 @@ from kafka_support import (
 )
 from streamml import Model
 from streamml.errors import InputError
-from streamml.kafka import HEADER_MODEL, HEADER_SHA256, HEADER_VERSION, KafkaScorerError, Scorer
+from streamml.kafka import HEADER_MODEL, HEADER_SHA256, HEADER_VERSION, KafkaScorerError, ScoringLoop
 
 pytestmark = pytest.mark.kafka
 
@@ -36,7 +36,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_in_thread(scorer: Scorer, until: int, timeout: float = 60) -> None:
+def run_in_thread(scorer: ScoringLoop, until: int, timeout: float = 60) -> None:
     """Run the scorer until it has consumed ``until`` messages, then stop it and wait for it; it must not fail."""
     error = run_scorer(scorer, until, timeout)
     assert error is None, error
@@ -50,7 +50,7 @@ def test_json_round_trip_matches_model_predict_and_keeps_keys_and_order(kafka_bo
     port = free_port()
     with kafka_topics(kafka_bootstrap, ["in", "out", "dlq"]) as (inp, out, dlq):
         produce(kafka_bootstrap, inp, json_values(x), keys)
-        scorer = Scorer(
+        scorer = ScoringLoop(
             s1,
             kafka_bootstrap,
             inp,
@@ -135,7 +135,7 @@ def test_arrow_round_trip_matches_model_predict(kafka_bootstrap: str, s1: Model)
     keys = [f"k{i % 5}".encode() for i in range(len(values))]
     with kafka_topics(kafka_bootstrap, ["in", "out", "dlq"]) as (inp, out, dlq):
         produce(kafka_bootstrap, inp, values, keys)
-        scorer = Scorer(
+        scorer = ScoringLoop(
             s1,
             kafka_bootstrap,
             inp,
@@ -168,7 +168,7 @@ def test_a_full_producer_queue_pauses_the_consumer_and_loses_nothing(kafka_boots
     n = 4000
     with kafka_topics(kafka_bootstrap, ["in", "out", "dlq"]) as (inp, out, dlq):
         produce(kafka_bootstrap, inp, json_values(feature_rows(n, seed=4)), [None] * n)
-        scorer = Scorer(
+        scorer = ScoringLoop(
             s1,
             kafka_bootstrap,
             inp,
@@ -187,10 +187,24 @@ def test_a_full_producer_queue_pauses_the_consumer_and_loses_nothing(kafka_boots
 
 def test_bad_options_are_refused_with_the_reason(s1: Model) -> None:
     with pytest.raises(KafkaScorerError, match="guarantee 'twice' is not one of"):
-        Scorer(s1, "127.0.0.1:1", "a", "b", guarantee="twice")  # type: ignore[arg-type]
+        ScoringLoop(s1, "127.0.0.1:1", "a", "b", guarantee="twice")  # type: ignore[arg-type]
     with pytest.raises(KafkaScorerError, match="must all differ"):
-        Scorer(s1, "127.0.0.1:1", "a", "a")
+        ScoringLoop(s1, "127.0.0.1:1", "a", "a")
     with pytest.raises(KafkaScorerError, match="max_batch_rows is 0"):
-        Scorer(s1, "127.0.0.1:1", "a", "b", max_batch_rows=0)
+        ScoringLoop(s1, "127.0.0.1:1", "a", "b", max_batch_rows=0)
     with pytest.raises(InputError, match="format 'csv' is not one of json, arrow"):
-        Scorer(s1, "127.0.0.1:1", "a", "b", format="csv")  # type: ignore[arg-type]
+        ScoringLoop(s1, "127.0.0.1:1", "a", "b", format="csv")  # type: ignore[arg-type]
+    with pytest.raises(KafkaScorerError, match="commit_interval_ms is -1; it must not be negative"):
+        ScoringLoop(s1, "127.0.0.1:1", "a", "b", commit_interval_ms=-1)
+    with pytest.raises(KafkaScorerError, match="max_in_flight_rows is 0; it must be at least 1"):
+        ScoringLoop(s1, "127.0.0.1:1", "a", "b", max_in_flight_rows=0)
+
+
+def test_the_old_name_scorer_still_imports_with_a_deprecation_warning() -> None:
+    import streamml.kafka
+
+    with pytest.warns(DeprecationWarning, match=r"streamml.kafka.Scorer is deprecated; .*ScoringLoop"):
+        from streamml.kafka import Scorer
+    assert Scorer is ScoringLoop
+    with pytest.raises(AttributeError, match="has no attribute 'Scorers'"):
+        _ = streamml.kafka.Scorers

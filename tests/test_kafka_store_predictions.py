@@ -10,7 +10,7 @@ import pytest
 
 from kafka_support import FEATURES, feature_rows, json_values, kafka_topics, produce
 from streamml import Model
-from streamml.kafka import KafkaScorerError, Scorer
+from streamml.kafka import KafkaScorerError, ScoringLoop
 from streamml.store import Store
 from test_kafka_roundtrip import run_in_thread
 
@@ -19,8 +19,8 @@ pytestmark = pytest.mark.kafka
 START_MS = 1_767_225_600_000  # 2026-01-01
 
 
-def scorer_for(bootstrap: str, model: Model, inp: str, out: str, dlq: str, store: str, group: str) -> Scorer:
-    return Scorer(
+def scorer_for(bootstrap: str, model: Model, inp: str, out: str, dlq: str, store: str, group: str) -> ScoringLoop:
+    return ScoringLoop(
         model,
         bootstrap,
         inp,
@@ -74,9 +74,9 @@ def test_predictions_reach_the_store_once_even_when_scored_twice(
 
 def test_store_predictions_is_refused_without_what_it_needs(s1: Model) -> None:
     with pytest.raises(KafkaScorerError, match=r"--store-predictions needs a store URI"):
-        Scorer(s1, "127.0.0.1:1", "a", "b", id_field="id", store_predictions=True)
+        ScoringLoop(s1, "127.0.0.1:1", "a", "b", id_field="id", store_predictions=True)
     with pytest.raises(KafkaScorerError, match=r"--store-predictions needs --id-field"):
-        Scorer(s1, "127.0.0.1:1", "a", "b", store="sqlite:///x.db", store_predictions=True)
+        ScoringLoop(s1, "127.0.0.1:1", "a", "b", store="sqlite:///x.db", store_predictions=True)
     with pytest.raises(KafkaScorerError, match=r"score field 'nope' is not an output of the model; the outputs are"):
-        Scorer(s1, "127.0.0.1:1", "a", "b", id_field="id", store="sqlite:///x.db", store_predictions=True,
+        ScoringLoop(s1, "127.0.0.1:1", "a", "b", id_field="id", store="sqlite:///x.db", store_predictions=True,
                score_field="nope")  # fmt: skip

@@ -1,7 +1,7 @@
 """Absent is not null, in every Python host: one table of cases (tests/fixtures/missing_fields.json,
 which the Flink connector's MissingFieldsTest runs too) through ``Model.predict`` on dicts, the
 Bytewax ``predict_op`` and ``predict`` operators, the Kafka codec (``MessageScorer``, JSON and Arrow
-IPC messages) and, on a real broker, ``streamml.kafka.Scorer``: the same outcome and the same
+IPC messages) and, on a real broker, ``streamml.kafka.ScoringLoop``: the same outcome and the same
 message, with ``missing_fields="error"`` (the default) and ``"null"``."""
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def test_an_unknown_mode_is_refused(model: Model) -> None:
 @pytest.mark.kafka
 def test_kafka_scorer_dead_letters_absent_fields_and_scores_nulls(kafka_bootstrap: str, model: Model) -> None:
     from kafka_support import consume, kafka_topics, produce
-    from streamml.kafka import HEADER_ERROR, Scorer
+    from streamml.kafka import HEADER_ERROR, ScoringLoop
     from test_kafka_roundtrip import run_in_thread
 
     results: dict[str, dict[str, Outcome]] = {}
@@ -192,7 +192,7 @@ def test_kafka_scorer_dead_letters_absent_fields_and_scores_nulls(kafka_bootstra
         keys = [c["name"].encode() for c in TABLE["cases"]]
         with kafka_topics(kafka_bootstrap, ["in", "out", "dlq"], partitions=1) as (inp, out, dlq):
             produce(kafka_bootstrap, inp, values, keys)
-            scorer = Scorer(
+            scorer = ScoringLoop(
                 model, kafka_bootstrap, inp, out, group_id=f"g-{inp}", dlq_topic=dlq, id_field="id",
                 missing_fields=mode,
             )  # fmt: skip

@@ -151,12 +151,12 @@ def _score(args: argparse.Namespace) -> int:
     require("confluent_kafka", "streamml score")
     if args.metrics_port is not None:
         require("prometheus_client", "streamml score --metrics-port")
-    from streamml.kafka import KafkaScorerError, Scorer, parse_properties
+    from streamml.kafka import KafkaScorerError, ScoringLoop, parse_properties
 
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID` prints every thread's stack
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    scorer = Scorer(
+    scorer = ScoringLoop(
         Model.load(args.model, sha256=args.sha256, trusted_sha256=_trust(args.trusted_models)),
         args.bootstrap_servers,
         args.input_topic,
@@ -180,6 +180,8 @@ def _score(args: argparse.Namespace) -> int:
         watchdog=True,
         store_retry_s=args.store_retry_s,
         missing_fields=args.missing_fields,
+        commit_interval_ms=args.commit_interval_ms,
+        max_in_flight_rows=args.max_in_flight_rows,
     )
     scorer.install_signal_handlers()
     try:
@@ -191,6 +193,8 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _add_score_parser(sub: Any) -> None:
+    from streamml.kafka.delivery import DEFAULT_COMMIT_INTERVAL_MS, DEFAULT_MAX_IN_FLIGHT_ROWS
+
     score = sub.add_parser("score", help="score a Kafka topic into another (micro-batches, exactly-once, DLQ)")
     score.add_argument("--model", required=True, help="the model binary")
     score.add_argument("--sha256", help="refuse the model unless its SHA-256 is this")
@@ -235,6 +239,20 @@ def _add_score_parser(sub: Any) -> None:
     score.add_argument("--dlq-topic", help="dead-letter topic (default <input-topic>.dlq)")
     score.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     score.add_argument("--transactional-id", help="exactly-once: the producer's transactional id (stable per scorer)")
+    score.add_argument(
+        "--commit-interval-ms",
+        type=float,
+        default=DEFAULT_COMMIT_INTERVAL_MS,
+        help="commit acknowledged offsets (at-least-once) or the transaction spanning batches (exactly-once) "
+        f"this often (default {DEFAULT_COMMIT_INTERVAL_MS:g}, as Kafka Streams' commit.interval.ms)",
+    )
+    score.add_argument(
+        "--max-in-flight-rows",
+        type=int,
+        default=DEFAULT_MAX_IN_FLIGHT_ROWS,
+        help="at-least-once: consumed rows produced but not committed yet, at most; what a crash may score "
+        f"again; exactly-once: a transaction holding this many commits early (default {DEFAULT_MAX_IN_FLIGHT_ROWS})",
+    )
     score.add_argument(
         "--store", help="store URI for drift counts per window (sqlite:///f.db, postgresql://..., duckdb:...)"
     )

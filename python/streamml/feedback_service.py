@@ -325,7 +325,7 @@ def run(
 
     ``bootstrap_servers``, ``group_id``, ``dlq_topic`` and ``config`` (librdkafka properties,
     ``consumer.``/``producer.`` prefixed for one client) mean what they mean to
-    :class:`streamml.kafka.Scorer`; ``dead_letter_topic`` is the old name of ``dlq_topic``
+    :class:`streamml.kafka.ScoringLoop`; ``dead_letter_topic`` is the old name of ``dlq_topic``
     (deprecated; removed in the next release).
 
     Raises:

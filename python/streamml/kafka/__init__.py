@@ -1,4 +1,4 @@
-"""Kafka hosts: ``streamml score`` (:class:`Scorer`) and what ``streamml feedback`` shares with it.
+"""Kafka hosts: ``streamml score`` (:class:`ScoringLoop`) and what ``streamml feedback`` shares with it.
 
 A consumer-producer (confluent-kafka) around the Rust core: a micro-batch of messages is decoded
 (JSON objects or Arrow IPC streams), scored and encoded in one call with the GIL released, then
@@ -16,8 +16,14 @@ The modules, each for one concern:
 * :mod:`~streamml.kafka.scoring`: the worker thread that scores a batch in chunks.
 * :mod:`~streamml.kafka.sinks`: predictions and drift counts to the store; the store retry.
 * :mod:`~streamml.kafka.metrics`: Prometheus metrics.
-* :mod:`~streamml.kafka.loop`: the consumer loop (:class:`Scorer`) and the batching decision.
+* :mod:`~streamml.kafka.loop`: the consumer loop (:class:`ScoringLoop`) and the batching decision.
+
+``Scorer`` is the old name of :class:`ScoringLoop`: it still imports, with a ``DeprecationWarning``,
+until the next release.
 """
+
+import warnings
+from typing import Any
 
 from streamml.kafka.config import ClientConfig, KafkaScorerError, parse_properties
 from streamml.kafka.dlq import (
@@ -31,7 +37,7 @@ from streamml.kafka.dlq import (
     HEADER_VERSION,
     DeadLetters,
 )
-from streamml.kafka.loop import Format, Guarantee, Scorer
+from streamml.kafka.loop import Format, Guarantee, ScoringLoop
 from streamml.kafka.sinks import PredictionWriter
 
 __all__ = [
@@ -49,6 +55,18 @@ __all__ = [
     "Guarantee",
     "KafkaScorerError",
     "PredictionWriter",
-    "Scorer",
+    "ScoringLoop",
     "parse_properties",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Scorer":
+        warnings.warn(
+            "streamml.kafka.Scorer is deprecated; it is now called streamml.kafka.ScoringLoop (same arguments)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return ScoringLoop
+    msg = f"module 'streamml.kafka' has no attribute {name!r}"
+    raise AttributeError(msg)

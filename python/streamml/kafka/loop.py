@@ -4,9 +4,11 @@ Batches follow the rule of every streamml host (:mod:`streamml.batching`, whose
 :class:`~streamml.batching.MicroBatcher` counts the pending messages): a batch is scored when it
 holds ``max_batch_rows`` messages or when its oldest message has waited ``max_wait_ms`` since it
 arrived; a zero wait scores what each poll returned. A batch is scored on the worker thread
-(:mod:`streamml.kafka.scoring`) while the next one is being consumed; its outputs are produced with
-their input's key (so partitioning holds) and committed (:mod:`streamml.kafka.delivery`) before the
-next batch is scored, so one batch at most is in flight. A message that cannot be read or scored, or
+(:mod:`streamml.kafka.scoring`) while the previous one's outputs are produced with their input's key
+(so partitioning holds); batches are not waited for one by one: the loop goes on consuming and
+scoring while earlier batches' outputs are in flight, and :mod:`streamml.kafka.delivery` commits
+what was acknowledged (at-least-once: offsets, asynchronously every commit interval; exactly-once:
+one transaction per commit interval). A message that cannot be read or scored, or
 whose output would exceed the topic's size limit, goes to the dead-letter topic
 (:mod:`streamml.kafka.dlq`); the rest keep flowing. Pending messages are scored before partitions
 are revoked (rebalance) and on shutdown (``stop``, SIGTERM/SIGINT). While the producer's queue is
@@ -15,7 +17,7 @@ full the consumer is paused (backpressure).
 Commit only what was produced: when a batch cannot be finished (an output or dead letter the
 broker refused, a model that fails on every message, a store that stays down, a fatal Kafka
 error) the scorer stops without committing it (exactly-once: the transaction is aborted) and
-:meth:`Scorer.run` raises :class:`~streamml.kafka.KafkaScorerError`; a restart scores it again.
+:meth:`ScoringLoop.run` raises :class:`~streamml.kafka.KafkaScorerError`; a restart scores it again.
 The statistics count committed batches only.
 """
 
@@ -36,7 +38,13 @@ from streamml import _streamml
 from streamml.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_WAIT, BatchPolicy, MicroBatcher
 from streamml.drift import DriftMonitor, DriftWindows
 from streamml.kafka.config import DEFAULT_MESSAGE_MAX_BYTES, ClientConfig, KafkaScorerError, message_limit
-from streamml.kafka.delivery import AtLeastOnce, ExactlyOnce
+from streamml.kafka.delivery import (
+    DEFAULT_COMMIT_INTERVAL_MS,
+    DEFAULT_MAX_IN_FLIGHT_ROWS,
+    AtLeastOnce,
+    ExactlyOnce,
+    Flight,
+)
 from streamml.kafka.delivery import transactional_id as default_transactional_id
 from streamml.kafka.dlq import RECORD_OVERHEAD, DeadLetters, model_headers, record_size
 from streamml.kafka.metrics import Metrics
@@ -51,10 +59,16 @@ Format = Literal["json", "arrow"]
 
 #: While a batch is being scored, consume in slices this long (s) to produce its outputs promptly.
 POLL_SLICE = 0.002
+#: The producer's queue holds at most this much (KiB) unless ``-X queue.buffering.max.kbytes`` says
+#: otherwise: the bound on bytes in flight (librdkafka's default is 1 GiB).
+QUEUE_MAX_KBYTES = 65536
 
 
-class Scorer:
-    """Score the messages of one topic into another, in micro-batches.
+class ScoringLoop:
+    """Score the messages of one topic into another, in micro-batches: the loop of ``streamml score``.
+
+    Called ``Scorer`` up to 0.1 (one of several "scorers"); that name still imports, deprecated,
+    for one release.
 
     Args:
         model: a :class:`~streamml.Model` or the path of a model binary.
@@ -104,6 +118,16 @@ class Scorer:
             (:class:`~streamml.kafka.delivery.Watchdog`). ``streamml score`` sets it.
         store_retry_s: with ``store_predictions``, how long (seconds) a batch retries a store
             that cannot be written before the scorer stops without committing it.
+        commit_interval_ms: at-least-once: how often the acknowledged offsets are committed
+            (asynchronously; and synchronously at shutdown and revoke); exactly-once: how long
+            one transaction spans batches before it is committed (Kafka Streams'
+            ``commit.interval.ms``). Longer: fewer commits, more to score again (at-least-once)
+            or to wait for (``read_committed`` readers) after it.
+        max_in_flight_rows: at-least-once: consumed rows handed to the producer whose offsets
+            are not committed yet, at most; the loop waits for acknowledgements beyond it. A
+            crash scores at most these again (the producer's queue, 64 MiB unless
+            ``-X queue.buffering.max.kbytes`` says otherwise, bounds the bytes). Exactly-once:
+            a transaction holding this many rows is committed before its interval is up.
     """
 
     def __init__(
@@ -132,6 +156,8 @@ class Scorer:
         watchdog: bool = False,
         store_retry_s: float = 30.0,
         missing_fields: str = "error",
+        commit_interval_ms: float = DEFAULT_COMMIT_INTERVAL_MS,
+        max_in_flight_rows: int = DEFAULT_MAX_IN_FLIGHT_ROWS,
     ) -> None:
         if guarantee not in ("at-least-once", "exactly-once"):
             msg = f"guarantee '{guarantee}' is not one of at-least-once, exactly-once"
@@ -141,6 +167,12 @@ class Scorer:
             raise KafkaScorerError(msg)
         if max_wait_ms < 0:
             msg = f"max_wait_ms is {max_wait_ms}; it must not be negative"
+            raise KafkaScorerError(msg)
+        if not commit_interval_ms >= 0:
+            msg = f"commit_interval_ms is {commit_interval_ms}; it must not be negative"
+            raise KafkaScorerError(msg)
+        if max_in_flight_rows < 1:
+            msg = f"max_in_flight_rows is {max_in_flight_rows}; it must be at least 1"
             raise KafkaScorerError(msg)
         self.model = model if isinstance(model, Model) else Model.load(model)
         self.input_topic = input_topic
@@ -171,10 +203,12 @@ class Scorer:
         instance = self.client_config.instance_id
         if guarantee == "exactly-once":
             self.transactional_id: str | None = transactional_id or default_transactional_id(group_id, instance)
-            self._delivery: AtLeastOnce = ExactlyOnce(self.transactional_id)
+            self._delivery: AtLeastOnce = ExactlyOnce(
+                input_topic, self.transactional_id, commit_interval_ms / 1000, max_in_flight_rows
+            )
         else:
             self.transactional_id = None
-            self._delivery = AtLeastOnce()
+            self._delivery = AtLeastOnce(input_topic, commit_interval_ms / 1000, max_in_flight_rows)
         self._headers = model_headers(self.model.name, self.model.version, self.model.sha256 or "")
         self._dead_letters = DeadLetters(self.dlq_topic, self._headers, self._produce)
         #: Names this process's drift counts in the store (one row set per scorer).
@@ -281,12 +315,15 @@ class Scorer:
         self._max_bytes = self._dead_letters.max_bytes = limit - RECORD_OVERHEAD
         # The producer refuses at once what the broker would refuse later (a batch's framing < 128 bytes).
         producer_config["message.max.bytes"] = limit - 128
+        producer_config.setdefault("queue.buffering.max.kbytes", QUEUE_MAX_KBYTES)
         delivery = self._delivery
-        self._producer = Producer(
-            {**producer_config, "error_cb": delivery.on_error, "on_delivery": delivery.on_delivery}
+        if delivery.reports_every_delivery:  # each batch counts its acknowledgements down
+            producer_config["delivery.report.only.error"] = False
+        self._producer = Producer({**producer_config, "error_cb": delivery.on_error})
+        self._consumer = Consumer(
+            {**self.client_config.consumer(), "error_cb": delivery.on_error, "on_commit": delivery.on_commit}
         )
-        self._consumer = Consumer({**self.client_config.consumer(), "error_cb": delivery.on_error})
-        delivery.start(self._producer, self._consumer)
+        delivery.start(self._producer, self._consumer, self._count_committed)
         if self._watchdog:
             delivery.watchdog.start()
         self._consumer.subscribe(
@@ -327,14 +364,16 @@ class Scorer:
         self._due = False
 
     def _abandon(self, error: BaseException) -> None:
-        """The run failed: commit nothing more (abort an open transaction) and say what a restart re-scores."""
+        """The run failed: commit no more than was acknowledged (abort a transaction); say what a restart re-scores."""
         self._failure = str(error) or type(error).__name__
+        self._delivery.abandon()
+        flights = [f.work for f in self._delivery.flights]
         unfinished = [
+            *(m for work in flights if work is not self._scoring for m in work.batch),
             *(self._scoring.batch if self._scoring is not None else []),
             *(self._ahead.batch if self._ahead is not None and self._ahead is not self._scoring else []),
             *self._pending,
         ]
-        self._delivery.abandon()
         firsts: dict[int, int] = {}
         for m in unfinished:
             firsts[m.partition()] = min(firsts.get(m.partition(), m.offset()), m.offset())
@@ -356,6 +395,8 @@ class Scorer:
         while len(self._pending) < self.max_batch_rows and not self._stopping:
             self._delivery.check_fatal()
             self._finish_scoring(block=False)
+            with self._transaction_errors():
+                self._delivery.tick(between_batches=self._scoring is None)
             if self._pending:
                 timeout = self._due_in()
                 if timeout <= 0:
@@ -397,18 +438,19 @@ class Scorer:
         if self._pending:
             self._start_scoring()
             self._finish_scoring(block=True)
+        with self._transaction_errors():
+            self._delivery.drain()
 
     # --- one batch ----------------------------------------------------------------------------
 
     def _start_scoring(self) -> None:
         """Hand the pending batch to the worker thread (in chunks), then finish the previous batch.
 
-        The worker scores the new batch while the previous one's outputs are produced and its
-        offsets committed (which waits for the broker's acknowledgements), so neither thread waits
-        on the other's part. Outputs still go out batch after batch, and one batch is produced
-        (and in exactly-once mode, in its transaction) at a time: the new batch's transaction
-        begins once the previous one is committed. If that commit aborts, the new batch is
-        rewound with it and its scores are dropped.
+        The worker scores the new batch while the previous one's outputs are produced (and, when
+        the commit interval has passed, its transaction committed), so neither thread waits on the
+        other's part. Outputs go out batch after batch; acknowledgements are not waited for here
+        (only when ``max_in_flight_rows`` would be passed). If a transaction aborts, the new batch
+        is rewound with it and its scores are dropped.
         """
         if not self._pending:
             self._finish_scoring(block=True)
@@ -426,38 +468,33 @@ class Scorer:
                 chunk.exception()
             return
         self._scoring = ahead
-        if self.transactional_id:
-            with self._transaction_errors(self._scoring):
-                self._delivery.begin()
+        with self._transaction_errors():
+            self._delivery.wait_for_room(len(ahead.batch))
+            ahead.flight = self._delivery.open(ahead.batch, ahead)
 
     def _finish_scoring(self, *, block: bool) -> None:
-        """Produce the outputs of the batch's scored chunks, in order; once all are out, commit it.
+        """Produce the outputs of the batch's scored chunks, in order; once all are out, hand it to the commit protocol.
 
-        With ``block``, wait for the worker thread until the batch is committed.
+        With ``block``, wait for the worker thread until the batch is produced.
         """
         scoring = self._scoring
         if scoring is None:
             return
-        with self._transaction_errors(scoring):
+        with self._transaction_errors():
             self._produce_scored(scoring, block=block)
             if scoring.chunks:
                 return
             if self._predictions is not None:
                 self._store_predictions()  # before the commit: a crash rewrites the same rows
-            self._delivery.commit(self.input_topic, scoring.batch, self._acknowledged)
             self._scoring = None
-            self._count_committed(scoring)
+            self._delivery.produced(scoring.flight)
         if self._paused:
             self._consumer.resume(self._partitions())
             self._paused = False
         self._update_lag()
 
-    def _acknowledged(self, batch: list[Any]) -> None:
-        if self._metrics is not None:
-            self._metrics.acknowledged(batch)
-
     def _produce_scored(self, scoring: Scoring, *, block: bool) -> None:
-        batch, headers = scoring.batch, self._headers
+        batch, headers, flight = scoring.batch, self._headers, scoring.flight
         writer = self._predictions
         store_out = None if writer is None else (writer.add if self.format == "json" else writer.add_arrow)
         while scoring.chunks and (block or scoring.chunks[0].done()):
@@ -471,7 +508,7 @@ class Scorer:
             if not errors and store_out is None:
                 # The common case, one produce call per output; an output too large for its topic
                 # (refused by the producer at once) sends the rest of the chunk down the per-message path.
-                first = self._produce_outputs(batch[start : start + len(outputs)], outputs)
+                first = self._produce_outputs(batch[start : start + len(outputs)], outputs, flight)
                 if first == len(outputs):
                     continue
             reasons = dict(errors)
@@ -492,9 +529,10 @@ class Scorer:
                 self._dead_letters.send(m, reasons[i])
 
     def _count_committed(self, scoring: Scoring) -> None:
-        """Statistics and metrics of a committed batch (only committed work is counted)."""
+        """Statistics and metrics of an acknowledged (exactly-once: committed) batch; only such work is counted."""
         batch = scoring.batch
         if self._metrics is not None:
+            self._metrics.acknowledged(batch)
             self._metrics.batch(len(batch), scoring.dead, scoring.seconds)
         self.stats["in"] += len(batch)
         self.stats["dlq"] += scoring.dead
@@ -521,14 +559,18 @@ class Scorer:
             raise KafkaScorerError(msg) from e
 
     def _produce(self, topic: str, key: Any, value: Any, headers: list[tuple[str, bytes]]) -> None:
+        """Produce one message of the batch being produced (its flight counts the acknowledgement)."""
+        assert self._scoring is not None
+        flight = self._scoring.flight
         while True:
             try:
-                self._producer.produce(topic, value, key, headers=headers)
+                self._producer.produce(topic, value, key, headers=headers, on_delivery=flight.on_delivery)
+                flight.unacked += 1
                 return
             except BufferError:
                 self._wait_for_room()
 
-    def _produce_outputs(self, messages: list[Any], outputs: list[bytes]) -> int:
+    def _produce_outputs(self, messages: list[Any], outputs: list[bytes], flight: Flight) -> int:
         """``_produce`` of each output to the output topic, with the key of its input, in one loop.
 
         Returns how many were produced: all of them, or those before the first one the producer
@@ -537,20 +579,23 @@ class Scorer:
         """
         from confluent_kafka import KafkaError, KafkaException
 
-        send, topic, headers = self._producer.produce, self.output_topic, self._headers
+        send, topic, headers, acked = self._producer.produce, self.output_topic, self._headers, flight.on_delivery
         done = 0
-        while done < len(outputs):
-            try:
-                for m, out in zip(messages[done:], outputs[done:], strict=True):
-                    send(topic, out, m.key(), headers=headers)
-                    done += 1
-            except BufferError:
-                self._wait_for_room()
-            except KafkaException as e:
-                if e.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
-                    raise
-                return done
-        return done
+        try:
+            while done < len(outputs):
+                try:
+                    for m, out in zip(messages[done:], outputs[done:], strict=True):
+                        send(topic, out, m.key(), headers=headers, on_delivery=acked)
+                        done += 1
+                except BufferError:
+                    self._wait_for_room()
+                except KafkaException as e:
+                    if e.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
+                        raise
+                    return done
+            return done
+        finally:
+            flight.unacked += done
 
     def _wait_for_room(self) -> None:
         """The producer's queue is full: stop fetching until it drains."""
@@ -561,8 +606,8 @@ class Scorer:
         self._producer.poll(0.05)
 
     @contextlib.contextmanager
-    def _transaction_errors(self, scoring: Scoring) -> Iterator[None]:
-        """Abort the batch's transaction on an abortable error; its messages (and those consumed since) are rewound."""
+    def _transaction_errors(self) -> Iterator[None]:
+        """Abort the open transaction on an abortable error; everything since the last committed one is rewound."""
         from confluent_kafka import KafkaException
 
         delivery = self._delivery
@@ -572,23 +617,22 @@ class Scorer:
         try:
             yield
         except KafkaException as e:
-            batch = scoring.batch
-            delivery.abort(e.args[0], len(batch), self.input_topic)
+            first = delivery.abort(e.args[0])  # the transaction's batches, oldest first
+            scoring, ahead = self._scoring, self._ahead
             self._scoring = None
-            ahead = self._ahead
+            later = [*(scoring.batch if scoring is not None else [])]
             if ahead is not None and ahead is not scoring:
                 ahead.rewound = True
-                batch = [*batch, *ahead.batch]
-            self._rewind([*batch, *self._pending])
+                later += ahead.batch
+            for m in [*later, *self._pending]:
+                first.setdefault(m.partition(), m.offset())
+            self._rewind(first)
             self._drop_pending()
 
-    def _rewind(self, batch: list[Any]) -> None:
-        """Seek back to the first message of the batch on each partition (after an abort)."""
+    def _rewind(self, first: dict[int, int]) -> None:
+        """Seek back to these offsets (partition: the first message to score again) after an abort."""
         from confluent_kafka import TopicPartition
 
-        first: dict[int, int] = {}
-        for m in batch:
-            first.setdefault(m.partition(), m.offset())
         for partition, offset in first.items():
             if partition in self._assigned:
                 self._consumer.seek(TopicPartition(self.input_topic, partition, offset))
@@ -604,6 +648,7 @@ class Scorer:
             self._drop_pending()
         else:  # finish the work of these partitions while this member still owns them
             self._flush_pending()
+        self._delivery.forget(p.partition for p in partitions)
         for p in partitions:
             self._assigned.discard(p.partition)
         log.info("revoked %s", sorted(p.partition for p in partitions))
@@ -619,6 +664,7 @@ class Scorer:
             self._pending, self._due = kept, due and bool(kept)
             if kept and not due:
                 self._batcher = MicroBatcher(self._policy, len(kept), first)
+        self._delivery.forget(lost)
         self._assigned -= lost
         log.warning("lost %s", sorted(lost))
 

@@ -45,6 +45,8 @@ class Scoring:
     seconds: float = 0.0
     #: Set when an aborted transaction rewound this batch before it was produced.
     rewound: bool = False
+    #: Its outputs on their way (:class:`~streamml.kafka.delivery.Flight`), once it is being produced.
+    flight: Any = None
 
 
 class Worker:
