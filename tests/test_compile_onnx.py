@@ -311,6 +311,67 @@ def test_numeric_one_hot_encoder_truncates_as_onnxruntime(ir_predict, dense) -> 
         assert_parity(ir_predict, model, rows, linear=linear, model_x=seen)
 
 
+def _integer_codes(n: int, seed: int) -> np.ndarray:
+    """A category column as numbers.
+
+    Whole codes 0..5, fractions onnxruntime truncates (2.7 is 2, -0.5 is 0), NaN, infinities and
+    magnitudes int64 does not hold (onnxruntime makes them the smallest int64, never a category).
+    """
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 6, n).astype(np.float64)
+    odd = rng.random(n)
+    codes[odd < 0.15] += rng.choice([0.25, 0.7, -0.5, 0.999], int((odd < 0.15).sum()))
+    specials = [np.nan, np.inf, -np.inf, 1e30, -2.0**63, 2.0**62, -1.0, -0.0]
+    at = rng.choice(n, n // 20, replace=False)
+    codes[at] = rng.choice(specials, len(at))
+    return codes
+
+
+def _one_hot_graph(categories: list[int], zeros: int, cast_to: int | None) -> onnx.ModelProto:
+    nodes, read = [], "X"
+    if cast_to is not None:
+        nodes.append(helper.make_node("Cast", ["X"], ["Xi"], to=cast_to, name="to_int"))
+        read = "Xi"
+    nodes += [
+        helper.make_node(
+            "OneHotEncoder", [read], ["H"], domain="ai.onnx.ml", cats_int64s=categories, zeros=zeros, name="ohe"
+        ),
+        helper.make_node("Reshape", ["H", "shape"], ["F"]),
+        helper.make_node(
+            "LinearRegressor", ["F"], ["Y"], domain="ai.onnx.ml",
+            coefficients=[float(10**k) for k in range(len(categories))], intercepts=[0.5],
+        ),
+    ]
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [-1, len(categories)])
+    graph = helper.make_graph(
+        nodes, "ohe", [helper.make_tensor_value_info("X", TensorProto.DOUBLE, [None, 1])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 1])], initializer=[shape],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("ai.onnx.ml", 3)])
+
+
+def test_one_hot_encoder_on_doubles_without_a_cast(ir_predict) -> None:
+    """onnxruntime truncates a double input to int64 itself: the same step without the Cast node."""
+    model = _one_hot_graph([-1, 0, 2, 3, 5], zeros=1, cast_to=None)
+    xs = _integer_codes(ROWS, 9).reshape(-1, 1)
+    got = ir_predict(from_onnx.to_ir(model), xs)["prediction"]
+    want = run_ort(model, xs, np.float64)["scores"].ravel()
+    np.testing.assert_array_equal(got, want.astype(np.float64))
+
+
+def test_refusals_of_a_numeric_one_hot_encoder_name_the_node() -> None:
+    ohe = "(ai.onnx.ml.OneHotEncoder)"
+    for categories, cast_to, node, what in [
+        ([0, 1, 2], 6, "ohe", f"{ohe} reads the int32 values node 'to_int' (Cast) makes; "
+         "streamml reads a Cast to int64 or float/double features"),
+        ([0, 2**60], 7, "ohe", f"{ohe} has an integer category beyond 2^53, which a double cannot hold exactly"),
+        ([1, 1], None, "ohe", f"{ohe} repeats a category; streamml reads distinct categories"),
+    ]:
+        with pytest.raises(CompileError) as e:
+            from_onnx.to_ir(_one_hot_graph(categories, zeros=1, cast_to=cast_to))
+        assert str(e.value) == f"the ONNX model: node {node!r} {what}"
+
+
 def test_string_one_hot_encoder_pipeline(tmp_path) -> None:
     """A string column one-hot encoded beside scaled numbers: utf8 input, unseen and empty strings."""
     import pandas as pd
