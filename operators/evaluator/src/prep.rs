@@ -222,14 +222,15 @@ pub fn run(
             PlanOp::CatboostCtr { groups } => {
                 let b = regs.block;
                 for group in groups {
-                    let mut rows = [None; 64];
+                    let mut rows = [0usize; 64];
                     for (r0, chunk) in (0..len).step_by(64).map(|r0| (r0, 64.min(len - r0))) {
                         for (r, row) in rows.iter_mut().enumerate().take(chunk) {
-                            *row = group.index.get(projection_hash(group, &regs.values, b, r0 + r));
+                            *row = group.index.row(projection_hash(group, &regs.values, b, r0 + r));
                         }
-                        for (dst, values, empty) in &group.ctrs {
-                            for (r, row) in rows.iter().enumerate().take(chunk) {
-                                regs.values[dst * b + r0 + r] = f64::from(row.map_or(*empty, |i| values[i as usize]));
+                        for (dst, values) in &group.ctrs {
+                            let out = &mut regs.values[dst * b + r0..dst * b + r0 + chunk];
+                            for (o, row) in out.iter_mut().zip(&rows) {
+                                *o = f64::from(values[*row]);
                             }
                         }
                     }
@@ -279,8 +280,8 @@ fn projection_hash(group: &CtrGroup, values: &[f64], b: usize, r: usize) -> u64 
     use crate::cityhash::combine;
     let mut hash = 0u64;
     for &c in &group.cat {
-        // A hash register holds an i32; CatBoost widens it with its sign.
-        hash = combine(hash, values[c * b + r] as i32 as i64 as u64);
+        // A hash register holds an i32 (exact in f64); CatBoost widens it with its sign.
+        hash = combine(hash, values[c * b + r] as i64 as u64);
     }
     for e in &group.float {
         let x = values[e.column * b + r];

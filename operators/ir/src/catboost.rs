@@ -112,8 +112,8 @@ pub struct CtrGroup {
     pub cat: Vec<usize>,
     pub float: Vec<FloatElement>,
     pub exact: Vec<ExactElement>,
-    /// Per counter: its register, its value per table row, its value for a hash not in the table.
-    pub ctrs: Vec<(usize, Arc<Vec<f32>>, f32)>,
+    /// Per counter: its register and its value per table row, then for a hash not in the table.
+    pub ctrs: Vec<(usize, Arc<Vec<f32>>)>,
 }
 
 /// Check a `catboost_ctr` step over the numeric registers `regs` and group
@@ -161,8 +161,9 @@ pub fn groups(
         if total > MAX_CTR_VALUES {
             return Err(format!("{what}: the counters' values exceed {MAX_CTR_VALUES}"));
         }
-        let (values, empty) = values(table, spec);
-        let ctr = (base + k, Arc::new(values), empty);
+        let (mut values, empty) = values(table, spec);
+        values.push(empty);
+        let ctr = (base + k, Arc::new(values));
         let same = |g: &CtrGroup| g.cat == cat && same_floats(&g.float, &float) && same_exact(&g.exact, &exact);
         match groups.iter_mut().find(|(t, g)| *t == spec.table && same(g)) {
             Some((_, g)) => g.ctrs.push(ctr),
@@ -285,17 +286,17 @@ impl DenseIndex {
         index
     }
 
-    /// The row of `hash`, if the table has it.
+    /// The row of `hash`, or the number of rows if the table lacks it (the
+    /// counters' value lists end with their value for a missing hash). One
+    /// branch per probed bucket, taken only on a collision, so found and
+    /// missing hashes cost the same.
     #[inline]
-    pub fn get(&self, hash: u64) -> Option<u32> {
+    pub fn row(&self, hash: u64) -> usize {
         let mut z = hash as usize & self.mask;
         loop {
             let (h, row) = self.buckets[z];
-            if row == u32::MAX {
-                return None;
-            }
-            if h == hash {
-                return Some(row);
+            if h == hash || row == u32::MAX {
+                return (row as usize).min(self.len);
             }
             z = (z + 1) & self.mask;
         }
