@@ -192,8 +192,10 @@ fn values(t: &CtrTable, ctr: &CtrIr) -> (Vec<f32>, f32) {
         let v = (count + ctr.prior_num) / (total + ctr.prior_denom);
         (v + ctr.shift) * ctr.scale
     };
-    // Counts are integers in CatBoost's tables (the checks keep them finite).
+    // Counts are integers in CatBoost's tables (the checks keep them below 1e15); sums wrap
+    // rather than panic on a hostile table's many columns.
     let int = |v: f64| v as i64;
+    let sum = |h: &[f64]| h.iter().fold(0i64, |a, v| a.wrapping_add(int(*v)));
     let rows = t.values.chunks_exact(t.stride);
     match t.kind {
         CtrKind::BinarizedTargetMeanValue | CtrKind::FloatTargetMeanValue => {
@@ -205,14 +207,13 @@ fn values(t: &CtrTable, ctr: &CtrIr) -> (Vec<f32>, f32) {
         }
         CtrKind::Buckets => {
             let k = ctr.target_border_idx;
-            (rows.map(|h| calc(int(h[k]) as f32, h.iter().map(|v| int(*v)).sum::<i64>() as f32)).collect(), calc(0.0, 0.0))
+            (rows.map(|h| calc(int(h[k]) as f32, sum(h) as f32)).collect(), calc(0.0, 0.0))
         }
         CtrKind::Borders if t.stride > 2 => {
             let k = ctr.target_border_idx + 1;
             let value = |h: &[f64]| {
-                let below: i64 = h[..k].iter().map(|v| int(*v)).sum();
-                let good: i64 = h[k..].iter().map(|v| int(*v)).sum();
-                calc(good as f32, (below + good) as f32)
+                let good = sum(&h[k..]);
+                calc(good as f32, sum(&h[..k]).wrapping_add(good) as f32)
             };
             (rows.map(value).collect(), calc(0.0, 0.0))
         }
