@@ -62,9 +62,11 @@ def signal(df: pd.DataFrame, seed: int) -> np.ndarray:
     )
 
 
-def fit(task: str, iterations: int = 60, **params: Any) -> Any:
+def fit(task: str, iterations: int = 60, train_nan: bool = False, **params: Any) -> Any:
     df = frame(4_000, 0)
     s = signal(df, 1)
+    if train_nan:  # NaN in training too, so nan_mode decides the float tests of the projections
+        df.loc[np.random.default_rng(2).random(len(df)) < 0.05, ["x0", "x1"]] = np.nan
     y = {"binary": s > 0.8, "multiclass": np.digitize(s, [0.0, 1.0]), "regression": s}[task]
     est = CatBoostRegressor if task == "regression" else CatBoostClassifier
     model = est(
@@ -122,13 +124,15 @@ def test_one_hot_and_ctr_features_give_catboosts_predictions(task: str, tmp_path
     assert {t["stride"] for t in ctr["tables"] if t["kind"] == "Borders"} == {3 if task == "multiclass" else 2}
 
 
-def test_combinations_of_categories_float_borders_and_one_hot_values(tmp_path: Path) -> None:
-    ir = check_parity(fit("binary", iterations=200), "binary", tmp_path)
+@pytest.mark.parametrize("nan_mode", ["Min", "Max"])
+def test_combinations_of_categories_float_borders_and_one_hot_values(tmp_path: Path, nan_mode: str) -> None:
+    ir = check_parity(fit("binary", iterations=200, train_nan=True, nan_mode=nan_mode), "binary", tmp_path)
     ctrs = ir["preprocess"][2]["ctrs"]
     # Projections of several categorical columns, with float borders and one-hot values among them.
     assert any(len(c["cat"]) >= 2 for c in ctrs)
     assert any(c["float"] for c in ctrs)
     assert any(c["exact"] for c in ctrs)
+    assert {f["nan_true"] for c in ctrs for f in c["float"]} == {nan_mode == "Max"}
 
 
 def test_other_ctr_types_and_priors(tmp_path: Path) -> None:

@@ -222,14 +222,19 @@ pub fn run(
             PlanOp::CatboostCtr { groups } => {
                 let b = regs.block;
                 for group in groups {
-                    let mut rows = [None; 64];
+                    let mut rows = [0usize; 64];
+                    let mut hashes = [0u64; 64];
                     for (r0, chunk) in (0..len).step_by(64).map(|r0| (r0, 64.min(len - r0))) {
-                        for (r, row) in rows.iter_mut().enumerate().take(chunk) {
-                            *row = group.index.get(projection_hash(group, &regs.values, b, r0 + r));
+                        // All hashes first (element by element, over the rows), then the
+                        // probes, which are independent loads the CPU overlaps.
+                        projection_hashes(group, &regs.values, b, r0, &mut hashes[..chunk]);
+                        for (row, h) in rows.iter_mut().zip(&hashes[..chunk]) {
+                            *row = group.index.row(*h);
                         }
-                        for (dst, values, empty) in &group.ctrs {
-                            for (r, row) in rows.iter().enumerate().take(chunk) {
-                                regs.values[dst * b + r0 + r] = f64::from(row.map_or(*empty, |i| values[i as usize]));
+                        for (dst, values) in &group.ctrs {
+                            let out = &mut regs.values[dst * b + r0..dst * b + r0 + chunk];
+                            for (o, row) in out.iter_mut().zip(&rows) {
+                                *o = f64::from(values[*row]);
                             }
                         }
                     }
@@ -273,24 +278,31 @@ fn catboost_hash(bytes: &[u8]) -> f64 {
     f64::from(crate::cityhash::cat_feature_hash(bytes) as i32)
 }
 
-/// Row `r`'s projection hash for `group`'s table (CatBoost's combination of
-/// the hashed categorical values, then the float and one-hot tests).
-fn projection_hash(group: &CtrGroup, values: &[f64], b: usize, r: usize) -> u64 {
+/// The projection hashes of rows `r0..r0 + out.len()` for `group`'s table
+/// (CatBoost's combination of the hashed categorical values, then the float
+/// and one-hot tests, in that order).
+fn projection_hashes(group: &CtrGroup, values: &[f64], b: usize, r0: usize, out: &mut [u64]) {
     use crate::cityhash::combine;
-    let mut hash = 0u64;
+    let n = out.len();
+    out.fill(0);
     for &c in &group.cat {
-        // A hash register holds an i32; CatBoost widens it with its sign.
-        hash = combine(hash, values[c * b + r] as i32 as i64 as u64);
+        // A hash register holds an i32 (exact in f64); CatBoost widens it with its sign.
+        for (h, v) in out.iter_mut().zip(&values[c * b + r0..c * b + r0 + n]) {
+            *h = combine(*h, *v as i64 as u64);
+        }
     }
     for e in &group.float {
-        let x = values[e.column * b + r];
-        let bit = if x.is_nan() { e.nan_true } else { (x as f32) > e.border };
-        hash = combine(hash, u64::from(bit));
+        for (h, x) in out.iter_mut().zip(&values[e.column * b + r0..e.column * b + r0 + n]) {
+            let bit = if x.is_nan() { e.nan_true } else { (*x as f32) > e.border };
+            *h = combine(*h, u64::from(bit));
+        }
     }
     for e in &group.exact {
-        hash = combine(hash, u64::from(values[e.column * b + r] == f64::from(e.value)));
+        let value = f64::from(e.value);
+        for (h, x) in out.iter_mut().zip(&values[e.column * b + r0..e.column * b + r0 + n]) {
+            *h = combine(*h, u64::from(*x == value));
+        }
     }
-    hash
 }
 
 /// Look each row's value up in `enc` and pass its code (one-hot position,

@@ -112,8 +112,8 @@ pub struct CtrGroup {
     pub cat: Vec<usize>,
     pub float: Vec<FloatElement>,
     pub exact: Vec<ExactElement>,
-    /// Per counter: its register, its value per table row, its value for a hash not in the table.
-    pub ctrs: Vec<(usize, Arc<Vec<f32>>, f32)>,
+    /// Per counter: its register and its value per table row, then for a hash not in the table.
+    pub ctrs: Vec<(usize, Arc<Vec<f32>>)>,
 }
 
 /// Check a `catboost_ctr` step over the numeric registers `regs` and group
@@ -161,8 +161,9 @@ pub fn groups(
         if total > MAX_CTR_VALUES {
             return Err(format!("{what}: the counters' values exceed {MAX_CTR_VALUES}"));
         }
-        let (values, empty) = values(table, spec);
-        let ctr = (base + k, Arc::new(values), empty);
+        let (mut values, empty) = values(table, spec);
+        values.push(empty);
+        let ctr = (base + k, Arc::new(values));
         let same = |g: &CtrGroup| g.cat == cat && same_floats(&g.float, &float) && same_exact(&g.exact, &exact);
         match groups.iter_mut().find(|(t, g)| *t == spec.table && same(g)) {
             Some((_, g)) => g.ctrs.push(ctr),
@@ -191,8 +192,10 @@ fn values(t: &CtrTable, ctr: &CtrIr) -> (Vec<f32>, f32) {
         let v = (count + ctr.prior_num) / (total + ctr.prior_denom);
         (v + ctr.shift) * ctr.scale
     };
-    // Counts are integers in CatBoost's tables (the checks keep them finite).
+    // Counts are integers in CatBoost's tables (the checks keep them below 1e15); sums wrap
+    // rather than panic on a hostile table's many columns.
     let int = |v: f64| v as i64;
+    let sum = |h: &[f64]| h.iter().fold(0i64, |a, v| a.wrapping_add(int(*v)));
     let rows = t.values.chunks_exact(t.stride);
     match t.kind {
         CtrKind::BinarizedTargetMeanValue | CtrKind::FloatTargetMeanValue => {
@@ -204,14 +207,13 @@ fn values(t: &CtrTable, ctr: &CtrIr) -> (Vec<f32>, f32) {
         }
         CtrKind::Buckets => {
             let k = ctr.target_border_idx;
-            (rows.map(|h| calc(int(h[k]) as f32, h.iter().map(|v| int(*v)).sum::<i64>() as f32)).collect(), calc(0.0, 0.0))
+            (rows.map(|h| calc(int(h[k]) as f32, sum(h) as f32)).collect(), calc(0.0, 0.0))
         }
         CtrKind::Borders if t.stride > 2 => {
             let k = ctr.target_border_idx + 1;
             let value = |h: &[f64]| {
-                let below: i64 = h[..k].iter().map(|v| int(*v)).sum();
-                let good: i64 = h[k..].iter().map(|v| int(*v)).sum();
-                calc(good as f32, (below + good) as f32)
+                let good = sum(&h[k..]);
+                calc(good as f32, sum(&h[..k]).wrapping_add(good) as f32)
             };
             (rows.map(value).collect(), calc(0.0, 0.0))
         }
@@ -285,17 +287,17 @@ impl DenseIndex {
         index
     }
 
-    /// The row of `hash`, if the table has it.
+    /// The row of `hash`, or the number of rows if the table lacks it (the
+    /// counters' value lists end with their value for a missing hash). One
+    /// branch per probed bucket, taken only on a collision, so found and
+    /// missing hashes cost the same.
     #[inline]
-    pub fn get(&self, hash: u64) -> Option<u32> {
+    pub fn row(&self, hash: u64) -> usize {
         let mut z = hash as usize & self.mask;
         loop {
             let (h, row) = self.buckets[z];
-            if row == u32::MAX {
-                return None;
-            }
-            if h == hash {
-                return Some(row);
+            if h == hash || row == u32::MAX {
+                return (row as usize).min(self.len);
             }
             z = (z + 1) & self.mask;
         }
