@@ -195,13 +195,7 @@ impl Bits {
             // entries per slot and positions are below 64.
             return unsafe { self.sums_avx512(&columns, outputs, values, acc) };
         }
-        self.scan_columns(&columns, |slot, bits| {
-            let at = &values[slot * MAX_LEAVES..(slot + 1) * MAX_LEAVES];
-            let acc = &mut acc[outputs[slot] * ROWS..(outputs[slot] + 1) * ROWS];
-            for (a, bits) in acc.iter_mut().zip(bits) {
-                *a += at[bits.trailing_zeros() as usize & 63];
-            }
-        });
+        self.scan_sums(&columns, outputs, values, acc, |v| v);
     }
 
     /// `sums` for a forest summed in float32 (`"accumulate": "float32"`): each
@@ -216,11 +210,24 @@ impl Bits {
             // SAFETY: as in `sums`.
             return unsafe { self.sums_f32_avx512(&columns, outputs, values, acc) };
         }
-        self.scan_columns(&columns, |slot, bits| {
+        self.scan_sums(&columns, outputs, values, acc, |v| v as f32);
+    }
+
+    /// The portable `sums`/`sums_f32`: each tree's leaf value, converted by
+    /// `leaf` into the accumulator's type, added to its output's sums.
+    fn scan_sums<A: Copy + std::ops::AddAssign>(
+        &self,
+        columns: &[Lanes<f64>],
+        outputs: &[usize],
+        values: &[f64],
+        acc: &mut [A],
+        leaf: impl Fn(f64) -> A,
+    ) {
+        self.scan_columns(columns, |slot, bits| {
             let at = &values[slot * MAX_LEAVES..(slot + 1) * MAX_LEAVES];
             let acc = &mut acc[outputs[slot] * ROWS..(outputs[slot] + 1) * ROWS];
             for (a, bits) in acc.iter_mut().zip(bits) {
-                *a += at[bits.trailing_zeros() as usize & 63] as f32;
+                *a += leaf(at[bits.trailing_zeros() as usize & 63]);
             }
         });
     }
