@@ -265,3 +265,17 @@ def test_the_canary_serves_its_share_of_events_from_the_challenger(models: Path,
     assert [o["probability"] for o in canaries] == expected(binaries, "2", canaries)
     with pytest.raises(ValueError, match="canary needs event_id"):
         streamml.bytewax.predict("x", up, models, challengers=[models], canary=0.1)
+
+
+def test_predict_op_takes_a_new_version_from_the_next_item(models: Path, binaries: dict[str, Path]) -> None:
+    slot = ModelSlot(models)
+    score = streamml.bytewax.predict_op(slot)
+    row = events(1)[0]
+    first = score(row)
+    set_alias(models, "champion", "2")
+    assert slot.refresh() is True
+    second = score(row)
+    assert (first["model_version"], second["model_version"]) == ("1", "2")
+    assert [first["probability"], second["probability"]] == expected(binaries, "1", [row]) + expected(
+        binaries, "2", [row]
+    )

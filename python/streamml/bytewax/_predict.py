@@ -79,7 +79,7 @@ def predict_op(
     missing_fields: str = "error",
     trusted_sha256: TrustedSha256 = None,
     reload_interval: timedelta | float | None = None,
-    version_field: str = "model_version",
+    version_field: str | None = "model_version",
 ) -> Any:
     """Make a mapper that scores one item with a model, for ``op.map``.
 
@@ -106,7 +106,7 @@ def predict_op(
             resolves to must be in (see :meth:`streamml.Model.load`).
         reload_interval: re-resolve a reference this often (``timedelta`` or seconds;
             default for a reference: 30 s).
-        version_field: the field naming the version, for references.
+        version_field: the field naming the version, for references (``None``: no such field).
 
     Returns:
         ``mapper(item)``: for a dict, a copy with the outputs added; for a
@@ -130,12 +130,18 @@ def predict_op(
     """
     if is_fixed(model, reload_interval):
         return _scorer(model, nest, missing_fields, trusted_sha256)
-    versions = VersionedScorer.of(
-        model, reload_interval, trusted_sha256, lambda m, v: _streamml.DictScorer(
-            m._inner, nest, PredictFailure, missing_fields, (version_field, v)
-        ),
-    )
-    return versions.mapper()
+    make = _version_scorer(nest, missing_fields, version_field)
+    return VersionedScorer.of(model, reload_interval, trusted_sha256, make).mapper()
+
+
+def _version_scorer(nest: str | None, missing_fields: str, version_field: str | None) -> Any:
+    """``make(model, version)``: the native scorer of one version, naming it in ``version_field``."""
+
+    def make(m: Model, v: str) -> Any:
+        tag = None if version_field is None else (version_field, v)
+        return _streamml.DictScorer(m._inner, nest, PredictFailure, missing_fields, tag)
+
+    return make
 
 
 #: The key plain (unkeyed) items are batched under when batching: one key, so one worker
@@ -175,7 +181,7 @@ def predict(
     missing_fields: str = "error",
     trusted_sha256: TrustedSha256 = None,
     reload_interval: timedelta | float | None = None,
-    version_field: str = "model_version",
+    version_field: str | None = "model_version",
     challengers: Sequence[Reference | ModelSlot] = (),
     canary: float = 0.0,
     event_id: str | None = None,
@@ -241,7 +247,8 @@ def predict(
             to must be in (see :meth:`streamml.Model.load`).
         reload_interval: re-resolve references this often (``timedelta`` or seconds;
             default for a reference: 30 s).
-        version_field: the field naming the version that scored an item (references).
+        version_field: the field naming the version that scored an item (references; ``None``:
+            no such field).
         challengers: references (or slots) scored beside the champion on every batch.
         canary: the fraction of events (by ``event_id``) the first challenger serves.
         event_id: the field of each dict holding its event id (needed for ``canary``).
@@ -288,7 +295,7 @@ def _predict_versions(
     missing_fields: str,
     trusted_sha256: TrustedSha256,
     reload_interval: timedelta | float | None,
-    version_field: str,
+    version_field: str | None,
     challengers: Sequence[Any],
     canary: float,
     event_id: str | None,
@@ -302,9 +309,7 @@ def _predict_versions(
         msg = "canary needs event_id (the field holding each event's id) and at least one challenger"
         raise ValueError(msg)
 
-    def make(m: Model, v: str) -> Any:
-        return _streamml.DictScorer(m._inner, nest, PredictFailure, missing_fields, (version_field, v))
-
+    make = _version_scorer(nest, missing_fields, version_field)
     champion = VersionedScorer.of(model, reload_interval, trusted_sha256, make)
     others = [VersionedScorer.of(c, reload_interval, trusted_sha256, make) for c in challengers]
     score = champion.shadow_scorer(others, canary, event_id, canary_field) if others else champion.batch_scorer()

@@ -85,11 +85,14 @@ class VersionedScorer:
 
     def mapper(self) -> Callable[[Any], Any]:
         """``mapper(item)`` for ``op.map``: each item is its own batch."""
-        acquire = self.slot.acquire
-        last: list[Any] = [None, None]
+        slot = self.slot
+        last: list[Any] = list(self.current())
 
         def score_one(item: Any) -> Any:
-            if acquire() is not last[0]:
+            # Two attribute reads per item instead of a call of acquire(): the per-item path
+            # is a few microseconds, so a Python call shows. A staged version (or one another
+            # user of the slot took over) goes through acquire() in current().
+            if slot._staged is not None or slot._current is not last[0]:
                 last[0], last[1] = self.current()
             return last[1](item)
 
