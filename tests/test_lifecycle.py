@@ -279,3 +279,73 @@ def test_predict_op_takes_a_new_version_from_the_next_item(models: Path, binarie
     assert [first["probability"], second["probability"]] == expected(binaries, "1", [row]) + expected(
         binaries, "2", [row]
     )
+
+
+def join_flow(items: list[tuple[str, pa.Table]], sink: list[pa.Table], **options: Any) -> Dataflow:
+    """Predictions and labels from one ordered source into ``feedback_join``."""
+    flow = Dataflow("quality")
+    both = op.branch("tag", op.input("in", flow, TestingSource(items, batch_size=1)), lambda x: x[0] == "p")
+    out = streamml.bytewax.feedback_join(
+        "join", op.map("p", both.trues, lambda x: x[1]), op.map("l", both.falses, lambda x: x[1]),
+        ttl=60_000, window=10_000, max_future_skew=None, model="fraud", **options,
+    )
+    op.output("fb", out.feedback, TestingSink(sink))
+    op.output("q", out.quality, TestingSink(sink))
+    return flow
+
+
+def last_quality(tables: list[pa.Table]) -> dict[tuple[str, int, str], float]:
+    last: dict[tuple[str, int, str], float] = {}
+    for t in tables:
+        if "metric" in t.column_names:
+            for r in t.to_pylist():
+                last[(r["model_version"], r["window_start"], r["metric"])] = r["value"]
+    return last
+
+
+def test_quality_per_version_pairs_each_label_with_every_version(binaries: dict[str, Path], tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    rows = events(3_000, seed=4)
+    times = [1_000 * (i // 100) for i in range(len(rows))]
+    shadow = []  # what predict's shadow stream gives, as Arrow: every version's prediction of every event
+    for v in ("1", "2"):
+        p = expected(binaries, v, rows)
+        shadow.append(pa.table({"event_id": range(len(rows)), "event_time": times, "probability": p,
+                                "model_version": [v] * len(rows)}))
+    both = pa.concat_tables(shadow)
+    labels = pa.table({"event_id": range(0, len(rows), 2), "label_time": [t + 500 for t in times[::2]],
+                       "label": [int(r["x0"] > 0) for r in rows[::2]]})
+    chunks = [("p", both.slice(i, 1_000)) for i in range(0, both.num_rows, 1_000)]
+    chunks += [("l", labels.slice(i, 500)) for i in range(0, labels.num_rows, 500)]
+    versioned: list[pa.Table] = []
+    run_main(join_flow(chunks, versioned, version_field="model_version"), epoch_interval=timedelta(0))
+    got = last_quality(versioned)
+    assert {v for v, _, _ in got} == {"1", "2"}
+    feedback = pa.concat_tables([t for t in versioned if "label" in t.column_names])
+    for v in ("1", "2"):
+        assert feedback.filter(pa.compute.equal(feedback["model_version"], v)).num_rows == labels.num_rows
+        # Each version's quality equals the one-version join over that version's predictions alone.
+        alone: list[pa.Table] = []
+        mine = [("p", shadow[int(v) - 1].slice(i, 500)) for i in range(0, len(rows), 500)]
+        run_main(join_flow(mine + chunks[-len(labels) // 500 :], alone, model_version=v), epoch_interval=timedelta(0))
+        want = last_quality(alone)
+        assert {k: x for k, x in got.items() if k[0] == v} == want
+        assert want[(v, 0, "labeled")] == 500
+    assert got[("1", 0, "logloss_sum")] != got[("2", 0, "logloss_sum")]
+    # The store keeps both versions' windows; the report draws them side by side, never summed.
+    from streamml.report import gather, render
+    from streamml.store import Store
+
+    with Store(f"sqlite:///{tmp_path / 'monitoring.db'}") as store:
+        for t in versioned:
+            store.write("quality" if "metric" in t.column_names else "feedback", t)
+        data = gather(store)
+    assert sorted(data["quality_by_version"]) == ["1", "2"]
+    for v in ("1", "2"):
+        assert data["quality_by_version"][v][0]["labeled"] == 500
+        assert data["quality_by_version"][v][0]["logloss_sum"] == got[(v, 0, "logloss_sum")]
+    page = render(data)
+    assert 'data-name="v1 AUC"' in page
+    assert 'data-name="v2 AUC"' in page
+    assert "model versions: 1, 2;" in page
