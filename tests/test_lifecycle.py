@@ -349,3 +349,15 @@ def test_quality_per_version_pairs_each_label_with_every_version(binaries: dict[
     assert 'data-name="v1 AUC"' in page
     assert 'data-name="v2 AUC"' in page
     assert "model versions: 1, 2;" in page
+
+
+def test_record_batches_get_a_version_column(models: Path, binaries: dict[str, Path]) -> None:
+    rows = events(10)
+    batch = pa.RecordBatch.from_pylist(rows)
+    flow = Dataflow("arrow")
+    scored = streamml.bytewax.predict("score", op.input("in", flow, TestingSource([batch])), models)
+    out: list[pa.RecordBatch] = []
+    op.output("oks", scored.oks, TestingSink(out))
+    run_main(flow)
+    assert out[0].column("model_version").to_pylist() == ["1"] * 10
+    assert out[0].column("probability").to_pylist() == expected(binaries, "1", rows)

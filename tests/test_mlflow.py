@@ -79,3 +79,10 @@ def test_a_slot_follows_the_registry_alias(registry: dict[str, Path]) -> None:
         client.set_registered_model_alias("fraud", "champion", "1")
     assert slot.refresh() is True  # rolled back by moving the alias back
     assert slot.acquire().version == "1"
+
+
+
+def test_the_trust_list_applies_to_registry_binaries(registry: dict[str, Path]) -> None:
+    with pytest.raises(ModelLoadError, match=r"its sha256 [0-9a-f]{64} is not in the trusted_sha256 list \(1 digest"):
+        ModelSlot("models:/fraud/1", trusted_sha256=[sha(registry["2"])])
+    assert ModelSlot("models:/fraud/2", trusted_sha256=[sha(registry["2"])]).acquire().version == "2"
