@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -304,8 +305,6 @@ def last_quality(tables: list[pa.Table]) -> dict[tuple[str, int, str], float]:
 
 
 def test_quality_per_version_pairs_each_label_with_every_version(binaries: dict[str, Path], tmp_path: Path) -> None:
-    from datetime import timedelta
-
     rows = events(3_000, seed=4)
     times = [1_000 * (i // 100) for i in range(len(rows))]
     shadow = []  # what predict's shadow stream gives, as Arrow: every version's prediction of every event
@@ -361,3 +360,46 @@ def test_record_batches_get_a_version_column(models: Path, binaries: dict[str, P
     run_main(flow)
     assert out[0].column("model_version").to_pylist() == ["1"] * 10
     assert out[0].column("probability").to_pylist() == expected(binaries, "1", rows)
+
+
+def test_drift_is_counted_per_version_against_its_own_reference(models: Path, binaries: dict[str, Path]) -> None:
+    from streamml.lifecycle import version_info
+
+    rows = [{**r, "event_time": 1_000 * r["id"]} for r in events(400, seed=5)]
+    flow = Dataflow("drift")
+    scored = streamml.bytewax.predict(
+        "score", op.input("in", flow, TestingSource(rows, batch_size=100)), models, challengers=[f"{models}@challenger"]
+    )
+    assert scored.shadow is not None
+    batches = op.flat_map_batch("arrow", scored.shadow, lambda items: [pa.Table.from_pylist(items)])
+    refs = {v: version_info(models, v)["drift_reference"] for v in ("1", "2")}
+    assert refs["1"] != refs["2"]  # each version froze its own training data
+    drift = streamml.bytewax.drift_counts(
+        "drift", batches, refs.__getitem__, version_field="model_version", model="fraud",
+        window=timedelta(minutes=1),
+    )
+    out: list[pa.Table] = []
+    op.output("out", drift, TestingSink(out))
+    run_main(flow)
+    last: dict[tuple[str, int, str, int], int] = {}
+    for t in out:
+        for r in t.to_pylist():
+            last[(r["model_version"], r["window_start"], r["feature"], r["bin"])] = r["count"]
+    assert {k[0] for k in last} == {"1", "2"}
+    # Each version's counts equal a monitor over the same rows with that version's reference.
+    from streamml.drift import DriftMonitor
+
+    for v in ("1", "2"):
+        table = pa.Table.from_pylist(rows).append_column("probability", pa.array(expected(binaries, v, rows)))
+        for start in range(0, 400_000, 60_000):
+            time = table["event_time"]
+            window = table.filter(
+                pa.compute.and_(pa.compute.greater_equal(time, start), pa.compute.less(time, start + 60_000))
+            )
+            monitor = DriftMonitor(refs[v])
+            monitor.observe(window, window)
+            want = {
+                (v, start, r["feature"], r["bin"]): r["count"]
+                for r in monitor.table(model="fraud", model_version=v, window_start=start, shard="0").to_pylist()
+            }
+            assert {k: n for k, n in last.items() if k[0] == v and k[1] == start} == want

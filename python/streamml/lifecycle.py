@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from streamml import _streamml
+from streamml.errors import ModelLoadError
 from streamml.model import Model, TrustedSha256
 
 log = logging.getLogger("streamml.lifecycle")
@@ -111,6 +113,42 @@ def resolve(reference: Reference, *, max_bytes: int | None = None) -> Resolved:
     ref = os.fspath(reference)
     path, sha256, version = _streamml.resolve_reference(ref, max_bytes)
     return Resolved(ref, Path(path), sha256, version)
+
+
+def version_info(reference: Reference, version: str) -> dict[str, Any]:
+    """The info document of one version of a reference, read without running the binary.
+
+    For a model directory the version's file (``<dir>/<version>.so``), for an MLflow reference
+    ``models:/NAME/<version>``, for a binary's path that binary; a compiled binary's info is read
+    from its footer. For the drift
+    reference of each version in :func:`streamml.bytewax.drift_counts`.
+
+    Raises:
+        ModelLoadError: no such version, or a binary that is not compiled (its info only its
+            own code can give: load it with :class:`streamml.Model`).
+    """
+    import json
+
+    if is_mlflow(reference):
+        from streamml.mlflow import parse_uri
+
+        name = parse_uri(str(reference))[0]
+        path = resolve(f"{MLFLOW_PREFIX}{name}/{version}").path
+    else:
+        kind, where, _ = _streamml.parse_reference(os.fspath(reference))
+        path = Path(where)
+        if kind == "directory":
+            path = Path(_streamml.resolve_reference(str(path / f"{version}{path_suffix()}"))[0])
+    found = _streamml.Model.inspect_compiled(str(path))
+    if found is None:
+        msg = f"'{path}' is not a compiled binary; its info is only known by loading it (streamml.Model.load)"
+        raise ModelLoadError(msg)
+    return json.loads(found[0])
+
+
+def path_suffix() -> str:
+    """The file suffix of a model binary on this platform (``.so``, ``.dylib``)."""
+    return ".dylib" if sys.platform == "darwin" else ".so"
 
 
 def set_alias(directory: str | os.PathLike[str], alias: str, version: str) -> None:

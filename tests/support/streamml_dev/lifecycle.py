@@ -14,6 +14,7 @@ FEATURES = ["x0", "x1", "x2", "x3"]
 def compile_versions(out: str | os.PathLike[str], versions: list[str], *, name: str = "fraud") -> dict[str, Path]:
     """Compile one logistic model per version (each trained on its own seed) into ``out/<version>.so``."""
     import numpy as np
+    import pyarrow as pa
     from sklearn.linear_model import LogisticRegression
 
     from streamml.compile import compile as streamml_compile
@@ -27,7 +28,10 @@ def compile_versions(out: str | os.PathLike[str], versions: list[str], *, name: 
         w = rng.normal(size=len(FEATURES))
         y = (x @ w + rng.normal(scale=0.3, size=500) > 0).astype(int)
         est = LogisticRegression().fit(x, y)
-        paths[version] = streamml_compile(est, out / f"{version}.so", name=name, version=version, features=FEATURES)
+        reference = pa.table({f: x[:, j] for j, f in enumerate(FEATURES)})  # drift bins of this version's data
+        paths[version] = streamml_compile(
+            est, out / f"{version}.so", name=name, version=version, features=FEATURES, reference=reference
+        )
     return paths
 
 
