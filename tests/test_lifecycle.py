@@ -403,3 +403,36 @@ def test_drift_is_counted_per_version_against_its_own_reference(models: Path, bi
                 for r in monitor.table(model="fraud", model_version=v, window_start=start, shard="0").to_pylist()
             }
             assert {k: n for k, n in last.items() if k[0] == v and k[1] == start} == want
+
+
+def test_the_reload_thread_swaps_between_bytewax_batches(models: Path, binaries: dict[str, Path]) -> None:
+    slot = ModelSlot(models, reload_interval=0.01)
+    rows = events(2_000, seed=6)
+
+    def source() -> Any:
+        for i, row in enumerate(rows):
+            if i and i % 500 == 0:
+                target = str(i // 500 + 1)
+                set_alias(models, "champion", target)
+                deadline = time.monotonic() + 20  # the thread stages it; the next batch takes it over
+                while (slot._staged or slot.current).version != target and time.monotonic() < deadline:
+                    time.sleep(0.005)
+            yield row
+
+    try:
+        flow = Dataflow("thread")
+        scored = streamml.bytewax.predict("score", op.input("in", flow, TestingSource(source(), batch_size=100)), slot)
+        oks: list[dict[str, Any]] = []
+        op.output("oks", scored.oks, TestingSink(oks))
+        run_main(flow)
+    finally:
+        slot.close()
+    assert [o["id"] for o in oks] == list(range(2_000))
+    for block in range(0, 2_000, 100):  # one Bytewax batch: one version
+        assert len({o["model_version"] for o in oks[block : block + 100]}) == 1
+    versions = [int(o["model_version"]) for o in oks]
+    assert versions == sorted(versions)
+    assert set(versions) == {1, 2, 3, 4}
+    for v in VERSIONS:
+        mine = [o for o in oks if o["model_version"] == v]
+        assert [o["probability"] for o in mine] == expected(binaries, v, mine)
