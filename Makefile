@@ -16,6 +16,8 @@ DEPS += onnx onnxruntime skl2onnx onnxmltools
 DEPS += bytewax confluent-kafka prometheus-client
 # Monitoring: the ADBC store drivers (SQLite, PostgreSQL) and DuckDB (ships its own ADBC driver).
 DEPS += adbc-driver-manager adbc-driver-sqlite adbc-driver-postgresql duckdb
+# Model lifecycle: models:/ references and log_model (streamml[mlflow]), a registry on SQLite in the tests.
+DEPS += mlflow-skinny sqlalchemy alembic
 BENCH_DEPS := lleaves llvmlite onnxruntime onnxmltools onnx skl2onnx tl2cgen treelite
 # The cargo target dir lives outside the checkout so fresh clones reuse the
 # compiled dependencies; override to build elsewhere.

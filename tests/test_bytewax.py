@@ -257,7 +257,11 @@ def test_bad_options_are_refused(lgbm: Model) -> None:
         predict("a", up, lgbm, max_batch_rows=0)
     with pytest.raises(TypeError, match=r"^max_wait must be a datetime\.timedelta, got a float$"):
         predict("b", up, lgbm, max_wait=0.5)
-    with pytest.raises(TypeError, match=r"^model must be a streamml\.Model or the path of a model binary, got a int$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^model must be a streamml\.Model, a model reference \(a binary's path, a model directory, "
+        r"DIR@ALIAS, models:/NAME@ALIAS\) or a ModelSlot, got a int$",
+    ):
         predict("c", up, 3)
 
 

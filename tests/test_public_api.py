@@ -29,6 +29,8 @@ def test_every_public_name_imports() -> None:
         "streamml.bytewax.feedback",
         "streamml.bytewax.store_sink",
         "streamml.feedback_service",
+        "streamml.lifecycle",
+        "streamml.mlflow",
     ):
         importlib.import_module(module)
 

@@ -29,6 +29,8 @@ EXTRAS: dict[str, tuple[str, str | None]] = {
     "duckdb": ("duckdb", "duckdb"),
     # `streamml compile model.onnx` reads the graph with it.
     "onnx": ("onnx", "onnx"),
+    # models:/ references and streamml.mlflow.log_model.
+    "mlflow": ("mlflow-skinny", "mlflow"),
     # What the models being compiled (or the demo's) need, not streamml: no extra.
     "joblib": ("joblib", None),
     "sklearn": ("scikit-learn", None),

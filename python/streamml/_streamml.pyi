@@ -67,8 +67,9 @@ class DriftCounters:
     def stats(self) -> list[tuple[int, float, float, float, float, float, float, float]]: ...
 
 class ItemScorer:
-    # ItemScorer(model, nest=None, failure=None, missing_fields="error"); scorer(item) scores one item.
-    __init__: Callable[[ItemScorer, Model, str | None, Any, str], None]
+    # ItemScorer(model, nest=None, failure=None, missing_fields="error", tag=None); scorer(item) scores
+    # one item; tag=(field, value) is set beside the outputs of every scored item.
+    __init__: Callable[..., None]
     __call__: Callable[[Any], Any]
     def score_split(self, items: Any) -> tuple[list[Any], list[Any]]: ...
 
@@ -111,3 +112,11 @@ fft_fit: Callable[
 ]
 # fft_predict(tree_json, batch) -> (decisions as uint8, probabilities of signal as float64), numpy.
 fft_predict: Callable[[str, Any], tuple[Any, Any]]
+
+# Model references (operators/python/src/reference.rs; streamml.lifecycle).
+# resolve_reference(reference, max_bytes=None) -> (binary path, sha256, version or None).
+resolve_reference: Callable[..., tuple[str, str, str | None]]
+# parse_reference(reference) -> ("file", path, None) or ("directory", dir, alias).
+parse_reference: Callable[[str], tuple[str, str, str | None]]
+# set_alias(dir, alias, version): points the alias at the version, atomically.
+set_alias: Callable[[str, str, str], None]

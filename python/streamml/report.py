@@ -84,12 +84,23 @@ def gather(store: Store, *, model: str | None = None, since: int | None = None) 
             now = sum((vec(observed.get((w, feature), {}), size) for w in recent), np.zeros(size))
             score_dist[feature] = (vec(reference[feature], size), now)
     q_rows = store.query(
-        f"SELECT window_start, metric, SUM(value) AS v FROM quality{_where(model, since)} GROUP BY window_start, metric"
+        "SELECT model_version, window_start, metric, SUM(value) AS v "
+        f"FROM quality{_where(model, since)} GROUP BY model_version, window_start, metric"
     ).to_pylist()
-    quality: dict[int, dict[str, float]] = defaultdict(dict)
+    # Per version: shadow scoring gives every version a quality row for the same window, which
+    # must be compared side by side, never summed.
+    by_version: dict[str, dict[int, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     for r in q_rows:
-        quality[r["window_start"]][r["metric"]] = r["v"]
-    return {"psi": dict(psi_series), "scores": score_dist, "quality": dict(sorted(quality.items())), "recent": recent}
+        by_version[str(r["model_version"])][r["window_start"]][r["metric"]] = r["v"]
+    versions = {v: dict(sorted(q.items())) for v, q in sorted(by_version.items())}
+    quality = next(iter(versions.values())) if len(versions) == 1 else {}
+    return {
+        "psi": dict(psi_series),
+        "scores": score_dist,
+        "quality": quality,
+        "quality_by_version": versions,
+        "recent": recent,
+    }
 
 
 def quality_series(quality: dict[int, dict[str, float]]) -> dict[str, list[tuple[int, float]]]:
@@ -215,14 +226,20 @@ def render(
     ]
     for name, (ref, now) in data["scores"].items():
         plots.append(_bar_chart(f"score distribution: {name}, reference vs recent", ref, now))
-    qs = quality_series(data["quality"])
-    plots.append(_line_chart("quality over time with label coverage", qs, y_max=1.0 if "MAE" not in qs else None))
+    by_version = data.get("quality_by_version", {})
+    if len(by_version) > 1:
+        qs = {f"v{v} {name}": s for v, q in by_version.items() for name, s in quality_series(q).items()}
+        title = "quality per model version, side by side, with label coverage"
+    else:
+        qs, title = quality_series(data["quality"]), "quality over time with label coverage"
+    plots.append(_line_chart(title, qs, y_max=None if any("MAE" in k for k in qs) else 1.0))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em;}} svg{{display:block;margin:1em 0;border:1px solid #ddd;}}
 table{{border-collapse:collapse;}} td,th{{border:1px solid #ccc;padding:2px 8px;}}</style></head>
 <body><h1>{html.escape(title)}</h1>
 <p>windows: {len(data["quality"]) or len({w for s in psi_series.values() for w, _ in s})};
+model versions: {", ".join(html.escape(v) for v in by_version) or "&ndash;"};
 PSI status: &lt; {t.moderate} stable, {t.moderate}&ndash;{t.significant} moderate, &gt; {t.significant} significant.</p>
 {"".join(plots)}
 <h2>latest PSI per feature</h2><table><tr><th>feature</th><th>PSI</th><th>status</th></tr>{"".join(rows)}</table>

@@ -42,6 +42,9 @@ pub struct ItemScorer {
     one_row: Option<Mutex<OneRow>>,
     /// What an input field absent from a dict is.
     missing: MissingFields,
+    /// A field set beside the outputs of every scored item (the version
+    /// that scored it, for hosts that swap models).
+    tag: Option<(Py<PyString>, Py<PyString>)>,
 }
 
 /// One dict of a batch: where it was, its key (if it came as a pair).
@@ -216,16 +219,21 @@ impl ItemScorer {
         Ok(Some(self.with_key(py, row, merged)?))
     }
 
-    /// Where outputs go in `merged`: itself, or a new dict under `nest`.
+    /// Where outputs go in `merged`: itself, or a new dict under `nest`;
+    /// the tag, if any, is set there first.
     fn target<'py>(&self, py: Python<'py>, merged: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
-        Ok(match &self.nest {
+        let target = match &self.nest {
             Some(nest) => {
                 let inner = PyDict::new(py);
                 merged.set_item(nest.bind(py), &inner)?;
                 inner
             }
             None => merged.clone(),
-        })
+        };
+        if let Some((k, v)) = &self.tag {
+            target.set_item(k.bind(py), v.bind(py))?;
+        }
+        Ok(target)
     }
 
     fn with_key<'py>(&self, py: Python<'py>, row: &Row<'py>, merged: Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
@@ -262,7 +270,7 @@ impl ItemScorer {
         let batch = crate::arrow_io::Capsules::export(data)?.into_batch()?;
         let model = &self.model.get().model;
         let out = py.detach(|| model.predict(&batch)).map_err(core_err)?;
-        let added: Vec<(Arc<Field>, ArrayRef)> = match &self.nest {
+        let mut added: Vec<(Arc<Field>, ArrayRef)> = match &self.nest {
             Some(nest) => {
                 let name = nest.bind(py).to_str()?.to_string();
                 let array = StructArray::from(out);
@@ -277,6 +285,12 @@ impl ItemScorer {
                 .zip(out.columns().iter().cloned())
                 .collect(),
         };
+        if let Some((k, v)) = &self.tag {
+            let value = v.bind(py).to_str()?;
+            let column = arrow_array::StringArray::from(vec![value; batch.num_rows()]);
+            let field = Field::new(k.bind(py).to_str()?, arrow_schema::DataType::Utf8, false);
+            added.push((Arc::new(field), Arc::new(column) as ArrayRef));
+        }
         let mut fields = Vec::new();
         let mut columns = Vec::new();
         for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
@@ -305,14 +319,16 @@ impl ItemScorer {
     /// dict under `nest`. `failure(item, reason)` makes `score_split`'s
     /// refusals (default: `(item, reason)` tuples). `missing_fields`:
     /// `"error"` (an absent input field refuses the item) or `"null"`.
+    /// `tag`: a `(field, value)` set beside the outputs of every scored item.
     #[new]
-    #[pyo3(signature = (model, nest=None, failure=None, missing_fields="error"))]
+    #[pyo3(signature = (model, nest=None, failure=None, missing_fields="error", tag=None))]
     fn new(
         py: Python<'_>,
         model: Py<PyModel>,
         nest: Option<String>,
         failure: Option<Py<PyAny>>,
         missing_fields: &str,
+        tag: Option<(String, String)>,
     ) -> PyResult<Self> {
         let missing: MissingFields = missing_fields.parse().map_err(|m: String| new_err(Kind::Input, m))?;
         let inner = model.get();
@@ -331,6 +347,7 @@ impl ItemScorer {
             builders: Mutex::new(vec![builder]),
             one_row,
             missing,
+            tag: tag.map(|(k, v)| (PyString::intern(py, &k).unbind(), PyString::new(py, &v).unbind())),
         })
     }
 

@@ -20,6 +20,7 @@ mod numpy_io;
 mod numpy_out;
 mod one_row;
 mod py_values;
+mod reference;
 mod rows;
 
 #[pymodule]
@@ -33,5 +34,6 @@ fn _streamml(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<item_scorer::ItemScorer>()?;
     m.add_class::<feedback::PyFeedbackJoinState>()?;
     fft::register(m)?;
+    reference::register(m)?;
     Ok(())
 }

@@ -71,6 +71,7 @@ def drift_counts(
     model_version: str | None = None,
     shard_key: Callable[[Any], str] = lambda _: "0",
     keep_windows: int = 2,
+    version_field: str | None = None,
 ) -> Stream[Any]:
     """Count scored batches into per-window drift counters; emit each touched window's ``drift`` rows.
 
@@ -87,6 +88,11 @@ def drift_counts(
         model_version: the model version written in the rows.
         shard_key: a batch's counter key, written as ``shard`` (e.g. the partition).
         keep_windows: windows kept behind the newest one per key.
+        version_field: drift per model version (the ``shadow`` stream of :func:`predict` with
+            challengers): the column naming each row's version. Each version is counted against
+            its own frozen reference, so ``reference`` is then a callable ``version -> reference``
+            (e.g. ``lambda v: streamml.lifecycle.version_info(ref, v)["drift_reference"]``), and
+            the rows carry the version.
 
     Returns:
         A stream of Arrow tables of ``drift`` rows (one table per window a batch touched).
@@ -94,6 +100,10 @@ def drift_counts(
     Raises:
         ValueError: the model has no drift reference, or ``window`` is not positive.
     """
+    if version_field is not None:
+        return _drift_per_version(
+            up, reference, version_field, time_field, window, model or "", shard_key, keep_windows
+        )
     info = getattr(reference, "info", None)
     if info is not None:
         ref = info.get("drift_reference")
@@ -135,4 +145,60 @@ def drift_counts(
 
     keyed = op.map("key", up, keyed_by_shard)
     counted = op.stateful_map("count", keyed, count)
+    return op.flat_map("tables", counted, lambda key_tables: key_tables[1])
+
+
+def _drift_per_version(
+    up: Stream[Any],
+    references: Callable[[str], dict[str, Any]],
+    version_field: str,
+    time_field: str,
+    window: timedelta,
+    model: str,
+    shard_key: Callable[[Any], str],
+    keep_windows: int,
+) -> Stream[Any]:
+    """``drift_counts`` with one counter set per (shard, version), each on its version's reference."""
+    if not callable(references):
+        msg = "with version_field, reference must be a callable: version -> that version's drift reference"
+        raise TypeError(msg)
+    if window <= timedelta(0):
+        msg = f"window must be positive, got {window}"
+        raise ValueError(msg)
+    window_ms = int(window.total_seconds() * 1000)
+
+    def split(batch: Any) -> list[tuple[str, tuple[str, str, Any]]]:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        table = pa.table(batch)
+        if version_field not in table.column_names:
+            msg = f"drift_counts: the batch lacks the version field '{version_field}'; it has {table.column_names}"
+            raise InputError(msg)
+        shard, column = shard_key(batch), table.column(version_field)
+        return [
+            (f"{shard}\x00{v}", (shard, str(v), table.filter(pc.equal(column, v))))
+            for v in pc.unique(column).to_pylist()
+        ]
+
+    def count(state: dict[int, DriftMonitor] | None, item: Any) -> tuple[dict[int, DriftMonitor], list[Any]]:
+        import numpy as np
+
+        state = state if state is not None else {}
+        shard, version, batch = item
+        starts = _window_starts(batch, time_field, window_ms)
+        tables = []
+        for start in np.unique(starts).tolist():
+            rows = batch.filter(starts == start)
+            monitor = state.get(start)
+            if monitor is None:
+                monitor = state[start] = DriftMonitor(references(version))
+            monitor.observe(rows, rows)
+            tables.append(monitor.table(model=model, model_version=version, window_start=start, shard=shard))
+        newest = max(state)
+        for old in [w for w in state if w < newest - keep_windows * window_ms]:
+            del state[old]
+        return state, tables
+
+    counted = op.stateful_map("count", op.flat_map("split_versions", up, split), count)
     return op.flat_map("tables", counted, lambda key_tables: key_tables[1])

@@ -72,6 +72,28 @@ def _repeat(value: str | None, n: int) -> Any:
     return pa.repeat(pa.scalar(value, pa.string()), n)
 
 
+def _labelled(join: FeedbackJoin, table: Any, model: str, version: str, out: list[tuple[str, Any]]) -> None:
+    """Join a label table; the feedback rows it gives, named by model and version, go to ``out``."""
+    fb = join.add_labels(table)
+    if fb.num_rows:
+        n = fb.num_rows
+        fb = fb.add_column(1, "model", _repeat(model, n))
+        fb = fb.add_column(2, "model_version", _repeat(version, n))
+        out.append(("feedback", fb))
+
+
+def _revised(join: FeedbackJoin, shard: str | None, model: str, version: str, out: list[tuple[str, Any]]) -> None:
+    """The refused rows and the quality of the windows the last batch touched go to ``out``."""
+    out.extend(("errs", r) for r in join.take_refused())
+    touched = join.take_touched()
+    if touched:
+        q = join.quality_table(touched)  # window_start, metric, value
+        n = q.num_rows
+        q = q.add_column(0, "model", _repeat(model, n))
+        q = q.add_column(1, "model_version", _repeat(version, n))
+        out.append(("quality", q.add_column(3, "shard", _repeat(shard, n))))
+
+
 class _JoinLogic(op.StatefulBatchLogic):
     def __init__(self, shard: str | None, join: FeedbackJoin, model: str, version: str) -> None:
         self.shard, self.join, self.model, self.version = shard, join, model, version
@@ -82,25 +104,53 @@ class _JoinLogic(op.StatefulBatchLogic):
             self.shard = shard
             if tag == "p":
                 self.join.add_predictions(table)
-                continue
-            fb = self.join.add_labels(table)
-            if fb.num_rows:
-                n = fb.num_rows
-                fb = fb.add_column(1, "model", _repeat(self.model, n))
-                fb = fb.add_column(2, "model_version", _repeat(self.version, n))
-                out.append(("feedback", fb))
-        out.extend(("errs", r) for r in self.join.take_refused())
-        touched = self.join.take_touched()
-        if touched:
-            q = self.join.quality_table(touched)  # window_start, metric, value
-            n = q.num_rows
-            q = q.add_column(0, "model", _repeat(self.model, n))
-            q = q.add_column(1, "model_version", _repeat(self.version, n))
-            out.append(("quality", q.add_column(3, "shard", _repeat(self.shard, n))))
+            else:
+                _labelled(self.join, table, self.model, self.version, out)
+        _revised(self.join, self.shard, self.model, self.version, out)
         return out, op.StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> tuple[str | None, dict[str, Any]]:
         return self.shard, self.join.snapshot()
+
+
+class _VersionsJoinLogic(op.StatefulBatchLogic):
+    """One join per model version of a shard: predictions go to their version's, labels to every one."""
+
+    def __init__(
+        self, shard: str | None, joins: dict[str, FeedbackJoin], new_join: Any, model: str, version_field: str
+    ) -> None:
+        self.shard, self.joins, self.new_join = shard, joins, new_join
+        self.model, self.version_field = model, version_field
+
+    def on_batch(self, values: list[tuple[str, str, Any]]) -> tuple[list[tuple[str, Any]], bool]:
+        import pyarrow.compute as pc
+
+        out: list[tuple[str, Any]] = []
+        for shard, tag, table in values:
+            self.shard = shard
+            if tag == "l":
+                for version, join in self.joins.items():
+                    _labelled(join, table, self.model, version, out)
+                continue
+            if self.version_field not in table.column_names:
+                msg = (
+                    f"feedback_join: a prediction batch lacks the version field '{self.version_field}'; it has "
+                    f"{table.column_names}; score with a model reference (outputs name their version) or set "
+                    "version_field=None"
+                )
+                raise ValueError(msg)
+            column = table.column(self.version_field)
+            for version in pc.unique(column).to_pylist():
+                join = self.joins.get(str(version))
+                if join is None:
+                    join = self.joins[str(version)] = self.new_join()
+                join.add_predictions(table.filter(pc.equal(column, version)))
+        for version, join in self.joins.items():
+            _revised(join, self.shard, self.model, version, out)
+        return out, op.StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> tuple[str | None, dict[str, Any]]:
+        return self.shard, {"versions": {v: j.snapshot() for v, j in self.joins.items()}}
 
 
 @operator
@@ -123,6 +173,7 @@ def feedback_join(
     hist_bins: int = 200,
     max_future_skew: timedelta | int | None = MAX_FUTURE_SKEW_MS,
     max_watermark_jump: timedelta | int | None = None,
+    version_field: str | None = None,
 ) -> FeedbackStreams:
     """Join a stream of label batches onto a stream of prediction batches by event id.
 
@@ -146,6 +197,13 @@ def feedback_join(
         max_future_skew: how far ahead of the wall clock an event time may be (a timedelta, or
             ms; default 1 h; ``None``: no cap, for times that are not ms since the epoch).
         max_watermark_jump: how far ahead of the join's watermark one label may be (default: no cap).
+        version_field: quality per model version: the field of the predictions naming the version
+            that made each (``model_version`` in the outputs of :func:`predict` with a reference;
+            feed it the ``shadow`` stream to compare a champion and its challengers). Each version
+            has its own join; every label is joined with every version's prediction of its event,
+            so the versions are compared on the same events and labels, and rows carry their
+            version (``model_version`` is then ignored). A label no version predicted is an orphan
+            of each version.
 
     Returns:
         The ``feedback``, ``quality`` and ``errs`` streams (:class:`FeedbackStreams`).
@@ -160,10 +218,8 @@ def feedback_join(
         op.flat_map("shard_labels", labels, lambda b: _split("l", b, id_field, shards)),
     )
 
-    def build(resume: tuple[str | None, dict[str, Any]] | None) -> _JoinLogic:
-        if resume is not None:
-            return _JoinLogic(resume[0], FeedbackJoin.restore(resume[1]), model, model_version)
-        join = FeedbackJoin(
+    def new_join() -> FeedbackJoin:
+        return FeedbackJoin(
             ttl=ttl_ms,
             window=window_ms,
             task=task,
@@ -172,7 +228,14 @@ def feedback_join(
             max_future_skew=_ms_or_none(max_future_skew),
             max_watermark_jump=_ms_or_none(max_watermark_jump),
         )
-        return _JoinLogic(None, join, model, model_version)
+
+    def build(resume: tuple[str | None, dict[str, Any]] | None) -> op.StatefulBatchLogic:
+        if version_field is not None:
+            joins = {} if resume is None else {v: FeedbackJoin.restore(j) for v, j in resume[1]["versions"].items()}
+            return _VersionsJoinLogic(None if resume is None else resume[0], joins, new_join, model, version_field)
+        if resume is not None:
+            return _JoinLogic(resume[0], FeedbackJoin.restore(resume[1]), model, model_version)
+        return _JoinLogic(None, new_join(), model, model_version)
 
     out = op.key_rm("unkey", op.stateful_batch("join", tagged, build))
     branch = op.branch("split", out, lambda kv: kv[0] == "feedback")
