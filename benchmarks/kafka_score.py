@@ -232,15 +232,16 @@ def consumer_for(bootstrap: str, topic: str) -> Consumer:
     return c
 
 
-def run_raw_pipe(bootstrap: str, inp: str, out: str, n: int) -> None:
-    """The ceiling: consume, produce the same bytes, ``poll(0)``, no flush per batch; until all are acknowledged.
+def run_pipe(bootstrap: str, inp: str, out: str, n: int, *, flush_each_batch: bool) -> None:
+    """Consume, produce the same bytes, ``poll(0)``; the run ends once every output is acknowledged.
 
-    Delivery reports only for failures (a report per message costs this loop about a third more
-    CPU): the run ends with ``flush``, once every output is acknowledged.
+    Without ``flush_each_batch``, the raw pipe (the ceiling): no flush per batch. With it, the
+    flush-and-commit pipe (``streamml score``'s loop before issue 29, no model): ``flush`` and a
+    synchronous commit after each batch. Delivery reports only for failures (a report per message
+    costs this loop about a third more CPU).
     """
     c = consumer_for(bootstrap, inp)
     failed = []
-
     p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5,
                   "delivery.report.only.error": True, "on_delivery": lambda err, _: failed.append(err)})  # fmt: skip
     done = 0
@@ -254,34 +255,14 @@ def run_raw_pipe(bootstrap: str, inp: str, out: str, n: int) -> None:
                 except BufferError:
                     p.poll(0.05)
         p.poll(0)
+        if batch and flush_each_batch:
+            p.flush()
+            c.commit(asynchronous=False, offsets=_next(batch))
         done += len(batch)
     while p.flush(1.0) > 0:
         pass
     if failed:
-        raise SystemExit(f"the raw pipe could not deliver {len(failed)} message(s) (first: {failed[0]})")
-    c.close()
-
-
-def run_pipe(bootstrap: str, inp: str, out: str, n: int) -> None:
-    """Consume a batch, produce the same bytes, flush, commit (the scorer's loop before issue 29, no model)."""
-    c = consumer_for(bootstrap, inp)
-    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5,
-                  "delivery.report.only.error": True})  # fmt: skip
-    done = 0
-    while done < n:
-        batch = c.consume(num_messages=MAX_BATCH_ROWS, timeout=MAX_WAIT_MS / 1000)
-        batch = [m for m in batch if m.error() is None]
-        for m in batch:
-            while True:
-                try:
-                    p.produce(out, m.value(), m.key())
-                    break
-                except BufferError:
-                    p.poll(0.05)
-        if batch:
-            p.flush()
-            c.commit(asynchronous=False, offsets=_next(batch))
-            done += len(batch)
+        raise SystemExit(f"the pipe could not deliver {len(failed)} message(s) (first: {failed[0]})")
     c.close()
 
 
@@ -698,7 +679,7 @@ if __name__ == "__main__":
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if sys.argv[1:2] == ["pipe"]:  # a pipe case in its own process: pipe raw|flush BOOTSTRAP IN OUT N
         kind, bootstrap, inp, out, n = sys.argv[2:]
-        (run_raw_pipe if kind == "raw" else run_pipe)(bootstrap, inp, out, int(n))
+        run_pipe(bootstrap, inp, out, int(n), flush_each_batch=kind == "flush")
         sys.stdin.read()  # stay until the benchmark has read the CPU time
         sys.exit(0)
     sys.exit(main())

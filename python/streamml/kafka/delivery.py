@@ -303,6 +303,7 @@ class AtLeastOnce:
             KafkaScorerError: a flight's output or dead letter was refused.
         """
         flights = self._flights
+        moved = False
         while flights and flights[0].acknowledged:
             flight = flights[0]
             if flight.errors:
@@ -311,6 +312,9 @@ class AtLeastOnce:
             self._acked.update(flight.next)
             self._unconfirmed.append((flight.next, flight.rows))
             self._done(flight.work)
+            moved = True
+        if moved:  # a flight of lost partitions only has nothing left to confirm
+            self._release_confirmed()
         for flight in flights:
             if flight.errors:
                 errors = flight.errors
