@@ -229,10 +229,10 @@ def render(
     by_version = data.get("quality_by_version", {})
     if len(by_version) > 1:
         qs = {f"v{v} {name}": s for v, q in by_version.items() for name, s in quality_series(q).items()}
-        title = "quality per model version, side by side, with label coverage"
+        q_title = "quality per model version, side by side, with label coverage"
     else:
-        qs, title = quality_series(data["quality"]), "quality over time with label coverage"
-    plots.append(_line_chart(title, qs, y_max=None if any("MAE" in k for k in qs) else 1.0))
+        qs, q_title = quality_series(data["quality"]), "quality over time with label coverage"
+    plots.append(_line_chart(q_title, qs, y_max=None if any("MAE" in k for k in qs) else 1.0))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em;}} svg{{display:block;margin:1em 0;border:1px solid #ddd;}}
