@@ -124,6 +124,19 @@ def test_the_challenger_trained_after_the_drift_beats_the_champion_after_it(demo
     for v in ("1", "2"):
         assert after[v]["auc"] == pytest.approx(offline[v][0], abs=0.01)
         assert after[v]["logloss"] == pytest.approx(offline[v][1], abs=0.02)
+    # The report's table of windows per version shows the same: one row per window, v1 and v2 side by side.
+    page = (out / "report.html").read_text()
+    assert "<th>window</th><th>v1 AUC</th><th>v2 AUC</th><th>v1 log-loss</th><th>v2 log-loss</th>" in page
+    table = page[page.index('<table class="versions">') :]
+    cells = dict(re.findall(r"<tr><td>([^<]+)</td>((?:<td>[^<]+</td>){4})</tr>", table[: table.index("</table>")]))
+    assert len(cells) == 3
+    last = [float(x) for x in re.findall(r"<td>([^<]+)</td>", cells[max(cells)])]
+    figures = [after["1"]["auc"], after["2"]["auc"], after["1"]["logloss"], after["2"]["logloss"]]
+    assert last == [round(x, 4) for x in figures]
+    first = [float(x) for x in re.findall(r"<td>([^<]+)</td>", cells[min(cells)])]
+    assert first == [round(x, 4) for x in (before["1"]["auc"], before["2"]["auc"])] + [
+        round(x, 4) for x in (before["1"]["logloss"], before["2"]["logloss"])
+    ]
     # What the demo printed last says so, with these figures.
     assert printed.splitlines()[-1] == (
         f"summary  after the drift the challenger (v2) beats the champion (v1): AUC {after['2']['auc']:.4f} vs "
