@@ -123,7 +123,7 @@ def check_demo_writes_under_cwd() -> None:
     here.mkdir()
     run("streamml", "demo", "--events", "3000", cwd=here)
     out = here / "streamml-demo"
-    for name in ("fraud.so", "monitoring.db", "report.html"):
+    for name in ("fraud/1.so", "fraud/2.so", "fraud/champion", "fraud/challenger", "monitoring.db", "report.html"):
         assert (out / name).is_file(), f"streamml demo did not write {out / name}"
     print(f"ok  streamml demo wrote {sorted(p.name for p in out.iterdir())} under {out}")
 

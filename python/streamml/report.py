@@ -4,8 +4,10 @@ The page has no external resources (no CDN, no script from elsewhere): every plo
 inline SVG built here. Plots: PSI per feature over time (from the ``drift`` and
 ``drift_reference`` tables), the score distribution of the reference against the recent
 windows, and quality over time (AUC for binary models, else MAE; accuracy) with label
-coverage (from ``quality``). PSI is computed exactly as :mod:`streamml.drift` does (floor
-:data:`streamml.drift.EPSILON` for empty bins).
+coverage (from ``quality``); with several model versions (shadow scoring), their quality
+side by side and a table of each window's AUC (or MAE) and log-loss per version. PSI is
+computed exactly as :mod:`streamml.drift` does (floor :data:`streamml.drift.EPSILON` for empty
+bins).
 """
 
 from __future__ import annotations
@@ -129,6 +131,30 @@ def quality_series(quality: dict[int, dict[str, float]]) -> dict[str, list[tuple
     return dict(out)
 
 
+def version_table(by_version: dict[str, dict[int, dict[str, float]]]) -> str:
+    """A table of each window's AUC (or MAE) and log-loss per model version, to compare them row by row."""
+    series = {v: quality_series(q) for v, q in by_version.items()}
+    main = "MAE" if any("MAE" in s for s in series.values()) else "AUC"
+    columns = [(v, main, dict(s.get(main, []))) for v, s in series.items()]
+    if main == "AUC":
+        for v, q in by_version.items():
+            finite = {
+                w: m.get("labeled", 0.0) - m.get("non_finite_scores", 0.0) - m.get("non_finite_labels", 0.0)
+                for w, m in q.items()
+            }
+            losses = {w: m["logloss_sum"] / finite[w] for w, m in q.items() if finite[w] and "logloss_sum" in m}
+            columns.append((v, "log-loss", losses))
+    head = "".join(f"<th>v{html.escape(v)} {name}</th>" for v, name, _ in columns)
+    rows = []
+    for w in sorted({w for _, _, c in columns for w in c}):  # windows with a figure (not those of late labels only)
+        cells = "".join(f"<td>{c[w]:.4f}</td>" if w in c else "<td>&ndash;</td>" for _, _, c in columns)
+        rows.append(f"<tr><td>{_fmt_time(w)}</td>{cells}</tr>")
+    return (
+        f'<h2>quality per model version and window</h2><table class="versions"><tr><th>window</th>{head}</tr>'
+        f"{''.join(rows)}</table>"
+    )
+
+
 def _line_chart(
     title: str, series: dict[str, list[tuple[int, float]]], *, y_max: float | None = None, bands: list[float] = ()
 ) -> str:
@@ -229,10 +255,10 @@ def render(
     by_version = data.get("quality_by_version", {})
     if len(by_version) > 1:
         qs = {f"v{v} {name}": s for v, q in by_version.items() for name, s in quality_series(q).items()}
-        title = "quality per model version, side by side, with label coverage"
+        q_title = "quality per model version, side by side, with label coverage"
     else:
-        qs, title = quality_series(data["quality"]), "quality over time with label coverage"
-    plots.append(_line_chart(title, qs, y_max=None if any("MAE" in k for k in qs) else 1.0))
+        qs, q_title = quality_series(data["quality"]), "quality over time with label coverage"
+    plots.append(_line_chart(q_title, qs, y_max=None if any("MAE" in k for k in qs) else 1.0))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em;}} svg{{display:block;margin:1em 0;border:1px solid #ddd;}}
@@ -242,6 +268,7 @@ table{{border-collapse:collapse;}} td,th{{border:1px solid #ccc;padding:2px 8px;
 model versions: {", ".join(html.escape(v) for v in by_version) or "&ndash;"};
 PSI status: &lt; {t.moderate} stable, {t.moderate}&ndash;{t.significant} moderate, &gt; {t.significant} significant.</p>
 {"".join(plots)}
+{version_table(by_version) if len(by_version) > 1 else ""}
 <h2>latest PSI per feature</h2><table><tr><th>feature</th><th>PSI</th><th>status</th></tr>{"".join(rows)}</table>
 <script>document.body.dataset.plots = String(document.querySelectorAll("svg.plot").length);</script>
 </body></html>
