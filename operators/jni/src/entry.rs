@@ -5,7 +5,7 @@
 //! (`rowOpen`, [`row`]) is the same for a `Box<RowHandle>`; it holds its own
 //! reference to the model.
 
-use jni::objects::{JByteBuffer, JClass, JString};
+use jni::objects::{JByteBuffer, JClass, JDoubleArray, JString};
 use jni::sys::{jboolean, jbyteArray, jint, jlong, jstring};
 use jni::JNIEnv;
 use streamml_core::{LoadOptions, Model, TrustList};
@@ -197,6 +197,18 @@ pub extern "system" fn Java_dev_streamml_flink_NativeBridge_rowScore<'l>(
     output: JByteBuffer<'l>,
 ) -> jint {
     run(&mut env, |env| row::score(env, row::handle(handle)?, &input, length, &output))
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_streamml_flink_NativeBridge_rowScoreDoubles<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    values: JDoubleArray<'l>,
+    length: jint,
+    output: JByteBuffer<'l>,
+) -> jint {
+    run(&mut env, |env| row::score_doubles(env, row::handle(handle)?, &values, length, &output))
 }
 
 #[no_mangle]

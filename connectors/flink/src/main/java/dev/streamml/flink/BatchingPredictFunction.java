@@ -34,7 +34,7 @@ public class BatchingPredictFunction extends AsyncScalarFunction {
 
   private final BatchPolicy configured;
   private transient BatchPolicy policy;
-  private transient ScorerCache scorers;
+  private transient RowScorerCache scorers;
   private transient Map<String, FutureBatcher<Double>> batchers;
   /** The last path looked up and its batcher: every call of a query names the same model. */
   private transient String lastPath;
@@ -56,7 +56,7 @@ public class BatchingPredictFunction extends AsyncScalarFunction {
     String wait = context.getJobParameter(MAX_WAIT, null);
     Duration maxWait = wait == null ? base.maxWait() : TimeUtils.parseDuration(wait);
     policy = configured != null ? configured : new BatchPolicy(rows, maxWait);
-    scorers = new ScorerCache();
+    scorers = new RowScorerCache();
     batchers = new HashMap<>();
   }
 

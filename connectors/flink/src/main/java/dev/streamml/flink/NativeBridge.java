@@ -50,6 +50,12 @@ final class NativeBridge {
    */
   static native int rowScore(long row, java.nio.ByteBuffer in, int length, java.nio.ByteBuffer out);
 
+  /**
+   * {@link #rowScore} for a row of {@code length} doubles, none null, at the start of {@code values}
+   * (the core checks and scores it as the same values encoded).
+   */
+  static native int rowScoreDoubles(long row, double[] values, int length, java.nio.ByteBuffer out);
+
   /** Why the last refused row of this row scorer was refused. */
   static native String rowError(long row);
 

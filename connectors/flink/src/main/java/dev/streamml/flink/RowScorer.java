@@ -144,6 +144,11 @@ public final class RowScorer implements AutoCloseable {
     return new Result(new Object[][] {outputs}, new String[] {outputs == null ? r.error() : null}, outputIndex);
   }
 
+  /** Rows {@link #scoreOne} passed as a {@code double[]} (for tests). */
+  synchronized long rowsPassedAsDoubles() {
+    return row == null ? 0 : row.doubleRows();
+  }
+
   private NativeRow row() {
     if (row == null) {
       row = new NativeRow(model, missing);
