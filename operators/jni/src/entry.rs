@@ -253,3 +253,18 @@ pub extern "system" fn Java_dev_streamml_flink_NativeBridge_scoreRows<'l>(
         Ok(env.byte_array_from_slice(&out)?.into_raw())
     })
 }
+
+#[no_mangle]
+pub extern "system" fn Java_dev_streamml_flink_NativeBridge_scoreRowsDoubles<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    values: JDoubleArray<'l>,
+    rows: jint,
+    width: jint,
+) -> jbyteArray {
+    run(&mut env, |env| {
+        let out = row::score_rows_doubles(env, model(handle)?, &values, rows, width)?;
+        Ok(env.byte_array_from_slice(&out)?.into_raw())
+    })
+}

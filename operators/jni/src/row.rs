@@ -22,7 +22,7 @@ use jni::sys::{jint, jlong};
 use jni::JNIEnv;
 use arrow_schema::Schema;
 use streamml_core::one_row::{column_value, OneRowScorer, OutValue, RowFailure, ScoredRow};
-use streamml_core::rows::{wrong_kind, Cell, MissingFields, RowBuilder};
+use streamml_core::rows::{float64_rows, wrong_kind, Cell, MissingFields, RowBuilder};
 use streamml_core::Model;
 
 use crate::guard::{ShimError, ShimResult};
@@ -218,12 +218,71 @@ pub fn score_rows(
         refused.push(reason);
     }
     r.end()?;
+    answer(model, refused, &mut builder)
+}
+
+/// Score `rows` rows of `width` doubles each (none null), one row after the
+/// other at the start of `values`, as [`score_rows`] scores the same rows
+/// encoded, with the same answer. Rows of every input when all are float64
+/// become the batch's columns as they are ([`float64_rows`]); other rows are
+/// checked cell by cell.
+pub fn score_rows_doubles(
+    env: &JNIEnv<'_>,
+    model: &Model,
+    values: &JDoubleArray<'_>,
+    rows: jint,
+    width: jint,
+) -> ShimResult<Vec<u8>> {
+    let held = env.get_array_length(values)?;
+    let (rows, width) = match (usize::try_from(rows), usize::try_from(width)) {
+        (Ok(r), Ok(w)) if w > 0 && r.checked_mul(w).is_some_and(|n| n <= held as usize) => (r, w),
+        _ => {
+            return Err(ShimError(format!(
+                "{rows} rows of {width} doubles do not fit the array of {held}"
+            )))
+        }
+    };
+    let mut buf = vec![0f64; rows * width];
+    env.get_double_array_region(values, 0, &mut buf)?;
+    let schema = model.input_schema();
+    let mut builder = RowBuilder::new(schema.clone())?;
+    if rows > 0 && width == schema.fields().len() {
+        if let Some(batch) = float64_rows(schema, &buf) {
+            let scored = model.score_prepared(&batch)?;
+            return answer_scored(model, vec![None; rows], Some(scored));
+        }
+    }
+    let mut cells = Vec::with_capacity(width);
+    let refused = buf
+        .chunks(width)
+        .map(|row| {
+            cells.clear();
+            cells.extend(row.iter().map(|v| Cell::Float(*v)));
+            builder.append_row(&cells).err()
+        })
+        .collect();
+    answer(model, refused, &mut builder)
+}
+
+/// Score the rows `builder` holds and answer for every row (see
+/// [`score_rows`]): `refused` names each row's reason, or `None` for the
+/// rows the builder took, in order.
+fn answer(model: &Model, refused: Vec<Option<String>>, builder: &mut RowBuilder) -> ShimResult<Vec<u8>> {
     let scored = if builder.is_empty() {
         None
     } else {
         let batch = builder.finish()?;
         Some(model.score_prepared(&batch)?)
     };
+    answer_scored(model, refused, scored)
+}
+
+fn answer_scored(
+    model: &Model,
+    refused: Vec<Option<String>>,
+    scored: Option<arrow_array::RecordBatch>,
+) -> ShimResult<Vec<u8>> {
+    let rows = refused.len();
     let mut out = Vec::with_capacity(1 + rows * 16);
     out.push(u8::from(scored.is_some()));
     let mut k = 0;

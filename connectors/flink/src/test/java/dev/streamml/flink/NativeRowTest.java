@@ -91,4 +91,51 @@ class NativeRowTest {
       assertEquals(3, scorer.rowsPassedAsDoubles());
     }
   }
+
+  @Test
+  void batchesOfDoublesGiveTheOutcomesOfEncodedBatches() {
+    List<FixtureRow> fixture = Fixtures.rows().subList(0, 100);
+    List<Object[]> rows = new ArrayList<>();
+    fixture.forEach(r -> rows.add(r.boxed()));
+    try (RowScorer scorer = RowScorer.open(Fixtures.built("s1_logistic"), null)) {
+      long calls = scorer.model().predictCalls();
+      RowScorer.Result doubles = scorer.score(rows);
+      assertEquals(calls + 1, scorer.model().predictCalls(), "one native call for the batch");
+      for (int i = 0; i < fixture.size(); i++) {
+        assertNull(doubles.error(i));
+        assertEquals(Double.doubleToRawLongBits(fixture.get(i).s1()),
+            Double.doubleToRawLongBits((Double) doubles.value(i)), "row " + fixture.get(i).id());
+      }
+      // One row with an integer: the batch is encoded, the same scores.
+      List<Object[]> mixed = new ArrayList<>(rows);
+      Object[] withLong = rows.get(3).clone();
+      withLong[7] = 3L;
+      mixed.add(withLong);
+      RowScorer.Result encoded = scorer.score(mixed);
+      for (int i = 0; i < rows.size(); i++) {
+        assertArrayEquals(doubles.outputs(i), encoded.outputs(i), "row " + i);
+      }
+      // A short row among rows of doubles: refused in the core's words, the others scored.
+      List<Object[]> withShort = new ArrayList<>(rows);
+      withShort.set(5, Arrays.copyOf(rows.get(5), 31));
+      RowScorer.Result shortRow = scorer.score(withShort);
+      assertEquals("expected 32 values in the model's input order (x0, x1, x2, x3, x4, x5, x6, x7, and 24 "
+          + "more), got 31", shortRow.error(5));
+      assertArrayEquals(doubles.outputs(6), shortRow.outputs(6));
+    }
+    try (RowScorer scorer = RowScorer.open(Fixtures.built("typed_inputs"), "y")) {
+      // Doubles for inputs that are not all float64: checked cell by cell, as when encoded.
+      List<Object[]> typed = new ArrayList<>();
+      typed.add(new Object[] {1.0, 2.0, 3.0, 4.0, 1.0, 2.0});
+      typed.add(new Object[] {0.5, 1.5, 0.0, 0.0, 0.0, 0.0});
+      RowScorer.Result asDoubles = scorer.score(typed);
+      typed.add(new Object[] {0.5, 1.5, 2L, 3L, true, "c"});
+      RowScorer.Result asEncoded = scorer.score(typed);
+      for (int i = 0; i < 2; i++) {
+        assertEquals("field 'n' is a float, expected int8", asDoubles.error(i));
+        assertEquals(asEncoded.error(i), asDoubles.error(i));
+      }
+      assertEquals(0.5 + 1.5 + 2 + 3 + 1 + 1, asEncoded.value(2));
+    }
+  }
 }
