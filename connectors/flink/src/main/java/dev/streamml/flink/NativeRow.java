@@ -43,11 +43,17 @@ final class NativeRow implements AutoCloseable {
   Object[] score(Object[] row) {
     if (row != null && row.length <= doubles.length && copyDoubles(row)) {
       doubleRows++;
-      return call(row.length);
+      return call(doubles, row.length);
     }
     codec.clear();
     codec.row(row);
-    return call(-1);
+    return call(null, -1);
+  }
+
+  /** Score a row of doubles, none null (all of {@code values}): as {@link #score} of them boxed. */
+  Object[] scoreDoubles(double[] values) {
+    doubleRows++;
+    return call(values, values.length);
   }
 
   /** Copy {@code row} into {@link #doubles} if every value is a Double (no encoding needed). */
@@ -68,7 +74,7 @@ final class NativeRow implements AutoCloseable {
   Object[] scoreNamed(Map<String, ?> row) {
     codec.clear();
     codec.namedRow(inputs, row);
-    return call(-1);
+    return call(null, -1);
   }
 
   /** Rows passed as doubles (for tests). */
@@ -81,15 +87,15 @@ final class NativeRow implements AutoCloseable {
     return error;
   }
 
-  /** Score the first {@code values} of {@link #doubles}, or (-1) the row in {@link #codec}. */
-  private Object[] call(int values) {
+  /** Score the first {@code values} of {@code row}, or (-1) the row in {@link #codec}. */
+  private Object[] call(double[] row, int values) {
     if (handle == 0) {
       throw new ModelException("model binary '" + model.path() + "': the row scorer is closed");
     }
-    int n = scoreNative(values);
+    int n = scoreNative(row, values);
     if (n < -1) {
       out = ByteBuffer.allocateDirect(-n).order(ByteOrder.nativeOrder());
-      n = scoreNative(values);
+      n = scoreNative(row, values);
     }
     if (n == -1) {
       error = NativeBridge.rowError(handle);
@@ -101,10 +107,10 @@ final class NativeRow implements AutoCloseable {
     return RowCodec.outputs(out, outputs);
   }
 
-  private int scoreNative(int values) {
+  private int scoreNative(double[] row, int values) {
     return values < 0
         ? NativeBridge.rowScore(handle, codec.buffer(), codec.length(), out)
-        : NativeBridge.rowScoreDoubles(handle, doubles, values, out);
+        : NativeBridge.rowScoreDoubles(handle, row, values, out);
   }
 
   @Override

@@ -135,6 +135,16 @@ public final class RowScorer implements AutoCloseable {
   }
 
   /**
+   * {@link #scoreOne} for a row of doubles, none null, in the model's declared input order (all of
+   * {@code values}): the same checks and outcome as the same values as Doubles, without boxing.
+   */
+  public synchronized Result scoreOneDoubles(double[] values) {
+    NativeRow r = row();
+    Object[] outputs = r.scoreDoubles(values);
+    return new Result(new Object[][] {outputs}, new String[] {outputs == null ? r.error() : null}, outputIndex);
+  }
+
+  /**
    * Score one row given by field name on the core's one-row path (see {@link #scoreOne}): fields
    * that are not inputs are ignored, an absent input is as this scorer's {@link MissingFields} says.
    */

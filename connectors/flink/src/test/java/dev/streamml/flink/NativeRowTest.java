@@ -68,6 +68,13 @@ class NativeRowTest {
       // The refusals are the core's words.
       assertEquals("expected 32 values in the model's input order (x0, x1, x2, x3, x4, x5, x6, x7, and 24 "
           + "more), got 31", scorer.scoreOne(Arrays.copyOf(rows.get(0).boxed(), 31)).error(0));
+      // Unboxed doubles (ML_PREDICT's rows of DOUBLE): the same scores and words.
+      for (FixtureRow r : rows.subList(0, 10)) {
+        assertEquals(Double.doubleToRawLongBits(r.s1()),
+            Double.doubleToRawLongBits((Double) scorer.scoreOneDoubles(r.features()).value(0)));
+      }
+      assertEquals(scorer.scoreOne(Arrays.copyOf(rows.get(0).boxed(), 31)).error(0),
+          scorer.scoreOneDoubles(Arrays.copyOf(rows.get(0).features(), 31)).error(0));
       Object[] withNull = rows.get(0).boxed();
       withNull[3] = null;
       assertEquals("field 'x3' is null but the input is not nullable", scorer.scoreOne(withNull).error(0));
@@ -89,6 +96,8 @@ class NativeRowTest {
           scorer.scoreOne(new Object[] {1.0, 2.0, 3.0, 4.0, 1.0, 2.0}).error(0));
       assertEquals(0.5 + 1.5 + 2 + 3 + 1 + 1, scorer.scoreOne(rows.get(3)).value(0));
       assertEquals(3, scorer.rowsPassedAsDoubles());
+      assertEquals("field 'n' is a float, expected int8",
+          scorer.scoreOneDoubles(new double[] {1.0, 2.0, 3.0, 4.0, 1.0, 2.0}).error(0));
     }
   }
 
