@@ -313,7 +313,7 @@ impl RowBuilder {
 pub fn float64_rows(schema: &SchemaRef, values: &[f64]) -> Option<RecordBatch> {
     let width = schema.fields().len();
     if width == 0
-        || values.len() % width != 0
+        || !values.len().is_multiple_of(width)
         || schema.fields().iter().any(|f| f.data_type() != &DataType::Float64)
     {
         return None;
