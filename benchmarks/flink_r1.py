@@ -15,9 +15,11 @@ on the same rows (R1's scoring set, seed 43):
 
 Those runs are short (100k rows: a few seconds each), so job start-up and ``fromData``, which
 serialises every row into the job graph, weigh on every Flink case. Two more tables (``--generated
-N``, default 500,000; 0 skips them) run the same cases on N rows made inside the job (the per-row
-cases on N/5): the steady rate per slot. They add the DataStream operator
-(``StreammlStreams.predict``, from ``toDataStream`` of the same table) beside its own no-model pipe.
+N``, default 500,000; 0 skips them) run the same cases on N rows made inside the job (every case
+on all N): the steady rate per slot. They add the DataStream operator (``StreammlStreams.predict``,
+from ``toDataStream`` of the same table) beside its own no-model pipe. Each run of FlinkR1Bench runs
+every case once, one after the other, so the ratios are also given run by run (a case against its
+peer of the same run), beside the ratio of the medians.
 The two sources:
 
 - ``datagen``: Flink's datagen connector, a sequence id and 32 doubles uniform in [-3, 3]. Its
@@ -232,6 +234,7 @@ def generated_table(gen: dict[str, list[tuple[int, float]]]) -> str:
     ok = rate[BATCHED] * 2 >= rate[PREDICT]
     lines.append(f"target batching within 2x of Model.predict: {'met' if ok else 'not met'} "
                  f"({rate[PREDICT] / rate[BATCHED]:.2f}x slower)")
+    lines.extend(same_run_lines(gen))
     if ASYNC_PIPE in rate:
         # Flink runs an async function in its own task, fed over a serialising channel; the
         # no-op's rate is what any AsyncScalarFunction reaches here, before it does any work.
@@ -246,6 +249,23 @@ def generated_table(gen: dict[str, list[tuple[int, float]]]) -> str:
                      f"({ratio:.2f}x)")
     lines.extend(per_row_lines(rate))
     return "\n".join(lines)
+
+
+def same_run_lines(gen: dict[str, list[tuple[int, float]]]) -> list[str]:
+    """Each run's rows/s of the cases with a target, and their ratios to their peer of the same run."""
+    rates = {case: [n / s for n, s in runs] for case, runs in gen.items()}
+    lines = []
+    for case, peer in ((BATCHED, ASYNC_PIPE), (DATASTREAM, DATASTREAM_PIPE), (PER_ROW, None), (SYNC_PREDICT, None)):
+        if case not in rates:
+            continue
+        runs = "  ".join(f"{r:,.0f}" for r in rates[case])
+        line = f"runs of {case}: {runs} rows/s"
+        if peer in rates:
+            peers = "  ".join(f"{r:,.0f}" for r in rates[peer])
+            ratios = " ".join(f"{r / p:.2f}x" for r, p in zip(rates[case], rates[peer], strict=False))
+            line += f"; {peer}: {peers}; run by run {ratios}"
+        lines.append(line)
+    return lines
 
 
 def per_row_lines(rate: dict[str, float]) -> list[str]:

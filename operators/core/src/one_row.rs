@@ -486,6 +486,8 @@ pub enum RowFailure {
 pub struct OneRowScorer {
     model: Model,
     one: Option<OneRow>,
+    /// Whether every input is float64 (rows of doubles then skip the checks).
+    all_f64: bool,
     builder: RowBuilder,
     missing: MissingFields,
 }
@@ -495,9 +497,11 @@ impl OneRowScorer {
     pub fn new(model: Model, missing: MissingFields) -> Result<Self, InputError> {
         let builder = RowBuilder::new(model.input_schema().clone())?;
         let one = model.native().and_then(|_| OneRow::new(model.input_schema()));
+        let all_f64 = one.as_ref().is_some_and(OneRow::all_float64);
         Ok(Self {
             model,
             one,
+            all_f64,
             builder,
             missing,
         })
@@ -519,23 +523,9 @@ impl OneRowScorer {
 
     /// Check and score one row (one cell per input, in declared order).
     pub fn score(&mut self, cells: &[Cell]) -> Result<ScoredRow, RowFailure> {
-        if let (Some(one), Some(native)) = (&mut self.one, self.model.native()) {
+        if let Some(one) = &mut self.one {
             one.fill(cells).map_err(RowFailure::Refused)?;
-            let array = one.array();
-            // SAFETY: the array is one row of the binary's declared input
-            // layout, checked by `fill`, borrowed for the call.
-            let scored = catch_unwind(AssertUnwindSafe(|| unsafe { native.predict_c(array) }))
-                .unwrap_or_else(|p| {
-                    Err(PredictError {
-                        origin: self.model.origin().to_string(),
-                        rows: 1,
-                        reason: format!("panicked: {}", panic_text(&*p)),
-                        status: None,
-                    })
-                });
-            return scored
-                .map(|(a, s)| ScoredRow::C(a, s))
-                .map_err(RowFailure::Failed);
+            return self.predict_one();
         }
         self.builder.append_row(cells).map_err(RowFailure::Refused)?;
         let batch = match self.builder.finish() {
@@ -550,6 +540,43 @@ impl OneRowScorer {
         self.model
             .score_prepared(&batch)
             .map(ScoredRow::Batch)
+            .map_err(RowFailure::Failed)
+    }
+
+    /// Check and score one row of float64 values, none null (a host's rows
+    /// of doubles): the outcome of [`OneRowScorer::score`] on the same values
+    /// as [`Cell::Float`]s, which rows of the declared arity whose inputs are
+    /// all float64 pass without being checked one by one.
+    pub fn score_f64(&mut self, values: &[f64]) -> Result<ScoredRow, RowFailure> {
+        if let Some(one) = self.one.as_mut().filter(|_| self.all_f64) {
+            if values.len() == self.model.input_schema().fields().len() {
+                one.fill_f64(values.iter().copied());
+                return self.predict_one();
+            }
+        }
+        let cells: Vec<Cell> = values.iter().map(|v| Cell::Float(*v)).collect();
+        self.score(&cells)
+    }
+
+    /// Score the filled one-row array through the binary.
+    fn predict_one(&self) -> Result<ScoredRow, RowFailure> {
+        let (Some(one), Some(native)) = (&self.one, self.model.native()) else {
+            unreachable!("a one-row array is made for binaries only")
+        };
+        let array = one.array();
+        // SAFETY: the array is one row of the binary's declared input
+        // layout, checked when it was filled, borrowed for the call.
+        let scored = catch_unwind(AssertUnwindSafe(|| unsafe { native.predict_c(array) }))
+            .unwrap_or_else(|p| {
+                Err(PredictError {
+                    origin: self.model.origin().to_string(),
+                    rows: 1,
+                    reason: format!("panicked: {}", panic_text(&*p)),
+                    status: None,
+                })
+            });
+        scored
+            .map(|(a, s)| ScoredRow::C(a, s))
             .map_err(RowFailure::Failed)
     }
 }

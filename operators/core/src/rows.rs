@@ -19,7 +19,7 @@ use std::sync::Arc;
 use arrow_array::builder::{
     BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, UInt64Builder,
 };
-use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow_array::{ArrayRef, Float64Array, RecordBatch, RecordBatchOptions};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::InputError;
@@ -305,6 +305,30 @@ impl RowBuilder {
     }
 }
 
+/// A batch of `schema`'s inputs from whole rows of float64 values, none
+/// null, one row after the other in `values`: when every input is float64,
+/// such rows pass every check ([`check_row`] of [`Cell::Float`]s), so the
+/// columns are filled straight from `values`. `None` when an input is not
+/// float64 or `values` is not whole rows (then append the rows as cells).
+pub fn float64_rows(schema: &SchemaRef, values: &[f64]) -> Option<RecordBatch> {
+    let width = schema.fields().len();
+    if width == 0
+        || !values.len().is_multiple_of(width)
+        || schema.fields().iter().any(|f| f.data_type() != &DataType::Float64)
+    {
+        return None;
+    }
+    let rows = values.len() / width;
+    let columns = (0..width)
+        .map(|j| {
+            let column = (0..rows).map(|r| values[r * width + j]);
+            Arc::new(Float64Array::from_iter_values(column)) as ArrayRef
+        })
+        .collect();
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+    RecordBatch::try_new_with_options(schema.clone(), columns, &options).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use arrow_array::{Array, Float32Array, Int8Array, StringArray};
@@ -349,6 +373,30 @@ mod tests {
             .unwrap();
         assert_eq!(s.value(1), "b");
         assert!(b.is_empty(), "finish resets the builder");
+    }
+
+    #[test]
+    fn rows_of_doubles_make_the_batch_the_builder_makes() {
+        let floats: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Float64, false),
+            Field::new("b", DataType::Float64, true),
+        ]));
+        let values = [1.5, -2.0, f64::NAN, 0.25, 7.0, 8.0];
+        let mut b = RowBuilder::new(floats.clone()).unwrap();
+        for row in values.chunks(2) {
+            b.append_row(&[Cell::Float(row[0]), Cell::Float(row[1])]).unwrap();
+        }
+        let built = b.finish().unwrap();
+        let direct = float64_rows(&floats, &values).unwrap();
+        assert_eq!(direct.schema(), floats);
+        assert_eq!(direct.num_rows(), 3);
+        for j in 0..2 {
+            // Bit for bit (NaN included): the same columns.
+            assert_eq!(direct.column(j).to_data(), built.column(j).to_data());
+        }
+        // Not whole rows, or an input that is not float64: build them cell by cell.
+        assert!(float64_rows(&floats, &values[..5]).is_none());
+        assert!(float64_rows(&schema(), &[1.0, 2.0, 3.0]).is_none());
     }
 
     #[test]

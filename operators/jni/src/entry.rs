@@ -5,7 +5,7 @@
 //! (`rowOpen`, [`row`]) is the same for a `Box<RowHandle>`; it holds its own
 //! reference to the model.
 
-use jni::objects::{JByteBuffer, JClass, JString};
+use jni::objects::{JByteBuffer, JClass, JDoubleArray, JString};
 use jni::sys::{jboolean, jbyteArray, jint, jlong, jstring};
 use jni::JNIEnv;
 use streamml_core::{LoadOptions, Model, TrustList};
@@ -200,6 +200,18 @@ pub extern "system" fn Java_dev_streamml_flink_NativeBridge_rowScore<'l>(
 }
 
 #[no_mangle]
+pub extern "system" fn Java_dev_streamml_flink_NativeBridge_rowScoreDoubles<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    values: JDoubleArray<'l>,
+    length: jint,
+    output: JByteBuffer<'l>,
+) -> jint {
+    run(&mut env, |env| row::score_doubles(env, row::handle(handle)?, &values, length, &output))
+}
+
+#[no_mangle]
 pub extern "system" fn Java_dev_streamml_flink_NativeBridge_rowError<'l>(
     mut env: JNIEnv<'l>,
     _class: JClass<'l>,
@@ -238,6 +250,21 @@ pub extern "system" fn Java_dev_streamml_flink_NativeBridge_scoreRows<'l>(
     run(&mut env, |env| {
         let missing = row::missing(absent_is_null != 0);
         let out = row::score_rows(env, model(handle)?, &input, length, rows, missing)?;
+        Ok(env.byte_array_from_slice(&out)?.into_raw())
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_streamml_flink_NativeBridge_scoreRowsDoubles<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    values: JDoubleArray<'l>,
+    rows: jint,
+    width: jint,
+) -> jbyteArray {
+    run(&mut env, |env| {
+        let out = row::score_rows_doubles(env, model(handle)?, &values, rows, width)?;
         Ok(env.byte_array_from_slice(&out)?.into_raw())
     })
 }

@@ -1,7 +1,8 @@
 //! Rows of Java values for `dev.streamml.flink.RowScorer`: one row at a
 //! time through the core's one-row path ([`OneRowScorer`], a handle per
-//! thread), rows that Java encodes into a direct `ByteBuffer` it reuses and
-//! outputs written into another; or many rows as one batch
+//! thread), rows that Java encodes into a direct `ByteBuffer` it reuses (or,
+//! for a row of doubles none null, passes as a `double[]`) and outputs
+//! written into another; or many rows as one batch
 //! ([`score_rows`], the core's [`RowBuilder`]).
 //!
 //! A row is an `i32` count of values, then per value a tag byte and its
@@ -16,12 +17,12 @@
 //! The checks (arity, absent, null, kinds, ranges) and their messages are the
 //! core's ([`streamml_core::rows::check_row`]); this module only decodes.
 
-use jni::objects::JByteBuffer;
+use jni::objects::{JByteBuffer, JDoubleArray};
 use jni::sys::{jint, jlong};
 use jni::JNIEnv;
 use arrow_schema::Schema;
-use streamml_core::one_row::{column_value, OneRowScorer, OutValue, RowFailure};
-use streamml_core::rows::{wrong_kind, Cell, MissingFields, RowBuilder};
+use streamml_core::one_row::{column_value, OneRowScorer, OutValue, RowFailure, ScoredRow};
+use streamml_core::rows::{float64_rows, wrong_kind, Cell, MissingFields, RowBuilder};
 use streamml_core::Model;
 
 use crate::guard::{ShimError, ShimResult};
@@ -32,6 +33,8 @@ pub struct RowHandle {
     error: String,
     /// The outputs of the last row, before they are copied to Java's buffer.
     written: Vec<u8>,
+    /// The last row of doubles, copied from Java's array.
+    doubles: Vec<f64>,
 }
 
 /// `rowScore`'s answer for a refused row (its reason: `rowError`).
@@ -52,6 +55,7 @@ pub fn open(model: &Model, absent_is_null: bool) -> ShimResult<jlong> {
         scorer,
         error: String::new(),
         written: Vec::new(),
+        doubles: Vec::new(),
     };
     Ok(Box::into_raw(Box::new(handle)) as jlong)
 }
@@ -106,15 +110,49 @@ pub fn score(
         bytes: &bytes[..length],
         at: 0,
     };
-    let mut cells = Vec::new();
     let schema = row.scorer.model().input_schema().clone();
+    // One allocation per row, not a growing vector.
+    let mut cells = Vec::with_capacity(schema.fields().len());
     let decoded = decode_row(&mut r, &schema, row.scorer.missing(), &mut cells)?;
     r.end()?;
     if let Err(reason) = decoded {
         row.error = reason;
         return Ok(REFUSED);
     }
-    let scored = match row.scorer.score(&cells) {
+    let scored = row.scorer.score(&cells);
+    write_outputs(env, row, scored, output)
+}
+
+/// Score the row of `length` doubles at the start of `values` (none null;
+/// the core's [`OneRowScorer::score_f64`]) and write its outputs as
+/// [`score`] does.
+pub fn score_doubles(
+    env: &JNIEnv<'_>,
+    row: &mut RowHandle,
+    values: &JDoubleArray<'_>,
+    length: jint,
+    output: &JByteBuffer<'_>,
+) -> ShimResult<jint> {
+    let held = env.get_array_length(values)?;
+    let n = usize::try_from(length)
+        .ok()
+        .filter(|_| length <= held)
+        .ok_or_else(|| ShimError(format!("the row has {length} values, outside its array of {held}")))?;
+    row.doubles.resize(n, 0.0);
+    env.get_double_array_region(values, 0, &mut row.doubles)?;
+    let scored = row.scorer.score_f64(&row.doubles);
+    write_outputs(env, row, scored, output)
+}
+
+/// Write a scored row's outputs into `output` (see [`score`]'s answer), or
+/// keep the reason of a refused row.
+fn write_outputs(
+    env: &JNIEnv<'_>,
+    row: &mut RowHandle,
+    scored: Result<ScoredRow, RowFailure>,
+    output: &JByteBuffer<'_>,
+) -> ShimResult<jint> {
+    let scored = match scored {
         Ok(scored) => scored,
         Err(RowFailure::Refused(reason)) => {
             row.error = reason;
@@ -170,7 +208,7 @@ pub fn score_rows(
         at: 0,
     };
     let mut refused: Vec<Option<String>> = Vec::with_capacity(rows.min(length));
-    let mut cells = Vec::new();
+    let mut cells = Vec::with_capacity(schema.fields().len());
     for _ in 0..rows {
         cells.clear();
         let reason = match decode_row(&mut r, &schema, missing, &mut cells)? {
@@ -180,12 +218,71 @@ pub fn score_rows(
         refused.push(reason);
     }
     r.end()?;
+    answer(model, refused, &mut builder)
+}
+
+/// Score `rows` rows of `width` doubles each (none null), one row after the
+/// other at the start of `values`, as [`score_rows`] scores the same rows
+/// encoded, with the same answer. Rows of every input when all are float64
+/// become the batch's columns as they are ([`float64_rows`]); other rows are
+/// checked cell by cell.
+pub fn score_rows_doubles(
+    env: &JNIEnv<'_>,
+    model: &Model,
+    values: &JDoubleArray<'_>,
+    rows: jint,
+    width: jint,
+) -> ShimResult<Vec<u8>> {
+    let held = env.get_array_length(values)?;
+    let (rows, width) = match (usize::try_from(rows), usize::try_from(width)) {
+        (Ok(r), Ok(w)) if w > 0 && r.checked_mul(w).is_some_and(|n| n <= held as usize) => (r, w),
+        _ => {
+            return Err(ShimError(format!(
+                "{rows} rows of {width} doubles do not fit the array of {held}"
+            )))
+        }
+    };
+    let mut buf = vec![0f64; rows * width];
+    env.get_double_array_region(values, 0, &mut buf)?;
+    let schema = model.input_schema();
+    let mut builder = RowBuilder::new(schema.clone())?;
+    if rows > 0 && width == schema.fields().len() {
+        if let Some(batch) = float64_rows(schema, &buf) {
+            let scored = model.score_prepared(&batch)?;
+            return answer_scored(model, vec![None; rows], Some(scored));
+        }
+    }
+    let mut cells = Vec::with_capacity(width);
+    let refused = buf
+        .chunks(width)
+        .map(|row| {
+            cells.clear();
+            cells.extend(row.iter().map(|v| Cell::Float(*v)));
+            builder.append_row(&cells).err()
+        })
+        .collect();
+    answer(model, refused, &mut builder)
+}
+
+/// Score the rows `builder` holds and answer for every row (see
+/// [`score_rows`]): `refused` names each row's reason, or `None` for the
+/// rows the builder took, in order.
+fn answer(model: &Model, refused: Vec<Option<String>>, builder: &mut RowBuilder) -> ShimResult<Vec<u8>> {
     let scored = if builder.is_empty() {
         None
     } else {
         let batch = builder.finish()?;
         Some(model.score_prepared(&batch)?)
     };
+    answer_scored(model, refused, scored)
+}
+
+fn answer_scored(
+    model: &Model,
+    refused: Vec<Option<String>>,
+    scored: Option<arrow_array::RecordBatch>,
+) -> ShimResult<Vec<u8>> {
+    let rows = refused.len();
     let mut out = Vec::with_capacity(1 + rows * 16);
     out.push(u8::from(scored.is_some()));
     let mut k = 0;

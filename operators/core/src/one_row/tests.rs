@@ -180,4 +180,11 @@ fn a_scorer_that_is_not_a_binary_scores_rows_through_a_batch() {
         _ => panic!("a string for a float64 input is refused"),
     }
     assert_eq!(read(&scorer.score(&[Cell::Float(0.5)]).unwrap()), ["F64(1.5)"]);
+    // Rows of doubles: the outcome of the same values as cells.
+    assert_eq!(read(&scorer.score_f64(&[0.25]).unwrap()), ["F64(1.25)"]);
+    match scorer.score_f64(&[1.0, 2.0]) {
+        Err(RowFailure::Refused(r)) => assert_eq!(r, "expected 1 values in the model's input order (x), got 2"),
+        _ => panic!("a row of two values for one input is refused"),
+    }
+    assert_eq!(read(&scorer.score_f64(&[f64::NAN]).unwrap()), ["F64(NaN)"]);
 }

@@ -18,9 +18,7 @@ import org.apache.flink.util.TimeUtils;
  * <p>Also recommended: {@code table.exec.async-scalar.retry-strategy = NO_RETRY} (the default,
  * {@code FIXED_DELAY}, puts every row through Flink's retry path; scoring is deterministic, so a
  * retry only repeats the error) and {@code table.exec.async-scalar.timeout = 0 s} (a timeout sets
- * a timer per row; a row waits at most {@code max_wait} plus one native call here). With both,
- * 2M R1 rows through this function took 9.8 and 10.0 s instead of 10.1 and 12.1 s (one slot,
- * 2 cores).
+ * a timer per row; a row waits at most {@code max_wait} plus one native call here).
  *
  * <p>The policy comes from the constructor or, for {@code CREATE FUNCTION}, from the job
  * parameters {@code streamml.max-batch-rows} and {@code streamml.max-wait} (a duration such as
@@ -34,7 +32,7 @@ public class BatchingPredictFunction extends AsyncScalarFunction {
 
   private final BatchPolicy configured;
   private transient BatchPolicy policy;
-  private transient ScorerCache scorers;
+  private transient RowScorerCache scorers;
   private transient Map<String, FutureBatcher<Double>> batchers;
   /** The last path looked up and its batcher: every call of a query names the same model. */
   private transient String lastPath;
@@ -56,7 +54,7 @@ public class BatchingPredictFunction extends AsyncScalarFunction {
     String wait = context.getJobParameter(MAX_WAIT, null);
     Duration maxWait = wait == null ? base.maxWait() : TimeUtils.parseDuration(wait);
     policy = configured != null ? configured : new BatchPolicy(rows, maxWait);
-    scorers = new ScorerCache();
+    scorers = new RowScorerCache();
     batchers = new HashMap<>();
   }
 

@@ -50,6 +50,12 @@ final class NativeBridge {
    */
   static native int rowScore(long row, java.nio.ByteBuffer in, int length, java.nio.ByteBuffer out);
 
+  /**
+   * {@link #rowScore} for a row of {@code length} doubles, none null, at the start of {@code values}
+   * (the core checks and scores it as the same values encoded).
+   */
+  static native int rowScoreDoubles(long row, double[] values, int length, java.nio.ByteBuffer out);
+
   /** Why the last refused row of this row scorer was refused. */
   static native String rowError(long row);
 
@@ -62,4 +68,10 @@ final class NativeBridge {
    */
   static native byte[] scoreRows(
       long handle, java.nio.ByteBuffer in, int length, int rows, boolean absentIsNull);
+
+  /**
+   * {@link #scoreRows} for {@code rows} rows of {@code width} doubles each, none null, one row after
+   * the other at the start of {@code values}: the same checks and the same answer.
+   */
+  static native byte[] scoreRowsDoubles(long handle, double[] values, int rows, int width);
 }

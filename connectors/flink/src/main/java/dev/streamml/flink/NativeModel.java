@@ -162,6 +162,11 @@ public final class NativeModel implements AutoCloseable {
     return NativeBridge.scoreRows(live(), in, length, rows, absentIsNull);
   }
 
+  /** Score rows of doubles as one batch ({@link NativeBridge#scoreRowsDoubles}). */
+  byte[] scoreRowsDoubles(double[] values, int rows, int width) {
+    return NativeBridge.scoreRowsDoubles(live(), values, rows, width);
+  }
+
   /** Count a native predict call made through a row scorer. */
   void countPredictCall() {
     predictCalls.incrementAndGet();

@@ -22,16 +22,16 @@ public class PredictFunction extends ScalarFunction {
   private static final long serialVersionUID = 1L;
   private static final Logger LOG = LoggerFactory.getLogger(PredictFunction.class);
 
-  private transient ScorerCache scorers;
+  private transient RowScorerCache scorers;
 
   @Override
   public void open(FunctionContext context) {
-    scorers = new ScorerCache();
+    scorers = new RowScorerCache();
   }
 
   public Double eval(String modelPath, Double... features) {
     if (scorers == null) {
-      scorers = new ScorerCache();
+      scorers = new RowScorerCache();
     }
     RowScorer.Result result = scorers.get(modelPath).scoreOne(features);
     if (result.error(0) != null) {

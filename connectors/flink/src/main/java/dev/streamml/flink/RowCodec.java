@@ -17,6 +17,8 @@ import org.apache.arrow.vector.types.pojo.Field;
  */
 final class RowCodec {
   private ByteBuffer in;
+  /** Rows whose values are all Doubles, passed as they are ({@link #doubles}). */
+  private double[] doubles = new double[0];
 
   RowCodec(int capacity) {
     in = ByteBuffer.allocateDirect(Math.max(capacity, 64)).order(ByteOrder.nativeOrder());
@@ -33,6 +35,30 @@ final class RowCodec {
 
   void clear() {
     in.clear();
+  }
+
+  /**
+   * The values of {@code rows}, row after row, if every row has {@code width} values and all are
+   * Doubles (then no encoding is needed); null otherwise. The array is reused and may be longer.
+   */
+  double[] doubles(List<Object[]> rows, int width) {
+    int n = rows.size() * width;
+    if (doubles.length < n) {
+      doubles = new double[n];
+    }
+    int k = 0;
+    for (Object[] row : rows) {
+      if (row == null || row.length != width) {
+        return null;
+      }
+      for (Object value : row) {
+        if (!(value instanceof Double d)) {
+          return null;
+        }
+        doubles[k++] = d;
+      }
+    }
+    return doubles;
   }
 
   /** Append a row of values in the model's declared input order (null: no values). */

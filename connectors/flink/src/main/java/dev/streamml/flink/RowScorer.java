@@ -135,6 +135,16 @@ public final class RowScorer implements AutoCloseable {
   }
 
   /**
+   * {@link #scoreOne} for a row of doubles, none null, in the model's declared input order (all of
+   * {@code values}): the same checks and outcome as the same values as Doubles, without boxing.
+   */
+  public synchronized Result scoreOneDoubles(double[] values) {
+    NativeRow r = row();
+    Object[] outputs = r.scoreDoubles(values);
+    return new Result(new Object[][] {outputs}, new String[] {outputs == null ? r.error() : null}, outputIndex);
+  }
+
+  /**
    * Score one row given by field name on the core's one-row path (see {@link #scoreOne}): fields
    * that are not inputs are ignored, an absent input is as this scorer's {@link MissingFields} says.
    */
@@ -142,6 +152,11 @@ public final class RowScorer implements AutoCloseable {
     NativeRow r = row();
     Object[] outputs = r.scoreNamed(values);
     return new Result(new Object[][] {outputs}, new String[] {outputs == null ? r.error() : null}, outputIndex);
+  }
+
+  /** Rows {@link #scoreOne} passed as a {@code double[]} (for tests). */
+  synchronized long rowsPassedAsDoubles() {
+    return row == null ? 0 : row.doubleRows();
   }
 
   private NativeRow row() {
@@ -154,10 +169,17 @@ public final class RowScorer implements AutoCloseable {
   /**
    * Score {@code rows} in one native call: the core checks each row (the same rules and messages
    * as every streamml host), scores the good ones as one batch and names why each other one was
-   * refused. The rows are encoded into a direct buffer this thread reuses; no Arrow Java objects.
+   * refused. The rows are encoded into a direct buffer this thread reuses, or, when every row holds
+   * one Double per input, copied into a {@code double[]} it reuses; no Arrow Java objects.
    */
   public Result score(List<Object[]> rows) {
     RowCodec codec = codecs.get();
+    int width = inputs.size();
+    double[] doubles = rows.isEmpty() ? null : codec.doubles(rows, width);
+    if (doubles != null) {
+      // Every row all Doubles: passed as they are, the core checks and answers alike.
+      return answer(model.scoreRowsDoubles(doubles, rows.size(), width), rows.size());
+    }
     codec.clear();
     for (Object[] row : rows) {
       codec.row(row);
@@ -180,7 +202,11 @@ public final class RowScorer implements AutoCloseable {
   }
 
   private Result scoreEncoded(RowCodec codec, int n) {
-    byte[] answer = model.scoreRows(codec.buffer(), codec.length(), n, missing == MissingFields.NULL);
+    return answer(model.scoreRows(codec.buffer(), codec.length(), n, missing == MissingFields.NULL), n);
+  }
+
+  /** Read the core's answer for {@code n} rows (see {@code operators/jni/src/row.rs}). */
+  private Result answer(byte[] answer, int n) {
     ByteBuffer b = ByteBuffer.wrap(answer).order(ByteOrder.nativeOrder());
     if (b.get() == 1) {
       model.countPredictCall();

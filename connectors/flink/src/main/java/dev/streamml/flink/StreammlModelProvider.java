@@ -16,6 +16,7 @@ import org.apache.flink.table.ml.AsyncPredictRuntimeProvider;
 import org.apache.flink.table.ml.ModelProvider;
 import org.apache.flink.table.ml.PredictRuntimeProvider;
 import org.apache.flink.table.types.logical.LogicalType;
+import org.apache.flink.table.types.logical.LogicalTypeRoot;
 
 /** What {@link StreammlModelProviderFactory} makes: per-row and micro-batched predict functions. */
 public final class StreammlModelProvider implements PredictRuntimeProvider, AsyncPredictRuntimeProvider {
@@ -109,14 +110,33 @@ public final class StreammlModelProvider implements PredictRuntimeProvider, Asyn
     final RowScorer scorer;
     private final int[] outputIndex;
     private final RowData.FieldGetter[] getters;
+    /** Rows of DOUBLE inputs read without boxing (one thread: the sync function's). */
+    private final double[] doubles;
 
     Opened(RowScorer scorer, int[] outputIndex, Shape shape) {
       this.scorer = scorer;
       this.outputIndex = outputIndex;
       this.getters = new RowData.FieldGetter[shape.inputTypes.length];
+      boolean allDouble = getters.length > 0;
       for (int i = 0; i < getters.length; i++) {
         getters[i] = RowData.createFieldGetter(shape.inputTypes[i], i);
+        allDouble &= shape.inputTypes[i].getTypeRoot() == LogicalTypeRoot.DOUBLE;
       }
+      this.doubles = allDouble ? new double[getters.length] : null;
+    }
+
+    /** The row's inputs as doubles when every input is DOUBLE and none is null, else null (reused). */
+    double[] doubles(RowData row) {
+      if (doubles == null) {
+        return null;
+      }
+      for (int i = 0; i < doubles.length; i++) {
+        if (row.isNullAt(i)) {
+          return null;
+        }
+        doubles[i] = row.getDouble(i);
+      }
+      return doubles;
     }
 
     Object[] features(RowData row) {
@@ -163,7 +183,10 @@ public final class StreammlModelProvider implements PredictRuntimeProvider, Asyn
 
     @Override
     public Collection<RowData> predict(RowData features) {
-      RowScorer.Result result = opened.scorer.scoreOne(opened.features(features));
+      double[] doubles = opened.doubles(features);
+      RowScorer.Result result = doubles != null
+          ? opened.scorer.scoreOneDoubles(doubles)
+          : opened.scorer.scoreOne(opened.features(features));
       return List.of(opened.output(result.outputs(0)));
     }
 
