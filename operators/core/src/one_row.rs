@@ -346,8 +346,8 @@ pub enum OutValue<'a> {
 }
 
 /// Whether the C format `f` is one [`read_row`] reads.
-fn readable(format: &str) -> bool {
-    matches!(format, "g" | "f" | "l" | "i" | "s" | "c" | "L" | "I" | "S" | "C" | "b" | "u")
+fn readable(format: u8) -> bool {
+    matches!(format, b'g' | b'f' | b'l' | b'i' | b's' | b'c' | b'L' | b'I' | b'S' | b'C' | b'b' | b'u')
 }
 
 /// Call `f(i, value)` for row `row` of each child `i` of an output struct
@@ -364,13 +364,26 @@ pub unsafe fn read_row<E>(
     mut f: impl FnMut(usize, OutValue<'_>) -> Result<(), E>,
 ) -> Result<bool, E> {
     let n = array.num_children();
-    if n != schema.children().count() || (0..n).any(|i| !readable(schema.child(i).format())) {
+    if n != schema.children().count() {
         return Ok(false);
     }
+    // Each child's format once (a format is one byte for the types read here).
+    let format = |i: usize| -> u8 {
+        let f = schema.child(i).format().as_bytes();
+        if f.len() == 1 && readable(f[0]) { f[0] } else { 0 }
+    };
+    let mut strings = false;
+    for i in 0..n {
+        match format(i) {
+            0 => return Ok(false),
+            b'u' => strings = true,
+            _ => {}
+        }
+    }
     // Strings first: a value that is not UTF-8 sends the output the general way.
-    let mut texts: Vec<Option<&str>> = vec![None; n];
+    let mut texts: Vec<Option<&str>> = if strings { vec![None; n] } else { Vec::new() };
     for (i, text) in texts.iter_mut().enumerate() {
-        if schema.child(i).format() == "u" {
+        if format(i) == b'u' {
             let child = array.child(i);
             let at = array.offset() + child.offset() + row;
             let offsets = child.buffer(1).cast::<i32>();
@@ -386,7 +399,7 @@ pub unsafe fn read_row<E>(
             *text = Some(s);
         }
     }
-    for (i, text) in texts.iter().enumerate() {
+    for i in 0..n {
         let child = array.child(i);
         let at = array.offset() + child.offset() + row;
         let validity = child.buffer(0);
@@ -398,19 +411,19 @@ pub unsafe fn read_row<E>(
             continue;
         }
         let data = child.buffer(1);
-        let value = match schema.child(i).format() {
-            "g" => OutValue::F64(*data.cast::<f64>().add(at)),
-            "f" => OutValue::F32(*data.cast::<f32>().add(at)),
-            "l" => OutValue::I64(*data.cast::<i64>().add(at)),
-            "i" => OutValue::I32(*data.cast::<i32>().add(at)),
-            "s" => OutValue::I16(*data.cast::<i16>().add(at)),
-            "c" => OutValue::I8(*data.cast::<i8>().add(at)),
-            "L" => OutValue::U64(*data.cast::<u64>().add(at)),
-            "I" => OutValue::U32(*data.cast::<u32>().add(at)),
-            "S" => OutValue::U16(*data.cast::<u16>().add(at)),
-            "C" => OutValue::U8(*data.add(at)),
-            "b" => OutValue::Bool((*data.add(at / 8) >> (at % 8)) & 1 == 1),
-            _ => OutValue::Str(text.unwrap_or_default()),
+        let value = match format(i) {
+            b'g' => OutValue::F64(*data.cast::<f64>().add(at)),
+            b'f' => OutValue::F32(*data.cast::<f32>().add(at)),
+            b'l' => OutValue::I64(*data.cast::<i64>().add(at)),
+            b'i' => OutValue::I32(*data.cast::<i32>().add(at)),
+            b's' => OutValue::I16(*data.cast::<i16>().add(at)),
+            b'c' => OutValue::I8(*data.cast::<i8>().add(at)),
+            b'L' => OutValue::U64(*data.cast::<u64>().add(at)),
+            b'I' => OutValue::U32(*data.cast::<u32>().add(at)),
+            b'S' => OutValue::U16(*data.cast::<u16>().add(at)),
+            b'C' => OutValue::U8(*data.add(at)),
+            b'b' => OutValue::Bool((*data.add(at / 8) >> (at % 8)) & 1 == 1),
+            _ => OutValue::Str(texts.get(i).copied().flatten().unwrap_or_default()),
         };
         f(i, value)?;
     }
