@@ -152,6 +152,19 @@ def test_the_reload_thread_stages_a_moved_alias(models: Path) -> None:
         ModelSlot(models, reload_interval=0)
 
 
+def test_the_reload_thread_ends_with_its_slot(models: Path) -> None:
+    """A slot nobody holds any more (a finished flow's) does not keep a thread re-resolving forever."""
+    import gc
+
+    slot = ModelSlot(models, reload_interval=0.02)
+    thread = slot._thread
+    assert thread is not None and thread.is_alive()
+    del slot
+    gc.collect()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
 # --- Bytewax -----------------------------------------------------------------------------------
 
 
