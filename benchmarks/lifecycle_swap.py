@@ -28,13 +28,14 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_name] = "1"
 
 import argparse
+import itertools
 import shutil
 import statistics
 import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -79,14 +80,17 @@ class _Paced(StatelessSourcePartition):
         return out
 
     def next_awake(self) -> datetime:
-        return datetime.now(timezone.utc) + timedelta(milliseconds=1)
+        return datetime.now(UTC) + timedelta(milliseconds=1)
 
 
 class PacedSource(DynamicSource):
+    """One paced partition per worker (the benchmark runs one worker)."""
+
     def __init__(self, events: list[dict], rate: int, seconds: float) -> None:
         self.args = (events, rate, seconds)
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _Paced:
+        """The paced partition."""
         return _Paced(*self.args)
 
 
@@ -100,10 +104,13 @@ class _Latencies(StatelessSinkPartition):
 
 
 class LatencySink(DynamicSink):
+    """Collects (emission time, latency, version) of every output, in the order received."""
+
     def __init__(self) -> None:
         self.seen: list[tuple[float, float, str]] = []
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _Latencies:
+        """The collecting partition."""
         return _Latencies(self.seen)
 
 
@@ -136,12 +143,12 @@ def run(models: Path, events: list[dict], rate: int, seconds: float, swap_every:
     assert len(sink.seen) == expected, f"{len(sink.seen)} outputs for {expected} events"
     versions = [v for _, _, v in sink.seen]  # in the order the sink received them
     order = {"1": 0, "2": 1, "3": 2}
-    changes = [b for a, b in zip(versions, versions[1:], strict=False) if a != b]
+    changes = [b for a, b in itertools.pairwise(versions) if a != b]
     if swap_every:
         # The alias cycles 1 -> 2 -> 3 -> 1, so each change must be to the next version in that cycle.
-        assert all(
-            order[b] == (order[a] + 1) % 3 for a, b in zip(versions, versions[1:], strict=False) if a != b
-        ), "a version went backwards"
+        assert all(order[b] == (order[a] + 1) % 3 for a, b in itertools.pairwise(versions) if a != b), (
+            "a version went backwards"
+        )
         assert set(versions) == {"1", "2", "3"} or len(moves) < 2, f"versions seen: {sorted(set(versions))}"
     latencies = [lat for _, lat, _ in sink.seen]
     around = [lat for t, lat, _ in sink.seen if any(m <= t < m + AROUND for m in moves)]
