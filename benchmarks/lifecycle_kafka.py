@@ -203,9 +203,10 @@ def main() -> None:
         print(f"{'case':38} {'msg/CPU-s (median)':>20} {'step s per 1M msgs':>20}")
         for c, _ in cases:
             print(f"{c:38} {format_value(statistics.median(rates[c])):>20} {statistics.median(steps[c]):>20.3f}")
-        print(f"reference / fixed throughput (median of per-round ratios): {statistics.median(ratio_ref):.3f}")
-        print(f"shadow / champion-only step cost (median of per-round ratios): {statistics.median(ratio_shadow_step):.2f}")
-        print(f"shadow / champion-only CPU per message (median of per-round ratios): {statistics.median(ratio_shadow_cpu):.2f}")
+        med = statistics.median
+        print(f"reference / fixed throughput (median of per-round ratios): {med(ratio_ref):.3f}")
+        print(f"shadow / champion-only step cost (median of per-round ratios): {med(ratio_shadow_step):.2f}")
+        print(f"shadow / champion-only CPU per message (median of per-round ratios): {med(ratio_shadow_cpu):.2f}")
         rate, seconds = (2_000, 8.0) if args.quick else (4_000, 12.0)
         for move in (False, True, False, True) if not args.quick else (False, True):
             near, rest = latency(bootstrap, models, rate, seconds, move)
