@@ -239,7 +239,7 @@ class ScoringLoop:
             store_predictions = True  # shadow: every version's predictions go to the store
         self._prepare = Preparer(
             format, id_field, self.carry_fields, missing_fields, drift, int(drift_window_s * 1000), self.shard,
-            store, score_field if store_predictions else None, sha256,
+            store, None, sha256,  # the score field is checked of later versions (_prediction_writer sets it)
         )  # fmt: skip
         #: The slot of the model reference (``acquire`` once per batch) and of each challenger.
         self.slot = champion_slot(model, reload_interval, trusted_sha256, self._prepare)
