@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from kafka_support import consume, kafka_topics, produce, wait_until
+from kafka_support import ScorerProcess, consume, kafka_topics, produce, wait_until
 from streamml import Model
 from streamml.feedback import FeedbackJoin
 from streamml.kafka import HEADER_MODEL, HEADER_SHA256, HEADER_VERSION, KafkaScorerError, ScoringLoop
@@ -336,3 +336,57 @@ def test_lifecycle_options_are_refused_without_what_they_need(binaries: dict[str
     directory = ScoringLoop(str(models), "127.0.0.1:1", "a", "b")
     assert (directory.slot._interval, directory.slot.current.version) == (30.0, "1")
     directory.slot.close()
+
+
+def test_streamml_score_takes_references_challengers_and_a_canary(
+    kafka_bootstrap: str,
+    binaries: dict[str, Path],
+    rows: list[dict[str, Any]],
+    expected: dict[str, list[float]],
+    tmp_path: Path,
+) -> None:
+    models = model_directory(tmp_path / "fraud", binaries, champion="1", challenger="2")
+    n = 4_000
+    fraction = 0.3
+    trusted = tmp_path / "trusted.txt"
+    trusted.write_text("".join(hashlib.sha256(p.read_bytes()).hexdigest() + "\n" for p in binaries.values()))
+    with kafka_topics(kafka_bootstrap, ["in", "out", "dlq", "shadow"], partitions=2) as (inp, out, dlq, shadow):
+        produce(kafka_bootstrap, inp, values_of(rows[: n // 2]), keys_of(rows[: n // 2]))
+        scorer = ScorerProcess(
+            [
+                "--model", str(models), "--reload-interval", "0.2", "--challenger", f"{models}@challenger",
+                "--canary", str(fraction), "--id-field", "id", "--shadow-topic", shadow,
+                "--trusted-models", str(trusted), "--bootstrap-servers", kafka_bootstrap, "--input-topic", inp,
+                "--output-topic", out, "--dlq-topic", dlq, "--group-id", f"g-{inp}", "--guarantee", "exactly-once",
+            ],
+            tmp_path / "scorer.log",
+        ).start()  # fmt: skip
+        try:
+            first = consume(kafka_bootstrap, out, at_least=n // 2, timeout=90)
+            set_alias(models, "champion", "4")  # the champion moves; the challenger stays
+            wait_until(lambda: "version 4 loaded" in scorer.output() or not scorer.alive(), 30, "version 4 staged")
+            produce(kafka_bootstrap, inp, values_of(rows[n // 2 : n]), keys_of(rows[n // 2 : n]))
+            records = consume(kafka_bootstrap, out, at_least=n, timeout=90)
+            assert scorer.stop() == 0, scorer.output()
+        finally:
+            if scorer.alive():
+                scorer.kill()
+        shadowed = consume(kafka_bootstrap, shadow, at_least=2 * n)
+    assert len(first) >= n // 2
+    assert sorted(json.loads(r.value)["id"] for r in records) == list(range(n))
+    champions = set()
+    for r in records:
+        value = json.loads(r.value)
+        canary = canary_share(value["id"]) < fraction
+        assert r.headers[HEADER_SERVED_BY] == (b"canary" if canary else b"champion")
+        version = r.headers[HEADER_VERSION].decode()
+        if canary:
+            assert version == "2"
+        else:
+            champions.add(version)
+        assert value["probability"] == expected[version][value["id"]]
+    assert champions == {"1", "4"}
+    versions = sorted((r.headers[HEADER_VERSION].decode(), json.loads(r.value)["id"]) for r in shadowed)
+    assert len(versions) == 2 * n
+    assert {v for v, _ in versions} == {"1", "2", "4"}
+    assert sorted(i for v, i in versions if v == "2") == list(range(n))
