@@ -80,7 +80,11 @@ class ScoringLoop:
     for one release.
 
     Args:
-        model: a :class:`~streamml.Model` or the path of a model binary.
+        model: a :class:`~streamml.Model` (scored as it is), or a model reference: a binary's path,
+            a model directory (its ``champion``), ``DIR@ALIAS``, ``models:/NAME@ALIAS`` or
+            ``models:/NAME/VERSION`` (see :mod:`streamml.lifecycle` and ``docs/lifecycle.md``). A
+            reference is held in a :class:`~streamml.lifecycle.ModelSlot`, asked once per batch: a
+            new version is loaded off the scoring path and swapped in between batches.
         bootstrap_servers: the Kafka brokers (``host:port,...``).
         input_topic: the topic to read.
         output_topic: where the predictions go.
@@ -137,6 +141,17 @@ class ScoringLoop:
             crash scores at most these again (the producer's queue, 64 MiB unless
             ``-X queue.buffering.max.kbytes`` says otherwise, bounds the bytes). Exactly-once:
             a transaction holding this many rows is committed before its interval is up.
+        reload_interval: re-resolve the references this often (seconds; default 30 for a model
+            directory or ``models:/`` reference; a binary's path stays fixed unless it is given).
+        challengers: model references also scoring every batch (shadow): only the champion's
+            outputs are published; every version's predictions go to ``store`` (``store`` with
+            challengers implies ``store_predictions``) and to ``shadow_topic``. A challenger's
+            failure on a message is counted (:attr:`challenger_failures`) and logged.
+        canary: the fraction of events (by :func:`~streamml.lifecycle.canary_share` of the id
+            field) served by the first challenger; outputs then carry ``streamml.served_by``.
+        shadow_topic: where every version's outputs also go (with challengers).
+        trusted_sha256: the trust list every resolved binary must be in (champion and challengers).
+        sha256: with a reference, refuse every version of ``model`` whose SHA-256 is not this.
     """
 
     def __init__(
