@@ -296,8 +296,8 @@ class ScoringLoop:
         self.store_uri = store
         self.store_retry_s = store_retry_s
         self._worker = Worker(first.codec, self._drift)
-        #: The drift exports of every version scored so far (by SHA-256): their windows get out, also after a swap.
-        self._exports: dict[str, DriftExport] = {}
+        #: The drift exports of every version scored so far (by its Serving's id): their windows get out after a swap.
+        self._exports: dict[int, DriftExport] = {}
         self._note_exports(self.slot.current.prepared, *(c.current.prepared for c in self.challengers))
         self._stopping = False
         self._watchdog = watchdog
@@ -541,7 +541,7 @@ class ScoringLoop:
             self._note_exports(version, *shadows)
             ahead = self._worker.submit(batch, version, shadows, self._canary_rule)
         else:
-            if version.sha256 not in self._exports:
+            if id(version) not in self._exports:
                 self._note_exports(version)
             ahead = self._worker.submit(batch, version)
         self._ahead = ahead
@@ -689,14 +689,14 @@ class ScoringLoop:
 
     def _note_exports(self, *versions: Serving) -> None:
         for v in versions:
-            if v.export is not None and v.sha256 not in self._exports:
-                self._exports[v.sha256] = v.export
+            if v.export is not None and id(v) not in self._exports:
+                self._exports[id(v)] = v.export
 
     def _flush_drift(self, *, final: bool = False) -> None:
         """Export every version's drift windows (the champion's open window also to Prometheus)."""
-        serving = self.slot.current.sha256
-        for sha, export in self._exports.items():
-            export.flush(self._metrics if sha == serving else None, final=final)
+        serving = id(self.slot.current.prepared)
+        for key, export in self._exports.items():
+            export.flush(self._metrics if key == serving else None, final=final)
 
     def _count_committed(self, scoring: Scoring) -> None:
         """Statistics and metrics of an acknowledged (exactly-once: committed) batch; only such work is counted."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -138,6 +138,28 @@ class Preparer:
         return Serving(model.name, version, sha, codec, version_headers(model.name, version, sha), windows, export)
 
 
+class Reuse:
+    """A slot's ``prepare`` that gives a version loaded again (the alias moved back) the :class:`Serving` it had.
+
+    So a version's drift windows stay one set (its counts in the store are not replaced by a
+    second set's) however often the alias moves back and forth. One per slot: two slots naming
+    the same binary keep their own counts.
+    """
+
+    def __init__(self, prepare: Callable[[Model, str], Serving]) -> None:
+        """Wrap ``prepare``."""
+        self._prepare = prepare
+        self._seen: dict[tuple[str, str], Serving] = {}
+
+    def __call__(self, model: Model, version: str) -> Serving:
+        """The version's :class:`Serving`, built the first time it is loaded."""
+        key = (model.sha256 or "", version)
+        serving = self._seen.get(key)
+        if serving is None:
+            serving = self._seen[key] = self._prepare(model, version)
+        return serving
+
+
 class FixedSlot:
     """One loaded model scored always (the slot of a fixed model): ``acquire`` never swaps."""
 
@@ -182,7 +204,7 @@ def champion_slot(
         return FixedSlot(model, prepare)
     fixed = reload_interval is None and not is_mlflow(model) and reference_kind(model) == "file"
     interval = None if fixed else (reload_interval or DEFAULT_RELOAD_INTERVAL.total_seconds())
-    return ModelSlot(model, reload_interval=interval, trusted_sha256=trusted_sha256, prepare=prepare)
+    return ModelSlot(model, reload_interval=interval, trusted_sha256=trusted_sha256, prepare=Reuse(prepare))
 
 
 def challenger_slots(
@@ -193,14 +215,13 @@ def challenger_slots(
 ) -> list[ModelSlot]:
     """A slot per ``--challenger`` reference (re-resolved like the champion's; no ``--sha256`` pin)."""
     interval = reload_interval or DEFAULT_RELOAD_INTERVAL.total_seconds()
-    unpinned = prepare.unpinned
     slots = []
     for ref in references:
         if isinstance(ref, Model):
             msg = "challengers are model references (a path, a model directory, DIR@ALIAS, models:/...)"
             raise KafkaScorerError(msg)
         slots.append(ModelSlot(os.fspath(ref) if not is_mlflow(ref) else ref, reload_interval=interval,
-                               trusted_sha256=trusted_sha256, prepare=unpinned))  # fmt: skip
+                               trusted_sha256=trusted_sha256, prepare=Reuse(prepare.unpinned)))  # fmt: skip
     return slots
 
 
