@@ -7,8 +7,8 @@ Cases, measured in the same run on a loopback broker (rounds in rotated order, m
   the shared machine swings between rounds). The issue asks for the reference within 1 %.
 * (c) champion-only vs the reference with one challenger of the same size (shadow, both versions'
   outputs scored, the champion's published): the step's cost (the CPU time of the worker thread,
-  which decodes, scores and encodes every chunk and counts drift) and the process's CPU per message. The issue asks for at
-  most 2.1x the champion-only cost of the step.
+  which decodes, scores and encodes every chunk and counts drift) and the process's CPU per
+  message. The issue asks for at most 2.1x the champion-only cost of the step.
 * (b) latency around a swap: messages produced at a steady rate for a while, the alias moved
   every 2 s (1 -> 2 -> 1 -> 2 ...) with a 0.2 s reload interval, vs the same run with no move;
   end-to-end latency (output's producer timestamp minus input's) of the messages produced within
