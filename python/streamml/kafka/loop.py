@@ -550,7 +550,7 @@ class ScoringLoop:
         finally:
             self._ahead = None
         if ahead.rewound:
-            for chunk in ahead.chunks:  # the drift counters are the worker's until it is done with them
+            for chunk in [*ahead.chunks, *ahead.shadow]:  # the drift counters are the worker's until it is done
                 chunk.exception()
             return
         self._scoring = ahead
