@@ -390,3 +390,53 @@ def test_streamml_score_takes_references_challengers_and_a_canary(
     assert len(versions) == 2 * n
     assert {v for v, _ in versions} == {"1", "2", "4"}
     assert sorted(i for v, i in versions if v == "2") == list(range(n))
+
+
+def test_a_registry_alias_moved_in_mlflow_swaps_the_scorer(
+    kafka_bootstrap: str,
+    binaries: dict[str, Path],
+    rows: list[dict[str, Any]],
+    expected: dict[str, list[float]],
+    tmp_path: Path,
+) -> None:
+    import mlflow
+
+    from streamml.mlflow import log_model
+
+    old = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    n = 4_000
+    try:
+        experiment = mlflow.create_experiment("kafka", artifact_location=(tmp_path / "artifacts").as_uri())
+        client = mlflow.MlflowClient()
+        client.create_registered_model("fraud")
+        for version in ("1", "2"):
+            with mlflow.start_run(experiment_id=experiment):
+                info = log_model(binaries[version], name="model")
+            mlflow.register_model(info.model_uri, "fraud")
+        client.set_registered_model_alias("fraud", "champion", "1")
+        with kafka_topics(kafka_bootstrap, ["in", "out", "dlq"], partitions=2) as (inp, out, dlq):
+            scorer = ScoringLoop(
+                "models:/fraud@champion", kafka_bootstrap, inp, out, group_id=f"g-{inp}", dlq_topic=dlq,
+                id_field="id", max_batch_rows=500, max_wait_ms=20, reload_interval=0.2,
+            )  # fmt: skip
+            running = Running(scorer)
+            try:
+                produce(kafka_bootstrap, inp, values_of(rows[: n // 2]), keys_of(rows[: n // 2]))
+                running.wait_for(n // 2)
+                client.set_registered_model_alias("fraud", "champion", "2")
+                wait_until(lambda: scorer.slot._staged is not None, 30, "version 2 staged")
+                produce(kafka_bootstrap, inp, values_of(rows[n // 2 : n]), keys_of(rows[n // 2 : n]))
+                running.wait_for(n)
+            finally:
+                running.stop()
+            records = consume(kafka_bootstrap, out, at_least=n)
+    finally:
+        mlflow.set_tracking_uri(old)
+    assert scorer.slot.swaps == 1
+    got = {json.loads(r.value)["id"]: r for r in records}
+    assert sorted(got) == list(range(n))
+    for i, r in got.items():
+        version = "1" if i < n // 2 else "2"
+        assert r.headers[HEADER_VERSION].decode() == version
+        assert json.loads(r.value)["probability"] == expected[version][i]
