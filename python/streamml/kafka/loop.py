@@ -637,7 +637,7 @@ class ScoringLoop:
             [*champion.headers, (HEADER_SERVED_BY, SERVED_BY_CHAMPION)] if canary else champion.headers,
             [*challengers[0].headers, (HEADER_SERVED_BY, SERVED_BY_CANARY)],
         ]
-        while scoring.chunks and (block or scoring.chunks[0].done()):
+        while scoring.chunks and (block or (scoring.chunks[0].done() and scoring.shadow[0].done())):
             outputs, errors, took = scoring.chunks.popleft().result()
             shadowed, on_canary = scoring.shadow.popleft().result()
             start = scoring.produced
