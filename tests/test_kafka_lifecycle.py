@@ -440,3 +440,33 @@ def test_a_registry_alias_moved_in_mlflow_swaps_the_scorer(
         version = "1" if i < n // 2 else "2"
         assert r.headers[HEADER_VERSION].decode() == version
         assert json.loads(r.value)["probability"] == expected[version][i]
+
+
+def test_the_pin_and_the_trust_list_apply_to_every_resolved_version(binaries: dict[str, Path], tmp_path: Path) -> None:
+    models = model_directory(tmp_path / "fraud", binaries, champion="1", challenger="2")
+    shas = {v: hashlib.sha256(p.read_bytes()).hexdigest() for v, p in binaries.items()}
+    scorer = ScoringLoop(
+        str(models), "127.0.0.1:1", "a", "b", sha256=shas["1"], trusted_sha256=[shas["1"], shas["2"], shas["4"]],
+        challengers=[f"{models}@challenger"],
+    )  # fmt: skip
+    try:
+        set_alias(models, "champion", "2")  # trusted, but not the pinned binary
+        assert scorer.slot.refresh() is False
+        assert (scorer.slot.refused, scorer.slot.acquire().version) == (1, "1")
+        assert scorer.slot.last_error == (
+            f"model binary '{models}/2.so' has sha256 {shas['2']}, not the pinned {shas['1']} (--sha256); "
+            "a pinned scorer serves only that binary"
+        )
+        challenger = scorer.challengers[0]
+        set_alias(models, "challenger", "3")  # not on the trust list
+        assert challenger.refresh() is False
+        assert (challenger.refused, challenger.acquire().version) == (1, "2")
+        assert challenger.last_error is not None
+        assert challenger.last_error.startswith(f"cannot load model binary '{models}/3.so': its sha256 {shas['3']}")
+        set_alias(models, "challenger", "4")  # trusted; challengers are not pinned
+        assert challenger.refresh() is True
+        assert challenger.acquire().version == "4"
+    finally:
+        scorer.slot.close()
+        for c in scorer.challengers:
+            c.close()
