@@ -470,3 +470,45 @@ def test_the_pin_and_the_trust_list_apply_to_every_resolved_version(binaries: di
         scorer.slot.close()
         for c in scorer.challengers:
             c.close()
+
+
+def test_a_challengers_failures_are_counted_never_dead_lettered(
+    kafka_bootstrap: str,
+    binaries: dict[str, Path],
+    rows: list[dict[str, Any]],
+    expected: dict[str, list[float]],
+    tmp_path: Path,
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from streamml.compile import compile as streamml_compile
+
+    # A challenger reading a field the messages do not have: it fails on every message.
+    x = np.random.default_rng(5).normal(size=(200, 5))
+    est = LogisticRegression().fit(x, (x[:, 0] > 0).astype(int))
+    other = tmp_path / "other"
+    other.mkdir()
+    streamml_compile(est, other / "9.so", name="fraud", version="9", features=[*FEATURES, "x_missing"])
+    set_alias(other, "champion", "9")
+    models = model_directory(tmp_path / "fraud", binaries, champion="1")
+    n = 1_000
+    port = free_port()
+    with kafka_topics(kafka_bootstrap, ["in", "out", "dlq"], partitions=2) as (inp, out, dlq):
+        produce(kafka_bootstrap, inp, values_of(rows[:n]), keys_of(rows[:n]))
+        scorer = ScoringLoop(
+            str(models), kafka_bootstrap, inp, out, group_id=f"g-{inp}", dlq_topic=dlq, id_field="id",
+            max_batch_rows=200, max_wait_ms=20, challengers=[str(other)], metrics_port=port,
+        )  # fmt: skip
+        running = Running(scorer)
+        try:
+            running.wait_for(n)
+            failures = metric_lines(port, "streamml_model_challenger_failures_total")
+        finally:
+            running.stop()
+        records = consume(kafka_bootstrap, out, at_least=n)
+        assert consume(kafka_bootstrap, dlq, at_least=0, idle=0.5) == []
+    assert scorer.challenger_failures == {("fraud", "9"): n}
+    assert failures == [f'streamml_model_challenger_failures_total{{model="fraud",version="9"}} {n}.0']
+    assert (scorer.stats["out"], scorer.stats["dlq"]) == (n, 0)
+    assert sorted(json.loads(r.value)["id"] for r in records) == list(range(n))
+    assert {r.headers[HEADER_VERSION] for r in records} == {b"1"}

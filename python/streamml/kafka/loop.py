@@ -265,7 +265,7 @@ class ScoringLoop:
             raise
         self.canary = canary
         self._id_field = id_field
-        #: Messages each challenger version could not score: ``(reference, version) -> count``.
+        #: Messages each challenger version could not score: ``(model, version) -> count``.
         self.challenger_failures: dict[tuple[str, str], int] = {}
         self.model = self.slot.current.model
         first: Serving = self.slot.current.prepared

@@ -246,11 +246,11 @@ class LifecycleCollector:
     ``streamml_model_swaps_total``, ``streamml_model_refused_total``,
     ``streamml_model_resolve_errors_total`` (labels ``role``: champion/challenger, ``reference``),
     ``streamml_model_challenger_failures_total`` (messages a challenger could not score, by
-    version) and ``streamml_model_serving`` (1, labelled with the version serving and its SHA-256).
+    model and version) and ``streamml_model_serving`` (1, labelled with the version serving and its SHA-256).
     """
 
     def __init__(self, champion: Slot, challengers: Sequence[ModelSlot], failures: dict[tuple[str, str], int]) -> None:
-        """Read these slots, and ``failures`` (``(reference, version) -> count``) of the challengers."""
+        """Read these slots, and ``failures`` (``(model, version) -> count``) of the challengers."""
         self.slots = [("champion", champion), *(("challenger", c) for c in challengers)]
         self.failures = failures
 
@@ -279,7 +279,7 @@ class LifecycleCollector:
             serving.add_metric([role, ref, current.model.name, current.version, current.sha256], 1)
         failures = CounterMetricFamily(
             "streamml_model_challenger_failures", "Messages a challenger could not score (not dead-lettered).",
-            labels=["reference", "version"],
+            labels=["model", "version"],
         )  # fmt: skip
         for (ref, version), count in sorted(self.failures.items()):
             failures.add_metric([ref, version], count)
