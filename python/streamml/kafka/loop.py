@@ -26,12 +26,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import operator
 import os
 import signal
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
+from itertools import repeat
 from typing import Any, Literal
 
 from streamml import _streamml
@@ -57,6 +60,9 @@ log = logging.getLogger("streamml.kafka")
 Guarantee = Literal["at-least-once", "exactly-once"]
 Format = Literal["json", "arrow"]
 
+#: A message's key, error and partition, called from C in ``map`` (no Python frame per message).
+_key, _error = operator.methodcaller("key"), operator.methodcaller("error")
+_partition = operator.methodcaller("partition")
 #: While a batch is being scored, consume in slices this long (s) to produce its outputs promptly.
 POLL_SLICE = 0.002
 #: The producer's queue holds at most this much (KiB) unless ``-X queue.buffering.max.kbytes`` says
@@ -417,7 +423,10 @@ class ScoringLoop:
                 return
             assigned = self._assigned
             # Not ours: an error event, or a message fetched before its partition was revoked.
-            good = [m for m in got if m.error() is None and m.partition() in assigned]
+            if not any(map(_error, got)) and assigned.issuperset(map(_partition, got)):
+                good = got  # the common case, checked in C
+            else:
+                good = [m for m in got if m.error() is None and m.partition() in assigned]
             if len(good) < len(got):
                 for m in got:
                     err = m.error()
@@ -575,21 +584,27 @@ class ScoringLoop:
 
         Returns how many were produced: all of them, or those before the first one the producer
         refused as too large (``message.max.bytes`` is set to the topics' limit, so the check is
-        the producer's own and costs nothing here).
+        the producer's own and costs nothing here). The loop runs in C (``map`` over the outputs,
+        ``produce``'s arguments by position: topic, value, key, partition, callback, on_delivery,
+        timestamp, headers): no Python frame per message.
         """
         from confluent_kafka import KafkaError, KafkaException
 
         send, topic, headers, acked = self._producer.produce, self.output_topic, self._headers, flight.on_delivery
-        done = 0
+        n, done = len(outputs), 0
+        keys = list(map(_key, messages))
         try:
-            while done < len(outputs):
+            while done < n:
+                values = iter(outputs[done:])
                 try:
-                    for m, out in zip(messages[done:], outputs[done:], strict=True):
-                        send(topic, out, m.key(), headers=headers, on_delivery=acked)
-                        done += 1
+                    deque(map(send, repeat(topic), values, keys[done:], repeat(-1), repeat(acked), repeat(None),
+                              repeat(0), repeat(headers)), maxlen=0)  # fmt: skip
+                    done = n
                 except BufferError:
+                    done = n - operator.length_hint(values) - 1  # the refused one was taken from ``values``
                     self._wait_for_room()
                 except KafkaException as e:
+                    done = n - operator.length_hint(values) - 1
                     if e.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
                         raise
                     return done
