@@ -133,6 +133,8 @@ class Span:
     #: CPU seconds per thread role of that process (:func:`thread_cpu`), and of the broker, over the same span.
     threads: dict[str, float] = field(default_factory=dict)
     broker_cpu: float = float("nan")
+    #: CPU seconds of this process (the reader of the outputs) over the same span.
+    reader_cpu: float = float("nan")
 
     @property
     def rate(self) -> float:
@@ -151,7 +153,7 @@ def output_span(bootstrap: str, topic: str, n: int, timeout: float = 900, pid: i
     cpu_first = None
     threads_first: dict[str, float] = {}
     broker = broker_pid()
-    broker_first = float("nan")
+    broker_first = reader_first = float("nan")
     deadline = time.monotonic() + timeout
     while count < n and time.monotonic() < deadline:
         for m in c.consume(num_messages=10_000, timeout=0.5):
@@ -160,18 +162,20 @@ def output_span(bootstrap: str, topic: str, n: int, timeout: float = 900, pid: i
                     cpu_first = cpu_seconds(pid)
                     threads_first = thread_cpu(pid)
                     broker_first = cpu_seconds(broker) if broker else float("nan")
+                    reader_first = cpu_seconds(os.getpid())
                 count += 1
                 ts = m.timestamp()[1] / 1000
                 first = ts if first is None else min(first, ts)
                 last = ts if last is None else max(last, ts)
     cpu = cpu_seconds(pid) - cpu_first if pid is not None and cpu_first is not None else float("nan")
     threads: dict[str, float] = {}
-    broker_cpu = float("nan")
+    broker_cpu = reader_cpu = float("nan")
     if pid is not None and cpu_first is not None:
         threads = {k: v - threads_first.get(k, 0.0) for k, v in thread_cpu(pid).items()}
         broker_cpu = cpu_seconds(broker) - broker_first if broker else float("nan")
+        reader_cpu = cpu_seconds(os.getpid()) - reader_first
     c.close()
-    return Span(count, first or float("nan"), last or float("nan"), cpu, threads, broker_cpu)
+    return Span(count, first or float("nan"), last or float("nan"), cpu, threads, broker_cpu, reader_cpu)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -352,14 +356,14 @@ def _next(batch: list[Any]) -> list[TopicPartition]:
 #: The cases that take turns: name -> how to run one over (input topic, output topic, messages).
 CASES = ["streamml score, at-least-once", "streamml score, exactly-once", "raw pipe (ceiling)",
          "flush-and-commit pipe"]  # fmt: skip
-#: With ``--baseline PYTHON``: ``streamml score`` at-least-once run by that interpreter (another checkout), a case too.
-BASELINE = "streamml score, at-least-once, baseline"
+#: With ``--baseline LABEL=PYTHON``: ``streamml score`` at-least-once run by that interpreter (another checkout).
+BASELINE = "streamml score, at-least-once, {}"
 RAW = CASES[2]
 
 
-def case_list(names: str | None, baseline: str | None) -> list[str]:
+def case_list(names: str | None, baselines: dict[str, str]) -> list[str]:
     """The cases to run: those whose names hold a part of ``names`` (comma-separated; default all), and the raw pipe."""
-    cases = [*CASES, *([BASELINE] if baseline else [])]
+    cases = [*CASES, *(BASELINE.format(label) for label in baselines)]
     if names:
         wanted = names.split(",")
         cases = [c for c in cases if c == RAW or any(w in c for w in wanted)]
@@ -375,12 +379,14 @@ def throughput_rows(
     repeats: int,
     log: Path,
     cases: list[str] = CASES,
-    baseline: str | None = None,
+    baselines: dict[str, str] | None = None,
 ) -> list[Row]:
     """Every case of ``cases`` ``repeats`` times on one input topic of ``partitions``, in rotating order.
 
-    ``baseline``: the interpreter of :data:`BASELINE` (another checkout's, e.g. main before a change).
+    ``baselines``: label -> the interpreter of that :data:`BASELINE` case (another checkout's, e.g. main
+    before a change).
     """
+    pythons = {BASELINE.format(label): python for label, python in (baselines or {}).items()}
     bootstrap = broker.bootstrap
     inp = broker.topic(f"in{partitions}", partitions=partitions)
     broker.produce(inp, values[:n])
@@ -390,9 +396,8 @@ def throughput_rows(
     for k in range(repeats):
         for case in cases[k % len(cases) :] + cases[: k % len(cases)]:
             out = broker.topic(f"out-{k}", partitions=partitions)
-            if case == BASELINE:
-                assert baseline is not None
-                proc = start_scorer(bootstrap, model_path, inp, out, log, python=baseline)
+            if case in pythons:
+                proc = start_scorer(bootstrap, model_path, inp, out, log, python=pythons[case])
             elif case.startswith("streamml"):
                 proc = start_scorer(bootstrap, model_path, inp, out, log, guarantee=case.rsplit(", ", 1)[1])
             else:  # a process of its own too, so that its CPU time is its own
@@ -404,6 +409,7 @@ def throughput_rows(
             cpu[case].append(span.cpu / span.count * 1e6)
             per_thread = {k: v / span.count * 1e6 for k, v in span.threads.items()}
             per_thread["(the broker, all its threads)"] = span.broker_cpu / span.count * 1e6
+            per_thread["(the benchmark's reader)"] = span.reader_cpu / span.count * 1e6
             threads[case].append(per_thread)
             if proc.stdin is not None:
                 proc.stdin.close()  # the pipe exits once told
@@ -427,10 +433,10 @@ def throughput_rows(
             if case == RAW
             else f"{statistics.median(ratios):.0%} of raw (runs: {', '.join(f'{r:.0%}' for r in ratios)})"
         )
-        if case == BASELINE and CASES[0] in runs:
-            ab = [a / b for a, b in zip(runs[CASES[0]], runs[BASELINE], strict=True)]
+        if case in pythons and CASES[0] in runs:
+            ab = [a / b for a, b in zip(runs[CASES[0]], runs[case], strict=True)]
             turns = ", ".join(f"{r:.2f}" for r in ab)
-            note += f"; at-least-once / baseline {statistics.median(ab):.2f}x (runs: {turns})"
+            note += f"; at-least-once / this {statistics.median(ab):.2f}x (runs: {turns})"
         if case == CASES[1] and CASES[0] in runs:
             eos = [a / b for a, b in zip(runs[CASES[1]], runs[CASES[0]], strict=True)]
             note += f"; {statistics.median(eos):.2f}x at-least-once (runs: {', '.join(f'{r:.2f}' for r in eos)})"
@@ -664,12 +670,17 @@ def main() -> int:
         "--cases", help="throughput: only the cases whose names hold one of these comma-separated parts"
     )
     parser.add_argument(
-        "--baseline", metavar="PYTHON", help="throughput: also streamml score at-least-once run by this interpreter"
+        "--baseline",
+        metavar="LABEL=PYTHON",
+        action="append",
+        default=[],
+        help="throughput: also streamml score at-least-once run by this interpreter (repeatable)",
     )
     parser.add_argument(
         "--partitions", type=lambda v: [int(p) for p in v.split(",")], default=[1, 4], help="input partitions (1,4)"
     )
     args = parser.parse_args()
+    baselines = dict(b.split("=", 1) for b in args.baseline)
     if args.quick:
         args.messages, args.plain_messages = 50_000, 3_000
     if args.long is None:
@@ -711,7 +722,7 @@ def main() -> int:
             for partitions in args.partitions:
                 rows += throughput_rows(
                     broker, model_path, values, partitions, args.messages, args.repeats, log,
-                    case_list(args.cases, args.baseline), args.baseline,
+                    case_list(args.cases, baselines), baselines,
                 )  # fmt: skip
         if args.only is None:
             rows += plain_rows(broker, booster, values, args.plain_messages, rows)
