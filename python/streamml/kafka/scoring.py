@@ -29,7 +29,7 @@ from streamml.kafka.sinks import timestamp_ms
 log = logging.getLogger("streamml.kafka")
 
 #: Messages scored per call of the Rust step: the next chunks are scored while one is produced. A call
-#: has a fixed cost (R1: ~0.17 ms), so 500 (3 % dearer per message than 1,000, 15 % cheaper than 250;
+#: has a fixed cost (R1: ~0.09 ms), so 500 (2 % dearer per message than 1,000, 14 % cheaper than 250;
 #: docs/performance.md) keeps two chunks of a default batch for the two threads.
 SCORE_CHUNK = 500
 #: Threads scoring chunks at once (the Rust step releases the GIL: they run on separate cores).
