@@ -145,6 +145,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace) -> int:
     import faulthandler
+    import gc
     import logging
     import signal
 
@@ -196,6 +197,10 @@ def _score(args: argparse.Namespace) -> int:
         sha256=None if fixed else args.sha256,
     )
     scorer.install_signal_handlers()
+    # Every consumed message and delivery report is a tracked object: collect the young ones less
+    # often, and never rescan what start-up made (docs/performance.md, issue 29).
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
     try:
         scorer.run()
     except KafkaScorerError as e:  # stopped without committing the unfinished work (logged)

@@ -23,7 +23,7 @@ from streamml.kafka.sinks import timestamp_ms
 log = logging.getLogger("streamml.kafka")
 
 #: Messages scored per call of the Rust step: the next chunk is scored while one is produced.
-SCORE_CHUNK = 250
+SCORE_CHUNK = 500
 #: A batch whose messages all failed inside the model (at least this many) stops the scorer:
 #: the model is failing, not the messages, and dead-lettering the whole stream would commit it.
 MODEL_FAULT_ROWS = 32
