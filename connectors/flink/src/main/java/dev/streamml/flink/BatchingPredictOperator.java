@@ -52,6 +52,8 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
   private final RowTypeInfo inputType;
   private final int[] featureIndexes;
   private final int outputCount;
+  /** The field holding the event id, for the canary; -1 without one. */
+  private final int idIndex;
 
   private transient ModelLifecycle.Slots<RowScorer> slots;
   private transient List<Row> buffer;
@@ -64,13 +66,14 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
 
   BatchingPredictOperator(
       String modelPath, BatchPolicy policy, RowTypeInfo inputType, int[] featureIndexes, int outputCount) {
-    this(ModelLifecycle.fixed(modelPath), policy, inputType, featureIndexes, outputCount);
+    this(ModelLifecycle.fixed(modelPath), policy, inputType, featureIndexes, outputCount, -1);
   }
 
   BatchingPredictOperator(
       ModelLifecycle lifecycle, BatchPolicy policy, RowTypeInfo inputType, int[] featureIndexes,
-      int outputCount) {
+      int outputCount, int idIndex) {
     this.lifecycle = lifecycle;
+    this.idIndex = idIndex;
     this.policy = policy;
     this.inputType = inputType;
     this.featureIndexes = featureIndexes;
@@ -228,13 +231,22 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
     List<ModelSlot.Version<RowScorer>> versions = slots.acquireAll();
     try {
       List<Row> shadow = new ArrayList<>(batch.size() * versions.size());
-      List<Row> served = null;
+      List<List<Row>> byVersion = new ArrayList<>(versions.size());
       for (ModelSlot.Version<RowScorer> v : versions) {
         List<Row> rows = score(batch, v);
         shadow.addAll(rows);
-        if (served == null) {
-          served = rows; // the champion's (first)
-        }
+        byVersion.add(rows);
+      }
+      if (idIndex < 0) {
+        return new Scored(byVersion.get(0), shadow); // the champion's (first)
+      }
+      double fraction = lifecycle.canaryFraction();
+      List<Row> served = new ArrayList<>(batch.size());
+      for (int r = 0; r < batch.size(); r++) {
+        boolean canary = ModelLifecycle.canaryShare(batch.get(r).getField(idIndex)) < fraction;
+        Row row = byVersion.get(canary ? 1 : 0).get(r);
+        row.setField(row.getArity() - 1, canary ? "canary" : "champion");
+        served.add(Row.copy(row));
       }
       return new Scored(served, shadow);
     } finally {
@@ -260,7 +272,7 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
     List<Row> out = new ArrayList<>(n);
     for (int r = 0; r < n; r++) {
       Row in = batch.get(r);
-      Row row = new Row(arity + outputCount + (versioned ? 2 : 1));
+      Row row = new Row(arity + outputCount + (versioned ? 2 : 1) + (idIndex >= 0 ? 1 : 0));
       for (int i = 0; i < arity; i++) {
         row.setField(i, in.getField(i));
       }

@@ -1,6 +1,10 @@
 package dev.streamml.flink;
 
 import java.io.Serializable;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -35,20 +39,25 @@ public final class ModelLifecycle implements Serializable {
   /** The shape the step was built for (names; outputs as Arrow fields' text); null: unchecked. */
   private final List<String> inputs;
   private final List<String> outputs;
+  /** The canary fraction (0: none) and the field holding the event id. */
+  private final double canary;
+  private final String idField;
 
   private ModelLifecycle(ModelSlot.Config champion, List<String> challengers, boolean versionColumn,
-      OutputTag<Row> shadowTag, List<String> inputs, List<String> outputs) {
+      OutputTag<Row> shadowTag, List<String> inputs, List<String> outputs, double canary, String idField) {
     this.champion = champion;
     this.challengers = List.copyOf(challengers);
     this.versionColumn = versionColumn;
     this.shadowTag = shadowTag;
     this.inputs = inputs;
     this.outputs = outputs;
+    this.canary = canary;
+    this.idField = idField;
   }
 
   /** A binary's path, scored as before: loaded once, no {@code model_version} column. */
   public static ModelLifecycle fixed(String path) {
-    return new ModelLifecycle(ModelSlot.Config.of(path), List.of(), false, null, null, null);
+    return new ModelLifecycle(ModelSlot.Config.of(path), List.of(), false, null, null, null, 0, null);
   }
 
   /**
@@ -57,33 +66,78 @@ public final class ModelLifecycle implements Serializable {
    */
   public static ModelLifecycle of(String reference) {
     return new ModelLifecycle(new ModelSlot.Config(reference, null, null, DEFAULT_RELOAD_INTERVAL),
-        List.of(), true, null, null, null);
+        List.of(), true, null, null, null, 0, null);
   }
 
   /** Re-resolve every {@code interval} (null: resolve once at start, never swap). */
   public ModelLifecycle reloadEvery(Duration interval) {
     ModelSlot.Config c = new ModelSlot.Config(
         champion.reference(), champion.sha256(), champion.trustedModels(), interval);
-    return new ModelLifecycle(c, challengers, versionColumn, shadowTag, inputs, outputs);
+    return new ModelLifecycle(c, challengers, versionColumn, shadowTag, inputs, outputs, canary, idField);
   }
 
   /** Every resolved binary must be in this trust file (one SHA-256 per line). */
   public ModelLifecycle trustedModels(String trustFile) {
     ModelSlot.Config c = new ModelSlot.Config(
         champion.reference(), champion.sha256(), trustFile, champion.reloadInterval());
-    return new ModelLifecycle(c, challengers, versionColumn, shadowTag, inputs, outputs);
+    return new ModelLifecycle(c, challengers, versionColumn, shadowTag, inputs, outputs, canary, idField);
   }
 
   /** Challengers scored in shadow on every batch (each its own reference, same interval and trust). */
   public ModelLifecycle withChallengers(List<String> references) {
-    return new ModelLifecycle(champion, references, versionColumn, shadowTag, inputs, outputs);
+    return new ModelLifecycle(champion, references, versionColumn || !references.isEmpty(), shadowTag, inputs, outputs, canary, idField);
+  }
+
+  /**
+   * Serve a {@code fraction} of events with the first challenger instead of the champion: an
+   * event goes to the canary when {@link #canaryShare} of its {@code idField} is below {@code
+   * fraction} (deterministic across processes and hosts, and sticky). Rows then end with {@code
+   * served_by}: {@code champion} or {@code canary} (in the shadow output, on the row that was served;
+   * null on the others).
+   */
+  public ModelLifecycle canary(double fraction, String idField) {
+    if (!(fraction >= 0 && fraction <= 1)) {
+      throw new ModelException("the canary fraction must be in [0, 1], got " + fraction);
+    }
+    return new ModelLifecycle(champion, challengers, versionColumn, shadowTag, inputs, outputs, fraction, idField);
+  }
+
+  /**
+   * Where an event id falls in [0, 1), the canary rule every streamml host shares
+   * ({@code streamml.lifecycle.canary_share}): the first 8 bytes of the SHA-256 of the id's UTF-8
+   * text ({@link String#valueOf}; a {@code byte[]} as it is), big-endian unsigned, divided by 2^64.
+   */
+  public static double canaryShare(Object id) {
+    byte[] data = id instanceof byte[] b ? b : String.valueOf(id).getBytes(StandardCharsets.UTF_8);
+    byte[] hash;
+    try {
+      hash = MessageDigest.getInstance("SHA-256").digest(data);
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+    long x = ByteBuffer.wrap(hash, 0, 8).getLong();
+    // The unsigned value rounded to the nearest double, as Python's int / float does.
+    double unsigned = x >= 0 ? (double) x : ((double) ((x >>> 1) | (x & 1))) * 2.0;
+    return unsigned / 18446744073709551616.0;
+  }
+
+  /** The canary fraction; 0 without a canary. */
+  public double canaryFraction() {
+    return canary;
+  }
+
+  public String idField() {
+    return idField;
   }
 
   ModelLifecycle forStep(String stepId, TypeInformation<Row> shadowType, List<Field> in, List<Field> out) {
+    if (canary > 0 && challengers.isEmpty()) {
+      throw new ModelException("step '" + stepId + "': a canary needs a challenger (withChallengers) to serve it");
+    }
     OutputTag<Row> tag = challengers.isEmpty() ? null : new OutputTag<>(stepId + "-shadow", shadowType);
     List<String> inNames = in.stream().map(Field::getName).toList();
     List<String> outText = out.stream().map(Field::toString).toList();
-    return new ModelLifecycle(champion, challengers, versionColumn, tag, inNames, outText);
+    return new ModelLifecycle(champion, challengers, versionColumn, tag, inNames, outText, canary, idField);
   }
 
   public ModelSlot.Config champion() {

@@ -92,12 +92,22 @@ public final class StreammlStreams {
       types.add(Types.STRING);
       outNames.add(MODEL_VERSION);
     }
+    int idIndex = -1;
+    if (models.canaryFraction() > 0) {
+      idIndex = names.indexOf(models.idField());
+      if (idIndex < 0) {
+        throw new ModelException("step '" + stepId + "': the stream has no field '" + models.idField()
+            + "' (the canary's event id); its fields are " + names);
+      }
+      types.add(Types.STRING);
+      outNames.add(SERVED_BY);
+    }
     RowTypeInfo outType = new RowTypeInfo(
         types.toArray(new TypeInformation<?>[0]), outNames.toArray(new String[0]));
     ModelLifecycle step = models.forStep(stepId, outType, inputs, outputs);
     SingleOutputStreamOperator<Row> oks = stream
         .transform(stepId, outType,
-            new BatchingPredictOperator(step, policy, inputType, features, outputs.size()))
+            new BatchingPredictOperator(step, policy, inputType, features, outputs.size(), idIndex))
         .uid(stepId);
     OutputTag<Row> tag = step.shadowTag();
     return new Predictions(oks, tag == null ? null : oks.getSideOutput(tag), tag);
@@ -105,6 +115,9 @@ public final class StreammlStreams {
 
   /** The column naming the version that scored a row. */
   public static final String MODEL_VERSION = "model_version";
+
+  /** The column saying which side served a row when a canary is set: champion or canary. */
+  public static final String SERVED_BY = "served_by";
 
   static TypeInformation<?> flinkType(Field field, String modelPath) {
     ArrowType type = field.getType();

@@ -248,4 +248,52 @@ class LifecycleFlinkTest {
       }
     }
   }
+
+  @Test
+  void theCanaryRuleIsTheOtherHostsAndKeepsItsFraction() {
+    assertEquals(0.805519, Math.round(ModelLifecycle.canaryShare("event-1") * 1e6) / 1e6); // Python's doctest
+    assertEquals(ModelLifecycle.canaryShare("1"), ModelLifecycle.canaryShare(1L));
+    int canary = 0;
+    for (long id = 0; id < 100_000; id++) {
+      canary += ModelLifecycle.canaryShare(id) < 0.05 ? 1 : 0;
+    }
+    assertTrue(Math.abs(canary / 100_000.0 - 0.05) <= 0.01, "canary share " + canary);
+  }
+
+  @Test
+  void aCanaryServesItsShareWithTheChallengerAndSaysSo() throws Exception {
+    int n = 400;
+    Path dir = Versions.directory(tmp.resolve("fraud"));
+    ModelReference.setAlias(dir, "challenger", "2");
+    Map<String, double[]> expected = Versions.expected(n, List.of("1", "2"));
+    StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
+    env.setParallelism(2);
+    StreammlStreams.Predictions p = StreammlStreams.predict("score", events(env, n, false),
+        ModelLifecycle.of(dir.toString()).withChallengers(List.of(dir + "@challenger")).canary(0.3, "id"),
+        new BatchPolicy(32, Duration.ofMillis(5)));
+    RowTypeInfo type = (RowTypeInfo) p.oks().getType();
+    int last = type.getArity() - 1;
+    assertEquals(List.of("error", "model_version", "served_by"),
+        List.of(type.getFieldNames()).subList(last - 2, last + 1));
+    List<Row> served = new ArrayList<>();
+    List<Row> shadow = new ArrayList<>();
+    try (CloseableIterator<Row> oks = p.oks().collectAsync(); CloseableIterator<Row> all = p.shadow().collectAsync()) {
+      env.execute("canary");
+      oks.forEachRemaining(served::add);
+      all.forEachRemaining(shadow::add);
+    }
+    assertEquals(n, served.size());
+    int canaries = 0;
+    for (Row r : served) {
+      long id = (Long) r.getField(0);
+      boolean canary = ModelLifecycle.canaryShare(id) < 0.3;
+      canaries += canary ? 1 : 0;
+      assertEquals(canary ? List.of("2", "canary") : List.of("1", "champion"),
+          List.of(r.getField(last - 1), r.getField(last)), "event " + id);
+      assertEquals(expected.get(canary ? "2" : "1")[(int) id], r.getField(5), "event " + id);
+    }
+    assertTrue(canaries > 0 && canaries < n, "both sides served: " + canaries);
+    assertEquals(2 * n, shadow.size());
+    assertEquals(n, shadow.stream().filter(r -> r.getField(last) != null).count(), "one served row per event");
+  }
 }
