@@ -296,4 +296,55 @@ class LifecycleFlinkTest {
     assertEquals(2 * n, shadow.size());
     assertEquals(n, shadow.stream().filter(r -> r.getField(last) != null).count(), "one served row per event");
   }
+
+  @Test
+  void theBatchedSqlFunctionSwapsBetweenBatchesWhileTheAliasMoves() throws Exception {
+    Path dir = Versions.directory(tmp.resolve("fraud"));
+    List<String> versions = List.of("1", "2", "3", "4");
+    Map<String, double[]> expected = Versions.expected(EVENTS, versions);
+    StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
+    env.setParallelism(1);
+    StreamTableEnvironment tEnv = StreamTableEnvironment.create(env);
+    tEnv.getConfig().set("pipeline.global-job-parameters",
+        "streamml.reload-interval:30ms,streamml.max-batch-rows:64,streamml.max-wait:5ms");
+    tEnv.getConfig().set("table.exec.async-scalar.max-concurrent-operations", "256");
+    tEnv.createTemporaryView("t", tEnv.fromDataStream(events(env, EVENTS, true)));
+    tEnv.createTemporarySystemFunction("streamml_predict_batched", BatchingPredictFunction.class);
+    List<Row> out = new ArrayList<>();
+    // The function returns one DOUBLE: the version that scored a row is the one whose score it is
+    // (the versions' scores of an event differ).
+    Map<Double, String> versionOf = new HashMap<>();
+    for (String v : versions) {
+      for (double score : expected.get(v)) {
+        versionOf.put(score, v);
+      }
+    }
+    assertEquals(4 * EVENTS, versionOf.size(), "every version scores every event differently");
+    try (CloseableIterator<Row> it = tEnv.executeSql("SELECT id, streamml_predict_batched('" + dir
+        + "', x0, x1, x2, x3) AS p FROM t").collect()) {
+      int k = 0;
+      String awaited = null;
+      List<String> moves = List.of("2", "3", "4");
+      while (it.hasNext()) {
+        Row r = it.next();
+        out.add(Row.of(r.getField(0), r.getField(1), versionOf.get((Double) r.getField(1))));
+        if (awaited != null && awaited.equals(out.get(out.size() - 1).getField(2))) {
+          awaited = null;
+        }
+        if (awaited == null && k < moves.size() && out.size() >= (k + 1) * EVENTS / 5) {
+          ModelReference.setAlias(dir, "champion", moves.get(k));
+          awaited = moves.get(k++);
+        }
+      }
+      assertEquals(3, k);
+    }
+    assertScoredOnceByTheirVersions(out, 0, 1, 2, expected);
+    out.sort((a, b) -> Long.compare((Long) a.getField(0), (Long) b.getField(0)));
+    for (int i = 1; i < out.size(); i++) {
+      assertTrue(((String) out.get(i).getField(2)).compareTo((String) out.get(i - 1).getField(2)) >= 0,
+          "event " + out.get(i).getField(0) + " went back");
+    }
+    assertEquals(Set.of("1", "2", "3", "4"),
+        out.stream().map(r -> (String) r.getField(2)).collect(Collectors.toSet()));
+  }
 }
