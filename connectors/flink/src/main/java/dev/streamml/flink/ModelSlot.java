@@ -29,7 +29,9 @@ import org.slf4j.LoggerFactory;
  * line say why. A failed re-resolution counts in {@link #resolveErrors()} and changes nothing. A
  * version replaced while a batch still holds it is closed when that batch releases it.
  *
- * <p>Without a reload interval a binary's path is loaded as before (no resolution, no thread).
+ * <p>Without a reload interval a binary's path is loaded as before (no resolution, no thread) and
+ * never swapped ({@link #refresh} does nothing); {@link #acquire} then hands out the one version
+ * without counting holds, which {@link #close} closes.
  *
  * @param <T> what the host builds per version (its scorer), closed with the version if {@link
  *     AutoCloseable}
@@ -84,8 +86,11 @@ public final class ModelSlot<T> implements AutoCloseable {
     private final String sha256;
     private final T prepared;
     private final AtomicInteger holders = new AtomicInteger(1); // the slot's own hold
+    /** The one version of a fixed slot: holds are not counted; the slot closes it. */
+    private final boolean fixed;
 
-    Version(NativeModel model, String version, String sha256, T prepared) {
+    Version(NativeModel model, String version, String sha256, T prepared, boolean fixed) {
+      this.fixed = fixed;
       this.model = model;
       this.version = version;
       this.sha256 = sha256;
@@ -117,6 +122,12 @@ public final class ModelSlot<T> implements AutoCloseable {
     /** Release a hold ({@link #acquire}'s): the last release closes the version. */
     @Override
     public void close() {
+      if (!fixed) {
+        release();
+      }
+    }
+
+    void release() {
       if (holders.decrementAndGet() == 0) {
         try {
           if (prepared instanceof AutoCloseable c && prepared != model) {
@@ -149,6 +160,8 @@ public final class ModelSlot<T> implements AutoCloseable {
   /** Loaded, not yet taken over; guarded by {@code this}, read without it as a hint. */
   private volatile Version<T> staged;
   private final ScheduledExecutorService reloader;
+  /** A binary's path without a reload interval: one version for the slot's life. */
+  private final boolean fixed;
   private boolean closed;
 
   /**
@@ -158,9 +171,8 @@ public final class ModelSlot<T> implements AutoCloseable {
   public ModelSlot(Config config, Prepare<T> prepare) {
     this.config = config;
     this.prepare = prepare;
-    this.current = config.reloadInterval() == null && !ModelReference.isDirectory(config.reference())
-        ? loadFixed()
-        : load(ModelReference.resolve(config.reference(), 0));
+    this.fixed = config.reloadInterval() == null && !ModelReference.isDirectory(config.reference());
+    this.current = fixed ? loadFixed() : load(ModelReference.resolve(config.reference(), 0));
     if (config.reloadInterval() != null) {
       long nanos = config.reloadInterval().toNanos();
       reloader = Executors.newSingleThreadScheduledExecutor(r -> {
@@ -182,7 +194,14 @@ public final class ModelSlot<T> implements AutoCloseable {
    * The version to score the next batch with, held until its {@link Version#close}: a staged new
    * version takes over here. Call once per batch and score the whole batch with it.
    */
-  public synchronized Version<T> acquire() {
+  public Version<T> acquire() {
+    if (fixed) {
+      return current; // never swapped: not held, closed with the slot
+    }
+    return acquireNext();
+  }
+
+  private synchronized Version<T> acquireNext() {
     Version<T> next = staged;
     if (next != null) {
       staged = null;
@@ -190,7 +209,7 @@ public final class ModelSlot<T> implements AutoCloseable {
       current = next;
       swaps.incrementAndGet();
       LOG.info("model {}: version {} takes over from {}", config.reference(), next.version, old.version);
-      old.close();
+      old.release();
     }
     return current.hold();
   }
@@ -206,6 +225,9 @@ public final class ModelSlot<T> implements AutoCloseable {
    * in {@link #lastError()}, and the serving version keeps serving.
    */
   public boolean refresh() {
+    if (fixed) {
+      return false;
+    }
     synchronized (refreshLock) {
       ModelReference.Resolved resolved;
       try {
@@ -245,7 +267,7 @@ public final class ModelSlot<T> implements AutoCloseable {
       }
       synchronized (this) {
         if (closed) {
-          loaded.close();
+          loaded.release();
           return false;
         }
         dropStaged();
@@ -261,7 +283,7 @@ public final class ModelSlot<T> implements AutoCloseable {
     Version<T> old = staged;
     staged = null;
     if (old != null) {
-      old.close();
+      old.release();
     }
   }
 
@@ -313,7 +335,7 @@ public final class ModelSlot<T> implements AutoCloseable {
       }
       closed = true;
       dropStaged();
-      current.close();
+      current.release();
     }
   }
 
@@ -325,7 +347,7 @@ public final class ModelSlot<T> implements AutoCloseable {
   private Version<T> loadFixed() {
     NativeModel model = NativeModel.load(config.reference(), config.sha256(), config.trustedModels());
     try {
-      return prepared(model, model.version(), model.sha256());
+      return prepared(model, model.version(), model.sha256(), true);
     } catch (RuntimeException e) {
       model.close();
       throw e;
@@ -341,16 +363,16 @@ public final class ModelSlot<T> implements AutoCloseable {
     NativeModel model = NativeModel.load(resolved.path(), resolved.sha256(), config.trustedModels());
     try {
       String version = resolved.version() != null ? resolved.version() : model.version();
-      return prepared(model, version, resolved.sha256());
+      return prepared(model, version, resolved.sha256(), false);
     } catch (RuntimeException e) {
       model.close();
       throw e;
     }
   }
 
-  private Version<T> prepared(NativeModel model, String version, String sha256) {
+  private Version<T> prepared(NativeModel model, String version, String sha256, boolean once) {
     T built = prepare == null ? null : prepare.prepare(model, version);
-    return new Version<>(model, version, sha256, built);
+    return new Version<>(model, version, sha256, built, once);
   }
 
   /** A Flink counter reading one of the slot's counts. */

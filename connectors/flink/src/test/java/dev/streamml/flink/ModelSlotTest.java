@@ -150,6 +150,22 @@ class ModelSlotTest {
     assertEquals(0, reloadThreads(dir));
   }
 
+  @Test
+  void aBinarysPathWithoutAnIntervalIsLoadedOnceAsBefore() throws Exception {
+    Path copy = Files.copy(Versions.binary("2"), tmp.resolve("model.so"));
+    ModelSlot<RowScorer> slot = new ModelSlot<>(ModelSlot.Config.of(copy.toString()),
+        (model, version) -> new RowScorer(model, null));
+    ModelSlot.Version<RowScorer> v = slot.acquire();
+    assertEquals(List.of("2", copy.toString()), List.of(v.version(), v.model().path())); // the binary's own
+    v.close();
+    Files.copy(Versions.binary("3"), copy, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    assertFalse(slot.refresh());
+    assertTrue(v == slot.acquire(), "the same version, never swapped");
+    assertEquals(0, reloadThreads(copy));
+    slot.close();
+    assertThrows(ModelException.class, () -> v.model().infoJson());
+  }
+
   private static long reloadThreads(Path dir) {
     return Thread.getAllStackTraces().keySet().stream()
         .filter(t -> t.getName().equals("streamml-reload " + dir) && t.isAlive()).count();
