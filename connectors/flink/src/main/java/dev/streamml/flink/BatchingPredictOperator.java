@@ -19,6 +19,7 @@ import org.apache.flink.streaming.api.operators.BoundedOneInput;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.types.Row;
+import org.apache.flink.util.OutputTag;
 
 /**
  * Scores a stream of rows in micro-batches (the {@link MicroBatcher} rule, on Flink's processing
@@ -35,30 +36,44 @@ import org.apache.flink.types.Row;
  * <p>Each output row is the input row's fields, then the model's outputs, then {@code error}:
  * null when the row was scored, otherwise why it was not (its outputs are then null). Build it with
  * {@link StreammlStreams#predict}.
+ *
+ * <p>With a model reference ({@link ModelLifecycle}) the model comes from a {@link ModelSlot},
+ * asked once per batch on the worker: a batch is scored wholly by one version and each output row
+ * ends with {@code model_version}. With challengers, every version scores every batch; only the
+ * champion's rows go downstream, every version's rows (champion included) go to the side output.
  */
 public class BatchingPredictOperator extends AbstractStreamOperator<Row>
     implements OneInputStreamOperator<Row, Row>, BoundedOneInput, ProcessingTimeCallback {
   private static final long serialVersionUID = 1L;
   private static final AtomicLong RESTORED_ROWS = new AtomicLong();
 
-  private final String modelPath;
+  private final ModelLifecycle lifecycle;
   private final BatchPolicy policy;
   private final RowTypeInfo inputType;
   private final int[] featureIndexes;
   private final int outputCount;
+  /** The field holding the event id, for the canary; -1 without one. */
+  private final int idIndex;
 
-  private transient RowScorer scorer;
+  private transient ModelLifecycle.Slots<RowScorer> slots;
   private transient List<Row> buffer;
   private transient ListState<Row> bufferState;
   private transient MicroBatcher rule;
   private transient ExecutorService worker;
   /** The batch being scored, or null. */
-  private transient Future<List<Row>> inFlight;
+  private transient Future<Scored> inFlight;
   private transient StreamRecord<Row> reuse;
 
   BatchingPredictOperator(
       String modelPath, BatchPolicy policy, RowTypeInfo inputType, int[] featureIndexes, int outputCount) {
-    this.modelPath = modelPath;
+    this(ModelLifecycle.fixed(modelPath), policy, inputType, featureIndexes, outputCount, -1);
+  }
+
+  BatchingPredictOperator(
+      ModelLifecycle lifecycle, BatchPolicy policy, RowTypeInfo inputType, int[] featureIndexes,
+      int outputCount, int idIndex) {
+    this.lifecycle = lifecycle;
+    this.idIndex = idIndex;
     this.policy = policy;
     this.inputType = inputType;
     this.featureIndexes = featureIndexes;
@@ -85,7 +100,7 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
   @Override
   public void open() throws Exception {
     super.open();
-    scorer = RowScorer.open(modelPath, null);
+    slots = lifecycle.open((model, version) -> new RowScorer(model, null), getMetricGroup());
     reuse = new StreamRecord<>(null);
     worker = Executors.newSingleThreadExecutor(r -> {
       Thread t = new Thread(r, "streamml-datastream-scorer");
@@ -151,8 +166,8 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
       worker.shutdownNow();
       worker.awaitTermination(30, TimeUnit.SECONDS);
     }
-    if (scorer != null) {
-      scorer.close();
+    if (slots != null) {
+      slots.close();
     }
     super.close();
   }
@@ -181,21 +196,67 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
     if (inFlight == null) {
       return;
     }
-    List<Row> rows;
+    Scored scored;
     try {
-      rows = inFlight.get();
+      scored = inFlight.get();
     } catch (ExecutionException e) {
       throw e.getCause() instanceof Exception cause ? cause : e;
     } finally {
       inFlight = null;
     }
-    for (Row row : rows) {
+    for (Row row : scored.rows()) {
       output.collect(reuse.replace(row));
+    }
+    if (scored.shadow() != null) {
+      OutputTag<Row> tag = lifecycle.shadowTag();
+      for (Row row : scored.shadow()) {
+        output.collect(tag, new StreamRecord<>(row));
+      }
     }
   }
 
-  /** Score {@code batch} (on the worker): the output rows, in order. */
-  private List<Row> score(List<Row> batch) {
+  /** A scored batch: the rows for downstream, and every version's rows for the side output. */
+  private record Scored(List<Row> rows, List<Row> shadow) {}
+
+  /**
+   * Score {@code batch} (on the worker) with the version each slot serves now, asked once for the
+   * whole batch: the champion's output rows, in order, and with challengers every version's.
+   */
+  private Scored score(List<Row> batch) {
+    if (!slots.hasChallengers()) {
+      try (ModelSlot.Version<RowScorer> v = slots.champion().acquire()) {
+        return new Scored(score(batch, v), null);
+      }
+    }
+    List<ModelSlot.Version<RowScorer>> versions = slots.acquireAll();
+    try {
+      List<Row> shadow = new ArrayList<>(batch.size() * versions.size());
+      List<List<Row>> byVersion = new ArrayList<>(versions.size());
+      for (ModelSlot.Version<RowScorer> v : versions) {
+        List<Row> rows = score(batch, v);
+        shadow.addAll(rows);
+        byVersion.add(rows);
+      }
+      if (idIndex < 0) {
+        return new Scored(byVersion.get(0), shadow); // the champion's (first)
+      }
+      double fraction = lifecycle.canaryFraction();
+      List<Row> served = new ArrayList<>(batch.size());
+      for (int r = 0; r < batch.size(); r++) {
+        boolean canary = ModelLifecycle.canaryShare(batch.get(r).getField(idIndex)) < fraction;
+        Row row = byVersion.get(canary ? 1 : 0).get(r);
+        row.setField(row.getArity() - 1, canary ? "canary" : "champion");
+        served.add(Row.copy(row));
+      }
+      return new Scored(served, shadow);
+    } finally {
+      versions.forEach(ModelSlot.Version::close);
+    }
+  }
+
+  /** Score {@code batch} with one version: the output rows, in order. */
+  private List<Row> score(List<Row> batch, ModelSlot.Version<RowScorer> version) {
+    RowScorer scorer = version.prepared();
     int n = batch.size();
     List<Object[]> rows = new ArrayList<>(n);
     for (Row row : batch) {
@@ -207,10 +268,11 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
     }
     RowScorer.Result result = scorer.score(rows);
     int arity = inputType.getArity();
+    boolean versioned = lifecycle.versionColumn();
     List<Row> out = new ArrayList<>(n);
     for (int r = 0; r < n; r++) {
       Row in = batch.get(r);
-      Row row = new Row(arity + outputCount + 1);
+      Row row = new Row(arity + outputCount + (versioned ? 2 : 1) + (idIndex >= 0 ? 1 : 0));
       for (int i = 0; i < arity; i++) {
         row.setField(i, in.getField(i));
       }
@@ -219,6 +281,9 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
         row.setField(arity + i, outputs == null ? null : outputs[i]);
       }
       row.setField(arity + outputCount, result.error(r));
+      if (versioned) {
+        row.setField(arity + outputCount + 1, version.version());
+      }
       out.add(row);
     }
     return out;

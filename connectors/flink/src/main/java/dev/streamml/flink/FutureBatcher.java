@@ -8,6 +8,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
+import java.util.function.BiFunction;
 import java.util.function.Function;
 
 /**
@@ -17,20 +18,26 @@ import java.util.function.Function;
  * the native call fails. This class keeps the rows and owns the clock ({@link System#nanoTime}) and
  * the timer; the rule decides. The futures are completed, and {@code result} applied, on a second
  * thread, so the worker scores the next batch meanwhile.
+ *
+ * <p>The model comes from a {@link ModelSlot}, asked once per batch where the batch is scored: a
+ * batch is scored wholly by one version, which {@code result} is given with each row's outputs.
  */
-final class FutureBatcher<T> implements AutoCloseable {
-  private final RowScorer scorer;
+final class FutureBatcher<S, T> implements AutoCloseable {
+  private final ModelSlot<S> slot;
+  private final Function<S, RowScorer> scorerOf;
   private final int maxRows;
   private final MicroBatcher rule;
-  private final Function<Object[], T> result;
+  private final BiFunction<Object[], ModelSlot.Version<S>, T> result;
   private final ScheduledExecutorService timer;
   private final ExecutorService worker;
   private final ExecutorService completer;
   private List<Object[]> rows;
   private List<CompletableFuture<T>> futures;
 
-  FutureBatcher(RowScorer scorer, BatchPolicy policy, Function<Object[], T> result) {
-    this.scorer = scorer;
+  FutureBatcher(ModelSlot<S> slot, Function<S, RowScorer> scorerOf, BatchPolicy policy,
+      BiFunction<Object[], ModelSlot.Version<S>, T> result) {
+    this.slot = slot;
+    this.scorerOf = scorerOf;
     this.maxRows = policy.maxBatchRows();
     this.rule = new MicroBatcher(policy);
     this.result = result;
@@ -95,21 +102,33 @@ final class FutureBatcher<T> implements AutoCloseable {
 
   private void score(List<Object[]> batchRows, List<CompletableFuture<T>> batchFutures) {
     RowScorer.Result scored;
+    ModelSlot.Version<S> version = slot.acquire(); // once per batch; held until it is completed
     try {
-      scored = scorer.score(batchRows);
+      scored = scorerOf.apply(version.prepared()).score(batchRows);
     } catch (RuntimeException e) {
+      version.close();
       for (CompletableFuture<T> f : batchFutures) {
         f.completeExceptionally(e);
       }
       return;
     }
-    completer.execute(() -> complete(scored, batchFutures));
+    completer.execute(() -> complete(scored, version, batchFutures));
   }
 
-  private void complete(RowScorer.Result scored, List<CompletableFuture<T>> batchFutures) {
+  private void complete(
+      RowScorer.Result scored, ModelSlot.Version<S> version, List<CompletableFuture<T>> batchFutures) {
+    try {
+      completeAll(scored, version, batchFutures);
+    } finally {
+      version.close();
+    }
+  }
+
+  private void completeAll(
+      RowScorer.Result scored, ModelSlot.Version<S> version, List<CompletableFuture<T>> batchFutures) {
     for (int i = 0; i < batchFutures.size(); i++) {
       try {
-        batchFutures.get(i).complete(result.apply(scored.outputs(i)));
+        batchFutures.get(i).complete(result.apply(scored.outputs(i), version));
       } catch (RuntimeException e) {
         batchFutures.get(i).completeExceptionally(e);
       }
