@@ -197,10 +197,9 @@ def _score(args: argparse.Namespace) -> int:
         sha256=None if fixed else args.sha256,
     )
     scorer.install_signal_handlers()
-    # Every consumed message and delivery report is a tracked object: collect the young ones less
-    # often, and never rescan what start-up made (docs/performance.md, issue 29).
+    # Never rescan what start-up made (docs/performance.md, issue 29). Raising the collection
+    # thresholds as well saved 0.1 us an event but let RSS climb 76 MB over 10M messages.
     gc.freeze()
-    gc.set_threshold(20_000, 50, 100)
     try:
         scorer.run()
     except KafkaScorerError as e:  # stopped without committing the unfinished work (logged)
