@@ -1,13 +1,16 @@
 package dev.streamml.flink;
 
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import org.apache.flink.api.common.operators.MailboxExecutor;
 import org.apache.flink.api.common.operators.ProcessingTimeService.ProcessingTimeCallback;
 import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
@@ -26,11 +29,15 @@ import org.apache.flink.types.Row;
  * state: a checkpoint stores them and a restore scores them at once, so a failover loses none and,
  * with an exactly-once sink, emits none twice.
  *
- * <p>A batch is scored on a worker thread (reading its rows, the native call, building the output
- * rows) while the task thread gathers the next; at most one batch is in flight, so outputs keep
- * the input's order. The task thread emits a scored batch before it hands over the next one, on a
- * timer once it is done, at the end of the input and before every checkpoint barrier, so a
- * checkpoint never holds a batch in flight.
+ * <p>A full (or due) batch is handed to this operator's scoring thread (reading its rows, the
+ * native call, building the output rows) while the task goes on gathering. The scoring thread
+ * scores batches one at a time, oldest first, and then posts a mail to the task's mailbox, which
+ * emits every batch scored so far, oldest first: outputs keep the input's order, and are emitted
+ * where the task emits (the mailbox thread, or a legacy source's thread under its checkpoint
+ * lock). At most {@link #MAX_IN_FLIGHT} batches are handed over and not yet emitted: a hand-over
+ * past that first waits for the oldest and emits it. At the end of the input and before every
+ * checkpoint barrier every batch in flight is waited for and emitted, so a checkpoint never holds
+ * one. A scoring error fails the task with that error, when its batch's turn to be emitted comes.
  *
  * <p>Each output row is the input row's fields, then the model's outputs, then {@code error}:
  * null when the row was scored, otherwise why it was not (its outputs are then null). Build it with
@@ -40,6 +47,8 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
     implements OneInputStreamOperator<Row, Row>, BoundedOneInput, ProcessingTimeCallback {
   private static final long serialVersionUID = 1L;
   private static final AtomicLong RESTORED_ROWS = new AtomicLong();
+  /** Batches handed to the scoring thread and not yet emitted, at most. */
+  static final int MAX_IN_FLIGHT = 2;
 
   private final String modelPath;
   private final BatchPolicy policy;
@@ -51,10 +60,13 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
   private transient List<Row> buffer;
   private transient ListState<Row> bufferState;
   private transient MicroBatcher rule;
-  private transient ExecutorService worker;
-  /** The batch being scored, or null. */
-  private transient Future<List<Row>> inFlight;
+  private transient MailboxExecutor mailbox;
+  private transient ExecutorService scoring;
+  /** Batches handed over and not yet emitted, oldest first: their output rows, or the error. */
+  private transient ArrayDeque<CompletableFuture<List<Row>>> inFlight;
   private transient StreamRecord<Row> reuse;
+  /** Each scoring thread's array of a batch's inputs ({@link #doubles}). */
+  private transient ThreadLocal<double[]> inputValues;
 
   BatchingPredictOperator(
       String modelPath, BatchPolicy policy, RowTypeInfo inputType, int[] featureIndexes, int outputCount) {
@@ -87,7 +99,11 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
     super.open();
     scorer = RowScorer.open(modelPath, null);
     reuse = new StreamRecord<>(null);
-    worker = Executors.newSingleThreadExecutor(r -> {
+    inFlight = new ArrayDeque<>();
+    inputValues = ThreadLocal.withInitial(() -> new double[0]);
+    mailbox = getContainingTask().getMailboxExecutorFactory()
+        .createExecutor(getOperatorConfig().getChainIndex());
+    scoring = Executors.newSingleThreadExecutor(r -> {
       Thread t = new Thread(r, "streamml-datastream-scorer");
       t.setDaemon(true);
       return t;
@@ -114,13 +130,6 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
 
   @Override
   public void onProcessingTime(long time) throws Exception {
-    if (inFlight != null) {
-      if (inFlight.isDone()) {
-        emitInFlight();
-      } else {
-        getProcessingTimeService().registerTimer(time + 1, this); // look again in a millisecond
-      }
-    }
     int n = rule.poll(now());
     if (n > 0) {
       handOff(n);
@@ -130,7 +139,7 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
   @Override
   public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
     super.prepareSnapshotPreBarrier(checkpointId);
-    emitInFlight();
+    drain();
   }
 
   @Override
@@ -142,25 +151,34 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
   @Override
   public void endInput() throws Exception {
     handOff(rule.flush());
-    emitInFlight();
+    drain();
   }
 
   @Override
   public void close() throws Exception {
-    if (worker != null) {
-      worker.shutdownNow();
-      worker.awaitTermination(30, TimeUnit.SECONDS);
+    boolean stopped = true;
+    if (scoring != null) {
+      // Batches not yet started are dropped (the task is ending: their rows are in the last
+      // checkpoint's buffer or were never acknowledged); the one being scored finishes its call.
+      scoring.shutdownNow();
+      stopped = scoring.awaitTermination(30, TimeUnit.SECONDS);
     }
-    if (scorer != null) {
-      scorer.close();
+    if (scorer != null && stopped) {
+      scorer.close(); // never under a native call still running
     }
     super.close();
   }
 
-  /** Hand the oldest {@code n} rows of the buffer to the worker, after emitting the batch in flight. */
+  /**
+   * Hand the oldest {@code n} rows of the buffer to the scoring thread, once fewer than {@link
+   * #MAX_IN_FLIGHT} batches are in flight (waiting for and emitting the oldest meanwhile).
+   */
   private void handOff(int n) throws Exception {
     if (n == 0) {
       return;
+    }
+    while (inFlight.size() >= MAX_IN_FLIGHT) {
+      emitOldest();
     }
     List<Row> batch;
     if (n == buffer.size()) {
@@ -170,42 +188,78 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
       batch = new ArrayList<>(buffer.subList(0, n));
       buffer.subList(0, n).clear();
     }
-    emitInFlight();
-    inFlight = worker.submit(() -> score(batch));
-    // So an idle stream still gets this batch's outputs: a timer looks for them.
-    getProcessingTimeService().registerTimer(getProcessingTimeService().getCurrentProcessingTime() + 1, this);
+    CompletableFuture<List<Row>> scored = new CompletableFuture<>();
+    inFlight.add(scored);
+    scoring.execute(() -> scoreAndReturn(batch, scored));
   }
 
-  /** Wait for the batch in flight, if any, and emit its rows (on the task thread). */
-  private void emitInFlight() throws Exception {
-    if (inFlight == null) {
-      return;
+  /** On the scoring thread: score {@code batch}, then have the task emit what is scored. */
+  private void scoreAndReturn(List<Row> batch, CompletableFuture<List<Row>> scored) {
+    try {
+      scored.complete(score(batch));
+    } catch (Throwable e) {
+      scored.completeExceptionally(e);
     }
+    try {
+      mailbox.execute(this::emitScored, "streamml emit scored batches");
+    } catch (RejectedExecutionException e) {
+      // The task is closing: nothing is emitted any more.
+    }
+  }
+
+  /** Emit the batches scored so far, oldest first, up to the first one still being scored. */
+  private void emitScored() throws Exception {
+    while (!inFlight.isEmpty() && inFlight.peek().isDone()) {
+      emitOldest();
+    }
+  }
+
+  /** Wait for the oldest batch in flight and emit its rows, or fail with its error. */
+  private void emitOldest() throws Exception {
     List<Row> rows;
     try {
-      rows = inFlight.get();
+      rows = inFlight.poll().get();
     } catch (ExecutionException e) {
       throw e.getCause() instanceof Exception cause ? cause : e;
-    } finally {
-      inFlight = null;
     }
     for (Row row : rows) {
       output.collect(reuse.replace(row));
     }
   }
 
-  /** Score {@code batch} (on the worker): the output rows, in order. */
-  private List<Row> score(List<Row> batch) {
-    int n = batch.size();
-    List<Object[]> rows = new ArrayList<>(n);
-    for (Row row : batch) {
-      Object[] features = new Object[featureIndexes.length];
-      for (int i = 0; i < featureIndexes.length; i++) {
-        features[i] = row.getField(featureIndexes[i]);
-      }
-      rows.add(features);
+  /** Batches handed to the scoring thread and not yet emitted (for tests). */
+  int inFlight() {
+    return inFlight.size();
+  }
+
+  /** Wait for every batch in flight and emit them, oldest first. */
+  private void drain() throws Exception {
+    while (!inFlight.isEmpty()) {
+      emitOldest();
     }
-    RowScorer.Result result = scorer.score(rows);
+  }
+
+  /**
+   * Score one batch with the model (on the scoring thread): the output rows, in order, each the
+   * input row's fields, the model's outputs and the row's error.
+   */
+  List<Row> score(List<Row> batch) {
+    int n = batch.size();
+    double[] doubles = doubles(batch);
+    RowScorer.Result result;
+    if (doubles != null) {
+      result = scorer.scoreDoubles(doubles, n);
+    } else {
+      List<Object[]> rows = new ArrayList<>(n);
+      for (Row row : batch) {
+        Object[] features = new Object[featureIndexes.length];
+        for (int i = 0; i < featureIndexes.length; i++) {
+          features[i] = row.getField(featureIndexes[i]);
+        }
+        rows.add(features);
+      }
+      result = scorer.score(rows);
+    }
     int arity = inputType.getArity();
     List<Row> out = new ArrayList<>(n);
     for (int r = 0; r < n; r++) {
@@ -222,6 +276,30 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
       out.add(row);
     }
     return out;
+  }
+
+  /**
+   * The batch's inputs row after row in an array the scoring thread reuses, if every one is a
+   * Double (no boxes or per-row arrays to make); null otherwise.
+   */
+  private double[] doubles(List<Row> batch) {
+    int width = featureIndexes.length;
+    int size = batch.size() * width;
+    double[] values = inputValues.get();
+    if (values.length < size) {
+      values = new double[size];
+      inputValues.set(values);
+    }
+    int k = 0;
+    for (Row row : batch) {
+      for (int index : featureIndexes) {
+        if (!(row.getField(index) instanceof Double d)) {
+          return null;
+        }
+        values[k++] = d;
+      }
+    }
+    return values;
   }
 
   /** Flink's processing time, in the rule's nanoseconds. */

@@ -6,6 +6,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
@@ -16,21 +17,32 @@ import java.util.function.Function;
  * its row's outputs in declared order (null for a row that cannot be scored), or exceptionally when
  * the native call fails. This class keeps the rows and owns the clock ({@link System#nanoTime}) and
  * the timer; the rule decides. The futures are completed, and {@code result} applied, on a second
- * thread, so the worker scores the next batch meanwhile.
+ * thread, so the worker scores the next batch meanwhile; never on the caller's. At most {@link
+ * #MAX_IN_FLIGHT} batches are handed over and not yet completed: a hand-over past that waits (the
+ * caller's thread, or the timer's) until the oldest is completed.
  */
 final class FutureBatcher<T> implements AutoCloseable {
-  private final RowScorer scorer;
+  /** Batches handed to the worker and not yet completed, at most. */
+  static final int MAX_IN_FLIGHT = 4;
+
+  private final Function<List<Object[]>, RowScorer.Result> scoring;
   private final int maxRows;
   private final MicroBatcher rule;
   private final Function<Object[], T> result;
   private final ScheduledExecutorService timer;
   private final ExecutorService worker;
   private final ExecutorService completer;
+  private final Semaphore room = new Semaphore(MAX_IN_FLIGHT);
   private List<Object[]> rows;
   private List<CompletableFuture<T>> futures;
 
   FutureBatcher(RowScorer scorer, BatchPolicy policy, Function<Object[], T> result) {
-    this.scorer = scorer;
+    this(scorer::score, policy, result);
+  }
+
+  /** Score each batch with {@code scoring} (tests slow it down). */
+  FutureBatcher(Function<List<Object[]>, RowScorer.Result> scoring, BatchPolicy policy, Function<Object[], T> result) {
+    this.scoring = scoring;
     this.maxRows = policy.maxBatchRows();
     this.rule = new MicroBatcher(policy);
     this.result = result;
@@ -75,7 +87,10 @@ final class FutureBatcher<T> implements AutoCloseable {
     }
   }
 
-  /** Hand the oldest {@code n} rows waiting to the worker. */
+  /**
+   * Hand the oldest {@code n} rows waiting to the worker, once fewer than {@link #MAX_IN_FLIGHT}
+   * batches are in flight.
+   */
   private void handOff(int n) {
     List<Object[]> batchRows;
     List<CompletableFuture<T>> batchFutures;
@@ -90,29 +105,50 @@ final class FutureBatcher<T> implements AutoCloseable {
       rows.subList(0, n).clear();
       futures.subList(0, n).clear();
     }
-    worker.execute(() -> score(batchRows, batchFutures));
+    try {
+      room.acquire();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      ModelException stopped = new ModelException("interrupted while waiting to hand a batch over for scoring");
+      for (CompletableFuture<T> f : batchFutures) {
+        f.completeExceptionally(stopped);
+      }
+      return;
+    }
+    worker.execute(() -> scoreAndComplete(batchRows, batchFutures));
   }
 
-  private void score(List<Object[]> batchRows, List<CompletableFuture<T>> batchFutures) {
+  /** On the worker: score a batch, then have the completer complete its futures. */
+  private void scoreAndComplete(List<Object[]> batchRows, List<CompletableFuture<T>> batchFutures) {
     RowScorer.Result scored;
     try {
-      scored = scorer.score(batchRows);
-    } catch (RuntimeException e) {
+      scored = score(batchRows);
+    } catch (RuntimeException | Error e) {
       for (CompletableFuture<T> f : batchFutures) {
         f.completeExceptionally(e);
       }
+      room.release();
       return;
     }
     completer.execute(() -> complete(scored, batchFutures));
   }
 
+  /** Score one batch with the model (on the worker). */
+  private RowScorer.Result score(List<Object[]> batchRows) {
+    return scoring.apply(batchRows);
+  }
+
   private void complete(RowScorer.Result scored, List<CompletableFuture<T>> batchFutures) {
-    for (int i = 0; i < batchFutures.size(); i++) {
-      try {
-        batchFutures.get(i).complete(result.apply(scored.outputs(i)));
-      } catch (RuntimeException e) {
-        batchFutures.get(i).completeExceptionally(e);
+    try {
+      for (int i = 0; i < batchFutures.size(); i++) {
+        try {
+          batchFutures.get(i).complete(result.apply(scored.outputs(i)));
+        } catch (RuntimeException e) {
+          batchFutures.get(i).completeExceptionally(e);
+        }
       }
+    } finally {
+      room.release();
     }
   }
 

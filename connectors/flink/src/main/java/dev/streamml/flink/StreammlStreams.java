@@ -26,6 +26,17 @@ public final class StreammlStreams {
    */
   public static SingleOutputStreamOperator<Row> predict(
       String stepId, DataStream<Row> stream, String modelPath, BatchPolicy policy) {
+    return predict(stepId, stream, modelPath, policy, BatchingPredictOperator::new);
+  }
+
+  /** How {@link #predict} makes its operator (tests give a subclass). */
+  interface OperatorMaker {
+    BatchingPredictOperator make(
+        String modelPath, BatchPolicy policy, RowTypeInfo inputType, int[] featureIndexes, int outputCount);
+  }
+
+  static SingleOutputStreamOperator<Row> predict(
+      String stepId, DataStream<Row> stream, String modelPath, BatchPolicy policy, OperatorMaker maker) {
     if (!(stream.getType() instanceof RowTypeInfo inputType)) {
       throw new ModelException(
           "step '" + stepId + "': the stream's type is " + stream.getType()
@@ -59,7 +70,7 @@ public final class StreammlStreams {
         types.toArray(new TypeInformation<?>[0]), outNames.toArray(new String[0]));
     return stream
         .transform(stepId, outType,
-            new BatchingPredictOperator(modelPath, policy, inputType, features, outputs.size()))
+            maker.make(modelPath, policy, inputType, features, outputs.size()))
         .uid(stepId);
   }
 
