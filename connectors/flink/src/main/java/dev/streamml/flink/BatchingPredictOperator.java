@@ -65,8 +65,8 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
   /** Batches handed over and not yet emitted, oldest first: their output rows, or the error. */
   private transient ArrayDeque<CompletableFuture<List<Row>>> inFlight;
   private transient StreamRecord<Row> reuse;
-  /** Each scoring thread's array of a batch's inputs ({@link #doubles}). */
-  private transient ThreadLocal<double[]> inputValues;
+  /** The scoring thread's array of a batch's inputs ({@link #doubles}). */
+  private transient double[] inputValues;
 
   BatchingPredictOperator(
       String modelPath, BatchPolicy policy, RowTypeInfo inputType, int[] featureIndexes, int outputCount) {
@@ -100,7 +100,6 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
     scorer = RowScorer.open(modelPath, null);
     reuse = new StreamRecord<>(null);
     inFlight = new ArrayDeque<>();
-    inputValues = ThreadLocal.withInitial(() -> new double[0]);
     mailbox = getContainingTask().getMailboxExecutorFactory()
         .createExecutor(getOperatorConfig().getChainIndex());
     scoring = Executors.newSingleThreadExecutor(r -> {
@@ -285,11 +284,10 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
   private double[] doubles(List<Row> batch) {
     int width = featureIndexes.length;
     int size = batch.size() * width;
-    double[] values = inputValues.get();
-    if (values.length < size) {
-      values = new double[size];
-      inputValues.set(values);
+    if (inputValues == null || inputValues.length < size) {
+      inputValues = new double[size];
     }
+    double[] values = inputValues;
     int k = 0;
     for (Row row : batch) {
       for (int index : featureIndexes) {
