@@ -47,7 +47,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +130,11 @@ class Span:
     first: float
     last: float
     cpu: float = float("nan")
+    #: CPU seconds per thread role of that process (:func:`thread_cpu`), and of the broker, over the same span.
+    threads: dict[str, float] = field(default_factory=dict)
+    broker_cpu: float = float("nan")
+    #: CPU seconds of this process (the reader of the outputs) over the same span.
+    reader_cpu: float = float("nan")
 
     @property
     def rate(self) -> float:
@@ -146,25 +151,78 @@ def output_span(bootstrap: str, topic: str, n: int, timeout: float = 900, pid: i
     c.subscribe([topic])
     count, first, last = 0, None, None
     cpu_first = None
+    threads_first: dict[str, float] = {}
+    broker = broker_pid()
+    broker_first = reader_first = float("nan")
     deadline = time.monotonic() + timeout
     while count < n and time.monotonic() < deadline:
         for m in c.consume(num_messages=10_000, timeout=0.5):
             if m.error() is None:
                 if pid is not None and cpu_first is None:
                     cpu_first = cpu_seconds(pid)
+                    threads_first = thread_cpu(pid)
+                    broker_first = cpu_seconds(broker) if broker else float("nan")
+                    reader_first = cpu_seconds(os.getpid())
                 count += 1
                 ts = m.timestamp()[1] / 1000
                 first = ts if first is None else min(first, ts)
                 last = ts if last is None else max(last, ts)
     cpu = cpu_seconds(pid) - cpu_first if pid is not None and cpu_first is not None else float("nan")
+    threads: dict[str, float] = {}
+    broker_cpu = reader_cpu = float("nan")
+    if pid is not None and cpu_first is not None:
+        threads = {k: v - threads_first.get(k, 0.0) for k, v in thread_cpu(pid).items()}
+        broker_cpu = cpu_seconds(broker) - broker_first if broker else float("nan")
+        reader_cpu = cpu_seconds(os.getpid()) - reader_first
     c.close()
-    return Span(count, first or float("nan"), last or float("nan"), cpu)
+    return Span(count, first or float("nan"), last or float("nan"), cpu, threads, broker_cpu, reader_cpu)
 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process, all its threads (``/proc/PID/stat``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu(pid: int) -> dict[str, float]:
+    """User + system CPU seconds of each thread of a process (``/proc/PID/task``), by role.
+
+    The main thread is ``main``; librdkafka's threads keep their names (``rdk:main``,
+    ``rdk:broker1``, ...), numbered ``#1``, ``#2`` in the order they were created when two
+    clients have one of the same name (the scorer makes its producer first, the pipes their
+    consumer first); Python's other threads (the scorer's worker threads) are ``python``.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    seen: list[tuple[int, str, float]] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            stat = (task / "stat").read_text()
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat.rsplit(")", 1)[1].split()
+            tid = int(task.name)
+            seen.append((tid, "main" if tid == pid else name if name.startswith("rdk:") else "python",
+                         (int(fields[11]) + int(fields[12])) / tick))  # fmt: skip
+    out: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for _, role, seconds in sorted(seen):
+        if role.startswith("rdk:"):
+            counts[role] = counts.get(role, 0) + 1
+            role = f"{role}#{counts[role]}"
+        out[role] = out.get(role, 0.0) + seconds
+    return out
+
+
+def broker_pid() -> int | None:
+    """The pid of the broker ``scripts/kafka.sh`` started on ``$STREAMML_KAFKA_PORT`` (``None``: another broker)."""
+    if os.environ.get("STREAMML_KAFKA_BOOTSTRAP"):
+        return None
+    state = Path(os.environ.get("STREAMML_KAFKA_DIR", Path.home() / ".cache/streamml/kafka"))
+    pidfile = state / f"broker-{os.environ.get('STREAMML_KAFKA_PORT', '19092')}.pid"
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        pid = int(pidfile.read_text().strip())
+        if Path(f"/proc/{pid}").exists():
+            return pid
+    return None
 
 
 def rss_mb(pid: int) -> float:
@@ -232,13 +290,14 @@ def consumer_for(bootstrap: str, topic: str) -> Consumer:
     return c
 
 
-def run_pipe(bootstrap: str, inp: str, out: str, n: int, *, flush_each_batch: bool) -> None:
+def run_pipe(bootstrap: str, inp: str, out: str, n: int, *, flush_each_batch: bool) -> tuple[Consumer, Producer]:
     """Consume, produce the same bytes, ``poll(0)``; the run ends once every output is acknowledged.
 
     Without ``flush_each_batch``, the raw pipe (the ceiling): no flush per batch. With it, the
     flush-and-commit pipe (``streamml score``'s loop before issue 29, no model): ``flush`` and a
     synchronous commit after each batch. Delivery reports only for failures (a report per message
-    costs this loop about a third more CPU).
+    costs this loop about a third more CPU). Returns the clients, open (their threads' CPU time is read
+    once the benchmark has read every output; the caller closes them).
     """
     c = consumer_for(bootstrap, inp)
     failed = []
@@ -263,7 +322,7 @@ def run_pipe(bootstrap: str, inp: str, out: str, n: int, *, flush_each_batch: bo
         pass
     if failed:
         raise SystemExit(f"the pipe could not deliver {len(failed)} message(s) (first: {failed[0]})")
-    c.close()
+    return c, p
 
 
 def run_plain(bootstrap: str, booster: Any, inp: str, out: str, n: int) -> None:
@@ -297,21 +356,49 @@ def _next(batch: list[Any]) -> list[TopicPartition]:
 #: The cases that take turns: name -> how to run one over (input topic, output topic, messages).
 CASES = ["streamml score, at-least-once", "streamml score, exactly-once", "raw pipe (ceiling)",
          "flush-and-commit pipe"]  # fmt: skip
+#: With ``--baseline LABEL=PYTHON``: ``streamml score`` at-least-once run by that interpreter (another checkout).
+BASELINE = "streamml score, at-least-once, {}"
+RAW = CASES[2]
+
+
+def case_list(names: str | None, baselines: dict[str, str]) -> list[str]:
+    """The cases to run: those whose names hold a part of ``names`` (comma-separated; default all), and the raw pipe."""
+    cases = [*CASES, *(BASELINE.format(label) for label in baselines)]
+    if names:
+        wanted = names.split(",")
+        cases = [c for c in cases if c == RAW or any(w in c for w in wanted)]
+    return cases
 
 
 def throughput_rows(
-    broker: Broker, model_path: Path, values: list[bytes], partitions: int, n: int, repeats: int, log: Path
+    broker: Broker,
+    model_path: Path,
+    values: list[bytes],
+    partitions: int,
+    n: int,
+    repeats: int,
+    log: Path,
+    cases: list[str] = CASES,
+    baselines: dict[str, str] | None = None,
 ) -> list[Row]:
-    """Every case of :data:`CASES` ``repeats`` times on one input topic of ``partitions``, in rotating order."""
+    """Every case of ``cases`` ``repeats`` times on one input topic of ``partitions``, in rotating order.
+
+    ``baselines``: label -> the interpreter of that :data:`BASELINE` case (another checkout's, e.g. main
+    before a change).
+    """
+    pythons = {BASELINE.format(label): python for label, python in (baselines or {}).items()}
     bootstrap = broker.bootstrap
     inp = broker.topic(f"in{partitions}", partitions=partitions)
     broker.produce(inp, values[:n])
-    runs: dict[str, list[float]] = {case: [] for case in CASES}
-    cpu: dict[str, list[float]] = {case: [] for case in CASES}  # microseconds of CPU per event, all threads
+    runs: dict[str, list[float]] = {case: [] for case in cases}
+    cpu: dict[str, list[float]] = {case: [] for case in cases}  # microseconds of CPU per event, all threads
+    threads: dict[str, list[dict[str, float]]] = {case: [] for case in cases}  # the same per thread, and the broker
     for k in range(repeats):
-        for case in CASES[k % len(CASES) :] + CASES[: k % len(CASES)]:
+        for case in cases[k % len(cases) :] + cases[: k % len(cases)]:
             out = broker.topic(f"out-{k}", partitions=partitions)
-            if case.startswith("streamml"):
+            if case in pythons:
+                proc = start_scorer(bootstrap, model_path, inp, out, log, python=pythons[case])
+            elif case.startswith("streamml"):
                 proc = start_scorer(bootstrap, model_path, inp, out, log, guarantee=case.rsplit(", ", 1)[1])
             else:  # a process of its own too, so that its CPU time is its own
                 kind = "raw" if case.startswith("raw") else "flush"
@@ -320,6 +407,10 @@ def throughput_rows(
             span = output_span(bootstrap, out, n, pid=proc.pid)
             runs[case].append(span.rate)
             cpu[case].append(span.cpu / span.count * 1e6)
+            per_thread = {k: v / span.count * 1e6 for k, v in span.threads.items()}
+            per_thread["(the broker, all its threads)"] = span.broker_cpu / span.count * 1e6
+            per_thread["(the benchmark's reader)"] = span.reader_cpu / span.count * 1e6
+            threads[case].append(per_thread)
             if proc.stdin is not None:
                 proc.stdin.close()  # the pipe exits once told
                 proc.wait(60)
@@ -327,28 +418,41 @@ def throughput_rows(
                 stop(proc)
             print(
                 f"{partitions} partition(s), round {k + 1}/{repeats}, {case}: {runs[case][-1]:,.0f} events/s, "
-                f"{cpu[case][-1]:.1f} us CPU/event",
+                f"{cpu[case][-1]:.1f} us CPU/event ("
+                + ", ".join(f"{k} {v:.2f}" for k, v in per_thread.items() if not v < 0.05)
+                + ")",
                 flush=True,
             )
     section = f"throughput, R1, JSON, {n:,} messages, {partitions} partition(s), median of {repeats}"
-    raw = runs[CASES[2]]
+    raw = runs[RAW]
     rows = []
-    for case in CASES:
+    for case in cases:
         ratios = [a / b for a, b in zip(runs[case], raw, strict=True)]
         note = (
             ""
-            if case == CASES[2]
+            if case == RAW
             else f"{statistics.median(ratios):.0%} of raw (runs: {', '.join(f'{r:.0%}' for r in ratios)})"
         )
-        if case == CASES[1]:
+        if case in pythons and CASES[0] in runs:
+            ab = [a / b for a, b in zip(runs[CASES[0]], runs[case], strict=True)]
+            turns = ", ".join(f"{r:.2f}" for r in ab)
+            note += f"; at-least-once / this {statistics.median(ab):.2f}x (runs: {turns})"
+        if case == CASES[1] and CASES[0] in runs:
             eos = [a / b for a, b in zip(runs[CASES[1]], runs[CASES[0]], strict=True)]
             note += f"; {statistics.median(eos):.2f}x at-least-once (runs: {', '.join(f'{r:.2f}' for r in eos)})"
         rows.append(Row(section, case, statistics.median(runs[case]), "events/s", note))
     section = f"CPU per event (all threads of the process), {partitions} partition(s), median of {repeats}"
-    for case in CASES:
-        ratios = [a / b for a, b in zip(cpu[case], cpu[CASES[2]], strict=True)]
-        note = "" if case == CASES[2] else f"{statistics.median(ratios):.2f}x raw"
+    for case in cases:
+        ratios = [a / b for a, b in zip(cpu[case], cpu[RAW], strict=True)]
+        note = "" if case == RAW else f"{statistics.median(ratios):.2f}x raw"
         rows.append(Row(section, case, statistics.median(cpu[case]), "us", note))
+    section = f"CPU per event by thread (us), {partitions} partition(s), median of {repeats}"
+    for case in cases:
+        roles = sorted({k for t in threads[case] for k in t})
+        for role in roles:
+            value = statistics.median(t.get(role, 0.0) for t in threads[case])
+            if value >= 0.05:
+                rows.append(Row(section, f"{case}: {role}", value, "us"))
     return rows
 
 
@@ -563,9 +667,20 @@ def main() -> int:
         help="only this part (latency: also memory, unless --long 0)",
     )
     parser.add_argument(
+        "--cases", help="throughput: only the cases whose names hold one of these comma-separated parts"
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="LABEL=PYTHON",
+        action="append",
+        default=[],
+        help="throughput: also streamml score at-least-once run by this interpreter (repeatable)",
+    )
+    parser.add_argument(
         "--partitions", type=lambda v: [int(p) for p in v.split(",")], default=[1, 4], help="input partitions (1,4)"
     )
     args = parser.parse_args()
+    baselines = dict(b.split("=", 1) for b in args.baseline)
     if args.quick:
         args.messages, args.plain_messages = 50_000, 3_000
     if args.long is None:
@@ -605,7 +720,10 @@ def main() -> int:
             rows += codec_rows(model, values, x)
         if args.only in (None, "throughput"):
             for partitions in args.partitions:
-                rows += throughput_rows(broker, model_path, values, partitions, args.messages, args.repeats, log)
+                rows += throughput_rows(
+                    broker, model_path, values, partitions, args.messages, args.repeats, log,
+                    case_list(args.cases, baselines), baselines,
+                )  # fmt: skip
         if args.only is None:
             rows += plain_rows(broker, booster, values, args.plain_messages, rows)
         if args.only not in (None, "latency"):
@@ -679,7 +797,8 @@ if __name__ == "__main__":
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if sys.argv[1:2] == ["pipe"]:  # a pipe case in its own process: pipe raw|flush BOOTSTRAP IN OUT N
         kind, bootstrap, inp, out, n = sys.argv[2:]
-        run_pipe(bootstrap, inp, out, int(n), flush_each_batch=kind == "flush")
+        consumer, _producer = run_pipe(bootstrap, inp, out, int(n), flush_each_batch=kind == "flush")
         sys.stdin.read()  # stay until the benchmark has read the CPU time
+        consumer.close()
         sys.exit(0)
     sys.exit(main())

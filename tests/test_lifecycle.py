@@ -54,7 +54,9 @@ def test_a_model_directory_resolves_its_aliases(models: Path, binaries: dict[str
     assert resolve(models).version == "3"
     assert (models / "champion").read_text() == "3\n"
     assert [reference_kind(models), reference_kind(f"{models}@x"), reference_kind(models / "1.so")] == [
-        "directory", "directory", "file"
+        "directory",
+        "directory",
+        "file",
     ]
     plain = resolve(models / "4.so")
     assert (plain.version, plain.sha256) == (None, sha(binaries["4"]))
@@ -150,6 +152,20 @@ def test_the_reload_thread_stages_a_moved_alias(models: Path) -> None:
         slot.close()
     with pytest.raises(ValueError, match="reload_interval must be a positive duration or None, got 0"):
         ModelSlot(models, reload_interval=0)
+
+
+def test_the_reload_thread_ends_with_its_slot(models: Path) -> None:
+    """A slot nobody holds any more (a finished flow's) does not keep a thread re-resolving forever."""
+    import gc
+
+    slot = ModelSlot(models, reload_interval=0.02)
+    thread = slot._thread
+    assert thread is not None
+    assert thread.is_alive()
+    del slot
+    gc.collect()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
 
 
 # --- Bytewax -----------------------------------------------------------------------------------
@@ -287,8 +303,14 @@ def join_flow(items: list[tuple[str, pa.Table]], sink: list[pa.Table], **options
     flow = Dataflow("quality")
     both = op.branch("tag", op.input("in", flow, TestingSource(items, batch_size=1)), lambda x: x[0] == "p")
     out = streamml.bytewax.feedback_join(
-        "join", op.map("p", both.trues, lambda x: x[1]), op.map("l", both.falses, lambda x: x[1]),
-        ttl=60_000, window=10_000, max_future_skew=None, model="fraud", **options,
+        "join",
+        op.map("p", both.trues, lambda x: x[1]),
+        op.map("l", both.falses, lambda x: x[1]),
+        ttl=60_000,
+        window=10_000,
+        max_future_skew=None,
+        model="fraud",
+        **options,
     )
     op.output("fb", out.feedback, TestingSink(sink))
     op.output("q", out.quality, TestingSink(sink))
@@ -310,11 +332,19 @@ def test_quality_per_version_pairs_each_label_with_every_version(binaries: dict[
     shadow = []  # what predict's shadow stream gives, as Arrow: every version's prediction of every event
     for v in ("1", "2"):
         p = expected(binaries, v, rows)
-        shadow.append(pa.table({"event_id": range(len(rows)), "event_time": times, "probability": p,
-                                "model_version": [v] * len(rows)}))
+        shadow.append(
+            pa.table(
+                {"event_id": range(len(rows)), "event_time": times, "probability": p, "model_version": [v] * len(rows)}
+            )
+        )
     both = pa.concat_tables(shadow)
-    labels = pa.table({"event_id": range(0, len(rows), 2), "label_time": [t + 500 for t in times[::2]],
-                       "label": [int(r["x0"] > 0) for r in rows[::2]]})
+    labels = pa.table(
+        {
+            "event_id": range(0, len(rows), 2),
+            "label_time": [t + 500 for t in times[::2]],
+            "label": [int(r["x0"] > 0) for r in rows[::2]],
+        }
+    )
     chunks = [("p", both.slice(i, 1_000)) for i in range(0, both.num_rows, 1_000)]
     chunks += [("l", labels.slice(i, 500)) for i in range(0, labels.num_rows, 500)]
     versioned: list[pa.Table] = []
@@ -375,7 +405,11 @@ def test_drift_is_counted_per_version_against_its_own_reference(models: Path, bi
     refs = {v: version_info(models, v)["drift_reference"] for v in ("1", "2")}
     assert refs["1"] != refs["2"]  # each version froze its own training data
     drift = streamml.bytewax.drift_counts(
-        "drift", batches, refs.__getitem__, version_field="model_version", model="fraud",
+        "drift",
+        batches,
+        refs.__getitem__,
+        version_field="model_version",
+        model="fraud",
         window=timedelta(minutes=1),
     )
     out: list[pa.Table] = []

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+import streamml.mlflow as smlflow
 from streamml import Model, ModelLoadError
 from streamml.lifecycle import ModelSlot, resolve
 from streamml.mlflow import log_model, parse_uri
@@ -86,3 +90,30 @@ def test_the_trust_list_applies_to_registry_binaries(registry: dict[str, Path]) 
     with pytest.raises(ModelLoadError, match=r"its sha256 [0-9a-f]{64} is not in the trusted_sha256 list \(1 digest"):
         ModelSlot("models:/fraud/1", trusted_sha256=[sha(registry["2"])])
     assert ModelSlot("models:/fraud/2", trusted_sha256=[sha(registry["2"])]).acquire().version == "2"
+
+
+def test_a_refused_download_leaves_nothing_and_the_rest_go_at_exit(registry: dict[str, Path], tmp_path: Path) -> None:
+    root = Path(mlflow.get_tracking_uri().removeprefix("sqlite:///")).parent
+    mlflow.MlflowClient().create_registered_model("tampered")
+    before = set((root / "artifacts").rglob(registry["1"].name))
+    with mlflow.start_run(experiment_id=mlflow.get_experiment_by_name("lifecycle").experiment_id):
+        info = log_model(registry["1"], name="model")
+    mlflow.register_model(info.model_uri, "tampered")
+    stored = sorted(set((root / "artifacts").rglob(registry["1"].name)) - before)
+    assert len(stored) == 1
+    stored[0].write_bytes(stored[0].read_bytes() + b"\0")  # changed after it was logged
+    refused = r"^version 1 of MLflow model 'tampered': the downloaded binary '.*' has sha256"
+    with pytest.raises(ModelLoadError, match=refused):
+        resolve("models:/tampered/1")
+    assert smlflow._download_root is not None
+    assert [p.name for p in smlflow._download_root.iterdir() if p.name.startswith("tampered-")] == []
+
+    # A process's downloads are removed when it exits.
+    script = (
+        "import sys, streamml.mlflow as m; r = m.resolve('models:/fraud@champion'); "
+        "print(m._download_root); sys.exit(0 if r.path.is_file() else 1)"
+    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(), "TMPDIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert Path(done.stdout.strip()).parent == tmp_path
+    assert list(tmp_path.iterdir()) == []

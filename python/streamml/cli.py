@@ -145,6 +145,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace) -> int:
     import faulthandler
+    import gc
     import logging
     import signal
 
@@ -155,9 +156,15 @@ def _score(args: argparse.Namespace) -> int:
 
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID` prints every thread's stack
 
+    from streamml.lifecycle import is_mlflow, reference_kind
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    trusted = _trust(args.trusted_models)
+    fixed = args.reload_interval is None and not is_mlflow(args.model) and reference_kind(args.model) == "file"
+    # A binary's path is loaded once, as before; a reference is held in a slot that re-resolves it.
+    model = Model.load(args.model, sha256=args.sha256, trusted_sha256=trusted) if fixed else args.model
     scorer = ScoringLoop(
-        Model.load(args.model, sha256=args.sha256, trusted_sha256=_trust(args.trusted_models)),
+        model,
         args.bootstrap_servers,
         args.input_topic,
         args.output_topic,
@@ -182,8 +189,18 @@ def _score(args: argparse.Namespace) -> int:
         missing_fields=args.missing_fields,
         commit_interval_ms=args.commit_interval_ms,
         max_in_flight_rows=args.max_in_flight_rows,
+        reload_interval=args.reload_interval,
+        challengers=args.challenger,
+        canary=args.canary,
+        shadow_topic=args.shadow_topic,
+        trusted_sha256=trusted,
+        sha256=None if fixed else args.sha256,
     )
     scorer.install_signal_handlers()
+    # Every consumed message and delivery report is a tracked object: collect the young ones less
+    # often, and never rescan what start-up made (docs/performance.md, issue 29).
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
     try:
         scorer.run()
     except KafkaScorerError as e:  # stopped without committing the unfinished work (logged)
@@ -196,8 +213,40 @@ def _add_score_parser(sub: Any) -> None:
     from streamml.kafka.delivery import DEFAULT_COMMIT_INTERVAL_MS, DEFAULT_MAX_IN_FLIGHT_ROWS
 
     score = sub.add_parser("score", help="score a Kafka topic into another (micro-batches, exactly-once, DLQ)")
-    score.add_argument("--model", required=True, help="the model binary")
-    score.add_argument("--sha256", help="refuse the model unless its SHA-256 is this")
+    score.add_argument(
+        "--model",
+        required=True,
+        help="the model: a binary's path, a model directory (its champion alias), DIR@ALIAS, models:/NAME@ALIAS "
+        "or models:/NAME/VERSION; a reference is re-resolved and a new version swapped in between batches "
+        "(docs/lifecycle.md)",
+    )
+    score.add_argument(
+        "--reload-interval",
+        type=float,
+        metavar="SECONDS",
+        help="re-resolve the model references this often (default 30 for a directory or models:/ reference; "
+        "a binary's path stays fixed unless this is given)",
+    )
+    score.add_argument(
+        "--challenger",
+        action="append",
+        default=[],
+        metavar="REF",
+        help="also score every batch with this model reference (shadow; repeatable): only --model's outputs are "
+        "published; every version's predictions go to --store and --shadow-topic",
+    )
+    score.add_argument(
+        "--canary",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="serve this fraction of events (by a hash of --id-field) from the first challenger; each output's "
+        "header streamml.served_by says canary or champion",
+    )
+    score.add_argument("--shadow-topic", help="with --challenger: every version's outputs also go to this topic")
+    score.add_argument(
+        "--sha256", help="refuse the model unless its SHA-256 is this (a reference: every version it resolves to)"
+    )
     score.add_argument(
         "--trusted-models", metavar="FILE", help="load only binaries whose SHA-256 is listed in FILE (one per line)"
     )
@@ -254,7 +303,9 @@ def _add_score_parser(sub: Any) -> None:
         f"again; exactly-once: a transaction holding this many commits early (default {DEFAULT_MAX_IN_FLIGHT_ROWS})",
     )
     score.add_argument(
-        "--store", help="store URI for drift counts per window (sqlite:///f.db, postgresql://..., duckdb:...)"
+        "--store",
+        help="store URI for drift counts per window (sqlite:///f.db, postgresql://..., duckdb:...); with "
+        "--challenger, every version's predictions too",
     )
     score.add_argument(
         "--store-predictions",

@@ -38,6 +38,7 @@ import logging
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -265,7 +266,13 @@ class ModelSlot:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if self._interval is not None:
-            self._thread = threading.Thread(target=self._run, name=f"streamml-reload {self.reference}", daemon=True)
+            # The thread holds the slot weakly: a slot nobody uses any more (a finished flow's) stops it.
+            self._thread = threading.Thread(
+                target=_reload_while_used,
+                args=(weakref.ref(self), self._stop, self._interval),
+                name=f"streamml-reload {self.reference}",
+                daemon=True,
+            )
             self._thread.start()
 
     @property
@@ -334,11 +341,6 @@ class ModelSlot:
         prepared = self._prepare(model, version) if self._prepare is not None else None
         return LoadedVersion(model, version, resolved.sha256, resolved.path, prepared)
 
-    def _run(self) -> None:
-        assert self._interval is not None
-        while not self._stop.wait(self._interval):
-            self.refresh()
-
     def close(self) -> None:
         """Stop the reload thread (the current version keeps serving)."""
         self._stop.set()
@@ -352,6 +354,16 @@ class ModelSlot:
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as the reference and options (a resumed or remote worker resolves again)."""
         return (_rebuild_slot, (self.reference, self._interval, self._trusted, self._max_bytes, self._prepare))
+
+
+def _reload_while_used(slot: weakref.ref[ModelSlot], stop: threading.Event, interval: float) -> None:
+    """The reload thread: refresh every ``interval`` until closed or the slot is garbage."""
+    while not stop.wait(interval):
+        alive = slot()
+        if alive is None:
+            return
+        alive.refresh()
+        del alive
 
 
 def _rebuild_slot(

@@ -15,7 +15,9 @@ it was logged.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import threading
 import warnings
@@ -165,6 +167,17 @@ def parse_uri(uri: str) -> tuple[str, str | None, str | None]:
 #: Versions already downloaded: (registry URI, name, version) -> the resolution (versions never change).
 _downloaded: dict[tuple[str, str, str], Resolved] = {}
 _download_lock = threading.Lock()
+#: The process's one directory of downloaded versions (made on the first download, removed at exit).
+_download_root: Path | None = None
+
+
+def _download_dir(name: str, version: str) -> Path:
+    """A fresh directory for one version's download, under the process's download root."""
+    global _download_root
+    if _download_root is None:
+        _download_root = Path(tempfile.mkdtemp(prefix="streamml-mlflow-"))
+        atexit.register(shutil.rmtree, _download_root, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{name}-{version}-", dir=_download_root))
 
 
 def resolve(uri: str, *, max_bytes: int | None = None) -> Resolved:
@@ -196,11 +209,20 @@ def resolve(uri: str, *, max_bytes: int | None = None) -> Resolved:
 
 
 def _download(uri: str, name: str, version: str, max_bytes: int | None) -> Resolved:
+    """Download one version into its own directory; a version that is refused leaves nothing behind."""
+    into = _download_dir(name, version)
+    try:
+        return _check_download(uri, name, version, max_bytes, into)
+    except BaseException:
+        shutil.rmtree(into, ignore_errors=True)
+        raise
+
+
+def _check_download(uri: str, name: str, version: str, max_bytes: int | None, into: Path) -> Resolved:
     from mlflow.models import Model as MlflowModel
 
-    local = Path(mlflow.artifacts.download_artifacts(
-        artifact_uri=f"{MLFLOW_PREFIX}{name}/{version}", dst_path=tempfile.mkdtemp(prefix="streamml-mlflow-")
-    ))
+    artifact = f"{MLFLOW_PREFIX}{name}/{version}"
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact, dst_path=str(into)))
     meta = (MlflowModel.load(str(local)).metadata or {}).get(METADATA_KEY)
     if not isinstance(meta, dict) or "binary" not in meta or "sha256" not in meta:
         msg = (

@@ -14,7 +14,7 @@ use crate::ffi;
 use crate::guard::{run, ShimError, ShimResult};
 use crate::row;
 
-fn model<'a>(handle: jlong) -> ShimResult<&'a Model> {
+pub(crate) fn model<'a>(handle: jlong) -> ShimResult<&'a Model> {
     if handle == 0 {
         return Err(ShimError("the model is closed (handle 0)".into()));
     }
@@ -23,7 +23,7 @@ fn model<'a>(handle: jlong) -> ShimResult<&'a Model> {
     Ok(unsafe { &*(handle as *const Model) })
 }
 
-fn optional_string(env: &mut JNIEnv<'_>, value: &JString<'_>) -> ShimResult<Option<String>> {
+pub(crate) fn optional_string(env: &mut JNIEnv<'_>, value: &JString<'_>) -> ShimResult<Option<String>> {
     if value.is_null() {
         return Ok(None);
     }

@@ -5,9 +5,11 @@
 //! `dev.streamml.flink.ModelException`. Arrow crosses through the C Data
 //! Interface: Java allocates `ArrowArray`/`ArrowSchema` structs and passes
 //! their addresses ([`ffi`]). Single rows go through the core's one-row
-//! path, encoded in direct `ByteBuffer`s that Java reuses ([`row`]).
+//! path, encoded in direct `ByteBuffer`s that Java reuses ([`row`]). Model
+//! references resolve through the core's `reference` module ([`reference`]).
 
 mod entry;
 mod ffi;
 mod guard;
+mod reference;
 mod row;

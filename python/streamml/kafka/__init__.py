@@ -14,6 +14,8 @@ The modules, each for one concern:
 * :mod:`~streamml.kafka.dlq`: message headers and the dead-letter writer (both commands).
 * :mod:`~streamml.kafka.delivery`: at-least-once and exactly-once commits, the watchdog.
 * :mod:`~streamml.kafka.scoring`: the worker thread that scores a batch in chunks.
+* :mod:`~streamml.kafka.versions`: model references (hot swap between batches), the headers naming
+  the version that scored, shadow challengers and the canary.
 * :mod:`~streamml.kafka.sinks`: predictions and drift counts to the store; the store retry.
 * :mod:`~streamml.kafka.metrics`: Prometheus metrics.
 * :mod:`~streamml.kafka.loop`: the consumer loop (:class:`ScoringLoop`) and the batching decision.

@@ -34,9 +34,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Literal
 
-from streamml import _streamml
 from streamml.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_WAIT, BatchPolicy, MicroBatcher
-from streamml.drift import DriftMonitor, DriftWindows
 from streamml.kafka.config import DEFAULT_MESSAGE_MAX_BYTES, ClientConfig, KafkaScorerError, message_limit
 from streamml.kafka.delivery import (
     DEFAULT_COMMIT_INTERVAL_MS,
@@ -46,11 +44,22 @@ from streamml.kafka.delivery import (
     Flight,
 )
 from streamml.kafka.delivery import transactional_id as default_transactional_id
-from streamml.kafka.dlq import RECORD_OVERHEAD, DeadLetters, model_headers, record_size
+from streamml.kafka.dlq import RECORD_OVERHEAD, DeadLetters, record_size
 from streamml.kafka.metrics import Metrics
 from streamml.kafka.scoring import Scoring, Worker, check_model_fault
 from streamml.kafka.sinks import DriftExport, PredictionWriter, score_and_label_fields, timestamp_ms, with_retry
-from streamml.model import Model
+from streamml.kafka.versions import (
+    HEADER_SERVED_BY,
+    SERVED_BY_CANARY,
+    SERVED_BY_CHAMPION,
+    LifecycleCollector,
+    Preparer,
+    Serving,
+    canary_sides,
+    challenger_slots,
+    champion_slot,
+)
+from streamml.model import Model, TrustedSha256
 
 log = logging.getLogger("streamml.kafka")
 
@@ -71,7 +80,11 @@ class ScoringLoop:
     for one release.
 
     Args:
-        model: a :class:`~streamml.Model` or the path of a model binary.
+        model: a :class:`~streamml.Model` (scored as it is), or a model reference: a binary's path,
+            a model directory (its ``champion``), ``DIR@ALIAS``, ``models:/NAME@ALIAS`` or
+            ``models:/NAME/VERSION`` (see :mod:`streamml.lifecycle` and ``docs/lifecycle.md``). A
+            reference is held in a :class:`~streamml.lifecycle.ModelSlot`, asked once per batch: a
+            new version is loaded off the scoring path and swapped in between batches.
         bootstrap_servers: the Kafka brokers (``host:port,...``).
         input_topic: the topic to read.
         output_topic: where the predictions go.
@@ -128,6 +141,17 @@ class ScoringLoop:
             crash scores at most these again (the producer's queue, 64 MiB unless
             ``-X queue.buffering.max.kbytes`` says otherwise, bounds the bytes). Exactly-once:
             a transaction holding this many rows is committed before its interval is up.
+        reload_interval: re-resolve the references this often (seconds; default 30 for a model
+            directory or ``models:/`` reference; a binary's path stays fixed unless it is given).
+        challengers: model references also scoring every batch (shadow): only the champion's
+            outputs are published; every version's predictions go to ``store`` (``store`` with
+            challengers implies ``store_predictions``) and to ``shadow_topic``. A challenger's
+            failure on a message is counted (:attr:`challenger_failures`) and logged.
+        canary: the fraction of events (by :func:`~streamml.lifecycle.canary_share` of the id
+            field) served by the first challenger; outputs then carry ``streamml.served_by``.
+        shadow_topic: where every version's outputs also go (with challengers).
+        trusted_sha256: the trust list every resolved binary must be in (champion and challengers).
+        sha256: with a reference, refuse every version of ``model`` whose SHA-256 is not this.
     """
 
     def __init__(
@@ -158,6 +182,12 @@ class ScoringLoop:
         missing_fields: str = "error",
         commit_interval_ms: float = DEFAULT_COMMIT_INTERVAL_MS,
         max_in_flight_rows: int = DEFAULT_MAX_IN_FLIGHT_ROWS,
+        reload_interval: float | None = None,
+        challengers: Sequence[str | os.PathLike[str]] = (),
+        canary: float = 0.0,
+        shadow_topic: str | None = None,
+        trusted_sha256: TrustedSha256 = None,
+        sha256: str | None = None,
     ) -> None:
         if guarantee not in ("at-least-once", "exactly-once"):
             msg = f"guarantee '{guarantee}' is not one of at-least-once, exactly-once"
@@ -174,7 +204,6 @@ class ScoringLoop:
         if max_in_flight_rows < 1:
             msg = f"max_in_flight_rows is {max_in_flight_rows}; it must be at least 1"
             raise KafkaScorerError(msg)
-        self.model = model if isinstance(model, Model) else Model.load(model)
         self.input_topic = input_topic
         self.output_topic = output_topic
         self.dlq_topic = dlq_topic or f"{input_topic}.dlq"
@@ -183,6 +212,25 @@ class ScoringLoop:
                 f"input topic '{input_topic}', output topic '{output_topic}' and dead-letter topic "
                 f"'{self.dlq_topic}' must all differ"
             )
+            raise KafkaScorerError(msg)
+        self.shadow_topic = shadow_topic
+        if shadow_topic is not None and shadow_topic in (input_topic, output_topic, self.dlq_topic):
+            msg = f"shadow topic '{shadow_topic}' must differ from the input, output and dead-letter topics"
+            raise KafkaScorerError(msg)
+        if isinstance(challengers, (str, os.PathLike)):
+            msg = f"challengers is {challengers!r}; pass a list of model references"
+            raise KafkaScorerError(msg)
+        if not 0.0 <= canary <= 1.0:
+            msg = f"canary is {canary}; it must be a fraction between 0 and 1"
+            raise KafkaScorerError(msg)
+        if canary and not challengers:
+            msg = "--canary needs a challenger (--challenger): the canary's share is served by the first one"
+            raise KafkaScorerError(msg)
+        if canary and (id_field is None or format != "json"):
+            msg = "--canary needs --id-field and JSON messages: the event id picks each event's side"
+            raise KafkaScorerError(msg)
+        if shadow_topic is not None and not challengers:
+            msg = "--shadow-topic needs a challenger (--challenger)"
             raise KafkaScorerError(msg)
         self.group_id = group_id
         self.format = format
@@ -198,9 +246,29 @@ class ScoringLoop:
             msg = f"carry_fields is the string {carry_fields!r}; pass a list of field names"
             raise KafkaScorerError(msg)
         self.carry_fields = list(carry_fields)
-        codec = _streamml.MessageScorer.create(self.model._inner, format, id_field, self.carry_fields, missing_fields)
         self.client_config = ClientConfig(bootstrap_servers, group_id, dict(config or {}))
         instance = self.client_config.instance_id
+        #: Names this process's drift counts in the store (one row set per scorer).
+        self.shard = f"{group_id}/{instance or uuid.uuid4().hex[:12]}"
+        if store_predictions is False and challengers and store is not None:
+            store_predictions = True  # shadow: every version's predictions go to the store
+        self._prepare = Preparer(
+            format, id_field, self.carry_fields, missing_fields, drift, int(drift_window_s * 1000), self.shard,
+            store, None, sha256,  # the score field is checked of later versions (_prediction_writer sets it)
+        )  # fmt: skip
+        #: The slot of the model reference (``acquire`` once per batch) and of each challenger.
+        self.slot = champion_slot(model, reload_interval, trusted_sha256, self._prepare)
+        try:
+            self.challengers = challenger_slots(challengers, reload_interval, trusted_sha256, self._prepare)
+        except BaseException:
+            self.slot.close()
+            raise
+        self.canary = canary
+        self._id_field = id_field
+        #: Messages each challenger version could not score: ``(model, version) -> count``.
+        self.challenger_failures: dict[tuple[str, str], int] = {}
+        self.model = self.slot.current.model
+        first: Serving = self.slot.current.prepared
         if guarantee == "exactly-once":
             self.transactional_id: str | None = transactional_id or default_transactional_id(group_id, instance)
             self._delivery: AtLeastOnce = ExactlyOnce(
@@ -209,14 +277,10 @@ class ScoringLoop:
         else:
             self.transactional_id = None
             self._delivery = AtLeastOnce(input_topic, commit_interval_ms / 1000, max_in_flight_rows)
-        self._headers = model_headers(self.model.name, self.model.version, self.model.sha256 or "")
+        self._headers = first.headers
         self._dead_letters = DeadLetters(self.dlq_topic, self._headers, self._produce)
-        #: Names this process's drift counts in the store (one row set per scorer).
-        self.shard = f"{group_id}/{instance or uuid.uuid4().hex[:12]}"
-        reference = self.model.info.get("drift_reference") if drift else None
-        if reference:
-            _check_drift_reference(self.model, reference)
-        self._drift = DriftWindows(reference, window_ms=int(drift_window_s * 1000)) if reference else None
+        #: The first version's drift windows (a fixed model's, always).
+        self._drift = first.drift
         self._predictions = self._prediction_writer(store, store_predictions, id_field, score_field, drift_window_s)
         if store is not None and self._drift is None and self._predictions is None:
             why = "drift is off" if not drift else f"model '{self.model.name}' has no drift reference"
@@ -231,8 +295,10 @@ class ScoringLoop:
             check_driver(store)  # a missing ADBC driver fails here, not at the first write
         self.store_uri = store
         self.store_retry_s = store_retry_s
-        self._export = DriftExport(self._drift, self.model.info, self.shard, store) if self._drift else None
-        self._worker = Worker(codec, self._drift)
+        self._worker = Worker(first.codec, self._drift)
+        #: The drift exports of every version scored so far (by its Serving's id): their windows get out after a swap.
+        self._exports: dict[int, DriftExport] = {}
+        self._note_exports(self.slot.current.prepared, *(c.current.prepared for c in self.challengers))
         self._stopping = False
         self._watchdog = watchdog
         self._pending: list[Any] = []
@@ -266,6 +332,14 @@ class ScoringLoop:
             score, label = score_and_label_fields(self.model.output_schema.names, score_field)
         except ValueError as e:
             raise KafkaScorerError(str(e)) from e
+        self._prepare.score_field = score
+        for c in self.challengers:
+            if score not in c.current.model.output_schema.names:
+                msg = (
+                    f"challenger {c.reference}: version {c.current.version} has no output '{score}' (the stored "
+                    f"score); its outputs are {c.current.model.output_schema.names}"
+                )
+                raise KafkaScorerError(msg)
         return PredictionWriter(
             store,
             model=self.model.name,
@@ -308,10 +382,14 @@ class ScoringLoop:
         from confluent_kafka import Consumer, Producer
 
         self._metrics = Metrics(self.metrics_port)
+        if hasattr(self._metrics.registry, "register"):  # prometheus-client present
+            self._metrics.registry.register(LifecycleCollector(self.slot, self.challengers, self.challenger_failures))
         producer_config = self.client_config.producer()
         if self.transactional_id:
             producer_config["transactional.id"] = self.transactional_id
-        limit = message_limit(producer_config, [self.output_topic, self.dlq_topic])
+        limit = message_limit(
+            producer_config, [self.output_topic, self.dlq_topic, *([self.shadow_topic] if self.shadow_topic else [])]
+        )
         self._max_bytes = self._dead_letters.max_bytes = limit - RECORD_OVERHEAD
         # The producer refuses at once what the broker would refuse later (a batch's framing < 128 bytes).
         producer_config["message.max.bytes"] = limit - 128
@@ -345,8 +423,8 @@ class ScoringLoop:
             if self._due_in() <= 0:
                 self._start_scoring()
             self._finish_scoring(block=False)
-            if self._scoring is None and self._export is not None:
-                self._export.flush(self._metrics)  # also while idle: the last window's counts get out
+            if self._scoring is None:
+                self._flush_drift()  # also while idle: the last window's counts get out
         delivery.check_fatal()
         self._flush_pending()  # drain
 
@@ -457,14 +535,22 @@ class ScoringLoop:
             return
         batch = self._pending
         self._drop_pending()
-        ahead = self._worker.submit(batch)
+        version: Serving = self.slot.acquire().prepared  # once per batch: the batch is scored wholly by it
+        if self.challengers:
+            shadows = [c.acquire().prepared for c in self.challengers]
+            self._note_exports(version, *shadows)
+            ahead = self._worker.submit(batch, version, shadows, self._canary_rule)
+        else:
+            if id(version) not in self._exports:
+                self._note_exports(version)
+            ahead = self._worker.submit(batch, version)
         self._ahead = ahead
         try:
             self._finish_scoring(block=True)
         finally:
             self._ahead = None
         if ahead.rewound:
-            for chunk in ahead.chunks:  # the drift counters are the worker's until it is done with them
+            for chunk in [*ahead.chunks, *ahead.shadow]:  # the drift counters are the worker's until it is done
                 chunk.exception()
             return
         self._scoring = ahead
@@ -494,9 +580,15 @@ class ScoringLoop:
         self._update_lag()
 
     def _produce_scored(self, scoring: Scoring, *, block: bool) -> None:
-        batch, headers, flight = scoring.batch, self._headers, scoring.flight
+        if scoring.challengers:
+            self._produce_shadowed(scoring, block=block)
+            return
+        batch, flight = scoring.batch, scoring.flight
+        version: Serving = scoring.version
+        headers = self._dead_letters.headers = version.headers
         writer = self._predictions
         store_out = None if writer is None else (writer.add if self.format == "json" else writer.add_arrow)
+        tag = (version.name, version.version)
         while scoring.chunks and (block or scoring.chunks[0].done()):
             outputs, errors, took = scoring.chunks.popleft().result()
             start = scoring.produced
@@ -508,7 +600,7 @@ class ScoringLoop:
             if not errors and store_out is None:
                 # The common case, one produce call per output; an output too large for its topic
                 # (refused by the producer at once) sends the rest of the chunk down the per-message path.
-                first = self._produce_outputs(batch[start : start + len(outputs)], outputs, flight)
+                first = self._produce_outputs(batch[start : start + len(outputs)], outputs, flight, headers)
                 if first == len(outputs):
                     continue
             reasons = dict(errors)
@@ -517,7 +609,7 @@ class ScoringLoop:
                 if out is not None and record_size(m.key(), out, headers) <= self._max_bytes:
                     self._produce(self.output_topic, m.key(), out, headers)
                     if store_out is not None:
-                        store_out(out, timestamp_ms(m))
+                        store_out(out, timestamp_ms(m), tag)
                     continue
                 if out is not None:
                     reasons[i] = (
@@ -527,6 +619,84 @@ class ScoringLoop:
                     )
                 scoring.dead += 1
                 self._dead_letters.send(m, reasons[i])
+
+    def _produce_shadowed(self, scoring: Scoring, *, block: bool) -> None:
+        """Produce chunks scored by the champion and every challenger (shadow, canary): see :mod:`.versions`.
+
+        The serving side's output is published with its version's headers (and, with a canary,
+        the side that served); the serving side's failures are dead-lettered; every version's
+        outputs go to the store and the shadow topic; a challenger's failures are counted.
+        """
+        batch, _flight = scoring.batch, scoring.flight
+        champion: Serving = scoring.version
+        challengers: list[Serving] = scoring.challengers
+        writer = self._predictions
+        store_out = None if writer is None else (writer.add if self.format == "json" else writer.add_arrow)
+        canary = self.canary > 0
+        sides = [
+            [*champion.headers, (HEADER_SERVED_BY, SERVED_BY_CHAMPION)] if canary else champion.headers,
+            [*challengers[0].headers, (HEADER_SERVED_BY, SERVED_BY_CANARY)],
+        ]
+        while scoring.chunks and (block or (scoring.chunks[0].done() and scoring.shadow[0].done())):
+            outputs, errors, took = scoring.chunks.popleft().result()
+            shadowed, on_canary = scoring.shadow.popleft().result()
+            start = scoring.produced
+            scoring.produced += len(outputs)
+            scoring.seconds += took + sum(r[2] for r in shadowed)
+            if errors:
+                check_model_fault(errors, len(outputs))
+            reasons = [dict(errors), *(dict(r[1]) for r in shadowed)]
+            versions = [champion, *challengers]
+            results = [outputs, *(r[0] for r in shadowed)]
+            for v, (_, errs, _) in zip(challengers, shadowed, strict=True):
+                if errs:
+                    key = (str(v.name), v.version)
+                    self.challenger_failures[key] = self.challenger_failures.get(key, 0) + len(errs)
+                    log.warning(
+                        "challenger %s %s could not score %d message(s) of a batch (not dead-lettered); first: %s",
+                        v.name, v.version, len(errs), errs[0][1],
+                    )  # fmt: skip
+            for i, m in enumerate(batch[start : start + len(outputs)]):
+                side = 1 if on_canary is not None and on_canary[i] else 0
+                out = results[side][i]
+                if out is not None and record_size(m.key(), out, sides[side]) <= self._max_bytes:
+                    self._produce(self.output_topic, m.key(), out, sides[side])
+                else:
+                    reason = reasons[side].get(i) or (
+                        f"the output ({len(out or b'')} bytes) does not fit the message size limit ({self._max_bytes} "
+                        f"bytes) of topic '{self.output_topic}'; raise the topic's max.message.bytes (and "
+                        "-X producer.message.max.bytes) to publish it"
+                    )
+                    scoring.dead += 1
+                    self._dead_letters.headers = versions[side].headers
+                    self._dead_letters.send(m, reason)
+                stamp = timestamp_ms(m) if store_out is not None else 0
+                for v, res in zip(versions, results, strict=True):
+                    o = res[i]
+                    if o is None:
+                        continue
+                    if store_out is not None:
+                        store_out(o, stamp, (v.name, v.version))
+                    if self.shadow_topic is not None and record_size(m.key(), o, v.headers) <= self._max_bytes:
+                        self._produce(self.shadow_topic, m.key(), o, v.headers)
+
+    def _canary_rule(self, values: list[bytes]) -> list[bool] | None:
+        """Each message's side (on the worker thread): the canary when ``canary_share(id) < canary``."""
+        if not self.canary:
+            return None
+        assert self._id_field is not None
+        return canary_sides(values, self._id_field, self.canary)
+
+    def _note_exports(self, *versions: Serving) -> None:
+        for v in versions:
+            if v.export is not None and id(v) not in self._exports:
+                self._exports[id(v)] = v.export
+
+    def _flush_drift(self, *, final: bool = False) -> None:
+        """Export every version's drift windows (the champion's open window also to Prometheus)."""
+        serving = id(self.slot.current.prepared)
+        for key, export in self._exports.items():
+            export.flush(self._metrics if key == serving else None, final=final)
 
     def _count_committed(self, scoring: Scoring) -> None:
         """Statistics and metrics of an acknowledged (exactly-once: committed) batch; only such work is counted."""
@@ -570,7 +740,9 @@ class ScoringLoop:
             except BufferError:
                 self._wait_for_room()
 
-    def _produce_outputs(self, messages: list[Any], outputs: list[bytes], flight: Flight) -> int:
+    def _produce_outputs(
+        self, messages: list[Any], outputs: list[bytes], flight: Flight, headers: list[tuple[str, bytes]]
+    ) -> int:
         """``_produce`` of each output to the output topic, with the key of its input, in one loop.
 
         Returns how many were produced: all of them, or those before the first one the producer
@@ -579,7 +751,7 @@ class ScoringLoop:
         """
         from confluent_kafka import KafkaError, KafkaException
 
-        send, topic, headers, acked = self._producer.produce, self.output_topic, self._headers, flight.on_delivery
+        send, topic, acked = self._producer.produce, self.output_topic, flight.on_delivery
         done = 0
         try:
             while done < len(outputs):
@@ -686,15 +858,17 @@ class ScoringLoop:
         if self._producer is not None:
             self._producer.flush(10)
         try:
-            if self._export is not None:
-                self._export.flush(self._metrics, final=True)
+            self._flush_drift(final=True)
             if self._predictions is not None:
                 self._predictions.flush()  # rows kept from a failed write: one last attempt
         finally:
             if self._predictions is not None:
                 self._predictions.close()
-            if self._export is not None:
-                self._export.close()
+            for export in self._exports.values():
+                export.close()
+            self.slot.close()
+            for c in self.challengers:
+                c.close()
             if self._metrics is not None:
                 self._metrics.close()
             self._worker.shutdown()
@@ -705,15 +879,3 @@ class ScoringLoop:
             self.stats["dlq"],
             self.stats["batches"],
         )
-
-
-def _check_drift_reference(model: Model, reference: Any) -> None:
-    """Refuse at start a drift reference that every batch would fail on."""
-    try:
-        DriftMonitor(reference)
-    except Exception as e:
-        msg = (
-            f"model '{model.name}' carries a drift reference that cannot be used: {e}; "
-            "compile it again with --reference, or score with --no-drift"
-        )
-        raise KafkaScorerError(msg) from e

@@ -118,7 +118,7 @@ class PredictionWriter:
         self.model, self.model_version = model, model_version
         self.id_field, self.score_field, self.label_field = id_field, score_field, label_field
         self.window_ms = window_ms
-        self._rows: list[tuple[str, int, float, float]] = []
+        self._rows: list[tuple[str, int, float, float, str, str]] = []
         self._store: Store | None = None
         #: Why the last write failed (``None`` after a write that succeeded).
         self.error: str | None = None
@@ -130,14 +130,17 @@ class PredictionWriter:
             self._store = Store(self.uri)
         return self._store
 
-    def add(self, output: bytes, timestamp_ms: int) -> None:
-        """One JSON output and its message's timestamp; an output without the id is skipped."""
+    def add(self, output: bytes, timestamp_ms: int, version: tuple[str, str] | None = None) -> None:
+        """One JSON output and its message's timestamp; an output without the id is skipped.
+
+        ``version``: the ``(model, model_version)`` that scored it (default: the writer's).
+        """
         value = json.loads(output)
         label = value.get(self.label_field) if self.label_field else None
-        self._add(value.get(self.id_field), timestamp_ms, value.get(self.score_field), label)
+        self._add(value.get(self.id_field), timestamp_ms, value.get(self.score_field), label, version)
 
-    def add_arrow(self, output: bytes, timestamp_ms: int) -> None:
-        """One Arrow IPC output (a stream of one or more rows) and its message's timestamp."""
+    def add_arrow(self, output: bytes, timestamp_ms: int, version: tuple[str, str] | None = None) -> None:
+        """One Arrow IPC output (a stream of one or more rows) and its message's timestamp (and ``version``)."""
         import pyarrow as pa
 
         table = pa.ipc.open_stream(output).read_all()
@@ -148,14 +151,17 @@ class PredictionWriter:
         scores = table.column(self.score_field).to_pylist()
         labels = table.column(self.label_field).to_pylist() if self.label_field in names else scores
         for event_id, score, label in zip(ids, scores, labels, strict=True):
-            self._add(event_id, timestamp_ms, score, label)
+            self._add(event_id, timestamp_ms, score, label, version)
 
-    def _add(self, event_id: Any, timestamp_ms: int, score: Any, label: Any) -> None:
+    def _add(
+        self, event_id: Any, timestamp_ms: int, score: Any, label: Any, version: tuple[str, str] | None = None
+    ) -> None:
         """One row; skipped without an id or a numeric score; ``prediction`` falls back to the score."""
         if event_id is None or not isinstance(score, (int, float)):
             return
         prediction = float(label) if isinstance(label, (int, float)) else float(score)
-        self._rows.append((str(event_id), int(timestamp_ms), float(score), prediction))
+        model, model_version = version if version is not None else (self.model, self.model_version)
+        self._rows.append((str(event_id), int(timestamp_ms), float(score), prediction, model, model_version))
 
     def flush(self) -> int:
         """Write the collected rows; the number written (0 when the store failed: rows kept)."""
@@ -168,8 +174,8 @@ class PredictionWriter:
         table = pa.table(
             {
                 "event_id": pa.array([r[0] for r in rows], pa.string()),
-                "model": pa.array([self.model] * len(rows), pa.string()),
-                "model_version": pa.array([self.model_version] * len(rows), pa.string()),
+                "model": pa.array([r[4] for r in rows], pa.string()),
+                "model_version": pa.array([r[5] for r in rows], pa.string()),
                 "event_time": pa.array(times, pa.int64()),
                 "window_start": pa.array([t - t % self.window_ms for t in times], pa.int64()),
                 "score": pa.array([r[2] for r in rows], pa.float64()),

@@ -6,7 +6,9 @@ Run by Maven (generate-test-resources) with the checkout's .venv. Writes to ``--
 - ``lgbm_cycle.so``: the same with a cycle in its first tree (a valid checksum), which must be refused;
 - ``rows.tsv``: ``id``, ``x0..x31`` and each model's first output as Python computed it, every
   float64 written as the 16 hex digits of its IEEE-754 bits, so the Java side compares bit for bit;
-- ``models.properties``: the model binaries' paths, by the column names of ``rows.tsv``.
+- ``models.properties``: the model binaries' paths, by the column names of ``rows.tsv``;
+- ``versions/<v>.so``: the lifecycle tests' model versions 1-4 (inputs x0..x3, output
+  ``probability``; each trained on its own seed, so their scores differ).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pyarrow as pa
 from streamml import Model
 from streamml.compile import compile as compile_model
 from streamml.compile import to_ir, write_binary
+from streamml_dev.lifecycle import compile_versions
 from streamml_dev.workloads import FEATURE_NAMES, r1_data
 
 N_ROWS = 500
@@ -51,6 +54,8 @@ def main() -> None:
     cycle = to_ir(booster)
     cycle["model"]["trees"][0]["left"][1] = 0  # node 1 leads back to the root
     write_binary(cycle, args.out / "lgbm_cycle.so")
+
+    compile_versions(args.out / "versions", ["1", "2", "3", "4"])
 
     x, _ = r1_data(N_ROWS, seed=7)
     # Missing values (NaN) take the trees' default branches; they must match too.

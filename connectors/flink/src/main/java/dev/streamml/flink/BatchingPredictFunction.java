@@ -20,6 +20,9 @@ import org.apache.flink.util.TimeUtils;
  * retry only repeats the error) and {@code table.exec.async-scalar.timeout = 0 s} (a timeout sets
  * a timer per row; a row waits at most {@code max_wait} plus one native call here).
  *
+ * <p>{@code model_path} may be a model reference, as for {@link PredictFunction}: a new version
+ * takes over between batches, and a batch is scored wholly by one version.
+ *
  * <p>The policy comes from the constructor or, for {@code CREATE FUNCTION}, from the job
  * parameters {@code streamml.max-batch-rows} and {@code streamml.max-wait} (a duration such as
  * {@code 10 ms}, as {@code ML_PREDICT}'s {@code 'max-wait'}), defaults {@link BatchPolicy#DEFAULT}
@@ -32,11 +35,11 @@ public class BatchingPredictFunction extends AsyncScalarFunction {
 
   private final BatchPolicy configured;
   private transient BatchPolicy policy;
-  private transient RowScorerCache scorers;
-  private transient Map<String, FutureBatcher<Double>> batchers;
+  private transient ModelSlotCache scorers;
+  private transient Map<String, FutureBatcher<RowScorer, Double>> batchers;
   /** The last path looked up and its batcher: every call of a query names the same model. */
   private transient String lastPath;
-  private transient FutureBatcher<Double> lastBatcher;
+  private transient FutureBatcher<RowScorer, Double> lastBatcher;
 
   public BatchingPredictFunction() {
     this(null);
@@ -54,12 +57,12 @@ public class BatchingPredictFunction extends AsyncScalarFunction {
     String wait = context.getJobParameter(MAX_WAIT, null);
     Duration maxWait = wait == null ? base.maxWait() : TimeUtils.parseDuration(wait);
     policy = configured != null ? configured : new BatchPolicy(rows, maxWait);
-    scorers = new RowScorerCache();
+    scorers = new ModelSlotCache(context);
     batchers = new HashMap<>();
   }
 
   public void eval(CompletableFuture<Double> result, String modelPath, Double... features) {
-    FutureBatcher<Double> batcher;
+    FutureBatcher<RowScorer, Double> batcher;
     try {
       batcher = batcher(modelPath);
     } catch (RuntimeException e) {
@@ -70,14 +73,14 @@ public class BatchingPredictFunction extends AsyncScalarFunction {
   }
 
   /** No lock: Flink calls {@code eval} (and {@code open}, {@code close}) from the task thread only. */
-  private FutureBatcher<Double> batcher(String modelPath) {
+  private FutureBatcher<RowScorer, Double> batcher(String modelPath) {
     if (modelPath != null && modelPath.equals(lastPath)) {
       return lastBatcher;
     }
-    FutureBatcher<Double> batcher = batchers.get(modelPath);
+    FutureBatcher<RowScorer, Double> batcher = batchers.get(modelPath);
     if (batcher == null) {
-      batcher = new FutureBatcher<>(scorers.get(modelPath), policy,
-          outputs -> outputs == null ? null : PredictFunction.toDouble(outputs[0]));
+      batcher = new FutureBatcher<>(scorers.get(modelPath), scorer -> scorer, policy,
+          (outputs, version) -> outputs == null ? null : PredictFunction.toDouble(outputs[0]));
       batchers.put(modelPath, batcher);
     }
     lastPath = modelPath;

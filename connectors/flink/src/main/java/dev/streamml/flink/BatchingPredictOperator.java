@@ -22,6 +22,7 @@ import org.apache.flink.streaming.api.operators.BoundedOneInput;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.types.Row;
+import org.apache.flink.util.OutputTag;
 
 /**
  * Scores a stream of rows in micro-batches (the {@link MicroBatcher} rule, on Flink's processing
@@ -42,6 +43,14 @@ import org.apache.flink.types.Row;
  * <p>Each output row is the input row's fields, then the model's outputs, then {@code error}:
  * null when the row was scored, otherwise why it was not (its outputs are then null). Build it with
  * {@link StreammlStreams#predict}.
+ *
+ * <p>With a model reference ({@link ModelLifecycle}) the model comes from a {@link ModelSlot},
+ * asked once per batch on the scoring thread (the version is held for the batch's native calls and
+ * released after, so a swap never closes a version under a call): a batch is scored wholly by one
+ * version and each output row ends with {@code model_version}. With challengers, every version
+ * scores every batch; only the champion's rows (or, with a canary, each row's serving side's) go
+ * downstream, every version's rows (champion included) go to the side output, emitted on the task
+ * thread with the batch's main output.
  */
 public class BatchingPredictOperator extends AbstractStreamOperator<Row>
     implements OneInputStreamOperator<Row, Row>, BoundedOneInput, ProcessingTimeCallback {
@@ -50,27 +59,36 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
   /** Batches handed to the scoring thread and not yet emitted, at most. */
   static final int MAX_IN_FLIGHT = 2;
 
-  private final String modelPath;
+  private final ModelLifecycle lifecycle;
   private final BatchPolicy policy;
   private final RowTypeInfo inputType;
   private final int[] featureIndexes;
   private final int outputCount;
+  /** The field holding the event id, for the canary; -1 without one. */
+  private final int idIndex;
 
-  private transient RowScorer scorer;
+  private transient ModelLifecycle.Slots<RowScorer> slots;
   private transient List<Row> buffer;
   private transient ListState<Row> bufferState;
   private transient MicroBatcher rule;
   private transient MailboxExecutor mailbox;
   private transient ExecutorService scoring;
   /** Batches handed over and not yet emitted, oldest first: their output rows, or the error. */
-  private transient ArrayDeque<CompletableFuture<List<Row>>> inFlight;
+  private transient ArrayDeque<CompletableFuture<Scored>> inFlight;
   private transient StreamRecord<Row> reuse;
   /** The scoring thread's array of a batch's inputs ({@link #doubles}). */
   private transient double[] inputValues;
 
   BatchingPredictOperator(
       String modelPath, BatchPolicy policy, RowTypeInfo inputType, int[] featureIndexes, int outputCount) {
-    this.modelPath = modelPath;
+    this(ModelLifecycle.fixed(modelPath), policy, inputType, featureIndexes, outputCount, -1);
+  }
+
+  BatchingPredictOperator(
+      ModelLifecycle lifecycle, BatchPolicy policy, RowTypeInfo inputType, int[] featureIndexes,
+      int outputCount, int idIndex) {
+    this.lifecycle = lifecycle;
+    this.idIndex = idIndex;
     this.policy = policy;
     this.inputType = inputType;
     this.featureIndexes = featureIndexes;
@@ -97,7 +115,7 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
   @Override
   public void open() throws Exception {
     super.open();
-    scorer = RowScorer.open(modelPath, null);
+    slots = lifecycle.open((model, version) -> new RowScorer(model, null), getMetricGroup());
     reuse = new StreamRecord<>(null);
     inFlight = new ArrayDeque<>();
     mailbox = getContainingTask().getMailboxExecutorFactory()
@@ -162,8 +180,8 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
       scoring.shutdownNow();
       stopped = scoring.awaitTermination(30, TimeUnit.SECONDS);
     }
-    if (scorer != null && stopped) {
-      scorer.close(); // never under a native call still running
+    if (slots != null && stopped) {
+      slots.close(); // never under a native call still running
     }
     super.close();
   }
@@ -187,13 +205,13 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
       batch = new ArrayList<>(buffer.subList(0, n));
       buffer.subList(0, n).clear();
     }
-    CompletableFuture<List<Row>> scored = new CompletableFuture<>();
+    CompletableFuture<Scored> scored = new CompletableFuture<>();
     inFlight.add(scored);
     scoring.execute(() -> scoreAndReturn(batch, scored));
   }
 
   /** On the scoring thread: score {@code batch}, then have the task emit what is scored. */
-  private void scoreAndReturn(List<Row> batch, CompletableFuture<List<Row>> scored) {
+  private void scoreAndReturn(List<Row> batch, CompletableFuture<Scored> scored) {
     try {
       scored.complete(score(batch));
     } catch (Throwable e) {
@@ -213,16 +231,25 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
     }
   }
 
-  /** Wait for the oldest batch in flight and emit its rows, or fail with its error. */
+  /**
+   * Wait for the oldest batch in flight and emit its rows (and, with challengers, every version's
+   * rows to the side output), or fail with its error.
+   */
   private void emitOldest() throws Exception {
-    List<Row> rows;
+    Scored scored;
     try {
-      rows = inFlight.poll().get();
+      scored = inFlight.poll().get();
     } catch (ExecutionException e) {
       throw e.getCause() instanceof Exception cause ? cause : e;
     }
-    for (Row row : rows) {
+    for (Row row : scored.rows()) {
       output.collect(reuse.replace(row));
+    }
+    if (scored.shadow() != null) {
+      OutputTag<Row> tag = lifecycle.shadowTag();
+      for (Row row : scored.shadow()) {
+        output.collect(tag, new StreamRecord<>(row));
+      }
     }
   }
 
@@ -238,13 +265,55 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
     }
   }
 
+  /** A scored batch: the rows for downstream, and every version's rows for the side output (or null). */
+  record Scored(List<Row> rows, List<Row> shadow) {}
+
   /**
-   * Score one batch with the model (on the scoring thread): the output rows, in order, each the
-   * input row's fields, the model's outputs and the row's error.
+   * Score {@code batch} (on the scoring thread) with the version each slot serves now, acquired once
+   * for the whole batch and released after: the output rows for downstream, in order, and with
+   * challengers every version's.
    */
-  List<Row> score(List<Row> batch) {
-    int n = batch.size();
+  Scored score(List<Row> batch) {
     double[] doubles = doubles(batch);
+    if (!slots.hasChallengers()) {
+      try (ModelSlot.Version<RowScorer> v = slots.champion().acquire()) {
+        return new Scored(score(batch, doubles, v), null);
+      }
+    }
+    List<ModelSlot.Version<RowScorer>> versions = slots.acquireAll();
+    try {
+      List<Row> shadow = new ArrayList<>(batch.size() * versions.size());
+      List<List<Row>> byVersion = new ArrayList<>(versions.size());
+      for (ModelSlot.Version<RowScorer> v : versions) {
+        List<Row> rows = score(batch, doubles, v);
+        shadow.addAll(rows);
+        byVersion.add(rows);
+      }
+      if (idIndex < 0) {
+        return new Scored(byVersion.get(0), shadow); // the champion's (first)
+      }
+      double fraction = lifecycle.canaryFraction();
+      List<Row> served = new ArrayList<>(batch.size());
+      for (int r = 0; r < batch.size(); r++) {
+        boolean canary = ModelLifecycle.canaryShare(batch.get(r).getField(idIndex)) < fraction;
+        Row row = byVersion.get(canary ? 1 : 0).get(r);
+        row.setField(row.getArity() - 1, canary ? "canary" : "champion");
+        served.add(Row.copy(row));
+      }
+      return new Scored(served, shadow);
+    } finally {
+      versions.forEach(ModelSlot.Version::close);
+    }
+  }
+
+  /**
+   * Score {@code batch} with one version: the output rows, in order, each the input row's fields,
+   * the model's outputs, the row's error and (with a model reference) the version. {@code doubles}:
+   * the batch's inputs as {@link #doubles} read them, or null.
+   */
+  private List<Row> score(List<Row> batch, double[] doubles, ModelSlot.Version<RowScorer> version) {
+    RowScorer scorer = version.prepared();
+    int n = batch.size();
     RowScorer.Result result;
     if (doubles != null) {
       result = scorer.scoreDoubles(doubles, n);
@@ -260,10 +329,11 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
       result = scorer.score(rows);
     }
     int arity = inputType.getArity();
+    boolean versioned = lifecycle.versionColumn();
     List<Row> out = new ArrayList<>(n);
     for (int r = 0; r < n; r++) {
       Row in = batch.get(r);
-      Row row = new Row(arity + outputCount + 1);
+      Row row = new Row(arity + outputCount + (versioned ? 2 : 1) + (idIndex >= 0 ? 1 : 0));
       for (int i = 0; i < arity; i++) {
         row.setField(i, in.getField(i));
       }
@@ -272,6 +342,9 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
         row.setField(arity + i, outputs == null ? null : outputs[i]);
       }
       row.setField(arity + outputCount, result.error(r));
+      if (versioned) {
+        row.setField(arity + outputCount + 1, version.version());
+      }
       out.add(row);
     }
     return out;

@@ -9,6 +9,7 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
+import java.util.function.BiFunction;
 import java.util.function.Function;
 
 /**
@@ -20,15 +21,23 @@ import java.util.function.Function;
  * thread, so the worker scores the next batch meanwhile; never on the caller's. At most {@link
  * #MAX_IN_FLIGHT} batches are handed over and not yet completed: a hand-over past that waits (the
  * caller's thread, or the timer's) until the oldest is completed.
+ *
+ * <p>The model comes from a {@link ModelSlot}, asked once per batch where the batch is scored: a
+ * batch is scored wholly by one version, which {@code result} is given with each row's outputs; the
+ * version is held from before the native call until the batch's futures are completed.
+ *
+ * @param <S> what the slot prepares per version
+ * @param <T> what a row's future completes with
  */
-final class FutureBatcher<T> implements AutoCloseable {
+final class FutureBatcher<S, T> implements AutoCloseable {
   /** Batches handed to the worker and not yet completed, at most. */
   static final int MAX_IN_FLIGHT = 4;
 
-  private final Function<List<Object[]>, RowScorer.Result> scoring;
+  private final ModelSlot<S> slot;
+  private final BiFunction<S, List<Object[]>, RowScorer.Result> scoring;
   private final int maxRows;
   private final MicroBatcher rule;
-  private final Function<Object[], T> result;
+  private final BiFunction<Object[], ModelSlot.Version<S>, T> result;
   private final ScheduledExecutorService timer;
   private final ExecutorService worker;
   private final ExecutorService completer;
@@ -36,12 +45,19 @@ final class FutureBatcher<T> implements AutoCloseable {
   private List<Object[]> rows;
   private List<CompletableFuture<T>> futures;
 
-  FutureBatcher(RowScorer scorer, BatchPolicy policy, Function<Object[], T> result) {
-    this(scorer::score, policy, result);
+  /** Score each batch with the {@link RowScorer} of the version the slot serves now. */
+  FutureBatcher(ModelSlot<S> slot, Function<S, RowScorer> scorerOf, BatchPolicy policy,
+      BiFunction<Object[], ModelSlot.Version<S>, T> result) {
+    this(slot, (prepared, batch) -> scorerOf.apply(prepared).score(batch), policy, result);
   }
 
-  /** Score each batch with {@code scoring} (tests slow it down). */
-  FutureBatcher(Function<List<Object[]>, RowScorer.Result> scoring, BatchPolicy policy, Function<Object[], T> result) {
+  /**
+   * Score each batch with {@code scoring}, given the prepared object of the version the slot serves
+   * now and the batch's rows (tests slow it down).
+   */
+  FutureBatcher(ModelSlot<S> slot, BiFunction<S, List<Object[]>, RowScorer.Result> scoring, BatchPolicy policy,
+      BiFunction<Object[], ModelSlot.Version<S>, T> result) {
+    this.slot = slot;
     this.scoring = scoring;
     this.maxRows = policy.maxBatchRows();
     this.rule = new MicroBatcher(policy);
@@ -121,34 +137,40 @@ final class FutureBatcher<T> implements AutoCloseable {
   /** On the worker: score a batch, then have the completer complete its futures. */
   private void scoreAndComplete(List<Object[]> batchRows, List<CompletableFuture<T>> batchFutures) {
     RowScorer.Result scored;
+    ModelSlot.Version<S> version = null;
     try {
-      scored = score(batchRows);
+      version = slot.acquire(); // once per batch; held until it is completed
+      scored = scoring.apply(version.prepared(), batchRows);
     } catch (RuntimeException | Error e) {
+      if (version != null) {
+        version.close();
+      }
       for (CompletableFuture<T> f : batchFutures) {
         f.completeExceptionally(e);
       }
       room.release();
       return;
     }
-    completer.execute(() -> complete(scored, batchFutures));
+    ModelSlot.Version<S> held = version;
+    completer.execute(() -> complete(scored, held, batchFutures));
   }
 
-  /** Score one batch with the model (on the worker). */
-  private RowScorer.Result score(List<Object[]> batchRows) {
-    return scoring.apply(batchRows);
-  }
-
-  private void complete(RowScorer.Result scored, List<CompletableFuture<T>> batchFutures) {
+  private void complete(
+      RowScorer.Result scored, ModelSlot.Version<S> version, List<CompletableFuture<T>> batchFutures) {
     try {
       for (int i = 0; i < batchFutures.size(); i++) {
         try {
-          batchFutures.get(i).complete(result.apply(scored.outputs(i)));
+          batchFutures.get(i).complete(result.apply(scored.outputs(i), version));
         } catch (RuntimeException e) {
           batchFutures.get(i).completeExceptionally(e);
         }
       }
     } finally {
-      room.release();
+      try {
+        version.close();
+      } finally {
+        room.release();
+      }
     }
   }
 

@@ -74,4 +74,24 @@ final class NativeBridge {
    * the other at the start of {@code values}: the same checks and the same answer.
    */
   static native byte[] scoreRowsDoubles(long handle, double[] values, int rows, int width);
+
+  /**
+   * Resolve a model reference (a binary's path, a model directory, {@code DIR@ALIAS}) with the
+   * core's {@code reference} module: {@code {kind, path, sha256, version}}, {@code kind} {@code
+   * file} or {@code directory}, {@code version} null for a file. {@code maxBytes <= 0}: the
+   * loader's cap.
+   */
+  static native String[] resolveReference(String reference, long maxBytes);
+
+  /**
+   * What a reference names without reading it: {@code {kind, where, alias}}, {@code kind} {@code
+   * file} (where: the path; alias null) or {@code directory} (where: the directory).
+   */
+  static native String[] parseReference(String reference);
+
+  /** Point {@code alias} of the model directory {@code dir} at {@code version}, atomically. */
+  static native void setAlias(String dir, String alias, String version);
+
+  /** The version the loaded binary's own info names. */
+  static native String version(long handle);
 }

@@ -92,6 +92,11 @@ public final class NativeModel implements AutoCloseable {
     return NativeBridge.infoJson(live());
   }
 
+  /** The version the binary's own info names. */
+  public String version() {
+    return NativeBridge.version(live());
+  }
+
   /** The SHA-256 of the binary that runs. */
   public String sha256() {
     return NativeBridge.sha256(live());

@@ -21,13 +21,21 @@ import org.apache.flink.table.ml.ModelProvider;
  * }</pre>
  *
  * <p>The INPUT columns are the model binary's inputs in its declared order; each OUTPUT column
- * names one of its outputs.
+ * names one of its outputs, except {@code model_version STRING}, which (unless the model has an
+ * output of that name) holds the version that scored the row: the model directory's version name,
+ * or the binary's own.
  */
 public class StreammlModelProviderFactory implements ModelProviderFactory {
   public static final String IDENTIFIER = "streamml";
 
   public static final ConfigOption<String> PATH = ConfigOptions.key("path").stringType().noDefaultValue()
-      .withDescription("The model binary (.so) to load on every task manager.");
+      .withDescription("The model binary (.so) to load on every task manager, or a model reference: a model"
+          + " directory (its champion alias) or DIR@ALIAS, re-resolved every reload-interval"
+          + " (docs/lifecycle.md).");
+  public static final ConfigOption<Duration> RELOAD_INTERVAL = ConfigOptions.key("reload-interval")
+      .durationType().noDefaultValue()
+      .withDescription("Re-resolve the path this often and swap a new version in between batches. Default:"
+          + " 30 s for a model directory; a binary's path is loaded once.");
   public static final ConfigOption<String> SHA256 = ConfigOptions.key("sha256").stringType().noDefaultValue()
       .withDescription("Refuse the binary unless its SHA-256 is this (lowercase hex).");
   public static final ConfigOption<String> TRUSTED_MODELS = ConfigOptions.key("trusted-models").stringType()
@@ -51,6 +59,7 @@ public class StreammlModelProviderFactory implements ModelProviderFactory {
         options.get(PATH),
         options.getOptional(SHA256).orElse(null),
         options.getOptional(TRUSTED_MODELS).orElse(null),
+        options.getOptional(RELOAD_INTERVAL).orElse(null),
         new BatchPolicy(options.get(MAX_BATCH_ROWS), options.get(MAX_WAIT)),
         context.getCatalogModel().getResolvedInputSchema(),
         context.getCatalogModel().getResolvedOutputSchema());
@@ -68,6 +77,6 @@ public class StreammlModelProviderFactory implements ModelProviderFactory {
 
   @Override
   public Set<ConfigOption<?>> optionalOptions() {
-    return Set.of(SHA256, TRUSTED_MODELS, MAX_BATCH_ROWS, MAX_WAIT);
+    return Set.of(SHA256, TRUSTED_MODELS, RELOAD_INTERVAL, MAX_BATCH_ROWS, MAX_WAIT);
   }
 }

@@ -34,6 +34,11 @@ class FutureBatcherTest {
     return x;
   }
 
+  /** A slot that serves a binary's path as is; the tests score with a scorer of their own. */
+  private static ModelSlot<Void> fixedSlot(String path) {
+    return new ModelSlot<>(ModelSlot.Config.of(path), null);
+  }
+
   @Test
   void futuresAreCompletedOffTheCallersThreadWithTheBinarysScores() throws Exception {
     Set<String> threads = ConcurrentHashMap.newKeySet();
@@ -41,8 +46,9 @@ class FutureBatcherTest {
     List<CompletableFuture<Double>> futures = new ArrayList<>();
     long before = NativeModel.totalPredictCalls();
     try (RowScorer scorer = RowScorer.open(Fixtures.built("s1_logistic"), "probability")) {
-      try (FutureBatcher<Double> batcher = new FutureBatcher<>(scorer, new BatchPolicy(64, Duration.ofSeconds(60)),
-          outputs -> {
+      try (ModelSlot<Void> slot = fixedSlot(Fixtures.built("s1_logistic"));
+          FutureBatcher<Void, Double> batcher = new FutureBatcher<>(slot, (none, batch) -> scorer.score(batch),
+          new BatchPolicy(64, Duration.ofSeconds(60)), (outputs, version) -> {
             threads.add(Thread.currentThread().getName());
             return (Double) outputs[0];
           })) {
@@ -76,8 +82,9 @@ class FutureBatcherTest {
       String expected = assertThrows(ModelException.class, () -> scorer.score(third)).getMessage();
       assertTrue(expected.contains("panicked: negative x"), expected);
       List<CompletableFuture<Double>> futures = new ArrayList<>();
-      try (FutureBatcher<Double> batcher = new FutureBatcher<>(scorer, new BatchPolicy(10, Duration.ofSeconds(60)),
-          outputs -> (Double) outputs[0])) {
+      try (ModelSlot<Void> slot = fixedSlot(model);
+          FutureBatcher<Void, Double> batcher = new FutureBatcher<>(slot, (none, batch) -> scorer.score(batch),
+          new BatchPolicy(10, Duration.ofSeconds(60)), (outputs, version) -> (Double) outputs[0])) {
         for (long id = 0; id < 20; id++) {
           CompletableFuture<Double> f = new CompletableFuture<>();
           futures.add(f);
@@ -108,10 +115,11 @@ class FutureBatcherTest {
     CountDownLatch release = new CountDownLatch(1);
     AtomicInteger scored = new AtomicInteger();
     int batchRows = 5;
-    try (RowScorer scorer = RowScorer.open(Fixtures.built("s1_logistic"), "probability")) {
+    try (RowScorer scorer = RowScorer.open(Fixtures.built("s1_logistic"), "probability");
+        ModelSlot<Void> slot = fixedSlot(Fixtures.built("s1_logistic"))) {
       List<CompletableFuture<Double>> futures = new ArrayList<>();
       AtomicInteger added = new AtomicInteger();
-      FutureBatcher<Double> batcher = new FutureBatcher<>(batch -> {
+      FutureBatcher<Void, Double> batcher = new FutureBatcher<>(slot, (none, batch) -> {
         try {
           release.await();
         } catch (InterruptedException e) {
@@ -119,7 +127,7 @@ class FutureBatcherTest {
         }
         scored.incrementAndGet();
         return scorer.score(batch);
-      }, new BatchPolicy(batchRows, Duration.ofSeconds(60)), outputs -> (Double) outputs[0]);
+      }, new BatchPolicy(batchRows, Duration.ofSeconds(60)), (outputs, version) -> (Double) outputs[0]);
       Thread caller = new Thread(() -> {
         for (long id = 0; id < 10 * batchRows; id++) {
           CompletableFuture<Double> f = new CompletableFuture<>();
@@ -154,16 +162,17 @@ class FutureBatcherTest {
 
   @Test
   void closeWithBatchesInFlightCompletesThemAndReturns() throws Exception {
-    try (RowScorer scorer = RowScorer.open(Fixtures.built("s1_logistic"), "probability")) {
+    try (RowScorer scorer = RowScorer.open(Fixtures.built("s1_logistic"), "probability");
+        ModelSlot<Void> slot = fixedSlot(Fixtures.built("s1_logistic"))) {
       List<CompletableFuture<Double>> futures = new ArrayList<>();
-      FutureBatcher<Double> batcher = new FutureBatcher<>(batch -> {
+      FutureBatcher<Void, Double> batcher = new FutureBatcher<>(slot, (none, batch) -> {
         try {
           Thread.sleep(50);
         } catch (InterruptedException e) {
           Thread.currentThread().interrupt();
         }
         return scorer.score(batch);
-      }, new BatchPolicy(10, Duration.ofSeconds(60)), outputs -> (Double) outputs[0]);
+      }, new BatchPolicy(10, Duration.ofSeconds(60)), (outputs, version) -> (Double) outputs[0]);
       for (long id = 0; id < 45; id++) {
         CompletableFuture<Double> f = new CompletableFuture<>();
         futures.add(f);

@@ -90,7 +90,7 @@ class ScoringThreadTest {
     }
 
     @Override
-    List<Row> score(List<Row> batch) {
+    Scored score(List<Row> batch) {
       SCORING_THREADS.add(Thread.currentThread().getName());
       BATCHES_STARTED.incrementAndGet();
       scoring.countDown();

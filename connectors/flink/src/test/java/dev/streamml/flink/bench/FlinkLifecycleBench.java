@@ -1,0 +1,97 @@
+package dev.streamml.flink.bench;
+
+import dev.streamml.flink.BatchPolicy;
+import dev.streamml.flink.ModelLifecycle;
+import dev.streamml.flink.ModelReference;
+import dev.streamml.flink.StreammlStreams;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.java.typeutils.RowTypeInfo;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
+import org.apache.flink.types.Row;
+
+/**
+ * The cost of model references in the DataStream step (issue 26), rows/s per slot (parallelism 1,
+ * a local MiniCluster), cases interleaved in each run: a fixed binary's path (as before); the same
+ * binary as the champion of a model directory re-resolved every 100 ms (no swap happens); and the
+ * champion with one challenger of the same size in shadow (both sides sunk). The model is version
+ * 1 of the lifecycle tests (a logistic model on 4 inputs, target/fixtures/versions).
+ *
+ * <p>Arguments: VERSIONS_DIR ROWS RUNS. Prints {@code case<TAB>run<TAB>rows/s} lines, then the
+ * median per case and its ratio to the fixed path.
+ */
+public final class FlinkLifecycleBench {
+  public static void main(String[] args) throws Exception {
+    Path versions = Path.of(args[0]);
+    long rows = Long.parseLong(args[1]);
+    int runs = Integer.parseInt(args[2]);
+    Path dir = Files.createTempDirectory("streamml-bench-models");
+    Files.copy(versions.resolve("1.so"), dir.resolve("1.so"));
+    Files.copy(versions.resolve("2.so"), dir.resolve("2.so"));
+    ModelReference.setAlias(dir, "champion", "1");
+    ModelReference.setAlias(dir, "challenger", "2");
+    Map<String, ModelLifecycle> cases = new LinkedHashMap<>();
+    cases.put("fixed path", null);
+    cases.put("model directory, reload 100 ms, no swap",
+        ModelLifecycle.of(dir.toString()).reloadEvery(Duration.ofMillis(100)));
+    cases.put("champion + 1 challenger (shadow)", ModelLifecycle.of(dir.toString())
+        .reloadEvery(Duration.ofMillis(100)).withChallengers(List.of(dir + "@challenger")));
+    Map<String, List<Double>> rates = new LinkedHashMap<>();
+    for (int run = -1; run < runs; run++) { // run -1 warms up
+      for (Map.Entry<String, ModelLifecycle> c : cases.entrySet()) {
+        double seconds = job(dir.resolve("1.so").toString(), c.getValue(), rows);
+        if (run >= 0) {
+          double rate = rows / seconds;
+          rates.computeIfAbsent(c.getKey(), k -> new ArrayList<>()).add(rate);
+          System.out.printf("%s\t%d\t%.0f%n", c.getKey(), run, rate);
+        }
+      }
+    }
+    double base = median(rates.get("fixed path"));
+    System.out.println("| case | rows/s (median of " + runs + ") | vs fixed path |");
+    System.out.println("|---|---:|---:|");
+    for (Map.Entry<String, List<Double>> e : rates.entrySet()) {
+      double m = median(e.getValue());
+      System.out.printf("| %s | %.0f | %.3f |%n", e.getKey(), m, m / base);
+    }
+  }
+
+  private static double job(String path, ModelLifecycle models, long rows) throws Exception {
+    StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
+    env.setParallelism(1);
+    env.getConfig().enableObjectReuse();
+    TypeInformation<?>[] types = {Types.LONG, Types.DOUBLE, Types.DOUBLE, Types.DOUBLE, Types.DOUBLE};
+    RowTypeInfo type = new RowTypeInfo(types, new String[] {"id", "x0", "x1", "x2", "x3"});
+    DataStream<Row> in = env.fromSequence(0, rows - 1)
+        .map(id -> Row.of(id, (id % 97) / 50.0, (id % 89) / 45.0, (id % 83) / 40.0, (id % 79) / 35.0))
+        .returns(type);
+    BatchPolicy policy = new BatchPolicy(1024, Duration.ofMillis(20));
+    if (models == null) {
+      StreammlStreams.predict("score", in, path, policy).sinkTo(new DiscardingSink<>());
+    } else {
+      StreammlStreams.Predictions p = StreammlStreams.predict("score", in, models, policy);
+      p.oks().sinkTo(new DiscardingSink<>());
+      if (p.shadow() != null) {
+        p.shadow().sinkTo(new DiscardingSink<>());
+      }
+    }
+    long start = System.nanoTime();
+    env.execute("lifecycle bench");
+    return (System.nanoTime() - start) / 1e9;
+  }
+
+  private static double median(List<Double> xs) {
+    List<Double> s = new ArrayList<>(xs);
+    s.sort(null);
+    return s.get(s.size() / 2);
+  }
+}
