@@ -1,13 +1,16 @@
 package dev.streamml.flink;
 
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import org.apache.flink.api.common.operators.MailboxExecutor;
 import org.apache.flink.api.common.operators.ProcessingTimeService.ProcessingTimeCallback;
 import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
@@ -27,25 +30,34 @@ import org.apache.flink.util.OutputTag;
  * state: a checkpoint stores them and a restore scores them at once, so a failover loses none and,
  * with an exactly-once sink, emits none twice.
  *
- * <p>A batch is scored on a worker thread (reading its rows, the native call, building the output
- * rows) while the task thread gathers the next; at most one batch is in flight, so outputs keep
- * the input's order. The task thread emits a scored batch before it hands over the next one, on a
- * timer once it is done, at the end of the input and before every checkpoint barrier, so a
- * checkpoint never holds a batch in flight.
+ * <p>A full (or due) batch is handed to this operator's scoring thread (reading its rows, the
+ * native call, building the output rows) while the task goes on gathering. The scoring thread
+ * scores batches one at a time, oldest first, and then posts a mail to the task's mailbox, which
+ * emits every batch scored so far, oldest first: outputs keep the input's order, and are emitted
+ * where the task emits (the mailbox thread, or a legacy source's thread under its checkpoint
+ * lock). At most {@link #MAX_IN_FLIGHT} batches are handed over and not yet emitted: a hand-over
+ * past that first waits for the oldest and emits it. At the end of the input and before every
+ * checkpoint barrier every batch in flight is waited for and emitted, so a checkpoint never holds
+ * one. A scoring error fails the task with that error, when its batch's turn to be emitted comes.
  *
  * <p>Each output row is the input row's fields, then the model's outputs, then {@code error}:
  * null when the row was scored, otherwise why it was not (its outputs are then null). Build it with
  * {@link StreammlStreams#predict}.
  *
  * <p>With a model reference ({@link ModelLifecycle}) the model comes from a {@link ModelSlot},
- * asked once per batch on the worker: a batch is scored wholly by one version and each output row
- * ends with {@code model_version}. With challengers, every version scores every batch; only the
- * champion's rows go downstream, every version's rows (champion included) go to the side output.
+ * asked once per batch on the scoring thread (the version is held for the batch's native calls and
+ * released after, so a swap never closes a version under a call): a batch is scored wholly by one
+ * version and each output row ends with {@code model_version}. With challengers, every version
+ * scores every batch; only the champion's rows (or, with a canary, each row's serving side's) go
+ * downstream, every version's rows (champion included) go to the side output, emitted on the task
+ * thread with the batch's main output.
  */
 public class BatchingPredictOperator extends AbstractStreamOperator<Row>
     implements OneInputStreamOperator<Row, Row>, BoundedOneInput, ProcessingTimeCallback {
   private static final long serialVersionUID = 1L;
   private static final AtomicLong RESTORED_ROWS = new AtomicLong();
+  /** Batches handed to the scoring thread and not yet emitted, at most. */
+  static final int MAX_IN_FLIGHT = 2;
 
   private final ModelLifecycle lifecycle;
   private final BatchPolicy policy;
@@ -59,10 +71,13 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
   private transient List<Row> buffer;
   private transient ListState<Row> bufferState;
   private transient MicroBatcher rule;
-  private transient ExecutorService worker;
-  /** The batch being scored, or null. */
-  private transient Future<Scored> inFlight;
+  private transient MailboxExecutor mailbox;
+  private transient ExecutorService scoring;
+  /** Batches handed over and not yet emitted, oldest first: their output rows, or the error. */
+  private transient ArrayDeque<CompletableFuture<Scored>> inFlight;
   private transient StreamRecord<Row> reuse;
+  /** The scoring thread's array of a batch's inputs ({@link #doubles}). */
+  private transient double[] inputValues;
 
   BatchingPredictOperator(
       String modelPath, BatchPolicy policy, RowTypeInfo inputType, int[] featureIndexes, int outputCount) {
@@ -102,7 +117,10 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
     super.open();
     slots = lifecycle.open((model, version) -> new RowScorer(model, null), getMetricGroup());
     reuse = new StreamRecord<>(null);
-    worker = Executors.newSingleThreadExecutor(r -> {
+    inFlight = new ArrayDeque<>();
+    mailbox = getContainingTask().getMailboxExecutorFactory()
+        .createExecutor(getOperatorConfig().getChainIndex());
+    scoring = Executors.newSingleThreadExecutor(r -> {
       Thread t = new Thread(r, "streamml-datastream-scorer");
       t.setDaemon(true);
       return t;
@@ -129,13 +147,6 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
 
   @Override
   public void onProcessingTime(long time) throws Exception {
-    if (inFlight != null) {
-      if (inFlight.isDone()) {
-        emitInFlight();
-      } else {
-        getProcessingTimeService().registerTimer(time + 1, this); // look again in a millisecond
-      }
-    }
     int n = rule.poll(now());
     if (n > 0) {
       handOff(n);
@@ -145,7 +156,7 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
   @Override
   public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
     super.prepareSnapshotPreBarrier(checkpointId);
-    emitInFlight();
+    drain();
   }
 
   @Override
@@ -157,25 +168,34 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
   @Override
   public void endInput() throws Exception {
     handOff(rule.flush());
-    emitInFlight();
+    drain();
   }
 
   @Override
   public void close() throws Exception {
-    if (worker != null) {
-      worker.shutdownNow();
-      worker.awaitTermination(30, TimeUnit.SECONDS);
+    boolean stopped = true;
+    if (scoring != null) {
+      // Batches not yet started are dropped (the task is ending: their rows are in the last
+      // checkpoint's buffer or were never acknowledged); the one being scored finishes its call.
+      scoring.shutdownNow();
+      stopped = scoring.awaitTermination(30, TimeUnit.SECONDS);
     }
-    if (slots != null) {
-      slots.close();
+    if (slots != null && stopped) {
+      slots.close(); // never under a native call still running
     }
     super.close();
   }
 
-  /** Hand the oldest {@code n} rows of the buffer to the worker, after emitting the batch in flight. */
+  /**
+   * Hand the oldest {@code n} rows of the buffer to the scoring thread, once fewer than {@link
+   * #MAX_IN_FLIGHT} batches are in flight (waiting for and emitting the oldest meanwhile).
+   */
   private void handOff(int n) throws Exception {
     if (n == 0) {
       return;
+    }
+    while (inFlight.size() >= MAX_IN_FLIGHT) {
+      emitOldest();
     }
     List<Row> batch;
     if (n == buffer.size()) {
@@ -185,24 +205,42 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
       batch = new ArrayList<>(buffer.subList(0, n));
       buffer.subList(0, n).clear();
     }
-    emitInFlight();
-    inFlight = worker.submit(() -> score(batch));
-    // So an idle stream still gets this batch's outputs: a timer looks for them.
-    getProcessingTimeService().registerTimer(getProcessingTimeService().getCurrentProcessingTime() + 1, this);
+    CompletableFuture<Scored> scored = new CompletableFuture<>();
+    inFlight.add(scored);
+    scoring.execute(() -> scoreAndReturn(batch, scored));
   }
 
-  /** Wait for the batch in flight, if any, and emit its rows (on the task thread). */
-  private void emitInFlight() throws Exception {
-    if (inFlight == null) {
-      return;
+  /** On the scoring thread: score {@code batch}, then have the task emit what is scored. */
+  private void scoreAndReturn(List<Row> batch, CompletableFuture<Scored> scored) {
+    try {
+      scored.complete(score(batch));
+    } catch (Throwable e) {
+      scored.completeExceptionally(e);
     }
+    try {
+      mailbox.execute(this::emitScored, "streamml emit scored batches");
+    } catch (RejectedExecutionException e) {
+      // The task is closing: nothing is emitted any more.
+    }
+  }
+
+  /** Emit the batches scored so far, oldest first, up to the first one still being scored. */
+  private void emitScored() throws Exception {
+    while (!inFlight.isEmpty() && inFlight.peek().isDone()) {
+      emitOldest();
+    }
+  }
+
+  /**
+   * Wait for the oldest batch in flight and emit its rows (and, with challengers, every version's
+   * rows to the side output), or fail with its error.
+   */
+  private void emitOldest() throws Exception {
     Scored scored;
     try {
-      scored = inFlight.get();
+      scored = inFlight.poll().get();
     } catch (ExecutionException e) {
       throw e.getCause() instanceof Exception cause ? cause : e;
-    } finally {
-      inFlight = null;
     }
     for (Row row : scored.rows()) {
       output.collect(reuse.replace(row));
@@ -215,17 +253,31 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
     }
   }
 
-  /** A scored batch: the rows for downstream, and every version's rows for the side output. */
-  private record Scored(List<Row> rows, List<Row> shadow) {}
+  /** Batches handed to the scoring thread and not yet emitted (for tests). */
+  int inFlight() {
+    return inFlight.size();
+  }
+
+  /** Wait for every batch in flight and emit them, oldest first. */
+  private void drain() throws Exception {
+    while (!inFlight.isEmpty()) {
+      emitOldest();
+    }
+  }
+
+  /** A scored batch: the rows for downstream, and every version's rows for the side output (or null). */
+  record Scored(List<Row> rows, List<Row> shadow) {}
 
   /**
-   * Score {@code batch} (on the worker) with the version each slot serves now, asked once for the
-   * whole batch: the champion's output rows, in order, and with challengers every version's.
+   * Score {@code batch} (on the scoring thread) with the version each slot serves now, acquired once
+   * for the whole batch and released after: the output rows for downstream, in order, and with
+   * challengers every version's.
    */
-  private Scored score(List<Row> batch) {
+  Scored score(List<Row> batch) {
+    double[] doubles = doubles(batch);
     if (!slots.hasChallengers()) {
       try (ModelSlot.Version<RowScorer> v = slots.champion().acquire()) {
-        return new Scored(score(batch, v), null);
+        return new Scored(score(batch, doubles, v), null);
       }
     }
     List<ModelSlot.Version<RowScorer>> versions = slots.acquireAll();
@@ -233,7 +285,7 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
       List<Row> shadow = new ArrayList<>(batch.size() * versions.size());
       List<List<Row>> byVersion = new ArrayList<>(versions.size());
       for (ModelSlot.Version<RowScorer> v : versions) {
-        List<Row> rows = score(batch, v);
+        List<Row> rows = score(batch, doubles, v);
         shadow.addAll(rows);
         byVersion.add(rows);
       }
@@ -254,19 +306,28 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
     }
   }
 
-  /** Score {@code batch} with one version: the output rows, in order. */
-  private List<Row> score(List<Row> batch, ModelSlot.Version<RowScorer> version) {
+  /**
+   * Score {@code batch} with one version: the output rows, in order, each the input row's fields,
+   * the model's outputs, the row's error and (with a model reference) the version. {@code doubles}:
+   * the batch's inputs as {@link #doubles} read them, or null.
+   */
+  private List<Row> score(List<Row> batch, double[] doubles, ModelSlot.Version<RowScorer> version) {
     RowScorer scorer = version.prepared();
     int n = batch.size();
-    List<Object[]> rows = new ArrayList<>(n);
-    for (Row row : batch) {
-      Object[] features = new Object[featureIndexes.length];
-      for (int i = 0; i < featureIndexes.length; i++) {
-        features[i] = row.getField(featureIndexes[i]);
+    RowScorer.Result result;
+    if (doubles != null) {
+      result = scorer.scoreDoubles(doubles, n);
+    } else {
+      List<Object[]> rows = new ArrayList<>(n);
+      for (Row row : batch) {
+        Object[] features = new Object[featureIndexes.length];
+        for (int i = 0; i < featureIndexes.length; i++) {
+          features[i] = row.getField(featureIndexes[i]);
+        }
+        rows.add(features);
       }
-      rows.add(features);
+      result = scorer.score(rows);
     }
-    RowScorer.Result result = scorer.score(rows);
     int arity = inputType.getArity();
     boolean versioned = lifecycle.versionColumn();
     List<Row> out = new ArrayList<>(n);
@@ -287,6 +348,29 @@ public class BatchingPredictOperator extends AbstractStreamOperator<Row>
       out.add(row);
     }
     return out;
+  }
+
+  /**
+   * The batch's inputs row after row in an array the scoring thread reuses, if every one is a
+   * Double (no boxes or per-row arrays to make); null otherwise.
+   */
+  private double[] doubles(List<Row> batch) {
+    int width = featureIndexes.length;
+    int size = batch.size() * width;
+    if (inputValues == null || inputValues.length < size) {
+      inputValues = new double[size];
+    }
+    double[] values = inputValues;
+    int k = 0;
+    for (Row row : batch) {
+      for (int index : featureIndexes) {
+        if (!(row.getField(index) instanceof Double d)) {
+          return null;
+        }
+        values[k++] = d;
+      }
+    }
+    return values;
   }
 
   /** Flink's processing time, in the rule's nanoseconds. */

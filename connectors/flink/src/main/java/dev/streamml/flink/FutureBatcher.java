@@ -6,6 +6,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BiFunction;
@@ -17,27 +18,47 @@ import java.util.function.Function;
  * its row's outputs in declared order (null for a row that cannot be scored), or exceptionally when
  * the native call fails. This class keeps the rows and owns the clock ({@link System#nanoTime}) and
  * the timer; the rule decides. The futures are completed, and {@code result} applied, on a second
- * thread, so the worker scores the next batch meanwhile.
+ * thread, so the worker scores the next batch meanwhile; never on the caller's. At most {@link
+ * #MAX_IN_FLIGHT} batches are handed over and not yet completed: a hand-over past that waits (the
+ * caller's thread, or the timer's) until the oldest is completed.
  *
  * <p>The model comes from a {@link ModelSlot}, asked once per batch where the batch is scored: a
- * batch is scored wholly by one version, which {@code result} is given with each row's outputs.
+ * batch is scored wholly by one version, which {@code result} is given with each row's outputs; the
+ * version is held from before the native call until the batch's futures are completed.
+ *
+ * @param <S> what the slot prepares per version
+ * @param <T> what a row's future completes with
  */
 final class FutureBatcher<S, T> implements AutoCloseable {
+  /** Batches handed to the worker and not yet completed, at most. */
+  static final int MAX_IN_FLIGHT = 4;
+
   private final ModelSlot<S> slot;
-  private final Function<S, RowScorer> scorerOf;
+  private final BiFunction<S, List<Object[]>, RowScorer.Result> scoring;
   private final int maxRows;
   private final MicroBatcher rule;
   private final BiFunction<Object[], ModelSlot.Version<S>, T> result;
   private final ScheduledExecutorService timer;
   private final ExecutorService worker;
   private final ExecutorService completer;
+  private final Semaphore room = new Semaphore(MAX_IN_FLIGHT);
   private List<Object[]> rows;
   private List<CompletableFuture<T>> futures;
 
+  /** Score each batch with the {@link RowScorer} of the version the slot serves now. */
   FutureBatcher(ModelSlot<S> slot, Function<S, RowScorer> scorerOf, BatchPolicy policy,
       BiFunction<Object[], ModelSlot.Version<S>, T> result) {
+    this(slot, (prepared, batch) -> scorerOf.apply(prepared).score(batch), policy, result);
+  }
+
+  /**
+   * Score each batch with {@code scoring}, given the prepared object of the version the slot serves
+   * now and the batch's rows (tests slow it down).
+   */
+  FutureBatcher(ModelSlot<S> slot, BiFunction<S, List<Object[]>, RowScorer.Result> scoring, BatchPolicy policy,
+      BiFunction<Object[], ModelSlot.Version<S>, T> result) {
     this.slot = slot;
-    this.scorerOf = scorerOf;
+    this.scoring = scoring;
     this.maxRows = policy.maxBatchRows();
     this.rule = new MicroBatcher(policy);
     this.result = result;
@@ -82,7 +103,10 @@ final class FutureBatcher<S, T> implements AutoCloseable {
     }
   }
 
-  /** Hand the oldest {@code n} rows waiting to the worker. */
+  /**
+   * Hand the oldest {@code n} rows waiting to the worker, once fewer than {@link #MAX_IN_FLIGHT}
+   * batches are in flight.
+   */
   private void handOff(int n) {
     List<Object[]> batchRows;
     List<CompletableFuture<T>> batchFutures;
@@ -97,40 +121,55 @@ final class FutureBatcher<S, T> implements AutoCloseable {
       rows.subList(0, n).clear();
       futures.subList(0, n).clear();
     }
-    worker.execute(() -> score(batchRows, batchFutures));
-  }
-
-  private void score(List<Object[]> batchRows, List<CompletableFuture<T>> batchFutures) {
-    RowScorer.Result scored;
-    ModelSlot.Version<S> version = slot.acquire(); // once per batch; held until it is completed
     try {
-      scored = scorerOf.apply(version.prepared()).score(batchRows);
-    } catch (RuntimeException e) {
-      version.close();
+      room.acquire();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      ModelException stopped = new ModelException("interrupted while waiting to hand a batch over for scoring");
       for (CompletableFuture<T> f : batchFutures) {
-        f.completeExceptionally(e);
+        f.completeExceptionally(stopped);
       }
       return;
     }
-    completer.execute(() -> complete(scored, version, batchFutures));
+    worker.execute(() -> scoreAndComplete(batchRows, batchFutures));
+  }
+
+  /** On the worker: score a batch, then have the completer complete its futures. */
+  private void scoreAndComplete(List<Object[]> batchRows, List<CompletableFuture<T>> batchFutures) {
+    RowScorer.Result scored;
+    ModelSlot.Version<S> version = null;
+    try {
+      version = slot.acquire(); // once per batch; held until it is completed
+      scored = scoring.apply(version.prepared(), batchRows);
+    } catch (RuntimeException | Error e) {
+      if (version != null) {
+        version.close();
+      }
+      for (CompletableFuture<T> f : batchFutures) {
+        f.completeExceptionally(e);
+      }
+      room.release();
+      return;
+    }
+    ModelSlot.Version<S> held = version;
+    completer.execute(() -> complete(scored, held, batchFutures));
   }
 
   private void complete(
       RowScorer.Result scored, ModelSlot.Version<S> version, List<CompletableFuture<T>> batchFutures) {
     try {
-      completeAll(scored, version, batchFutures);
+      for (int i = 0; i < batchFutures.size(); i++) {
+        try {
+          batchFutures.get(i).complete(result.apply(scored.outputs(i), version));
+        } catch (RuntimeException e) {
+          batchFutures.get(i).completeExceptionally(e);
+        }
+      }
     } finally {
-      version.close();
-    }
-  }
-
-  private void completeAll(
-      RowScorer.Result scored, ModelSlot.Version<S> version, List<CompletableFuture<T>> batchFutures) {
-    for (int i = 0; i < batchFutures.size(); i++) {
       try {
-        batchFutures.get(i).complete(result.apply(scored.outputs(i), version));
-      } catch (RuntimeException e) {
-        batchFutures.get(i).completeExceptionally(e);
+        version.close();
+      } finally {
+        room.release();
       }
     }
   }

@@ -188,6 +188,15 @@ public final class RowScorer implements AutoCloseable {
   }
 
   /**
+   * {@link #score} for {@code rows} rows of doubles, none null, row after row in {@code values} (the
+   * model's declared input order; the array may be longer): the same checks and outcome as the same
+   * values as Doubles, without a box or an {@code Object[]} per row.
+   */
+  Result scoreDoubles(double[] values, int rows) {
+    return answer(model.scoreRowsDoubles(values, rows, inputs.size()), rows);
+  }
+
+  /**
    * Score rows given by field name in one native call: each map's input fields are read in
    * declared order (fields that are not inputs are ignored); a row that lacks an input field is
    * refused ({@link MissingFields#absent}) unless this scorer reads absent fields as null.

@@ -27,7 +27,21 @@ public final class StreammlStreams {
    */
   public static SingleOutputStreamOperator<Row> predict(
       String stepId, DataStream<Row> stream, String modelPath, BatchPolicy policy) {
-    return build(stepId, stream, ModelLifecycle.fixed(modelPath), policy).oks();
+    return build(stepId, stream, ModelLifecycle.fixed(modelPath), policy, BatchingPredictOperator::new).oks();
+  }
+
+  /** How {@link #predict} makes its operator from a binary's path (tests give a subclass). */
+  interface OperatorMaker {
+    BatchingPredictOperator make(
+        String modelPath, BatchPolicy policy, RowTypeInfo inputType, int[] featureIndexes, int outputCount);
+  }
+
+  /** {@link #predict(String, DataStream, String, BatchPolicy)} with the operator {@code maker} makes. */
+  static SingleOutputStreamOperator<Row> predict(
+      String stepId, DataStream<Row> stream, String modelPath, BatchPolicy policy, OperatorMaker maker) {
+    return build(stepId, stream, ModelLifecycle.fixed(modelPath), policy,
+        (step, p, inputType, features, outputCount, idIndex) -> maker.make(modelPath, p, inputType, features, outputCount))
+        .oks();
   }
 
   /**
@@ -50,11 +64,17 @@ public final class StreammlStreams {
    */
   public static Predictions predict(
       String stepId, DataStream<Row> stream, ModelLifecycle models, BatchPolicy policy) {
-    return build(stepId, stream, models, policy);
+    return build(stepId, stream, models, policy, BatchingPredictOperator::new);
   }
 
-  private static Predictions build(
-      String stepId, DataStream<Row> stream, ModelLifecycle models, BatchPolicy policy) {
+  /** How {@link #build} makes its operator. */
+  private interface LifecycleMaker {
+    BatchingPredictOperator make(ModelLifecycle step, BatchPolicy policy, RowTypeInfo inputType,
+        int[] featureIndexes, int outputCount, int idIndex);
+  }
+
+  private static Predictions build(String stepId, DataStream<Row> stream, ModelLifecycle models,
+      BatchPolicy policy, LifecycleMaker maker) {
     if (!(stream.getType() instanceof RowTypeInfo inputType)) {
       throw new ModelException(
           "step '" + stepId + "': the stream's type is " + stream.getType()
@@ -107,7 +127,7 @@ public final class StreammlStreams {
     ModelLifecycle step = models.forStep(stepId, outType, inputs, outputs);
     SingleOutputStreamOperator<Row> oks = stream
         .transform(stepId, outType,
-            new BatchingPredictOperator(step, policy, inputType, features, outputs.size(), idIndex))
+            maker.make(step, policy, inputType, features, outputs.size(), idIndex))
         .uid(stepId);
     OutputTag<Row> tag = step.shadowTag();
     return new Predictions(oks, tag == null ? null : oks.getSideOutput(tag), tag);

@@ -116,6 +116,7 @@ public final class FlinkR1Bench {
                 System.out.println("generated\t" + source + "\t" + name + "\t" + generated + "\t" + took);
                 printCpu(source, name, generated, cpu);
               }
+              printThreads(run >= 0, source, name);
             }
           }
           if (!c[0].matches(only)) {
@@ -132,9 +133,63 @@ public final class FlinkR1Bench {
             System.out.println("generated\t" + source + "\t" + c[0] + "\t" + n + "\t" + seconds);
             printCpu(source, c[0], n, cpu);
           }
+          printThreads(run >= 0, source, c[0]);
         }
       }
     }
+  }
+
+  /**
+   * With {@code -Dbench.threads=true}: the CPU time of every thread, sampled every 20 ms (a job's
+   * threads end with it) and summed by name with digits dropped; {@link #printThreads} prints and
+   * resets it after each job.
+   */
+  private static final java.util.Map<Long, long[]> THREAD_CPU = new java.util.concurrent.ConcurrentHashMap<>();
+  private static final java.util.Map<Long, String> THREAD_NAMES = new java.util.concurrent.ConcurrentHashMap<>();
+
+  static {
+    if (Boolean.getBoolean("bench.threads")) {
+      Thread sampler = new Thread(() -> {
+        java.lang.management.ThreadMXBean mx = java.lang.management.ManagementFactory.getThreadMXBean();
+        while (true) {
+          for (long id : mx.getAllThreadIds()) {
+            long cpu = mx.getThreadCpuTime(id);
+            java.lang.management.ThreadInfo info = mx.getThreadInfo(id);
+            if (cpu > 0 && info != null) {
+              THREAD_NAMES.put(id, info.getThreadName());
+              THREAD_CPU.computeIfAbsent(id, k -> new long[] {cpu, cpu})[1] = cpu;
+            }
+          }
+          try {
+            Thread.sleep(20);
+          } catch (InterruptedException e) {
+            return;
+          }
+        }
+      }, "bench-thread-sampler");
+      sampler.setDaemon(true);
+      sampler.start();
+    }
+  }
+
+  /** {@code threads<TAB>source<TAB>case<TAB>name<TAB>cpu seconds} per thread group since the last call (reset even when not printed). */
+  private static void printThreads(boolean print, String source, String name) {
+    if (!Boolean.getBoolean("bench.threads")) {
+      return;
+    }
+    java.util.Map<String, Long> byName = new java.util.TreeMap<>();
+    THREAD_CPU.forEach((id, c) -> {
+      long used = c[1] - c[0];
+      c[0] = c[1];
+      if (used > 0) {
+        byName.merge(THREAD_NAMES.get(id).replaceAll("[0-9]+", "#"), used, Long::sum);
+      }
+    });
+    byName.forEach((thread, ns) -> {
+      if (print && ns > 20_000_000L) {
+        System.out.println("threads\t" + source + "\t" + name + "\t" + thread + "\t" + ns / 1e9);
+      }
+    });
   }
 
   /** CPU time of this process (every thread of the MiniCluster's jobs), ns. */
