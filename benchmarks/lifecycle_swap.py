@@ -28,6 +28,7 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_name] = "1"
 
 import argparse
+import gc
 import itertools
 import shutil
 import statistics
@@ -139,6 +140,8 @@ def run(models: Path, events: list[dict], rate: int, seconds: float, swap_every:
     stop.set()
     if thread:
         thread.join()
+    del flow, up, scored
+    gc.collect()  # the flow's slot goes, and its reload thread with it
     expected = int(rate * seconds)
     assert len(sink.seen) == expected, f"{len(sink.seen)} outputs for {expected} events"
     versions = [v for _, _, v in sink.seen]  # in the order the sink received them
