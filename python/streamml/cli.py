@@ -156,11 +156,11 @@ def _score(args: argparse.Namespace) -> int:
 
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID` prints every thread's stack
 
-    from streamml.lifecycle import is_mlflow, reference_kind
+    from streamml.lifecycle import loaded_once
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     trusted = _trust(args.trusted_models)
-    fixed = args.reload_interval is None and not is_mlflow(args.model) and reference_kind(args.model) == "file"
+    fixed = loaded_once(args.model, args.reload_interval)
     # A binary's path is loaded once, as before; a reference is held in a slot that re-resolves it.
     model = Model.load(args.model, sha256=args.sha256, trusted_sha256=trusted) if fixed else args.model
     scorer = ScoringLoop(

@@ -94,6 +94,21 @@ def reference_kind(reference: Reference) -> str:
     return _streamml.parse_reference(os.fspath(reference))[0]
 
 
+def loaded_once(reference: Reference, reload_interval: timedelta | float | None) -> bool:
+    """Whether a host loads ``reference`` once, as before references existed: a binary's path with no interval.
+
+    Every other reference (a model directory, ``DIR@ALIAS``, ``models:/...``, or a path given an
+    interval) is held in a :class:`ModelSlot` that re-resolves it.
+
+    Examples:
+        >>> loaded_once("/no/such/model.so", None), loaded_once("/no/such/model.so", 10.0)
+        (True, False)
+        >>> loaded_once("models:/fraud@champion", None)
+        False
+    """
+    return reload_interval is None and reference_kind(reference) == "file"
+
+
 def resolve(reference: Reference, *, max_bytes: int | None = None) -> Resolved:
     """Resolve a model reference to a binary, its SHA-256 and its version.
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from streamml.lifecycle import LoadedVersion, ModelSlot, canary_share, is_mlflow, reference_kind
+from streamml.lifecycle import LoadedVersion, ModelSlot, canary_share, loaded_once
 from streamml.model import Model, TrustedSha256
 
 log = logging.getLogger("streamml.bytewax")
@@ -37,7 +37,7 @@ def is_fixed(model: Any, reload_interval: timedelta | float | None) -> bool:
             raise ValueError(msg)
         return True
     if isinstance(model, (str, os.PathLike)):
-        return reload_interval is None and not is_mlflow(model) and reference_kind(model) == "file"
+        return loaded_once(model, reload_interval)
     msg = (
         "model must be a streamml.Model, a model reference (a binary's path, a model directory, "
         f"DIR@ALIAS, models:/NAME@ALIAS) or a ModelSlot, got a {type(model).__name__}"

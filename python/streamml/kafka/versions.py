@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -35,7 +34,7 @@ from streamml.errors import ModelLoadError
 from streamml.kafka.config import KafkaScorerError
 from streamml.kafka.dlq import Headers, model_headers
 from streamml.kafka.sinks import DriftExport
-from streamml.lifecycle import LoadedVersion, ModelSlot, Reference, canary_share, is_mlflow, reference_kind
+from streamml.lifecycle import LoadedVersion, ModelSlot, Reference, canary_share, loaded_once
 from streamml.model import Model, TrustedSha256
 
 log = logging.getLogger("streamml.kafka")
@@ -202,7 +201,7 @@ def champion_slot(
             msg = "a reload interval needs a model reference (a path, a model directory, DIR@ALIAS, models:/...)"
             raise KafkaScorerError(msg)
         return FixedSlot(model, prepare)
-    fixed = reload_interval is None and not is_mlflow(model) and reference_kind(model) == "file"
+    fixed = loaded_once(model, reload_interval)
     interval = None if fixed else (reload_interval or DEFAULT_RELOAD_INTERVAL.total_seconds())
     return ModelSlot(model, reload_interval=interval, trusted_sha256=trusted_sha256, prepare=Reuse(prepare))
 
@@ -220,8 +219,8 @@ def challenger_slots(
         if isinstance(ref, Model):
             msg = "challengers are model references (a path, a model directory, DIR@ALIAS, models:/...)"
             raise KafkaScorerError(msg)
-        slots.append(ModelSlot(os.fspath(ref) if not is_mlflow(ref) else ref, reload_interval=interval,
-                               trusted_sha256=trusted_sha256, prepare=Reuse(prepare.unpinned)))  # fmt: skip
+        unpinned = Reuse(prepare.unpinned)
+        slots.append(ModelSlot(ref, reload_interval=interval, trusted_sha256=trusted_sha256, prepare=unpinned))
     return slots
 
 
