@@ -43,6 +43,7 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -87,27 +88,29 @@ class _CountSink(DynamicSink[Any]):
         return _CountPartition(self._count)
 
 
-def throughput(name: str, events: list[dict], step: Any) -> float:
-    """Events/s of ``input -> step -> sink`` over ``events`` (one worker)."""
+def throughput(name: str, events: list[dict], step: Any, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Events per second of ``clock`` (wall time, or e.g. ``time.process_time``) of ``input -> step -> sink``."""
     flow = Dataflow("bench")
     up = op.input("in", flow, TestingSource(events, batch_size=BATCH_SIZE))
     count = [0]
     op.output("out", step(up), _CountSink(count))
-    t0 = time.perf_counter()
+    t0 = clock()
     run_main(flow)
-    seconds = time.perf_counter() - t0
+    seconds = clock() - t0
     assert count[0] == len(events), f"{name}: {count[0]} outputs for {len(events)} events"
     return len(events) / seconds
 
 
-def rounds(cases: list[tuple[str, list[dict], Any]], n: int) -> list[tuple[str, float, int, list[float]]]:
+def rounds(
+    cases: list[tuple[str, list[dict], Any]], n: int, clock: Callable[[], float] = time.perf_counter
+) -> list[tuple[str, float, int, list[float]]]:
     """Every case ``n`` times, in rounds whose order rotates; per case its median, events and rates."""
     rates: list[list[float]] = [[] for _ in cases]
     for r in range(n):
         for k in range(len(cases)):
             i = (r + k) % len(cases)
             name, events, step = cases[i]
-            rates[i].append(throughput(name, events, step))
+            rates[i].append(throughput(name, events, step, clock))
     return [(name, float(np.median(rs)), len(ev), rs) for (name, ev, _), rs in zip(cases, rates, strict=True)]
 
 

@@ -29,7 +29,6 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -40,38 +39,13 @@ from typing import Any
 import bytewax.operators as op
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bytewax.dataflow import Dataflow
-from bytewax.testing import TestingSource, run_main
 
-from bytewax_r1 import BATCH_SIZE, _CountSink
+from bytewax_r1 import rounds
 from harness import base_machine_info, format_value
 from streamml.bytewax import predict, predict_op
 from streamml.lifecycle import set_alias
 from streamml_dev.repo import example_model
 from streamml_dev.workloads import r1_record_batch
-
-
-def cpu_rate(events: list[dict], step: Any) -> float:
-    """Events per CPU second of ``input -> step -> counting sink`` (CPU time: the machine is shared)."""
-    flow = Dataflow("bench")
-    up = op.input("in", flow, TestingSource(events, batch_size=BATCH_SIZE))
-    count = [0]
-    op.output("out", step(up), _CountSink(count))
-    t0 = time.process_time()
-    run_main(flow)
-    seconds = time.process_time() - t0
-    assert count[0] == len(events), f"{count[0]} outputs for {len(events)} events"
-    return len(events) / seconds
-
-
-def rounds(cases: list[tuple[str, list[dict], Any]], n: int) -> list[tuple[str, float, int, list[float]]]:
-    """Every case ``n`` times, in rounds whose order rotates; per case its median, events and rates."""
-    rates: list[list[float]] = [[] for _ in cases]
-    for r in range(n):
-        for k in range(len(cases)):
-            i = (r + k) % len(cases)
-            rates[i].append(cpu_rate(cases[i][1], cases[i][2]))
-    return [(name, statistics.median(rs), len(ev), rs) for (name, ev, _), rs in zip(cases, rates, strict=True)]
 
 
 def main() -> None:
@@ -124,7 +98,7 @@ def main() -> None:
                 lambda up: predict("s", up, ref, reload_interval=every, challengers=[f"{ref}@challenger"]).oks,
             ),
         ]
-        measured = rounds(cases, args.rounds)
+        measured = rounds(cases, args.rounds, clock=time.process_time)  # CPU time: the machine is shared
     finally:
         shutil.rmtree(work)
     rate = {name: r for name, r, _, _ in measured}
