@@ -112,12 +112,95 @@ impl ModelRef {
         };
         let fail = |kind: LoadErrorKind| LoadError::new(&path, kind);
         let cap = crate::vet::max_bytes(max_bytes).map_err(fail)?;
-        let bytes = crate::vet::read_regular(&path, cap).map_err(fail)?;
+        let sha256 = hashes::sha256(&path, cap).map_err(fail)?;
         Ok(Resolved {
-            sha256: crate::loader::sha256_hex(&bytes),
+            sha256,
             path,
             version,
         })
+    }
+}
+
+/// The SHA-256 of the binaries resolved before, by file identity: a host
+/// re-resolves every few seconds, and hashing a large binary each time is
+/// what such a check would cost. An entry is reused only while the file's
+/// device, inode, size, mtime and ctime are unchanged; any write or rename
+/// changes the ctime, which no user can set back. A stale hash could not
+/// run a wrong binary anyway: the loader pins the SHA-256 it reads.
+mod hashes {
+    use std::collections::HashMap;
+    use std::os::unix::fs::MetadataExt;
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    use crate::error::LoadErrorKind;
+
+    /// A file's identity and last change, as `stat` gives them.
+    type Stamp = (u64, u64, u64, i64, i64, i64, i64);
+
+    /// More paths than a host resolves; past it the table starts over.
+    const MAX_ENTRIES: usize = 1024;
+
+    static TABLE: Mutex<Option<HashMap<PathBuf, (Stamp, String)>>> = Mutex::new(None);
+
+    #[cfg(test)]
+    thread_local! {
+        /// Files this thread read and hashed (not served from the table).
+        pub static READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    fn stamp(path: &Path, cap: u64) -> Result<Stamp, LoadErrorKind> {
+        let m = std::fs::metadata(path)?;
+        if !m.file_type().is_file() {
+            // The read below refuses it with the loader's message.
+            return Ok((0, 0, u64::MAX, 0, 0, 0, 0));
+        }
+        if m.len() > cap {
+            return Err(LoadErrorKind::TooLarge { size: m.len(), cap });
+        }
+        Ok((
+            m.dev(),
+            m.ino(),
+            m.len(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+        ))
+    }
+
+    fn with_table<R>(f: impl FnOnce(&mut HashMap<PathBuf, (Stamp, String)>) -> R) -> R {
+        f(TABLE
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(HashMap::new))
+    }
+
+    /// The file's SHA-256 (lowercase hex), read under `cap` unless its stamp
+    /// is the one it was last hashed with.
+    pub fn sha256(path: &Path, cap: u64) -> Result<String, LoadErrorKind> {
+        let before = stamp(path, cap)?;
+        let known = with_table(|t| {
+            t.get(path)
+                .filter(|(s, _)| *s == before)
+                .map(|(_, h)| h.clone())
+        });
+        if let Some(hash) = known {
+            return Ok(hash);
+        }
+        #[cfg(test)]
+        READS.with(|n| n.set(n.get() + 1));
+        let hash = crate::loader::sha256_hex(&crate::vet::read_regular(path, cap)?);
+        // Kept only if nothing changed the file while it was read.
+        if before.2 != u64::MAX && stamp(path, cap).ok() == Some(before) {
+            with_table(|t| {
+                if t.len() >= MAX_ENTRIES {
+                    t.clear();
+                }
+                t.insert(path.to_path_buf(), (before, hash.clone()));
+            });
+        }
+        Ok(hash)
     }
 }
 
@@ -249,6 +332,45 @@ mod tests {
         let e = ModelRef::parse(dir.to_str().unwrap()).resolve(None).unwrap_err();
         assert!(e.to_string().contains("names version '7', but"), "{e}");
         assert!(set_alias(&dir, "champion", "8").is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_binary_is_hashed_again_only_when_it_changed() {
+        let dir = tmpdir("hashes");
+        let path = version_path(&dir, "1");
+        std::fs::write(&path, b"one").unwrap();
+        let r = ModelRef::File(path.clone());
+        let reads = hashes::READS.with(|n| n.get());
+        assert_eq!(
+            r.resolve(None).unwrap().sha256,
+            crate::loader::sha256_hex(b"one")
+        );
+        assert_eq!(
+            r.resolve(None).unwrap().sha256,
+            crate::loader::sha256_hex(b"one")
+        );
+        assert_eq!(
+            hashes::READS.with(|n| n.get()) - reads,
+            1,
+            "the second resolution reuses the hash"
+        );
+        // Same size, mtime set back: the ctime still tells the change.
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::fs::write(&path, b"two").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        assert_eq!(
+            r.resolve(None).unwrap().sha256,
+            crate::loader::sha256_hex(b"two")
+        );
+        // Over the cap: refused, whether hashed before or not.
+        let e = r.resolve(Some(2)).unwrap_err();
+        assert!(e.to_string().contains("3 bytes"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
