@@ -4,6 +4,7 @@ import dev.streamml.flink.BatchPolicy;
 import dev.streamml.flink.ModelLifecycle;
 import dev.streamml.flink.ModelReference;
 import dev.streamml.flink.StreammlStreams;
+import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -26,8 +27,10 @@ import org.apache.flink.types.Row;
  * champion with one challenger of the same size in shadow (both sides sunk). The model is version
  * 1 of the lifecycle tests (a logistic model on 4 inputs, target/fixtures/versions).
  *
- * <p>Arguments: VERSIONS_DIR ROWS RUNS. Prints {@code case<TAB>run<TAB>rows/s} lines, then the
- * median per case and its ratio to the fixed path.
+ * <p>Arguments: VERSIONS_DIR ROWS RUNS. Prints one line per case and run, then per case the median
+ * rows/s, the median rows per CPU second of the process (the MiniCluster runs in it: CPU time is
+ * what a shared machine's noise disturbs least), and the medians of the per-run ratios to the
+ * fixed path.
  */
 public final class FlinkLifecycleBench {
   public static void main(String[] args) throws Exception {
@@ -45,27 +48,42 @@ public final class FlinkLifecycleBench {
         ModelLifecycle.of(dir.toString()).reloadEvery(Duration.ofMillis(100)));
     cases.put("champion + 1 challenger (shadow)", ModelLifecycle.of(dir.toString())
         .reloadEvery(Duration.ofMillis(100)).withChallengers(List.of(dir + "@challenger")));
-    Map<String, List<Double>> rates = new LinkedHashMap<>();
+    Map<String, List<double[]>> runsOf = new LinkedHashMap<>();
+    cases.keySet().forEach(k -> runsOf.put(k, new ArrayList<>()));
     for (int run = -1; run < runs; run++) { // run -1 warms up
-      for (Map.Entry<String, ModelLifecycle> c : cases.entrySet()) {
-        double seconds = job(dir.resolve("1.so").toString(), c.getValue(), rows);
+      List<Map.Entry<String, ModelLifecycle>> order = new ArrayList<>(cases.entrySet());
+      java.util.Collections.rotate(order, Math.max(run, 0)); // no case always runs first
+      for (Map.Entry<String, ModelLifecycle> c : order) {
+        double[] t = job(dir.resolve("1.so").toString(), c.getValue(), rows);
         if (run >= 0) {
-          double rate = rows / seconds;
-          rates.computeIfAbsent(c.getKey(), k -> new ArrayList<>()).add(rate);
-          System.out.printf("%s\t%d\t%.0f%n", c.getKey(), run, rate);
+          runsOf.get(c.getKey()).add(t);
+          System.out.printf("%s\t%d\t%.0f rows/s\t%.0f rows/CPU-s%n", c.getKey(), run, rows / t[0], rows / t[1]);
         }
       }
     }
-    double base = median(rates.get("fixed path"));
-    System.out.println("| case | rows/s (median of " + runs + ") | vs fixed path |");
-    System.out.println("|---|---:|---:|");
-    for (Map.Entry<String, List<Double>> e : rates.entrySet()) {
-      double m = median(e.getValue());
-      System.out.printf("| %s | %.0f | %.3f |%n", e.getKey(), m, m / base);
+    List<double[]> base = runsOf.get("fixed path");
+    System.out.println("| case | rows/s (median of " + runs + ") | rows per CPU-s (median) | vs fixed path, "
+        + "wall (median of per-run ratios) | vs fixed path, CPU |");
+    System.out.println("|---|---:|---:|---:|---:|");
+    for (Map.Entry<String, List<double[]>> e : runsOf.entrySet()) {
+      List<Double> wall = new ArrayList<>();
+      List<Double> cpu = new ArrayList<>();
+      List<Double> wallRatio = new ArrayList<>();
+      List<Double> cpuRatio = new ArrayList<>();
+      for (int i = 0; i < e.getValue().size(); i++) {
+        double[] t = e.getValue().get(i);
+        wall.add(rows / t[0]);
+        cpu.add(rows / t[1]);
+        wallRatio.add(base.get(i)[0] / t[0]);
+        cpuRatio.add(base.get(i)[1] / t[1]);
+      }
+      System.out.printf("| %s | %.0f | %.0f | %.3f | %.3f |%n", e.getKey(), median(wall), median(cpu),
+          median(wallRatio), median(cpuRatio));
     }
   }
 
-  private static double job(String path, ModelLifecycle models, long rows) throws Exception {
+  /** One job: its wall time and the process's CPU time (every thread: the MiniCluster runs here). */
+  private static double[] job(String path, ModelLifecycle models, long rows) throws Exception {
     StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
     env.setParallelism(1);
     env.getConfig().enableObjectReuse();
@@ -84,9 +102,12 @@ public final class FlinkLifecycleBench {
         p.shadow().sinkTo(new DiscardingSink<>());
       }
     }
+    com.sun.management.OperatingSystemMXBean os =
+        (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
+    long cpu = os.getProcessCpuTime();
     long start = System.nanoTime();
     env.execute("lifecycle bench");
-    return (System.nanoTime() - start) / 1e9;
+    return new double[] {(System.nanoTime() - start) / 1e9, (os.getProcessCpuTime() - cpu) / 1e9};
   }
 
   private static double median(List<Double> xs) {
