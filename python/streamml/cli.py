@@ -7,7 +7,8 @@
                            score a Kafka topic into another (see examples/kafka/README.md).
 ``streamml report --store URI -o report.html``  the monitoring report of a store.
 ``streamml feedback --bootstrap-servers B --predictions-topic T --labels-topic T --store URI``
-                           join labels into the store (the same client, DLQ and store options as score).
+                           join labels with every model version's predictions into the store (the same
+                           client, DLQ and store options as score).
 """
 
 from __future__ import annotations
@@ -379,10 +380,12 @@ def _feedback(args: argparse.Namespace) -> int:
     from streamml.kafka import parse_properties
 
     name, version = _feedback_model(args)
+    topics = args.predictions_topic
+    topics = [topics] if isinstance(topics, str) else topics  # the old spelling sets one
     fields = Fields(id=args.id_field, event_time=args.time_field, score=args.score_field)
     skew, jump = args.max_future_skew_s, args.max_watermark_jump_s
     stats = run(
-        args.bootstrap_servers, args.predictions_topic, args.labels_topic, args.store, group_id=args.group_id,
+        args.bootstrap_servers, topics, args.labels_topic, args.store, group_id=args.group_id,
         fields=fields, ttl_ms=int(args.ttl_s * 1000), window_ms=int(args.window_s * 1000), model=name,
         model_version=version, dlq_topic=args.dlq_topic, config=parse_properties(args.X), idle_exit_s=args.idle_exit_s,
         max_future_skew_ms=None if skew < 0 else int(skew * 1000),
@@ -390,7 +393,7 @@ def _feedback(args: argparse.Namespace) -> int:
         store_retry_s=args.store_retry_s,
     )  # fmt: skip
     print(f"predictions {stats.predictions}, labels {stats.labels}, feedback {stats.feedback}, "
-          f"dead letters {stats.dead_letters} (future-stamped {stats.refused})")  # fmt: skip
+          f"duplicate predictions {stats.duplicates}, dead letters {stats.dead_letters} (future-stamped {stats.refused})")  # fmt: skip
     return 0
 
 
@@ -478,9 +481,22 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("-o", "--output", default="report.html", help="the page to write (default report.html)")
     report.set_defaults(run=_report)
 
-    fb = sub.add_parser("feedback", help="join a predictions topic with a labels topic into the store")
+    fb = sub.add_parser(
+        "feedback",
+        help="join predictions topics with a labels topic into the store, per model version",
+        description="Join the predictions of every model version with the labels into the store. A prediction's "
+        "version is the one its headers name (streamml.model, streamml.model.version: what streamml score "
+        "writes); one without them is --model's (or --model-name/--model-version). Each version has its own "
+        "join; every label goes to every version that still waits for labels. Give --predictions-topic twice "
+        "to read score's output topic and its --shadow-topic: a (version, event) prediction read twice "
+        "counts once.",
+    )
     fb.add_argument("--bootstrap-servers", help="Kafka brokers, host:port[,host:port...] (required)")
-    fb.add_argument("--predictions-topic", help="the predictions topic (JSON: id, event time, score) (required)")
+    fb.add_argument(
+        "--predictions-topic", action="append",
+        help="a predictions topic (JSON: id, event time, score; version headers), repeatable, e.g. score's "
+        "output topic and its shadow topic (required)",
+    )  # fmt: skip
     fb.add_argument("--labels-topic", help="the labels topic (JSON: id, label_time, label) (required)")
     fb.add_argument("--store", required=True, help="store URI: a SQLite path, postgresql://..., duckdb:///...")
     fb.add_argument("--group-id", default="streamml-feedback", help="consumer group (default streamml-feedback)")
@@ -492,9 +508,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--window-s", type=float, default=300.0,
         help="the store's window in seconds: quality and predictions' window_start (default 300)",
     )  # fmt: skip
-    fb.add_argument("--model", help="the model binary whose name and version are written with every row")
-    fb.add_argument("--model-name", help="the model name written with every row (default: --model's, else model)")
-    fb.add_argument("--model-version", help="the model version written with every row (default: --model's, else 0)")
+    fb.add_argument(
+        "--model", help="the model binary whose name and version a prediction without version headers has"
+    )
+    fb.add_argument(
+        "--model-name", help="the model name of a prediction without version headers (default: --model's, else model)"
+    )
+    fb.add_argument(
+        "--model-version", help="the version of a prediction without version headers (default: --model's, else 0)"
+    )
     fb.add_argument("--dlq-topic", help="dead-letter topic for messages that cannot be read (default: none, counted)")
     fb.add_argument("--idle-exit-s", type=float, help="stop after this many idle seconds (default: run until ^C)")
     fb.add_argument(
