@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import signal
 import sqlite3
@@ -12,13 +13,14 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
 
-from kafka_support import consume, kafka_topics, produce, wait_until
+from kafka_support import committed_total, consume, kafka_topics, produce, wait_until
 from streamml import InputError, Model
 from streamml.feedback import FeedbackJoin, Fields
 from streamml.feedback_service import (
@@ -250,6 +252,15 @@ def count(uri: str, table: str) -> int:
         return store.query(f"SELECT count(*) AS n FROM {table}").column("n")[0].as_py()
 
 
+def stored(bootstrap: str, group: str, topics: list[str], n: int) -> Callable[[], bool]:
+    """Whether the service committed ``n`` messages of ``topics`` (3 partitions each): they are in the store.
+
+    (The store's SQLite file is not read from this process while the service writes it: two SQLite
+    libraries in one process break each other's POSIX locks.)
+    """
+    return lambda: sum(committed_total(bootstrap, group, t, 3) for t in topics) == n
+
+
 class Service:
     """``feedback_service.run`` in a thread (it ends when idle for ``idle_exit_s``)."""
 
@@ -308,13 +319,14 @@ def test_champion_and_challenger_through_score_s_output_and_shadow_topics(
             running.wait_for(n)
         finally:
             running.stop()
+        group = f"fb-{uuid.uuid4().hex[:6]}"
         service = Service(
             bootstrap_servers=kafka_bootstrap, predictions_topic=[out, shadow], labels_topic=labels_topic,
-            store_uri=uri, group_id=f"fb-{uuid.uuid4().hex[:6]}", fields=FIELDS, ttl_ms=TTL, window_ms=WINDOW,
-            model="fraud", model_version="0", dlq_topic=dlq, idle_exit_s=5, checkpoint_s=1.0,
+            store_uri=uri, group_id=group, fields=FIELDS, ttl_ms=TTL, window_ms=WINDOW,
+            model="fraud", model_version="0", dlq_topic=dlq, idle_exit_s=5, checkpoint_s=0.5,
         )  # fmt: skip
         # Every prediction is in (so no label is read before its prediction); then the labels.
-        wait_until(lambda: count(uri, "predictions") == 2 * n or not service.thread.is_alive(), 120, "predictions")
+        wait_until(stored(kafka_bootstrap, group, [out, shadow], 3 * n), 120, "the predictions stored")
         produce(kafka_bootstrap, labels_topic, label_values(rows, labelled), [None] * len(labelled))
         stats = service.join()
         assert consume(kafka_bootstrap, dlq, at_least=0, idle=0.5) == []
@@ -352,7 +364,7 @@ def test_an_alias_moved_mid_stream_joins_each_event_with_the_version_that_scored
     models = model_directory(tmp_path / "fraud", binaries, champion="1")
     uri = str(tmp_path / "store.db")
     values = [json.dumps(r).encode() for r in rows]
-    with kafka_topics(kafka_bootstrap, ["in", "out", "dlq", "labels"], partitions=2) as (inp, out, dlq, labels_topic):
+    with kafka_topics(kafka_bootstrap, ["in", "out", "dlq", "labels"], partitions=3) as (inp, out, dlq, labels_topic):
         scorer = ScoringLoop(
             str(models), kafka_bootstrap, inp, out, group_id=f"g-{inp}", dlq_topic=dlq, id_field="id",
             carry_fields=["event_time"], max_batch_rows=500, max_wait_ms=20, reload_interval=0.1,
@@ -371,12 +383,13 @@ def test_an_alias_moved_mid_stream_joins_each_event_with_the_version_that_scored
         header = {json.loads(r.value)["id"]: r.headers[HEADER_VERSION].decode() for r in records}
         assert sorted(header) == list(range(n))
         assert set(header.values()) == {"1", "2"}
+        group = f"fb-{uuid.uuid4().hex[:6]}"
         service = Service(
             bootstrap_servers=kafka_bootstrap, predictions_topic=out, labels_topic=labels_topic, store_uri=uri,
-            group_id=f"fb-{uuid.uuid4().hex[:6]}", fields=FIELDS, ttl_ms=TTL, window_ms=WINDOW, model="fraud",
-            model_version="0", idle_exit_s=5, checkpoint_s=1.0,
+            group_id=group, fields=FIELDS, ttl_ms=TTL, window_ms=WINDOW, model="fraud",
+            model_version="0", idle_exit_s=5, checkpoint_s=0.5,
         )  # fmt: skip
-        wait_until(lambda: count(uri, "predictions") == n or not service.thread.is_alive(), 120, "predictions")
+        wait_until(stored(kafka_bootstrap, group, [out], n), 120, "the predictions stored")
         produce(kafka_bootstrap, labels_topic, label_values(rows, list(range(n))), [None] * n)
         stats = service.join()
     assert (stats.predictions, stats.labels, stats.feedback, stats.dead_letters) == (n, n, n, 0)
@@ -400,7 +413,7 @@ def test_an_alias_moved_mid_stream_joins_each_event_with_the_version_that_scored
 def checkpoint_row(path: Path) -> tuple[str, str, str] | None:
     """The /2 checkpoint row (model, version, state) a running service saved, read without the store's client."""
     try:
-        with sqlite3.connect(path, timeout=10) as c:
+        with contextlib.closing(sqlite3.connect(path, timeout=10)) as c:
             got = c.execute("SELECT model, model_version, state FROM checkpoints WHERE service = 'feedback'").fetchall()
     except sqlite3.OperationalError:  # the table does not exist yet
         return None
@@ -421,22 +434,22 @@ def test_a_killed_service_restores_every_version_and_counts_each_prediction_once
     score = {"1": lambda i: (i % 10) / 10, "2": lambda i: ((i * 7) % 10) / 10}
     with kafka_topics(kafka_bootstrap, ["out", "shadow", "labels"], partitions=2) as (out, shadow, labels_topic):
 
-        def send(topic: str, version: str) -> None:
+        def send(topic: str, versions: list[str]) -> None:
             from confluent_kafka import Producer
 
             p = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 20})
             for i in range(n):
-                value = {"id": i, "event_time": START_MS + 10 * i, "probability": score[version](i)}
-                p.produce(topic, json.dumps(value).encode(), str(i).encode(), headers=HEADERS[version])
+                for v in versions:  # as score's shadow topic: each event's versions together
+                    value = {"id": i, "event_time": START_MS + 10 * i, "probability": score[v](i)}
+                    p.produce(topic, json.dumps(value).encode(), str(i).encode(), headers=HEADERS[v])
             assert p.flush(60) == 0
 
-        send(out, "1")
-        send(shadow, "1")
-        send(shadow, "2")
+        send(out, ["1"])
+        send(shadow, ["1", "2"])
         kwargs = dict(
             bootstrap_servers=kafka_bootstrap, predictions_topic=[out, shadow], labels_topic=labels_topic,
             store_uri=uri, group_id=group, fields=FIELDS, ttl_ms=TTL, window_ms=WINDOW, model="fraud",
-            model_version="0",
+            model_version="0", config={"consumer.session.timeout.ms": "6000"},
         )  # fmt: skip
         code = (
             "import json, sys; from streamml.feedback import Fields; from streamml.feedback_service import run; "
@@ -446,10 +459,12 @@ def test_a_killed_service_restores_every_version_and_counts_each_prediction_once
         spec = dict(kwargs, fields={"id": "id", "event_time": "event_time", "score": "probability"})
         proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(spec)])
         try:
-            wait_until(
-                lambda: (r := checkpoint_row(path)) is not None and sum(o for *_, o in json.loads(r[2])["offsets"]) > 900,
-                120, "a checkpoint past 900 messages",
-            )  # fmt: skip
+            def mid_way() -> bool:
+                row = checkpoint_row(path)
+                doc = None if row is None else json.loads(row[2])
+                return doc is not None and len(doc["versions"]) == 2 and sum(o for *_, o in doc["offsets"]) > 900
+
+            wait_until(mid_way, 120, "a checkpoint of both versions past 900 messages")
             proc.send_signal(signal.SIGKILL)
             assert proc.wait(30) == -signal.SIGKILL
         finally:
@@ -463,7 +478,8 @@ def test_a_killed_service_restores_every_version_and_counts_each_prediction_once
         joins, _ = decode_checkpoint(state, "killed")
         assert sorted(joins) == [("fraud", "1"), ("fraud", "2")]
 
-        second = run(**kwargs, idle_exit_s=5, checkpoint_s=1.0)
+        # The killed member holds its partitions until its session (6 s) times out: the restart waits for them.
+        second = run(**kwargs, idle_exit_s=15, checkpoint_s=1.0)
         # The rest of the predictions: together with the checkpoint's, each version's once.
         with Store(uri) as store:
             (row,) = store.read("checkpoints").to_pylist()

@@ -38,6 +38,7 @@ import base64
 import binascii
 import dataclasses
 import json
+import logging
 import time
 import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -58,6 +59,7 @@ CHECKPOINT_S = 5.0
 #: Seconds a failing store write is retried before the service stops.
 STORE_RETRY_S = 30.0
 SERVICE = "feedback"
+log = logging.getLogger("streamml.feedback")
 #: The checkpoint document: every version's join and the offsets they cover.
 CHECKPOINT_FORMAT = "streamml.feedback_checkpoint/2"
 #: The single-join document of earlier releases (still read: the fallback version's join).
@@ -553,7 +555,7 @@ def run(
             checkpoint was committed.
         InputError: the labels topic is also a predictions topic.
     """
-    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
     if dead_letter_topic is not None:
         warnings.warn(
@@ -611,7 +613,12 @@ def run(
                 )
                 if positions:
                     tps = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
-                    consumer.commit(offsets=tps, asynchronous=False)
+                    try:
+                        consumer.commit(offsets=tps, asynchronous=False)
+                    except KafkaException as e:
+                        # E.g. a rebalance (a crashed member leaving): the checkpoint row holds the offsets
+                        # (a restart seeks to them); the next checkpoint commits again.
+                        log.warning("feedback service: the offset commit failed (%s); the checkpoint has them", e)
 
             consumer.subscribe([*pred_topics, labels_topic], on_assign=on_assign)
             saved_at = time.monotonic()
