@@ -366,6 +366,11 @@ def _renamed(parser: argparse.ArgumentParser, old: str, new: str, **kwargs: Any)
     parser.add_argument(old, dest=dest, action=_OldSpelling, new=new, help=argparse.SUPPRESS, **kwargs)
 
 
+def _one_topic(value: str) -> list[str]:
+    """The old ``--predictions T`` as the list the repeatable ``--predictions-topic`` makes."""
+    return [value]
+
+
 def _require(parser: argparse.ArgumentParser, args: argparse.Namespace, *flags: str) -> None:
     """``flags`` are required (checked after parsing, so that their old spellings count)."""
     missing = [f for f in flags if getattr(args, f.lstrip("-").replace("-", "_")) is None]
@@ -380,12 +385,10 @@ def _feedback(args: argparse.Namespace) -> int:
     from streamml.kafka import parse_properties
 
     name, version = _feedback_model(args)
-    topics = args.predictions_topic
-    topics = [topics] if isinstance(topics, str) else topics  # the old spelling sets one
     fields = Fields(id=args.id_field, event_time=args.time_field, score=args.score_field)
     skew, jump = args.max_future_skew_s, args.max_watermark_jump_s
     stats = run(
-        args.bootstrap_servers, topics, args.labels_topic, args.store, group_id=args.group_id,
+        args.bootstrap_servers, args.predictions_topic, args.labels_topic, args.store, group_id=args.group_id,
         fields=fields, ttl_ms=int(args.ttl_s * 1000), window_ms=int(args.window_s * 1000), model=name,
         model_version=version, dlq_topic=args.dlq_topic, config=parse_properties(args.X), idle_exit_s=args.idle_exit_s,
         max_future_skew_ms=None if skew < 0 else int(skew * 1000),
@@ -535,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_client_properties(fb)
     # The earlier spellings (deprecated: removed in the next release).
     for old, new, kind in (
-        ("--bootstrap", "--bootstrap-servers", str), ("--predictions", "--predictions-topic", str),
+        ("--bootstrap", "--bootstrap-servers", str), ("--predictions", "--predictions-topic", _one_topic),
         ("--labels", "--labels-topic", str), ("--group", "--group-id", str), ("--dead-letter", "--dlq-topic", str),
         ("--ttl", "--ttl-s", float), ("--window", "--window-s", float), ("--idle-exit", "--idle-exit-s", float),
         ("--max-future-skew", "--max-future-skew-s", float), ("--max-watermark-jump", "--max-watermark-jump-s", float),
