@@ -5,6 +5,9 @@ the service in process (:func:`streamml.feedback_service.run`, SQLite store), ro
 order, median per case:
 
 * ``1 version``: one prediction per event (version 1's headers) on one topic — the peer.
+* ``1 version, 2x predictions``: twice the events' predictions (ids ``0..2n-1``) of one version,
+  the same ``n`` labels: the second version's messages without its join (reading and storing
+  twice the predictions).
 * ``2 versions``: two predictions per event (versions 1 and 2) on one topic.
 * ``2 versions, output + shadow``: what ``streamml score --challenger --shadow-topic`` writes —
   version 1 on the output topic, versions 1 and 2 on the shadow topic; the service reads both,
@@ -85,8 +88,11 @@ def fill(bootstrap: str, t: str, messages: list[tuple[bytes, list]]) -> None:
 
 def topics(bootstrap: str, admin: AdminClient, n: int) -> dict[str, tuple[list[str], str]]:
     """Each case's predictions topics and the labels topic (shared: the same labels)."""
-    one, two, out, shadow, labels = (topic(admin, k) for k in ("one", "two", "out", "shadow", "labels"))
+    one, double, two, out, shadow, labels = (
+        topic(admin, k) for k in ("one", "double", "two", "out", "shadow", "labels")
+    )
     fill(bootstrap, one, [(prediction("1", i), HEADERS["1"]) for i in range(n)])
+    fill(bootstrap, double, [(prediction("1", i), HEADERS["1"]) for i in range(2 * n)])
     both = [(prediction(v, i), HEADERS[v]) for i in range(n) for v in ("1", "2")]
     fill(bootstrap, two, both)
     fill(bootstrap, out, [(prediction("1", i), HEADERS["1"]) for i in range(n)])
@@ -94,12 +100,13 @@ def topics(bootstrap: str, admin: AdminClient, n: int) -> dict[str, tuple[list[s
     fill(bootstrap, labels, [(label(i), []) for i in range(n)])
     return {
         "1 version": ([one], labels),
+        "1 version, 2x predictions": ([double], labels),
         "2 versions": ([two], labels),
         "2 versions, output + shadow": ([out, shadow], labels),
     }
 
 
-def service_cpu(bootstrap: str, predictions: list[str], labels: str, n: int, versions: int) -> float:
+def service_cpu(bootstrap: str, predictions: list[str], labels: str, n: int, rows: int) -> float:
     """CPU seconds of one run of the service over the topics, from a fresh group and store."""
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.process_time()
@@ -108,7 +115,7 @@ def service_cpu(bootstrap: str, predictions: list[str], labels: str, n: int, ver
             fields=FIELDS, ttl_ms=TTL, window_ms=WINDOW, batch_size=BATCH, idle_exit_s=1.0, checkpoint_s=5.0,
         )  # fmt: skip
         cpu = time.process_time() - t0
-    assert (stats.predictions, stats.labels) == (versions * n, n), stats
+    assert (stats.predictions, stats.labels) == (rows * n, n), stats
     return cpu
 
 
@@ -153,7 +160,7 @@ def main() -> None:
     bootstrap = kafka_bootstrap()
     admin = AdminClient({"bootstrap.servers": bootstrap})
     cases = topics(bootstrap, admin, n)
-    versions = {"1 version": 1, "2 versions": 2, "2 versions, output + shadow": 2}
+    versions = {"1 version": 1, "1 version, 2x predictions": 2, "2 versions": 2, "2 versions, output + shadow": 2}
     names = list(cases)
     cpu: dict[str, list[float]] = {k: [] for k in names}
     joins, routers = [], []
@@ -176,7 +183,9 @@ def main() -> None:
               f"{m / peer:.2f}x |")  # fmt: skip
     one_join, router = statistics.median(joins), statistics.median(routers)
     extra = statistics.median(cpu["2 versions"]) - peer
-    print(f"\nthe second version's extra CPU: {format_value(extra)} s ({format_value(extra / n * 1e6)} µs per event)")
+    rows = statistics.median(cpu["1 version, 2x predictions"]) - peer
+    print(f"\nthe second version's extra CPU: {format_value(extra)} s ({format_value(extra / n * 1e6)} µs per event); "
+          f"of it, reading and storing its predictions (the 2x case): {format_value(rows)} s")  # fmt: skip
     print(f"one join alone (add_predictions + add_labels + quality rows, no broker/store): "
           f"{format_value(one_join)} s ({format_value(one_join / n * 1e6)} µs per event)")  # fmt: skip
     print(f"the router's per-message work (headers + seen ids) for {n:,} messages: {format_value(router)} s "
