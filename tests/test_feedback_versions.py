@@ -10,7 +10,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -106,7 +105,7 @@ def test_each_version_gets_its_own_join_and_a_repeated_prediction_counts_once() 
         predictions("out", "1", range(10)) + predictions("shadow", "1", range(10))
         + predictions("shadow", "2", range(10), 0.3) + predictions("out", None, range(5)),
     )  # fmt: skip
-    assert Counter(zip(rows.column("model").to_pylist(), rows.column("model_version").to_pylist())) == {
+    assert Counter(zip(rows.column("model").to_pylist(), rows.column("model_version").to_pylist(), strict=True)) == {
         ("fraud", "1"): 10, ("fraud", "2"): 10, ("fraud", "0"): 5,
     }  # fmt: skip
     assert joins.duplicates == 10
@@ -120,7 +119,7 @@ def test_each_version_gets_its_own_join_and_a_repeated_prediction_counts_once() 
     # Each label once in `labels`; one feedback row per version that predicted the event.
     assert (stored.num_rows, n) == (3, 3)
     got = sorted(zip(fb.column("model_version").to_pylist(), fb.column("event_id").to_pylist(),
-                     fb.column("score").to_pylist()))  # fmt: skip
+                     fb.column("score").to_pylist(), strict=True))  # fmt: skip
     assert got == sorted((v, str(i), s) for v, s in (("0", 0.8), ("1", 0.8), ("2", 0.3)) for i in range(3))
     # A label already joined is a duplicate label in every version, not a second feedback row.
     assert _labels(joins, labels(range(3)), FIELDS, 10**13, dead)[1] is None
@@ -205,8 +204,9 @@ def test_a_corrupt_checkpoint_2_is_refused_with_the_reason() -> None:
         ),
         "version 1: model m version 1 is listed twice": dict(doc, versions=[doc["versions"][0]] * 2),
         "'versions' is not a list of objects": dict(doc, versions={"m": 1}),
-        "version 0: 'state' is missing": dict(doc, versions=[{k: v for k, v in doc["versions"][0].items()
-                                                              if k != "state"}]),  # fmt: skip
+        "version 0: 'state' is missing": dict(
+            doc, versions=[{k: v for k, v in doc["versions"][0].items() if k != "state"}]
+        ),
         "its format is 'streamml.feedback_checkpoint/3'": dict(doc, format="streamml.feedback_checkpoint/3"),
     }
     for why, bad in cases.items():
@@ -331,7 +331,12 @@ def test_champion_and_challenger_through_score_s_output_and_shadow_topics(
         stats = service.join()
         assert consume(kafka_bootstrap, dlq, at_least=0, idle=0.5) == []
     # The champion's predictions came on both topics: each taken once.
-    assert (stats.predictions, stats.duplicates, stats.labels, stats.feedback) == (2 * n, n, len(labelled), 2 * len(labelled))
+    assert (stats.predictions, stats.duplicates, stats.labels, stats.feedback) == (
+        2 * n,
+        n,
+        len(labelled),
+        2 * len(labelled),
+    )
     assert (stats.dead_letters, count(uri, "labels")) == (0, len(labelled))
     with Store(uri) as store:
         feedback = store.read("feedback").to_pylist()
@@ -350,7 +355,9 @@ def test_champion_and_challenger_through_score_s_output_and_shadow_topics(
     labels_by_id = {i: label_of(rows[i]) for i in labelled}
     for v, windows in quality.items():
         assert sum(w["predictions"] for w in windows.values()) == n
-        assert sum(w.get("duplicates", 0) + w.get("orphan_labels", 0) + w.get("expired", 0) for w in windows.values()) == 0
+        assert (
+            sum(w.get("duplicates", 0) + w.get("orphan_labels", 0) + w.get("expired", 0) for w in windows.values()) == 0
+        )
         assert_quality_offline(windows, WINDOW, times, dict(enumerate(expected[v])), labels_by_id)
 
 
@@ -459,6 +466,7 @@ def test_a_killed_service_restores_every_version_and_counts_each_prediction_once
         spec = dict(kwargs, fields={"id": "id", "event_time": "event_time", "score": "probability"})
         proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(spec)])
         try:
+
             def mid_way() -> bool:
                 row = checkpoint_row(path)
                 doc = None if row is None else json.loads(row[2])
@@ -494,7 +502,12 @@ def test_a_killed_service_restores_every_version_and_counts_each_prediction_once
                 [json.dumps({"id": i, "label_time": START_MS + 10 * i + 5, "label": i % 3 == 0}).encode()
                  for i in labelled], [None] * len(labelled))  # fmt: skip
         third = run(**kwargs, idle_exit_s=5, checkpoint_s=1.0)
-    assert (third.predictions, third.duplicates, third.labels, third.feedback) == (0, 0, len(labelled), 2 * len(labelled))
+    assert (third.predictions, third.duplicates, third.labels, third.feedback) == (
+        0,
+        0,
+        len(labelled),
+        2 * len(labelled),
+    )
     with Store(uri) as store:
         feedback = store.read("feedback").to_pylist()
     assert len(feedback) == 2 * len(labelled)

@@ -396,7 +396,8 @@ def _feedback(args: argparse.Namespace) -> int:
         store_retry_s=args.store_retry_s,
     )  # fmt: skip
     print(f"predictions {stats.predictions}, labels {stats.labels}, feedback {stats.feedback}, "
-          f"duplicate predictions {stats.duplicates}, dead letters {stats.dead_letters} (future-stamped {stats.refused})")  # fmt: skip
+          f"duplicate predictions {stats.duplicates}, "
+          f"dead letters {stats.dead_letters} (future-stamped {stats.refused})")  # fmt: skip
     return 0
 
 
@@ -511,9 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--window-s", type=float, default=300.0,
         help="the store's window in seconds: quality and predictions' window_start (default 300)",
     )  # fmt: skip
-    fb.add_argument(
-        "--model", help="the model binary whose name and version a prediction without version headers has"
-    )
+    fb.add_argument("--model", help="the model binary whose name and version a prediction without version headers has")
     fb.add_argument(
         "--model-name", help="the model name of a prediction without version headers (default: --model's, else model)"
     )

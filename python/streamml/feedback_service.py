@@ -287,7 +287,7 @@ class DeadLetters:
         self.producer.poll(0)
 
     def send(self, message: Any, reason: str, version: Key | None = None) -> None:
-        """Dead-letter ``message`` (a consumed message) for ``reason``, with ``version``'s headers (default the fallback's)."""
+        """Dead-letter ``message`` for ``reason``, with ``version``'s headers (default the fallback's)."""
         self.stats.dead_letters += 1
         self.stats.errors.append(reason)
         if self.producer is not None and self.writer is not None:
@@ -448,10 +448,8 @@ def _predictions(
     return out, out.num_rows
 
 
-def _labels(
-    joins: VersionedJoins, messages: list[Any], f: Fields, now: int, dead: DeadLetters
-) -> tuple[Any, Any, int]:
-    """The labels to every live version's join; returns the ``labels`` rows, the ``feedback`` rows (or None), the label count.
+def _labels(joins: VersionedJoins, messages: list[Any], f: Fields, now: int, dead: DeadLetters) -> tuple[Any, Any, int]:
+    """The labels to every live version's join; returns the ``labels`` rows, ``feedback`` rows (or None), label count.
 
     A label refused as future by a join is dead-lettered once and left out of ``labels``; with no
     live version, a join of the settings checks the wall-clock cap alone.

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from streamml.feedback import FeedbackJoin, Fields
 from streamml.kafka.dlq import HEADER_MODEL, HEADER_VERSION
