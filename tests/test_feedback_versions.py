@@ -588,3 +588,16 @@ def test_a_corrupt_checkpoint_stops_the_service_at_start(kafka_bootstrap: str, t
         "feedback service: the labels topic 'l' must not be a predictions topic (['p', 'l']), and at least one "
         "predictions topic is needed"
     )
+
+
+def test_the_cli_takes_several_predictions_topics_and_the_old_spelling_one(capsys: pytest.CaptureFixture[str]) -> None:
+    from streamml.cli import build_parser
+
+    base = ["feedback", "--bootstrap-servers", "b:1", "--labels-topic", "l", "--store", "s.db"]
+    args = build_parser().parse_args([*base, "--predictions-topic", "scores", "--predictions-topic", "fraud.shadow"])
+    assert args.predictions_topic == ["scores", "fraud.shadow"]
+    assert build_parser().parse_args([*base, "--predictions", "scores"]).predictions_topic == ["scores"]
+    assert capsys.readouterr().err == (
+        "streamml feedback: warning: --predictions is deprecated and will be removed in the next release; "
+        "use --predictions-topic\n"
+    )
