@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -216,8 +217,14 @@ def test_a_corrupt_checkpoint_2_is_refused_with_the_reason() -> None:
     state = bytearray(base64.b64decode(doc["versions"][1]["state"]))
     state[-1] ^= 1
     altered = dict(doc, versions=[doc["versions"][0], dict(doc["versions"][1], state=base64.b64encode(state).decode())])
-    with pytest.raises(InputError, match=r"cannot be read: the payload's CRC-32C is [0-9a-f]{8}, the header says"):
+    with pytest.raises(InputError) as e:
         decode_checkpoint(json.dumps(altered), "row x")
+    assert re.fullmatch(
+        r"feedback service: the checkpoint row x cannot be read: version 1: feedback join: the saved state cannot be "
+        r"read: the payload's CRC-32C is [0-9a-f]{8}, the header says [0-9a-f]{8} \(the bytes were changed\); it must "
+        r"come from FeedbackJoin state bytes of this version" + re.escape(tail),
+        str(e.value),
+    ), str(e.value)
 
 
 # --- real runs --------------------------------------------------------------------------------------

@@ -163,7 +163,10 @@ def _join(entry: dict, what: str, bad: Callable[[str], InputError]) -> FeedbackJ
         raise bad(f"{what}'state' is not base64 ({e})") from e
     if raw is None:
         raise bad(f"{what}'state' is missing")
-    return FeedbackJoin.restore({"format": entry.get("join_format"), "fields": tuple(fields), "state": raw})
+    try:
+        return FeedbackJoin.restore({"format": entry.get("join_format"), "fields": tuple(fields), "state": raw})
+    except InputError as e:
+        raise bad(f"{what}{e}") from e
 
 
 @dataclass
