@@ -130,11 +130,13 @@ def test_a_restarted_service_resumes_its_pending_predictions_without_double_coun
         assert store.query("SELECT count(*) AS n FROM feedback").column("n")[0].as_py() == 150
         (saved,) = store.read("checkpoints").to_pylist()
     assert (q["predictions"], q["labeled"], q.get("orphan_labels", 0), q["tp"]) == (300, 150, 0, 150)
-    assert (saved["service"], saved["shard"]) == ("feedback", group)
-    # The checkpoint is JSON (no pickle): the join's checksummed bytes and the offsets they cover.
+    assert (saved["service"], saved["model"], saved["model_version"], saved["shard"]) == ("feedback", "*", "*", group)
+    # The checkpoint is JSON (no pickle): each version's checksummed bytes and the offsets they cover.
     from streamml.feedback_service import decode_checkpoint
 
-    join, offsets = decode_checkpoint(saved["state"], "saved")
+    joins, offsets = decode_checkpoint(saved["state"], "saved")
+    assert list(joins) == [("m", "1")]  # the predictions had no version headers: the given version
+    join = joins[("m", "1")]
     assert (join.pending_count, len(join.labelled)) == (150, 150)
     assert sum(o for (t, _), o in offsets.items() if t == preds_topic) == 300
 
@@ -275,18 +277,19 @@ def test_the_checkpoint_is_json_and_a_pickled_or_altered_one_is_refused() -> Non
 
     join = FeedbackJoin(ttl=100, window=1000)
     join.add_predictions(pa.table({"event_id": [1, 2], "event_time": [5, 6], "probability": [0.2, 0.9]}))
-    text = encode_checkpoint(join, {("p", 1): 7, ("l", 0): 3})
+    text = encode_checkpoint({("m", "1"): join}, {("p", 1): 7, ("l", 0): 3})
     doc = json.loads(text)
-    assert (doc["format"], doc["offsets"]) == ("streamml.feedback_checkpoint/1", [["l", 0, 3], ["p", 1, 7]])
-    back, offsets = decode_checkpoint(text, "row x")
+    assert (doc["format"], doc["offsets"]) == ("streamml.feedback_checkpoint/2", [["l", 0, 3], ["p", 1, 7]])
+    joins, offsets = decode_checkpoint(text, "row x")
+    back = joins[("m", "1")]
     assert (back.pending, back.windows, back.watermark) == (join.pending, join.windows, join.watermark)
     assert offsets == {("p", 1): 7, ("l", 0): 3}
     legacy = base64.b64encode(pickle.dumps({"join": join.snapshot(), "offsets": {}})).decode()
     with pytest.raises(InputError, match=r"^feedback service: the checkpoint row x cannot be read: it is not JSON"):
         decode_checkpoint(legacy, "row x")
-    state = bytearray(base64.b64decode(doc["state"]))
+    state = bytearray(base64.b64decode(doc["versions"][0]["state"]))
     state[-1] ^= 1
-    altered = json.dumps(dict(doc, state=base64.b64encode(bytes(state)).decode()))
+    altered = json.dumps(dict(doc, versions=[dict(doc["versions"][0], state=base64.b64encode(bytes(state)).decode())]))
     with pytest.raises(InputError, match=r"cannot be read: the payload's CRC-32C is [0-9a-f]{8}, the header says"):
         decode_checkpoint(altered, "row x")
     with pytest.raises(InputError, match=r"'offsets' is not a list of \[topic, partition, offset\]"):

@@ -22,7 +22,7 @@ from streamml.kafka import HEADER_MODEL, HEADER_SHA256, HEADER_VERSION, KafkaSco
 from streamml.kafka.versions import HEADER_SERVED_BY
 from streamml.lifecycle import canary_share, set_alias
 from streamml.store import Store
-from streamml_dev.lifecycle import FEATURES, compile_versions, events, model_directory
+from streamml_dev.lifecycle import FEATURES, assert_quality_offline, compile_versions, events, model_directory
 from test_kafka_roundtrip import free_port
 
 pytestmark = pytest.mark.kafka
@@ -261,19 +261,8 @@ def test_shadow_stores_every_versions_prediction_and_quality_per_version_matches
                                        "event_time": [r["event_time"] for r in preds],
                                        "probability": [r["score"] for r in preds]}))  # fmt: skip
         join.add_labels(labels)
-        for start, w in join.windows.items():
-            ids = [i for i in labeled if start <= stamps[i] < start + window]
-            p = np.array([got[i]["score"] for i in ids])
-            y = np.array([label[i] for i in ids])
-            pc = np.clip(p, 1e-15, 1 - 1e-15)
-            assert w["labeled"] == len(ids) > 0
-            assert w["tp"] == int(((p >= 0.5) & (y > 0.5)).sum())
-            assert w["fp"] == int(((p >= 0.5) & (y <= 0.5)).sum())
-            assert w["pos"] == int((y > 0.5).sum())
-            assert w["logloss_sum"] == pytest.approx(
-                float(-(y * np.log(pc) + (1 - y) * np.log1p(-pc)).sum()), rel=1e-12
-            )
-            assert w["brier_sum"] == pytest.approx(float(((p - y) ** 2).sum()), rel=1e-12)
+        times = {int(i): r["event_time"] for i, r in got.items()}
+        assert_quality_offline(join.windows, window, times, {i: r["score"] for i, r in got.items()}, label)
 
 
 def test_the_canary_serves_its_share_from_the_challenger_and_says_so(

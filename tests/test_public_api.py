@@ -29,6 +29,7 @@ def test_every_public_name_imports() -> None:
         "streamml.bytewax.feedback",
         "streamml.bytewax.store_sink",
         "streamml.feedback_service",
+        "streamml.feedback_versions",
         "streamml.lifecycle",
         "streamml.mlflow",
     ):

@@ -7,7 +7,8 @@
                            score a Kafka topic into another (see examples/kafka/README.md).
 ``streamml report --store URI -o report.html``  the monitoring report of a store.
 ``streamml feedback --bootstrap-servers B --predictions-topic T --labels-topic T --store URI``
-                           join labels into the store (the same client, DLQ and store options as score).
+                           join labels with every model version's predictions into the store (the same
+                           client, DLQ and store options as score).
 """
 
 from __future__ import annotations
@@ -365,6 +366,11 @@ def _renamed(parser: argparse.ArgumentParser, old: str, new: str, **kwargs: Any)
     parser.add_argument(old, dest=dest, action=_OldSpelling, new=new, help=argparse.SUPPRESS, **kwargs)
 
 
+def _one_topic(value: str) -> list[str]:
+    """The old ``--predictions T`` as the list the repeatable ``--predictions-topic`` makes."""
+    return [value]
+
+
 def _require(parser: argparse.ArgumentParser, args: argparse.Namespace, *flags: str) -> None:
     """``flags`` are required (checked after parsing, so that their old spellings count)."""
     missing = [f for f in flags if getattr(args, f.lstrip("-").replace("-", "_")) is None]
@@ -390,6 +396,7 @@ def _feedback(args: argparse.Namespace) -> int:
         store_retry_s=args.store_retry_s,
     )  # fmt: skip
     print(f"predictions {stats.predictions}, labels {stats.labels}, feedback {stats.feedback}, "
+          f"duplicate predictions {stats.duplicates}, "
           f"dead letters {stats.dead_letters} (future-stamped {stats.refused})")  # fmt: skip
     return 0
 
@@ -478,9 +485,22 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("-o", "--output", default="report.html", help="the page to write (default report.html)")
     report.set_defaults(run=_report)
 
-    fb = sub.add_parser("feedback", help="join a predictions topic with a labels topic into the store")
+    fb = sub.add_parser(
+        "feedback",
+        help="join predictions topics with a labels topic into the store, per model version",
+        description="Join the predictions of every model version with the labels into the store. A prediction's "
+        "version is the one its headers name (streamml.model, streamml.model.version: what streamml score "
+        "writes); one without them is --model's (or --model-name/--model-version). Each version has its own "
+        "join; every label goes to every version that still waits for labels. Give --predictions-topic twice "
+        "to read score's output topic and its --shadow-topic: a (version, event) prediction read twice "
+        "counts once.",
+    )
     fb.add_argument("--bootstrap-servers", help="Kafka brokers, host:port[,host:port...] (required)")
-    fb.add_argument("--predictions-topic", help="the predictions topic (JSON: id, event time, score) (required)")
+    fb.add_argument(
+        "--predictions-topic", action="append",
+        help="a predictions topic (JSON: id, event time, score; version headers), repeatable, e.g. score's "
+        "output topic and its shadow topic (required)",
+    )  # fmt: skip
     fb.add_argument("--labels-topic", help="the labels topic (JSON: id, label_time, label) (required)")
     fb.add_argument("--store", required=True, help="store URI: a SQLite path, postgresql://..., duckdb:///...")
     fb.add_argument("--group-id", default="streamml-feedback", help="consumer group (default streamml-feedback)")
@@ -492,9 +512,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--window-s", type=float, default=300.0,
         help="the store's window in seconds: quality and predictions' window_start (default 300)",
     )  # fmt: skip
-    fb.add_argument("--model", help="the model binary whose name and version are written with every row")
-    fb.add_argument("--model-name", help="the model name written with every row (default: --model's, else model)")
-    fb.add_argument("--model-version", help="the model version written with every row (default: --model's, else 0)")
+    fb.add_argument("--model", help="the model binary whose name and version a prediction without version headers has")
+    fb.add_argument(
+        "--model-name", help="the model name of a prediction without version headers (default: --model's, else model)"
+    )
+    fb.add_argument(
+        "--model-version", help="the version of a prediction without version headers (default: --model's, else 0)"
+    )
     fb.add_argument("--dlq-topic", help="dead-letter topic for messages that cannot be read (default: none, counted)")
     fb.add_argument("--idle-exit-s", type=float, help="stop after this many idle seconds (default: run until ^C)")
     fb.add_argument(
@@ -513,7 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_client_properties(fb)
     # The earlier spellings (deprecated: removed in the next release).
     for old, new, kind in (
-        ("--bootstrap", "--bootstrap-servers", str), ("--predictions", "--predictions-topic", str),
+        ("--bootstrap", "--bootstrap-servers", str), ("--predictions", "--predictions-topic", _one_topic),
         ("--labels", "--labels-topic", str), ("--group", "--group-id", str), ("--dead-letter", "--dlq-topic", str),
         ("--ttl", "--ttl-s", float), ("--window", "--window-s", float), ("--idle-exit", "--idle-exit-s", float),
         ("--max-future-skew", "--max-future-skew-s", float), ("--max-watermark-jump", "--max-watermark-jump-s", float),

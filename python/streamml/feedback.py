@@ -325,6 +325,11 @@ class FeedbackJoin:
         return self._state.pending_len()
 
     @property
+    def labelled_count(self) -> int:
+        """How many labelled ids are remembered (without copying them)."""
+        return self._state.labelled_len()
+
+    @property
     def tombstone_count(self) -> int:
         """How many expired ids are remembered (without copying them)."""
         return self._state.tombstones_len()

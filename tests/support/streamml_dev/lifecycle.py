@@ -54,3 +54,31 @@ def events(n: int, *, seed: int = 1) -> list[dict[str, Any]]:
 
     x = np.random.default_rng(seed).normal(size=(n, len(FEATURES)))
     return [{"id": i, **{f: float(v) for f, v in zip(FEATURES, row, strict=True)}} for i, row in enumerate(x)]
+
+
+def assert_quality_offline(
+    windows: dict[int, dict[str, float]],
+    window: int,
+    times: dict[int, int],
+    scores: dict[int, float],
+    labels: dict[int, float],
+) -> None:
+    """Each window's sums (``FeedbackJoin.windows`` or the store's quality rows of one version) equal numpy's.
+
+    ``times``/``scores``: each event's prediction time and score (by id); ``labels``: each labelled
+    event's label. A window holds the labelled events whose prediction time is in it.
+    """
+    import numpy as np
+    import pytest
+
+    for start, w in windows.items():
+        ids = [i for i in labels if i in scores and start <= times[i] < start + window]
+        p = np.array([scores[i] for i in ids])
+        y = np.array([labels[i] for i in ids])
+        pc = np.clip(p, 1e-15, 1 - 1e-15)
+        assert w["labeled"] == len(ids) > 0
+        assert w["tp"] == int(((p >= 0.5) & (y > 0.5)).sum())
+        assert w["fp"] == int(((p >= 0.5) & (y <= 0.5)).sum())
+        assert w["pos"] == int((y > 0.5).sum())
+        assert w["logloss_sum"] == pytest.approx(float(-(y * np.log(pc) + (1 - y) * np.log1p(-pc)).sum()), rel=1e-12)
+        assert w["brier_sum"] == pytest.approx(float(((p - y) ** 2).sum()), rel=1e-12)
