@@ -43,7 +43,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from harness import base_machine_info, format_value
 from streamml.feedback import FeedbackJoin, Fields
 from streamml.feedback_service import run
-from streamml.feedback_versions import Seen, version_of
+from streamml.feedback_versions import version_of
 from streamml.kafka.dlq import model_headers
 from streamml_dev.repo import kafka_bootstrap
 
@@ -141,12 +141,14 @@ def router_cpu(n: int) -> float:
     """CPU seconds of the router's per-message work for n messages: the version headers and the seen-id check."""
     headers = HEADERS["2"]
     ids = [str(i) for i in range(n)]
-    times = [START_MS + i for i in range(n)]
-    seen = Seen(TTL // 8)
+    join = FeedbackJoin(ttl=TTL, window=WINDOW)
+    half = n // 2
+    join.add_predictions({"event_id": ids[:half], "event_time": [START_MS] * half, "probability": [0.5] * half},
+                         now=START_MS)  # fmt: skip
     t0 = time.process_time()
     for _ in range(n):
         version_of(headers, ("model", "0"))
-    seen.take(ids, times)
+    join.unseen(ids)
     return time.process_time() - t0
 
 

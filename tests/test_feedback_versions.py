@@ -33,7 +33,7 @@ from streamml.feedback_service import (
     encode_checkpoint,
     run,
 )
-from streamml.feedback_versions import JoinSettings, Seen, VersionedJoins, version_of
+from streamml.feedback_versions import JoinSettings, VersionedJoins, version_of
 from streamml.kafka import HEADER_VERSION, ScoringLoop
 from streamml.kafka.dlq import model_headers
 from streamml.lifecycle import set_alias
@@ -131,7 +131,7 @@ def test_a_version_retires_once_its_ttl_and_late_horizon_passed_and_takes_no_mor
     joins = VersionedJoins(settings(), ("fraud", "0"))
     route(joins, predictions("out", "1", range(100)))
     one = joins.versions[("fraud", "1")]
-    assert (one.live, len(one.seen)) == (True, 100)
+    assert (one.live, one.join.unseen([str(i) for i in range(98, 102)])) == (True, [2, 3])
     dead = DeadLetters(None, None, FeedbackStats())
     # Labels of 50 events; then the alias moved: version 2 scores events 1000.., labelled much later.
     _labels(joins, labels(range(50)), FIELDS, 10**13, dead)
@@ -142,7 +142,7 @@ def test_a_version_retires_once_its_ttl_and_late_horizon_passed_and_takes_no_mor
     _labels(joins, late, FIELDS, 10**13, dead)
     # Label time 201,504 is 200,404 past version 1's last prediction: more than ttl + late_horizon (120 s).
     assert (one.join.pending_count, one.join.tombstone_count, one.join.labelled_count) == (0, 0, 0)
-    assert (one.live, len(one.seen)) == (False, 0)
+    assert (one.live, one.join.unseen([str(i) for i in range(98, 102)])) == (False, [0, 1, 2, 3])
     assert [v.version for v in joins.live()] == ["2"]
     before = one.join.windows
     assert (before[0]["predictions"], before[0]["labeled"], before[0]["expired"]) == (100, 50, 50)
@@ -155,15 +155,15 @@ def test_a_version_retires_once_its_ttl_and_late_horizon_passed_and_takes_no_mor
     assert (one.live, one.join.windows[0]["predictions"]) == (True, 102)
 
 
-def test_seen_is_rebuilt_from_a_restored_join_and_forgets_on_the_joins_horizon() -> None:
+def test_a_restored_join_still_knows_its_predictions_and_forgets_them_on_its_horizon() -> None:
     join = FeedbackJoin(ttl=TTL, window=WINDOW, fields=FIELDS, max_future_skew=None)
     join.add_predictions(pa.table({"id": ["a", "b", "c"], "event_time": [10, 20, 30], "probability": [0.1] * 3}))
     join.add_labels(pa.table({"id": ["a"], "label_time": [40], "label": [1.0]}))
-    seen = Seen.of(join)
-    assert sorted(seen.ids) == ["a", "b", "c"]
-    assert seen.take(["a", "d", "d", "c"], [10, 50, 50, 30]) == [1]
-    seen.forget(50 + join.bucket)
-    assert sorted(seen.ids) == []
+    restored = FeedbackJoin.restore(join.snapshot())
+    # a labelled, b and c pending; d new (once).
+    assert restored.unseen(["a", "d", "d", "c"]) == [1]
+    restored.add_labels(pa.table({"id": ["z"], "label_time": [50 + 2 * TTL + join.bucket], "label": [1.0]}))
+    assert restored.unseen(["a", "b", "c"]) == [0, 1, 2]
     assert version_of([(HEADER_VERSION, b"7")], ("m", "0")) == ("m", "7")
 
 

@@ -349,6 +349,28 @@ class FeedbackJoin:
 
     # --- inputs --------------------------------------------------------------------------------
 
+    def unseen(self, ids: Any) -> list[int]:
+        """The rows of ``ids`` whose prediction the join does not hold, and that no earlier row repeats.
+
+        The join holds an id while it is pending, and after it expired or got its label for
+        ``late_horizon`` more: a host that may read a prediction twice (a replayed topic, the
+        champion's output on both its topic and the shadow topic) adds only these rows, so the
+        first copy wins (:meth:`add_predictions` lets a later copy of a pending id replace it).
+
+        Examples:
+            >>> join = FeedbackJoin(ttl=100, window=1000)
+            >>> join.add_predictions({"event_id": ["a"], "event_time": [0], "probability": [0.5]}, now=0)
+            >>> join.unseen(["b", "a", "b", "c"])
+            [0, 3]
+        """
+        import pyarrow as pa
+
+        if isinstance(ids, pa.ChunkedArray):
+            ids = _single(ids)
+        elif not isinstance(ids, pa.Array):
+            ids = pa.array(ids)
+        return self._state.unseen(self.fields.id, ids)
+
     def add_predictions(self, batch: Any, *, now: int | None = None) -> None:
         """Add a batch of predictions (id, event time, score) to the pending state.
 

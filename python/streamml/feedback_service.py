@@ -415,7 +415,7 @@ def _predictions(
         preds, kept = _rows(group, (f.id, f.event_time, f.score), dead, key)
         if not preds:
             continue
-        fresh = joins.take_predictions(key, [p[0] for p in preds], [p[1] for p in preds])
+        fresh = joins.take_predictions(key, [p[0] for p in preds])
         if len(fresh) < len(preds):
             preds, kept = [preds[r] for r in fresh], [kept[r] for r in fresh]
             if not preds:
@@ -478,8 +478,6 @@ def _labels(joins: VersionedJoins, messages: list[Any], f: Fields, now: int, dea
         fb = join.add_labels(table, now=now)
         if v is not None and fb.num_rows:
             feedback.append(_tagged(fb, (v.model, v.version)))
-    for v in live:
-        v.forget()
     refused = _refusals(targets)
     _dead_letter(refused, kept, dead, None)
     table = _without(table, refused)

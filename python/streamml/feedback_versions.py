@@ -12,10 +12,10 @@ computed from its own predictions.
 - **A (version, event) prediction is taken once.** The champion's prediction of an event arrives on
   both the output topic and the shadow topic (and an at-least-once scorer may publish one twice);
   the join itself would keep the later row and count the earlier one as a prediction again. So a
-  prediction whose id the version already holds (pending, expired or labelled: the ids the join
-  remembers, for ``ttl + late_horizon`` of label time) is dropped before the join and counted as a
-  duplicate (:attr:`VersionedJoins.duplicates`); the first one read wins (the copies are the same
-  output).
+  prediction whose id the version's join already holds (pending, expired or labelled: what it
+  remembers for ``ttl + late_horizon`` of label time; :meth:`FeedbackJoin.unseen`) is dropped
+  before the join and counted as a duplicate (:attr:`VersionedJoins.duplicates`); the first one
+  read wins (the copies are the same output).
 - **A version is live while its join holds something**: pending predictions, or expired or labelled
   ids it remembers. Labels go to the live versions only. A version whose predictions stopped (the
   alias moved on) therefore retires once the label stream has passed its last prediction by
@@ -25,8 +25,8 @@ computed from its own predictions.
 Examples:
     >>> import pyarrow as pa
     >>> joins = VersionedJoins(JoinSettings(ttl=100, window=1000, fields=Fields(), max_future_skew=None))
-    >>> for key, ids, times in ((("m", "1"), ["a", "b", "a"], [10, 20, 10]), (("m", "2"), ["a"], [10])):
-    ...     joins.take_predictions(key, ids, times)
+    >>> for key, ids in ((("m", "1"), ["a", "b", "a"]), (("m", "2"), ["a"])):
+    ...     joins.take_predictions(key, ids)
     [0, 1]
     [0]
     >>> sorted(joins.versions), joins.duplicates
@@ -66,78 +66,19 @@ class JoinSettings:
         )
 
 
-class Seen:
-    """The ids of one version's predictions that its join remembers, by expiry bucket of event time.
-
-    Forgotten on the join's own horizon (``ttl + late_horizon`` behind the watermark), so it holds
-    at most the ids the join holds.
-    """
-
-    def __init__(self, bucket: int) -> None:
-        """Nothing seen; ``bucket`` is the join's expiry granularity."""
-        self.bucket = bucket
-        self.ids: dict[str, int] = {}
-        self.buckets: dict[int, list[str]] = {}
-
-    @classmethod
-    def of(cls, join: FeedbackJoin) -> Seen:
-        """The ids ``join`` holds: pending, expired and labelled (a restored join's)."""
-        seen = cls(join.bucket)
-        pending = {i: int(v.real) for i, v in join.pending.items()}
-        seen.take([str(i) for i in (*pending, *join.tombstones, *join.labelled)],
-                  [*pending.values(), *join.tombstones.values(), *join.labelled.values()])  # fmt: skip
-        return seen
-
-    def take(self, ids: Sequence[str], times: Sequence[int]) -> list[int]:
-        """Remember ``ids``; returns the rows whose id was not seen before (nor earlier in ``ids``)."""
-        fresh, known, buckets, size = [], self.ids, self.buckets, self.bucket
-        for row, (i, t) in enumerate(zip(ids, times, strict=True)):
-            if i in known:
-                continue
-            b = t // size
-            known[i] = b
-            bucket = buckets.get(b)
-            if bucket is None:
-                buckets[b] = [i]
-            else:
-                bucket.append(i)
-            fresh.append(row)
-        return fresh
-
-    def forget(self, before: int) -> None:
-        """Forget the ids of events before ``before`` (event time; whole buckets)."""
-        cut = before // self.bucket
-        for b in [b for b in self.buckets if b < cut]:
-            for i in self.buckets.pop(b):
-                if self.ids.get(i) == b:
-                    del self.ids[i]
-
-    def __len__(self) -> int:
-        """How many ids are remembered."""
-        return len(self.ids)
-
-
 @dataclass
 class Version:
-    """One version's join and the ids it has taken."""
+    """One version's join."""
 
     model: str
     version: str
     join: FeedbackJoin
-    seen: Seen
 
     @property
     def live(self) -> bool:
         """Whether the join holds anything a label could still find (see the module docs)."""
         j = self.join
         return bool(j.pending_count or j.tombstone_count or j.labelled_count)
-
-    def forget(self) -> None:
-        """Forget the ids the join has forgotten (called after labels moved its watermark)."""
-        j = self.join
-        self.seen.forget(j.watermark - j.ttl - j.late_horizon)
-        if not self.live:
-            self.seen = Seen(j.bucket)
 
 
 def version_of(headers: Iterable[tuple[str, bytes]] | None, fallback: Key) -> Key:
@@ -177,13 +118,12 @@ class VersionedJoins:
         """The version's join, created on first sight."""
         v = self.versions.get(key)
         if v is None:
-            join = self.settings.new()
-            v = self.versions[key] = Version(key[0], key[1], join, Seen(join.bucket))
+            v = self.versions[key] = Version(key[0], key[1], self.settings.new())
         return v
 
-    def take_predictions(self, key: Key, ids: Sequence[str], times: Sequence[int]) -> list[int]:
-        """The rows of ``key``'s predictions its join has not taken yet (the others are counted as duplicates)."""
-        fresh = self.version(key).seen.take(ids, times)
+    def take_predictions(self, key: Key, ids: Sequence[str]) -> list[int]:
+        """The rows of ``key``'s predictions its join does not hold yet (the others are counted as duplicates)."""
+        fresh = self.version(key).join.unseen(ids)
         self.duplicates += len(ids) - len(fresh)
         return fresh
 
@@ -197,8 +137,8 @@ class VersionedJoins:
 
     @classmethod
     def restore(cls, settings: JoinSettings, fallback: Key, joins: dict[Key, FeedbackJoin]) -> VersionedJoins:
-        """The versions of a checkpoint (their seen ids are what each join remembers)."""
+        """The versions of a checkpoint."""
         out = cls(settings, fallback)
         for (model, version), join in joins.items():
-            out.versions[(model, version)] = Version(model, version, join, Seen.of(join))
+            out.versions[(model, version)] = Version(model, version, join)
         return out

@@ -93,6 +93,14 @@ impl PyFeedbackJoinState {
         (c.ttl, c.window, task, c.threshold, c.hist_bins, c.late_horizon, c.bucket, c.max_future_skew, c.max_watermark_jump)
     }
 
+    /// The rows of `ids` whose prediction the join does not hold and that no
+    /// earlier row repeats (`FeedbackJoin::unseen` of the core).
+    fn unseen(&self, py: Python<'_>, id_field: &str, ids: PyArray) -> PyResult<Vec<usize>> {
+        let ids = IdColumn::new(ids.array(), "predictions", id_field).map_err(fb_err)?;
+        let inner = &self.inner;
+        Ok(py.detach(|| inner.unseen(&ids)))
+    }
+
     /// Add predictions at wall-clock `now` (ms; default the clock) with the GIL
     /// released; returns the rows refused as future. `ids`: integers or
     /// strings; `times`: int64; `scores`: float64.

@@ -124,6 +124,16 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
         hit
     }
 
+    /// Whether a prediction with `key` is pending, expired or labelled here.
+    fn holds<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+    {
+        self.pending.contains_key(key)
+            || self.tombstones.contains_key(key)
+            || self.labelled.values().any(|ids| ids.contains_key(key))
+    }
+
     /// Remembered labelled ids (an id labelled again under a later bucket: the later one).
     fn labelled_ids(&self) -> impl Iterator<Item = (&K, i64)> {
         let mut seen: FxHashMap<&K, i64> = FxHashMap::default();
@@ -363,6 +373,27 @@ impl FeedbackJoin {
             tally.add(self.start(t));
         }
         self.apply(metric, &mut tally);
+    }
+
+    /// The rows of `ids` whose prediction this join does not hold (pending,
+    /// expired or labelled: remembered until `ttl + late_horizon` behind the
+    /// watermark) and that no earlier row of `ids` repeats. A host that may
+    /// read a prediction twice (a replayed topic, a champion's output on two
+    /// topics) adds only these rows: the first copy wins, where
+    /// [`FeedbackJoin::add_predictions`] would let a later copy replace it.
+    pub fn unseen(&self, ids: &IdColumn) -> Vec<usize> {
+        fn fresh<'a, K: Hash + Eq + Clone + Borrow<Q>, Q: Hash + Eq + ?Sized + 'a>(
+            keyed: &Keyed<K>,
+            ids: impl Iterator<Item = &'a Q>,
+        ) -> Vec<usize> {
+            let mut batch = rustc_hash::FxHashSet::default();
+            ids.enumerate().filter(|&(_, id)| !keyed.holds(id) && batch.insert(id)).map(|(r, _)| r).collect()
+        }
+        match ids {
+            IdColumn::Int(a) => fresh(&self.ints, a.values().iter()),
+            IdColumn::Str(a) => fresh(&self.strs, a.iter().map(|s| s.unwrap_or(""))),
+            IdColumn::LargeStr(a) => fresh(&self.strs, a.iter().map(|s| s.unwrap_or(""))),
+        }
     }
 
     /// Add a batch of predictions (ids, event times, scores) to the pending

@@ -342,3 +342,24 @@ fn timing() {
         println!("{task:?}: add_labels {:.3} ms, into_batch {:.3} ms, add_predictions {:.3} ms per 10k", t_join * 1e3, t_batch * 1e3, t_pred * 1e3);
     }
 }
+
+#[test]
+fn unseen_rows_are_those_the_join_does_not_hold_until_its_horizon() {
+    // ttl 100, late horizon 100, buckets of 10: an id is held pending, then
+    // expired or labelled, and forgotten 200 behind the watermark.
+    let mut config = Config::new(100, 1000, Task::Binary).unwrap();
+    config.bucket = 10;
+    let mut join = FeedbackJoin::new(config).unwrap();
+    join.add_predictions(&ints(&[1, 2, 3]), &[0, 0, 0], &[0.9, 0.8, 0.1], NOW).unwrap();
+    // Pending ids, and a repeat within the batch: only the first row of 4 and of 5.
+    assert_eq!(join.unseen(&ints(&[4, 1, 4, 5, 2])), vec![0, 3]);
+    // The string id "1" is another id than the integer 1.
+    assert_eq!(join.unseen(&strs(&["1", "1"])), vec![0]);
+    join.add_labels(&ints(&[1]), &[50], &[1.0], NOW).unwrap(); // 1 labelled
+    join.add_labels(&ints(&[9]), &[150], &[1.0], NOW).unwrap(); // 2 and 3 expired
+    assert_eq!((join.pending_len(), join.tombstones_len(), join.labelled_len()), (0, 2, 1));
+    assert_eq!(join.unseen(&ints(&[1, 2, 3, 6])), vec![3]);
+    join.add_labels(&ints(&[9]), &[400], &[1.0], NOW).unwrap(); // past ttl + late horizon
+    assert_eq!((join.tombstones_len(), join.labelled_len()), (0, 0));
+    assert_eq!(join.unseen(&ints(&[1, 2, 3])), vec![0, 1, 2]);
+}
