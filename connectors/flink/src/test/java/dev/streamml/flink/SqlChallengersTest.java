@@ -166,6 +166,20 @@ class SqlChallengersTest {
   }
 
   @Test
+  void theCanaryRuleIsTheSharedTableS() throws Exception {
+    String path = System.getProperty("streamml.canary", "../../tests/fixtures/canary.json");
+    com.fasterxml.jackson.databind.JsonNode table = new com.fasterxml.jackson.databind.ObjectMapper()
+        .readTree(new java.io.File(path));
+    assertEquals(15, table.get("cases").size());
+    for (com.fasterxml.jackson.databind.JsonNode c : table.get("cases")) {
+      Object id = c.get("id").isNumber() ? (Object) c.get("id").bigIntegerValue() : c.get("id").asText();
+      double share = ModelLifecycle.canaryShare(id);
+      assertEquals(c.get("share").asDouble(), share, c.toString());
+      assertEquals(c.get("canary_at_0.1").asBoolean(), share < 0.1, c.toString());
+    }
+  }
+
+  @Test
   void aCanaryServesItsShareWithTheChallengerByTheSharedRuleAsync() throws Exception {
     int n = 20_000;
     Path dir = Versions.directory(tmp.resolve("fraud"));
