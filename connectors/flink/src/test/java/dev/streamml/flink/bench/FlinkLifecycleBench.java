@@ -99,13 +99,15 @@ public final class FlinkLifecycleBench {
     return (System.nanoTime() - start) / 1e9;
   }
 
-  /** The SQL cases: name -> {async, with a challenger}. */
+  /** The SQL cases: name -> {async, with a challenger, shadow rows sunk}. */
   private static void sql(Path dir, long rows, int runs) throws Exception {
     Map<String, boolean[]> cases = new LinkedHashMap<>();
-    cases.put("ML_PREDICT async, champion only", new boolean[] {true, false});
-    cases.put("ML_PREDICT async, champion + 1 challenger (shadow)", new boolean[] {true, true});
-    cases.put("ML_PREDICT sync, champion only", new boolean[] {false, false});
-    cases.put("ML_PREDICT sync, champion + 1 challenger (shadow)", new boolean[] {false, true});
+    cases.put("ML_PREDICT async, champion only", new boolean[] {true, false, false});
+    cases.put("ML_PREDICT async, champion + 1 challenger, shadow column not sunk", new boolean[] {true, true, false});
+    cases.put("ML_PREDICT async, champion + 1 challenger, shadow UNNESTed into a 2nd sink", new boolean[] {true, true, true});
+    cases.put("ML_PREDICT sync, champion only", new boolean[] {false, false, false});
+    cases.put("ML_PREDICT sync, champion + 1 challenger, shadow column not sunk", new boolean[] {false, true, false});
+    cases.put("ML_PREDICT sync, champion + 1 challenger, shadow UNNESTed into a 2nd sink", new boolean[] {false, true, true});
     Map<String, List<Double>> rates = new LinkedHashMap<>();
     Map<String, List<Double>> cpu = new LinkedHashMap<>();
     com.sun.management.OperatingSystemMXBean os = (com.sun.management.OperatingSystemMXBean)
@@ -114,7 +116,7 @@ public final class FlinkLifecycleBench {
       for (Map.Entry<String, boolean[]> c : cases.entrySet()) {
         boolean async = c.getValue()[0];
         long cpuBefore = os.getProcessCpuTime();
-        double seconds = sqlJob(dir, async, c.getValue()[1], async ? rows : rows / 5);
+        double seconds = sqlJob(dir, async, c.getValue()[1], c.getValue()[2], async ? rows : rows / 5);
         double cpuNsPerRow = (os.getProcessCpuTime() - cpuBefore) / (double) (async ? rows : rows / 5);
         if (run >= 0) {
           double rate = (async ? rows : rows / 5) / seconds;
@@ -136,7 +138,8 @@ public final class FlinkLifecycleBench {
     }
   }
 
-  private static double sqlJob(Path dir, boolean async, boolean challenger, long rows) throws Exception {
+  private static double sqlJob(Path dir, boolean async, boolean challenger, boolean sinkShadow, long rows)
+      throws Exception {
     StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
     env.setParallelism(1);
     org.apache.flink.table.api.bridge.java.StreamTableEnvironment tEnv =
@@ -158,7 +161,7 @@ public final class FlinkLifecycleBench {
     tEnv.executeSql("CREATE TEMPORARY VIEW scored AS SELECT * FROM ML_PREDICT(TABLE t, MODEL m,"
         + " DESCRIPTOR(x0, x1, x2, x3), MAP['async', '" + async + "', 'max-concurrent-operations', '4096'])");
     String insertServed = "INSERT INTO served SELECT id, probability, model_version FROM scored;";
-    String statement = !challenger ? insertServed : "EXECUTE STATEMENT SET BEGIN " + insertServed
+    String statement = !sinkShadow ? insertServed : "EXECUTE STATEMENT SET BEGIN " + insertServed
         + " INSERT INTO shadow_scores SELECT s.id, v.model_version, v.probability FROM scored AS s"
         + " CROSS JOIN UNNEST(s.shadow) AS v(model_version, probability); END";
     long start = System.nanoTime();
