@@ -25,7 +25,10 @@ import org.apache.flink.table.ml.ModelProvider;
  * <p>The INPUT columns are the model binary's inputs in its declared order; each OUTPUT column
  * names one of its outputs, except {@code model_version STRING}, which (unless the model has an
  * output of that name) holds the version that scored the row: the model directory's version name,
- * or the binary's own.
+ * or the binary's own. With the {@code challengers} option an OUTPUT column {@code shadow
+ * ARRAY<ROW<model_version STRING, <output> <type>, ...>>} holds the versions that scored the row
+ * but did not serve it; with {@code canary} and {@code canary-id}, {@code served_by STRING} names
+ * the side that served it ({@code docs/lifecycle.md}, "Flink SQL").
  */
 public class StreammlModelProviderFactory implements ModelProviderFactory {
   public static final String IDENTIFIER = "streamml";
