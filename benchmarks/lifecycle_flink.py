@@ -11,7 +11,10 @@ champion-only cost).
 The models are the lifecycle tests' versions (4-feature logistic models, compiled): a few ns of
 compute per row, so the per-batch costs of the lifecycle are as visible as they can be.
 
-Run: ``.venv/bin/python benchmarks/lifecycle_flink.py [--rows N] [--runs K]``.
+With ``--sql``: Flink SQL's ``ML_PREDICT`` (async and sync), champion only against champion + 1
+challenger with its ``shadow`` column UNNESTed into a second sink table (process CPU per row).
+
+Run: ``.venv/bin/python benchmarks/lifecycle_flink.py [--rows N] [--runs K] [--sql]``.
 """
 
 from __future__ import annotations
@@ -31,13 +34,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=5_000_000, help="rows per job (default 5,000,000)")
     parser.add_argument("--runs", type=int, default=7, help="measured runs, after one warm-up (default 7)")
+    parser.add_argument("--sql", action="store_true", help="ML_PREDICT champion only vs + 1 challenger, async and sync")
     args = parser.parse_args()
     info = base_machine_info()
     print(json.dumps({k: info[k] for k in sorted(info)}, default=str), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         compile_versions(Path(tmp), ["1", "2"])
         cmd = ["java", *JVM_OPENS, "-cp", java_classpath(), "dev.streamml.flink.bench.FlinkLifecycleBench",
-               tmp, str(args.rows), str(args.runs)]  # fmt: skip
+               tmp, str(args.rows), str(args.runs), *(["sql"] if args.sql else [])]  # fmt: skip
         subprocess.run(cmd, check=True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ import streamml.bytewax
 from streamml import Model, ModelLoadError
 from streamml.lifecycle import ModelSlot, canary_share, reference_kind, resolve, set_alias
 from streamml_dev.lifecycle import FEATURES, compile_versions, events, model_directory
+from streamml_dev.repo import REPO_ROOT
 
 VERSIONS = ["1", "2", "3", "4"]
 
@@ -255,6 +257,15 @@ def test_the_canary_fraction_holds_over_100k_ids_and_is_sticky() -> None:
         assert abs(got - fraction) <= 0.01, (fraction, got)
     assert shares == [canary_share(f"event-{i}") for i in range(100_000)]
     assert canary_share(42) == canary_share("42") == canary_share(b"42")
+
+
+def test_the_canary_rule_is_the_shared_table_s() -> None:
+    """tests/fixtures/canary.json: the same ids and shares JUnit checks Java's rule against."""
+    table = json.loads((REPO_ROOT / "tests" / "fixtures" / "canary.json").read_text(encoding="utf-8"))
+    assert len(table["cases"]) == 15
+    for case in table["cases"]:
+        assert canary_share(case["id"]) == case["share"], case
+        assert (canary_share(case["id"]) < 0.1) == case["canary_at_0.1"], case
 
 
 def test_the_canary_serves_its_share_of_events_from_the_challenger(models: Path, binaries: dict[str, Path]) -> None:

@@ -1,6 +1,8 @@
 package dev.streamml.flink;
 
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Set;
 import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.ConfigOptions;
@@ -23,7 +25,10 @@ import org.apache.flink.table.ml.ModelProvider;
  * <p>The INPUT columns are the model binary's inputs in its declared order; each OUTPUT column
  * names one of its outputs, except {@code model_version STRING}, which (unless the model has an
  * output of that name) holds the version that scored the row: the model directory's version name,
- * or the binary's own.
+ * or the binary's own. With the {@code challengers} option an OUTPUT column {@code shadow
+ * ARRAY<ROW<model_version STRING, <output> <type>, ...>>} holds the versions that scored the row
+ * but did not serve it; with {@code canary} and {@code canary-id}, {@code served_by STRING} names
+ * the side that served it ({@code docs/lifecycle.md}, "Flink SQL").
  */
 public class StreammlModelProviderFactory implements ModelProviderFactory {
   public static final String IDENTIFIER = "streamml";
@@ -50,6 +55,19 @@ public class StreammlModelProviderFactory implements ModelProviderFactory {
       .defaultValue(BatchPolicy.DEFAULT.maxWait())
       .withDescription("Async ML_PREDICT: flush a batch once its oldest row has waited this long.");
 
+  public static final ConfigOption<String> CHALLENGERS = ConfigOptions.key("challengers").stringType()
+      .noDefaultValue()
+      .withDescription("Comma-separated model references scored in shadow on every batch the champion scores,"
+          + " each resolved, reloaded and trusted like 'path' (not pinned by 'sha256'); their outputs go to an"
+          + " OUTPUT column shadow ARRAY<ROW<model_version STRING, <output> <type>, ...>> (docs/lifecycle.md).");
+  public static final ConfigOption<Double> CANARY = ConfigOptions.key("canary").doubleType().noDefaultValue()
+      .withDescription("Serve this fraction of events (0..1) with the one challenger instead of the champion:"
+          + " an event whose canary share (SHA-256 of its id) is below it; needs 'canary-id'.");
+  public static final ConfigOption<String> CANARY_ID = ConfigOptions.key("canary-id").stringType()
+      .noDefaultValue()
+      .withDescription("The INPUT column (listed in the DESCRIPTOR) holding the event id the canary rule reads;"
+          + " the model binary does not read it.");
+
   @Override
   public ModelProvider createModelProvider(Context context) {
     FactoryUtil.ModelProviderFactoryHelper helper = FactoryUtil.createModelProviderFactoryHelper(this, context);
@@ -62,7 +80,25 @@ public class StreammlModelProviderFactory implements ModelProviderFactory {
         options.getOptional(RELOAD_INTERVAL).orElse(null),
         new BatchPolicy(options.get(MAX_BATCH_ROWS), options.get(MAX_WAIT)),
         context.getCatalogModel().getResolvedInputSchema(),
-        context.getCatalogModel().getResolvedOutputSchema());
+        context.getCatalogModel().getResolvedOutputSchema(),
+        new StreammlModelProvider.Challengers(challengers(options.getOptional(CHALLENGERS).orElse("")),
+            options.getOptional(CANARY).orElse(0.0), options.getOptional(CANARY_ID).orElse(null)));
+  }
+
+  /** The references of the {@code challengers} option, trimmed, empty entries refused. */
+  static List<String> challengers(String option) {
+    if (option.isBlank()) {
+      return List.of();
+    }
+    List<String> out = new ArrayList<>();
+    for (String part : option.split(",", -1)) {
+      if (part.isBlank()) {
+        throw new ModelException("'challengers' = '" + option + "' has an empty entry; list model references"
+            + " separated by commas");
+      }
+      out.add(part.trim());
+    }
+    return out;
   }
 
   @Override
@@ -77,6 +113,6 @@ public class StreammlModelProviderFactory implements ModelProviderFactory {
 
   @Override
   public Set<ConfigOption<?>> optionalOptions() {
-    return Set.of(SHA256, TRUSTED_MODELS, RELOAD_INTERVAL, MAX_BATCH_ROWS, MAX_WAIT);
+    return Set.of(SHA256, TRUSTED_MODELS, RELOAD_INTERVAL, MAX_BATCH_ROWS, MAX_WAIT, CHALLENGERS, CANARY, CANARY_ID);
   }
 }

@@ -27,10 +27,16 @@ import org.apache.flink.types.Row;
  * champion with one challenger of the same size in shadow (both sides sunk). The model is version
  * 1 of the lifecycle tests (a logistic model on 4 inputs, target/fixtures/versions).
  *
- * <p>Arguments: VERSIONS_DIR ROWS RUNS. Prints one line per case and run, then per case the median
- * rows/s, the median rows per CPU second of the process (the MiniCluster runs in it: CPU time is
- * what a shared machine's noise disturbs least), and the medians of the per-run ratios to the
- * fixed path.
+ * <p>Arguments: VERSIONS_DIR ROWS RUNS [sql] ({@code benchmarks/lifecycle_flink.py} runs it).
+ * Prints one line per case and run, then per case the median rows/s, the median rows per CPU
+ * second of the process (the MiniCluster runs in it: CPU time is what a shared machine's noise
+ * disturbs least), and the medians of the per-run ratios to the fixed path.
+ *
+ * <p>With {@code sql}: Flink SQL's {@code ML_PREDICT} (async, then sync) on the model directory,
+ * champion only against champion + 1 challenger of the same size (the {@code shadow} column
+ * UNNESTed into a second sink table by a STATEMENT SET, as docs/lifecycle.md shows), into blackhole
+ * tables; besides rows/s it prints the process CPU time per row (the MiniCluster runs in this JVM)
+ * and each shadow case's ratio to its champion-only case (the issue's bound: at most 2.1x).
  */
 public final class FlinkLifecycleBench {
   public static void main(String[] args) throws Exception {
@@ -42,6 +48,10 @@ public final class FlinkLifecycleBench {
     Files.copy(versions.resolve("2.so"), dir.resolve("2.so"));
     ModelReference.setAlias(dir, "champion", "1");
     ModelReference.setAlias(dir, "challenger", "2");
+    if (args.length > 3 && args[3].equals("sql")) {
+      sql(dir, rows, runs);
+      return;
+    }
     Map<String, ModelLifecycle> cases = new LinkedHashMap<>();
     cases.put("fixed path", null);
     cases.put("model directory, reload 100 ms, no swap",
@@ -108,6 +118,76 @@ public final class FlinkLifecycleBench {
     long start = System.nanoTime();
     env.execute("lifecycle bench");
     return new double[] {(System.nanoTime() - start) / 1e9, (os.getProcessCpuTime() - cpu) / 1e9};
+  }
+
+  /** The SQL cases: name -> {async, with a challenger, shadow rows sunk}. */
+  private static void sql(Path dir, long rows, int runs) throws Exception {
+    Map<String, boolean[]> cases = new LinkedHashMap<>();
+    cases.put("ML_PREDICT async, champion only", new boolean[] {true, false, false});
+    cases.put("ML_PREDICT async, champion + 1 challenger, shadow column not sunk", new boolean[] {true, true, false});
+    cases.put("ML_PREDICT async, champion + 1 challenger, shadow UNNESTed into a 2nd sink", new boolean[] {true, true, true});
+    cases.put("ML_PREDICT sync, champion only", new boolean[] {false, false, false});
+    cases.put("ML_PREDICT sync, champion + 1 challenger, shadow column not sunk", new boolean[] {false, true, false});
+    cases.put("ML_PREDICT sync, champion + 1 challenger, shadow UNNESTed into a 2nd sink", new boolean[] {false, true, true});
+    Map<String, List<Double>> rates = new LinkedHashMap<>();
+    Map<String, List<Double>> cpu = new LinkedHashMap<>();
+    com.sun.management.OperatingSystemMXBean os = (com.sun.management.OperatingSystemMXBean)
+        java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+    for (int run = -1; run < runs; run++) { // run -1 warms up
+      for (Map.Entry<String, boolean[]> c : cases.entrySet()) {
+        boolean async = c.getValue()[0];
+        long cpuBefore = os.getProcessCpuTime();
+        double seconds = sqlJob(dir, async, c.getValue()[1], c.getValue()[2], async ? rows : rows / 5);
+        double cpuNsPerRow = (os.getProcessCpuTime() - cpuBefore) / (double) (async ? rows : rows / 5);
+        if (run >= 0) {
+          double rate = (async ? rows : rows / 5) / seconds;
+          rates.computeIfAbsent(c.getKey(), k -> new ArrayList<>()).add(rate);
+          cpu.computeIfAbsent(c.getKey(), k -> new ArrayList<>()).add(cpuNsPerRow);
+          System.out.printf("%s\t%d\t%.0f rows/s\t%.0f CPU ns/row%n", c.getKey(), run, rate, cpuNsPerRow);
+        }
+      }
+    }
+    System.out.println("| case | rows/s (median of " + runs + ") | CPU ns/row (median) | CPU per row vs champion only |");
+    System.out.println("|---|---:|---:|---:|");
+    String base = null;
+    for (String name : cases.keySet()) {
+      if (name.endsWith("champion only")) {
+        base = name;
+      }
+      double ratio = median(cpu.get(name)) / median(cpu.get(base));
+      System.out.printf("| %s | %.0f | %.0f | %.2f |%n", name, median(rates.get(name)), median(cpu.get(name)), ratio);
+    }
+  }
+
+  private static double sqlJob(Path dir, boolean async, boolean challenger, boolean sinkShadow, long rows)
+      throws Exception {
+    StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
+    env.setParallelism(1);
+    org.apache.flink.table.api.bridge.java.StreamTableEnvironment tEnv =
+        org.apache.flink.table.api.bridge.java.StreamTableEnvironment.create(env);
+    TypeInformation<?>[] types = {Types.LONG, Types.DOUBLE, Types.DOUBLE, Types.DOUBLE, Types.DOUBLE};
+    RowTypeInfo type = new RowTypeInfo(types, new String[] {"id", "x0", "x1", "x2", "x3"});
+    tEnv.createTemporaryView("t", tEnv.fromDataStream(env.fromSequence(0, rows - 1)
+        .map(id -> Row.of(id, (id % 97) / 50.0, (id % 89) / 45.0, (id % 83) / 40.0, (id % 79) / 35.0))
+        .returns(type)));
+    String shadow = challenger ? ", shadow ARRAY<ROW<model_version STRING, probability DOUBLE>>" : "";
+    tEnv.executeSql("CREATE MODEL m INPUT (x0 DOUBLE, x1 DOUBLE, x2 DOUBLE, x3 DOUBLE) OUTPUT (probability DOUBLE,"
+        + " model_version STRING" + shadow + ") WITH ('provider' = 'streamml', 'path' = '" + dir + "',"
+        + " 'reload-interval' = '100 ms', 'max-batch-rows' = '1024', 'max-wait' = '20 ms'"
+        + (challenger ? ", 'challengers' = '" + dir + "@challenger'" : "") + ")");
+    tEnv.executeSql("CREATE TABLE served (id BIGINT, probability DOUBLE, model_version STRING)"
+        + " WITH ('connector' = 'blackhole')");
+    tEnv.executeSql("CREATE TABLE shadow_scores (id BIGINT, model_version STRING, probability DOUBLE)"
+        + " WITH ('connector' = 'blackhole')");
+    tEnv.executeSql("CREATE TEMPORARY VIEW scored AS SELECT * FROM ML_PREDICT(TABLE t, MODEL m,"
+        + " DESCRIPTOR(x0, x1, x2, x3), MAP['async', '" + async + "', 'max-concurrent-operations', '4096'])");
+    String insertServed = "INSERT INTO served SELECT id, probability, model_version FROM scored;";
+    String statement = !sinkShadow ? insertServed : "EXECUTE STATEMENT SET BEGIN " + insertServed
+        + " INSERT INTO shadow_scores SELECT s.id, v.model_version, v.probability FROM scored AS s"
+        + " CROSS JOIN UNNEST(s.shadow) AS v(model_version, probability); END";
+    long start = System.nanoTime();
+    tEnv.executeSql(statement).await();
+    return (System.nanoTime() - start) / 1e9;
   }
 
   private static double median(List<Double> xs) {
