@@ -87,7 +87,7 @@ public final class ScoringStepBench {
     long caller;
     long[] after;
     try (ModelSlot<Void> slot = new ModelSlot<>(ModelSlot.Config.of(scorer.model().path()), null);
-        FutureBatcher<Void, Double> batcher = new FutureBatcher<>(slot, (none, batch) -> scorer.score(batch),
+        FutureBatcher<Void, Double> batcher = new FutureBatcher<>(slot, none -> scorer,
             new BatchPolicy(BATCH, Duration.ofMillis(20)), (outputs, version) -> (Double) outputs[0])) {
       long t = cpu();
       for (Object[] row : rows) {

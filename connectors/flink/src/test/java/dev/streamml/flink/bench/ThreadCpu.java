@@ -40,6 +40,8 @@ final class ThreadCpu {
     final Map<Integer, Long> buckets = new TreeMap<>();
   }
   private static final boolean TIMELINE = Boolean.getBoolean("bench.timeline");
+  /** With -Dbench.runq=true: also each kernel task's run-queue wait, as groups "runq NAME". */
+  private static final boolean RUNQ = Boolean.getBoolean("bench.runq");
 
   private static final Map<String, Seen> SEEN = new HashMap<>();
   /** Names read once: a Java thread's by id, a kernel task's by tid (null: not the JVM's own). */
@@ -131,18 +133,19 @@ final class ThreadCpu {
           String tid = task.getFileName().toString();
           String name = TASK_NAMES.computeIfAbsent(tid, t -> {
             try {
-              String comm = Files.readString(task.resolve("comm")).trim();
-              return comm.matches(JVM_THREADS) ? comm : "";
+              return Files.readString(task.resolve("comm")).trim();
             } catch (IOException e) {
               return "";
             }
           });
-          if (name.isEmpty()) {
-            continue;
+          String[] stat = Files.readString(task.resolve("schedstat")).trim().split(" ");
+          if (RUNQ) {
+            // Time this thread waited for a core while runnable.
+            see("rq:" + tid, "runq " + name, Long.parseLong(stat[1]), 0, now);
           }
-          String stat = Files.readString(task.resolve("schedstat")).trim();
-          long cpu = Long.parseLong(stat.substring(0, stat.indexOf(' ')));
-          see("tid:" + tid, "jvm " + name, cpu, 0, now);
+          if (name.matches(JVM_THREADS)) {
+            see("tid:" + tid, "jvm " + name, Long.parseLong(stat[0]), 0, now);
+          }
         } catch (IOException | RuntimeException e) {
           // the thread ended between the listing and the read
         }
