@@ -48,7 +48,7 @@ import org.apache.flink.types.Row;
  * check that its own copy of the formula gives the same values.
  *
  * <p>Every job runs with {@code pipeline.object-reuse} on and {@code
- * table.exec.async-scalar.max-concurrent-operations} at twice the batch size, no retry strategy
+ * table.exec.async-scalar.max-concurrent-operations} at eight times the batch size, no retry strategy
  * and no timeout (see {@link #config()}).
  */
 public final class FlinkR1Bench {
@@ -265,18 +265,22 @@ public final class FlinkR1Bench {
     return ddl.append(")").toString();
   }
 
-  /**
-   * The settings of every job, a user's to choose: object reuse (Flink then hands a record to the
-   * next chained operator instead of copying it through its serializer) and room for two batches
-   * of 1024 rows in the async operator.
-   */
   /** A variant's max-concurrent-operations, or null. */
   private static String capacity;
+
+  /**
+   * The settings of every job, a user's to choose: object reuse (Flink then hands a record to the
+   * next chained operator instead of copying it through its serializer) and room for eight batches
+   * in the async operator.
+   */
 
   private static Configuration config() {
     Configuration config = new Configuration();
     config.setString("pipeline.object-reuse", "true");
-    config.setString("table.exec.async-scalar.max-concurrent-operations", "2048");
+    // Eight batches of room: with two (2048) the task thread, the scoring thread and the source
+    // wait on each other at every batch (0.72x the async no-op against 0.82x, same run; see
+    // docs/performance.md, 2026-12-06, the async ceiling).
+    config.setString("table.exec.async-scalar.max-concurrent-operations", String.valueOf(8 * BATCH_ROWS));
     // As BatchingPredictFunction recommends: no retry path and no timer per row.
     config.setString("table.exec.async-scalar.retry-strategy", "NO_RETRY");
     config.setString("table.exec.async-scalar.timeout", "0 s");
