@@ -8,8 +8,9 @@
 -- ${IN_TOPIC}, ${OUT_TOPIC}
 -- ${SCAN_BOUNDED_MODE}  'unbounded' for a continuous job, 'latest-offset' to stop at the end
 
--- The async operator may keep this many rows in flight: at least max-batch-rows.
-SET 'table.exec.async-scalar.max-concurrent-operations' = '1024';
+-- The async operator may keep this many rows in flight: several batches (8 x max-batch-rows;
+-- with room for one or two the task stops reading rows while each batch is scored).
+SET 'table.exec.async-scalar.max-concurrent-operations' = '4096';
 -- Scoring is deterministic (a retry repeats the error) and a row waits at most max-wait plus
 -- one native call: no retry path and no per-row timer (see BatchingPredictFunction).
 SET 'table.exec.async-scalar.retry-strategy' = 'NO_RETRY';

@@ -13,7 +13,9 @@ import org.apache.flink.util.TimeUtils;
  * concurrent calls Flink's async operator makes are gathered into micro-batches (flushed at
  * {@code max_batch_rows} rows or when the oldest row has waited {@code max_wait}) and each batch is
  * one native call. Flink keeps at most {@code table.exec.async-scalar.max-concurrent-operations}
- * calls in flight (default 10): set it to at least {@code max_batch_rows}.
+ * calls in flight (default 10): set it to several batches, e.g. {@code 8 * max_batch_rows} (with
+ * room for only one or two batches the task thread waits for each batch to be scored before it
+ * reads more rows).
  *
  * <p>Also recommended: {@code table.exec.async-scalar.retry-strategy = NO_RETRY} (the default,
  * {@code FIXED_DELAY}, puts every row through Flink's retry path; scoring is deterministic, so a

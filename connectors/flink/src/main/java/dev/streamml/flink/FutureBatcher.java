@@ -2,7 +2,9 @@ package dev.streamml.flink;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -22,6 +24,12 @@ import java.util.function.Function;
  * #MAX_IN_FLIGHT} batches are handed over and not yet completed: a hand-over past that waits (the
  * caller's thread, or the timer's) until the oldest is completed.
  *
+ * <p>A batch whose rows all hold Doubles only, as many as the model has inputs, is copied into one
+ * {@code double[]} as the rows arrive (on the caller's thread, where the values were just made) and
+ * scored from it ({@link RowScorer#scoreDoubles}): the same checks and outcome as its boxed rows,
+ * without the scoring thread reading 32 boxes a row. Any other batch is scored from its rows.
+ * One timer is set at a time, for the oldest row waiting, not one per batch.
+ *
  * <p>The model comes from a {@link ModelSlot}, asked once per batch where the batch is scored: a
  * batch is scored wholly by one version, which {@code result} is given with each row's outputs; the
  * version is held from before the native call until the batch's futures are completed.
@@ -35,6 +43,8 @@ final class FutureBatcher<S, T> implements AutoCloseable {
 
   private final ModelSlot<S> slot;
   private final BiFunction<S, List<Object[]>, RowScorer.Result> scoring;
+  /** The scorer of a version, for batches packed into a {@code double[]}; null: never packed. */
+  private final Function<S, RowScorer> scorerOf;
   private final int maxRows;
   private final MicroBatcher rule;
   private final BiFunction<Object[], ModelSlot.Version<S>, T> result;
@@ -44,11 +54,19 @@ final class FutureBatcher<S, T> implements AutoCloseable {
   private final Semaphore room = new Semaphore(MAX_IN_FLIGHT);
   private List<Object[]> rows;
   private List<CompletableFuture<T>> futures;
+  /** The waiting rows' values, row after row, while every one is all Doubles of {@link #width}. */
+  private double[] packed;
+  /** The values per row of the rows packed (that of the batch's first row); -1: not packing. */
+  private int width;
+  /** Arrays of scored batches, for the next batches to pack into. */
+  private final ConcurrentLinkedQueue<double[]> spare = new ConcurrentLinkedQueue<>();
+  /** Whether a timer is set (for the oldest row waiting, or earlier). */
+  private boolean timerSet;
 
   /** Score each batch with the {@link RowScorer} of the version the slot serves now. */
   FutureBatcher(ModelSlot<S> slot, Function<S, RowScorer> scorerOf, BatchPolicy policy,
       BiFunction<Object[], ModelSlot.Version<S>, T> result) {
-    this(slot, (prepared, batch) -> scorerOf.apply(prepared).score(batch), policy, result);
+    this(slot, (prepared, batch) -> scorerOf.apply(prepared).score(batch), scorerOf, policy, result);
   }
 
   /**
@@ -57,8 +75,15 @@ final class FutureBatcher<S, T> implements AutoCloseable {
    */
   FutureBatcher(ModelSlot<S> slot, BiFunction<S, List<Object[]>, RowScorer.Result> scoring, BatchPolicy policy,
       BiFunction<Object[], ModelSlot.Version<S>, T> result) {
+    this(slot, scoring, null, policy, result);
+  }
+
+  private FutureBatcher(ModelSlot<S> slot, BiFunction<S, List<Object[]>, RowScorer.Result> scoring,
+      Function<S, RowScorer> scorerOf, BatchPolicy policy, BiFunction<Object[], ModelSlot.Version<S>, T> result) {
     this.slot = slot;
     this.scoring = scoring;
+    this.scorerOf = scorerOf;
+    this.width = scorerOf == null ? -1 : 0;
     this.maxRows = policy.maxBatchRows();
     this.rule = new MicroBatcher(policy);
     this.result = result;
@@ -73,26 +98,77 @@ final class FutureBatcher<S, T> implements AutoCloseable {
   synchronized void add(Object[] row, CompletableFuture<T> future) {
     rows.add(row);
     futures.add(future);
+    if (width >= 0) {
+      pack(row, rows.size() - 1);
+    }
     long now = System.nanoTime();
     for (int n : rule.add(1, now)) {
       handOff(n);
     }
-    if (rule.pending() == 1) {
-      schedule(now); // this row started a batch
+    schedule(now);
+  }
+
+  /**
+   * Copy {@code row}, the batch's row {@code index}, into {@link #packed} if it is all Doubles of
+   * the batch's width; otherwise stop packing this batch.
+   */
+  private void pack(Object[] row, int index) {
+    if (index == 0) {
+      width = row == null ? 0 : row.length;
+    }
+    if (row == null || row.length != width || width == 0) {
+      stopPacking();
+      return;
+    }
+    int at = index * width;
+    if (packed == null || packed.length < at + width) {
+      packed = room(packed, Math.max(at + width, Math.min(maxRows, 1024) * width));
+    }
+    for (int i = 0; i < width; i++) {
+      if (!(row[i] instanceof Double d)) {
+        stopPacking();
+        return;
+      }
+      packed[at + i] = d;
     }
   }
 
-  /** A timer for the batch whose oldest row waits now. */
+  /** An array of at least {@code length} holding {@code old}'s values: a spare one, or a new one. */
+  private double[] room(double[] old, int length) {
+    double[] a = spare.poll();
+    if (a == null || a.length < length) {
+      a = new double[Math.max(length, old == null ? 0 : Math.min(2 * old.length, maxRows * width))];
+    }
+    if (old != null) {
+      System.arraycopy(old, 0, a, 0, old.length);
+    }
+    return a;
+  }
+
+  private void stopPacking() {
+    width = -1;
+    if (packed != null) {
+      spare.offer(packed);
+      packed = null;
+    }
+  }
+
+  /** Set a timer for the oldest row waiting, unless one is set (it fires no later than that). */
   private void schedule(long now) {
-    timer.schedule(this::onTimer, rule.dueIn(now), TimeUnit.NANOSECONDS);
+    if (!timerSet && rule.pending() > 0) {
+      timerSet = true;
+      timer.schedule(this::onTimer, rule.dueIn(now), TimeUnit.NANOSECONDS);
+    }
   }
 
   private synchronized void onTimer() {
+    timerSet = false;
     long now = System.nanoTime();
     int n = rule.poll(now);
     if (n > 0) {
       handOff(n);
-    } // else a timer set for an earlier batch (scored when full): each batch sets its own
+    } // else the rows it was set for were scored when full, and the rows waiting are not due yet
+    schedule(now);
   }
 
   /** Score everything waiting now (close). */
@@ -110,6 +186,15 @@ final class FutureBatcher<S, T> implements AutoCloseable {
   private void handOff(int n) {
     List<Object[]> batchRows;
     List<CompletableFuture<T>> batchFutures;
+    double[] batchValues = null;
+    int batchWidth = width;
+    if (n == rows.size() && width > 0) {
+      batchValues = packed;
+      packed = null;
+    } else {
+      stopPacking(); // a batch split from the rows waiting: scored from its rows
+    }
+    width = scorerOf == null ? -1 : 0;
     if (n == rows.size()) {
       batchRows = rows;
       batchFutures = futures;
@@ -120,6 +205,7 @@ final class FutureBatcher<S, T> implements AutoCloseable {
       batchFutures = new ArrayList<>(futures.subList(0, n));
       rows.subList(0, n).clear();
       futures.subList(0, n).clear();
+      width = -1; // the rows left are not packed: neither is the rest of their batch
     }
     try {
       room.acquire();
@@ -131,16 +217,25 @@ final class FutureBatcher<S, T> implements AutoCloseable {
       }
       return;
     }
-    worker.execute(() -> scoreAndComplete(batchRows, batchFutures));
+    double[] values = batchValues;
+    worker.execute(() -> scoreAndComplete(batchRows, values, batchWidth, batchFutures));
   }
 
-  /** On the worker: score a batch, then have the completer complete its futures. */
-  private void scoreAndComplete(List<Object[]> batchRows, List<CompletableFuture<T>> batchFutures) {
+  /**
+   * On the worker: score a batch (from {@code values}, its rows' values packed {@code width} a row,
+   * when given and the version's model takes that many inputs), then have the completer complete
+   * its futures.
+   */
+  private void scoreAndComplete(
+      List<Object[]> batchRows, double[] values, int width, List<CompletableFuture<T>> batchFutures) {
     RowScorer.Result scored;
     ModelSlot.Version<S> version = null;
     try {
       version = slot.acquire(); // once per batch; held until it is completed
-      scored = scoring.apply(version.prepared(), batchRows);
+      RowScorer scorer = values == null ? null : scorerOf.apply(version.prepared());
+      scored = scorer != null && scorer.arity() == width
+          ? scorer.scoreDoubles(values, batchRows.size())
+          : scoring.apply(version.prepared(), batchRows);
     } catch (RuntimeException | Error e) {
       if (version != null) {
         version.close();
@@ -150,6 +245,10 @@ final class FutureBatcher<S, T> implements AutoCloseable {
       }
       room.release();
       return;
+    } finally {
+      if (values != null && spare.size() < MAX_IN_FLIGHT) {
+        spare.offer(values);
+      }
     }
     ModelSlot.Version<S> held = version;
     completer.execute(() -> complete(scored, held, batchFutures));

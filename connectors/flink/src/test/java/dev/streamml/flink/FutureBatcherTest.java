@@ -188,4 +188,136 @@ class FutureBatcherTest {
       }
     }
   }
+
+  @Test
+  void batchesOfDoublesArePackedAndScoreAsTheirRowsAndOtherRowsFallBackToTheirBatch() throws Exception {
+    // 64-row batches: batch 0 all Doubles (packed), batch 1 has a Long (its rows as given), batch 2
+    // a row of 31 values and batch 3 a null row (refused by the core, the rest scored), the last
+    // 40 rows all Doubles again (packed, flushed by close()).
+    String model = Fixtures.built("s1_logistic");
+    List<Object[]> rows = new ArrayList<>();
+    for (long id = 0; id < 296; id++) {
+      rows.add(features(id));
+    }
+    rows.get(64 + 5)[3] = 7L;
+    rows.set(128 + 9, java.util.Arrays.copyOf(rows.get(128 + 9), 31));
+    rows.set(192 + 1, null);
+    List<CompletableFuture<Object[]>> futures = new ArrayList<>();
+    long before = NativeModel.totalPredictCalls();
+    try (RowScorer scorer = RowScorer.open(model, "probability");
+        ModelSlot<Void> slot = fixedSlot(model)) {
+      try (FutureBatcher<Void, Object[]> batcher = new FutureBatcher<>(slot, none -> scorer,
+          new BatchPolicy(64, Duration.ofSeconds(60)), (outputs, version) -> outputs)) {
+        for (Object[] row : rows) {
+          CompletableFuture<Object[]> f = new CompletableFuture<>();
+          futures.add(f);
+          batcher.add(row, f);
+        }
+      }
+      assertEquals(5, NativeModel.totalPredictCalls() - before);
+      for (int b = 0; b * 64 < rows.size(); b++) {
+        List<Object[]> batch = rows.subList(b * 64, Math.min(rows.size(), b * 64 + 64));
+        RowScorer.Result want = scorer.score(batch);
+        for (int i = 0; i < batch.size(); i++) {
+          Object[] got = futures.get(b * 64 + i).get();
+          if (want.outputs(i) == null) {
+            assertEquals(null, got, "row " + (b * 64 + i) + ": " + want.error(i));
+          } else {
+            assertEquals(java.util.Arrays.asList(want.outputs(i)), java.util.Arrays.asList(got), "row " + (b * 64 + i));
+          }
+        }
+      }
+    }
+    assertEquals(null, futures.get(192 + 1).get());
+    assertEquals(null, futures.get(128 + 9).get());
+  }
+
+  @Test
+  void aScoringErrorOfAPackedBatchCompletesExactlyThatBatchsRowsWithTheError() throws Exception {
+    String model = Fixtures.built("panicking");
+    try (RowScorer scorer = RowScorer.open(model, null)) {
+      List<Object[]> second = new ArrayList<>();
+      for (long id = 10; id < 20; id++) {
+        second.add(new Object[] {5.0 - id});
+      }
+      String expected = assertThrows(ModelException.class, () -> scorer.score(second)).getMessage();
+      List<CompletableFuture<Double>> futures = new ArrayList<>();
+      try (ModelSlot<Void> slot = fixedSlot(model);
+          FutureBatcher<Void, Double> batcher = new FutureBatcher<>(slot, none -> scorer,
+              new BatchPolicy(10, Duration.ofSeconds(60)), (outputs, version) -> (Double) outputs[0])) {
+        for (long id = 0; id < 30; id++) {
+          CompletableFuture<Double> f = new CompletableFuture<>();
+          futures.add(f);
+          // Batch 0: x = 0..9; batch 1: x = -5..-14 (the model panics); batch 2: x = 20..29.
+          batcher.add(new Object[] {id < 10 ? (double) id : id < 20 ? 5.0 - id : (double) id}, f);
+        }
+      }
+      for (int id = 0; id < 30; id++) {
+        CompletableFuture<Double> f = futures.get(id);
+        assertTrue(f.isDone(), "row " + id);
+        if (id >= 10 && id < 20) {
+          ExecutionException e = assertThrows(ExecutionException.class, f::get, "row " + id);
+          assertSame(ModelException.class, e.getCause().getClass());
+          assertEquals(expected, e.getCause().getMessage(), "row " + id);
+        } else {
+          assertEquals((double) id, f.get(), "row " + id);
+        }
+      }
+    }
+  }
+
+  @Test
+  void rowsBelowAFullBatchAreScoredByTheTimerAndItIsSetAgainForLaterRows() throws Exception {
+    String model = Fixtures.built("s1_logistic");
+    try (RowScorer scorer = RowScorer.open(model, "probability");
+        ModelSlot<Void> slot = fixedSlot(model);
+        FutureBatcher<Void, Double> batcher = new FutureBatcher<>(slot, none -> scorer,
+            new BatchPolicy(1000, Duration.ofMillis(30)), (outputs, version) -> (Double) outputs[0])) {
+      List<Object> want = new ArrayList<>();
+      for (long id = 0; id < 3; id++) {
+        want.add(scorer.score(List.<Object[]>of(features(id))).value(0));
+      }
+      long before = NativeModel.totalPredictCalls();
+      for (int round = 0; round < 3; round++) {
+        List<CompletableFuture<Double>> futures = new ArrayList<>();
+        long start = System.nanoTime();
+        for (long id = 0; id < 3; id++) {
+          CompletableFuture<Double> f = new CompletableFuture<>();
+          futures.add(f);
+          batcher.add(features(id), f);
+        }
+        for (int i = 0; i < 3; i++) {
+          assertEquals(want.get(i), futures.get(i).get(10, TimeUnit.SECONDS), "round " + round + " row " + i);
+        }
+        long took = System.nanoTime() - start;
+        assertTrue(took >= TimeUnit.MILLISECONDS.toNanos(30), "scored after " + took / 1000 + " us, before max_wait");
+        assertEquals(round + 1, NativeModel.totalPredictCalls() - before, "one batch per round");
+      }
+    }
+  }
+
+  @Test
+  void aTimerThatFindsItsBatchScoredIsSetAgainForTheRowsWaiting() throws Exception {
+    String model = Fixtures.built("s1_logistic");
+    try (RowScorer scorer = RowScorer.open(model, "probability");
+        ModelSlot<Void> slot = fixedSlot(model);
+        FutureBatcher<Void, Double> batcher = new FutureBatcher<>(slot, none -> scorer,
+            new BatchPolicy(4, Duration.ofMillis(100)), (outputs, version) -> (Double) outputs[0])) {
+      List<CompletableFuture<Double>> futures = new ArrayList<>();
+      // Rows 0-3 fill a batch (scored at once); the timer set for row 0 fires while rows 4-5 are not
+      // yet due, and must be set again for them: they are scored within max_wait, before close().
+      for (long id = 0; id < 6; id++) {
+        CompletableFuture<Double> f = new CompletableFuture<>();
+        futures.add(f);
+        batcher.add(features(id), f);
+        if (id == 3) {
+          Thread.sleep(60);
+        }
+      }
+      for (int i = 0; i < 6; i++) {
+        assertEquals(scorer.score(List.<Object[]>of(features(i))).value(0), futures.get(i).get(10, TimeUnit.SECONDS),
+            "row " + i);
+      }
+    }
+  }
 }

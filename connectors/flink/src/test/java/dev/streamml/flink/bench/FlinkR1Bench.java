@@ -48,11 +48,13 @@ import org.apache.flink.types.Row;
  * check that its own copy of the formula gives the same values.
  *
  * <p>Every job runs with {@code pipeline.object-reuse} on and {@code
- * table.exec.async-scalar.max-concurrent-operations} at twice the batch size, no retry strategy
+ * table.exec.async-scalar.max-concurrent-operations} at eight times the batch size, no retry strategy
  * and no timeout (see {@link #config()}).
  */
 public final class FlinkR1Bench {
   private static final int FEATURES = 32;
+  /** The batching function's max_batch_rows ({@code -Dbench.batch-rows}, default 1024). */
+  private static final int BATCH_ROWS = Integer.getInteger("bench.batch-rows", 1024);
 
   public static void main(String[] args) throws Exception {
     String model = args[0];
@@ -68,7 +70,7 @@ public final class FlinkR1Bench {
       sources.add("hashed");
       printSample(hashed, generated);
     }
-    String[][] cases = {
+    String[][] base = {
       // The pipe reads every input (their sum), so a source that computes them computes them all.
       {"no model (Flink pipe)", "SELECT id, " + sum + " AS p FROM t"},
       {"async no-op AsyncScalarFunction", "SELECT id, async_sum(" + features + ") AS p FROM t"},
@@ -79,6 +81,22 @@ public final class FlinkR1Bench {
       {"ML_PREDICT (async, batched)", "SELECT id, probability FROM ML_PREDICT(TABLE t, MODEL m, DESCRIPTOR("
           + features + "), MAP['async', 'true', 'max-concurrent-operations', '2048'])"},
     };
+    // -Dbench.variants=NAME=ROWS/CAPACITY;... adds a batching case per variant, right after the
+    // batching case: max_batch_rows ROWS and table.exec.async-scalar.max-concurrent-operations
+    // CAPACITY (to compare settings in the same run).
+    List<String[]> caseList = new ArrayList<>();
+    for (String[] c : base) {
+      caseList.add(new String[] {c[0], c[1], null});
+      if (c[0].equals("batching AsyncScalarFunction")) {
+        for (String v : System.getProperty("bench.variants", "").split(";")) {
+          if (!v.isBlank()) {
+            String[] nv = v.split("=");
+            caseList.add(new String[] {c[0] + " " + nv[0], c[1], nv[1]});
+          }
+        }
+      }
+    }
+    String[][] cases = caseList.toArray(new String[0][]);
     // -Dbench.cases=REGEX runs only the cases whose names match (to try settings on a few),
     // -Dbench.sources=REGEX only the generated sources that match, -Dbench.collection=false none
     // of the runs on the rows file.
@@ -88,11 +106,13 @@ public final class FlinkR1Bench {
     // Run 0 warms the JVM and the planner up (the first job also starts class loading); not printed.
     for (int run = -1; run < runs; run++) {
       for (String[] c : cases) {
+        int batchRows = c[2] == null ? BATCH_ROWS : Integer.parseInt(c[2].split("/")[0]);
+        capacity = c[2] == null ? null : c[2].split("/")[1];
         StreamTableEnvironment tEnv = env(rows);
         tEnv.createTemporarySystemFunction("streamml_predict", PredictFunction.class);
         tEnv.createTemporarySystemFunction("async_sum", AsyncSum.class);
         tEnv.createTemporarySystemFunction("streamml_predict_batched",
-            new BatchingPredictFunction(new BatchPolicy(1024, Duration.ofMillis(20))));
+            new BatchingPredictFunction(new BatchPolicy(batchRows, Duration.ofMillis(20))));
         tEnv.executeSql("CREATE MODEL m INPUT (" + inputs + ") OUTPUT (probability DOUBLE) WITH ("
             + "'provider' = 'streamml', 'path' = '" + model + "', 'max-batch-rows' = '1024', 'max-wait' = '20 ms')");
         tEnv.executeSql("CREATE TABLE sink (id BIGINT, p DOUBLE) WITH ('connector' = 'blackhole')");
@@ -110,13 +130,14 @@ public final class FlinkR1Bench {
           for (boolean withModel : c == cases[cases.length - 1] ? new boolean[] {false, true} : new boolean[0]) {
             String name = withModel ? "DataStream StreammlStreams.predict" : "DataStream pipe, no model";
             if (name.matches(only)) {
+              ThreadCpu.start();
               long cpu = cpuNanos();
               double took = dataStream(model, source, generated, inputs, hashed, withModel);
               if (run >= 0) {
                 System.out.println("generated\t" + source + "\t" + name + "\t" + generated + "\t" + took);
                 printCpu(source, name, generated, cpu);
               }
-              printThreads(run >= 0, source, name);
+              ThreadCpu.print(run >= 0, source, name);
             }
           }
           if (!c[0].matches(only)) {
@@ -125,6 +146,7 @@ public final class FlinkR1Bench {
           // Every case on the same rows: the per-row ones too, so job start-up weighs alike.
           long n = generated;
           String g = generatedSource(tEnv, source, 0, n - 1, inputs, hashed);
+          ThreadCpu.start();
           long cpu = cpuNanos();
           start = System.nanoTime();
           tEnv.executeSql("INSERT INTO sink " + c[1].replace("FROM t", "FROM " + g).replace("TABLE t,", "TABLE " + g + ",")).await();
@@ -133,63 +155,10 @@ public final class FlinkR1Bench {
             System.out.println("generated\t" + source + "\t" + c[0] + "\t" + n + "\t" + seconds);
             printCpu(source, c[0], n, cpu);
           }
-          printThreads(run >= 0, source, c[0]);
+          ThreadCpu.print(run >= 0, source, c[0]);
         }
       }
     }
-  }
-
-  /**
-   * With {@code -Dbench.threads=true}: the CPU time of every thread, sampled every 20 ms (a job's
-   * threads end with it) and summed by name with digits dropped; {@link #printThreads} prints and
-   * resets it after each job.
-   */
-  private static final java.util.Map<Long, long[]> THREAD_CPU = new java.util.concurrent.ConcurrentHashMap<>();
-  private static final java.util.Map<Long, String> THREAD_NAMES = new java.util.concurrent.ConcurrentHashMap<>();
-
-  static {
-    if (Boolean.getBoolean("bench.threads")) {
-      Thread sampler = new Thread(() -> {
-        java.lang.management.ThreadMXBean mx = java.lang.management.ManagementFactory.getThreadMXBean();
-        while (true) {
-          for (long id : mx.getAllThreadIds()) {
-            long cpu = mx.getThreadCpuTime(id);
-            java.lang.management.ThreadInfo info = mx.getThreadInfo(id);
-            if (cpu > 0 && info != null) {
-              THREAD_NAMES.put(id, info.getThreadName());
-              THREAD_CPU.computeIfAbsent(id, k -> new long[] {cpu, cpu})[1] = cpu;
-            }
-          }
-          try {
-            Thread.sleep(20);
-          } catch (InterruptedException e) {
-            return;
-          }
-        }
-      }, "bench-thread-sampler");
-      sampler.setDaemon(true);
-      sampler.start();
-    }
-  }
-
-  /** {@code threads<TAB>source<TAB>case<TAB>name<TAB>cpu seconds} per thread group since the last call (reset even when not printed). */
-  private static void printThreads(boolean print, String source, String name) {
-    if (!Boolean.getBoolean("bench.threads")) {
-      return;
-    }
-    java.util.Map<String, Long> byName = new java.util.TreeMap<>();
-    THREAD_CPU.forEach((id, c) -> {
-      long used = c[1] - c[0];
-      c[0] = c[1];
-      if (used > 0) {
-        byName.merge(THREAD_NAMES.get(id).replaceAll("[0-9]+", "#"), used, Long::sum);
-      }
-    });
-    byName.forEach((thread, ns) -> {
-      if (print && ns > 20_000_000L) {
-        System.out.println("threads\t" + source + "\t" + name + "\t" + thread + "\t" + ns / 1e9);
-      }
-    });
   }
 
   /** CPU time of this process (every thread of the MiniCluster's jobs), ns. */
@@ -296,15 +265,22 @@ public final class FlinkR1Bench {
     return ddl.append(")").toString();
   }
 
+  /** A variant's max-concurrent-operations, or null. */
+  private static String capacity;
+
   /**
    * The settings of every job, a user's to choose: object reuse (Flink then hands a record to the
-   * next chained operator instead of copying it through its serializer) and room for two batches
-   * of 1024 rows in the async operator.
+   * next chained operator instead of copying it through its serializer) and room for eight batches
+   * in the async operator.
    */
+
   private static Configuration config() {
     Configuration config = new Configuration();
     config.setString("pipeline.object-reuse", "true");
-    config.setString("table.exec.async-scalar.max-concurrent-operations", "2048");
+    // Eight batches of room: with two (2048) the task thread, the scoring thread and the source
+    // wait on each other at every batch (0.72x the async no-op against 0.82x, same run; see
+    // docs/performance.md, 2026-12-06, the async ceiling).
+    config.setString("table.exec.async-scalar.max-concurrent-operations", String.valueOf(8 * BATCH_ROWS));
     // As BatchingPredictFunction recommends: no retry path and no timer per row.
     config.setString("table.exec.async-scalar.retry-strategy", "NO_RETRY");
     config.setString("table.exec.async-scalar.timeout", "0 s");
@@ -313,6 +289,9 @@ public final class FlinkR1Bench {
       if (key.startsWith("bench.flink.")) {
         config.setString(key.substring("bench.flink.".length()), System.getProperty(key));
       }
+    }
+    if (capacity != null) {
+      config.setString("table.exec.async-scalar.max-concurrent-operations", capacity);
     }
     return config;
   }
