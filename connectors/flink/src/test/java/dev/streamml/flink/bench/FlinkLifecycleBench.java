@@ -23,7 +23,8 @@ import org.apache.flink.types.Row;
 /**
  * The cost of model references in the DataStream step (issue 26), rows/s per slot (parallelism 1,
  * a local MiniCluster), cases interleaved in each run: a fixed binary's path (as before); the same
- * binary as the champion of a model directory re-resolved every 100 ms (no swap happens); and the
+ * binary as the champion of a model directory resolved once (outputs name their version), and
+ * re-resolved every 100 ms (no swap happens); and the
  * champion with one challenger of the same size in shadow (both sides sunk). The model is version
  * 1 of the lifecycle tests (a logistic model on 4 inputs, target/fixtures/versions).
  *
@@ -54,6 +55,10 @@ public final class FlinkLifecycleBench {
     }
     Map<String, ModelLifecycle> cases = new LinkedHashMap<>();
     cases.put("fixed path", null);
+    // Resolved once: the same step (a model_version column on every output) without the reload
+    // check, so the two directory cases tell the check's cost from the column's.
+    cases.put("model directory, resolved once (model_version column)",
+        ModelLifecycle.of(dir.toString()).reloadEvery(null));
     cases.put("model directory, reload 100 ms, no swap",
         ModelLifecycle.of(dir.toString()).reloadEvery(Duration.ofMillis(100)));
     cases.put("champion + 1 challenger (shadow)", ModelLifecycle.of(dir.toString())
