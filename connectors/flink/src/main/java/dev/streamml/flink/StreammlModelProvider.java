@@ -135,6 +135,19 @@ public final class StreammlModelProvider implements PredictRuntimeProvider, Asyn
       return !challengers.references().isEmpty();
     }
 
+    /** The challengers of {@code slot}'s champion (null without any); closes {@code slot} if they fail to open. */
+    SqlChallengers openChallengers(ModelSlot<Opened> slot, MetricGroup metrics) {
+      if (!hasChallengers()) {
+        return null;
+      }
+      try {
+        return new SqlChallengers(this, metrics);
+      } catch (RuntimeException e) {
+        slot.close();
+        throw e;
+      }
+    }
+
     /**
      * Open the model {@code path} names now, in a slot that re-resolves it every {@code
      * reload-interval} (default 30 s for a model directory; a binary's path without one is loaded
@@ -336,14 +349,7 @@ public final class StreammlModelProvider implements PredictRuntimeProvider, Asyn
     @Override
     public void open(FunctionContext context) {
       slot = shape.open(context.getMetricGroup());
-      if (shape.hasChallengers()) {
-        try {
-          challengers = new SqlChallengers(shape, context.getMetricGroup());
-        } catch (RuntimeException e) {
-          slot.close();
-          throw e;
-        }
-      }
+      challengers = shape.openChallengers(slot, context.getMetricGroup());
     }
 
     @Override
@@ -399,13 +405,8 @@ public final class StreammlModelProvider implements PredictRuntimeProvider, Asyn
       try (ModelSlot.Version<Opened> first = slot.acquire()) {
         reader = first.prepared(); // reads rows by the declared INPUT types: the same for every version
       }
-      if (shape.hasChallengers()) {
-        try {
-          challengers = new SqlChallengers(shape, context.getMetricGroup());
-        } catch (RuntimeException e) {
-          slot.close();
-          throw e;
-        }
+      challengers = shape.openChallengers(slot, context.getMetricGroup());
+      if (challengers != null) {
         shadowBatcher = new FutureBatcher<>(slot, challengers::scoreBatch, policy, SqlChallengers::scored);
         return;
       }
