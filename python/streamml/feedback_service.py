@@ -368,6 +368,21 @@ def _rows(
     return rows, kept
 
 
+def _numbered(rows: list[list], names: tuple[str, ...]) -> Any:
+    """``_rows``' rows as a table: id, an int64 time and a float64 value under ``names``, and ``__row``."""
+    import pyarrow as pa
+
+    ids, times, values = zip(*rows, strict=True)
+    return pa.table(
+        {
+            names[0]: list(ids),
+            names[1]: pa.array(times, pa.int64()),
+            names[2]: pa.array(values, pa.float64()),
+            "__row": pa.array(range(len(rows)), pa.int64()),
+        }
+    )
+
+
 def _refusals(joins: list[FeedbackJoin]) -> dict[int, str]:
     """The rows the joins refused as future (``__row`` -> the first join's reason)."""
     out: dict[int, str] = {}
@@ -420,15 +435,7 @@ def _predictions(
             preds, kept = [preds[r] for r in fresh], [kept[r] for r in fresh]
             if not preds:
                 continue
-        ids, times, scores = zip(*preds, strict=True)
-        table = pa.table(
-            {
-                f.id: list(ids),
-                f.event_time: pa.array(times, pa.int64()),
-                f.score: pa.array(scores, pa.float64()),
-                "__row": pa.array(range(len(preds)), pa.int64()),
-            }
-        )
+        table = _numbered(preds, (f.id, f.event_time, f.score))
         join = joins.version(key).join
         join.add_predictions(table, now=now)
         refused = _refusals([join])
@@ -462,15 +469,7 @@ def _labels(joins: VersionedJoins, messages: list[Any], f: Fields, now: int, dea
     labs, kept = _rows(messages, (f.id, f.label_time, f.label), dead)
     if not labs:
         return None, None, 0
-    ids, times, ys = zip(*labs, strict=True)
-    table = pa.table(
-        {
-            f.id: list(ids),
-            f.label_time: pa.array(times, pa.int64()),
-            f.label: pa.array(ys, pa.float64()),
-            "__row": pa.array(range(len(labs)), pa.int64()),
-        }
-    )
+    table = _numbered(labs, (f.id, f.label_time, f.label))
     live = joins.live()
     targets = [v.join for v in live] or [joins.settings.new()]
     feedback = []
