@@ -118,6 +118,58 @@ def test_chunks_keep_the_order_and_count_drift_per_window(referenced: Model) -> 
     assert len(batch) // SCORE_CHUNK > 2  # batches of several chunks
 
 
+@pytest.fixture(scope="module")
+def challenger(tmp_path_factory: pytest.TempPathFactory) -> Model:
+    """Another model of the same inputs (trained on another label), with its own drift reference."""
+    x = feature_rows(3000, seed=6)
+    y = (x[:, 1] - x[:, 3] > 0).astype(int)
+    ref = pa.table({n: x[:, j] for j, n in enumerate(FEATURES)})
+    out = tmp_path_factory.mktemp("kafka-workers-challenger")
+    return Model.load(compile(LogisticRegression().fit(x, y), out / "c.so", features=FEATURES, reference=ref))
+
+
+class Version:
+    """What the worker reads of a version (:class:`~streamml.kafka.versions.Serving`)."""
+
+    def __init__(self, model: Model) -> None:
+        self.codec = _streamml.MessageScorer.create(model._inner, "json", "id")
+        self.drift = DriftWindows(model.info["drift_reference"], window_ms=WINDOW_MS)
+
+
+def test_challengers_score_every_chunk_as_they_would_alone(referenced: Model, challenger: Model) -> None:
+    """One decoding for both versions changes nothing a version gets: outputs, failures, drift counts."""
+    batch = messages(3 * 1000 + 77, seed=23)
+    champion, other = Version(referenced), Version(challenger)
+    worker = Worker(champion.codec, champion.drift)
+    sides: list[bool] = []
+    try:
+        results: list[tuple[list[Any], list[tuple[int, str]]]] = [([], []), ([], [])]
+        for start in range(0, len(batch), 1000):
+            part = batch[start : start + 1000]
+            scoring = worker.submit(part, champion, [other], lambda values: [b'"id": 1' in v for v in values])
+            assert len(scoring.chunks) == -(-len(part) // SCORE_CHUNK)
+            done = 0
+            while scoring.chunks:
+                first, shadowed, on_canary = scoring.chunks.popleft().result()
+                assert [r[2] for r in shadowed] == [0.0]
+                assert first[2] > 0
+                for (outputs, errors), (out, errs, _) in zip(results, [first, *shadowed], strict=True):
+                    errors += [(done + start + i, reason) for i, reason in errs]
+                    outputs += out
+                sides += on_canary
+                done += len(first[0])
+    finally:
+        worker.shutdown()
+    assert sides == [b'"id": 1' in m.value() for m in batch]
+    for model, version, (outputs, errors) in [(referenced, champion, results[0]), (challenger, other, results[1])]:
+        alone_outputs, alone_errors, alone_counts = score(model, batch)
+        assert outputs == alone_outputs
+        assert errors == alone_errors
+        assert [(start, m.counts()) for start, m in version.drift.take()] == alone_counts
+    assert results[0][0] != results[1][0]  # two models, two sets of scores
+    assert sum(o is not None for o in results[1][0]) == len(batch) - len(range(0, len(batch), 50))
+
+
 class Producer:
     """Records ``produce`` calls; its queue is full at ``full`` (once each), it refuses the value at ``too_large``."""
 

@@ -51,6 +51,12 @@ class MessageScorer:
     def score(
         self, values: list[bytes], drift: DriftCounters | None = None
     ) -> tuple[list[bytes | None], list[tuple[int, str]], str | None]: ...
+    def score_shadowed(
+        self,
+        values: list[bytes],
+        drift: DriftCounters | None = None,
+        shadows: list[tuple[MessageScorer, DriftCounters | None]] = ...,
+    ) -> list[tuple[list[bytes | None], list[tuple[int, str]], str | None]]: ...
 
 class DriftCounters:
     @staticmethod

@@ -4,7 +4,7 @@
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyList};
-use streamml_core::codec::{Carry, Format, MessageScorer};
+use streamml_core::codec::{Carry, Format, MessageScorer, Scored};
 use streamml_core::rows::MissingFields;
 
 use crate::drift::PyDriftCounters;
@@ -66,18 +66,46 @@ impl PyMessageScorer {
             let refs: Vec<&[u8]> = values.iter().map(|v| v.as_ref()).collect();
             self.inner.score_counted(&refs, counters)
         });
-        let outputs = PyList::empty(py);
-        for out in scored.outputs {
-            match out {
-                Some(bytes) => outputs.append(PyBytes::new(py, &bytes))?,
-                None => outputs.append(py.None())?,
-            }
-        }
-        let errors = scored
-            .errors
-            .into_iter()
-            .map(|e| (e.index, e.reason))
-            .collect();
-        Ok((outputs, errors, scored.drift_error))
+        to_python(py, scored)
     }
+
+    /// Score message values with this scorer and each of `shadows`
+    /// (`(scorer, drift)` pairs: challengers, each with its own counters or
+    /// `None`); one `score` result per scorer, this one's first. The values
+    /// are decoded once for all the scorers that read them alike.
+    #[pyo3(signature = (values, drift=None, shadows=Vec::new()))]
+    fn score_shadowed<'py>(
+        &self,
+        py: Python<'py>,
+        values: Vec<PyBackedBytes>,
+        mut drift: Option<PyRefMut<'py, PyDriftCounters>>,
+        mut shadows: Vec<(PyRef<'py, PyMessageScorer>, Option<PyRefMut<'py, PyDriftCounters>>)>,
+    ) -> PyResult<Vec<ScoreResult<'py>>> {
+        let counters = drift.as_deref_mut().map(|d| &mut d.inner);
+        let others: Vec<_> = shadows
+            .iter_mut()
+            .map(|(scorer, drift)| (&scorer.inner, drift.as_deref_mut().map(|d| &mut d.inner)))
+            .collect();
+        let all = py.detach(|| {
+            let refs: Vec<&[u8]> = values.iter().map(|v| v.as_ref()).collect();
+            self.inner.score_shadowed(&refs, counters, others)
+        });
+        all.into_iter().map(|scored| to_python(py, scored)).collect()
+    }
+}
+
+fn to_python(py: Python<'_>, scored: Scored) -> PyResult<ScoreResult<'_>> {
+    let outputs = PyList::empty(py);
+    for out in scored.outputs {
+        match out {
+            Some(bytes) => outputs.append(PyBytes::new(py, &bytes))?,
+            None => outputs.append(py.None())?,
+        }
+    }
+    let errors = scored
+        .errors
+        .into_iter()
+        .map(|e| (e.index, e.reason))
+        .collect();
+    Ok((outputs, errors, scored.drift_error))
 }

@@ -550,7 +550,7 @@ class ScoringLoop:
         finally:
             self._ahead = None
         if ahead.rewound:
-            for chunk in [*ahead.chunks, *ahead.shadow]:  # the drift counters are the worker's until it is done
+            for chunk in ahead.chunks:  # the drift counters are the worker's until it is done
                 chunk.exception()
             return
         self._scoring = ahead
@@ -637,9 +637,8 @@ class ScoringLoop:
             [*champion.headers, (HEADER_SERVED_BY, SERVED_BY_CHAMPION)] if canary else champion.headers,
             [*challengers[0].headers, (HEADER_SERVED_BY, SERVED_BY_CANARY)],
         ]
-        while scoring.chunks and (block or (scoring.chunks[0].done() and scoring.shadow[0].done())):
-            outputs, errors, took = scoring.chunks.popleft().result()
-            shadowed, on_canary = scoring.shadow.popleft().result()
+        while scoring.chunks and (block or scoring.chunks[0].done()):
+            (outputs, errors, took), shadowed, on_canary = scoring.chunks.popleft().result()
             start = scoring.produced
             scoring.produced += len(outputs)
             scoring.seconds += took + sum(r[2] for r in shadowed)

@@ -2,8 +2,10 @@
 
 The Rust step (``_streamml.MessageScorer``) decodes, scores and encodes a chunk of messages in one
 call with the GIL released; the loop produces one chunk's outputs while the next is scored. With
-drift counters, each run of messages in one drift window (by message timestamp) is counted in
-that window's counters; only the worker thread touches them while a batch is being scored.
+challengers (shadow), the same call scores the chunk with every version, decoding it once for all
+the versions of the same inputs. With drift counters, each run of messages in one drift window
+(by message timestamp) is counted in that window's counters; only the worker thread touches them
+while a batch is being scored.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ _MODEL_FAILED = " failed on a batch of "
 
 #: A chunk's result: an output per message (``None`` where it failed), ``(index, reason)`` of each failure, seconds.
 Scored = tuple[list[bytes | None], list[tuple[int, str]], float]
+#: A chunk scored with challengers: the champion's :data:`Scored` (its seconds those of the whole
+#: step), each challenger's (seconds 0), and each message's canary side (``None`` without a canary).
+Shadowed = tuple[Scored, list[Scored], list[bool] | None]
 
 
 @dataclass
@@ -39,7 +44,8 @@ class Scoring:
     """A batch being scored: its chunks' results (in order) and what has been produced so far."""
 
     batch: list[Any]
-    chunks: deque[Future[Scored]] = field(default_factory=deque)
+    #: Per chunk, in order: its :data:`Scored`; with challengers, its :data:`Shadowed`.
+    chunks: deque[Future[Any]] = field(default_factory=deque)
     produced: int = 0
     dead: int = 0
     seconds: float = 0.0
@@ -51,8 +57,6 @@ class Scoring:
     version: Any = None
     #: The challengers' versions that score it too (shadow), in order.
     challengers: list[Any] = field(default_factory=list)
-    #: Per chunk (with challengers): each challenger's :data:`Scored` and the canary side of each message.
-    shadow: deque[Future[tuple[list[Scored], list[bool] | None]]] = field(default_factory=deque)
 
 
 class Worker:
@@ -80,57 +84,63 @@ class Worker:
 
         ``version`` (a :class:`~streamml.kafka.versions.Serving`: its codec and drift windows)
         scores the whole batch (default: the worker's codec); each of ``challengers`` scores
-        every chunk after it (shadow), and ``canary(values)`` picks each message's side.
+        every chunk beside it (shadow; one decoding of the chunk for every version of the same
+        inputs), and ``canary(values)`` picks each message's side.
         """
         values = [m.value() or b"" for m in batch]
         scoring = Scoring(batch, version=version, challengers=list(challengers))
-        codec, drift = (self.codec, self.drift) if version is None else (version.codec, version.drift)
+        champion = (self.codec, self.drift) if version is None else (version.codec, version.drift)
+        versions = [champion, *((c.codec, c.drift) for c in challengers)]
+        timed = any(drift is not None for _, drift in versions)
+        step = self._shadowed if challengers else self._score
         for s in range(0, len(values), SCORE_CHUNK):
-            scoring.chunks.append(self._submit(batch, values, s, codec, drift))
-            if challengers:
-                chunk = values[s : s + SCORE_CHUNK]
-                scoring.shadow.append(
-                    self._pool.submit(self._shadow, batch[s : s + SCORE_CHUNK], chunk, challengers, canary)
-                )
+            stamps = [timestamp_ms(m) for m in batch[s : s + SCORE_CHUNK]] if timed else None
+            scoring.chunks.append(self._pool.submit(step, values[s : s + SCORE_CHUNK], stamps, versions, canary))
         return scoring
 
-    def _submit(self, batch: list[Any], values: list[bytes], start: int, codec: Any, drift: Any) -> Future[Scored]:
-        end = start + SCORE_CHUNK
-        stamps = [timestamp_ms(m) for m in batch[start:end]] if drift is not None else None
-        return self._pool.submit(self._score, values[start:end], stamps, codec, drift)
-
-    def _shadow(
-        self, messages: list[Any], values: list[bytes], challengers: Sequence[Any], canary: Any
-    ) -> tuple[list[Scored], list[bool] | None]:
-        """Score a chunk with every challenger (each with its own drift windows); the canary sides."""
-        results = []
-        for c in challengers:
-            stamps = [timestamp_ms(m) for m in messages] if c.drift is not None else None
-            results.append(self._score(values, stamps, c.codec, c.drift))
-        return results, (canary(values) if canary is not None else None)
-
-    def _score(self, values: list[bytes], times: list[int] | None, codec: Any = None, drift: Any = None) -> Scored:
-        """Score a chunk; with drift, ``times`` are the messages' timestamps (``timestamp_ms``)."""
+    def _score(self, values: list[bytes], times: list[int] | None, versions: Sequence[Any], _canary: Any) -> Scored:
+        """Score a chunk with the champion alone."""
         started = time.perf_counter()
-        codec = self.codec if codec is None else codec
-        if drift is None or times is None:
-            outputs, errors, _ = codec.score(values)
-            return outputs, errors, time.perf_counter() - started
-        outputs, errors = [], []
-        window = drift.window_ms
+        [(outputs, errors)] = self._score_all(values, times, versions)
+        return outputs, errors, time.perf_counter() - started
+
+    def _shadowed(self, values: list[bytes], times: list[int] | None, versions: Sequence[Any], canary: Any) -> Shadowed:
+        """Score a chunk with the champion and every challenger; the canary sides."""
+        started = time.perf_counter()
+        (outputs, errors), *others = self._score_all(values, times, versions)
+        sides = canary(values) if canary is not None else None
+        return (outputs, errors, time.perf_counter() - started), [(o, e, 0.0) for o, e in others], sides
+
+    def _score_all(
+        self, values: list[bytes], times: list[int] | None, versions: Sequence[tuple[Any, DriftWindows | None]]
+    ) -> list[tuple[list[bytes | None], list[tuple[int, str]]]]:
+        """Each version's outputs and failures of a chunk (``versions``: ``(codec, drift)``, the champion first).
+
+        One Rust call scores the chunk with every version; with drift counters, one call per run
+        of messages in one drift window (by ``times``, the messages' timestamps), each version
+        counting the run in that window's counters.
+        """
+        (codec, _), shadows = versions[0], versions[1:]
+        windows = [drift for _, drift in versions if drift is not None]
+        if not windows or times is None:
+            scored = codec.score_shadowed(values, None, [(c, None) for c, _ in shadows])
+            return [(outputs, errors) for outputs, errors, _ in scored]
+        results: list[tuple[list[bytes | None], list[tuple[int, str]]]] = [([], []) for _ in versions]
         run = 0
         for i in range(1, len(values) + 1):
-            if i < len(values) and times[i] // window == times[run] // window:
+            if i < len(values) and all(times[i] // w.window_ms == times[run] // w.window_ms for w in windows):
                 continue
-            monitor = drift.monitor_for(times[run])
-            out, errs, drift_error = codec.score(values[run:i], monitor._inner)
-            outputs.extend(out)
-            errors.extend((run + k, reason) for k, reason in errs)
-            if drift_error and not self._drift_warned:
-                self._drift_warned = True
-                log.warning("drift counters could not count (predictions are unaffected): %s", drift_error)
+            counters = [None if drift is None else drift.monitor_for(times[run])._inner for _, drift in versions]
+            shadowed = [(c, k) for (c, _), k in zip(shadows, counters[1:], strict=True)]
+            scored = codec.score_shadowed(values[run:i], counters[0], shadowed)
+            for (outputs, errors), (out, errs, drift_error) in zip(results, scored, strict=True):
+                outputs.extend(out)
+                errors.extend((run + k, reason) for k, reason in errs)
+                if drift_error and not self._drift_warned:
+                    self._drift_warned = True
+                    log.warning("drift counters could not count (predictions are unaffected): %s", drift_error)
             run = i
-        return outputs, errors, time.perf_counter() - started
+        return results
 
     def shutdown(self) -> None:
         """Let the thread end once it is idle."""

@@ -188,26 +188,81 @@ impl MessageScorer {
     /// Score a batch of message values and count the scored rows' inputs and
     /// outputs into `drift` (rows that fail are not counted).
     pub fn score_counted(&self, values: &[&[u8]], drift: Option<&mut DriftCounters>) -> Scored {
+        self.score_decoded(&self.decode(values), values.len(), drift)
+    }
+
+    /// Score a batch of message values with this scorer and with each of
+    /// `shadows` (challengers), each counting into its own drift counters:
+    /// one [`Scored`] per scorer, this one's first.
+    ///
+    /// The values are decoded once for every scorer that
+    /// [reads them alike](MessageScorer::reads_like), and once more for each
+    /// other one; so a challenger of the same inputs costs its model and its
+    /// outputs' encoding, not a second decoding.
+    pub fn score_shadowed(
+        &self,
+        values: &[&[u8]],
+        drift: Option<&mut DriftCounters>,
+        shadows: Vec<(&MessageScorer, Option<&mut DriftCounters>)>,
+    ) -> Vec<Scored> {
+        let decoded = self.decode(values);
+        let mut all = Vec::with_capacity(1 + shadows.len());
+        all.push(self.score_decoded(&decoded, values.len(), drift));
+        for (scorer, counters) in shadows {
+            all.push(if self.reads_like(scorer) {
+                scorer.score_decoded(&decoded, values.len(), counters)
+            } else {
+                scorer.score_counted(values, counters)
+            });
+        }
+        all
+    }
+
+    /// Whether `other` decodes message values exactly as this scorer does:
+    /// the same format, input schema, copied fields and missing-field rule.
+    pub fn reads_like(&self, other: &MessageScorer) -> bool {
+        self.format == other.format
+            && self.missing == other.missing
+            && self.carry == other.carry
+            && self.model.input_schema() == other.model.input_schema()
+    }
+
+    fn decode(&self, values: &[&[u8]]) -> Decoding {
+        #[cfg(test)]
+        DECODES.with(|n| n.set(n.get() + 1));
+        match self.format {
+            Format::Json => match json::JsonDecoder::new(self.model.input_schema().clone(), &self.carry) {
+                Ok(d) => Decoding::Json(d.with_missing_fields(self.missing).decode(values)),
+                Err(e) => Decoding::Refused(e.to_string()),
+            },
+            Format::Arrow => {
+                let (messages, errors) = ipc::decode(values, self.model.input_schema(), &self.carry, self.missing);
+                Decoding::Arrow(messages, errors)
+            }
+        }
+    }
+
+    /// Score what [`MessageScorer::decode`] read from `n` values.
+    fn score_decoded(&self, decoded: &Decoding, n: usize, drift: Option<&mut DriftCounters>) -> Scored {
         let mut scored = Scored {
-            outputs: vec![None; values.len()],
+            outputs: vec![None; n],
             ..Scored::default()
         };
         let mut drift = drift;
-        match self.format {
-            Format::Json => self.score_json(values, &mut scored, &mut drift),
-            Format::Arrow => self.score_ipc(values, &mut scored, &mut drift),
+        match decoded {
+            Decoding::Json(decoded) => self.score_json(decoded, &mut scored, &mut drift),
+            Decoding::Arrow(messages, errors) => {
+                scored.errors.extend_from_slice(errors);
+                self.score_ipc(messages, &mut scored, &mut drift)
+            }
+            Decoding::Refused(reason) => fail_all(&mut scored, &(0..n).collect::<Vec<_>>(), reason),
         }
         scored.errors.sort_by_key(|e| e.index);
         scored
     }
 
-    fn score_json(&self, values: &[&[u8]], scored: &mut Scored, drift: &mut Option<&mut DriftCounters>) {
-        let mut decoder = match json::JsonDecoder::new(self.model.input_schema().clone(), &self.carry) {
-            Ok(d) => d.with_missing_fields(self.missing),
-            Err(e) => return fail_all(scored, &(0..values.len()).collect::<Vec<_>>(), &e.to_string()),
-        };
-        let decoded = decoder.decode(values);
-        scored.errors.extend(decoded.errors);
+    fn score_json(&self, decoded: &json::Decoded, scored: &mut Scored, drift: &mut Option<&mut DriftCounters>) {
+        scored.errors.extend_from_slice(&decoded.errors);
         let width = self.carry.len();
         let emit = |rows: &[usize],
                     carried: &[Option<Box<serde_json::value::RawValue>>],
@@ -244,9 +299,7 @@ impl MessageScorer {
         }
     }
 
-    fn score_ipc(&self, values: &[&[u8]], scored: &mut Scored, drift: &mut Option<&mut DriftCounters>) {
-        let (messages, errors) = ipc::decode(values, self.model.input_schema(), &self.carry, self.missing);
-        scored.errors.extend(errors);
+    fn score_ipc(&self, messages: &[ipc::DecodedMessage], scored: &mut Scored, drift: &mut Option<&mut DriftCounters>) {
         if messages.is_empty() {
             return;
         }
@@ -258,7 +311,7 @@ impl MessageScorer {
             Ok(out)
         });
         let mut offset = 0;
-        for m in &messages {
+        for m in messages {
             let rows = m.inputs.num_rows();
             let out = match &whole {
                 Ok(out) => Ok(out.slice(offset, rows)),
@@ -275,6 +328,15 @@ impl MessageScorer {
     }
 }
 
+/// Message values as one scorer read them, to be scored by every scorer that
+/// reads them alike ([`MessageScorer::reads_like`]).
+enum Decoding {
+    Json(json::Decoded),
+    Arrow(Vec<ipc::DecodedMessage>, Vec<MessageError>),
+    /// No decoder could be built: every message gets this reason.
+    Refused(String),
+}
+
 /// Count a scored batch into the drift counters, if any; a failure is
 /// noted once in `scored` (counting never costs a prediction).
 fn count(drift: &mut Option<&mut DriftCounters>, inputs: &RecordBatch, outputs: &RecordBatch, scored: &mut Scored) {
@@ -285,6 +347,12 @@ fn count(drift: &mut Option<&mut DriftCounters>, inputs: &RecordBatch, outputs: 
     if let Err(e) = counted {
         scored.drift_error.get_or_insert_with(|| e.to_string());
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Batches of values this thread decoded.
+    static DECODES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 thread_local! {

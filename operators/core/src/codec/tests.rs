@@ -12,7 +12,8 @@ use super::*;
 use crate::error::PredictError;
 use crate::backend::Backend;
 
-struct Affine(ModelInfo);
+/// y = k (a + 2 b); fails where a = 13.
+struct Affine(ModelInfo, f64);
 
 impl Backend for Affine {
     fn info(&self) -> &ModelInfo {
@@ -38,7 +39,7 @@ impl Backend for Affine {
         let y: Float64Array = a
             .iter()
             .zip(b.iter())
-            .map(|(a, b)| Some(a? + 2.0 * b? as f64))
+            .map(|(a, b)| Some(self.1 * (a? + 2.0 * b? as f64)))
             .collect();
         let schema = Arc::new(Schema::new(vec![Field::new("y", DataType::Float64, true)]));
         Ok(RecordBatch::try_new(schema, vec![Arc::new(y)]).unwrap())
@@ -48,6 +49,10 @@ impl Backend for Affine {
 use arrow_array::types::Int64Type;
 
 fn model() -> Model {
+    scaled(1.0)
+}
+
+fn scaled(k: f64) -> Model {
     let info = ModelInfo {
         abi_version: streamml_abi::ABI_VERSION,
         name: "affine".into(),
@@ -62,7 +67,7 @@ fn model() -> Model {
         drift_reference: None,
         metadata: Default::default(),
     };
-    Model::from_backend(Arc::new(Affine(info))).unwrap()
+    Model::from_backend(Arc::new(Affine(info, k))).unwrap()
 }
 
 fn json_scorer() -> MessageScorer {
@@ -429,4 +434,109 @@ fn an_ipc_message_without_an_input_is_refused_for_all_its_rows_unless_read_as_nu
         .unwrap();
     assert_eq!(out.num_rows(), 2);
     assert_eq!(out.column(0).null_count(), 2);
+}
+
+fn decodes() -> usize {
+    DECODES.with(|n| n.get())
+}
+
+#[test]
+fn challengers_of_the_same_inputs_share_one_decoding_and_count_their_own_drift() {
+    let reference = serde_json::json!({"version": 1, "rows": 4, "bins": 2,
+        "features": [{"name": "a", "kind": "numeric", "edges": [0.0, 2.0, 4.0], "counts": [0, 2, 2, 0, 0]}],
+        "scores": [{"name": "y", "kind": "numeric", "edges": [0.0, 10.0], "counts": [0, 4, 0, 0]}]});
+    let values: Vec<&[u8]> = vec![
+        br#"{"id": "e1", "a": 1, "b": 1}"#,
+        b"{not json",
+        br#"{"id": "e3", "a": 13, "b": 1}"#,
+        br#"{"id": "e4", "a": 3, "b": 0}"#,
+        br#"{"b": 2}"#,
+    ];
+    let carry = || Carry::id(Some("id".into()));
+    let champion = MessageScorer::new(model(), Format::Json, carry()).unwrap();
+    let challenger = MessageScorer::new(scaled(10.0), Format::Json, carry()).unwrap();
+    assert!(champion.reads_like(&challenger));
+    let counters = || DriftCounters::from_reference(&reference).unwrap();
+    let (mut mine, mut theirs) = (counters(), counters());
+
+    let before = decodes();
+    let all = champion.score_shadowed(&values, Some(&mut mine), vec![(&challenger, Some(&mut theirs))]);
+    assert_eq!(decodes() - before, 1, "one decoding for both versions");
+
+    assert_eq!(all.len(), 2);
+    assert_eq!(text(&all[0], 0), r#"{"id":"e1","y":3.0}"#);
+    assert_eq!(text(&all[1], 0), r#"{"id":"e1","y":30.0}"#);
+    assert_eq!(text(&all[1], 3), r#"{"id":"e4","y":30.0}"#);
+    // Each version's result is what it gets alone, failures and reasons included.
+    let (mut alone_mine, mut alone_theirs) = (counters(), counters());
+    for (shared, alone) in all.iter().zip([
+        champion.score_counted(&values, Some(&mut alone_mine)),
+        challenger.score_counted(&values, Some(&mut alone_theirs)),
+    ]) {
+        assert_eq!(shared.outputs, alone.outputs);
+        assert_eq!(shared.errors, alone.errors);
+        assert_eq!(shared.errors.iter().map(|e| e.index).collect::<Vec<_>>(), vec![1, 2, 4]);
+    }
+    // Each version counted its own rows: the inputs alike, the scores its own (y = 3, 3 against 30, 30).
+    assert_eq!(mine.counters[0].counts, alone_mine.counters[0].counts);
+    assert_eq!(theirs.counters[0].counts, vec![0, 1, 1, 0, 0]);
+    assert_eq!(mine.counters[1].counts, vec![0, 2, 0, 0]);
+    assert_eq!(theirs.counters[1].counts, vec![0, 0, 2, 0]);
+}
+
+#[test]
+fn a_challenger_that_reads_differently_decodes_on_its_own() {
+    let values: Vec<&[u8]> = vec![br#"{"id": "e1", "a": 1, "b": 1}"#, br#"{"id": "e2", "a": 2}"#];
+    let champion = MessageScorer::new(model(), Format::Json, Carry::id(Some("id".into()))).unwrap();
+    let others = [
+        MessageScorer::new(scaled(2.0), Format::Json, Carry::default()).unwrap(),
+        MessageScorer::new(scaled(2.0), Format::Json, Carry::id(Some("id".into())))
+            .unwrap()
+            .with_missing_fields(MissingFields::Null),
+    ];
+    for other in &others {
+        assert!(!champion.reads_like(other));
+        let before = decodes();
+        let all = champion.score_shadowed(&values, None, vec![(other, None)]);
+        assert_eq!(decodes() - before, 2);
+        let alone = other.score(&values);
+        assert_eq!(all[1].outputs, alone.outputs);
+        assert_eq!(all[1].errors, alone.errors);
+    }
+    assert_eq!(text(&champion.score_shadowed(&values, None, vec![(&others[0], None)])[1], 0), r#"{"y":6.0}"#);
+    // Read as null, e2's absent b is a missing value: scored (y null); the champion refuses it.
+    let all = champion.score_shadowed(&values, None, vec![(&others[1], None)]);
+    assert_eq!(all[0].errors.iter().map(|e| e.index).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(text(&all[1], 1), r#"{"id":"e2","y":null}"#);
+    // Arrow messages against JSON: never one decoding.
+    let arrow = MessageScorer::new(model(), Format::Arrow, Carry::default()).unwrap();
+    assert!(!arrow.reads_like(&others[0]));
+}
+
+#[test]
+fn arrow_challengers_share_one_decoding() {
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Float64, false),
+            Field::new("b", DataType::Int64, true),
+        ])),
+        vec![
+            Arc::new(Float64Array::from(vec![1.0, 2.0])),
+            Arc::new(Int64Array::from(vec![Some(1), None])),
+        ],
+    )
+    .unwrap();
+    let bytes = [ipc(&batch), b"junk".to_vec()];
+    let refs: Vec<&[u8]> = bytes.iter().map(Vec::as_slice).collect();
+    let champion = MessageScorer::new(model(), Format::Arrow, Carry::default()).unwrap();
+    let challenger = MessageScorer::new(scaled(10.0), Format::Arrow, Carry::default()).unwrap();
+    let before = decodes();
+    let all = champion.score_shadowed(&refs, None, vec![(&challenger, None)]);
+    assert_eq!(decodes() - before, 1);
+    for (shared, alone) in all.iter().zip([champion.score(&refs), challenger.score(&refs)]) {
+        assert_eq!(shared.outputs, alone.outputs);
+        assert_eq!(shared.errors, alone.errors);
+        assert_eq!(shared.errors.iter().map(|e| e.index).collect::<Vec<_>>(), vec![1]);
+    }
+    assert_ne!(all[0].outputs[0], all[1].outputs[0]);
 }
