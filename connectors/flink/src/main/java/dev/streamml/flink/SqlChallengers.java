@@ -3,16 +3,9 @@ package dev.streamml.flink;
 import dev.streamml.flink.StreammlModelProvider.Challengers;
 import dev.streamml.flink.StreammlModelProvider.Opened;
 import dev.streamml.flink.StreammlModelProvider.Shape;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.atomic.AtomicReferenceArray;
-import java.util.function.LongSupplier;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.metrics.SimpleCounter;
@@ -34,124 +27,34 @@ import org.slf4j.LoggerFactory;
  * versions that did not serve it; with a canary ({@link ModelLifecycle#canaryShare} of the {@code
  * canary-id} column below the fraction) the first challenger serves the row instead of the champion.
  *
- * <p>A challenger that cannot be opened at start (without a canary), that fails on a batch or
- * refuses a row leaves its entry out and counts it ({@code challengerFailures} of its {@code
- * challenger/<i>} metric group; a challenger that cannot be opened also counts in {@code
- * modelRefused}, and is tried again every reload interval); the champion serves on.
+ * <p>Every challenger must open when the task starts, as the champion must (the task fails
+ * otherwise, naming the reference): a host never starts a slot empty. A challenger that fails on a
+ * batch or refuses a row leaves its entry out and counts it ({@code challengerFailures} of its
+ * {@code challenger/<i>} metric group); a new version of it that fails to load is refused by its
+ * slot, whose previous version shadows on; the champion serves on.
  */
 final class SqlChallengers implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(SqlChallengers.class);
 
   private final Shape shape;
-  /** Challenger i's slot, null while it could not be opened (a retry may set it later). */
-  private final AtomicReferenceArray<ModelSlot<Opened>> slots;
+  /** Challenger i's slot. */
+  private final List<ModelSlot<Opened>> slots = new ArrayList<>();
   private final List<Counter> failures = new ArrayList<>();
-  /** Retries opening the challengers that could not be opened, every reload interval; or null. */
-  private ScheduledExecutorService retrier;
 
   SqlChallengers(Shape shape, MetricGroup metrics) {
     this.shape = shape;
-    List<String> references = shape.challengers.references();
-    slots = new AtomicReferenceArray<>(references.size());
     try {
-      for (int i = 0; i < references.size(); i++) {
-        String reference = references.get(i);
-        MetricGroup group = metrics == null ? null : metrics.addGroup("challenger", String.valueOf(i + 1));
+      int i = 0;
+      for (String reference : shape.challengers.references()) {
+        MetricGroup group = metrics == null ? null : metrics.addGroup("challenger", String.valueOf(++i));
         ModelSlot.Config config = new ModelSlot.Config(
             reference, null, shape.trustedModels, shape.interval(reference));
         failures.add(group == null ? new SimpleCounter() : group.counter("challengerFailures"));
-        try {
-          slots.set(i, shape.open(config, group));
-        } catch (RuntimeException e) {
-          if (shape.challengers.canary() > 0) {
-            throw e; // the canary's challenger serves rows: it must load, as the champion must
-          }
-          retryLater(i, config, group, e);
-        }
+        slots.add(shape.open(config, group));
       }
     } catch (RuntimeException e) {
       close();
       throw e;
-    }
-  }
-
-  /**
-   * Challenger {@code i} could not be opened: log and count it, leave it out, and (with a reload
-   * interval) try again every interval off the scoring path, loading only a binary other than the
-   * one refused; once it opens, its entries come back from the next batch on.
-   */
-  private void retryLater(int i, ModelSlot.Config config, MetricGroup group, RuntimeException e) {
-    Duration every = config.reloadInterval();
-    LOG.error("model {}: challenger {} cannot be opened; it is left out of the shadow column{}, the champion"
-        + " serves on: {}", shape.path, config.reference(),
-        every == null ? " until the task restarts" : " until a version of it loads (tried every " + every + ")",
-        e.getMessage());
-    AtomicLong refused = new AtomicLong(1);
-    String[] refusedSha = {sha256(config.reference())};
-    if (group != null) {
-      group.counter("modelRefused", new Reading(() -> {
-        ModelSlot<Opened> slot = slots.get(i);
-        return refused.get() + (slot == null ? 0 : slot.refused());
-      }));
-    }
-    if (every == null) {
-      return;
-    }
-    if (retrier == null) {
-      retrier = Executors.newSingleThreadScheduledExecutor(r -> {
-        Thread t = new Thread(r, "streamml-challenger-retry " + shape.path);
-        t.setDaemon(true);
-        return t;
-      });
-    }
-    long nanos = every.toNanos();
-    retrier.scheduleWithFixedDelay(() -> {
-      if (slots.get(i) != null) {
-        return;
-      }
-      String sha = sha256(config.reference());
-      if (sha == null || sha.equals(refusedSha[0])) {
-        return; // unresolvable now, or the binary already refused
-      }
-      try {
-        slots.set(i, shape.open(config, null));
-        LOG.info("model {}: challenger {} opened at version {}; it shadows from the next batch on",
-            shape.path, config.reference(), slots.get(i).servingVersion());
-      } catch (RuntimeException again) {
-        refusedSha[0] = sha;
-        refused.incrementAndGet();
-        LOG.error("model {}: challenger {} still cannot be opened: {}", shape.path, config.reference(),
-            again.getMessage());
-      }
-    }, nanos, nanos, TimeUnit.NANOSECONDS);
-  }
-
-  /** The SHA-256 {@code reference} resolves to now, or null if it does not resolve. */
-  private static String sha256(String reference) {
-    try {
-      return ModelReference.resolve(reference, 0).sha256();
-    } catch (RuntimeException e) {
-      return null;
-    }
-  }
-
-  /** A Flink counter reading a count kept elsewhere. */
-  private record Reading(LongSupplier count) implements Counter {
-    @Override
-    public void inc() {}
-
-    @Override
-    public void inc(long n) {}
-
-    @Override
-    public void dec() {}
-
-    @Override
-    public void dec(long n) {}
-
-    @Override
-    public long getCount() {
-      return count.getAsLong();
     }
   }
 
@@ -175,13 +78,9 @@ final class SqlChallengers implements AutoCloseable {
   /** Score one row (sync {@code ML_PREDICT}) with {@code champion} and every challenger's serving version. */
   RowData scoreOne(RowData features, ModelSlot.Version<Opened> champion) {
     Object[] championOutputs = StreammlModelProvider.SyncPredict.scoreOne(champion.prepared(), features);
-    Batch batch = new Batch(slots.length(), 1);
-    for (int j = 0; j < slots.length(); j++) {
+    Batch batch = new Batch(slots.size(), 1);
+    for (int j = 0; j < slots.size(); j++) {
       ModelSlot<Opened> slot = slots.get(j);
-      if (slot == null) {
-        failures.get(j).inc();
-        continue;
-      }
       try (ModelSlot.Version<Opened> v = slot.acquire()) {
         batch.versions[j] = v.version();
         batch.opened[j] = v.prepared();
@@ -207,13 +106,9 @@ final class SqlChallengers implements AutoCloseable {
   RowScorer.Result scoreBatch(Opened champion, List<Object[]> rows) {
     RowScorer.Result first = champion.scorer.score(rows);
     int n = rows.size();
-    Batch batch = new Batch(slots.length(), n);
-    for (int j = 0; j < slots.length(); j++) {
+    Batch batch = new Batch(slots.size(), n);
+    for (int j = 0; j < slots.size(); j++) {
       ModelSlot<Opened> slot = slots.get(j);
-      if (slot == null) {
-        failures.get(j).inc(n);
-        continue;
-      }
       try (ModelSlot.Version<Opened> v = slot.acquire()) { // once per batch: the whole batch by one version
         batch.versions[j] = v.version();
         batch.opened[j] = v.prepared();
@@ -278,20 +173,10 @@ final class SqlChallengers implements AutoCloseable {
 
   @Override
   public void close() {
-    if (retrier != null) {
-      retrier.shutdownNow();
-      try {
-        retrier.awaitTermination(30, TimeUnit.SECONDS);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      }
+    for (ModelSlot<Opened> slot : slots) {
+      slot.close();
     }
-    for (int j = 0; j < slots.length(); j++) {
-      ModelSlot<Opened> slot = slots.getAndSet(j, null);
-      if (slot != null) {
-        slot.close();
-      }
-    }
+    slots.clear();
   }
 
   /**
