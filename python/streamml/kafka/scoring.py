@@ -92,13 +92,16 @@ class Worker:
         champion = (self.codec, self.drift) if version is None else (version.codec, version.drift)
         versions = [champion, *((c.codec, c.drift) for c in challengers)]
         timed = any(drift is not None for _, drift in versions)
-        step = self._shadowed if challengers else self._score
         for s in range(0, len(values), SCORE_CHUNK):
+            chunk = values[s : s + SCORE_CHUNK]
             stamps = [timestamp_ms(m) for m in batch[s : s + SCORE_CHUNK]] if timed else None
-            scoring.chunks.append(self._pool.submit(step, values[s : s + SCORE_CHUNK], stamps, versions, canary))
+            if challengers:
+                scoring.chunks.append(self._pool.submit(self._shadowed, chunk, stamps, versions, canary))
+            else:
+                scoring.chunks.append(self._pool.submit(self._score, chunk, stamps, versions))
         return scoring
 
-    def _score(self, values: list[bytes], times: list[int] | None, versions: Sequence[Any], _canary: Any) -> Scored:
+    def _score(self, values: list[bytes], times: list[int] | None, versions: Sequence[Any]) -> Scored:
         """Score a chunk with the champion alone."""
         started = time.perf_counter()
         [(outputs, errors)] = self._score_all(values, times, versions)
