@@ -16,6 +16,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.BiFunction;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -81,30 +82,37 @@ class FutureBatcherTest {
       }
       String expected = assertThrows(ModelException.class, () -> scorer.score(third)).getMessage();
       assertTrue(expected.contains("panicked: negative x"), expected);
-      List<CompletableFuture<Double>> futures = new ArrayList<>();
-      try (ModelSlot<Void> slot = fixedSlot(model);
-          FutureBatcher<Void, Double> batcher = new FutureBatcher<>(slot, (none, batch) -> scorer.score(batch),
-          new BatchPolicy(10, Duration.ofSeconds(60)), (outputs, version) -> (Double) outputs[0])) {
-        for (long id = 0; id < 20; id++) {
-          CompletableFuture<Double> f = new CompletableFuture<>();
-          futures.add(f);
-          batcher.add(new Object[] {25.0 - id}, f);
+      BatchPolicy policy = new BatchPolicy(10, Duration.ofSeconds(60));
+      BiFunction<Object[], ModelSlot.Version<Void>, Double> first = (outputs, version) -> (Double) outputs[0];
+      // Scored from its rows (a scoring function), and packed into a double[] (a RowScorer: all Doubles).
+      for (boolean packed : new boolean[] {false, true}) {
+        String path = packed ? "packed, " : "rows, ";
+        List<CompletableFuture<Double>> futures = new ArrayList<>();
+        try (ModelSlot<Void> slot = fixedSlot(model);
+            FutureBatcher<Void, Double> batcher = packed
+                ? new FutureBatcher<>(slot, none -> scorer, policy, first)
+                : new FutureBatcher<>(slot, (none, batch) -> scorer.score(batch), policy, first)) {
+          for (long id = 0; id < 20; id++) {
+            CompletableFuture<Double> f = new CompletableFuture<>();
+            futures.add(f);
+            batcher.add(new Object[] {25.0 - id}, f);
+          }
+          for (long id = 20; id < 40; id++) {
+            CompletableFuture<Double> f = new CompletableFuture<>();
+            futures.add(f);
+            batcher.add(id < 30 ? third.get((int) id - 20) : new Object[] {(double) id}, f);
+          }
         }
-        for (long id = 20; id < 40; id++) {
-          CompletableFuture<Double> f = new CompletableFuture<>();
-          futures.add(f);
-          batcher.add(id < 30 ? third.get((int) id - 20) : new Object[] {(double) id}, f);
-        }
-      }
-      for (int id = 0; id < 40; id++) {
-        CompletableFuture<Double> f = futures.get(id);
-        assertTrue(f.isDone(), "row " + id);
-        if (id >= 20 && id < 30) {
-          ExecutionException e = assertThrows(ExecutionException.class, f::get, "row " + id);
-          assertSame(ModelException.class, e.getCause().getClass());
-          assertEquals(expected, e.getCause().getMessage(), "row " + id);
-        } else {
-          assertEquals(id < 20 ? 25.0 - id : (double) id, f.get(), "row " + id);
+        for (int id = 0; id < 40; id++) {
+          CompletableFuture<Double> f = futures.get(id);
+          assertTrue(f.isDone(), path + "row " + id);
+          if (id >= 20 && id < 30) {
+            ExecutionException e = assertThrows(ExecutionException.class, f::get, path + "row " + id);
+            assertSame(ModelException.class, e.getCause().getClass());
+            assertEquals(expected, e.getCause().getMessage(), path + "row " + id);
+          } else {
+            assertEquals(id < 20 ? 25.0 - id : (double) id, f.get(), path + "row " + id);
+          }
         }
       }
     }
@@ -230,40 +238,6 @@ class FutureBatcherTest {
     }
     assertEquals(null, futures.get(192 + 1).get());
     assertEquals(null, futures.get(128 + 9).get());
-  }
-
-  @Test
-  void aScoringErrorOfAPackedBatchCompletesExactlyThatBatchsRowsWithTheError() throws Exception {
-    String model = Fixtures.built("panicking");
-    try (RowScorer scorer = RowScorer.open(model, null)) {
-      List<Object[]> second = new ArrayList<>();
-      for (long id = 10; id < 20; id++) {
-        second.add(new Object[] {5.0 - id});
-      }
-      String expected = assertThrows(ModelException.class, () -> scorer.score(second)).getMessage();
-      List<CompletableFuture<Double>> futures = new ArrayList<>();
-      try (ModelSlot<Void> slot = fixedSlot(model);
-          FutureBatcher<Void, Double> batcher = new FutureBatcher<>(slot, none -> scorer,
-              new BatchPolicy(10, Duration.ofSeconds(60)), (outputs, version) -> (Double) outputs[0])) {
-        for (long id = 0; id < 30; id++) {
-          CompletableFuture<Double> f = new CompletableFuture<>();
-          futures.add(f);
-          // Batch 0: x = 0..9; batch 1: x = -5..-14 (the model panics); batch 2: x = 20..29.
-          batcher.add(new Object[] {id < 10 ? (double) id : id < 20 ? 5.0 - id : (double) id}, f);
-        }
-      }
-      for (int id = 0; id < 30; id++) {
-        CompletableFuture<Double> f = futures.get(id);
-        assertTrue(f.isDone(), "row " + id);
-        if (id >= 10 && id < 20) {
-          ExecutionException e = assertThrows(ExecutionException.class, f::get, "row " + id);
-          assertSame(ModelException.class, e.getCause().getClass());
-          assertEquals(expected, e.getCause().getMessage(), "row " + id);
-        } else {
-          assertEquals((double) id, f.get(), "row " + id);
-        }
-      }
-    }
   }
 
   @Test
