@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,21 @@ def kafka_topics(
 def feature_rows(n: int, seed: int) -> np.ndarray:
     """``n`` rows of the 32 S1/R1 features, rounded so messages stay small."""
     return np.round(np.random.default_rng(seed).standard_normal((n, 32)), 6)
+
+
+def logistic_model(out: Path, n: int, seed: int, label: Callable[[np.ndarray], np.ndarray]) -> Any:
+    """A logistic regression on ``n`` :func:`feature_rows` (class ``label(x) > 0``), compiled into
+    ``out/m.so`` with those rows as its drift reference, and loaded."""
+    import pyarrow as pa
+    from sklearn.linear_model import LogisticRegression
+
+    from streamml import Model
+    from streamml.compile import compile
+
+    x = feature_rows(n, seed=seed)
+    ref = pa.table({name: x[:, j] for j, name in enumerate(FEATURES)})
+    fitted = LogisticRegression().fit(x, (label(x) > 0).astype(int))
+    return Model.load(compile(fitted, out / "m.so", features=FEATURES, reference=ref))
 
 
 def json_values(x: np.ndarray, start: int = 0) -> list[bytes]:

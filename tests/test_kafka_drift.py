@@ -11,11 +11,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from sklearn.linear_model import LogisticRegression
 
-from kafka_support import FEATURES, feature_rows, json_values, kafka_topics, produce, wait_until
+from kafka_support import FEATURES, feature_rows, json_values, kafka_topics, logistic_model, produce, wait_until
 from streamml import Model
-from streamml.compile import compile
 from streamml.drift import DriftMonitor
 from streamml.kafka import KafkaScorerError, ScoringLoop
 from streamml.store import Store
@@ -28,11 +26,7 @@ WINDOW_S = 60
 
 @pytest.fixture(scope="module")
 def referenced(tmp_path_factory: pytest.TempPathFactory) -> Model:
-    x = feature_rows(4000, seed=3)
-    y = (x[:, 0] - x[:, 1] > 0).astype(int)
-    ref = pa.table({n: x[:, j] for j, n in enumerate(FEATURES)})
-    out = tmp_path_factory.mktemp("kafka-drift")
-    return Model.load(compile(LogisticRegression().fit(x, y), out / "m.so", features=FEATURES, reference=ref))
+    return logistic_model(tmp_path_factory.mktemp("kafka-drift"), 4000, seed=3, label=lambda x: x[:, 0] - x[:, 1])
 
 
 def batch(x: np.ndarray) -> pa.RecordBatch:

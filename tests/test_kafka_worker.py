@@ -17,11 +17,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from confluent_kafka import KafkaError, KafkaException
-from sklearn.linear_model import LogisticRegression
 
-from kafka_support import FEATURES, feature_rows, json_values
+from kafka_support import FEATURES, feature_rows, json_values, logistic_model
 from streamml import Model, _streamml
-from streamml.compile import compile
 from streamml.drift import DriftMonitor, DriftWindows
 from streamml.kafka import ScoringLoop
 from streamml.kafka.delivery import AtLeastOnce, Flight
@@ -57,11 +55,7 @@ class Message:
 
 @pytest.fixture(scope="module")
 def referenced(tmp_path_factory: pytest.TempPathFactory) -> Model:
-    x = feature_rows(3000, seed=5)
-    y = (x[:, 0] + x[:, 2] > 0).astype(int)
-    ref = pa.table({n: x[:, j] for j, n in enumerate(FEATURES)})
-    out = tmp_path_factory.mktemp("kafka-workers")
-    return Model.load(compile(LogisticRegression().fit(x, y), out / "m.so", features=FEATURES, reference=ref))
+    return logistic_model(tmp_path_factory.mktemp("kafka-workers"), 3000, seed=5, label=lambda x: x[:, 0] + x[:, 2])
 
 
 def messages(n: int, seed: int) -> list[Message]:
@@ -121,11 +115,8 @@ def test_chunks_keep_the_order_and_count_drift_per_window(referenced: Model) -> 
 @pytest.fixture(scope="module")
 def challenger(tmp_path_factory: pytest.TempPathFactory) -> Model:
     """Another model of the same inputs (trained on another label), with its own drift reference."""
-    x = feature_rows(3000, seed=6)
-    y = (x[:, 1] - x[:, 3] > 0).astype(int)
-    ref = pa.table({n: x[:, j] for j, n in enumerate(FEATURES)})
     out = tmp_path_factory.mktemp("kafka-workers-challenger")
-    return Model.load(compile(LogisticRegression().fit(x, y), out / "c.so", features=FEATURES, reference=ref))
+    return logistic_model(out, 3000, seed=6, label=lambda x: x[:, 1] - x[:, 3])
 
 
 class Version:
