@@ -16,10 +16,15 @@ on the same rows (R1's scoring set, seed 43):
 Those runs are short (100k rows: a few seconds each), so job start-up and ``fromData``, which
 serialises every row into the job graph, weigh on every Flink case. Two more tables (``--generated
 N``, default 500,000; 0 skips them) run the same cases on N rows made inside the job (every case
-on all N): the steady rate per slot. They add the DataStream operator (``StreammlStreams.predict``,
-from ``toDataStream`` of the same table) beside its own no-model pipe. Each run of FlinkR1Bench runs
-every case once, one after the other, so the ratios are also given run by run (a case against its
-peer of the same run), beside the ratio of the medians.
+on all N). They add the DataStream operator (``StreammlStreams.predict``, from ``toDataStream`` of
+the same table) beside its own no-model pipe. Each run of FlinkR1Bench runs every case once, one
+after the other, so the ratios are also given run by run (a case against its peer of the same run),
+beside the ratio of the medians. A 500k-row job is still about half start-up (~0.9 s, planning and
+deployment, the same in every job), which pulls every ratio toward 1; two last tables (``--steady
+N``, default 5,000,000; 0 skips them) run the two pairs with a ratio target (batching / async no-op,
+DataStream operator / its pipe) on jobs long enough to show the rate a running job keeps.
+Every generated table gives each job's JVM CPU and, per pair, the ceiling the machine's cores
+put on the ratio in the same run (:func:`ceiling_lines`).
 The two sources:
 
 - ``datagen``: Flink's datagen connector, a sequence id and 32 doubles uniform in [-3, 3]. Its
@@ -41,6 +46,7 @@ its no-model pipe, and the per-row cases >= 50,000 rows/s per slot.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import subprocess
@@ -79,6 +85,10 @@ SYNC_PREDICT = "ML_PREDICT (sync, per row)"
 PER_ROW_TARGET = 50_000
 #: The FlinkR1Bench cases that score (the same job as PIPE plus the model).
 JAVA_MODEL_CASES = (PER_ROW, SYNC_PREDICT, BATCHED, "ML_PREDICT (async, batched)")
+#: FlinkR1Bench's switches for the steady tables: the two pairs, no run on the rows file.
+STEADY_PROPS = (f"-Dbench.cases={ASYNC_PIPE}|{BATCHED}|DataStream.*", "-Dbench.collection=false")
+#: Rows of each source that Model.predict scores for R1's CPU a row when no generated table runs.
+STEADY_PREDICT_ROWS = 500_000
 #: The sources of the generated rows, and how the tables name them.
 SOURCES = {
     "datagen": "Flink's datagen connector drawing the 32 inputs uniform in [-3, 3]",
@@ -122,8 +132,9 @@ def hashed_inputs(ids: np.ndarray) -> np.ndarray:
     return v.astype(np.float64) / HASH_SCALE - 3.0
 
 
+@functools.cache
 def java_classpath() -> str:
-    """Compile connectors/flink's tests and return their classpath (Maven resolves it)."""
+    """Compile connectors/flink's tests and return their classpath (Maven resolves it; once a run)."""
     out = BENCH_DIR / "flink-classpath.txt"
     subprocess.run(
         ["mvn", "-B", "-q", "test-compile", "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:build-classpath",
@@ -137,15 +148,22 @@ def java_classpath() -> str:
 
 #: Per source, per case: (rows, seconds) of each run on generated rows.
 Generated = dict[str, dict[str, list[tuple[int, float]]]]
+#: Per source, per case: the JVM's CPU seconds (every thread) of each run on generated rows.
+Cpu = dict[str, dict[str, list[float]]]
 
 
-def run_java(model: Path, rows_file: Path, runs: int, generated: int) -> tuple[dict[str, list[float]], Generated]:
-    """Seconds per case and run from FlinkR1Bench, and its runs on generated rows."""
-    cmd = ["java", *JVM_OPENS, "-cp", java_classpath(), "dev.streamml.flink.bench.FlinkR1Bench",
+def run_java(model: Path, rows_file: Path, runs: int, generated: int,
+             props: tuple[str, ...] = ()) -> tuple[dict[str, list[float]], Generated, Cpu]:
+    """Seconds per case and run from FlinkR1Bench, and its runs on generated rows (time and CPU).
+
+    ``props`` are FlinkR1Bench's ``-Dbench.*`` switches (e.g. the cases to run).
+    """
+    cmd = ["java", *JVM_OPENS, *props, "-cp", java_classpath(), "dev.streamml.flink.bench.FlinkR1Bench",
            str(model), str(rows_file), str(runs), str(generated), hashed_sql()]
     done = subprocess.run(cmd, check=True, capture_output=True, text=True)
     seconds: dict[str, list[float]] = {}
     gen: Generated = {}
+    cpu: Cpu = {}
     sample = []
     for line in done.stdout.splitlines():
         cells = line.split("\t")
@@ -153,10 +171,12 @@ def run_java(model: Path, rows_file: Path, runs: int, generated: int) -> tuple[d
             seconds.setdefault(cells[0], []).append(float(cells[1]))
         elif len(cells) == 5 and cells[0] == "generated":
             gen.setdefault(cells[1], {}).setdefault(cells[2], []).append((int(cells[3]), float(cells[4])))
+        elif len(cells) == 5 and cells[0] == "cpu":
+            cpu.setdefault(cells[1], {}).setdefault(cells[2], []).append(float(cells[4]))
         elif cells[0] == "sample":
             sample.append([float(cells[1]), *(float.fromhex(c) for c in cells[2:])])
     check_hashed(np.array(sample), generated)
-    return seconds, gen
+    return seconds, gen, cpu
 
 
 def check_hashed(sample: np.ndarray, generated: int) -> None:
@@ -196,23 +216,26 @@ def run_pyflink(model_txt: Path, rows_file: Path, runs: int, generated: int) -> 
     return seconds, gen
 
 
-def time_predict(model: Model, x: np.ndarray, runs: int) -> list[float]:
-    """Seconds of each of ``runs`` ``Model.predict`` calls on all of ``x`` (one RecordBatch)."""
+def time_predict(model: Model, x: np.ndarray, runs: int) -> list[tuple[float, float]]:
+    """Seconds and CPU seconds of each of ``runs`` ``Model.predict`` calls on all of ``x`` (one RecordBatch)."""
     batch = pa.record_batch([pa.array(x[:, i]) for i in range(x.shape[1])], names=list(FEATURE_NAMES))
     seconds = []
     for _ in range(runs):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         model.predict(batch)
-        seconds.append(time.perf_counter() - start)
+        seconds.append((time.perf_counter() - start, time.process_time() - cpu))
     return seconds
 
 
-def generated_table(gen: dict[str, list[tuple[int, float]]]) -> str:
+def generated_table(gen: dict[str, list[tuple[int, float]]], cpu: dict[str, list[float]] | None = None,
+                    r1_row: float | None = None) -> str:
     """The table of one source's runs on generated rows: median rows/s per case, and the ratios.
 
     "rows/s over the pipe" takes the pipe's time (the same source, job and sink without the
     model: the SQL pipe for the SQL cases, the DataStream pipe for the DataStream operator) out
-    of the case's, per row: what the model costs inside Flink.
+    of the case's, per row: what the model costs inside Flink. With ``cpu`` (the JVM's CPU seconds
+    of each run) and ``r1_row`` (R1's CPU seconds a row) the table adds each case's CPU and cores
+    busy, and :func:`ceiling_lines`.
     """
     rate = {case: statistics.median(n / s for n, s in runs) for case, runs in gen.items() if runs}
     pipes = {case: DATASTREAM_PIPE if case == DATASTREAM else PIPE for case in (*JAVA_MODEL_CASES, DATASTREAM)}
@@ -224,8 +247,14 @@ def generated_table(gen: dict[str, list[tuple[int, float]]]) -> str:
         if pipes.get(case) in rate:
             extra = 1 / r - 1 / rate[pipes[case]]  # seconds per row the model adds
             over = f"{1 / extra:,.0f}" if extra > 0 else "-"
-        table.append((case, f"{rows:,.0f}", f"{r:,.0f}", vs_pandas, f"{r / rate[PREDICT]:.3f}x", over))
+        row = (case, f"{rows:,.0f}", f"{r:,.0f}", vs_pandas, f"{r / rate[PREDICT]:.3f}x", over)
+        if cpu is not None:
+            busy = [c / s for c, (_, s) in zip(cpu.get(case, []), gen[case], strict=False)]
+            row += (f"{statistics.median(cpu[case]):.2f}", f"{statistics.median(busy):.2f}") if busy else ("-", "-")
+        table.append(row)
     header = ("case", "rows", "rows/s per slot", "vs Pandas UDF", "vs Model.predict", "rows/s over the pipe")
+    if cpu is not None:
+        header += ("JVM CPU s", "cores busy")
     lines = [plain_table([header, *table])]
     if PANDAS in rate:
         ok = rate[BATCHED] >= 10 * rate[PANDAS]
@@ -235,6 +264,7 @@ def generated_table(gen: dict[str, list[tuple[int, float]]]) -> str:
     lines.append(f"target batching within 2x of Model.predict: {'met' if ok else 'not met'} "
                  f"({rate[PREDICT] / rate[BATCHED]:.2f}x slower)")
     lines.extend(same_run_lines(gen))
+    ceilings = ceiling_lines(gen, cpu, r1_row) if cpu is not None and r1_row is not None else {}
     if ASYNC_PIPE in rate:
         # Flink runs an async function in its own task, fed over a serialising channel; the
         # no-op's rate is what any AsyncScalarFunction reaches here, before it does any work.
@@ -242,13 +272,50 @@ def generated_table(gen: dict[str, list[tuple[int, float]]]) -> str:
         lines.append(f"ceiling of an AsyncScalarFunction (the no-op): {vs}{rate[ASYNC_PIPE] / rate[PREDICT]:.3f}x "
                      f"Model.predict; batching runs at {rate[BATCHED] / rate[ASYNC_PIPE]:.2f}x of it")
         ratio = rate[BATCHED] / rate[ASYNC_PIPE]
-        lines.append(f"target batching >= 0.9x the async no-op: {'met' if ratio >= 0.9 else 'not met'} ({ratio:.2f}x)")
+        lines.append(f"target batching >= 0.9x the async no-op: {verdict(ratio, ceilings.get(BATCHED))}")
     if DATASTREAM in rate and DATASTREAM_PIPE in rate:
         ratio = rate[DATASTREAM] / rate[DATASTREAM_PIPE]
-        lines.append(f"target DataStream operator >= 0.9x its no-model pipe: {'met' if ratio >= 0.9 else 'not met'} "
-                     f"({ratio:.2f}x)")
+        ceiling = ceilings.get(DATASTREAM)
+        lines.append(f"target DataStream operator >= 0.9x its no-model pipe: {verdict(ratio, ceiling)}")
+    lines.extend(line for _, line in ceilings.values())
     lines.extend(per_row_lines(rate))
     return "\n".join(lines)
+
+
+def verdict(ratio: float, ceiling: tuple[float, str] | None) -> str:
+    """Met or not met, and whether 0.9x is above the ceiling measured in the same run."""
+    out = f"{'met' if ratio >= 0.9 else 'not met'} ({ratio:.2f}x)"
+    if ceiling is not None and ratio < 0.9:
+        out += f"; this machine's ceiling for it {ceiling[0]:.2f}x" + (", below the target" if ceiling[0] < 0.9 else "")
+    return out
+
+
+def ceiling_lines(gen: dict[str, list[tuple[int, float]]], cpu: dict[str, list[float]],
+                  r1_row: float) -> dict[str, tuple[float, str]]:
+    """Per scoring case, the highest ratio to its peer that the machine's cores allow, run by run.
+
+    A case runs its peer's job (the same source, operators and sink) and evaluates R1 on every
+    row, so it needs at least the peer's CPU plus R1's own (``r1_row``: Model.predict's CPU on
+    one thread, the least of its runs, per row), and it cannot finish before that CPU spread over every core:
+    ratio <= cores * peer's wall / (peer's CPU + R1's CPU). (The no-op's sum of 32 inputs, which
+    the batching job does not do, is ~0.01 us a row.) While the peer leaves cores idle (a short
+    job is mostly start-up on one thread) the bound is above 1 and says nothing; on a long job,
+    where the peer keeps the cores busy, it is the ceiling.
+    """
+    cores = len(os.sched_getaffinity(0))
+    out = {}
+    for case, peer in ((BATCHED, ASYNC_PIPE), (DATASTREAM, DATASTREAM_PIPE)):
+        if not all(c in gen and c in cpu for c in (case, peer)):
+            continue
+        bounds = [min(1.0, cores * s / (c + r1_row * n)) for (n, s), c in zip(gen[peer], cpu[peer], strict=False)]
+        ratios = [(n / s) / (pn / ps) for (n, s), (pn, ps) in zip(gen[case], gen[peer], strict=False)]
+        got = statistics.median(ratios) / statistics.median(bounds)
+        out[case] = (statistics.median(bounds), (
+            f"{cores}-core CPU ceiling of {case} / {peer} (the peer's CPU + R1's "
+            f"{r1_row * 1e6:.2f} us a row, over {cores} cores): run by run "
+            + " ".join(f"{b:.2f}x" for b in bounds)
+            + "; measured " + " ".join(f"{r:.2f}x" for r in ratios) + f" ({got:.0%} of the ceiling)"))
+    return out
 
 
 def same_run_lines(gen: dict[str, list[tuple[int, float]]]) -> list[str]:
@@ -297,6 +364,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--generated", type=int, default=500_000,
                         help="rows for the tables on rows generated in the job, datagen's and hashed (0: skip them)")
+    parser.add_argument("--steady", type=int, default=5_000_000,
+                        help="rows for the steady-state tables of the async and DataStream pairs (0: skip them)")
     args = parser.parse_args()
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
 
@@ -309,20 +378,23 @@ def main() -> None:
     np.ascontiguousarray(x, dtype="<f8").tofile(rows_file)
 
     model = Model.load(model_path)
-    predict_seconds = time_predict(model, x, args.runs)
+    predict_seconds = [wall for wall, _ in time_predict(model, x, args.runs)]
 
-    seconds, gen = run_java(Path(model_path), rows_file, args.runs, args.generated)
+    seconds, gen, cpu = run_java(Path(model_path), rows_file, args.runs, args.generated)
     pandas = run_pyflink(Path(trained.path), rows_file, args.runs, args.generated)
     if not isinstance(pandas, str):
         seconds[PANDAS] = pandas[0]
         for source, cases in pandas[1].items():
             gen.setdefault(source, {}).update(cases)
     seconds[PREDICT] = predict_seconds
+    # Model.predict on each source's rows (the same rows as Flink's): the peer of the tables on
+    # generated rows, and R1's own CPU a row in their ceilings.
+    r1_rows = args.generated or STEADY_PREDICT_ROWS
+    r1 = predict_on_sources(model, r1_rows, args.runs)
+    r1_row = {source: min(c for _, c in runs) / r1_rows for source, runs in r1.items()}
     if args.generated > 0:
-        uniform = np.random.default_rng(SCORE_SEED).uniform(-3, 3, (args.generated, len(FEATURE_NAMES)))
-        hashed = hashed_inputs(np.arange(args.generated))
-        for source, rows in (("datagen", uniform), ("hashed", hashed)):
-            gen.setdefault(source, {})[PREDICT] = [(args.generated, s) for s in time_predict(model, rows, args.runs)]
+        for source, runs in r1.items():
+            gen.setdefault(source, {})[PREDICT] = [(r1_rows, wall) for wall, _ in runs]
 
     median = {case: statistics.median(s) for case, s in seconds.items()}
     rate = {case: args.rows / m for case, m in median.items()}
@@ -352,7 +424,24 @@ def main() -> None:
     for source, about in SOURCES.items() if args.generated > 0 else ():
         print(f"\nthe same cases on {args.generated:,} rows generated inside the job, source '{source}': {about}; "
               f"median of {args.runs} runs:")
-        print(generated_table(gen[source]))
+        print(generated_table(gen[source], cpu.get(source), r1_row[source]))
+    if args.steady > 0:
+        # The pairs with a ratio target again, on jobs long enough that start-up (~0.9 s, the
+        # same in both jobs of a pair) no longer makes up much of them: the rate a running job keeps.
+        _, steady, steady_cpu = run_java(Path(model_path), rows_file, args.runs, args.steady, STEADY_PROPS)
+        for source, about in SOURCES.items():
+            steady[source][PREDICT] = [(r1_rows, wall) for wall, _ in r1[source]]
+            print(f"\nsteady state: the async and DataStream pairs on {args.steady:,} rows generated inside the job, "
+                  f"source '{source}': {about}; median of {args.runs} runs:")
+            print(generated_table(steady[source], steady_cpu[source], r1_row[source]))
+
+
+
+def predict_on_sources(model: Model, n: int, runs: int) -> dict[str, list[tuple[float, float]]]:
+    """Seconds and CPU seconds of each ``Model.predict`` run on the first ``n`` rows of each generated source."""
+    uniform = np.random.default_rng(SCORE_SEED).uniform(-3, 3, (n, len(FEATURE_NAMES)))
+    hashed = hashed_inputs(np.arange(n))
+    return {"datagen": time_predict(model, uniform, runs), "hashed": time_predict(model, hashed, runs)}
 
 
 if __name__ == "__main__":
