@@ -24,7 +24,8 @@ deployment, the same in every job), which pulls every ratio toward 1; two last t
 N``, default 5,000,000; 0 skips them) run the two pairs with a ratio target (batching / async no-op,
 DataStream operator / its pipe) on jobs long enough to show the rate a running job keeps.
 Every generated table gives each job's JVM CPU and, per pair, the ceiling the machine's cores
-put on the ratio in the same run (:func:`ceiling_lines`).
+put on the ratio in the same run (:func:`ceiling_lines`); the steady tables add what one more row
+costs once a job runs, from the two lengths, and its ceiling (:func:`marginal_lines`).
 The two sources:
 
 - ``datagen``: Flink's datagen connector, a sequence id and 32 doubles uniform in [-3, 3]. Its
@@ -318,6 +319,47 @@ def ceiling_lines(gen: dict[str, list[tuple[int, float]]], cpu: dict[str, list[f
     return out
 
 
+def marginal_lines(short: tuple[dict[str, list[tuple[int, float]]], dict[str, list[float]]],
+                   long: tuple[dict[str, list[tuple[int, float]]], dict[str, list[float]]],
+                   r1_row: float) -> list[str]:
+    """Per pair, the rate a running job keeps and its ceiling, free of every job's fixed costs.
+
+    ``short`` and ``long`` are (runs, JVM CPU) of the same cases on two job lengths in one run.
+    The difference of their median times and CPU over the difference of their rows is what one more
+    row costs once a job runs: start-up, planning and the JIT's compiling of each job's generated
+    classes, the same at any length, cancel out. The ceiling is :func:`ceiling_lines`' bound on
+    those per-row figures: cores * the peer's wall a row / (the peer's CPU a row + R1's). On the
+    shorter jobs (n rows, the peer's time T) the case needs at least n * (that CPU a row / cores -
+    the peer's wall a row) longer than the peer, as its fixed costs are no smaller (the same job,
+    and the model to load): a ceiling of T / (T + that) for them.
+    """
+    cores = len(os.sched_getaffinity(0))
+    (short_gen, short_cpu), (long_gen, long_cpu) = short, long
+
+    def per_row(case: str) -> tuple[float, float]:
+        (n0, t0), (n1, t1) = ((statistics.median(n for n, _ in g[case]), statistics.median(t for _, t in g[case]))
+                              for g in (short_gen, long_gen))
+        c0, c1 = statistics.median(short_cpu[case]), statistics.median(long_cpu[case])
+        return (t1 - t0) / (n1 - n0), (c1 - c0) / (n1 - n0)
+
+    lines = []
+    for case, peer in ((BATCHED, ASYNC_PIPE), (DATASTREAM, DATASTREAM_PIPE)):
+        if not all(c in g for c in (case, peer) for g in (short_gen, long_gen, short_cpu, long_cpu)):
+            continue
+        (wall, used), (peer_wall, peer_cpu) = per_row(case), per_row(peer)
+        ceiling = min(1.0, cores * peer_wall / (peer_cpu + r1_row))
+        n, t = statistics.median(n for n, _ in short_gen[peer]), statistics.median(t for _, t in short_gen[peer])
+        short_ceiling = t / (t + n * max(0.0, (peer_cpu + r1_row) / cores - peer_wall))
+        lines.append(
+            f"one more row once the job runs (medians, these rows against the shorter table's): {case} "
+            f"{wall * 1e6:.2f} us ({used / wall:.2f} cores busy), {peer} {peer_wall * 1e6:.2f} us "
+            f"({peer_cpu / peer_wall:.2f} cores busy): {peer_wall / wall:.2f}x; "
+            f"{cores}-core ceiling {ceiling:.2f}x ({peer_cpu * 1e6:.2f} + {r1_row * 1e6:.2f} us of CPU a row)"
+            f"{', below 0.9x' if ceiling < 0.9 else ''}; on the shorter table's {n:,.0f}-row jobs "
+            f"{short_ceiling:.2f}x{', below 0.9x' if short_ceiling < 0.9 else ''}")
+    return lines
+
+
 def same_run_lines(gen: dict[str, list[tuple[int, float]]]) -> list[str]:
     """Each run's rows/s of the cases with a target, and their ratios to their peer of the same run."""
     rates = {case: [n / s for n, s in runs] for case, runs in gen.items()}
@@ -434,6 +476,10 @@ def main() -> None:
             print(f"\nsteady state: the async and DataStream pairs on {args.steady:,} rows generated inside the job, "
                   f"source '{source}': {about}; median of {args.runs} runs:")
             print(generated_table(steady[source], steady_cpu[source], r1_row[source]))
+            if args.generated > 0 and args.generated < args.steady:
+                for line in marginal_lines((gen[source], cpu[source]), (steady[source], steady_cpu[source]),
+                                           r1_row[source]):
+                    print(line)
 
 
 
