@@ -297,11 +297,11 @@ def ceiling_lines(gen: dict[str, list[tuple[int, float]]], cpu: dict[str, list[f
 
     A case runs its peer's job (the same source, operators and sink) and evaluates R1 on every
     row, so it needs at least the peer's CPU plus R1's own (``r1_row``: Model.predict's CPU on
-    one thread, the least of its runs, per row), and it cannot finish before that CPU spread over every core:
-    ratio <= cores * peer's wall / (peer's CPU + R1's CPU). (The no-op's sum of 32 inputs, which
-    the batching job does not do, is ~0.01 us a row.) While the peer leaves cores idle (a short
-    job is mostly start-up on one thread) the bound is above 1 and says nothing; on a long job,
-    where the peer keeps the cores busy, it is the ceiling.
+    one thread, the least of its runs, per row), and it cannot finish before that CPU spread over
+    every core: ratio <= cores * peer's wall / (peer's CPU + R1's CPU). (The no-op's sum of 32
+    inputs, which the batching job does not do, is ~0.01 us a row.) While the peer leaves cores
+    idle (a short job is mostly start-up on one thread) the bound is above 1 and says nothing; on
+    a long job, where the peer keeps the cores busy, it is the ceiling.
     """
     cores = len(os.sched_getaffinity(0))
     out = {}
