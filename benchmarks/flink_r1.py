@@ -86,6 +86,8 @@ SYNC_PREDICT = "ML_PREDICT (sync, per row)"
 PER_ROW_TARGET = 50_000
 #: The FlinkR1Bench cases that score (the same job as PIPE plus the model).
 JAVA_MODEL_CASES = (PER_ROW, SYNC_PREDICT, BATCHED, "ML_PREDICT (async, batched)")
+#: The cases with a ratio target, each beside its peer (the same job without the model).
+RATIO_PAIRS = ((BATCHED, ASYNC_PIPE), (DATASTREAM, DATASTREAM_PIPE))
 #: FlinkR1Bench's switches for the steady tables: the two pairs, no run on the rows file.
 STEADY_PROPS = (f"-Dbench.cases={ASYNC_PIPE}|{BATCHED}|DataStream.*", "-Dbench.collection=false")
 #: Rows of each source that Model.predict scores for R1's CPU a row when no generated table runs.
@@ -291,6 +293,15 @@ def verdict(ratio: float, ceiling: tuple[float, str] | None) -> str:
     return out
 
 
+#: The cores this process may run on: what the ceilings spread a job's CPU over.
+CORES = len(os.sched_getaffinity(0))
+
+
+def cpu_ceiling(peer_wall: float, peer_cpu: float, r1_cpu: float) -> float:
+    """The highest ratio to its peer the cores allow a case that does the peer's work and R1's."""
+    return min(1.0, CORES * peer_wall / (peer_cpu + r1_cpu))
+
+
 def ceiling_lines(gen: dict[str, list[tuple[int, float]]], cpu: dict[str, list[float]],
                   r1_row: float) -> dict[str, tuple[float, str]]:
     """Per scoring case, the highest ratio to its peer that the machine's cores allow, run by run.
@@ -303,17 +314,16 @@ def ceiling_lines(gen: dict[str, list[tuple[int, float]]], cpu: dict[str, list[f
     idle (a short job is mostly start-up on one thread) the bound is above 1 and says nothing; on
     a long job, where the peer keeps the cores busy, it is the ceiling.
     """
-    cores = len(os.sched_getaffinity(0))
     out = {}
-    for case, peer in ((BATCHED, ASYNC_PIPE), (DATASTREAM, DATASTREAM_PIPE)):
+    for case, peer in RATIO_PAIRS:
         if not all(c in gen and c in cpu for c in (case, peer)):
             continue
-        bounds = [min(1.0, cores * s / (c + r1_row * n)) for (n, s), c in zip(gen[peer], cpu[peer], strict=False)]
+        bounds = [cpu_ceiling(s, c, r1_row * n) for (n, s), c in zip(gen[peer], cpu[peer], strict=False)]
         ratios = [(n / s) / (pn / ps) for (n, s), (pn, ps) in zip(gen[case], gen[peer], strict=False)]
         got = statistics.median(ratios) / statistics.median(bounds)
         out[case] = (statistics.median(bounds), (
-            f"{cores}-core CPU ceiling of {case} / {peer} (the peer's CPU + R1's "
-            f"{r1_row * 1e6:.2f} us a row, over {cores} cores): run by run "
+            f"{CORES}-core CPU ceiling of {case} / {peer} (the peer's CPU + R1's "
+            f"{r1_row * 1e6:.2f} us a row, over {CORES} cores): run by run "
             + " ".join(f"{b:.2f}x" for b in bounds)
             + "; measured " + " ".join(f"{r:.2f}x" for r in ratios) + f" ({got:.0%} of the ceiling)"))
     return out
@@ -333,7 +343,6 @@ def marginal_lines(short: tuple[dict[str, list[tuple[int, float]]], dict[str, li
     the peer's wall a row) longer than the peer, as its fixed costs are no smaller (the same job,
     and the model to load): a ceiling of T / (T + that) for them.
     """
-    cores = len(os.sched_getaffinity(0))
     (short_gen, short_cpu), (long_gen, long_cpu) = short, long
 
     def per_row(case: str) -> tuple[float, float]:
@@ -343,18 +352,18 @@ def marginal_lines(short: tuple[dict[str, list[tuple[int, float]]], dict[str, li
         return (t1 - t0) / (n1 - n0), (c1 - c0) / (n1 - n0)
 
     lines = []
-    for case, peer in ((BATCHED, ASYNC_PIPE), (DATASTREAM, DATASTREAM_PIPE)):
+    for case, peer in RATIO_PAIRS:
         if not all(c in g for c in (case, peer) for g in (short_gen, long_gen, short_cpu, long_cpu)):
             continue
         (wall, used), (peer_wall, peer_cpu) = per_row(case), per_row(peer)
-        ceiling = min(1.0, cores * peer_wall / (peer_cpu + r1_row))
+        ceiling = cpu_ceiling(peer_wall, peer_cpu, r1_row)
         n, t = statistics.median(n for n, _ in short_gen[peer]), statistics.median(t for _, t in short_gen[peer])
-        short_ceiling = t / (t + n * max(0.0, (peer_cpu + r1_row) / cores - peer_wall))
+        short_ceiling = t / (t + n * max(0.0, (peer_cpu + r1_row) / CORES - peer_wall))
         lines.append(
             f"one more row once the job runs (medians, these rows against the shorter table's): {case} "
             f"{wall * 1e6:.2f} us ({used / wall:.2f} cores busy), {peer} {peer_wall * 1e6:.2f} us "
             f"({peer_cpu / peer_wall:.2f} cores busy): {peer_wall / wall:.2f}x; "
-            f"{cores}-core ceiling {ceiling:.2f}x ({peer_cpu * 1e6:.2f} + {r1_row * 1e6:.2f} us of CPU a row)"
+            f"{CORES}-core ceiling {ceiling:.2f}x ({peer_cpu * 1e6:.2f} + {r1_row * 1e6:.2f} us of CPU a row)"
             f"{', below 0.9x' if ceiling < 0.9 else ''}; on the shorter table's {n:,.0f}-row jobs "
             f"{short_ceiling:.2f}x{', below 0.9x' if short_ceiling < 0.9 else ''}")
     return lines
@@ -364,7 +373,7 @@ def same_run_lines(gen: dict[str, list[tuple[int, float]]]) -> list[str]:
     """Each run's rows/s of the cases with a target, and their ratios to their peer of the same run."""
     rates = {case: [n / s for n, s in runs] for case, runs in gen.items()}
     lines = []
-    for case, peer in ((BATCHED, ASYNC_PIPE), (DATASTREAM, DATASTREAM_PIPE), (PER_ROW, None), (SYNC_PREDICT, None)):
+    for case, peer in (*RATIO_PAIRS, (PER_ROW, None), (SYNC_PREDICT, None)):
         if case not in rates:
             continue
         runs = "  ".join(f"{r:,.0f}" for r in rates[case])
@@ -434,9 +443,10 @@ def main() -> None:
     r1_rows = args.generated or STEADY_PREDICT_ROWS
     r1 = predict_on_sources(model, r1_rows, args.runs)
     r1_row = {source: min(c for _, c in runs) / r1_rows for source, runs in r1.items()}
+    r1_table = {source: [(r1_rows, wall) for wall, _ in runs] for source, runs in r1.items()}
     if args.generated > 0:
-        for source, runs in r1.items():
-            gen.setdefault(source, {})[PREDICT] = [(r1_rows, wall) for wall, _ in runs]
+        for source, runs in r1_table.items():
+            gen.setdefault(source, {})[PREDICT] = runs
 
     median = {case: statistics.median(s) for case, s in seconds.items()}
     rate = {case: args.rows / m for case, m in median.items()}
@@ -472,7 +482,7 @@ def main() -> None:
         # same in both jobs of a pair) no longer makes up much of them: the rate a running job keeps.
         _, steady, steady_cpu = run_java(Path(model_path), rows_file, args.runs, args.steady, STEADY_PROPS)
         for source, about in SOURCES.items():
-            steady[source][PREDICT] = [(r1_rows, wall) for wall, _ in r1[source]]
+            steady[source][PREDICT] = r1_table[source]
             print(f"\nsteady state: the async and DataStream pairs on {args.steady:,} rows generated inside the job, "
                   f"source '{source}': {about}; median of {args.runs} runs:")
             print(generated_table(steady[source], steady_cpu[source], r1_row[source]))
